@@ -1,0 +1,293 @@
+//! At-rest encryption of one case's personal data (envelope encryption, crypto-shredding).
+//!
+//! Each record gets a fresh random 256-bit data key. The body is XChaCha20-Poly1305 under the data key
+//! (random 192-bit nonce), with associated data binding format version, case id and field. The data key
+//! is wrapped by a key-encryption key (KEK) that has an id, again with XChaCha20-Poly1305 and the same
+//! binding, so a wrapped key cannot be moved to another case or field. Because ChaCha20-Poly1305 does
+//! not commit to its key, the body carries a commitment (HMAC-SHA256 of a fixed label under the data
+//! key), checked in constant time before decryption.
+//!
+//! The wrapped key and the body are separate values ([`WrappedKey`], [`Body`]) so that a store can keep
+//! them under separate keys: deleting the wrapped key destroys the record everywhere, including in
+//! replicas and backups that still hold the body.
+//!
+//! Never log or print a key or a plaintext.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use std::collections::HashMap;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::SecretKey32;
+use super::random::{self, RandomError};
+
+/// Version of the byte layout and of the associated data.
+pub const FORMAT_VERSION: u8 = 1;
+const NONCE_LEN: usize = 24;
+const COMMIT_LABEL: &[u8] = b"idgate.v1.key-commitment";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvelopeError {
+    /// The record does not open: unknown or retired KEK, wrong case or field, tampering.
+    #[error("the sealed record could not be opened")]
+    Open,
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+/// A key-encryption key with its id.
+pub struct Kek {
+    pub id: String,
+    pub created_at_unix: i64,
+    pub key: SecretKey32,
+}
+
+impl std::fmt::Debug for Kek {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kek").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// The data key of one record, wrapped by a KEK.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    pub kek_id: String,
+    /// nonce (24) || ciphertext of the 32-byte data key || tag (16)
+    pub bytes: Vec<u8>,
+}
+
+/// The encrypted body of one record.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Body {
+    pub version: u8,
+    pub commitment: [u8; 32],
+    pub nonce: [u8; NONCE_LEN],
+    pub ciphertext: Vec<u8>,
+}
+
+impl std::fmt::Debug for WrappedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WrappedKey").field("kek_id", &self.kek_id).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Body").field("version", &self.version).field("len", &self.ciphertext.len()).finish()
+    }
+}
+
+impl Body {
+    /// version (1) || commitment (32) || nonce (24) || ciphertext
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + 32 + NONCE_LEN + self.ciphertext.len());
+        out.push(self.version);
+        out.extend_from_slice(&self.commitment);
+        out.extend_from_slice(&self.nonce);
+        out.extend_from_slice(&self.ciphertext);
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, EnvelopeError> {
+        let (&version, rest) = bytes.split_first().ok_or(EnvelopeError::Open)?;
+        if version != FORMAT_VERSION || rest.len() < 32 + NONCE_LEN + 16 {
+            return Err(EnvelopeError::Open);
+        }
+        let (commitment, rest) = rest.split_at(32);
+        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+        Ok(Self {
+            version,
+            commitment: commitment.try_into().map_err(|_| EnvelopeError::Open)?,
+            nonce: nonce.try_into().map_err(|_| EnvelopeError::Open)?,
+            ciphertext: ciphertext.to_vec(),
+        })
+    }
+}
+
+fn associated_data(purpose: &str, kek_id: Option<&str>, case_id: &str, field: &str) -> Vec<u8> {
+    // Length-prefix every variable part so that no two different tuples give the same bytes.
+    let mut ad = Vec::with_capacity(64);
+    ad.extend_from_slice(b"idgate.v1.envelope");
+    ad.push(FORMAT_VERSION);
+    for part in [purpose, kek_id.unwrap_or(""), case_id, field] {
+        ad.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        ad.extend_from_slice(part.as_bytes());
+    }
+    ad
+}
+
+fn commitment(data_key: &SecretKey32) -> [u8; 32] {
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(data_key.expose()).unwrap_or_else(|_| {
+        // HMAC accepts keys of any length; this branch cannot run.
+        <Hmac<sha2::Sha256> as Mac>::new_from_slice(&[0u8; 32]).unwrap_or_else(|_| unreachable!())
+    });
+    mac.update(COMMIT_LABEL);
+    mac.finalize().into_bytes().into()
+}
+
+fn cipher(key: &SecretKey32) -> XChaCha20Poly1305 {
+    XChaCha20Poly1305::new(key.expose().into())
+}
+
+/// The KEKs the gateway holds: the current one wraps new data keys; all of them open old records.
+pub struct KekRing {
+    current: String,
+    keys: HashMap<String, Kek>,
+}
+
+impl std::fmt::Debug for KekRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KekRing").field("current", &self.current).field("count", &self.keys.len()).finish()
+    }
+}
+
+impl KekRing {
+    /// The newest KEK (by creation time, then id) is current. `None` when `keys` is empty.
+    pub fn new(keys: Vec<Kek>) -> Option<Self> {
+        let current = keys
+            .iter()
+            .max_by(|a, b| a.created_at_unix.cmp(&b.created_at_unix).then_with(|| a.id.cmp(&b.id)))?
+            .id
+            .clone();
+        Some(Self { current, keys: keys.into_iter().map(|k| (k.id.clone(), k)).collect() })
+    }
+
+    pub fn current_id(&self) -> &str {
+        &self.current
+    }
+
+    /// Encrypts `plaintext` for `case_id` / `field` under a fresh data key wrapped by the current KEK.
+    pub fn seal(&self, case_id: &str, field: &str, plaintext: &[u8]) -> Result<(WrappedKey, Body), EnvelopeError> {
+        let kek = self.keys.get(&self.current).ok_or(EnvelopeError::Open)?;
+        let data_key = SecretKey32::random()?;
+
+        let body_nonce: [u8; NONCE_LEN] = random::bytes()?;
+        let body_ad = associated_data("body", None, case_id, field);
+        let ciphertext = cipher(&data_key)
+            .encrypt(&XNonce::from(body_nonce), Payload { msg: plaintext, aad: &body_ad })
+            .map_err(|_| EnvelopeError::Open)?;
+
+        let wrap_nonce: [u8; NONCE_LEN] = random::bytes()?;
+        let wrap_ad = associated_data("wrap", Some(&kek.id), case_id, field);
+        let wrapped = cipher(&kek.key)
+            .encrypt(&XNonce::from(wrap_nonce), Payload { msg: data_key.expose(), aad: &wrap_ad })
+            .map_err(|_| EnvelopeError::Open)?;
+        let mut bytes = Vec::with_capacity(NONCE_LEN + wrapped.len());
+        bytes.extend_from_slice(&wrap_nonce);
+        bytes.extend_from_slice(&wrapped);
+
+        Ok((
+            WrappedKey { kek_id: kek.id.clone(), bytes },
+            Body { version: FORMAT_VERSION, commitment: commitment(&data_key), nonce: body_nonce, ciphertext },
+        ))
+    }
+
+    fn unwrap_key(&self, case_id: &str, field: &str, wrapped: &WrappedKey) -> Result<SecretKey32, EnvelopeError> {
+        let kek = self.keys.get(&wrapped.kek_id).ok_or(EnvelopeError::Open)?;
+        if wrapped.bytes.len() != NONCE_LEN + 32 + 16 {
+            return Err(EnvelopeError::Open);
+        }
+        let (nonce, ct) = wrapped.bytes.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| EnvelopeError::Open)?;
+        let wrap_ad = associated_data("wrap", Some(&kek.id), case_id, field);
+        let raw = Zeroizing::new(
+            cipher(&kek.key)
+                .decrypt(&XNonce::from(nonce), Payload { msg: ct, aad: &wrap_ad })
+                .map_err(|_| EnvelopeError::Open)?,
+        );
+        let bytes: [u8; 32] = raw.as_slice().try_into().map_err(|_| EnvelopeError::Open)?;
+        Ok(SecretKey32::from_bytes(bytes))
+    }
+
+    /// Opens a record sealed by [`KekRing::seal`] for the same case and field.
+    pub fn open(
+        &self,
+        case_id: &str,
+        field: &str,
+        wrapped: &WrappedKey,
+        body: &Body,
+    ) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
+        let data_key = self.unwrap_key(case_id, field, wrapped)?;
+        if body.version != FORMAT_VERSION || !bool::from(commitment(&data_key).ct_eq(&body.commitment)) {
+            return Err(EnvelopeError::Open);
+        }
+        let body_ad = associated_data("body", None, case_id, field);
+        cipher(&data_key)
+            .decrypt(&XNonce::from(body.nonce), Payload { msg: &body.ciphertext, aad: &body_ad })
+            .map(Zeroizing::new)
+            .map_err(|_| EnvelopeError::Open)
+    }
+
+    /// Re-wraps a data key under the current KEK (key rotation without touching the body).
+    pub fn rewrap(&self, case_id: &str, field: &str, wrapped: &WrappedKey) -> Result<WrappedKey, EnvelopeError> {
+        let data_key = self.unwrap_key(case_id, field, wrapped)?;
+        let kek = self.keys.get(&self.current).ok_or(EnvelopeError::Open)?;
+        let wrap_nonce: [u8; NONCE_LEN] = random::bytes()?;
+        let wrap_ad = associated_data("wrap", Some(&kek.id), case_id, field);
+        let ct = cipher(&kek.key)
+            .encrypt(&XNonce::from(wrap_nonce), Payload { msg: data_key.expose(), aad: &wrap_ad })
+            .map_err(|_| EnvelopeError::Open)?;
+        let mut bytes = wrap_nonce.to_vec();
+        bytes.extend_from_slice(&ct);
+        Ok(WrappedKey { kek_id: kek.id.clone(), bytes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kek(id: &str, at: i64) -> Kek {
+        Kek { id: id.into(), created_at_unix: at, key: SecretKey32::random().unwrap() }
+    }
+
+    #[test]
+    fn round_trip_binding_and_tamper() {
+        let ring = KekRing::new(vec![kek("kek-1", 1)]).unwrap();
+        let (w, b) = ring.seal("vf_a", "identity", b"secret stuff").unwrap();
+        assert_eq!(ring.open("vf_a", "identity", &w, &b).unwrap().as_slice(), b"secret stuff");
+        assert!(ring.open("vf_b", "identity", &w, &b).is_err(), "other case");
+        assert!(ring.open("vf_a", "supplement", &w, &b).is_err(), "other field");
+        let mut t = b.clone();
+        t.ciphertext[0] ^= 1;
+        assert!(ring.open("vf_a", "identity", &w, &t).is_err(), "tampered body");
+        let mut t = w.clone();
+        t.bytes[30] ^= 1;
+        assert!(ring.open("vf_a", "identity", &t, &b).is_err(), "tampered wrapped key");
+        // A wrapped key of another record with the same case/field does not open this body (commitment).
+        let (w2, _) = ring.seal("vf_a", "identity", b"other").unwrap();
+        assert!(ring.open("vf_a", "identity", &w2, &b).is_err());
+        assert_eq!(Body::from_bytes(&b.to_bytes()).unwrap(), b);
+        assert!(Body::from_bytes(&[1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn rotation_old_records_open_new_use_new_rewrap_moves() {
+        let old = kek("kek-1", 1);
+        let old_copy = Kek { id: old.id.clone(), created_at_unix: 1, key: old.key.clone() };
+        let ring1 = KekRing::new(vec![old]).unwrap();
+        let (w, b) = ring1.seal("vf_a", "identity", b"x").unwrap();
+        let ring2 = KekRing::new(vec![old_copy, kek("kek-2", 2)]).unwrap();
+        assert_eq!(ring2.current_id(), "kek-2");
+        assert_eq!(ring2.open("vf_a", "identity", &w, &b).unwrap().as_slice(), b"x");
+        let (w_new, _) = ring2.seal("vf_a", "identity", b"y").unwrap();
+        assert_eq!(w_new.kek_id, "kek-2");
+        let moved = ring2.rewrap("vf_a", "identity", &w).unwrap();
+        assert_eq!(moved.kek_id, "kek-2");
+        assert_eq!(ring2.open("vf_a", "identity", &moved, &b).unwrap().as_slice(), b"x");
+        assert!(ring2.rewrap("vf_b", "identity", &w).is_err());
+    }
+
+    #[test]
+    fn debug_never_shows_keys() {
+        let k = kek("kek-1", 1);
+        let secret_hex = hex::encode(k.key.expose());
+        let ring = KekRing::new(vec![k]).unwrap();
+        let (w, b) = ring.seal("vf_a", "identity", b"x").unwrap();
+        let text = format!("{ring:?} {w:?} {b:?}");
+        assert!(!text.contains(&secret_hex));
+        assert!(!text.contains(&hex::encode(&w.bytes)));
+    }
+}
