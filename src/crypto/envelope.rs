@@ -46,7 +46,9 @@ pub struct Kek {
 
 impl std::fmt::Debug for Kek {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kek").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Kek")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -69,13 +71,18 @@ pub struct Body {
 
 impl std::fmt::Debug for WrappedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WrappedKey").field("kek_id", &self.kek_id).finish_non_exhaustive()
+        f.debug_struct("WrappedKey")
+            .field("kek_id", &self.kek_id)
+            .finish_non_exhaustive()
     }
 }
 
 impl std::fmt::Debug for Body {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Body").field("version", &self.version).field("len", &self.ciphertext.len()).finish()
+        f.debug_struct("Body")
+            .field("version", &self.version)
+            .field("len", &self.ciphertext.len())
+            .finish()
     }
 }
 
@@ -119,10 +126,12 @@ fn associated_data(purpose: &str, kek_id: Option<&str>, case_id: &str, field: &s
 }
 
 fn commitment(data_key: &SecretKey32) -> [u8; 32] {
-    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(data_key.expose()).unwrap_or_else(|_| {
-        // HMAC accepts keys of any length; this branch cannot run.
-        <Hmac<sha2::Sha256> as Mac>::new_from_slice(&[0u8; 32]).unwrap_or_else(|_| unreachable!())
-    });
+    let mut mac =
+        <Hmac<sha2::Sha256> as Mac>::new_from_slice(data_key.expose()).unwrap_or_else(|_| {
+            // HMAC accepts keys of any length; this branch cannot run.
+            <Hmac<sha2::Sha256> as Mac>::new_from_slice(&[0u8; 32])
+                .unwrap_or_else(|_| unreachable!())
+        });
     mac.update(COMMIT_LABEL);
     mac.finalize().into_bytes().into()
 }
@@ -139,7 +148,10 @@ pub struct KekRing {
 
 impl std::fmt::Debug for KekRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KekRing").field("current", &self.current).field("count", &self.keys.len()).finish()
+        f.debug_struct("KekRing")
+            .field("current", &self.current)
+            .field("count", &self.keys.len())
+            .finish()
     }
 }
 
@@ -148,10 +160,17 @@ impl KekRing {
     pub fn new(keys: Vec<Kek>) -> Option<Self> {
         let current = keys
             .iter()
-            .max_by(|a, b| a.created_at_unix.cmp(&b.created_at_unix).then_with(|| a.id.cmp(&b.id)))?
+            .max_by(|a, b| {
+                a.created_at_unix
+                    .cmp(&b.created_at_unix)
+                    .then_with(|| a.id.cmp(&b.id))
+            })?
             .id
             .clone();
-        Some(Self { current, keys: keys.into_iter().map(|k| (k.id.clone(), k)).collect() })
+        Some(Self {
+            current,
+            keys: keys.into_iter().map(|k| (k.id.clone(), k)).collect(),
+        })
     }
 
     pub fn current_id(&self) -> &str {
@@ -159,32 +178,62 @@ impl KekRing {
     }
 
     /// Encrypts `plaintext` for `case_id` / `field` under a fresh data key wrapped by the current KEK.
-    pub fn seal(&self, case_id: &str, field: &str, plaintext: &[u8]) -> Result<(WrappedKey, Body), EnvelopeError> {
+    pub fn seal(
+        &self,
+        case_id: &str,
+        field: &str,
+        plaintext: &[u8],
+    ) -> Result<(WrappedKey, Body), EnvelopeError> {
         let kek = self.keys.get(&self.current).ok_or(EnvelopeError::Open)?;
         let data_key = SecretKey32::random()?;
 
         let body_nonce: [u8; NONCE_LEN] = random::bytes()?;
         let body_ad = associated_data("body", None, case_id, field);
         let ciphertext = cipher(&data_key)
-            .encrypt(&XNonce::from(body_nonce), Payload { msg: plaintext, aad: &body_ad })
+            .encrypt(
+                &XNonce::from(body_nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &body_ad,
+                },
+            )
             .map_err(|_| EnvelopeError::Open)?;
 
         let wrap_nonce: [u8; NONCE_LEN] = random::bytes()?;
         let wrap_ad = associated_data("wrap", Some(&kek.id), case_id, field);
         let wrapped = cipher(&kek.key)
-            .encrypt(&XNonce::from(wrap_nonce), Payload { msg: data_key.expose(), aad: &wrap_ad })
+            .encrypt(
+                &XNonce::from(wrap_nonce),
+                Payload {
+                    msg: data_key.expose(),
+                    aad: &wrap_ad,
+                },
+            )
             .map_err(|_| EnvelopeError::Open)?;
         let mut bytes = Vec::with_capacity(NONCE_LEN + wrapped.len());
         bytes.extend_from_slice(&wrap_nonce);
         bytes.extend_from_slice(&wrapped);
 
         Ok((
-            WrappedKey { kek_id: kek.id.clone(), bytes },
-            Body { version: FORMAT_VERSION, commitment: commitment(&data_key), nonce: body_nonce, ciphertext },
+            WrappedKey {
+                kek_id: kek.id.clone(),
+                bytes,
+            },
+            Body {
+                version: FORMAT_VERSION,
+                commitment: commitment(&data_key),
+                nonce: body_nonce,
+                ciphertext,
+            },
         ))
     }
 
-    fn unwrap_key(&self, case_id: &str, field: &str, wrapped: &WrappedKey) -> Result<SecretKey32, EnvelopeError> {
+    fn unwrap_key(
+        &self,
+        case_id: &str,
+        field: &str,
+        wrapped: &WrappedKey,
+    ) -> Result<SecretKey32, EnvelopeError> {
         let kek = self.keys.get(&wrapped.kek_id).ok_or(EnvelopeError::Open)?;
         if wrapped.bytes.len() != NONCE_LEN + 32 + 16 {
             return Err(EnvelopeError::Open);
@@ -194,7 +243,13 @@ impl KekRing {
         let wrap_ad = associated_data("wrap", Some(&kek.id), case_id, field);
         let raw = Zeroizing::new(
             cipher(&kek.key)
-                .decrypt(&XNonce::from(nonce), Payload { msg: ct, aad: &wrap_ad })
+                .decrypt(
+                    &XNonce::from(nonce),
+                    Payload {
+                        msg: ct,
+                        aad: &wrap_ad,
+                    },
+                )
                 .map_err(|_| EnvelopeError::Open)?,
         );
         let bytes: [u8; 32] = raw.as_slice().try_into().map_err(|_| EnvelopeError::Open)?;
@@ -210,28 +265,50 @@ impl KekRing {
         body: &Body,
     ) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
         let data_key = self.unwrap_key(case_id, field, wrapped)?;
-        if body.version != FORMAT_VERSION || !bool::from(commitment(&data_key).ct_eq(&body.commitment)) {
+        if body.version != FORMAT_VERSION
+            || !bool::from(commitment(&data_key).ct_eq(&body.commitment))
+        {
             return Err(EnvelopeError::Open);
         }
         let body_ad = associated_data("body", None, case_id, field);
         cipher(&data_key)
-            .decrypt(&XNonce::from(body.nonce), Payload { msg: &body.ciphertext, aad: &body_ad })
+            .decrypt(
+                &XNonce::from(body.nonce),
+                Payload {
+                    msg: &body.ciphertext,
+                    aad: &body_ad,
+                },
+            )
             .map(Zeroizing::new)
             .map_err(|_| EnvelopeError::Open)
     }
 
     /// Re-wraps a data key under the current KEK (key rotation without touching the body).
-    pub fn rewrap(&self, case_id: &str, field: &str, wrapped: &WrappedKey) -> Result<WrappedKey, EnvelopeError> {
+    pub fn rewrap(
+        &self,
+        case_id: &str,
+        field: &str,
+        wrapped: &WrappedKey,
+    ) -> Result<WrappedKey, EnvelopeError> {
         let data_key = self.unwrap_key(case_id, field, wrapped)?;
         let kek = self.keys.get(&self.current).ok_or(EnvelopeError::Open)?;
         let wrap_nonce: [u8; NONCE_LEN] = random::bytes()?;
         let wrap_ad = associated_data("wrap", Some(&kek.id), case_id, field);
         let ct = cipher(&kek.key)
-            .encrypt(&XNonce::from(wrap_nonce), Payload { msg: data_key.expose(), aad: &wrap_ad })
+            .encrypt(
+                &XNonce::from(wrap_nonce),
+                Payload {
+                    msg: data_key.expose(),
+                    aad: &wrap_ad,
+                },
+            )
             .map_err(|_| EnvelopeError::Open)?;
         let mut bytes = wrap_nonce.to_vec();
         bytes.extend_from_slice(&ct);
-        Ok(WrappedKey { kek_id: kek.id.clone(), bytes })
+        Ok(WrappedKey {
+            kek_id: kek.id.clone(),
+            bytes,
+        })
     }
 }
 
@@ -240,22 +317,38 @@ mod tests {
     use super::*;
 
     fn kek(id: &str, at: i64) -> Kek {
-        Kek { id: id.into(), created_at_unix: at, key: SecretKey32::random().unwrap() }
+        Kek {
+            id: id.into(),
+            created_at_unix: at,
+            key: SecretKey32::random().unwrap(),
+        }
     }
 
     #[test]
     fn round_trip_binding_and_tamper() {
         let ring = KekRing::new(vec![kek("kek-1", 1)]).unwrap();
         let (w, b) = ring.seal("vf_a", "identity", b"secret stuff").unwrap();
-        assert_eq!(ring.open("vf_a", "identity", &w, &b).unwrap().as_slice(), b"secret stuff");
+        assert_eq!(
+            ring.open("vf_a", "identity", &w, &b).unwrap().as_slice(),
+            b"secret stuff"
+        );
         assert!(ring.open("vf_b", "identity", &w, &b).is_err(), "other case");
-        assert!(ring.open("vf_a", "supplement", &w, &b).is_err(), "other field");
+        assert!(
+            ring.open("vf_a", "supplement", &w, &b).is_err(),
+            "other field"
+        );
         let mut t = b.clone();
         t.ciphertext[0] ^= 1;
-        assert!(ring.open("vf_a", "identity", &w, &t).is_err(), "tampered body");
+        assert!(
+            ring.open("vf_a", "identity", &w, &t).is_err(),
+            "tampered body"
+        );
         let mut t = w.clone();
         t.bytes[30] ^= 1;
-        assert!(ring.open("vf_a", "identity", &t, &b).is_err(), "tampered wrapped key");
+        assert!(
+            ring.open("vf_a", "identity", &t, &b).is_err(),
+            "tampered wrapped key"
+        );
         // A wrapped key of another record with the same case/field does not open this body (commitment).
         let (w2, _) = ring.seal("vf_a", "identity", b"other").unwrap();
         assert!(ring.open("vf_a", "identity", &w2, &b).is_err());
@@ -266,17 +359,30 @@ mod tests {
     #[test]
     fn rotation_old_records_open_new_use_new_rewrap_moves() {
         let old = kek("kek-1", 1);
-        let old_copy = Kek { id: old.id.clone(), created_at_unix: 1, key: old.key.clone() };
+        let old_copy = Kek {
+            id: old.id.clone(),
+            created_at_unix: 1,
+            key: old.key.clone(),
+        };
         let ring1 = KekRing::new(vec![old]).unwrap();
         let (w, b) = ring1.seal("vf_a", "identity", b"x").unwrap();
         let ring2 = KekRing::new(vec![old_copy, kek("kek-2", 2)]).unwrap();
         assert_eq!(ring2.current_id(), "kek-2");
-        assert_eq!(ring2.open("vf_a", "identity", &w, &b).unwrap().as_slice(), b"x");
+        assert_eq!(
+            ring2.open("vf_a", "identity", &w, &b).unwrap().as_slice(),
+            b"x"
+        );
         let (w_new, _) = ring2.seal("vf_a", "identity", b"y").unwrap();
         assert_eq!(w_new.kek_id, "kek-2");
         let moved = ring2.rewrap("vf_a", "identity", &w).unwrap();
         assert_eq!(moved.kek_id, "kek-2");
-        assert_eq!(ring2.open("vf_a", "identity", &moved, &b).unwrap().as_slice(), b"x");
+        assert_eq!(
+            ring2
+                .open("vf_a", "identity", &moved, &b)
+                .unwrap()
+                .as_slice(),
+            b"x"
+        );
         assert!(ring2.rewrap("vf_b", "identity", &w).is_err());
     }
 

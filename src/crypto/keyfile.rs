@@ -48,7 +48,10 @@ impl KeyKind {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
     #[error("key directory {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("key file {0} is not a valid key file")]
     Malformed(PathBuf),
     #[error("key file {0} can be read by other users; run `chmod 600` on it")]
@@ -75,7 +78,10 @@ pub struct LoadedKey {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
-    move |source| KeyFileError::Io { path: path.to_path_buf(), source }
+    move |source| KeyFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Creates `dir` (and parents) with owner-only permissions.
@@ -104,11 +110,23 @@ pub fn generate(dir: &Path, kind: KeyKind, now_unix: i64) -> Result<String, KeyF
     create_private_dir(&sub)?;
     let id = random::id(&format!("{}-{now_unix}-", kind.prefix()))?;
     // Keep ids short enough to read in logs: prefix, time, 8 random characters.
-    let id: String = id.chars().take(kind.prefix().len() + 1 + now_unix.to_string().len() + 1 + 8).collect();
+    let id: String = id
+        .chars()
+        .take(kind.prefix().len() + 1 + now_unix.to_string().len() + 1 + 8)
+        .collect();
     let secret = SecretKey32::random()?;
-    let file = KeyFile { id: id.clone(), kind, created_at_unix: now_unix, secret: hex::encode(secret.expose()) };
-    let text = Zeroizing::new(toml::to_string(&file).map_err(|_| KeyFileError::Malformed(sub.clone()))?);
-    let KeyFile { secret: mut hex_secret, .. } = file;
+    let file = KeyFile {
+        id: id.clone(),
+        kind,
+        created_at_unix: now_unix,
+        secret: hex::encode(secret.expose()),
+    };
+    let text =
+        Zeroizing::new(toml::to_string(&file).map_err(|_| KeyFileError::Malformed(sub.clone()))?);
+    let KeyFile {
+        secret: mut hex_secret,
+        ..
+    } = file;
     zeroize::Zeroize::zeroize(&mut hex_secret);
     write_private_file(&sub.join(format!("{id}.key")), text.as_bytes())?;
     Ok(id)
@@ -137,14 +155,24 @@ pub fn load(dir: &Path, kind: KeyKind) -> Result<Vec<LoadedKey>, KeyFileError> {
             }
         }
         let text = Zeroizing::new(fs::read_to_string(&path).map_err(io(&path))?);
-        let file: KeyFile = toml::from_str(&text).map_err(|_| KeyFileError::Malformed(path.clone()))?;
-        let KeyFile { id, kind: file_kind, created_at_unix, secret } = file;
+        let file: KeyFile =
+            toml::from_str(&text).map_err(|_| KeyFileError::Malformed(path.clone()))?;
+        let KeyFile {
+            id,
+            kind: file_kind,
+            created_at_unix,
+            secret,
+        } = file;
         let secret = Zeroizing::new(secret);
         let mut bytes = Zeroizing::new([0u8; 32]);
         if file_kind != kind || hex::decode_to_slice(secret.as_bytes(), bytes.as_mut()).is_err() {
             return Err(KeyFileError::Malformed(path));
         }
-        keys.push(LoadedKey { id, created_at_unix, secret: SecretKey32::from_bytes(*bytes) });
+        keys.push(LoadedKey {
+            id,
+            created_at_unix,
+            secret: SecretKey32::from_bytes(*bytes),
+        });
     }
     Ok(keys)
 }
@@ -161,19 +189,31 @@ pub fn ensure_dev_keys(dir: &Path, now_unix: i64) -> Result<(), KeyFileError> {
 }
 
 /// The sealing keyring from `dir`.
-pub fn load_sealing_keyring(dir: &Path, grace_seconds: i64) -> Result<SealingKeyring, KeyFileError> {
+pub fn load_sealing_keyring(
+    dir: &Path,
+    grace_seconds: i64,
+) -> Result<SealingKeyring, KeyFileError> {
     let keys = load(dir, KeyKind::Sealing)?
         .into_iter()
-        .map(|k| IdentifiedKey { key: OpeningKey::from_secret(&k.secret), id: k.id, created_at_unix: k.created_at_unix })
+        .map(|k| IdentifiedKey {
+            key: OpeningKey::from_secret(&k.secret),
+            id: k.id,
+            created_at_unix: k.created_at_unix,
+        })
         .collect();
-    SealingKeyring::new(keys, grace_seconds).ok_or_else(|| KeyFileError::Missing(KeyKind::Sealing, dir.to_path_buf()))
+    SealingKeyring::new(keys, grace_seconds)
+        .ok_or_else(|| KeyFileError::Missing(KeyKind::Sealing, dir.to_path_buf()))
 }
 
 /// The key-encryption keys from `dir`.
 pub fn load_kek_ring(dir: &Path) -> Result<KekRing, KeyFileError> {
     let keys = load(dir, KeyKind::Kek)?
         .into_iter()
-        .map(|k| Kek { id: k.id, created_at_unix: k.created_at_unix, key: k.secret })
+        .map(|k| Kek {
+            id: k.id,
+            created_at_unix: k.created_at_unix,
+            key: k.secret,
+        })
         .collect();
     KekRing::new(keys).ok_or_else(|| KeyFileError::Missing(KeyKind::Kek, dir.to_path_buf()))
 }
@@ -187,9 +227,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
         ensure_dev_keys(&keys, 1_000).unwrap();
-        let first = load_sealing_keyring(&keys, 60).unwrap().current().id.clone();
+        let first = load_sealing_keyring(&keys, 60)
+            .unwrap()
+            .current()
+            .id
+            .clone();
         ensure_dev_keys(&keys, 2_000).unwrap();
-        assert_eq!(load_sealing_keyring(&keys, 60).unwrap().current().id, first, "reused on restart");
+        assert_eq!(
+            load_sealing_keyring(&keys, 60).unwrap().current().id,
+            first,
+            "reused on restart"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -201,7 +249,10 @@ mod tests {
             assert_eq!(mode & 0o777, 0o700);
         }
         let rotated = generate(&keys, KeyKind::Sealing, 3_000).unwrap();
-        assert_eq!(load_sealing_keyring(&keys, 60).unwrap().current().id, rotated);
+        assert_eq!(
+            load_sealing_keyring(&keys, 60).unwrap().current().id,
+            rotated
+        );
         assert!(load_kek_ring(&keys).is_ok());
     }
 
@@ -213,6 +264,9 @@ mod tests {
         let id = generate(dir.path(), KeyKind::Kek, 1).unwrap();
         let path = dir.path().join("kek").join(format!("{id}.key"));
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(load_kek_ring(dir.path()), Err(KeyFileError::TooOpen(_))));
+        assert!(matches!(
+            load_kek_ring(dir.path()),
+            Err(KeyFileError::TooOpen(_))
+        ));
     }
 }

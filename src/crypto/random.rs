@@ -41,7 +41,11 @@ mod tests {
         let b = super::id("vf_").unwrap();
         assert_eq!(a.len(), 29);
         assert!(a.starts_with("vf_"));
-        assert!(a[3..].bytes().all(|c| c.is_ascii_lowercase() || (b'2'..=b'7').contains(&c)));
+        assert!(
+            a[3..]
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || (b'2'..=b'7').contains(&c))
+        );
         assert_ne!(a, b);
     }
 }

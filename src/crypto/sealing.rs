@@ -82,12 +82,25 @@ pub struct Sealed {
 }
 
 /// Seals `plaintext` to an X25519 public key (32 bytes) under `context`.
-pub fn seal(recipient_public_key: &[u8], context: &Context, plaintext: &[u8]) -> Result<Sealed, SealError> {
-    let pk = <Kem as hpke::Kem>::PublicKey::from_bytes(recipient_public_key).map_err(|_| SealError)?;
-    let (enc, ciphertext) =
-        hpke::single_shot_seal::<Aead, Kdf, Kem>(&OpModeS::Base, &pk, context.info, plaintext, &context.aad)
-            .map_err(|_| SealError)?;
-    Ok(Sealed { enc: enc.to_bytes().to_vec(), ciphertext })
+pub fn seal(
+    recipient_public_key: &[u8],
+    context: &Context,
+    plaintext: &[u8],
+) -> Result<Sealed, SealError> {
+    let pk =
+        <Kem as hpke::Kem>::PublicKey::from_bytes(recipient_public_key).map_err(|_| SealError)?;
+    let (enc, ciphertext) = hpke::single_shot_seal::<Aead, Kdf, Kem>(
+        &OpModeS::Base,
+        &pk,
+        context.info,
+        plaintext,
+        &context.aad,
+    )
+    .map_err(|_| SealError)?;
+    Ok(Sealed {
+        enc: enc.to_bytes().to_vec(),
+        ciphertext,
+    })
 }
 
 /// An X25519 key pair that can open messages sealed to its public half.
@@ -109,7 +122,10 @@ impl OpeningKey {
         let (private, public) = Kem::derive_keypair(secret.expose());
         let mut public_bytes = [0u8; PUBLIC_KEY_LEN];
         public_bytes.copy_from_slice(&public.to_bytes());
-        Self { private, public: public_bytes }
+        Self {
+            private,
+            public: public_bytes,
+        }
     }
 
     pub fn public_key(&self) -> &[u8; PUBLIC_KEY_LEN] {
@@ -117,7 +133,12 @@ impl OpeningKey {
     }
 
     /// Opens one single-shot message.
-    pub fn open(&self, context: &Context, enc: &[u8], ciphertext: &[u8]) -> Result<Plaintext, OpenError> {
+    pub fn open(
+        &self,
+        context: &Context,
+        enc: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Plaintext, OpenError> {
         if ciphertext.len() > MAX_SEALED_LEN {
             return Err(OpenError);
         }
@@ -137,7 +158,9 @@ impl OpeningKey {
 
 impl std::fmt::Debug for OpeningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpeningKey").field("public", &hex::encode(self.public)).finish_non_exhaustive()
+        f.debug_struct("OpeningKey")
+            .field("public", &hex::encode(self.public))
+            .finish_non_exhaustive()
     }
 }
 
@@ -160,11 +183,19 @@ impl SealingKeyring {
     /// `keys` in any order; the newest is current, the second newest previous, older ones are ignored
     /// (they are past any grace period that matters once a newer key has been rotated in).
     pub fn new(mut keys: Vec<IdentifiedKey>, grace_seconds: i64) -> Option<Self> {
-        keys.sort_by(|a, b| b.created_at_unix.cmp(&a.created_at_unix).then_with(|| b.id.cmp(&a.id)));
+        keys.sort_by(|a, b| {
+            b.created_at_unix
+                .cmp(&a.created_at_unix)
+                .then_with(|| b.id.cmp(&a.id))
+        });
         let mut keys = keys.into_iter();
         let current = keys.next()?;
         let previous = keys.next();
-        Some(Self { current, previous, grace_seconds })
+        Some(Self {
+            current,
+            previous,
+            grace_seconds,
+        })
     }
 
     pub fn current(&self) -> &IdentifiedKey {
@@ -177,7 +208,10 @@ impl SealingKeyring {
             return Some(&self.current.key);
         }
         match &self.previous {
-            Some(prev) if prev.id == key_id && now_unix < self.current.created_at_unix + self.grace_seconds => {
+            Some(prev)
+                if prev.id == key_id
+                    && now_unix < self.current.created_at_unix + self.grace_seconds =>
+            {
                 Some(&prev.key)
             }
             _ => None,
@@ -193,7 +227,9 @@ impl SealingKeyring {
         ciphertext: &[u8],
         now_unix: i64,
     ) -> Result<Plaintext, OpenError> {
-        self.usable(key_id, now_unix).ok_or(OpenError)?.open(context, enc, ciphertext)
+        self.usable(key_id, now_unix)
+            .ok_or(OpenError)?
+            .open(context, enc, ciphertext)
     }
 }
 
@@ -210,15 +246,27 @@ mod tests {
     fn rfc9180_a_2_1_known_answer() {
         let ikm_r = unhex("1ac01f181fdf9f352797655161c58b75c656a6cc2716dcb66372da835542e1df");
         let (sk_r, pk_r) = Kem::derive_keypair(&ikm_r);
-        assert_eq!(hex::encode(pk_r.to_bytes()), "4310ee97d88cc1f088a5576c77ab0cf5c3ac797f3d95139c6c84b5429c59662a");
+        assert_eq!(
+            hex::encode(pk_r.to_bytes()),
+            "4310ee97d88cc1f088a5576c77ab0cf5c3ac797f3d95139c6c84b5429c59662a"
+        );
         // The RFC prints skRm unclamped (…e0fb); the crate keeps the RFC 7748-clamped scalar (top bit
         // cleared: …e07b). Same key.
-        assert_eq!(hex::encode(sk_r.to_bytes()), "8057991eef8f1f1af18f4a9491d16a1ce333f695d4db8e38da75975c4478e07b");
+        assert_eq!(
+            hex::encode(sk_r.to_bytes()),
+            "8057991eef8f1f1af18f4a9491d16a1ce333f695d4db8e38da75975c4478e07b"
+        );
 
         let mut pub_bytes = [0u8; 32];
         pub_bytes.copy_from_slice(&pk_r.to_bytes());
-        let key = OpeningKey { private: sk_r, public: pub_bytes };
-        let context = Context { info: b"Ode on a Grecian Urn", aad: unhex("436f756e742d30") };
+        let key = OpeningKey {
+            private: sk_r,
+            public: pub_bytes,
+        };
+        let context = Context {
+            info: b"Ode on a Grecian Urn",
+            aad: unhex("436f756e742d30"),
+        };
         let enc = unhex("1afa08d3dec047a643885163f1180476fa7ddb54c6a8029ea33f95796bf2ac4a");
         let ct = unhex(
             "1c5250d8034ec2b784ba2cfd69dbdb8af406cfe3ff938e131f0def8c8b60b4db21993c62ce81883d2dd1b51a28",
@@ -238,24 +286,61 @@ mod tests {
         assert_eq!(c.info(), b"idgate.v1.identity");
         assert_eq!(c.aad(), b"idgate.v1|3|acct-1|req-1");
         let c = Context::supplement("vf_x", "req-2");
-        assert_eq!((c.info(), c.aad()), (&b"idgate.v1.supplement"[..], &b"idgate.v1|vf_x|req-2"[..]));
+        assert_eq!(
+            (c.info(), c.aad()),
+            (&b"idgate.v1.supplement"[..], &b"idgate.v1|vf_x|req-2"[..])
+        );
         let c = Context::review("vf_x", "reviewer-1");
-        assert_eq!((c.info(), c.aad()), (&b"idgate.v1.review"[..], &b"idgate.v1|vf_x|reviewer-1"[..]));
+        assert_eq!(
+            (c.info(), c.aad()),
+            (&b"idgate.v1.review"[..], &b"idgate.v1|vf_x|reviewer-1"[..])
+        );
     }
 
     #[test]
     fn round_trip_and_every_bound_field_matters() {
         let key = OpeningKey::generate().unwrap();
-        let sealed = seal(key.public_key(), &Context::identity(3, "a", "r"), b"payload").unwrap();
-        let ok = key.open(&Context::identity(3, "a", "r"), &sealed.enc, &sealed.ciphertext).unwrap();
+        let sealed = seal(
+            key.public_key(),
+            &Context::identity(3, "a", "r"),
+            b"payload",
+        )
+        .unwrap();
+        let ok = key
+            .open(
+                &Context::identity(3, "a", "r"),
+                &sealed.enc,
+                &sealed.ciphertext,
+            )
+            .unwrap();
         assert_eq!(ok.as_slice(), b"payload");
-        for wrong in [Context::identity(1, "a", "r"), Context::identity(3, "b", "r"), Context::identity(3, "a", "s")] {
-            assert_eq!(key.open(&wrong, &sealed.enc, &sealed.ciphertext), Err(OpenError));
+        for wrong in [
+            Context::identity(1, "a", "r"),
+            Context::identity(3, "b", "r"),
+            Context::identity(3, "a", "s"),
+        ] {
+            assert_eq!(
+                key.open(&wrong, &sealed.enc, &sealed.ciphertext),
+                Err(OpenError)
+            );
         }
         // Same aad, other info (a supplement can't be replayed as an identity).
-        let other = Context { info: b"idgate.v1.supplement", aad: Context::identity(3, "a", "r").aad };
-        assert_eq!(key.open(&other, &sealed.enc, &sealed.ciphertext), Err(OpenError));
-        assert_eq!(key.open(&Context::identity(3, "a", "r"), &[0u8; 5], &sealed.ciphertext), Err(OpenError));
+        let other = Context {
+            info: b"idgate.v1.supplement",
+            aad: Context::identity(3, "a", "r").aad,
+        };
+        assert_eq!(
+            key.open(&other, &sealed.enc, &sealed.ciphertext),
+            Err(OpenError)
+        );
+        assert_eq!(
+            key.open(
+                &Context::identity(3, "a", "r"),
+                &[0u8; 5],
+                &sealed.ciphertext
+            ),
+            Err(OpenError)
+        );
     }
 
     #[test]
@@ -264,16 +349,34 @@ mod tests {
         let sealed_old = seal(old.public_key(), &Context::identity(1, "a", "r"), b"x").unwrap();
         let keyring = SealingKeyring::new(
             vec![
-                IdentifiedKey { id: "sk-1".into(), created_at_unix: 1_000, key: old },
-                IdentifiedKey { id: "sk-2".into(), created_at_unix: 2_000, key: OpeningKey::generate().unwrap() },
+                IdentifiedKey {
+                    id: "sk-1".into(),
+                    created_at_unix: 1_000,
+                    key: old,
+                },
+                IdentifiedKey {
+                    id: "sk-2".into(),
+                    created_at_unix: 2_000,
+                    key: OpeningKey::generate().unwrap(),
+                },
             ],
             600,
         )
         .unwrap();
         assert_eq!(keyring.current().id, "sk-2");
         let ctx = Context::identity(1, "a", "r");
-        assert!(keyring.open("sk-1", &ctx, &sealed_old.enc, &sealed_old.ciphertext, 2_599).is_ok());
-        assert_eq!(keyring.open("sk-1", &ctx, &sealed_old.enc, &sealed_old.ciphertext, 2_600), Err(OpenError));
-        assert_eq!(keyring.open("sk-9", &ctx, &sealed_old.enc, &sealed_old.ciphertext, 2_000), Err(OpenError));
+        assert!(
+            keyring
+                .open("sk-1", &ctx, &sealed_old.enc, &sealed_old.ciphertext, 2_599)
+                .is_ok()
+        );
+        assert_eq!(
+            keyring.open("sk-1", &ctx, &sealed_old.enc, &sealed_old.ciphertext, 2_600),
+            Err(OpenError)
+        );
+        assert_eq!(
+            keyring.open("sk-9", &ctx, &sealed_old.enc, &sealed_old.ciphertext, 2_000),
+            Err(OpenError)
+        );
     }
 }

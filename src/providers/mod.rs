@@ -57,7 +57,8 @@ pub enum ProviderError {
 }
 
 /// The boxed future a [`Provider`] returns (object-safe async).
-pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<Outcome, ProviderError>> + Send + 'a>>;
+pub type CheckFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Outcome, ProviderError>> + Send + 'a>>;
 
 /// Anything that can check an identity.
 pub trait Provider: Send + Sync + 'static {
@@ -67,3 +68,7 @@ pub trait Provider: Send + Sync + 'static {
     /// Asks the provider once. Never retries on its own.
     fn check<'a>(&'a self, request: &'a ProviderRequest<'a>) -> CheckFuture<'a>;
 }
+
+pub mod router;
+pub mod sim;
+pub mod tencent;

@@ -1,0 +1,64 @@
+//! The `idgate` command line: one file per subcommand. Each parses its flags and calls the library.
+
+pub mod client;
+pub mod dev_certs;
+pub mod keys;
+pub mod provider_sim;
+pub mod serve;
+pub mod verify;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "idgate",
+    version,
+    about = "Real-name identity verification gateway: sealed PII in, a verified flag out"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (`--dev`: embedded store, built-in provider simulator, dev certificates and keys).
+    Serve(serve::ServeArgs),
+    /// Write a development PKI: CA, server and role client certificates.
+    DevCerts(dev_certs::DevCertsArgs),
+    /// Generate and rotate sealing keys and key-encryption keys.
+    Keys(keys::KeysArgs),
+    /// Seal and send one verification (a client for trying the gateway out).
+    Verify(verify::VerifyArgs),
+    /// Run the Tencent FaceID protocol simulator.
+    ProviderSim(provider_sim::ProviderSimArgs),
+}
+
+/// How a subcommand failed: bad usage or configuration (exit 64), or anything else (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Usage(_) => 64,
+            CliError::Other(_) => 1,
+        }
+    }
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::DevCerts(args) => dev_certs::run(args),
+        Command::Keys(args) => keys::run(args),
+        Command::Verify(args) => verify::run(args).await,
+        Command::ProviderSim(args) => provider_sim::run(args).await,
+    }
+}

@@ -1,0 +1,101 @@
+//! `idgate serve`: the gateway. Graceful shutdown on SIGTERM / Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::CliError;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::gateway::{Gateway, Plan, StartError};
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Quickstart: embedded store, built-in provider simulator, dev PKI and keys created in --dev-dir
+    /// if missing. Fills in only what the configuration leaves out.
+    #[arg(long)]
+    pub dev: bool,
+    /// TOML configuration file (environment `IDGATE_<SECTION>__<KEY>` overrides it).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (default with --dev: 127.0.0.1:50051).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Where --dev keeps its certificates and keys.
+    #[arg(long, default_value = "certs/dev")]
+    pub dev_dir: PathBuf,
+}
+
+fn usage(e: impl std::fmt::Display) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+pub async fn run(args: ServeArgs) -> Result<(), CliError> {
+    let config = Config::load(args.config.as_deref()).map_err(usage)?;
+    crate::telemetry::init(config.telemetry.log_format.as_deref() == Some("json"));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let plan = if args.dev {
+        Plan::dev(config, args.listen, &args.dev_dir, clock.now_unix())
+    } else {
+        Plan::production(config, args.listen)
+    }
+    .map_err(usage)?;
+    let listen = plan.listen;
+    let dev_pki = plan.dev_pki.clone();
+    let gateway = Gateway::build(plan, clock).await.map_err(|e| match e {
+        StartError::Io { .. } => CliError::Other(e.into()),
+        other => usage(other),
+    })?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot listen on {listen}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| CliError::Other(e.into()))?;
+
+    for note in &gateway.notes {
+        tracing::info!("{note}");
+    }
+    tracing::info!(%bound, "idgate listening (TLS 1.3, client certificates required)");
+    if let Some(pki) = dev_pki {
+        let dir = pki.dir.display();
+        println!("idgate (dev mode) listening on {bound}");
+        println!(
+            "  dev certificates: {dir}  (ca.pem, server.pem, onboarding.pem, reviewer-1.pem, reviewer-2.pem, admin.pem)"
+        );
+        println!("  the embedded store keeps NOTHING across restarts");
+        println!("Try it (another terminal):");
+        println!(
+            "  cargo run -- verify --target {bound} --certs {dir} --purpose short-video --name 张三 --id-number 11010519491231002X"
+        );
+    }
+    gateway
+        .serve(listener, shutdown_signal())
+        .await
+        .map_err(|e| CliError::Other(e.into()))?;
+    tracing::info!("idgate stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested: no new connections; finishing calls in flight");
+}

@@ -1,0 +1,361 @@
+//! The typed configuration, layered: defaults, then a TOML file, then `IDGATE_<SECTION>__<KEY>`
+//! environment variables (API.md §6). Secrets may come from files (`secret_key_file`).
+//!
+//! Nothing here prints a secret: secret values are [`Secret`], whose `Debug` is `***SECRET***`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::decision::Thresholds;
+
+/// A secret string from configuration. Wiped on drop, never printed.
+#[derive(Clone, Default, Deserialize, Serialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***SECRET***")
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub keys: KeysConfig,
+    pub store: StoreConfig,
+    pub retention: RetentionConfig,
+    pub review: ReviewConfig,
+    pub decision: Thresholds,
+    pub providers: Vec<ProviderConfig>,
+    pub telemetry: TelemetryConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on, e.g. `0.0.0.0:50051`.
+    pub listen: Option<SocketAddr>,
+    /// Server certificate chain (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key (PKCS#8 PEM).
+    pub tls_key: Option<PathBuf>,
+    /// CA that issues client certificates (PEM).
+    pub client_ca: Option<PathBuf>,
+    pub handshake_timeout_ms: u64,
+    /// Longest a `Verify` call may take when the client sets no shorter deadline.
+    pub verify_deadline_ms: u64,
+    /// How long shutdown waits for in-flight calls.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+            handshake_timeout_ms: 5_000,
+            verify_deadline_ms: 10_000,
+            shutdown_grace_ms: 15_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// Directory of sealing keys and key-encryption keys (see `idgate keys`).
+    pub dir: Option<PathBuf>,
+    /// How long the previous sealing key is still accepted after a rotation.
+    pub sealing_grace_seconds: i64,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            sealing_grace_seconds: 86_400,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Standalone Redis: `redis://host:port[/db]` or `rediss://…`.
+    pub url: Option<String>,
+    /// Redis Cluster seed nodes. In the environment: comma-separated.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub cluster_nodes: Option<Vec<String>>,
+}
+
+fn list_or_comma_separated<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Option::<Either>::deserialize(d)? {
+        None => None,
+        Some(Either::List(list)) => Some(list),
+        Some(Either::Text(text)) => Some(
+            text.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+    })
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// How long a case pending review keeps its (sealed) personal data. Default 72 h.
+    pub pending_review_ttl_seconds: u64,
+    /// How long a finished case record (no personal data) is kept. Default 90 days.
+    pub case_record_ttl_seconds: u64,
+    /// How often retention runs.
+    pub sweep_interval_seconds: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            pending_review_ttl_seconds: 259_200,
+            case_record_ttl_seconds: 90 * 86_400,
+            sweep_interval_seconds: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReviewConfig {
+    pub lease_seconds: u64,
+    /// 1, or 2 for four-eyes.
+    pub approvals_required: u8,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        Self {
+            lease_seconds: 300,
+            approvals_required: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// OTLP gRPC endpoint; traces and metrics are exported when set.
+    pub otlp_endpoint: Option<String>,
+    /// `text` (default) or `json` log lines.
+    pub log_format: Option<String>,
+}
+
+/// One identity provider, tried in the order listed.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub name: String,
+    /// `tencent-faceid` (or `aliyun-cloudauth`, not supported yet).
+    pub kind: String,
+    pub endpoint: String,
+    pub secret_id: String,
+    #[serde(default)]
+    pub secret_key: Option<Secret>,
+    #[serde(default)]
+    pub secret_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default = "default_provider_timeout")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_provider_concurrency")]
+    pub max_concurrency: usize,
+}
+
+fn default_provider_timeout() -> u64 {
+    1_500
+}
+fn default_provider_concurrency() -> usize {
+    64
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(String),
+    #[error("configuration lacks {0}")]
+    Missing(&'static str),
+    #[error("{what} {path}: {source}")]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ProviderConfig {
+    /// The secret key, from `secret_key` or the file `secret_key_file` (trailing newline trimmed).
+    pub fn resolve_secret_key(&self) -> Result<Secret, ConfigError> {
+        match (&self.secret_key, &self.secret_key_file) {
+            (Some(secret), None) => Ok(secret.clone()),
+            (None, Some(path)) => {
+                let text =
+                    zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+                        ConfigError::Read {
+                            what: "provider secret_key_file",
+                            path: path.clone(),
+                            source,
+                        }
+                    })?);
+                Ok(Secret::new(text.trim_end_matches(['\r', '\n']).to_owned()))
+            }
+            (Some(_), Some(_)) => Err(ConfigError::Invalid(format!(
+                "provider {}: set secret_key or secret_key_file, not both",
+                self.name
+            ))),
+            (None, None) => Err(ConfigError::Invalid(format!(
+                "provider {}: secret_key or secret_key_file is required",
+                self.name
+            ))),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then `file` (if any), then the `IDGATE_` environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, Env::prefixed("IDGATE_").split("__"))
+    }
+
+    fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Read {
+                    what: "config file",
+                    path: file.to_path_buf(),
+                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                });
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let config: Config = figment
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.decision.checked().is_none() {
+            return Err(ConfigError::Invalid(
+                "decision thresholds must satisfy 0 <= review_at <= verified_at <= 100".into(),
+            ));
+        }
+        if !(1..=2).contains(&self.review.approvals_required) {
+            return Err(ConfigError::Invalid(
+                "review.approvals_required must be 1 or 2".into(),
+            ));
+        }
+        if self.retention.pending_review_ttl_seconds == 0
+            || self.retention.sweep_interval_seconds == 0
+        {
+            return Err(ConfigError::Invalid(
+                "retention periods must be positive".into(),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for p in &self.providers {
+            if !names.insert(p.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "provider name {} is used twice",
+                    p.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API
+    fn file_then_environment_layering() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("idgate.toml");
+        std::fs::write(
+            &file,
+            r#"
+[store]
+url = "redis://127.0.0.1:6379"
+[retention]
+pending_review_ttl_seconds = 100
+[[providers]]
+name = "tencent-primary"
+kind = "tencent-faceid"
+endpoint = "https://faceid.tencentcloudapi.com"
+secret_id = "AKIDexample"
+secret_key = "do-not-print-me"
+"#,
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("IDGATE_RETENTION__PENDING_REVIEW_TTL_SECONDS", "200");
+            jail.set_env("IDGATE_STORE__CLUSTER_NODES", "redis://a:1, redis://b:2");
+            let config = Config::load(Some(&file)).unwrap();
+            assert_eq!(config.retention.pending_review_ttl_seconds, 200);
+            assert_eq!(config.store.url.as_deref(), Some("redis://127.0.0.1:6379"));
+            assert_eq!(
+                config.store.cluster_nodes,
+                Some(vec!["redis://a:1".into(), "redis://b:2".into()])
+            );
+            assert_eq!(config.providers[0].timeout_ms, 1_500);
+            assert!(!format!("{config:?}").contains("do-not-print-me"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "[store]\nurll = \"x\"\n").unwrap();
+        assert!(Config::load_from(Some(&file), Env::prefixed("IDGATE_TEST_NONE_")).is_err());
+        std::fs::write(&file, "[decision]\nverified_at = 40.0\nreview_at = 60.0\n").unwrap();
+        assert!(Config::load_from(Some(&file), Env::prefixed("IDGATE_TEST_NONE_")).is_err());
+        assert!(
+            Config::load_from(
+                Some(&dir.path().join("missing.toml")),
+                Env::prefixed("IDGATE_TEST_NONE_")
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,129 @@
+//! The decision policy: what a provider's outcome means for the case. Knows no provider by name.
+//!
+//! Thresholds are configuration (`[decision]`); the defaults are those of API.md §5: similarity >= 80
+//! verified, 50–80 manual review, below 50 not verified.
+
+use crate::domain::Purpose;
+use crate::providers::Outcome;
+
+/// Similarity thresholds (0–100).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// At or above: verified.
+    pub verified_at: f32,
+    /// At or above (and below `verified_at`): a human reviews. Below: not verified.
+    pub review_at: f32,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            verified_at: 80.0,
+            review_at: 50.0,
+        }
+    }
+}
+
+impl Thresholds {
+    /// `None` when the thresholds contradict each other or leave 0–100.
+    pub fn checked(self) -> Option<Self> {
+        let ok = (0.0..=100.0).contains(&self.review_at)
+            && (0.0..=100.0).contains(&self.verified_at)
+            && self.review_at <= self.verified_at;
+        ok.then_some(self)
+    }
+}
+
+/// What the gateway concludes from one provider outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Verified,
+    NotVerified,
+    /// A human must decide.
+    Review,
+    /// The face photo cannot be used; the applicant should take a new one. No decision about the person.
+    PhotoUnusable,
+}
+
+/// Judges one provider outcome for a case of `purpose`.
+pub fn judge(thresholds: Thresholds, purpose: Purpose, outcome: Outcome) -> Verdict {
+    match outcome {
+        // A two-factor match says nothing about a face: for an anchor, a human must look.
+        Outcome::Match if purpose.requires_face() => Verdict::Review,
+        Outcome::Match => Verdict::Verified,
+        Outcome::FaceCompared { similarity } if similarity.is_nan() => Verdict::Review,
+        Outcome::FaceCompared { similarity } if similarity >= thresholds.verified_at => {
+            Verdict::Verified
+        }
+        Outcome::FaceCompared { similarity } if similarity >= thresholds.review_at => {
+            Verdict::Review
+        }
+        Outcome::FaceCompared { .. } => Verdict::NotVerified,
+        Outcome::Mismatch => Verdict::NotVerified,
+        Outcome::PhotoUnusable => Verdict::PhotoUnusable,
+        Outcome::CannotDecide => Verdict::Review,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_thresholds_follow_the_contract() {
+        let t = Thresholds::default();
+        let face = |s| judge(t, Purpose::Anchor, Outcome::FaceCompared { similarity: s });
+        assert_eq!(face(92.5), Verdict::Verified);
+        assert_eq!(face(80.0), Verdict::Verified);
+        assert_eq!(face(79.9), Verdict::Review);
+        assert_eq!(face(62.0), Verdict::Review);
+        assert_eq!(face(50.0), Verdict::Review);
+        assert_eq!(face(49.9), Verdict::NotVerified);
+        assert_eq!(face(35.0), Verdict::NotVerified);
+        assert_eq!(face(f32::NAN), Verdict::Review);
+    }
+
+    #[test]
+    fn outcomes_map_to_verdicts() {
+        let t = Thresholds::default();
+        assert_eq!(
+            judge(t, Purpose::ShortVideo, Outcome::Match),
+            Verdict::Verified
+        );
+        assert_eq!(judge(t, Purpose::Anchor, Outcome::Match), Verdict::Review);
+        assert_eq!(
+            judge(t, Purpose::Radio, Outcome::Mismatch),
+            Verdict::NotVerified
+        );
+        assert_eq!(
+            judge(t, Purpose::Anchor, Outcome::CannotDecide),
+            Verdict::Review
+        );
+        assert_eq!(
+            judge(t, Purpose::Anchor, Outcome::PhotoUnusable),
+            Verdict::PhotoUnusable
+        );
+    }
+
+    #[test]
+    fn contradictory_thresholds_are_refused() {
+        assert!(
+            Thresholds {
+                verified_at: 50.0,
+                review_at: 80.0
+            }
+            .checked()
+            .is_none()
+        );
+        assert!(
+            Thresholds {
+                verified_at: 101.0,
+                review_at: 50.0
+            }
+            .checked()
+            .is_none()
+        );
+        assert!(Thresholds::default().checked().is_some());
+    }
+}

@@ -1,0 +1,33 @@
+//! The identity-verification domain: the rules an identity submission must meet before the gateway
+//! spends an upstream verification call on it, expressed as types that can only be obtained by
+//! parsing.
+//!
+//! Nothing here does I/O, reads the clock (time comes in as `today` / `now_unix`, see
+//! [`crate::clock`]), or knows about the transport. Nothing here ever prints, formats or returns
+//! personal data: PII types have redacted `Debug` and no `Display`, refusals carry only a reason
+//! code and a field name, and PII buffers are wiped on drop.
+
+mod applicant;
+mod consent;
+mod id_number;
+mod ids;
+mod image;
+mod name;
+mod phone;
+mod purpose;
+mod refusal;
+#[cfg(test)]
+mod test_support;
+
+pub use applicant::{
+    Applicant, FACE_IMAGE_FIELD, HANDHELD_ID_PHOTO_FIELD, ID_CARD_BACK_FIELD, ID_CARD_FRONT_FIELD,
+    IdentityFields,
+};
+pub use consent::{Consent, MAX_CONSENT_CLOCK_SKEW_SECS, MAX_POLICY_VERSION_LEN};
+pub use id_number::{EARLIEST_BIRTH_DATE, ID_NUMBER_LEN, IdNumber};
+pub use ids::{AccountId, MAX_ID_LEN, RequestId};
+pub use image::{Image, ImageKind, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE};
+pub use name::{MAX_NAME_CHARS, MIN_NAME_CHARS, NAME_SEPARATOR, Name};
+pub use phone::{PHONE_DIGITS, Phone};
+pub use purpose::Purpose;
+pub use refusal::{Reason, Refusal, RefusalClass};

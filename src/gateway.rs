@@ -1,0 +1,448 @@
+//! Assembling a gateway from configuration: keys, store, providers, the use cases, the TLS listener,
+//! and the background retention sweep. `idgate serve` and the end-to-end tests both start here.
+//!
+//! This is where dev-mode defaults are filled in (API.md §6): `--dev` supplies only what the
+//! configuration leaves out — a dev PKI, dev keys, the built-in provider simulator, the embedded store.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::config::{Config, ConfigError, ProviderConfig};
+use crate::crypto::keyfile;
+use crate::pki::{self, DevPki};
+use crate::providers::router::{Route, Router};
+use crate::providers::tencent::{SecretKey, TencentConfig, TencentFaceId};
+use crate::providers::{Provider, sim};
+use crate::store::Store;
+use crate::store::memory::MemoryStore;
+use crate::transport::services::App;
+use crate::transport::{server, tls};
+use crate::verify::{Verifier, VerifySettings};
+
+/// The default address of `serve --dev`.
+pub const DEV_LISTEN: &str = "127.0.0.1:50051";
+
+/// Where providers come from.
+#[derive(Debug, Clone)]
+pub enum ProviderPlan {
+    /// The configured providers, in order.
+    Configured(Vec<ProviderConfig>),
+    /// The built-in simulator on a loopback port, with fresh credentials (dev mode).
+    BuiltInSimulator,
+}
+
+/// Everything needed to start, with dev defaults already filled in.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub config: Config,
+    pub listen: SocketAddr,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub client_ca: PathBuf,
+    pub keys_dir: PathBuf,
+    pub providers: ProviderPlan,
+    /// The dev PKI directory when `--dev` made or used one.
+    pub dev_pki: Option<DevPki>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Keys(#[from] keyfile::KeyFileError),
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsSetupError),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+impl Plan {
+    /// Without `--dev`: everything must be configured; the error names what is missing.
+    pub fn production(config: Config, listen: Option<SocketAddr>) -> Result<Self, StartError> {
+        let server = &config.server;
+        let listen = listen
+            .or(server.listen)
+            .ok_or(ConfigError::Missing("server.listen (or --listen)"))?;
+        let tls_cert = server
+            .tls_cert
+            .clone()
+            .ok_or(ConfigError::Missing("server.tls_cert"))?;
+        let tls_key = server
+            .tls_key
+            .clone()
+            .ok_or(ConfigError::Missing("server.tls_key"))?;
+        let client_ca = server
+            .client_ca
+            .clone()
+            .ok_or(ConfigError::Missing("server.client_ca"))?;
+        let keys_dir = config
+            .keys
+            .dir
+            .clone()
+            .ok_or(ConfigError::Missing("keys.dir"))?;
+        if config.providers.is_empty() {
+            return Err(ConfigError::Missing("[[providers]] (at least one)").into());
+        }
+        let providers = ProviderPlan::Configured(config.providers.clone());
+        Ok(Self {
+            config,
+            listen,
+            tls_cert,
+            tls_key,
+            client_ca,
+            keys_dir,
+            providers,
+            dev_pki: None,
+        })
+    }
+
+    /// With `--dev`: fills in what the configuration leaves out, creating the dev PKI and keys in
+    /// `dev_dir` if missing (and reusing them on restart).
+    pub fn dev(
+        config: Config,
+        listen: Option<SocketAddr>,
+        dev_dir: &Path,
+        now_unix: i64,
+    ) -> Result<Self, StartError> {
+        let server = config.server.clone();
+        let dev_pki = DevPki::at(dev_dir);
+        let needs_pki =
+            server.tls_cert.is_none() || server.tls_key.is_none() || server.client_ca.is_none();
+        if needs_pki && !dev_pki.is_complete() {
+            pki::generate_dev_pki(dev_dir, true)?;
+        }
+        let keys_dir = match config.keys.dir.clone() {
+            Some(dir) => dir,
+            None => {
+                let dir = dev_dir.join("keys");
+                keyfile::ensure_dev_keys(&dir, now_unix)?;
+                dir
+            }
+        };
+        let listen = match listen.or(server.listen) {
+            Some(addr) => addr,
+            None => DEV_LISTEN
+                .parse()
+                .map_err(|_| ConfigError::Invalid("dev listen address".into()))?,
+        };
+        let providers = if config.providers.is_empty() {
+            ProviderPlan::BuiltInSimulator
+        } else {
+            ProviderPlan::Configured(config.providers.clone())
+        };
+        Ok(Self {
+            listen,
+            tls_cert: server.tls_cert.unwrap_or_else(|| dev_pki.server_cert()),
+            tls_key: server.tls_key.unwrap_or_else(|| dev_pki.server_key()),
+            client_ca: server.client_ca.unwrap_or_else(|| dev_pki.ca()),
+            keys_dir,
+            providers,
+            dev_pki: needs_pki.then_some(dev_pki),
+            config,
+        })
+    }
+}
+
+/// A gateway ready to serve.
+pub struct Gateway {
+    pub app: Arc<App>,
+    tls: Arc<rustls::ServerConfig>,
+    handshake_timeout: Duration,
+    shutdown_grace: Duration,
+    sweep_interval: Duration,
+    record_ttl: i64,
+    /// Stops background tasks (simulator, sweeper) when the gateway stops.
+    stop: watch::Sender<bool>,
+    /// Human-readable facts for the start-up banner (no secrets).
+    pub notes: Vec<String>,
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// An HTTP client for provider calls: rustls with ring, trusting the operating system's root
+/// certificates (none are needed for the loopback simulator).
+fn provider_http_client(
+    timeout: Duration,
+    with_system_roots: bool,
+) -> Result<reqwest::Client, StartError> {
+    let mut roots = rustls::RootCertStore::empty();
+    if with_system_roots {
+        let found = rustls_native_certs::load_native_certs();
+        let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            return Err(StartError::Unsupported(
+                "no trusted root certificates found on this system (install ca-certificates)"
+                    .into(),
+            ));
+        }
+    }
+    crate::providers::tencent::http_client(timeout, roots)
+        .map_err(|e| StartError::Unsupported(format!("provider HTTP client: {e}")))
+}
+
+impl Gateway {
+    /// Builds every part from `plan`. Spawns the built-in simulator if the plan asks for it.
+    pub async fn build(plan: Plan, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        let config = &plan.config;
+        let (stop, _) = watch::channel(false);
+        let mut notes = Vec::new();
+
+        let sealing =
+            keyfile::load_sealing_keyring(&plan.keys_dir, config.keys.sealing_grace_seconds)?;
+        let keks = keyfile::load_kek_ring(&plan.keys_dir)?;
+        notes.push(format!(
+            "keys: {} (sealing key {}, key-encryption key {})",
+            plan.keys_dir.display(),
+            sealing.current().id,
+            keks.current_id()
+        ));
+
+        let store: Arc<dyn Store> = if config.store.url.is_some()
+            || config.store.cluster_nodes.is_some()
+        {
+            return Err(StartError::Unsupported(
+                "store.url / store.cluster_nodes: the Redis store is not available in this build yet".into(),
+            ));
+        } else {
+            notes.push("store: embedded (in-process); it keeps NOTHING across restarts".into());
+            Arc::new(MemoryStore::new())
+        };
+
+        let longest = match &plan.providers {
+            ProviderPlan::Configured(list) => {
+                list.iter().map(|p| p.timeout_ms).max().unwrap_or(1_500)
+            }
+            ProviderPlan::BuiltInSimulator => 1_500,
+        };
+        let http = provider_http_client(
+            Duration::from_millis(longest),
+            matches!(plan.providers, ProviderPlan::Configured(_)),
+        )?;
+        let mut routes = Vec::new();
+        match &plan.providers {
+            ProviderPlan::BuiltInSimulator => {
+                let listener =
+                    TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .map_err(|source| StartError::Io {
+                            what: "provider simulator listener",
+                            source,
+                        })?;
+                let addr = listener.local_addr().map_err(|source| StartError::Io {
+                    what: "simulator",
+                    source,
+                })?;
+                let secret_id = crate::crypto::random::id("AKIDdev")
+                    .map_err(|_| StartError::Unsupported("randomness".into()))?;
+                let secret_key = hex::encode(
+                    crate::crypto::random::bytes::<24>()
+                        .map_err(|_| StartError::Unsupported("randomness".into()))?,
+                );
+                let sim_config = sim::SimConfig {
+                    secret_id: secret_id.clone(),
+                    secret_key: SecretKey::new(secret_key.clone()),
+                    latency: Duration::ZERO,
+                    fault_rate: 0.0,
+                    max_skew_seconds: 300,
+                    seed: 0,
+                };
+                let sim_clock = clock.clone();
+                let sim_stop = stopped(stop.subscribe());
+                tokio::spawn(async move {
+                    if let Err(error) = sim::serve(listener, sim_config, sim_clock, sim_stop).await
+                    {
+                        tracing::error!(%error, "built-in provider simulator stopped");
+                    }
+                });
+                let provider = TencentFaceId::new(
+                    TencentConfig {
+                        name: "simulator".into(),
+                        endpoint: format!("http://{addr}"),
+                        secret_id,
+                        secret_key: SecretKey::new(secret_key),
+                        region: None,
+                        timeout: Duration::from_millis(1_500),
+                    },
+                    http.clone(),
+                    clock.clone(),
+                )
+                .map_err(|e| {
+                    StartError::Unsupported(format!("built-in simulator provider: {e}"))
+                })?;
+                routes.push(Route::new(
+                    Arc::new(provider),
+                    Duration::from_millis(1_500),
+                    256,
+                ));
+                notes.push(format!(
+                    "providers: built-in Tencent FaceID simulator on http://{addr}"
+                ));
+            }
+            ProviderPlan::Configured(list) => {
+                for p in list {
+                    routes.push(Route::new(
+                        build_provider(p, &http, &clock)?,
+                        Duration::from_millis(p.timeout_ms),
+                        p.max_concurrency,
+                    ));
+                }
+                let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
+                notes.push(format!("providers, in order: {}", names.join(", ")));
+            }
+        }
+
+        let settings = VerifySettings {
+            thresholds: config.decision,
+            pending_review_ttl: Duration::from_secs(config.retention.pending_review_ttl_seconds),
+            processing_lease: Duration::from_millis(config.server.verify_deadline_ms) * 3,
+        };
+        let verifier = Arc::new(Verifier::new(
+            store,
+            Router::new(routes),
+            Arc::new(keks),
+            clock.clone(),
+            settings,
+        ));
+        let app = Arc::new(App {
+            verifier,
+            sealing: Arc::new(sealing),
+            clock,
+            verify_deadline: Duration::from_millis(config.server.verify_deadline_ms),
+        });
+        let tls = Arc::new(tls::server_config(
+            &plan.tls_cert,
+            &plan.tls_key,
+            &plan.client_ca,
+        )?);
+        Ok(Self {
+            app,
+            tls,
+            handshake_timeout: Duration::from_millis(config.server.handshake_timeout_ms),
+            shutdown_grace: Duration::from_millis(config.server.shutdown_grace_ms),
+            sweep_interval: Duration::from_secs(config.retention.sweep_interval_seconds),
+            record_ttl: config.retention.case_record_ttl_seconds as i64,
+            stop,
+            notes,
+        })
+    }
+
+    /// Serves on `listener` until `shutdown` resolves; then stops accepting, lets in-flight calls finish
+    /// (up to the configured grace), and stops the background tasks.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), tonic::transport::Error> {
+        let Gateway {
+            app,
+            tls,
+            handshake_timeout,
+            shutdown_grace,
+            sweep_interval,
+            record_ttl,
+            stop,
+            ..
+        } = self;
+        let sweeper = tokio::spawn(retention_sweep(
+            app.clone(),
+            sweep_interval,
+            record_ttl,
+            stop.subscribe(),
+        ));
+        let (shutdown_started_tx, shutdown_started) = watch::channel(false);
+        let shutdown = async move {
+            shutdown.await;
+            let _ = shutdown_started_tx.send(true);
+        };
+        let served = server::run(listener, tls, app, handshake_timeout, shutdown);
+        tokio::pin!(served);
+        // After shutdown starts, in-flight calls get `shutdown_grace` to finish.
+        let result = tokio::select! {
+            r = &mut served => r,
+            _ = async {
+                stopped(shutdown_started).await;
+                tokio::time::sleep(shutdown_grace).await;
+            } => {
+                tracing::warn!("shutdown grace period over; abandoning calls still in flight");
+                Ok(())
+            }
+        };
+        let _ = stop.send(true);
+        let _ = sweeper.await;
+        result
+    }
+}
+
+fn build_provider(
+    p: &ProviderConfig,
+    http: &reqwest::Client,
+    clock: &Arc<dyn Clock>,
+) -> Result<Arc<dyn Provider>, StartError> {
+    match p.kind.as_str() {
+        "tencent-faceid" => {
+            let secret = p.resolve_secret_key()?;
+            Ok(Arc::new(
+                TencentFaceId::new(
+                    TencentConfig {
+                        name: p.name.clone(),
+                        endpoint: p.endpoint.clone(),
+                        secret_id: p.secret_id.clone(),
+                        secret_key: SecretKey::new(secret.expose().to_owned()),
+                        region: p.region.clone(),
+                        timeout: Duration::from_millis(p.timeout_ms),
+                    },
+                    http.clone(),
+                    clock.clone(),
+                )
+                .map_err(|e| StartError::Unsupported(format!("provider {}: {e}", p.name)))?,
+            ))
+        }
+        other => Err(StartError::Unsupported(format!(
+            "provider {}: kind {other:?} is not supported (supported: tencent-faceid)",
+            p.name
+        ))),
+    }
+}
+
+/// Retention: expires pending cases whose data is due and forgets old records, on a timer.
+async fn retention_sweep(
+    app: Arc<App>,
+    every: Duration,
+    record_ttl: i64,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let now = app.clock.now_unix();
+        match app.verifier.store().sweep(now, now - record_ttl).await {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(
+                expired,
+                "retention: pending cases expired and their data destroyed"
+            ),
+            Err(error) => tracing::warn!(%error, "retention sweep failed"),
+        }
+    }
+}

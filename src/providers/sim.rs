@@ -1,0 +1,640 @@
+//! A stand-in for Tencent Cloud FaceID, speaking the same wire protocol over plain HTTP/1.1 on a
+//! listener the caller binds (normally `127.0.0.1:0`), for tests, demos and load drills that must
+//! not reach the real, billed service.
+//!
+//! It verifies TC3-HMAC-SHA256 signatures exactly as documented (SecretId, UTC scope date, service,
+//! timestamp window, signature over the received body and `Host`) and answers by the ID number's
+//! three-digit sequence code (characters 15–17):
+//!
+//! | seq     | `IdCardVerification` | `ImageRecognitionV2`                              |
+//! |---------|----------------------|---------------------------------------------------|
+//! | 000–899 | `"0"`                | `Success`, Sim 92.5                               |
+//! | 900–939 | `"-1"`               | `FailedOperation.IdNameMisMatch`                  |
+//! | 940–959 | `"-5"`               | `FailedOperation.IdPhotoNoExist`                  |
+//! | 960–969 | `"0"`                | `FailedOperation.CompareLowSimilarity`, Sim 35.0  |
+//! | 970–979 | `"0"`                | `Success`, Sim 62.0                               |
+//! | 980–989 | `"-4"`               | `FailedOperation.CompareSystemError`              |
+//! | 990–999 | never answers (until the server shuts down)              | same          |
+//!
+//! As Tencent documents for `ImageRecognitionV2`, business outcomes (`Success` and the
+//! `FailedOperation.*` codes) come in `Response.Result` next to `Sim`; failures of the call itself
+//! (signature, parameters, internal errors) come in `Response.Error`.
+//!
+//! It must never: log names, ID numbers or images (it logs the action and the answer code only),
+//! echo any input in an answer, or let a hanging request keep the server from shutting down.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine as _;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::providers::tencent::{
+    ACTION_FACE, ACTION_ID_CARD, API_VERSION, MAX_IMAGE_BASE64_BYTES, SERVICE, SecretKey, signing,
+};
+
+/// Largest request body accepted; larger ones get `RequestSizeLimitExceeded`.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// How the simulator behaves.
+#[derive(Debug)]
+pub struct SimConfig {
+    /// The one SecretId it accepts.
+    pub secret_id: String,
+    /// Its SecretKey.
+    pub secret_key: SecretKey,
+    /// Added before every answer.
+    pub latency: Duration,
+    /// Chance (0..=1) that an otherwise valid, authenticated request gets `InternalError` instead.
+    pub fault_rate: f64,
+    /// Allowed distance between `X-TC-Timestamp` and the simulator's clock (Tencent: 300 s).
+    pub max_skew_seconds: i64,
+    /// Seeds the fault draws and request ids, so a run with the same seed and request order
+    /// faults on the same requests.
+    pub seed: u64,
+}
+
+impl SimConfig {
+    /// No latency, no faults, a 300-second window, seed 0.
+    pub fn new(secret_id: impl Into<String>, secret_key: SecretKey) -> Self {
+        Self {
+            secret_id: secret_id.into(),
+            secret_key,
+            latency: Duration::ZERO,
+            fault_rate: 0.0,
+            max_skew_seconds: 300,
+            seed: 0,
+        }
+    }
+}
+
+struct Sim {
+    config: SimConfig,
+    clock: Arc<dyn Clock>,
+    requests: AtomicU64,
+    stopping: watch::Receiver<bool>,
+    /// Told each time a request starts hanging; lets tests wait for that instead of sleeping.
+    hang_probe: Option<tokio::sync::mpsc::UnboundedSender<()>>,
+}
+
+/// Serves the simulator on `listener` until `shutdown` completes, then finishes in-flight requests
+/// (hanging ones are released) and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: SimConfig,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    run(listener, config, clock, shutdown, None).await
+}
+
+async fn run(
+    listener: tokio::net::TcpListener,
+    config: SimConfig,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    hang_probe: Option<tokio::sync::mpsc::UnboundedSender<()>>,
+) -> std::io::Result<()> {
+    let (stop_tx, stopping) = watch::channel(false);
+    let sim = Arc::new(Sim {
+        config,
+        clock,
+        requests: AtomicU64::new(0),
+        stopping,
+        hang_probe,
+    });
+    let app = Router::new()
+        .route("/", post(handle).fallback(not_found))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(sim);
+    // Graceful shutdown waits for in-flight requests; the watch tells hanging handlers to give up,
+    // so a 99x request cannot hold the server open.
+    let signal = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .await
+}
+
+/// What the simulator decided to answer. Holds only static strings: nothing from the request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Answer {
+    Error(&'static str),
+    IdCard(&'static str),
+    Face(&'static str, f64),
+    Hang,
+}
+
+impl Answer {
+    fn code(self) -> &'static str {
+        match self {
+            Answer::Error(code) | Answer::IdCard(code) | Answer::Face(code, _) => code,
+            Answer::Hang => "hang",
+        }
+    }
+}
+
+async fn not_found() -> Response {
+    // Only `POST /` exists in API 3.0; anything else is a client mistake, answered in kind.
+    render(Answer::Error("UnsupportedProtocol"), "sim-00000000")
+}
+
+async fn handle(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let n = sim.requests.fetch_add(1, Ordering::Relaxed);
+    let request_id = format!(
+        "sim-{n:08x}-{:016x}",
+        splitmix64(sim.config.seed ^ n.rotate_left(32))
+    );
+    let (action, answer) = sim.answer(n, &headers, body);
+    tracing::info!(action, code = answer.code(), "sim answered");
+
+    let mut stopping = sim.stopping.clone();
+    if answer == Answer::Hang {
+        if let Some(probe) = &sim.hang_probe {
+            let _ = probe.send(());
+        }
+        // Returns when the server shuts down (or the sender is gone, which is the same thing).
+        let _ = stopping.wait_for(|stop| *stop).await;
+        return render(Answer::Error("ServiceUnavailable"), &request_id);
+    }
+    if !sim.config.latency.is_zero() {
+        tokio::select! {
+            _ = tokio::time::sleep(sim.config.latency) => {}
+            _ = stopping.wait_for(|stop| *stop) => {}
+        }
+    }
+    render(answer, &request_id)
+}
+
+fn render(answer: Answer, request_id: &str) -> Response {
+    let error = |code: &str| json!({"Response": {"Error": {"Code": code, "Message": message(code)}, "RequestId": request_id}});
+    let body = match answer {
+        Answer::Error(code) => error(code),
+        Answer::IdCard(result) => {
+            json!({"Response": {"Result": result, "Description": message(result), "RequestId": request_id}})
+        }
+        Answer::Face(result, sim) => {
+            json!({"Response": {"Sim": sim, "Result": result, "Description": message(result), "RequestId": request_id}})
+        }
+        // The handler resolves hangs itself; should one get here, fail the way Tencent fails.
+        Answer::Hang => error("InternalError"),
+    };
+    // Tencent answers API errors with HTTP 200 and an Error object, so does the simulator.
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Fixed texts in Tencent's style. Never built from the request.
+fn message(code: &str) -> &'static str {
+    match code {
+        "0" => "姓名和身份证号一致",
+        "-1" => "姓名和身份证号不一致",
+        "-2" => "非法身份证号",
+        "-3" => "非法姓名",
+        "-4" => "证件库服务异常",
+        "-5" => "证件库中无此身份证记录",
+        "Success" => "成功",
+        "FailedOperation.IdNameMisMatch" => "姓名和身份证号不一致，请核实后重试。",
+        "FailedOperation.IdPhotoNoExist" => "库中无此号照片，请到户籍所在地进行核实。",
+        "FailedOperation.CompareLowSimilarity" => "比对相似度未达到通过标准。",
+        "FailedOperation.CompareSystemError" => "调用比对引擎接口出错。",
+        "FailedOperation.IdFormatError" => "输入的身份证号有误。",
+        "FailedOperation.NameFormatError" => "输入的姓名有误。",
+        "FailedOperation.LifePhotoSizeError" => "传入图片过大或过小。",
+        "AuthFailure.SignatureFailure" => "The provided credentials could not be validated.",
+        "AuthFailure.SignatureExpire" => "Signature expired.",
+        "AuthFailure.SecretIdNotFound" => "The SecretId is not found.",
+        "AuthFailure.InvalidAuthorization" => "The Authorization header is invalid.",
+        "InternalError" => "Internal error.",
+        _ => "See the error code.",
+    }
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Resident ID: 17 digits and a check digit (ISO 7064 MOD 11-2, `X` for 10).
+fn id_number_valid(id: &str) -> bool {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    const CHECK: &[u8; 11] = b"10X98765432";
+    let bytes = id.as_bytes();
+    let (Some(first17), Some(&check)) = (bytes.get(..17), bytes.get(17)) else {
+        return false;
+    };
+    if bytes.len() != 18 || !first17.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let sum: u32 = first17
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(d, w)| u32::from(d - b'0') * w)
+        .sum();
+    CHECK.get((sum % 11) as usize) == Some(&check)
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl Sim {
+    fn fault(&self, n: u64) -> bool {
+        let rate = self.config.fault_rate;
+        // `is_nan` first: NaN compares false with everything and must mean "no faults".
+        if rate.is_nan() || rate <= 0.0 {
+            return false;
+        }
+        // 53 random bits → uniform in [0, 1).
+        let draw =
+            (splitmix64(self.config.seed.wrapping_add(n)) >> 11) as f64 / (1u64 << 53) as f64;
+        draw < rate
+    }
+
+    /// Decides the answer. Returns the action name for logging only when it is one we know.
+    fn answer(
+        &self,
+        n: u64,
+        headers: &HeaderMap,
+        body: Result<Bytes, BytesRejection>,
+    ) -> (&'static str, Answer) {
+        let action = match header_str(headers, "x-tc-action") {
+            Some(ACTION_ID_CARD) => ACTION_ID_CARD,
+            Some(ACTION_FACE) => ACTION_FACE,
+            Some(_) => "unknown",
+            None => "missing",
+        };
+        (action, self.decide(n, action, headers, body))
+    }
+
+    fn decide(
+        &self,
+        n: u64,
+        action: &'static str,
+        headers: &HeaderMap,
+        body: Result<Bytes, BytesRejection>,
+    ) -> Answer {
+        use Answer::Error;
+        let body = match body {
+            Ok(body) => body,
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Error("RequestSizeLimitExceeded");
+            }
+            Err(_) => return Error("InvalidParameter"),
+        };
+        if action == "missing" {
+            return Error("MissingParameter");
+        }
+        match header_str(headers, "x-tc-version") {
+            None => return Error("MissingParameter"),
+            Some(API_VERSION) => {}
+            Some(_) => return Error("NoSuchVersion"),
+        }
+        let timestamp = match header_str(headers, "x-tc-timestamp").map(str::parse::<i64>) {
+            None => return Error("MissingParameter"),
+            Some(Err(_)) => return Error("InvalidParameter"),
+            Some(Ok(t)) => t,
+        };
+        let Some(authorization) = header_str(headers, "authorization") else {
+            return Error("AuthFailure.InvalidAuthorization");
+        };
+        let Some(host) = header_str(headers, "host") else {
+            return Error("InvalidParameter");
+        };
+        let verified = signing::verify(&signing::VerifyRequest {
+            authorization,
+            secret_id: &self.config.secret_id,
+            secret_key: &self.config.secret_key,
+            service: SERVICE,
+            content_type: header_str(headers, "content-type").unwrap_or(""),
+            host,
+            timestamp,
+            now: self.clock.now_unix(),
+            max_skew_seconds: self.config.max_skew_seconds,
+            payload: &body,
+        });
+        match verified {
+            Ok(()) => {}
+            Err(signing::VerifyError::Malformed) => {
+                return Error("AuthFailure.InvalidAuthorization");
+            }
+            Err(signing::VerifyError::UnknownSecretId) => {
+                return Error("AuthFailure.SecretIdNotFound");
+            }
+            Err(signing::VerifyError::Expired) => return Error("AuthFailure.SignatureExpire"),
+            Err(signing::VerifyError::ScopeMismatch | signing::VerifyError::SignatureMismatch) => {
+                return Error("AuthFailure.SignatureFailure");
+            }
+        }
+        let face = match action {
+            ACTION_ID_CARD => false,
+            ACTION_FACE => true,
+            _ => return Error("InvalidAction"),
+        };
+
+        let Ok(Value::Object(params)) = serde_json::from_slice::<Value>(&body) else {
+            return Error("InvalidParameter");
+        };
+        let field = |name: &str| match params.get(name) {
+            None | Some(Value::Null) => Err(Error("MissingParameter")),
+            Some(Value::String(s)) => Ok(s.as_str()),
+            Some(_) => Err(Error("InvalidParameterValue")),
+        };
+        let (id, name) = match (field("IdCard"), field("Name")) {
+            (Ok(id), Ok(name)) => (id, name),
+            (Err(e), _) | (_, Err(e)) => return e,
+        };
+        let image = if face {
+            match field("ImageBase64") {
+                Ok(image) => Some(image),
+                Err(e) => return e,
+            }
+        } else {
+            None
+        };
+
+        if self.fault(n) {
+            return Error("InternalError");
+        }
+
+        let result = |id_card: &'static str, face_code: &'static str| {
+            if face {
+                Answer::Face(face_code, 0.0)
+            } else {
+                Answer::IdCard(id_card)
+            }
+        };
+        if !id_number_valid(id) {
+            return result("-2", "FailedOperation.IdFormatError");
+        }
+        if name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control)
+        {
+            return result("-3", "FailedOperation.NameFormatError");
+        }
+        if let Some(image) = image {
+            if image.len() > MAX_IMAGE_BASE64_BYTES {
+                return Answer::Face("FailedOperation.LifePhotoSizeError", 0.0);
+            }
+            let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(image) else {
+                return Error("InvalidParameterValue");
+            };
+            if bytes.is_empty() {
+                return Answer::Face("FailedOperation.LifePhotoSizeError", 0.0);
+            }
+            let jpeg = bytes.starts_with(&[0xFF, 0xD8, 0xFF]);
+            let png = bytes.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]);
+            if !jpeg && !png {
+                return Error("InvalidParameterValue");
+            }
+        }
+
+        let seq: u16 = id.get(14..17).and_then(|s| s.parse().ok()).unwrap_or(0);
+        match (seq, face) {
+            (0..=899, false) => Answer::IdCard("0"),
+            (0..=899, true) => Answer::Face("Success", 92.5),
+            (900..=939, false) => Answer::IdCard("-1"),
+            (900..=939, true) => Answer::Face("FailedOperation.IdNameMisMatch", 0.0),
+            (940..=959, false) => Answer::IdCard("-5"),
+            (940..=959, true) => Answer::Face("FailedOperation.IdPhotoNoExist", 0.0),
+            (960..=969, false) => Answer::IdCard("0"),
+            (960..=969, true) => Answer::Face("FailedOperation.CompareLowSimilarity", 35.0),
+            (970..=979, false) => Answer::IdCard("0"),
+            (970..=979, true) => Answer::Face("Success", 62.0),
+            (980..=989, false) => Answer::IdCard("-4"),
+            (980..=989, true) => Answer::Face("FailedOperation.CompareSystemError", 0.0),
+            _ => Answer::Hang,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use std::net::SocketAddr;
+    use tokio::sync::oneshot;
+    use tokio::task::JoinHandle;
+
+    /// A simulator on `127.0.0.1:0`, stopped by [`RunningSim::stop`].
+    pub(crate) struct RunningSim {
+        pub(crate) addr: SocketAddr,
+        /// One message per request that started hanging.
+        pub(crate) hangs: tokio::sync::mpsc::UnboundedReceiver<()>,
+        stop: oneshot::Sender<()>,
+        task: JoinHandle<std::io::Result<()>>,
+    }
+
+    pub(crate) async fn start(config: SimConfig, clock: Arc<dyn Clock>) -> RunningSim {
+        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+            Ok(listener) => listener,
+            Err(e) => panic!("bind: {e}"),
+        };
+        let addr = match listener.local_addr() {
+            Ok(addr) => addr,
+            Err(e) => panic!("local_addr: {e}"),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (probe, hangs) = tokio::sync::mpsc::unbounded_channel();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(run(listener, config, clock, shutdown, Some(probe)));
+        RunningSim {
+            addr,
+            hangs,
+            stop,
+            task,
+        }
+    }
+
+    impl RunningSim {
+        /// Shuts down and checks that the server really exits, promptly.
+        pub(crate) async fn stop(self) {
+            let _ = self.stop.send(());
+            match tokio::time::timeout(Duration::from_secs(5), self.task).await {
+                Ok(Ok(Ok(()))) => {}
+                other => panic!("simulator did not shut down cleanly: {other:?}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::start;
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::providers::tencent::signing::{CONTENT_TYPE, sign};
+
+    const SECRET_ID: &str = "AKIDsim";
+
+    fn config() -> SimConfig {
+        SimConfig::new(SECRET_ID, SecretKey::new("k".into()))
+    }
+
+    /// Sends a hand-built request with std-only HTTP/1.1, to exercise what the adapter never sends.
+    async fn raw(addr: std::net::SocketAddr, action: &str, body: &[u8], key: &str) -> Value {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let host = addr.to_string();
+        let now = SystemClock.now_unix();
+        let auth = sign(
+            SECRET_ID,
+            &SecretKey::new(key.into()),
+            SERVICE,
+            &host,
+            now,
+            body,
+        )
+        .unwrap_or_default();
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: {CONTENT_TYPE}\r\nAuthorization: {auth}\r\nX-TC-Action: {action}\r\nX-TC-Version: {API_VERSION}\r\nX-TC-Timestamp: {now}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let exchange = async {
+            let mut stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.write_all(head.as_bytes()).await?;
+            stream.write_all(body).await?;
+            let mut response = Vec::new();
+            stream.read_to_end(&mut response).await?;
+            Ok::<_, std::io::Error>(response)
+        };
+        let response = match tokio::time::timeout(Duration::from_secs(5), exchange).await {
+            Ok(Ok(response)) => response,
+            other => panic!("raw request failed: {other:?}"),
+        };
+        let text = String::from_utf8_lossy(&response);
+        let json = text.split("\r\n\r\n").nth(1).unwrap_or("");
+        serde_json::from_str(json).unwrap_or(Value::Null)
+    }
+
+    fn error_code(v: &Value) -> &str {
+        v["Response"]["Error"]["Code"].as_str().unwrap_or("")
+    }
+
+    #[tokio::test]
+    async fn rejects_bad_requests_with_documented_codes() {
+        let sim = start(config(), Arc::new(SystemClock)).await;
+        let id_body = br#"{"IdCard":"11010519491231002X","Name":"n"}"#;
+        let cases: [(&str, &[u8], &str, &str); 6] = [
+            ("DescribeInstances", id_body, "k", "InvalidAction"),
+            (ACTION_ID_CARD, b"not json", "k", "InvalidParameter"),
+            (ACTION_ID_CARD, br#"{"Name":"n"}"#, "k", "MissingParameter"),
+            (
+                ACTION_ID_CARD,
+                br#"{"IdCard":1,"Name":"n"}"#,
+                "k",
+                "InvalidParameterValue",
+            ),
+            (
+                ACTION_FACE,
+                br#"{"IdCard":"11010519491231002X","Name":"n","ImageBase64":"***"}"#,
+                "k",
+                "InvalidParameterValue",
+            ),
+            (
+                ACTION_ID_CARD,
+                id_body,
+                "other-key",
+                "AuthFailure.SignatureFailure",
+            ),
+        ];
+        for (action, body, key, expected) in cases {
+            let answer = raw(sim.addr, action, body, key).await;
+            assert_eq!(error_code(&answer), expected, "{action} {answer}");
+            // Nothing of the input comes back.
+            assert!(!answer.to_string().contains("11010519491231002X"));
+        }
+        sim.stop().await;
+    }
+
+    #[tokio::test]
+    async fn answers_follow_the_documented_shapes() {
+        let sim = start(config(), Arc::new(SystemClock)).await;
+        // 11010519491231002X has sequence 002 and a valid check digit.
+        let ok = raw(
+            sim.addr,
+            ACTION_ID_CARD,
+            br#"{"IdCard":"11010519491231002X","Name":"n"}"#,
+            "k",
+        )
+        .await;
+        assert_eq!(ok["Response"]["Result"], "0", "{ok}");
+        assert!(ok["Response"]["RequestId"].is_string());
+
+        let bad_check = raw(
+            sim.addr,
+            ACTION_ID_CARD,
+            br#"{"IdCard":"110105194912310021","Name":"n"}"#,
+            "k",
+        )
+        .await;
+        assert_eq!(bad_check["Response"]["Result"], "-2", "{bad_check}");
+
+        let jpeg = base64::engine::general_purpose::STANDARD.encode([0xFF, 0xD8, 0xFF, 0xE0]);
+        let face =
+            format!(r#"{{"IdCard":"11010519491231002X","Name":"n","ImageBase64":"{jpeg}"}}"#);
+        let face = raw(sim.addr, ACTION_FACE, face.as_bytes(), "k").await;
+        assert_eq!(face["Response"]["Result"], "Success", "{face}");
+        assert_eq!(face["Response"]["Sim"], 92.5, "{face}");
+        sim.stop().await;
+    }
+
+    #[test]
+    fn faults_are_deterministic_and_follow_the_rate() {
+        let (_tx, rx) = watch::channel(false);
+        let sim = |rate: f64, seed: u64| Sim {
+            config: SimConfig {
+                fault_rate: rate,
+                seed,
+                ..config()
+            },
+            clock: Arc::new(SystemClock),
+            requests: AtomicU64::new(0),
+            stopping: rx.clone(),
+            hang_probe: None,
+        };
+        let draws = |s: &Sim| (0..1000).filter(|&n| s.fault(n)).count();
+        assert_eq!(draws(&sim(0.0, 1)), 0);
+        assert_eq!(draws(&sim(f64::NAN, 1)), 0);
+        assert_eq!(draws(&sim(1.0, 1)), 1000);
+        let quarter = draws(&sim(0.25, 7));
+        assert!((200..300).contains(&quarter), "{quarter}");
+        assert_eq!(draws(&sim(0.25, 7)), quarter);
+        let a: Vec<bool> = (0..64).map(|n| sim(0.5, 3).fault(n)).collect();
+        let b: Vec<bool> = (0..64).map(|n| sim(0.5, 3).fault(n)).collect();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn id_check_digits() {
+        assert!(id_number_valid("11010519491231002X"));
+        assert!(!id_number_valid("110105194912310021"));
+        assert!(!id_number_valid("11010519491231002"));
+        assert!(!id_number_valid("11010519491231002XX"));
+        assert!(!id_number_valid("1101051949123100２X"));
+        assert!(!id_number_valid(""));
+    }
+}

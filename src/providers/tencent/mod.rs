@@ -1,0 +1,999 @@
+//! Tencent Cloud FaceID (`faceid`, API version 2018-03-01) as an identity [`Provider`].
+//!
+//! Two actions: `IdCardVerification` (name + ID number, for the two-factor check; used when the
+//! request has no face image) and `ImageRecognitionV2` (name + ID number + face photo compared with
+//! the authority's ID photo; used for live-account anchors). Requests are JSON `POST`s to `/` signed
+//! with TC3-HMAC-SHA256 ([`signing`]); answers are mapped by table ([`codes`]).
+//!
+//! This adapter must never:
+//! - retry: every call may be billed, and a retried call may bill twice. It makes exactly one HTTP
+//!   request per [`Provider::check`], with a hard per-call timeout, and the [`http_client`] it
+//!   recommends has reqwest's own retries, redirects and proxies switched off;
+//! - put any part of a request (name, ID number, image) into an error, a log line or `Debug` output,
+//!   nor Tencent's `Message` / `Description` text (they may echo the input): it does not even
+//!   deserialize those fields, and logs only action, outcome, sanitized codes and the request id;
+//! - send personal data over plain HTTP to anything but a loopback address (the simulator);
+//! - turn an unknown or malformed answer into an outcome: those are [`ProviderError::Protocol`].
+
+pub mod codes;
+pub mod signing;
+
+pub use signing::SecretKey;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+use crate::providers::{CheckFuture, Outcome, Provider, ProviderError, ProviderRequest};
+
+/// Tencent's public FaceID endpoint.
+pub const DEFAULT_ENDPOINT: &str = "https://faceid.tencentcloudapi.com";
+/// The TC3 service name, also the first label of the endpoint host.
+pub const SERVICE: &str = "faceid";
+/// `X-TC-Version` of both actions.
+pub const API_VERSION: &str = "2018-03-01";
+/// The two-factor action.
+pub const ACTION_ID_CARD: &str = "IdCardVerification";
+/// The face-comparison action.
+pub const ACTION_FACE: &str = "ImageRecognitionV2";
+/// `ImageRecognitionV2` documents "Base64-encoded image data no larger than 3M, jpg or png only".
+/// Larger photos are answered `PhotoUnusable` locally instead of shipping them to be refused.
+pub const MAX_IMAGE_BASE64_BYTES: usize = 3 * 1024 * 1024;
+/// Answers are a few hundred bytes; anything near this is not a FaceID answer.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// Configuration of one Tencent FaceID account.
+#[derive(Debug)]
+pub struct TencentConfig {
+    /// The provider name for case records and metrics (e.g. `tencent-primary`).
+    pub name: String,
+    /// Base URL, normally [`DEFAULT_ENDPOINT`]; `http://127.0.0.1:PORT` for the simulator.
+    pub endpoint: String,
+    pub secret_id: String,
+    pub secret_key: SecretKey,
+    /// `X-TC-Region`; FaceID does not need one.
+    pub region: Option<String>,
+    /// Hard limit for one call, connect to last response byte.
+    pub timeout: Duration,
+}
+
+/// A [`TencentConfig`] that cannot work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("provider name is empty")]
+    EmptyName,
+    #[error("endpoint is not a URL with a host")]
+    EndpointNotUrl,
+    #[error("endpoint must be https (plain http only to a loopback address)")]
+    EndpointNotHttps,
+    #[error("endpoint must have no path, query, fragment or user info")]
+    EndpointNotBare,
+    #[error("secret id must be a non-empty token without spaces, '/' or ','")]
+    BadSecretId,
+    #[error("secret key is empty")]
+    EmptySecretKey,
+    #[error("region must be a token of letters, digits and '-'")]
+    BadRegion,
+    #[error("timeout must be greater than zero")]
+    ZeroTimeout,
+}
+
+/// The Tencent FaceID adapter.
+pub struct TencentFaceId {
+    name: String,
+    url: reqwest::Url,
+    /// The `Host` header exactly as the HTTP client will send it (port only when not the default),
+    /// because it is part of the signature.
+    host: String,
+    secret_id: String,
+    secret_key: SecretKey,
+    region: Option<String>,
+    timeout: Duration,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for TencentFaceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TencentFaceId")
+            .field("name", &self.name)
+            .field("endpoint", &self.url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_token(s: &str, extra: &[u8]) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+}
+
+impl TencentFaceId {
+    /// Validates the configuration. `http` should come from [`http_client`] (no redirects: a
+    /// followed 307 would re-send the personal data to wherever it points).
+    pub fn new(
+        config: TencentConfig,
+        http: reqwest::Client,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ConfigError> {
+        if config.name.trim().is_empty() {
+            return Err(ConfigError::EmptyName);
+        }
+        // The SecretId is embedded in the Authorization header between '=' and '/'.
+        if !is_token(&config.secret_id, b"-_") {
+            return Err(ConfigError::BadSecretId);
+        }
+        if config.secret_key.is_empty() {
+            return Err(ConfigError::EmptySecretKey);
+        }
+        if let Some(region) = &config.region
+            && !is_token(region, b"-")
+        {
+            return Err(ConfigError::BadRegion);
+        }
+        if config.timeout.is_zero() {
+            return Err(ConfigError::ZeroTimeout);
+        }
+        let url = reqwest::Url::parse(&config.endpoint).map_err(|_| ConfigError::EndpointNotUrl)?;
+        let host_str = url.host_str().ok_or(ConfigError::EndpointNotUrl)?;
+        let loopback = host_str.eq_ignore_ascii_case("localhost")
+            || host_str
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        match url.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            _ => return Err(ConfigError::EndpointNotHttps),
+        }
+        // The canonical URI is always "/", so any other path would be signed wrongly.
+        if url.path() != "/"
+            || url.query().is_some()
+            || url.fragment().is_some()
+            || !url.username().is_empty()
+            || url.password().is_some()
+        {
+            return Err(ConfigError::EndpointNotBare);
+        }
+        let host = match url.port() {
+            Some(port) => format!("{host_str}:{port}"),
+            None => host_str.to_owned(),
+        };
+        Ok(Self {
+            name: config.name,
+            url,
+            host,
+            secret_id: config.secret_id,
+            secret_key: config.secret_key,
+            region: config.region,
+            timeout: config.timeout,
+            http,
+            clock,
+        })
+    }
+
+    async fn call(
+        &self,
+        request: &ProviderRequest<'_>,
+    ) -> (&'static str, Result<Outcome, ProviderError>, Option<String>) {
+        // Bodies are built with serde so that names with quotes or backslashes are escaped
+        // correctly. Not `Debug`: they hold the personal data.
+        #[derive(Serialize)]
+        struct IdCardBody<'a> {
+            #[serde(rename = "IdCard")]
+            id_card: &'a str,
+            #[serde(rename = "Name")]
+            name: &'a str,
+        }
+        #[derive(Serialize)]
+        struct FaceBody<'a> {
+            #[serde(rename = "IdCard")]
+            id_card: &'a str,
+            #[serde(rename = "Name")]
+            name: &'a str,
+            #[serde(rename = "ImageBase64")]
+            image_base64: &'a str,
+        }
+
+        let (action, body) = match request.face_image {
+            None => (
+                ACTION_ID_CARD,
+                serde_json::to_vec(&IdCardBody {
+                    id_card: request.id_number,
+                    name: request.name,
+                }),
+            ),
+            Some(image) => {
+                if let Some(reason) = unusable_image(image) {
+                    // Documented to be refused by Tencent; no need to send personal data for that.
+                    tracing::debug!(provider = %self.name, reason, "photo refused locally, no call made");
+                    return (ACTION_FACE, Ok(Outcome::PhotoUnusable), None);
+                }
+                let image_base64 = base64::engine::general_purpose::STANDARD.encode(image);
+                (
+                    ACTION_FACE,
+                    serde_json::to_vec(&FaceBody {
+                        id_card: request.id_number,
+                        name: request.name,
+                        image_base64: &image_base64,
+                    }),
+                )
+            }
+        };
+        // Serializing two &str fields cannot fail; the message carries nothing of the input.
+        let Ok(body) = body else {
+            return (
+                action,
+                Err(ProviderError::Protocol("request encoding".into())),
+                None,
+            );
+        };
+
+        let timestamp = self.clock.now_unix();
+        let Ok(authorization) = signing::sign(
+            &self.secret_id,
+            &self.secret_key,
+            SERVICE,
+            &self.host,
+            timestamp,
+            &body,
+        ) else {
+            // Only a clock outside years 0..=9999 gets here; nothing was sent.
+            return (action, Err(ProviderError::Unavailable("local-clock")), None);
+        };
+
+        let mut builder = self
+            .http
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, signing::CONTENT_TYPE)
+            .header(AUTHORIZATION, authorization)
+            .header("X-TC-Action", action)
+            .header("X-TC-Version", API_VERSION)
+            .header("X-TC-Timestamp", timestamp.to_string());
+        if let Some(region) = &self.region {
+            builder = builder.header("X-TC-Region", region.as_str());
+        }
+        let exchange = async {
+            let response = builder.body(body).send().await.map_err(transport_error)?;
+            let status = response.status().as_u16();
+            let bytes = read_limited(response).await?;
+            Ok::<_, ProviderError>((status, bytes))
+        };
+        // One deadline for the whole exchange. Dropping the future on expiry closes the connection;
+        // the call may still have been billed, which is what `Timeout` says.
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => (action, Err(ProviderError::Timeout), None),
+            Ok(Err(e)) => (action, Err(e), None),
+            Ok(Ok((status, bytes))) => {
+                let (result, request_id) = interpret(action, status, &bytes);
+                (action, result, request_id)
+            }
+        }
+    }
+}
+
+impl Provider for TencentFaceId {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn check<'a>(&'a self, request: &'a ProviderRequest<'a>) -> CheckFuture<'a> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let (action, result, request_id) = self.call(request).await;
+            let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let request_id = request_id.as_deref().unwrap_or("-");
+            match &result {
+                Ok(outcome) => tracing::info!(
+                    provider = %self.name, action, ?outcome, request_id, elapsed_ms,
+                    "provider answered"
+                ),
+                Err(error) => tracing::warn!(
+                    provider = %self.name, action, %error, request_id, elapsed_ms,
+                    "provider gave no outcome"
+                ),
+            }
+            result
+        })
+    }
+}
+
+/// Why a photo is known to be refused before any call: empty, over the documented size, or not
+/// JPEG/PNG (the only formats `ImageRecognitionV2` accepts).
+fn unusable_image(image: &[u8]) -> Option<&'static str> {
+    const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF];
+    const PNG: &[u8] = &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    if image.is_empty() {
+        return Some("empty");
+    }
+    match base64::encoded_len(image.len(), true) {
+        Some(len) if len <= MAX_IMAGE_BASE64_BYTES => {}
+        _ => return Some("too large"),
+    }
+    if !image.starts_with(JPEG) && !image.starts_with(PNG) {
+        return Some("not jpeg or png");
+    }
+    None
+}
+
+fn transport_error(error: reqwest::Error) -> ProviderError {
+    // Connect first: a refused or timed-out connect sent nothing, so it was not billed, and the
+    // router may care about that difference.
+    if error.is_connect() {
+        ProviderError::Unavailable("connect")
+    } else if error.is_timeout() {
+        ProviderError::Timeout
+    } else {
+        ProviderError::Unavailable("transport")
+    }
+}
+
+async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
+    let too_large = || ProviderError::Protocol("response too large".into());
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+// Only the fields we act on. `Message` and `Description` are deliberately absent: what is not
+// deserialized cannot leak.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "Response")]
+    response: ResponseBody,
+}
+
+#[derive(Deserialize)]
+struct ResponseBody {
+    #[serde(rename = "Error")]
+    error: Option<ErrorBody>,
+    #[serde(rename = "Result")]
+    result: Option<String>,
+    #[serde(rename = "Sim")]
+    sim: Option<f64>,
+    #[serde(rename = "RequestId")]
+    request_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(rename = "Code")]
+    code: String,
+}
+
+fn sanitize_request_id(id: &str) -> Option<String> {
+    (!id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .then(|| id.to_owned())
+}
+
+/// Turns one HTTP answer into an outcome. Pure, total, and never panics on any input.
+fn interpret(
+    action: &str,
+    status: u16,
+    body: &[u8],
+) -> (Result<Outcome, ProviderError>, Option<String>) {
+    if (500..=599).contains(&status) {
+        // Tencent answers API errors with 200 and an Error object; a 5xx comes from its front end.
+        return (Err(ProviderError::Unavailable("http-5xx")), None);
+    }
+    if status != 200 {
+        return (
+            Err(ProviderError::Protocol(format!("http status {status}"))),
+            None,
+        );
+    }
+    // serde_json's error text can quote the offending value; it is dropped, never forwarded.
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
+        return (
+            Err(ProviderError::Protocol("malformed response".into())),
+            None,
+        );
+    };
+    let answer = envelope.response;
+    let request_id = answer.request_id.as_deref().and_then(sanitize_request_id);
+    let result = match (answer.error, answer.result) {
+        // An Error object means the call failed, whatever else is present.
+        (Some(error), _) => codes::error_code(&error.code),
+        (None, None) => Err(ProviderError::Protocol("response without Result".into())),
+        (None, Some(result)) if action == ACTION_ID_CARD => codes::id_card_result(&result),
+        (None, Some(result)) => codes::face_result(&result, answer.sim),
+    };
+    (result, request_id)
+}
+
+/// Why [`http_client`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpClientError {
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// The HTTP client this adapter is meant to use: rustls with the *ring* provider and the caller's
+/// root certificates, HTTP/1.1, no redirects, no retries (reqwest 0.13 retries protocol NACKs by
+/// default), no proxies from the environment, `timeout` as a backstop for connect and whole request.
+///
+/// Roots are a parameter because the crate carries no root store of its own (no `webpki-roots` or
+/// `rustls-native-certs` dependency); the simulator is plain HTTP and works with an empty store.
+pub fn http_client(
+    timeout: Duration,
+    roots: rustls::RootCertStore,
+) -> Result<reqwest::Client, HttpClientError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .http1_only()
+        .redirect(reqwest::redirect::Policy::none())
+        .retry(reqwest::retry::never())
+        .no_proxy()
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()?;
+    Ok(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{ManualClock, SystemClock};
+    use crate::providers::sim::SimConfig;
+    use crate::providers::sim::test_support::{RunningSim, start};
+    use std::sync::Mutex;
+
+    const SECRET_ID: &str = "AKIDsimulator";
+    const SECRET: &str = "sim-secret-key";
+    const NAME: &str = "测试姓名";
+    /// Smallest thing that passes the local JPEG check; the simulator never decodes images.
+    const JPEG: &[u8] = &[
+        0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00,
+    ];
+
+    /// An 18-character ID with a valid check digit and the given 3-digit sequence code.
+    fn id_with_seq(seq: u16) -> String {
+        const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+        const CHECK: &[u8; 11] = b"10X98765432";
+        let first17 = format!("11010519491231{seq:03}");
+        let sum: u32 = first17
+            .bytes()
+            .zip(WEIGHTS)
+            .map(|(d, w)| u32::from(d - b'0') * w)
+            .sum();
+        let check = char::from(CHECK[(sum % 11) as usize]);
+        format!("{first17}{check}")
+    }
+
+    fn sim_config() -> SimConfig {
+        SimConfig::new(SECRET_ID, SecretKey::new(SECRET.to_owned()))
+    }
+
+    fn adapter_with(
+        endpoint: String,
+        secret_id: &str,
+        secret: &str,
+        clock: Arc<dyn Clock>,
+        timeout: Duration,
+    ) -> TencentFaceId {
+        let http = http_client(timeout, rustls::RootCertStore::empty());
+        let config = TencentConfig {
+            name: "tencent-test".into(),
+            endpoint,
+            secret_id: secret_id.into(),
+            secret_key: SecretKey::new(secret.to_owned()),
+            region: Some("ap-guangzhou".into()),
+            timeout,
+        };
+        match http.map(|http| TencentFaceId::new(config, http, clock)) {
+            Ok(Ok(adapter)) => adapter,
+            other => panic!("test adapter: {:?}", other.map(|r| r.err())),
+        }
+    }
+
+    fn adapter(sim: &RunningSim, timeout: Duration) -> TencentFaceId {
+        adapter_with(
+            format!("http://{}", sim.addr),
+            SECRET_ID,
+            SECRET,
+            Arc::new(SystemClock),
+            timeout,
+        )
+    }
+
+    async fn ask(adapter: &TencentFaceId, seq: u16, face: bool) -> Result<Outcome, ProviderError> {
+        let id = id_with_seq(seq);
+        let request = ProviderRequest {
+            name: NAME,
+            id_number: &id,
+            face_image: face.then_some(JPEG),
+        };
+        // Every call is bounded so that a broken timeout fails the test instead of hanging it.
+        tokio::time::timeout(Duration::from_secs(10), adapter.check(&request))
+            .await
+            .unwrap_or_else(|_| panic!("call for {seq:03} did not finish"))
+    }
+
+    #[tokio::test]
+    async fn every_simulator_row_maps_for_both_actions() {
+        let sim = start(sim_config(), Arc::new(SystemClock)).await;
+        let adapter = adapter(&sim, Duration::from_secs(5));
+        let compared = |similarity| Ok(Outcome::FaceCompared { similarity });
+        type Row = (
+            u16,
+            Result<Outcome, ProviderError>,
+            Result<Outcome, ProviderError>,
+        );
+        let rows: [Row; 12] = [
+            (0, Ok(Outcome::Match), compared(92.5)),
+            (899, Ok(Outcome::Match), compared(92.5)),
+            (900, Ok(Outcome::Mismatch), Ok(Outcome::Mismatch)),
+            (939, Ok(Outcome::Mismatch), Ok(Outcome::Mismatch)),
+            (940, Ok(Outcome::CannotDecide), Ok(Outcome::CannotDecide)),
+            (959, Ok(Outcome::CannotDecide), Ok(Outcome::CannotDecide)),
+            (960, Ok(Outcome::Match), compared(35.0)),
+            (969, Ok(Outcome::Match), compared(35.0)),
+            (970, Ok(Outcome::Match), compared(62.0)),
+            (979, Ok(Outcome::Match), compared(62.0)),
+            (
+                980,
+                Err(ProviderError::Unavailable("-4")),
+                Err(ProviderError::Unavailable(
+                    "FailedOperation.CompareSystemError",
+                )),
+            ),
+            (
+                989,
+                Err(ProviderError::Unavailable("-4")),
+                Err(ProviderError::Unavailable(
+                    "FailedOperation.CompareSystemError",
+                )),
+            ),
+        ];
+        for (seq, two_factor, face) in rows {
+            assert_eq!(
+                ask(&adapter, seq, false).await,
+                two_factor,
+                "{seq:03} two-factor"
+            );
+            assert_eq!(ask(&adapter, seq, true).await, face, "{seq:03} face");
+        }
+        sim.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_hanging_provider_times_out_and_the_simulator_still_shuts_down() {
+        let mut sim = start(sim_config(), Arc::new(SystemClock)).await;
+        let adapter = adapter(&sim, Duration::from_millis(200));
+        for seq in [990, 999] {
+            for face in [false, true] {
+                let started = Instant::now();
+                assert_eq!(ask(&adapter, seq, face).await, Err(ProviderError::Timeout));
+                assert!(started.elapsed() < Duration::from_secs(5));
+            }
+        }
+        // Leave one more hang in flight, with a client that would wait 30 s: shutdown must still
+        // complete promptly, and the waiting client gets a failure, not an outcome.
+        let patient = Arc::new(adapter_with(
+            format!("http://{}", sim.addr),
+            SECRET_ID,
+            SECRET,
+            Arc::new(SystemClock),
+            Duration::from_secs(30),
+        ));
+        while sim.hangs.try_recv().is_ok() {} // forget the hangs above
+        let in_flight = tokio::spawn({
+            let patient = patient.clone();
+            async move {
+                let id = id_with_seq(995);
+                let request = ProviderRequest {
+                    name: NAME,
+                    id_number: &id,
+                    face_image: None,
+                };
+                patient.check(&request).await
+            }
+        });
+        let started = tokio::time::timeout(Duration::from_secs(5), sim.hangs.recv()).await;
+        assert!(
+            matches!(started, Ok(Some(()))),
+            "the 995 request never reached the simulator"
+        );
+        sim.stop().await;
+        let answered = tokio::time::timeout(Duration::from_secs(5), in_flight).await;
+        assert!(
+            matches!(
+                answered,
+                Ok(Ok(Err(ProviderError::Unavailable("ServiceUnavailable"))))
+            ),
+            "{answered:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_secret_is_refused_with_the_code_only() {
+        let sim = start(sim_config(), Arc::new(SystemClock)).await;
+        let endpoint = format!("http://{}", sim.addr);
+        let timeout = Duration::from_secs(5);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+
+        let wrong_key = adapter_with(
+            endpoint.clone(),
+            SECRET_ID,
+            "not-the-key",
+            clock.clone(),
+            timeout,
+        );
+        for face in [false, true] {
+            assert_eq!(
+                ask(&wrong_key, 0, face).await,
+                Err(ProviderError::Refused(
+                    "AuthFailure.SignatureFailure".into()
+                ))
+            );
+        }
+        let wrong_id = adapter_with(endpoint.clone(), "AKIDother", SECRET, clock, timeout);
+        assert_eq!(
+            ask(&wrong_id, 0, false).await,
+            Err(ProviderError::Refused(
+                "AuthFailure.SecretIdNotFound".into()
+            ))
+        );
+        // A gateway clock ten minutes off is a signature problem operators must fix.
+        let skewed: Arc<dyn Clock> = Arc::new(ManualClock::new(SystemClock.now_unix() - 600));
+        let late = adapter_with(endpoint, SECRET_ID, SECRET, skewed, timeout);
+        assert_eq!(
+            ask(&late, 0, false).await,
+            Err(ProviderError::Refused("AuthFailure.SignatureExpire".into()))
+        );
+        sim.stop().await;
+    }
+
+    #[tokio::test]
+    async fn scope_date_follows_utc_across_the_cst_midnight() {
+        // 2024-03-01 00:30 in China is still 2024-02-29 in UTC; both sides must agree on UTC.
+        let clock = Arc::new(ManualClock::new(1_709_224_200));
+        let sim = start(sim_config(), clock.clone()).await;
+        let adapter = adapter_with(
+            format!("http://{}", sim.addr),
+            SECRET_ID,
+            SECRET,
+            clock,
+            Duration::from_secs(5),
+        );
+        assert_eq!(ask(&adapter, 1, false).await, Ok(Outcome::Match));
+        sim.stop().await;
+    }
+
+    #[tokio::test]
+    async fn injected_faults_are_unavailable() {
+        let mut config = sim_config();
+        config.fault_rate = 1.0;
+        let sim = start(config, Arc::new(SystemClock)).await;
+        let adapter = adapter(&sim, Duration::from_secs(5));
+        for face in [false, true] {
+            assert_eq!(
+                ask(&adapter, 0, face).await,
+                Err(ProviderError::Unavailable("InternalError"))
+            );
+        }
+        sim.stop().await;
+    }
+
+    #[tokio::test]
+    async fn connection_refused_is_unavailable_connect() {
+        // Bind, learn a free port, release it: nothing listens there now.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await;
+        let addr = match listener.and_then(|l| l.local_addr()) {
+            Ok(addr) => addr,
+            Err(e) => panic!("bind: {e}"),
+        };
+        let adapter = adapter_with(
+            format!("http://{addr}"),
+            SECRET_ID,
+            SECRET,
+            Arc::new(SystemClock),
+            Duration::from_secs(5),
+        );
+        assert_eq!(
+            ask(&adapter, 0, false).await,
+            Err(ProviderError::Unavailable("connect"))
+        );
+    }
+
+    #[tokio::test]
+    async fn unusable_photos_are_answered_without_a_call() {
+        // The endpoint is closed: any attempt to call would be Unavailable("connect").
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await;
+        let addr = match listener.and_then(|l| l.local_addr()) {
+            Ok(addr) => addr,
+            Err(e) => panic!("bind: {e}"),
+        };
+        let adapter = adapter_with(
+            format!("http://{addr}"),
+            SECRET_ID,
+            SECRET,
+            Arc::new(SystemClock),
+            Duration::from_secs(5),
+        );
+        let id = id_with_seq(0);
+        let mut too_large = JPEG.to_vec();
+        too_large.resize(MAX_IMAGE_BASE64_BYTES / 4 * 3 + 1, 0);
+        let gif = b"GIF89a....".to_vec();
+        for image in [Vec::new(), too_large, gif] {
+            let request = ProviderRequest {
+                name: NAME,
+                id_number: &id,
+                face_image: Some(&image),
+            };
+            assert_eq!(adapter.check(&request).await, Ok(Outcome::PhotoUnusable));
+        }
+        // The largest photo that fits the documented limit is sent (and here fails to connect).
+        let mut largest = JPEG.to_vec();
+        largest.resize(MAX_IMAGE_BASE64_BYTES / 4 * 3, 0);
+        let request = ProviderRequest {
+            name: NAME,
+            id_number: &id,
+            face_image: Some(&largest),
+        };
+        assert_eq!(
+            adapter.check(&request).await,
+            Err(ProviderError::Unavailable("connect"))
+        );
+    }
+
+    #[test]
+    fn configuration_is_validated() {
+        let build = |endpoint: &str, secret_id: &str, region: Option<&str>| {
+            let http = http_client(Duration::from_secs(1), rustls::RootCertStore::empty());
+            let Ok(http) = http else {
+                panic!("http client")
+            };
+            TencentFaceId::new(
+                TencentConfig {
+                    name: "t".into(),
+                    endpoint: endpoint.into(),
+                    secret_id: secret_id.into(),
+                    secret_key: SecretKey::new("k".into()),
+                    region: region.map(str::to_owned),
+                    timeout: Duration::from_secs(1),
+                },
+                http,
+                Arc::new(SystemClock),
+            )
+            .map(|a| a.host)
+        };
+        assert_eq!(
+            build(DEFAULT_ENDPOINT, "AKID1", None),
+            Ok("faceid.tencentcloudapi.com".into())
+        );
+        assert_eq!(
+            build("https://faceid.tencentcloudapi.com:443/", "AKID1", None),
+            Ok("faceid.tencentcloudapi.com".into())
+        );
+        assert_eq!(
+            build("http://127.0.0.1:8080", "AKID1", None),
+            Ok("127.0.0.1:8080".into())
+        );
+        assert_eq!(
+            build("http://[::1]:8080", "AKID1", None),
+            Ok("[::1]:8080".into())
+        );
+        assert_eq!(
+            build("http://localhost:81", "AKID1", None),
+            Ok("localhost:81".into())
+        );
+        for (endpoint, expected) in [
+            (
+                "http://faceid.tencentcloudapi.com",
+                ConfigError::EndpointNotHttps,
+            ),
+            ("http://10.0.0.1:80", ConfigError::EndpointNotHttps),
+            ("ftp://127.0.0.1", ConfigError::EndpointNotHttps),
+            (
+                "https://faceid.tencentcloudapi.com/v1",
+                ConfigError::EndpointNotBare,
+            ),
+            (
+                "https://faceid.tencentcloudapi.com/?a=b",
+                ConfigError::EndpointNotBare,
+            ),
+            (
+                "https://u:p@faceid.tencentcloudapi.com",
+                ConfigError::EndpointNotBare,
+            ),
+            ("faceid.tencentcloudapi.com", ConfigError::EndpointNotUrl),
+        ] {
+            assert_eq!(build(endpoint, "AKID1", None), Err(expected), "{endpoint}");
+        }
+        for bad_id in ["", "AKID 1", "AKID/1", "AKID,1", "密钥"] {
+            assert_eq!(
+                build(DEFAULT_ENDPOINT, bad_id, None),
+                Err(ConfigError::BadSecretId)
+            );
+        }
+        assert_eq!(
+            build(DEFAULT_ENDPOINT, "AKID1", Some("ap guangzhou")),
+            Err(ConfigError::BadRegion)
+        );
+    }
+
+    #[test]
+    fn debug_output_holds_no_secrets() {
+        let config = TencentConfig {
+            name: "t".into(),
+            endpoint: DEFAULT_ENDPOINT.into(),
+            secret_id: "AKID1".into(),
+            secret_key: SecretKey::new("very-secret-value".into()),
+            region: None,
+            timeout: Duration::from_secs(1),
+        };
+        let shown = format!("{config:?}");
+        assert!(shown.contains("SecretKey(***)"), "{shown}");
+        assert!(!shown.contains("very-secret-value"));
+    }
+
+    #[test]
+    fn malformed_answers_never_panic_and_never_match() {
+        let junk: &[&[u8]] = &[
+            b"",
+            b"null",
+            b"{}",
+            b"[]",
+            b"\xff\xfe",
+            br#"{"Response":null}"#,
+            br#"{"Response":{}}"#,
+            br#"{"Response":{"Result":0}}"#,
+            br#"{"Response":{"Result":"Success"}}"#,
+            br#"{"Response":{"Result":"Success","Sim":"92"}}"#,
+            br#"{"Response":{"Result":"Success","Sim":101}}"#,
+            br#"{"Response":{"Result":"Success","Sim":-1}}"#,
+            br#"{"Response":{"Error":{}}}"#,
+            br#"{"Response":{"Error":{"Code":7}}}"#,
+            br#"{"Response":{"Error":{"Code":"FailedOperation.Brand.New"}}}"#,
+            br#"{"Response":{"Error":{"Code":"Success"}},"Result":"Success","Sim":99}"#,
+            br#"{"Response":{"Result":"0","Sim":99}"#,
+        ];
+        for body in junk {
+            for action in [ACTION_ID_CARD, ACTION_FACE] {
+                let (result, _) = interpret(action, 200, body);
+                assert!(
+                    !matches!(
+                        result,
+                        Ok(Outcome::Match) | Ok(Outcome::FaceCompared { .. })
+                    ),
+                    "{action} {:?} gave {result:?}",
+                    String::from_utf8_lossy(body)
+                );
+            }
+        }
+        // An Error object wins over a Result that looks like success.
+        let both = br#"{"Response":{"Error":{"Code":"InternalError"},"Result":"Success","Sim":99,"RequestId":"abc-1"}}"#;
+        assert_eq!(
+            interpret(ACTION_FACE, 200, both),
+            (
+                Err(ProviderError::Unavailable("InternalError")),
+                Some("abc-1".into())
+            )
+        );
+        // A Result of the other action is not accepted.
+        let (result, _) = interpret(
+            ACTION_ID_CARD,
+            200,
+            br#"{"Response":{"Result":"Success","Sim":99}}"#,
+        );
+        assert!(matches!(result, Err(ProviderError::Protocol(_))));
+        // HTTP-level failures.
+        assert_eq!(
+            interpret(ACTION_FACE, 503, b"").0,
+            Err(ProviderError::Unavailable("http-5xx"))
+        );
+        assert_eq!(
+            interpret(ACTION_FACE, 302, b"").0,
+            Err(ProviderError::Protocol("http status 302".into()))
+        );
+        // A request id that is not an id is not logged.
+        let echo = "{\"Response\":{\"Result\":\"0\",\"RequestId\":\"110105194912310021 张三\"}}";
+        assert_eq!(
+            interpret(ACTION_ID_CARD, 200, echo.as_bytes()),
+            (Ok(Outcome::Match), None)
+        );
+    }
+
+    /// A `MakeWriter` target that keeps everything written, for inspecting log output.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut inner) = self.0.lock() {
+                inner.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn text(&self) -> String {
+            self.0
+                .lock()
+                .map(|inner| String::from_utf8_lossy(&inner).into_owned())
+                .unwrap_or_default()
+        }
+    }
+
+    // Single-threaded runtime: the subscriber is thread-local, and the simulator's tasks run on the
+    // same thread, so its log lines are captured too.
+    #[tokio::test(flavor = "current_thread")]
+    async fn no_personal_data_reaches_the_logs() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+
+        let sim = start(sim_config(), Arc::new(SystemClock)).await;
+        let good = adapter(&sim, Duration::from_secs(5));
+        let bad = adapter_with(
+            format!("http://{}", sim.addr),
+            SECRET_ID,
+            "wrong",
+            Arc::new(SystemClock),
+            Duration::from_secs(5),
+        );
+        let mut ids = Vec::new();
+        for seq in [0, 900, 940, 960, 980] {
+            ids.push(id_with_seq(seq));
+            for face in [false, true] {
+                let _ = ask(&good, seq, face).await;
+            }
+        }
+        ids.push(id_with_seq(0));
+        let _ = ask(&bad, 0, true).await;
+        sim.stop().await;
+        drop(guard);
+
+        let logs = captured.text();
+        assert!(
+            logs.contains(ACTION_ID_CARD) && logs.contains(ACTION_FACE),
+            "{logs}"
+        );
+        assert!(logs.contains("sim answered"), "{logs}");
+        assert!(!logs.contains(NAME), "{logs}");
+        for id in &ids {
+            assert!(!logs.contains(id.as_str()), "{logs}");
+            // Not even the part that encodes the birth date.
+            assert!(!logs.contains(&id[6..14]), "{logs}");
+        }
+        let image_b64 = base64::engine::general_purpose::STANDARD.encode(JPEG);
+        assert!(!logs.contains(&image_b64), "{logs}");
+        assert!(!logs.contains(SECRET), "{logs}");
+    }
+}

@@ -1,0 +1,150 @@
+//! Storage of cases: one interface, implementations that pass the same conformance tests.
+//!
+//! What is stored (DESIGN.md §3):
+//! - a [`CaseRecord`] per verification: ids, purpose, status, timestamps, which provider answered — no
+//!   personal data;
+//! - the idempotency index `(account_id, request_id) → case`, so a retried request gets the same answer
+//!   and never calls a provider twice;
+//! - for a case pending review only, its personal data sealed under a per-case data key
+//!   ([`SealedPii`]); destroyed when the case reaches a final status or its retention ends.
+//!
+//! A store never sees plaintext personal data, never decides anything, and never talks gRPC.
+
+pub mod memory;
+
+use futures_util::stream::BoxStream;
+
+use crate::crypto::envelope::{Body, WrappedKey};
+use crate::domain::Purpose;
+
+/// The life of a case. `Processing` is internal (a provider call is under way); the others are the
+/// public statuses of API.md §1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CaseStatus {
+    Processing,
+    Verified,
+    NotVerified,
+    PendingReview,
+    Expired,
+    Erased,
+}
+
+impl CaseStatus {
+    /// A final status never changes again.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Verified | Self::NotVerified | Self::Expired | Self::Erased
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Processing => "processing",
+            Self::Verified => "verified",
+            Self::NotVerified => "not_verified",
+            Self::PendingReview => "pending_review",
+            Self::Expired => "expired",
+            Self::Erased => "erased",
+        }
+    }
+
+    /// Whether moving from `self` to `next` is allowed (the case state machine).
+    pub fn may_become(self, next: CaseStatus) -> bool {
+        use CaseStatus::*;
+        matches!(
+            (self, next),
+            (Processing, Verified | NotVerified | PendingReview)
+                | (PendingReview, Verified | NotVerified | Expired | Erased)
+        )
+    }
+}
+
+/// One verification, without personal data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseRecord {
+    /// `vf_` + 26 base32 characters (128 random bits).
+    pub id: String,
+    pub account_id: String,
+    pub request_id: String,
+    /// The certificate CN of the onboarding client that created the case; only it may read the case.
+    pub principal: String,
+    pub purpose: Purpose,
+    pub status: CaseStatus,
+    /// A refusal that ended the case (machine-readable reason code), e.g. `FACE_IMAGE_UNUSABLE`.
+    pub refusal: Option<String>,
+    /// Name of the provider that answered, if one did.
+    pub provider: Option<String>,
+    pub created_at_unix: i64,
+    pub updated_at_unix: i64,
+    /// While `Processing`: until when the gateway doing the work holds the case. After that a retry of
+    /// the same request may take over (the gateway is presumed dead).
+    pub lease_until_unix: i64,
+    /// While `PendingReview`: when the sealed personal data must be gone.
+    pub pii_expires_at_unix: Option<i64>,
+}
+
+/// A case's personal data, sealed (see `crypto::envelope`). The wrapped key and body are kept apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedPii {
+    pub wrapped_key: WrappedKey,
+    pub body: Body,
+}
+
+/// The result of claiming an idempotency key.
+#[derive(Debug)]
+pub enum Begin {
+    /// The caller owns the (new or taken-over) case and must finish it.
+    Started(CaseRecord),
+    /// The request was seen before: here is its case as it stands.
+    Existing(CaseRecord),
+}
+
+/// How a case ends its provider phase.
+pub struct Finish {
+    pub status: CaseStatus,
+    pub provider: Option<String>,
+    pub refusal: Option<String>,
+    /// Only with `PendingReview`: the sealed personal data and when it must be gone.
+    pub pii: Option<(SealedPii, i64)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store is unavailable")]
+    Unavailable,
+    #[error("case not found")]
+    NotFound,
+    /// The change does not fit the case's current state (a race or a stale caller).
+    #[error("the case is no longer in a state that allows this change")]
+    Conflict,
+}
+
+/// The storage interface. Every change of one case is atomic.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Claims `(record.account_id, record.request_id)` for `record` (status `Processing`), or returns the
+    /// case that already holds it. A `Processing` case whose lease ran out is taken over (lease renewed).
+    async fn begin(&self, record: CaseRecord, now_unix: i64) -> Result<Begin, StoreError>;
+
+    /// Ends the provider phase of a `Processing` case.
+    async fn finish(
+        &self,
+        id: &str,
+        finish: Finish,
+        now_unix: i64,
+    ) -> Result<CaseRecord, StoreError>;
+
+    async fn get(&self, id: &str) -> Result<Option<CaseRecord>, StoreError>;
+
+    /// The case now, then every change; ends after a final status. `None` for an unknown case.
+    async fn watch(&self, id: &str) -> Result<Option<BoxStream<'static, CaseRecord>>, StoreError>;
+
+    /// The sealed personal data of a pending case, if still held.
+    async fn sealed_pii(&self, id: &str) -> Result<Option<SealedPii>, StoreError>;
+
+    /// Retention: every pending case whose personal data is due becomes `Expired` and its data is
+    /// destroyed; case records older than `records_before_unix` are forgotten. Returns the number of
+    /// cases expired.
+    async fn sweep(&self, now_unix: i64, records_before_unix: i64) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,138 @@
+//! Who is calling, and what they may call: the one place where roles are checked.
+//!
+//! The client certificate's subject OU is the role, its CN the principal (API.md §3). [`authorize`]
+//! is called first by every RPC handler with the RPC's name; [`allowed_roles`] is the single table.
+
+use tonic::{Request, Status};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// A caller's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Onboarding,
+    Reviewer,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Onboarding, Role::Reviewer, Role::Admin];
+
+    pub fn parse(ou: &str) -> Option<Self> {
+        match ou {
+            "onboarding" => Some(Self::Onboarding),
+            "reviewer" => Some(Self::Reviewer),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Onboarding => "onboarding",
+            Self::Reviewer => "reviewer",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub role: Role,
+    /// Certificate CN, e.g. `reviewer-1`.
+    pub principal: String,
+}
+
+/// Every RPC of the public API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rpc {
+    GetSealingKey,
+    Verify,
+    GetVerification,
+    WatchVerification,
+    SubmitSupplement,
+    EraseSubject,
+    RegisterReviewerKey,
+    ClaimNext,
+    SubmitDecision,
+    ReleaseCase,
+    GetQueueStats,
+}
+
+impl Rpc {
+    pub const ALL: [Rpc; 11] = [
+        Rpc::GetSealingKey,
+        Rpc::Verify,
+        Rpc::GetVerification,
+        Rpc::WatchVerification,
+        Rpc::SubmitSupplement,
+        Rpc::EraseSubject,
+        Rpc::RegisterReviewerKey,
+        Rpc::ClaimNext,
+        Rpc::SubmitDecision,
+        Rpc::ReleaseCase,
+        Rpc::GetQueueStats,
+    ];
+}
+
+/// The authorization table: which roles may call which RPC.
+pub fn allowed_roles(rpc: Rpc) -> &'static [Role] {
+    use Role::*;
+    match rpc {
+        Rpc::GetSealingKey
+        | Rpc::Verify
+        | Rpc::GetVerification
+        | Rpc::WatchVerification
+        | Rpc::SubmitSupplement => &[Onboarding],
+        Rpc::EraseSubject => &[Onboarding, Admin],
+        Rpc::RegisterReviewerKey | Rpc::ClaimNext | Rpc::SubmitDecision | Rpc::ReleaseCase => {
+            &[Reviewer]
+        }
+        // Queue figures are operational data: reviewers and operators both need them.
+        Rpc::GetQueueStats => &[Reviewer, Admin],
+    }
+}
+
+/// Reads the caller from the client certificate. The TLS layer has already verified the chain.
+pub fn caller_from_certificate(der: &[u8]) -> Option<Caller> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let subject = cert.subject();
+    // Exactly one OU and one CN: an ambiguous certificate gets no role.
+    let mut ous = subject.iter_organizational_unit();
+    let ou = ous.next()?.as_str().ok()?;
+    if ous.next().is_some() {
+        return None;
+    }
+    let mut cns = subject.iter_common_name();
+    let cn = cns.next()?.as_str().ok()?;
+    if cns.next().is_some()
+        || cn.is_empty()
+        || cn.len() > 128
+        || !cn.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return None;
+    }
+    Some(Caller {
+        role: Role::parse(ou)?,
+        principal: cn.to_owned(),
+    })
+}
+
+/// The check every handler runs first.
+pub fn authorize<T>(request: &Request<T>, rpc: Rpc) -> Result<Caller, Status> {
+    let certs = request
+        .peer_certs()
+        .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+    let caller = caller_from_certificate(leaf.as_ref())
+        .ok_or_else(|| Status::permission_denied("the client certificate names no known role"))?;
+    if !allowed_roles(rpc).contains(&caller.role) {
+        return Err(Status::permission_denied(format!(
+            "role {} may not call {rpc:?}",
+            caller.role.as_str()
+        )));
+    }
+    Ok(caller)
+}

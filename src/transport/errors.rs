@@ -1,0 +1,100 @@
+//! Errors become gRPC statuses here and nowhere else.
+//!
+//! Every refusal carries a machine-readable reason in a standard `google.rpc.ErrorInfo` detail
+//! (domain `idgate`), readable by clients in any language. No status message ever contains input.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::domain::{Refusal, RefusalClass};
+use crate::verify::VerifyError;
+
+pub const ERROR_DOMAIN: &str = "idgate";
+
+/// A status with an `ErrorInfo { reason, domain: "idgate", metadata }` detail.
+pub fn status_with_reason(
+    code: Code,
+    message: &str,
+    reason: &str,
+    metadata: &[(&str, &str)],
+) -> Status {
+    let metadata: HashMap<String, String> = metadata
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Status::with_error_details(
+        code,
+        message,
+        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
+    )
+}
+
+pub fn refusal(refusal: &Refusal) -> Status {
+    let reason = refusal.reason();
+    let code = match reason.class() {
+        RefusalClass::Malformed => Code::InvalidArgument,
+        RefusalClass::NotAllowed => Code::FailedPrecondition,
+    };
+    match refusal.field() {
+        Some(field) => {
+            status_with_reason(code, reason.message(), reason.code(), &[("field", field)])
+        }
+        None => status_with_reason(code, reason.message(), reason.code(), &[]),
+    }
+}
+
+/// The one answer to a payload that does not open, whatever the cause (API.md §2).
+pub fn unopenable_payload() -> Status {
+    status_with_reason(
+        Code::InvalidArgument,
+        "the sealed payload could not be opened",
+        "PAYLOAD_UNOPENABLE",
+        &[],
+    )
+}
+
+pub fn invalid(reason: &str, message: &str) -> Status {
+    status_with_reason(Code::InvalidArgument, message, reason, &[])
+}
+
+pub fn verify_error(error: VerifyError) -> Status {
+    match error {
+        VerifyError::Refused(r) => refusal(&r),
+        VerifyError::PhotoUnusable { verification_id } => status_with_reason(
+            Code::FailedPrecondition,
+            "the face photo could not be used; take a new one and retry with a new request_id",
+            crate::verify::FACE_IMAGE_UNUSABLE,
+            &[("verification_id", &verification_id)],
+        ),
+        VerifyError::RequestIdReused => status_with_reason(
+            Code::AlreadyExists,
+            "request_id was already used for a different request",
+            "REQUEST_ID_REUSED",
+            &[],
+        ),
+        VerifyError::InProgress => status_with_reason(
+            Code::Unavailable,
+            "the same request is still being processed; retry with the same request_id",
+            "IN_PROGRESS",
+            &[],
+        ),
+        VerifyError::NotFound => {
+            status_with_reason(Code::NotFound, "verification not found", "NOT_FOUND", &[])
+        }
+        VerifyError::Store(e) => {
+            tracing::warn!(error = %e, "store failure");
+            status_with_reason(
+                Code::Unavailable,
+                "storage is unavailable; retry",
+                "STORE_UNAVAILABLE",
+                &[],
+            )
+        }
+        VerifyError::Internal(what) => {
+            tracing::error!(what, "internal error");
+            status_with_reason(Code::Internal, "internal error", "INTERNAL", &[])
+        }
+    }
+}

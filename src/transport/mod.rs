@@ -1,0 +1,10 @@
+//! The gRPC edge: TLS, caller identity and roles, and the services, which only convert between
+//! protobuf and domain types and call the use cases.
+//!
+//! Must never log a request message, put input into a status message, or hold business rules.
+
+pub mod auth;
+pub mod errors;
+pub mod server;
+pub mod services;
+pub mod tls;

@@ -1,0 +1,58 @@
+//! Serving: the gRPC services, health and reflection on a TLS listener, until `shutdown` resolves.
+//!
+//! A library function so that tests start the real server on `127.0.0.1:0` with any shutdown trigger.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use super::services::{App, ReviewService, VerificationService};
+use super::tls;
+use crate::pb;
+
+/// Largest request accepted: four 4 MiB images sealed, plus text and framing.
+pub const MAX_MESSAGE_BYTES: usize = 18 * 1024 * 1024;
+
+/// Serves until `shutdown` resolves, then stops accepting and lets in-flight calls finish.
+pub async fn run(
+    listener: TcpListener,
+    tls_config: Arc<rustls::ServerConfig>,
+    app: Arc<App>,
+    handshake_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<pb::verification_service_server::VerificationServiceServer<VerificationService>>().await;
+    health_reporter
+        .set_serving::<pb::review_service_server::ReviewServiceServer<ReviewService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| {
+            tracing::error!(error = %e, "reflection set-up failed");
+            e
+        });
+
+    let verification = pb::verification_service_server::VerificationServiceServer::new(
+        VerificationService::new(app),
+    )
+    .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let review = pb::review_service_server::ReviewServiceServer::new(ReviewService);
+
+    let incoming = tls::incoming(listener, tls_config, handshake_timeout);
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(health_service)
+        .add_service(verification)
+        .add_service(review);
+    if let Ok(reflection) = reflection {
+        builder = builder.add_service(reflection);
+    }
+    builder
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}

@@ -1,0 +1,277 @@
+//! The gRPC services of `idgate.v1`: protobuf ↔ domain conversion and calls into the use cases.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use tokio::time::Instant;
+use tonic::{Request, Response, Status};
+
+use super::auth::{Rpc, authorize};
+use super::errors;
+use crate::clock::Clock;
+use crate::crypto::sealing::{Context, SealingKeyring};
+use crate::domain::{AccountId, Purpose, RequestId};
+use crate::material;
+use crate::pb;
+use crate::store::CaseStatus;
+use crate::verify::{Answer, Verifier, VerifyCommand};
+
+/// What the services share.
+pub struct App {
+    pub verifier: Arc<Verifier>,
+    pub sealing: Arc<SealingKeyring>,
+    pub clock: Arc<dyn Clock>,
+    /// Upper bound of a `Verify` call when the client sets no shorter `grpc-timeout`.
+    pub verify_deadline: Duration,
+}
+
+fn status_to_pb(status: CaseStatus) -> pb::Status {
+    match status {
+        // Internal state; only visible in a narrow race, never as a decision.
+        CaseStatus::Processing => pb::Status::Unspecified,
+        CaseStatus::Verified => pb::Status::Verified,
+        CaseStatus::NotVerified => pb::Status::NotVerified,
+        CaseStatus::PendingReview => pb::Status::PendingReview,
+        CaseStatus::Expired => pb::Status::Expired,
+        CaseStatus::Erased => pb::Status::Erased,
+    }
+}
+
+fn answer_to_pb(answer: &Answer) -> pb::VerifyResponse {
+    pb::VerifyResponse {
+        verification_id: answer.verification_id.clone(),
+        status: status_to_pb(answer.status) as i32,
+        verified: answer.verified(),
+    }
+}
+
+pub fn purpose_from_pb(value: i32) -> Option<Purpose> {
+    match pb::Purpose::try_from(value).ok()? {
+        pb::Purpose::ShortVideo => Some(Purpose::ShortVideo),
+        pb::Purpose::Radio => Some(Purpose::Radio),
+        pb::Purpose::Anchor => Some(Purpose::Anchor),
+        pb::Purpose::Unspecified => None,
+    }
+}
+
+/// The caller's `grpc-timeout`, if any (the gRPC wire format: digits and a unit letter).
+fn grpc_timeout<T>(request: &Request<T>) -> Option<Duration> {
+    let value = request.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+pub struct VerificationService {
+    app: Arc<App>,
+}
+
+impl VerificationService {
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::VerifyResponse, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl pb::verification_service_server::VerificationService for VerificationService {
+    #[tracing::instrument(skip_all)]
+    async fn get_sealing_key(
+        &self,
+        request: Request<pb::GetSealingKeyRequest>,
+    ) -> Result<Response<pb::GetSealingKeyResponse>, Status> {
+        authorize(&request, Rpc::GetSealingKey)?;
+        let current = self.app.sealing.current();
+        Ok(Response::new(pb::GetSealingKeyResponse {
+            key_id: current.id.clone(),
+            public_key: current.key.public_key().to_vec(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(principal))]
+    async fn verify(
+        &self,
+        request: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::VerifyResponse>, Status> {
+        let caller = authorize(&request, Rpc::Verify)?;
+        tracing::Span::current().record("principal", caller.principal.as_str());
+        // Leave a little of the caller's budget for the answer to travel back.
+        let budget = grpc_timeout(&request)
+            .map(|t| t.saturating_sub(Duration::from_millis(50)))
+            .unwrap_or(self.app.verify_deadline)
+            .min(self.app.verify_deadline);
+        let deadline = Instant::now() + budget;
+        let message = request.into_inner();
+
+        let request_id = RequestId::parse(&message.request_id).map_err(|r| errors::refusal(&r))?;
+        let account_id = AccountId::parse(&message.account_id).map_err(|r| errors::refusal(&r))?;
+        let purpose = purpose_from_pb(message.purpose).ok_or_else(|| {
+            errors::invalid(
+                "PURPOSE_INVALID",
+                "purpose must be SHORT_VIDEO, RADIO or ANCHOR",
+            )
+        })?;
+        let consent = message.consent.ok_or_else(|| {
+            errors::status_with_reason(
+                tonic::Code::InvalidArgument,
+                "consent is required",
+                "CONSENT_MISSING",
+                &[],
+            )
+        })?;
+        let sealed = message
+            .payload
+            .ok_or_else(|| errors::invalid("PAYLOAD_MISSING", "payload is required"))?;
+
+        let context = Context::identity(message.purpose, account_id.as_str(), request_id.as_str());
+        let plaintext = self
+            .app
+            .sealing
+            .open(
+                &sealed.key_id,
+                &context,
+                &sealed.enc,
+                &sealed.ciphertext,
+                self.app.clock.now_unix(),
+            )
+            .map_err(|_| errors::unopenable_payload())?;
+        let fields = material::decode(&plaintext).ok_or_else(errors::unopenable_payload)?;
+        drop(plaintext);
+
+        let command = VerifyCommand {
+            principal: caller.principal,
+            account_id,
+            request_id,
+            purpose,
+            consent_policy_version: consent.policy_version,
+            consent_granted_at_unix: consent.granted_at_unix,
+            fields,
+            deadline,
+        };
+        // The use case runs in its own task: a client that disconnects does not abandon a case half-way
+        // (a provider may already have been paid); the answer is kept for its retry.
+        let verifier = self.app.verifier.clone();
+        let answer = tokio::spawn(async move { verifier.verify(command).await })
+            .await
+            .map_err(|_| {
+                errors::verify_error(crate::verify::VerifyError::Internal("verification task"))
+            })?
+            .map_err(errors::verify_error)?;
+        Ok(Response::new(answer_to_pb(&answer)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_verification(
+        &self,
+        request: Request<pb::GetVerificationRequest>,
+    ) -> Result<Response<pb::VerifyResponse>, Status> {
+        let caller = authorize(&request, Rpc::GetVerification)?;
+        let id = request.into_inner().verification_id;
+        let answer = self
+            .app
+            .verifier
+            .get(&caller.principal, &id)
+            .await
+            .map_err(errors::verify_error)?;
+        Ok(Response::new(answer_to_pb(&answer)))
+    }
+
+    type WatchVerificationStream = WatchStream;
+
+    #[tracing::instrument(skip_all)]
+    async fn watch_verification(
+        &self,
+        request: Request<pb::GetVerificationRequest>,
+    ) -> Result<Response<Self::WatchVerificationStream>, Status> {
+        let caller = authorize(&request, Rpc::WatchVerification)?;
+        let id = request.into_inner().verification_id;
+        let answers = self
+            .app
+            .verifier
+            .watch(&caller.principal, &id)
+            .await
+            .map_err(errors::verify_error)?;
+        Ok(Response::new(answers.map(|a| Ok(answer_to_pb(&a))).boxed()))
+    }
+
+    async fn submit_supplement(
+        &self,
+        request: Request<pb::SubmitSupplementRequest>,
+    ) -> Result<Response<pb::VerifyResponse>, Status> {
+        authorize(&request, Rpc::SubmitSupplement)?;
+        Err(Status::unimplemented(
+            "SubmitSupplement is not implemented yet",
+        ))
+    }
+
+    async fn erase_subject(
+        &self,
+        request: Request<pb::EraseSubjectRequest>,
+    ) -> Result<Response<pb::EraseSubjectResponse>, Status> {
+        authorize(&request, Rpc::EraseSubject)?;
+        Err(Status::unimplemented("EraseSubject is not implemented yet"))
+    }
+}
+
+/// The review API: behind the role check, not implemented yet (manual review has its own issue).
+pub struct ReviewService;
+
+#[tonic::async_trait]
+impl pb::review_service_server::ReviewService for ReviewService {
+    async fn register_reviewer_key(
+        &self,
+        request: Request<pb::RegisterReviewerKeyRequest>,
+    ) -> Result<Response<pb::RegisterReviewerKeyResponse>, Status> {
+        authorize(&request, Rpc::RegisterReviewerKey)?;
+        Err(Status::unimplemented(
+            "RegisterReviewerKey is not implemented yet",
+        ))
+    }
+
+    async fn claim_next(
+        &self,
+        request: Request<pb::ClaimNextRequest>,
+    ) -> Result<Response<pb::ClaimNextResponse>, Status> {
+        authorize(&request, Rpc::ClaimNext)?;
+        Err(Status::unimplemented("ClaimNext is not implemented yet"))
+    }
+
+    async fn submit_decision(
+        &self,
+        request: Request<pb::SubmitDecisionRequest>,
+    ) -> Result<Response<pb::SubmitDecisionResponse>, Status> {
+        authorize(&request, Rpc::SubmitDecision)?;
+        Err(Status::unimplemented(
+            "SubmitDecision is not implemented yet",
+        ))
+    }
+
+    async fn release_case(
+        &self,
+        request: Request<pb::ReleaseCaseRequest>,
+    ) -> Result<Response<pb::ReleaseCaseResponse>, Status> {
+        authorize(&request, Rpc::ReleaseCase)?;
+        Err(Status::unimplemented("ReleaseCase is not implemented yet"))
+    }
+
+    async fn get_queue_stats(
+        &self,
+        request: Request<pb::GetQueueStatsRequest>,
+    ) -> Result<Response<pb::GetQueueStatsResponse>, Status> {
+        authorize(&request, Rpc::GetQueueStats)?;
+        Err(Status::unimplemented(
+            "GetQueueStats is not implemented yet",
+        ))
+    }
+}

@@ -1,0 +1,309 @@
+//! End-to-end: the real server on 127.0.0.1:0 over mutual TLS 1.3, the built-in provider simulator,
+//! the embedded store, called through the generated client.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use common::{Person, TestGateway, reason, sealed_request, verify};
+use idgate::pb;
+use idgate::pb::Purpose::{Anchor, ShortVideo};
+use idgate::pb::Status::{Expired, NotVerified, PendingReview, Verified};
+use tonic::Code;
+
+fn status_of(r: &pb::VerifyResponse) -> pb::Status {
+    pb::Status::try_from(r.status).expect("known status")
+}
+
+#[tokio::test]
+async fn every_simulator_path_reaches_its_documented_outcome() {
+    let gw = TestGateway::start().await;
+    let mut client = gw.onboarding().await;
+    // (purpose, sequence code, expected status) — API.md §5.
+    let table = [
+        (ShortVideo, "123", Verified),
+        (ShortVideo, "905", NotVerified),
+        (ShortVideo, "945", PendingReview),
+        (ShortVideo, "965", Verified),
+        (ShortVideo, "985", PendingReview),
+        (Anchor, "123", Verified),
+        (Anchor, "905", NotVerified),
+        (Anchor, "945", PendingReview),
+        (Anchor, "965", NotVerified),
+        (Anchor, "975", PendingReview),
+        (Anchor, "985", PendingReview),
+        (Anchor, "995", PendingReview),
+    ];
+    for (i, (purpose, seq, expected)) in table.into_iter().enumerate() {
+        let answer = verify(
+            &mut client,
+            purpose,
+            &format!("req-{i}"),
+            &Person::adult(seq),
+        )
+        .await
+        .unwrap_or_else(|s| panic!("{purpose:?} {seq}: {s:?}"));
+        assert_eq!(status_of(&answer), expected, "{purpose:?} seq {seq}");
+        assert_eq!(answer.verified, expected == Verified);
+        assert!(answer.verification_id.starts_with("vf_"));
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_retried_request_gets_the_same_answer() {
+    let gw = TestGateway::start().await;
+    let mut client = gw.onboarding().await;
+    let person = Person::adult("123");
+    let first = verify(&mut client, Anchor, "same-request", &person)
+        .await
+        .expect("first");
+    let again = verify(&mut client, Anchor, "same-request", &person)
+        .await
+        .expect("again");
+    assert_eq!(first, again);
+    let other = verify(&mut client, Anchor, "other-request", &person)
+        .await
+        .expect("other");
+    assert_ne!(first.verification_id, other.verification_id);
+    // The same request_id for a different purpose is a conflict, not a silent second case.
+    let clash = verify(&mut client, ShortVideo, "same-request", &person)
+        .await
+        .expect_err("clash");
+    assert_eq!(clash.code(), Code::AlreadyExists);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_payload_sealed_with_other_bound_fields_is_refused_with_one_message() {
+    let gw = TestGateway::start().await;
+    let mut client = gw.onboarding().await;
+    let key = client
+        .get_sealing_key(pb::GetSealingKeyRequest {})
+        .await
+        .expect("key")
+        .into_inner();
+    assert_eq!(key.public_key.len(), 32);
+    let fields = Person::adult("123").fields();
+    let anchor = Anchor as i32;
+    let mut messages = Vec::new();
+    for bound in [
+        (ShortVideo as i32, "acct-1", "r-1"),
+        (anchor, "acct-2", "r-1"),
+        (anchor, "acct-1", "r-2"),
+    ] {
+        let request = sealed_request(&key, Anchor, "acct-1", "r-1", &fields, Some(bound));
+        let status = client.verify(request).await.expect_err("must be refused");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        messages.push(status.message().to_owned());
+    }
+    // Unknown key id, and a damaged ciphertext.
+    let mut unknown_key = sealed_request(&key, Anchor, "acct-1", "r-1", &fields, None);
+    unknown_key.payload.as_mut().expect("payload").key_id = "sk-nope".into();
+    let mut damaged = sealed_request(&key, Anchor, "acct-1", "r-1", &fields, None);
+    damaged.payload.as_mut().expect("payload").ciphertext[3] ^= 0x40;
+    for request in [unknown_key, damaged] {
+        let status = client.verify(request).await.expect_err("must be refused");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(reason(&status).as_deref(), Some("PAYLOAD_UNOPENABLE"));
+        messages.push(status.message().to_owned());
+    }
+    messages.dedup();
+    assert_eq!(
+        messages.len(),
+        1,
+        "the same message whatever the cause: {messages:?}"
+    );
+    // The correctly bound request still works.
+    let ok = sealed_request(&key, Anchor, "acct-1", "r-1", &fields, None);
+    assert_eq!(
+        status_of(&client.verify(ok).await.expect("ok").into_inner()),
+        Verified
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn local_checks_refuse_with_a_reason_and_never_echo_input() {
+    let gw = TestGateway::start().await;
+    let mut client = gw.onboarding().await;
+
+    let mut bad_checksum = Person::adult("123");
+    let last = if bad_checksum.id_number.ends_with('0') {
+        '1'
+    } else {
+        '0'
+    };
+    bad_checksum.id_number.pop();
+    bad_checksum.id_number.push(last);
+    let today = time::OffsetDateTime::now_utc().date();
+    let minor_birth = format!(
+        "{:04}{:02}{:02}",
+        today.year() - 16,
+        u8::from(today.month()),
+        today.day().min(28)
+    );
+    let minor = Person {
+        id_number: common::id_number(&minor_birth, "123"),
+        ..Person::adult("123")
+    };
+    let mut no_face = Person::adult("123");
+    no_face.face.clear();
+    let mut gif_face = Person::adult("123");
+    gif_face.face = b"GIF89a\x40\x00\x40\x00\x00\x00\x00;".to_vec();
+
+    let cases = [
+        (
+            &bad_checksum,
+            ShortVideo,
+            Code::InvalidArgument,
+            "ID_NUMBER_CHECKSUM",
+        ),
+        (&minor, Anchor, Code::FailedPrecondition, "UNDERAGE"),
+        (
+            &no_face,
+            Anchor,
+            Code::InvalidArgument,
+            "FACE_IMAGE_MISSING",
+        ),
+        (&gif_face, Anchor, Code::InvalidArgument, "IMAGE_FORMAT"),
+    ];
+    for (i, (person, purpose, code, expected_reason)) in cases.into_iter().enumerate() {
+        let status = verify(&mut client, purpose, &format!("bad-{i}"), person)
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), code, "{expected_reason}: {status:?}");
+        assert_eq!(reason(&status).as_deref(), Some(expected_reason));
+        let text = format!("{status:?} {}", status.message());
+        for secret in [&person.name, &person.id_number, &person.phone] {
+            assert!(
+                !text.contains(secret.as_str()),
+                "status echoes input: {text}"
+            );
+        }
+    }
+
+    // Malformed public fields.
+    let key = client
+        .get_sealing_key(pb::GetSealingKeyRequest {})
+        .await
+        .expect("key")
+        .into_inner();
+    let fields = Person::adult("123").fields();
+    let mut no_consent = sealed_request(&key, Anchor, "acct-1", "r-x", &fields, None);
+    no_consent.consent = None;
+    let status = client.verify(no_consent).await.expect_err("no consent");
+    assert_eq!(
+        (status.code(), reason(&status).as_deref()),
+        (Code::InvalidArgument, Some("CONSENT_MISSING"))
+    );
+    let bad_id = sealed_request(&key, Anchor, "acct 1", "r-x", &fields, None);
+    let status = client.verify(bad_id).await.expect_err("bad account id");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let mut no_purpose = sealed_request(&key, Anchor, "acct-1", "r-x", &fields, None);
+    no_purpose.purpose = 0;
+    assert_eq!(
+        client
+            .verify(no_purpose)
+            .await
+            .expect_err("no purpose")
+            .code(),
+        Code::InvalidArgument
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn get_and_watch_follow_a_case_to_its_final_status() {
+    // A manual clock lets the retention limit pass without waiting 72 hours.
+    let clock = idgate::clock::ManualClock::new(idgate::clock::Clock::now_unix(
+        &idgate::clock::SystemClock,
+    ));
+    let mut config = idgate::config::Config::default();
+    config.retention.pending_review_ttl_seconds = 600;
+    config.retention.sweep_interval_seconds = 1;
+    let gw = TestGateway::start_with(config, Some(clock.clone())).await;
+    let mut client = gw.onboarding().await;
+
+    let pending = verify(&mut client, Anchor, "watch-me", &Person::adult("975"))
+        .await
+        .expect("verify");
+    assert_eq!(status_of(&pending), PendingReview);
+    let id = pb::GetVerificationRequest {
+        verification_id: pending.verification_id.clone(),
+    };
+    let got = client
+        .get_verification(id.clone())
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(got, pending);
+
+    let mut stream = client
+        .watch_verification(id.clone())
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = stream
+        .message()
+        .await
+        .expect("stream")
+        .expect("first update");
+    assert_eq!(status_of(&first), PendingReview);
+
+    clock.advance(601);
+    let last = tokio::time::timeout(std::time::Duration::from_secs(20), stream.message())
+        .await
+        .expect("expiry reaches the watcher")
+        .expect("stream")
+        .expect("final update");
+    assert_eq!(status_of(&last), Expired);
+    assert!(!last.verified);
+    assert!(
+        stream.message().await.expect("stream end").is_none(),
+        "the stream ends at a final status"
+    );
+    assert_eq!(
+        status_of(&client.get_verification(id).await.expect("get").into_inner()),
+        Expired
+    );
+
+    let unknown = pb::GetVerificationRequest {
+        verification_id: "vf_doesnotexist".into(),
+    };
+    assert_eq!(
+        client
+            .get_verification(unknown.clone())
+            .await
+            .expect_err("unknown")
+            .code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        client
+            .watch_verification(unknown)
+            .await
+            .expect_err("unknown")
+            .code(),
+        Code::NotFound
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_reflection_are_served() {
+    let gw = TestGateway::start().await;
+    let channel = gw.channel("admin").await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let answer = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "idgate.v1.VerificationService".into(),
+        })
+        .await
+        .expect("health")
+        .into_inner();
+    assert_eq!(
+        answer.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    gw.stop().await;
+}

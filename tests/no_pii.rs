@@ -1,0 +1,124 @@
+//! A full run with logging at TRACE level: none of the test identities' name, ID number or phone
+//! appears in any captured log line, span field or error message.
+//!
+//! Alone in its own test binary because it installs the process-wide subscriber.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use common::{Person, TestGateway, verify};
+use idgate::pb;
+use idgate::pb::Purpose::{Anchor, ShortVideo};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("capture lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn no_personal_data_in_logs_or_errors() {
+    let capture = Capture::default();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        // Span fields and their context on every line.
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+        .init();
+
+    let gw = TestGateway::start().await;
+    let mut client = gw.onboarding().await;
+    let people: Vec<Person> = ["123", "905", "945", "965", "975", "985", "995"]
+        .iter()
+        .map(|s| Person::adult(s))
+        .collect();
+    let mut errors = Vec::new();
+    for (i, person) in people.iter().enumerate() {
+        for purpose in [ShortVideo, Anchor] {
+            let request_id = format!("pii-{i}-{}", purpose as i32);
+            let answer = verify(&mut client, purpose, &request_id, person).await;
+            let replay = verify(&mut client, purpose, &request_id, person).await;
+            for r in [answer, replay] {
+                match r {
+                    Ok(a) => errors.push(format!("{a:?}")),
+                    Err(s) => errors.push(format!("{s:?} {}", s.message())),
+                }
+            }
+        }
+    }
+    // Refusals, which are the likeliest to echo input.
+    let mut minor = Person::adult("123");
+    minor.id_number = common::id_number("20200101", "123");
+    let mut bad = Person::adult("123");
+    bad.id_number.replace_range(0..1, "0");
+    bad.phone = "12345".into();
+    for (i, person) in [minor, bad].iter().enumerate() {
+        let status = verify(&mut client, Anchor, &format!("pii-bad-{i}"), person)
+            .await
+            .expect_err("refused");
+        errors.push(format!("{status:?} {}", status.message()));
+    }
+    let key = client
+        .get_sealing_key(pb::GetSealingKeyRequest {})
+        .await
+        .expect("key")
+        .into_inner();
+    let mut tampered = common::sealed_request(
+        &key,
+        Anchor,
+        "acct-1",
+        "pii-t",
+        &people[0].fields(),
+        Some((3, "x", "y")),
+    );
+    tampered.request_id = "pii-t".into();
+    errors.push(format!(
+        "{:?}",
+        client.verify(tampered).await.expect_err("tampered")
+    ));
+    gw.stop().await;
+
+    let logs = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf-8 logs");
+    assert!(
+        logs.contains("verification decided"),
+        "the capture must have seen the gateway's logs"
+    );
+    assert!(
+        logs.contains("DEBUG") && logs.contains("TRACE"),
+        "debug and trace levels were on"
+    );
+    let errors = errors.join("\n");
+    for person in &people {
+        for secret in [&person.name, &person.id_number, &person.phone] {
+            assert!(
+                !logs.contains(secret.as_str()),
+                "a log line contains test PII"
+            );
+            assert!(
+                !errors.contains(secret.as_str()),
+                "an answer or error contains test PII"
+            );
+        }
+        // The 17 digits without the check character, and the birth date with the region code.
+        assert!(!logs.contains(&person.id_number[..17]));
+    }
+    assert!(!logs.contains("13800138000") && !logs.contains("测试员"));
+}
