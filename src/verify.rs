@@ -323,3 +323,327 @@ fn answer_or_refusal(record: CaseRecord) -> Result<Answer, VerifyError> {
     }
     Ok(Answer::of(&record))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::crypto::SecretKey32;
+    use crate::crypto::envelope::Kek;
+    use crate::domain::test_support;
+    use crate::providers::router::Route;
+    use crate::providers::{CheckFuture, Outcome, Provider, ProviderError};
+    use crate::store::memory::MemoryStore;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::sync::Semaphore;
+
+    /// A provider that counts its calls, answers a fixed result, and can be held until released.
+    struct Fake {
+        name: &'static str,
+        answer: Result<Outcome, ProviderError>,
+        calls: AtomicUsize,
+        gate: Option<Arc<Semaphore>>,
+    }
+
+    impl Provider for Fake {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn check<'a>(&'a self, _request: &'a ProviderRequest<'a>) -> CheckFuture<'a> {
+            Box::pin(async move {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+                if let Some(gate) = &self.gate {
+                    let _ = gate.acquire().await.map(|p| p.forget());
+                }
+                self.answer.clone()
+            })
+        }
+    }
+
+    fn fake(name: &'static str, answer: Result<Outcome, ProviderError>) -> Arc<Fake> {
+        Arc::new(Fake {
+            name,
+            answer,
+            calls: AtomicUsize::new(0),
+            gate: None,
+        })
+    }
+
+    const NOW: i64 = 1_795_000_000;
+
+    fn verifier(providers: &[Arc<Fake>], clock: &ManualClock) -> (Verifier, Arc<KekRing>) {
+        let routes = providers
+            .iter()
+            .map(|p| Route::new(p.clone() as Arc<dyn Provider>, Duration::from_secs(5), 64))
+            .collect();
+        let keks = Arc::new(
+            KekRing::new(vec![Kek {
+                id: "kek-1".into(),
+                created_at_unix: 1,
+                key: SecretKey32::random().unwrap(),
+            }])
+            .unwrap(),
+        );
+        let settings = VerifySettings {
+            thresholds: Thresholds::default(),
+            pending_review_ttl: Duration::from_secs(3_600),
+            processing_lease: Duration::from_secs(30),
+        };
+        let v = Verifier::new(
+            Arc::new(MemoryStore::new()),
+            Router::new(routes),
+            keks.clone(),
+            Arc::new(clock.clone()),
+            settings,
+        );
+        (v, keks)
+    }
+
+    fn command(request_id: &str, purpose: Purpose) -> VerifyCommand {
+        let mut fields = IdentityFields::default();
+        fields.name = "王小明".into();
+        fields.id_number = test_support::id_number("110105", "19900307", "123");
+        fields.phone = "13800138000".into();
+        fields.face_image = test_support::png(320, 240);
+        VerifyCommand {
+            principal: "onboarding-dev".into(),
+            account_id: AccountId::parse("acct-1").unwrap(),
+            request_id: RequestId::parse(request_id).unwrap(),
+            purpose,
+            consent_policy_version: "2026-01".into(),
+            consent_granted_at_unix: NOW - 10,
+            fields,
+            deadline: Instant::now() + Duration::from_secs(10),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retry_never_calls_the_provider_twice() {
+        let clock = ManualClock::new(NOW);
+        let p = fake("p1", Ok(Outcome::FaceCompared { similarity: 95.0 }));
+        let (v, _) = verifier(std::slice::from_ref(&p), &clock);
+        let first = v.verify(command("r-1", Purpose::Anchor)).await.unwrap();
+        let again = v.verify(command("r-1", Purpose::Anchor)).await.unwrap();
+        assert_eq!(first, again);
+        assert!(first.verified());
+        assert_eq!(p.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_duplicates_share_one_provider_call() {
+        let clock = ManualClock::new(NOW);
+        let gate = Arc::new(Semaphore::new(0));
+        let p = Arc::new(Fake {
+            name: "slow",
+            answer: Ok(Outcome::Match),
+            calls: AtomicUsize::new(0),
+            gate: Some(gate.clone()),
+        });
+        let (v, _) = verifier(std::slice::from_ref(&p), &clock);
+        let v = Arc::new(v);
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let v = v.clone();
+                tokio::spawn(async move { v.verify(command("dup", Purpose::ShortVideo)).await })
+            })
+            .collect();
+        // Let every duplicate reach the store before the provider answers.
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        gate.add_permits(100);
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap().unwrap());
+        }
+        assert!(answers.windows(2).all(|w| w[0] == w[1]));
+        assert_eq!(answers[0].status, CaseStatus::Verified);
+        assert_eq!(p.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn failover_to_the_next_provider_then_review_when_all_fail() {
+        let clock = ManualClock::new(NOW);
+        let down = fake("down", Err(ProviderError::Unavailable("InternalError")));
+        let up = fake("up", Ok(Outcome::Match));
+        let (v, _) = verifier(&[down.clone(), up.clone()], &clock);
+        let answer = v.verify(command("r-1", Purpose::ShortVideo)).await.unwrap();
+        assert_eq!(answer.status, CaseStatus::Verified);
+        let record = v
+            .store()
+            .get(&answer.verification_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.provider.as_deref(), Some("up"));
+        assert_eq!(
+            (
+                down.calls.load(Ordering::SeqCst),
+                up.calls.load(Ordering::SeqCst)
+            ),
+            (1, 1)
+        );
+
+        let also_down = fake("also-down", Err(ProviderError::Timeout));
+        let (v, keks) = verifier(&[down.clone(), also_down], &clock);
+        let answer = v.verify(command("r-2", Purpose::Anchor)).await.unwrap();
+        assert_eq!(answer.status, CaseStatus::PendingReview);
+        assert!(!answer.verified());
+
+        // The pending case's data is sealed at rest, bound to the case, and opens to what was checked.
+        let id = &answer.verification_id;
+        let sealed = v
+            .store()
+            .sealed_pii(id)
+            .await
+            .unwrap()
+            .expect("kept for review");
+        let plain = keks
+            .open(id, PII_FIELD_IDENTITY, &sealed.wrapped_key, &sealed.body)
+            .unwrap();
+        let fields = material::decode(&plain).unwrap();
+        assert_eq!(
+            fields.id_number,
+            command("x", Purpose::Anchor).fields.id_number
+        );
+        assert!(
+            !sealed
+                .body
+                .ciphertext
+                .windows(9)
+                .any(|w| w == "王小明".as_bytes())
+        );
+
+        // Retention: after the limit the data is gone and the case expired.
+        clock.advance(3_600);
+        assert_eq!(v.store().sweep(clock.now_unix(), 0).await.unwrap(), 1);
+        assert!(v.store().sealed_pii(id).await.unwrap().is_none());
+        assert_eq!(
+            v.get("onboarding-dev", id).await.unwrap().status,
+            CaseStatus::Expired
+        );
+    }
+
+    #[tokio::test]
+    async fn decided_cases_keep_no_personal_data() {
+        let clock = ManualClock::new(NOW);
+        let (v, _) = verifier(&[fake("p", Ok(Outcome::Mismatch))], &clock);
+        let answer = v.verify(command("r-1", Purpose::ShortVideo)).await.unwrap();
+        assert_eq!(answer.status, CaseStatus::NotVerified);
+        assert!(
+            v.store()
+                .sealed_pii(&answer.verification_id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unusable_photo_is_a_refusal_that_replays_without_a_second_call() {
+        let clock = ManualClock::new(NOW);
+        let p = fake("p", Ok(Outcome::PhotoUnusable));
+        let (v, _) = verifier(std::slice::from_ref(&p), &clock);
+        for _ in 0..2 {
+            let err = v.verify(command("r-1", Purpose::Anchor)).await.unwrap_err();
+            assert!(matches!(err, VerifyError::PhotoUnusable { .. }));
+        }
+        assert_eq!(p.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_case_is_visible_only_to_the_client_that_created_it() {
+        let clock = ManualClock::new(NOW);
+        let (v, _) = verifier(&[fake("p", Ok(Outcome::Match))], &clock);
+        let answer = v.verify(command("r-1", Purpose::Radio)).await.unwrap();
+        assert!(
+            v.get("onboarding-dev", &answer.verification_id)
+                .await
+                .is_ok()
+        );
+        assert!(matches!(
+            v.get("someone-else", &answer.verification_id).await,
+            Err(VerifyError::NotFound)
+        ));
+        assert!(matches!(
+            v.watch("someone-else", &answer.verification_id).await,
+            Err(VerifyError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn bad_input_never_reaches_a_provider() {
+        let clock = ManualClock::new(NOW);
+        let p = fake("p", Ok(Outcome::Match));
+        let (v, _) = verifier(std::slice::from_ref(&p), &clock);
+        let mut minor = command("r-1", Purpose::Anchor);
+        minor.fields.id_number = test_support::id_number("110105", "20150101", "123");
+        let mut no_consent = command("r-2", Purpose::ShortVideo);
+        no_consent.consent_policy_version.clear();
+        for c in [minor, no_consent] {
+            assert!(matches!(v.verify(c).await, Err(VerifyError::Refused(_))));
+        }
+        assert_eq!(p.calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_case_abandoned_mid_call_is_taken_over_after_its_lease() {
+        let clock = ManualClock::new(NOW);
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let stale = CaseRecord {
+            id: "vf_stale".into(),
+            account_id: "acct-1".into(),
+            request_id: "r-1".into(),
+            principal: "onboarding-dev".into(),
+            purpose: Purpose::ShortVideo,
+            status: CaseStatus::Processing,
+            refusal: None,
+            provider: None,
+            created_at_unix: NOW,
+            updated_at_unix: NOW,
+            lease_until_unix: NOW + 30,
+            pii_expires_at_unix: None,
+        };
+        store.begin(stale, NOW).await.unwrap();
+        let p = fake("p", Ok(Outcome::Match));
+        let keks = Arc::new(
+            KekRing::new(vec![Kek {
+                id: "k".into(),
+                created_at_unix: 1,
+                key: SecretKey32::random().unwrap(),
+            }])
+            .unwrap(),
+        );
+        let settings = VerifySettings {
+            thresholds: Thresholds::default(),
+            pending_review_ttl: Duration::from_secs(60),
+            processing_lease: Duration::from_secs(30),
+        };
+        let routes = vec![Route::new(
+            p.clone() as Arc<dyn Provider>,
+            Duration::from_secs(5),
+            4,
+        )];
+        let v = Verifier::new(
+            store,
+            Router::new(routes),
+            keks,
+            Arc::new(clock.clone()),
+            settings,
+        );
+        // While the lease holds, a retry waits and then reports the request as still in progress.
+        let mut early = command("r-1", Purpose::ShortVideo);
+        early.deadline = Instant::now() + Duration::from_millis(50);
+        assert!(matches!(
+            v.verify(early).await,
+            Err(VerifyError::InProgress)
+        ));
+        clock.advance(31);
+        let answer = v.verify(command("r-1", Purpose::ShortVideo)).await.unwrap();
+        assert_eq!(
+            (answer.verification_id.as_str(), answer.status),
+            ("vf_stale", CaseStatus::Verified)
+        );
+        assert_eq!(p.calls.load(Ordering::SeqCst), 1);
+    }
+}

@@ -17,7 +17,7 @@ mod phone;
 mod purpose;
 mod refusal;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 pub use applicant::{
     Applicant, FACE_IMAGE_FIELD, HANDHELD_ID_PHOTO_FIELD, ID_CARD_BACK_FIELD, ID_CARD_FRONT_FIELD,

@@ -1,0 +1,236 @@
+//! The storage conformance suite: every backend must pass the same tests. Written against
+//! `Arc<dyn Store>` so that each backend only supplies a constructor (embedded today; Redis
+//! standalone and cluster join with the storage issue).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use idgate::crypto::envelope::{Body, WrappedKey};
+use idgate::domain::Purpose;
+use idgate::store::memory::MemoryStore;
+use idgate::store::{Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
+
+const NOW: i64 = 1_795_000_000;
+
+fn record(id: &str, request_id: &str) -> CaseRecord {
+    CaseRecord {
+        id: id.into(),
+        account_id: "acct-1".into(),
+        request_id: request_id.into(),
+        principal: "onboarding-dev".into(),
+        purpose: Purpose::Anchor,
+        status: CaseStatus::Processing,
+        refusal: None,
+        provider: None,
+        created_at_unix: NOW,
+        updated_at_unix: NOW,
+        lease_until_unix: NOW + 30,
+        pii_expires_at_unix: None,
+    }
+}
+
+fn pii() -> SealedPii {
+    SealedPii {
+        wrapped_key: WrappedKey {
+            kek_id: "kek-1".into(),
+            bytes: vec![7; 72],
+        },
+        body: Body {
+            version: 1,
+            commitment: [1; 32],
+            nonce: [2; 24],
+            ciphertext: vec![3; 64],
+        },
+    }
+}
+
+fn finish(status: CaseStatus, with_pii: bool) -> Finish {
+    Finish {
+        status,
+        provider: Some("p".into()),
+        refusal: None,
+        pii: with_pii.then(|| (pii(), NOW + 100)),
+    }
+}
+
+async fn idempotency_key_is_claimed_once(store: Arc<dyn Store>) {
+    assert!(matches!(
+        store.begin(record("vf_1", "r-1"), NOW).await.unwrap(),
+        Begin::Started(_)
+    ));
+    match store.begin(record("vf_2", "r-1"), NOW).await.unwrap() {
+        Begin::Existing(existing) => assert_eq!(existing.id, "vf_1"),
+        other => panic!("expected the existing case, got {other:?}"),
+    }
+    let mut other_account = record("vf_3", "r-1");
+    other_account.account_id = "acct-2".into();
+    assert!(matches!(
+        store.begin(other_account, NOW).await.unwrap(),
+        Begin::Started(_)
+    ));
+    assert!(store.get("vf_2").await.unwrap().is_none());
+}
+
+async fn concurrent_begins_start_exactly_one(store: Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .begin(record(&format!("vf_c{i}"), "race"), NOW)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut started = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), Begin::Started(_)) {
+            started += 1;
+        }
+    }
+    assert_eq!(started, 1);
+}
+
+async fn the_state_machine_holds(store: Arc<dyn Store>) {
+    store.begin(record("vf_1", "r-1"), NOW).await.unwrap();
+    let pending = store
+        .finish("vf_1", finish(CaseStatus::PendingReview, true), NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(pending.status, CaseStatus::PendingReview);
+    assert_eq!(pending.pii_expires_at_unix, Some(NOW + 100));
+    assert_eq!(store.sealed_pii("vf_1").await.unwrap(), Some(pii()));
+    // A case leaves Processing once.
+    assert!(matches!(
+        store
+            .finish("vf_1", finish(CaseStatus::Verified, false), NOW + 2)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        store
+            .finish("vf_missing", finish(CaseStatus::Verified, false), NOW)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    // Personal data is kept for a pending review only.
+    store.begin(record("vf_2", "r-2"), NOW).await.unwrap();
+    let done = store
+        .finish("vf_2", finish(CaseStatus::Verified, true), NOW)
+        .await
+        .unwrap();
+    assert_eq!(done.pii_expires_at_unix, None);
+    assert_eq!(store.sealed_pii("vf_2").await.unwrap(), None);
+}
+
+async fn watch_follows_to_the_final_status_and_ends(store: Arc<dyn Store>) {
+    assert!(store.watch("vf_none").await.unwrap().is_none());
+    store.begin(record("vf_1", "r-1"), NOW).await.unwrap();
+    let mut changes = store.watch("vf_1").await.unwrap().unwrap();
+    assert_eq!(changes.next().await.unwrap().status, CaseStatus::Processing);
+    store
+        .finish("vf_1", finish(CaseStatus::PendingReview, true), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        changes.next().await.unwrap().status,
+        CaseStatus::PendingReview
+    );
+    assert_eq!(store.sweep(NOW + 100, 0).await.unwrap(), 1);
+    assert_eq!(changes.next().await.unwrap().status, CaseStatus::Expired);
+    assert!(changes.next().await.is_none(), "ends after a final status");
+    // A watcher that arrives after the end sees the final status, then the end.
+    let mut late = store.watch("vf_1").await.unwrap().unwrap();
+    assert_eq!(late.next().await.unwrap().status, CaseStatus::Expired);
+    assert!(late.next().await.is_none());
+}
+
+async fn retention_expires_due_data_and_forgets_old_records(store: Arc<dyn Store>) {
+    store.begin(record("vf_due", "r-1"), NOW).await.unwrap();
+    store
+        .finish("vf_due", finish(CaseStatus::PendingReview, true), NOW)
+        .await
+        .unwrap();
+    store.begin(record("vf_done", "r-2"), NOW).await.unwrap();
+    store
+        .finish("vf_done", finish(CaseStatus::Verified, false), NOW)
+        .await
+        .unwrap();
+
+    assert_eq!(store.sweep(NOW + 99, 0).await.unwrap(), 0, "not due yet");
+    assert!(store.sealed_pii("vf_due").await.unwrap().is_some());
+    assert_eq!(store.sweep(NOW + 100, 0).await.unwrap(), 1);
+    assert_eq!(
+        store.get("vf_due").await.unwrap().unwrap().status,
+        CaseStatus::Expired
+    );
+    assert!(store.sealed_pii("vf_due").await.unwrap().is_none());
+    assert_eq!(
+        store.get("vf_done").await.unwrap().unwrap().status,
+        CaseStatus::Verified
+    );
+
+    // Records past their own retention are forgotten, and so is their idempotency key.
+    store.sweep(NOW + 200, NOW + 150).await.unwrap();
+    assert!(store.get("vf_done").await.unwrap().is_none());
+    assert!(matches!(
+        store
+            .begin(record("vf_new", "r-2"), NOW + 200)
+            .await
+            .unwrap(),
+        Begin::Started(_)
+    ));
+}
+
+async fn an_abandoned_case_is_taken_over_after_its_lease(store: Arc<dyn Store>) {
+    store.begin(record("vf_1", "r-1"), NOW).await.unwrap();
+    assert!(matches!(
+        store.begin(record("vf_2", "r-1"), NOW + 29).await.unwrap(),
+        Begin::Existing(_)
+    ));
+    let mut retry = record("vf_2", "r-1");
+    retry.lease_until_unix = NOW + 60;
+    match store.begin(retry, NOW + 30).await.unwrap() {
+        Begin::Started(case) => assert_eq!(
+            (case.id.as_str(), case.lease_until_unix),
+            ("vf_1", NOW + 60)
+        ),
+        other => panic!("expected a take-over, got {other:?}"),
+    }
+}
+
+macro_rules! conformance {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            use super::*;
+            #[tokio::test]
+            async fn idempotency_key_is_claimed_once() {
+                super::idempotency_key_is_claimed_once($make).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_begins_start_exactly_one() {
+                super::concurrent_begins_start_exactly_one($make).await
+            }
+            #[tokio::test]
+            async fn the_state_machine_holds() {
+                super::the_state_machine_holds($make).await
+            }
+            #[tokio::test]
+            async fn watch_follows_to_the_final_status_and_ends() {
+                super::watch_follows_to_the_final_status_and_ends($make).await
+            }
+            #[tokio::test]
+            async fn retention_expires_due_data_and_forgets_old_records() {
+                super::retention_expires_due_data_and_forgets_old_records($make).await
+            }
+            #[tokio::test]
+            async fn an_abandoned_case_is_taken_over_after_its_lease() {
+                super::an_abandoned_case_is_taken_over_after_its_lease($make).await
+            }
+        }
+    };
+}
+
+conformance!(embedded, Arc::new(MemoryStore::new()) as Arc<dyn Store>);
