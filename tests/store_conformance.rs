@@ -9,7 +9,9 @@ use futures_util::StreamExt;
 use idgate::crypto::envelope::{Body, WrappedKey};
 use idgate::domain::Purpose;
 use idgate::store::memory::MemoryStore;
-use idgate::store::{Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
+use idgate::store::{
+    AuditEvent, Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError,
+};
 
 const NOW: i64 = 1_795_000_000;
 
@@ -201,6 +203,216 @@ async fn an_abandoned_case_is_taken_over_after_its_lease(store: Arc<dyn Store>) 
     }
 }
 
+async fn erasure_shreds_pending_cases_of_one_account(store: Arc<dyn Store>) {
+    store.begin(record("vf_p", "r-1"), NOW).await.unwrap();
+    store
+        .finish("vf_p", finish(CaseStatus::PendingReview, true), NOW)
+        .await
+        .unwrap();
+    store.begin(record("vf_v", "r-2"), NOW).await.unwrap();
+    store
+        .finish("vf_v", finish(CaseStatus::Verified, false), NOW)
+        .await
+        .unwrap();
+    let mut other = record("vf_o", "r-3");
+    other.account_id = "acct-2".into();
+    store.begin(other, NOW).await.unwrap();
+    store
+        .finish("vf_o", finish(CaseStatus::PendingReview, true), NOW)
+        .await
+        .unwrap();
+    let mut watcher = store.watch("vf_p").await.unwrap().unwrap();
+    assert_eq!(
+        watcher.next().await.unwrap().status,
+        CaseStatus::PendingReview
+    );
+
+    assert_eq!(
+        store.erase_account("acct-1", NOW + 5).await.unwrap(),
+        vec!["vf_p".to_string()]
+    );
+    assert_eq!(
+        store.get("vf_p").await.unwrap().unwrap().status,
+        CaseStatus::Erased
+    );
+    assert!(store.sealed_pii("vf_p").await.unwrap().is_none());
+    assert_eq!(watcher.next().await.unwrap().status, CaseStatus::Erased);
+    assert_eq!(
+        store.get("vf_v").await.unwrap().unwrap().status,
+        CaseStatus::Verified,
+        "final cases untouched"
+    );
+    assert!(
+        store.sealed_pii("vf_o").await.unwrap().is_some(),
+        "other accounts untouched"
+    );
+    assert!(
+        store
+            .erase_account("acct-1", NOW + 6)
+            .await
+            .unwrap()
+            .is_empty(),
+        "idempotent"
+    );
+    assert!(
+        store
+            .erase_account("acct-unknown", NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn audit_trail_is_append_only_and_paged(store: Arc<dyn Store>) {
+    for i in 0..5 {
+        let event = AuditEvent {
+            at_unix: NOW + i,
+            actor: "admin-dev".into(),
+            action: "erase_subject".into(),
+            case_id: Some(format!("vf_{i}")),
+            detail: format!("n={i}"),
+        };
+        store.append_audit(event, 86_400).await.unwrap();
+    }
+    let first = store.audit_events(None, 3).await.unwrap();
+    assert_eq!(
+        first
+            .iter()
+            .map(|(_, e)| e.detail.as_str())
+            .collect::<Vec<_>>(),
+        ["n=0", "n=1", "n=2"]
+    );
+    let rest = store.audit_events(Some(&first[2].0), 10).await.unwrap();
+    assert_eq!(
+        rest.iter().map(|(_, e)| e.at_unix).collect::<Vec<_>>(),
+        [NOW + 3, NOW + 4]
+    );
+    assert_eq!(rest[0].1.case_id.as_deref(), Some("vf_3"));
+    assert!(
+        store
+            .audit_events(Some(&rest[1].0), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn window_counters_count_and_restart(store: Arc<dyn Store>) {
+    let start = NOW - NOW.rem_euclid(60);
+    assert_eq!(
+        store.count_in_window("rl:acct:a", 60, start).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_in_window("rl:acct:a", 60, start + 59)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .count_in_window("rl:acct:b", 60, start + 59)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_in_window("rl:acct:a", 60, start + 60)
+            .await
+            .unwrap(),
+        1,
+        "a new window"
+    );
+}
+
+async fn anchor_bindings_are_limited_per_id(store: Arc<dyn Store>) {
+    assert!(
+        store
+            .bind_anchor("bi:x", "acct-1", 2, 3_600, NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .bind_anchor("bi:x", "acct-1", 2, 3_600, NOW)
+            .await
+            .unwrap(),
+        "the same account again"
+    );
+    assert!(
+        store
+            .bind_anchor("bi:x", "acct-2", 2, 3_600, NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .bind_anchor("bi:x", "acct-3", 2, 3_600, NOW)
+            .await
+            .unwrap(),
+        "a third account"
+    );
+    assert!(
+        store
+            .bind_anchor("bi:y", "acct-3", 2, 3_600, NOW)
+            .await
+            .unwrap(),
+        "another ID"
+    );
+}
+
+async fn wrapped_keys_are_replaced_by_compare_and_set(store: Arc<dyn Store>) {
+    store.begin(record("vf_1", "r-1"), NOW).await.unwrap();
+    store
+        .finish("vf_1", finish(CaseStatus::PendingReview, true), NOW)
+        .await
+        .unwrap();
+    let old = store.wrapped_keys_not_under("kek-2", 10).await.unwrap();
+    assert_eq!(old.len(), 1);
+    assert_eq!(old[0].0, "vf_1");
+    let new = WrappedKey {
+        kek_id: "kek-2".into(),
+        bytes: vec![9; 72],
+    };
+    assert!(
+        store
+            .replace_wrapped_key("vf_1", &old[0].1, new.clone())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .replace_wrapped_key("vf_1", &old[0].1, new.clone())
+            .await
+            .unwrap(),
+        "stale old key"
+    );
+    assert!(
+        store
+            .wrapped_keys_not_under("kek-2", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.sealed_pii("vf_1").await.unwrap().unwrap().wrapped_key,
+        new
+    );
+    assert_eq!(
+        store.sealed_pii("vf_1").await.unwrap().unwrap().body,
+        pii().body,
+        "the body is untouched"
+    );
+    assert!(
+        !store
+            .replace_wrapped_key("vf_missing", &new, new.clone())
+            .await
+            .unwrap()
+    );
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -228,6 +440,26 @@ macro_rules! conformance {
             #[tokio::test]
             async fn an_abandoned_case_is_taken_over_after_its_lease() {
                 super::an_abandoned_case_is_taken_over_after_its_lease($make).await
+            }
+            #[tokio::test]
+            async fn erasure_shreds_pending_cases_of_one_account() {
+                super::erasure_shreds_pending_cases_of_one_account($make).await
+            }
+            #[tokio::test]
+            async fn audit_trail_is_append_only_and_paged() {
+                super::audit_trail_is_append_only_and_paged($make).await
+            }
+            #[tokio::test]
+            async fn window_counters_count_and_restart() {
+                super::window_counters_count_and_restart($make).await
+            }
+            #[tokio::test]
+            async fn anchor_bindings_are_limited_per_id() {
+                super::anchor_bindings_are_limited_per_id($make).await
+            }
+            #[tokio::test]
+            async fn wrapped_keys_are_replaced_by_compare_and_set() {
+                super::wrapped_keys_are_replaced_by_compare_and_set($make).await
             }
         }
     };

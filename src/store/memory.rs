@@ -11,7 +11,8 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use tokio::sync::watch;
 
-use super::{Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
+use super::{AuditEvent, Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
+use crate::crypto::envelope::WrappedKey;
 
 struct Entry {
     record: CaseRecord,
@@ -25,7 +26,17 @@ struct State {
     cases: HashMap<String, Entry>,
     /// (account_id, request_id) → case id
     idempotency: HashMap<(String, String), String>,
+    /// (sequence number, event, forget after)
+    audit: Vec<(u64, AuditEvent, i64)>,
+    audit_seq: u64,
+    /// key → (window start, count)
+    windows: HashMap<String, (i64, u64)>,
+    /// blind index → (accounts, forget after)
+    anchors: HashMap<String, (Vec<String>, i64)>,
 }
+
+/// How long a rate-limit window's counter is kept after the window starts (longest window we use).
+const WINDOW_KEEP_SECONDS: i64 = 86_400;
 
 /// The in-process store.
 #[derive(Default)]
@@ -174,6 +185,144 @@ impl Store for MemoryStore {
                     .remove(&(entry.record.account_id, entry.record.request_id));
             }
         }
+        state.audit.retain(|(_, _, until)| *until > now_unix);
+        state.anchors.retain(|_, (_, until)| *until > now_unix);
+        state
+            .windows
+            .retain(|_, (start, _)| *start + WINDOW_KEEP_SECONDS > now_unix);
         Ok(expired)
+    }
+
+    async fn erase_account(
+        &self,
+        account_id: &str,
+        now_unix: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut state = self.lock()?;
+        let mut erased = Vec::new();
+        for entry in state.cases.values_mut() {
+            if entry.record.account_id == account_id
+                && entry.record.status == CaseStatus::PendingReview
+            {
+                entry.pii = None;
+                entry.record.pii_expires_at_unix = None;
+                entry.record.status = CaseStatus::Erased;
+                entry.record.updated_at_unix = now_unix;
+                publish(entry);
+                erased.push(entry.record.id.clone());
+            }
+        }
+        erased.sort();
+        Ok(erased)
+    }
+
+    async fn append_audit(
+        &self,
+        event: AuditEvent,
+        retention_seconds: u64,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock()?;
+        state.audit_seq += 1;
+        let seq = state.audit_seq;
+        let until = event.at_unix.saturating_add(retention_seconds as i64);
+        state.audit.push((seq, event, until));
+        Ok(())
+    }
+
+    async fn audit_events(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, AuditEvent)>, StoreError> {
+        let after: u64 = match after {
+            Some(cursor) => cursor.parse().map_err(|_| StoreError::NotFound)?,
+            None => 0,
+        };
+        let state = self.lock()?;
+        Ok(state
+            .audit
+            .iter()
+            .filter(|(seq, _, _)| *seq > after)
+            .take(limit)
+            .map(|(seq, event, _)| (seq.to_string(), event.clone()))
+            .collect())
+    }
+
+    async fn count_in_window(
+        &self,
+        key: &str,
+        window_seconds: u64,
+        now_unix: i64,
+    ) -> Result<u64, StoreError> {
+        let window = window_seconds.max(1) as i64;
+        let start = now_unix - now_unix.rem_euclid(window);
+        let mut state = self.lock()?;
+        let slot = state.windows.entry(key.to_owned()).or_insert((start, 0));
+        if slot.0 != start {
+            *slot = (start, 0);
+        }
+        slot.1 += 1;
+        Ok(slot.1)
+    }
+
+    async fn bind_anchor(
+        &self,
+        id_index: &str,
+        account_id: &str,
+        max_accounts: u32,
+        ttl_seconds: u64,
+        now_unix: i64,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock()?;
+        let (accounts, until) = state
+            .anchors
+            .entry(id_index.to_owned())
+            .or_insert_with(|| (Vec::new(), 0));
+        if *until <= now_unix {
+            accounts.clear();
+        }
+        if !accounts.iter().any(|a| a == account_id) {
+            if accounts.len() >= max_accounts as usize {
+                return Ok(false);
+            }
+            accounts.push(account_id.to_owned());
+        }
+        *until = now_unix.saturating_add(ttl_seconds as i64);
+        Ok(true)
+    }
+
+    async fn wrapped_keys_not_under(
+        &self,
+        kek_id: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, WrappedKey)>, StoreError> {
+        let state = self.lock()?;
+        Ok(state
+            .cases
+            .values()
+            .filter_map(|e| {
+                e.pii
+                    .as_ref()
+                    .map(|p| (e.record.id.clone(), p.wrapped_key.clone()))
+            })
+            .filter(|(_, w)| w.kek_id != kek_id)
+            .take(limit)
+            .collect())
+    }
+
+    async fn replace_wrapped_key(
+        &self,
+        case_id: &str,
+        old: &WrappedKey,
+        new: WrappedKey,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock()?;
+        match state.cases.get_mut(case_id).and_then(|e| e.pii.as_mut()) {
+            Some(pii) if &pii.wrapped_key == old => {
+                pii.wrapped_key = new;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }

@@ -109,6 +109,19 @@ pub struct Finish {
     pub pii: Option<(SealedPii, i64)>,
 }
 
+/// One entry of the append-only audit trail. No personal data: ids, principals, actions, times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub at_unix: i64,
+    /// Who acted: a certificate CN, or `idgate` for the gateway itself (retention, key rotation).
+    pub actor: String,
+    /// What happened, e.g. `erase_subject`, `case_expired`, `pii_rewrapped`.
+    pub action: String,
+    pub case_id: Option<String>,
+    /// Short non-personal detail: counts, reason codes, key ids.
+    pub detail: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the store is unavailable")]
@@ -147,4 +160,65 @@ pub trait Store: Send + Sync + 'static {
     /// destroyed; case records older than `records_before_unix` are forgotten. Returns the number of
     /// cases expired.
     async fn sweep(&self, now_unix: i64, records_before_unix: i64) -> Result<u64, StoreError>;
+
+    /// Erasure: every `PendingReview` case of `account_id` loses its sealed data (crypto-shredding)
+    /// and becomes `Erased`; watchers are told. Returns the ids erased.
+    async fn erase_account(
+        &self,
+        account_id: &str,
+        now_unix: i64,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Appends to the audit trail, which is kept for `retention_seconds` (longer than case data).
+    async fn append_audit(
+        &self,
+        event: AuditEvent,
+        retention_seconds: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Audit events in order of appending, starting after `after` (an id returned earlier), at most
+    /// `limit`. Returns (event id, event) pairs.
+    async fn audit_events(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, AuditEvent)>, StoreError>;
+
+    /// Counts one more event under `key` in the fixed window of `window_seconds` containing `now_unix`
+    /// and returns the count so far in that window. Counters expire with their window.
+    async fn count_in_window(
+        &self,
+        key: &str,
+        window_seconds: u64,
+        now_unix: i64,
+    ) -> Result<u64, StoreError>;
+
+    /// Records that `account_id` verified as an anchor with the ID whose blind index is `id_index`.
+    /// Refused (`false`) when `max_accounts` other accounts already hold it. The set is kept
+    /// `ttl_seconds` after its last change, then forgotten.
+    async fn bind_anchor(
+        &self,
+        id_index: &str,
+        account_id: &str,
+        max_accounts: u32,
+        ttl_seconds: u64,
+        now_unix: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Pending cases whose data key is wrapped by a KEK other than `kek_id` (for re-wrapping), at most
+    /// `limit`.
+    async fn wrapped_keys_not_under(
+        &self,
+        kek_id: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, WrappedKey)>, StoreError>;
+
+    /// Replaces a case's wrapped data key if it is still `old` (compare-and-set). `false` if the case
+    /// or its data is gone or the key changed meanwhile.
+    async fn replace_wrapped_key(
+        &self,
+        case_id: &str,
+        old: &WrappedKey,
+        new: WrappedKey,
+    ) -> Result<bool, StoreError>;
 }
