@@ -16,11 +16,7 @@ use idgate::domain::{Applicant, IdNumber, IdentityFields, Purpose};
 fn id_number(seq: &str) -> String {
     let body = format!("11010519900307{seq}");
     const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = body
-        .chars()
-        .zip(W)
-        .map(|(c, w)| c.to_digit(10).unwrap() * w)
-        .sum();
+    let sum: u32 = body.chars().zip(W).map(|(c, w)| c.to_digit(10).unwrap() * w).sum();
     format!("{body}{}", b"10X98765432"[(sum % 11) as usize] as char)
 }
 
@@ -48,22 +44,19 @@ fn baseline(c: &mut Criterion, group: &str, bytes: &[u8]) {
     let nonce = Nonce::from([1u8; 12]);
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Bytes(bytes.len() as u64));
-    g.bench_function(
-        BenchmarkId::new("baseline_chacha20poly1305", bytes.len()),
-        |b| {
-            b.iter(|| {
-                cipher
-                    .encrypt(
-                        &nonce,
-                        Payload {
-                            msg: black_box(bytes),
-                            aad: b"",
-                        },
-                    )
-                    .unwrap()
-            })
-        },
-    );
+    g.bench_function(BenchmarkId::new("baseline_chacha20poly1305", bytes.len()), |b| {
+        b.iter(|| {
+            cipher
+                .encrypt(
+                    &nonce,
+                    Payload {
+                        msg: black_box(bytes),
+                        aad: b"",
+                    },
+                )
+                .unwrap()
+        })
+    });
     g.finish();
 }
 
@@ -76,15 +69,12 @@ fn sealing_open(c: &mut Criterion) {
         baseline(c, "sealing_open", &plaintext);
         let mut g = c.benchmark_group("sealing_open");
         g.throughput(Throughput::Bytes(plaintext.len() as u64));
-        g.bench_function(
-            BenchmarkId::new("hpke_open_and_decode", plaintext.len()),
-            |b| {
-                b.iter(|| {
-                    let pt = key.open(&ctx, &sealed.enc, &sealed.ciphertext).unwrap();
-                    black_box(idgate::material::decode(&pt).unwrap());
-                })
-            },
-        );
+        g.bench_function(BenchmarkId::new("hpke_open_and_decode", plaintext.len()), |b| {
+            b.iter(|| {
+                let pt = key.open(&ctx, &sealed.enc, &sealed.ciphertext).unwrap();
+                black_box(idgate::material::decode(&pt).unwrap());
+            })
+        });
         g.finish();
     }
 }
@@ -100,10 +90,9 @@ fn envelope_seal(c: &mut Criterion) {
     baseline(c, "envelope_seal", &plaintext);
     let mut g = c.benchmark_group("envelope_seal");
     g.throughput(Throughput::Bytes(plaintext.len() as u64));
-    g.bench_function(
-        BenchmarkId::new("data_key_xchacha_and_wrap", plaintext.len()),
-        |b| b.iter(|| black_box(ring.seal("vf_bench", "identity", &plaintext).unwrap())),
-    );
+    g.bench_function(BenchmarkId::new("data_key_xchacha_and_wrap", plaintext.len()), |b| {
+        b.iter(|| black_box(ring.seal("vf_bench", "identity", &plaintext).unwrap()))
+    });
     g.finish();
 }
 

@@ -42,7 +42,34 @@ pub struct Config {
     pub review: ReviewConfig,
     pub decision: Thresholds,
     pub providers: Vec<ProviderConfig>,
+    pub limits: LimitsConfig,
     pub telemetry: TelemetryConfig,
+}
+
+/// Abuse limits. Counters are keyed by account id and by a blind index of the ID number (never the
+/// number itself) and expire with their window.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// `Verify` calls one account may make per hour (0 = no limit).
+    pub verifications_per_account_per_hour: u64,
+    /// `Verify` calls for one ID number per day, across accounts (0 = no limit).
+    pub verifications_per_id_per_day: u64,
+    /// How many different accounts one ID number may verify as ANCHOR.
+    pub max_anchor_accounts_per_id: u32,
+    /// How long an ID number's anchor accounts are remembered after the last one was added.
+    pub anchor_binding_ttl_seconds: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            verifications_per_account_per_hour: 20,
+            verifications_per_id_per_day: 10,
+            max_anchor_accounts_per_id: 1,
+            anchor_binding_ttl_seconds: 365 * 86_400,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -84,6 +111,11 @@ pub struct KeysConfig {
     pub dir: Option<PathBuf>,
     /// How long the previous sealing key is still accepted after a rotation.
     pub sealing_grace_seconds: i64,
+    /// KEKs with a lower version are retired (not loaded). Raise it only after the re-wrap pass has
+    /// moved every pending record to a newer KEK.
+    pub kek_min_version: u32,
+    /// How often the background pass re-wraps data keys still under an older KEK.
+    pub rewrap_interval_seconds: u64,
 }
 
 impl Default for KeysConfig {
@@ -91,6 +123,8 @@ impl Default for KeysConfig {
         Self {
             dir: None,
             sealing_grace_seconds: 86_400,
+            kek_min_version: 0,
+            rewrap_interval_seconds: 300,
         }
     }
 }
@@ -105,9 +139,7 @@ pub struct StoreConfig {
     pub cluster_nodes: Option<Vec<String>>,
 }
 
-fn list_or_comma_separated<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Vec<String>>, D::Error> {
+fn list_or_comma_separated<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Either {
@@ -136,6 +168,8 @@ pub struct RetentionConfig {
     pub case_record_ttl_seconds: u64,
     /// How often retention runs.
     pub sweep_interval_seconds: u64,
+    /// How long audit events (no personal data) are kept. Default 3 years.
+    pub audit_ttl_seconds: u64,
 }
 
 impl Default for RetentionConfig {
@@ -144,6 +178,7 @@ impl Default for RetentionConfig {
             pending_review_ttl_seconds: 259_200,
             case_record_ttl_seconds: 90 * 86_400,
             sweep_interval_seconds: 30,
+            audit_ttl_seconds: 3 * 365 * 86_400,
         }
     }
 }
@@ -223,12 +258,10 @@ impl ProviderConfig {
             (Some(secret), None) => Ok(secret.clone()),
             (None, Some(path)) => {
                 let text =
-                    zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-                        ConfigError::Read {
-                            what: "provider secret_key_file",
-                            path: path.clone(),
-                            source,
-                        }
+                    zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                        what: "provider secret_key_file",
+                        path: path.clone(),
+                        source,
                     })?);
                 Ok(Secret::new(text.trim_end_matches(['\r', '\n']).to_owned()))
             }
@@ -277,24 +310,25 @@ impl Config {
             ));
         }
         if !(1..=2).contains(&self.review.approvals_required) {
+            return Err(ConfigError::Invalid("review.approvals_required must be 1 or 2".into()));
+        }
+        if self.retention.audit_ttl_seconds < self.retention.case_record_ttl_seconds {
             return Err(ConfigError::Invalid(
-                "review.approvals_required must be 1 or 2".into(),
+                "retention.audit_ttl_seconds must be at least retention.case_record_ttl_seconds".into(),
             ));
         }
-        if self.retention.pending_review_ttl_seconds == 0
-            || self.retention.sweep_interval_seconds == 0
-        {
+        if self.limits.max_anchor_accounts_per_id == 0 || self.keys.rewrap_interval_seconds == 0 {
             return Err(ConfigError::Invalid(
-                "retention periods must be positive".into(),
+                "limits.max_anchor_accounts_per_id and keys.rewrap_interval_seconds must be positive".into(),
             ));
+        }
+        if self.retention.pending_review_ttl_seconds == 0 || self.retention.sweep_interval_seconds == 0 {
+            return Err(ConfigError::Invalid("retention periods must be positive".into()));
         }
         let mut names = std::collections::HashSet::new();
         for p in &self.providers {
             if !names.insert(p.name.as_str()) {
-                return Err(ConfigError::Invalid(format!(
-                    "provider name {} is used twice",
-                    p.name
-                )));
+                return Err(ConfigError::Invalid(format!("provider name {} is used twice", p.name)));
             }
         }
         Ok(())

@@ -53,12 +53,8 @@ pub fn judge(thresholds: Thresholds, purpose: Purpose, outcome: Outcome) -> Verd
         Outcome::Match if purpose.requires_face() => Verdict::Review,
         Outcome::Match => Verdict::Verified,
         Outcome::FaceCompared { similarity } if similarity.is_nan() => Verdict::Review,
-        Outcome::FaceCompared { similarity } if similarity >= thresholds.verified_at => {
-            Verdict::Verified
-        }
-        Outcome::FaceCompared { similarity } if similarity >= thresholds.review_at => {
-            Verdict::Review
-        }
+        Outcome::FaceCompared { similarity } if similarity >= thresholds.verified_at => Verdict::Verified,
+        Outcome::FaceCompared { similarity } if similarity >= thresholds.review_at => Verdict::Review,
         Outcome::FaceCompared { .. } => Verdict::NotVerified,
         Outcome::Mismatch => Verdict::NotVerified,
         Outcome::PhotoUnusable => Verdict::PhotoUnusable,
@@ -87,19 +83,10 @@ mod tests {
     #[test]
     fn outcomes_map_to_verdicts() {
         let t = Thresholds::default();
-        assert_eq!(
-            judge(t, Purpose::ShortVideo, Outcome::Match),
-            Verdict::Verified
-        );
+        assert_eq!(judge(t, Purpose::ShortVideo, Outcome::Match), Verdict::Verified);
         assert_eq!(judge(t, Purpose::Anchor, Outcome::Match), Verdict::Review);
-        assert_eq!(
-            judge(t, Purpose::Radio, Outcome::Mismatch),
-            Verdict::NotVerified
-        );
-        assert_eq!(
-            judge(t, Purpose::Anchor, Outcome::CannotDecide),
-            Verdict::Review
-        );
+        assert_eq!(judge(t, Purpose::Radio, Outcome::Mismatch), Verdict::NotVerified);
+        assert_eq!(judge(t, Purpose::Anchor, Outcome::CannotDecide), Verdict::Review);
         assert_eq!(
             judge(t, Purpose::Anchor, Outcome::PhotoUnusable),
             Verdict::PhotoUnusable

@@ -24,7 +24,7 @@ use crate::store::Store;
 use crate::store::memory::MemoryStore;
 use crate::transport::services::App;
 use crate::transport::{server, tls};
-use crate::verify::{Verifier, VerifySettings};
+use crate::verify::{Limits, Verifier, VerifySettings};
 
 /// The default address of `serve --dev`.
 pub const DEV_LISTEN: &str = "127.0.0.1:50051";
@@ -65,10 +65,7 @@ pub enum StartError {
     #[error("{0}")]
     Unsupported(String),
     #[error("{what}: {source}")]
-    Io {
-        what: &'static str,
-        source: std::io::Error,
-    },
+    Io { what: &'static str, source: std::io::Error },
 }
 
 impl Plan {
@@ -78,23 +75,13 @@ impl Plan {
         let listen = listen
             .or(server.listen)
             .ok_or(ConfigError::Missing("server.listen (or --listen)"))?;
-        let tls_cert = server
-            .tls_cert
-            .clone()
-            .ok_or(ConfigError::Missing("server.tls_cert"))?;
-        let tls_key = server
-            .tls_key
-            .clone()
-            .ok_or(ConfigError::Missing("server.tls_key"))?;
+        let tls_cert = server.tls_cert.clone().ok_or(ConfigError::Missing("server.tls_cert"))?;
+        let tls_key = server.tls_key.clone().ok_or(ConfigError::Missing("server.tls_key"))?;
         let client_ca = server
             .client_ca
             .clone()
             .ok_or(ConfigError::Missing("server.client_ca"))?;
-        let keys_dir = config
-            .keys
-            .dir
-            .clone()
-            .ok_or(ConfigError::Missing("keys.dir"))?;
+        let keys_dir = config.keys.dir.clone().ok_or(ConfigError::Missing("keys.dir"))?;
         if config.providers.is_empty() {
             return Err(ConfigError::Missing("[[providers]] (at least one)").into());
         }
@@ -113,16 +100,10 @@ impl Plan {
 
     /// With `--dev`: fills in what the configuration leaves out, creating the dev PKI and keys in
     /// `dev_dir` if missing (and reusing them on restart).
-    pub fn dev(
-        config: Config,
-        listen: Option<SocketAddr>,
-        dev_dir: &Path,
-        now_unix: i64,
-    ) -> Result<Self, StartError> {
+    pub fn dev(config: Config, listen: Option<SocketAddr>, dev_dir: &Path, now_unix: i64) -> Result<Self, StartError> {
         let server = config.server.clone();
         let dev_pki = DevPki::at(dev_dir);
-        let needs_pki =
-            server.tls_cert.is_none() || server.tls_key.is_none() || server.client_ca.is_none();
+        let needs_pki = server.tls_cert.is_none() || server.tls_key.is_none() || server.client_ca.is_none();
         if needs_pki && !dev_pki.is_complete() {
             pki::generate_dev_pki(dev_dir, true)?;
         }
@@ -164,8 +145,7 @@ pub struct Gateway {
     tls: Arc<rustls::ServerConfig>,
     handshake_timeout: Duration,
     shutdown_grace: Duration,
-    sweep_interval: Duration,
-    record_ttl: i64,
+    maintenance: Maintenance,
     /// Stops background tasks (simulator, sweeper) when the gateway stops.
     stop: watch::Sender<bool>,
     /// Human-readable facts for the start-up banner (no secrets).
@@ -178,18 +158,14 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 
 /// An HTTP client for provider calls: rustls with ring, trusting the operating system's root
 /// certificates (none are needed for the loopback simulator).
-fn provider_http_client(
-    timeout: Duration,
-    with_system_roots: bool,
-) -> Result<reqwest::Client, StartError> {
+fn provider_http_client(timeout: Duration, with_system_roots: bool) -> Result<reqwest::Client, StartError> {
     let mut roots = rustls::RootCertStore::empty();
     if with_system_roots {
         let found = rustls_native_certs::load_native_certs();
         let (added, _ignored) = roots.add_parsable_certificates(found.certs);
         if added == 0 {
             return Err(StartError::Unsupported(
-                "no trusted root certificates found on this system (install ca-certificates)"
-                    .into(),
+                "no trusted root certificates found on this system (install ca-certificates)".into(),
             ));
         }
     }
@@ -204,9 +180,9 @@ impl Gateway {
         let (stop, _) = watch::channel(false);
         let mut notes = Vec::new();
 
-        let sealing =
-            keyfile::load_sealing_keyring(&plan.keys_dir, config.keys.sealing_grace_seconds)?;
-        let keks = keyfile::load_kek_ring(&plan.keys_dir)?;
+        let sealing = keyfile::load_sealing_keyring(&plan.keys_dir, config.keys.sealing_grace_seconds)?;
+        let keks = keyfile::load_kek_ring(&plan.keys_dir, config.keys.kek_min_version)?;
+        let indexer = keyfile::load_blind_indexer(&plan.keys_dir)?;
         notes.push(format!(
             "keys: {} (sealing key {}, key-encryption key {})",
             plan.keys_dir.display(),
@@ -214,9 +190,7 @@ impl Gateway {
             keks.current_id()
         ));
 
-        let store: Arc<dyn Store> = if config.store.url.is_some()
-            || config.store.cluster_nodes.is_some()
-        {
+        let store: Arc<dyn Store> = if config.store.url.is_some() || config.store.cluster_nodes.is_some() {
             return Err(StartError::Unsupported(
                 "store.url / store.cluster_nodes: the Redis store is not available in this build yet".into(),
             ));
@@ -226,9 +200,7 @@ impl Gateway {
         };
 
         let longest = match &plan.providers {
-            ProviderPlan::Configured(list) => {
-                list.iter().map(|p| p.timeout_ms).max().unwrap_or(1_500)
-            }
+            ProviderPlan::Configured(list) => list.iter().map(|p| p.timeout_ms).max().unwrap_or(1_500),
             ProviderPlan::BuiltInSimulator => 1_500,
         };
         let http = provider_http_client(
@@ -238,22 +210,20 @@ impl Gateway {
         let mut routes = Vec::new();
         match &plan.providers {
             ProviderPlan::BuiltInSimulator => {
-                let listener =
-                    TcpListener::bind("127.0.0.1:0")
-                        .await
-                        .map_err(|source| StartError::Io {
-                            what: "provider simulator listener",
-                            source,
-                        })?;
+                let listener = TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .map_err(|source| StartError::Io {
+                        what: "provider simulator listener",
+                        source,
+                    })?;
                 let addr = listener.local_addr().map_err(|source| StartError::Io {
                     what: "simulator",
                     source,
                 })?;
-                let secret_id = crate::crypto::random::id("AKIDdev")
-                    .map_err(|_| StartError::Unsupported("randomness".into()))?;
+                let secret_id =
+                    crate::crypto::random::id("AKIDdev").map_err(|_| StartError::Unsupported("randomness".into()))?;
                 let secret_key = hex::encode(
-                    crate::crypto::random::bytes::<24>()
-                        .map_err(|_| StartError::Unsupported("randomness".into()))?,
+                    crate::crypto::random::bytes::<24>().map_err(|_| StartError::Unsupported("randomness".into()))?,
                 );
                 let sim_config = sim::SimConfig {
                     secret_id: secret_id.clone(),
@@ -266,8 +236,7 @@ impl Gateway {
                 let sim_clock = clock.clone();
                 let sim_stop = stopped(stop.subscribe());
                 tokio::spawn(async move {
-                    if let Err(error) = sim::serve(listener, sim_config, sim_clock, sim_stop).await
-                    {
+                    if let Err(error) = sim::serve(listener, sim_config, sim_clock, sim_stop).await {
                         tracing::error!(%error, "built-in provider simulator stopped");
                     }
                 });
@@ -283,17 +252,9 @@ impl Gateway {
                     http.clone(),
                     clock.clone(),
                 )
-                .map_err(|e| {
-                    StartError::Unsupported(format!("built-in simulator provider: {e}"))
-                })?;
-                routes.push(Route::new(
-                    Arc::new(provider),
-                    Duration::from_millis(1_500),
-                    256,
-                ));
-                notes.push(format!(
-                    "providers: built-in Tencent FaceID simulator on http://{addr}"
-                ));
+                .map_err(|e| StartError::Unsupported(format!("built-in simulator provider: {e}")))?;
+                routes.push(Route::new(Arc::new(provider), Duration::from_millis(1_500), 256));
+                notes.push(format!("providers: built-in Tencent FaceID simulator on http://{addr}"));
             }
             ProviderPlan::Configured(list) => {
                 for p in list {
@@ -312,11 +273,19 @@ impl Gateway {
             thresholds: config.decision,
             pending_review_ttl: Duration::from_secs(config.retention.pending_review_ttl_seconds),
             processing_lease: Duration::from_millis(config.server.verify_deadline_ms) * 3,
+            limits: Limits {
+                per_account_per_hour: config.limits.verifications_per_account_per_hour,
+                per_id_per_day: config.limits.verifications_per_id_per_day,
+                max_anchor_accounts_per_id: config.limits.max_anchor_accounts_per_id,
+                anchor_binding_ttl: Duration::from_secs(config.limits.anchor_binding_ttl_seconds),
+            },
+            audit_ttl: Duration::from_secs(config.retention.audit_ttl_seconds),
         };
         let verifier = Arc::new(Verifier::new(
             store,
             Router::new(routes),
             Arc::new(keks),
+            Arc::new(indexer),
             clock.clone(),
             settings,
         ));
@@ -326,18 +295,17 @@ impl Gateway {
             clock,
             verify_deadline: Duration::from_millis(config.server.verify_deadline_ms),
         });
-        let tls = Arc::new(tls::server_config(
-            &plan.tls_cert,
-            &plan.tls_key,
-            &plan.client_ca,
-        )?);
+        let tls = Arc::new(tls::server_config(&plan.tls_cert, &plan.tls_key, &plan.client_ca)?);
         Ok(Self {
             app,
             tls,
             handshake_timeout: Duration::from_millis(config.server.handshake_timeout_ms),
             shutdown_grace: Duration::from_millis(config.server.shutdown_grace_ms),
-            sweep_interval: Duration::from_secs(config.retention.sweep_interval_seconds),
-            record_ttl: config.retention.case_record_ttl_seconds as i64,
+            maintenance: Maintenance {
+                sweep_every: Duration::from_secs(config.retention.sweep_interval_seconds),
+                record_ttl: Duration::from_secs(config.retention.case_record_ttl_seconds),
+                rewrap_every: Duration::from_secs(config.keys.rewrap_interval_seconds),
+            },
             stop,
             notes,
         })
@@ -355,17 +323,11 @@ impl Gateway {
             tls,
             handshake_timeout,
             shutdown_grace,
-            sweep_interval,
-            record_ttl,
+            maintenance,
             stop,
             ..
         } = self;
-        let sweeper = tokio::spawn(retention_sweep(
-            app.clone(),
-            sweep_interval,
-            record_ttl,
-            stop.subscribe(),
-        ));
+        let sweeper = tokio::spawn(maintenance.run(app.clone(), stop.subscribe()));
         let (shutdown_started_tx, shutdown_started) = watch::channel(false);
         let shutdown = async move {
             shutdown.await;
@@ -421,28 +383,40 @@ fn build_provider(
     }
 }
 
-/// Retention: expires pending cases whose data is due and forgets old records, on a timer.
-async fn retention_sweep(
-    app: Arc<App>,
-    every: Duration,
-    record_ttl: i64,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        let now = app.clock.now_unix();
-        match app.verifier.store().sweep(now, now - record_ttl).await {
-            Ok(0) => {}
-            Ok(expired) => tracing::info!(
-                expired,
-                "retention: pending cases expired and their data destroyed"
-            ),
-            Err(error) => tracing::warn!(%error, "retention sweep failed"),
+/// Background upkeep of every gateway (safe to run on all of them at once: each step is idempotent).
+struct Maintenance {
+    /// Retention: expire pending cases whose data is due, forget old records.
+    sweep_every: Duration,
+    record_ttl: Duration,
+    /// Key rotation: move data keys still wrapped by an older KEK to the current one.
+    rewrap_every: Duration,
+}
+
+/// Data keys re-wrapped per pass at most (bounded work per tick).
+const REWRAP_BATCH: usize = 500;
+
+impl Maintenance {
+    async fn run(self, app: Arc<App>, stop: watch::Receiver<bool>) {
+        let stopping = stopped(stop);
+        tokio::pin!(stopping);
+        let mut sweep = tokio::time::interval(self.sweep_every);
+        let mut rewrap = tokio::time::interval(self.rewrap_every);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        rewrap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = sweep.tick() => match app.verifier.sweep(self.record_ttl).await {
+                    Ok(0) => {}
+                    Ok(expired) => tracing::info!(expired, "retention: pending cases expired and their data destroyed"),
+                    Err(error) => tracing::warn!(%error, "retention sweep failed"),
+                },
+                _ = rewrap.tick() => match app.verifier.rewrap_pending(REWRAP_BATCH).await {
+                    Ok(0) => {}
+                    Ok(moved) => tracing::info!(moved, "data keys re-wrapped to the current KEK"),
+                    Err(error) => tracing::warn!(%error, "re-wrap pass failed"),
+                },
+                                _ = &mut stopping => return,
+            }
         }
     }
 }

@@ -58,15 +58,11 @@ pub fn encode_fields(fields: &IdentityFields) -> Zeroizing<Vec<u8>> {
 
 /// Encodes a checked applicant for sealing at rest.
 pub fn encode_applicant(applicant: &Applicant) -> Zeroizing<Vec<u8>> {
-    let image =
-        |i: Option<&crate::domain::Image>| i.map(|i| i.as_bytes().to_vec()).unwrap_or_default();
+    let image = |i: Option<&crate::domain::Image>| i.map(|i| i.as_bytes().to_vec()).unwrap_or_default();
     let payload = IdentityPayload {
         name: applicant.name().as_str().to_owned(),
         id_number: applicant.id_number().as_str().to_owned(),
-        phone: applicant
-            .phone()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_default(),
+        phone: applicant.phone().map(|p| p.as_str().to_owned()).unwrap_or_default(),
         face_image: image(applicant.face_image()),
         id_card_front: image(applicant.id_card_front()),
         id_card_back: image(applicant.id_card_back()),

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
 };
 
 use crate::crypto::keyfile::{KeyFileError, create_private_dir, write_private_file};
@@ -38,9 +38,7 @@ pub struct DevPki {
 
 impl DevPki {
     pub fn at(dir: &Path) -> Self {
-        Self {
-            dir: dir.to_path_buf(),
-        }
+        Self { dir: dir.to_path_buf() }
     }
     pub fn ca(&self) -> PathBuf {
         self.dir.join("ca.pem")
@@ -62,9 +60,9 @@ impl DevPki {
         [self.ca(), self.server_cert(), self.server_key()]
             .iter()
             .all(|p| p.exists())
-            && DEV_CLIENTS.iter().all(|(stem, _, _)| {
-                self.client_cert(stem).exists() && self.client_key(stem).exists()
-            })
+            && DEV_CLIENTS
+                .iter()
+                .all(|(stem, _, _)| self.client_cert(stem).exists() && self.client_key(stem).exists())
     }
 }
 

@@ -13,6 +13,7 @@ use futures_util::stream::BoxStream;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
+use crate::crypto::blind_index::{BlindIndexer, IndexUse};
 use crate::crypto::envelope::KekRing;
 use crate::crypto::random;
 use crate::decision::{self, Thresholds, Verdict};
@@ -20,7 +21,7 @@ use crate::domain::{AccountId, Applicant, Consent, IdentityFields, Purpose, Refu
 use crate::material;
 use crate::providers::ProviderRequest;
 use crate::providers::router::{Routed, Router};
-use crate::store::{Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
+use crate::store::{AuditEvent, Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
 
 /// Reason code of a case ended because the provider could not use the face photo.
 pub const FACE_IMAGE_UNUSABLE: &str = "FACE_IMAGE_UNUSABLE";
@@ -58,6 +59,21 @@ impl Answer {
             status: record.status,
         }
     }
+
+    /// The answer as of `now_unix`: a pending case past its retention limit is expired even before the
+    /// retention sweep has recorded it (its data is already gone from the store).
+    fn at(record: &CaseRecord, now_unix: i64) -> Self {
+        let due = record.pii_expires_at_unix.is_some_and(|at| at <= now_unix);
+        let status = if record.status == CaseStatus::PendingReview && due {
+            CaseStatus::Expired
+        } else {
+            record.status
+        };
+        Self {
+            verification_id: record.id.clone(),
+            status,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +84,12 @@ pub enum VerifyError {
     /// The provider could not use the face photo; the applicant should take a new one.
     #[error("the face photo could not be used; take a new one and retry with a new request_id")]
     PhotoUnusable { verification_id: String },
+    /// Too many verifications for this account or this ID number; retry after the hint.
+    #[error("too many verifications; retry later")]
+    RateLimited { retry_after_seconds: u64 },
+    /// This ID number already verified the maximum number of anchor accounts.
+    #[error("this ID number already verified the maximum number of anchor accounts")]
+    IdAccountLimit { verification_id: String },
     /// The same request_id was used before for a different purpose.
     #[error("request_id was already used for a different request")]
     RequestIdReused,
@@ -100,13 +122,44 @@ pub struct VerifySettings {
     pub pending_review_ttl: Duration,
     /// How long one gateway holds a case it is processing before another may take over.
     pub processing_lease: Duration,
+    pub limits: Limits,
+    /// How long audit events are kept.
+    pub audit_ttl: Duration,
 }
+
+/// Abuse limits (0 = no limit for the counters).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub per_account_per_hour: u64,
+    pub per_id_per_day: u64,
+    pub max_anchor_accounts_per_id: u32,
+    pub anchor_binding_ttl: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            per_account_per_hour: 20,
+            per_id_per_day: 10,
+            max_anchor_accounts_per_id: 1,
+            anchor_binding_ttl: Duration::from_secs(365 * 86_400),
+        }
+    }
+}
+
+/// Reason code of an anchor verification refused because the ID number already verified the
+/// maximum number of other accounts.
+pub const ID_ACCOUNT_LIMIT: &str = "ID_ACCOUNT_LIMIT";
+/// Who the gateway itself is in the audit trail.
+pub const GATEWAY_ACTOR: &str = "idgate";
 
 /// The verification service, independent of any transport.
 pub struct Verifier {
     store: Arc<dyn Store>,
     router: Router,
     keks: Arc<KekRing>,
+    /// Keyed hashes of ID numbers for the limits that count by person.
+    indexer: Arc<BlindIndexer>,
     clock: Arc<dyn Clock>,
     settings: VerifySettings,
 }
@@ -116,6 +169,7 @@ impl Verifier {
         store: Arc<dyn Store>,
         router: Router,
         keks: Arc<KekRing>,
+        indexer: Arc<BlindIndexer>,
         clock: Arc<dyn Clock>,
         settings: VerifySettings,
     ) -> Self {
@@ -123,6 +177,7 @@ impl Verifier {
             store,
             router,
             keks,
+            indexer,
             clock,
             settings,
         }
@@ -145,12 +200,10 @@ impl Verifier {
             ..
         } = command;
         // Checks that cost nothing come first; no provider is paid for bad input.
-        Consent::parse(
-            &command.consent_policy_version,
-            command.consent_granted_at_unix,
-            now,
-        )?;
+        Consent::parse(&command.consent_policy_version, command.consent_granted_at_unix, now)?;
         let applicant = Applicant::check(purpose, fields, self.clock.today_cst())?;
+        self.check_rates(account_id.as_str(), applicant.id_number().as_str(), now)
+            .await?;
 
         let id = random::id("vf_").map_err(|_| VerifyError::Internal("randomness"))?;
         let lease = self.settings.processing_lease.as_secs() as i64;
@@ -194,7 +247,33 @@ impl Verifier {
             }
         };
 
+        // One person, a limited number of anchor accounts: bound only once verified, so that nobody
+        // can use up someone else's ID number by submitting it with a wrong face.
+        let anchor_refused = if verdict == Verdict::Verified && purpose == Purpose::Anchor {
+            let index = self
+                .indexer
+                .index(IndexUse::AnchorAccounts, applicant.id_number().as_str());
+            let limits = self.settings.limits;
+            !self
+                .store
+                .bind_anchor(
+                    &index,
+                    account_id.as_str(),
+                    limits.max_anchor_accounts_per_id,
+                    limits.anchor_binding_ttl.as_secs(),
+                    now,
+                )
+                .await?
+        } else {
+            false
+        };
         let finish = match verdict {
+            Verdict::Verified if anchor_refused => Finish {
+                status: CaseStatus::NotVerified,
+                provider,
+                refusal: Some(ID_ACCOUNT_LIMIT.to_owned()),
+                pii: None,
+            },
             Verdict::Verified => Finish {
                 status: CaseStatus::Verified,
                 provider,
@@ -229,21 +308,13 @@ impl Verifier {
             }
         };
         drop(applicant);
-        let record = self
-            .store
-            .finish(&case.id, finish, self.clock.now_unix())
-            .await?;
+        let record = self.store.finish(&case.id, finish, self.clock.now_unix()).await?;
         tracing::info!(verification_id = %record.id, status = record.status.as_str(), "verification decided");
         answer_or_refusal(record)
     }
 
     /// A request seen before: the same answer, never a second provider call.
-    async fn replay(
-        &self,
-        case: CaseRecord,
-        fresh: &CaseRecord,
-        deadline: Instant,
-    ) -> Result<Answer, VerifyError> {
+    async fn replay(&self, case: CaseRecord, fresh: &CaseRecord, deadline: Instant) -> Result<Answer, VerifyError> {
         if case.purpose != fresh.purpose || case.principal != fresh.principal {
             return Err(VerifyError::RequestIdReused);
         }
@@ -252,11 +323,7 @@ impl Verifier {
             return answer_or_refusal(case);
         }
         // The first attempt is still running: wait for its answer within our deadline.
-        let mut changes = self
-            .store
-            .watch(&case.id)
-            .await?
-            .ok_or(VerifyError::NotFound)?;
+        let mut changes = self.store.watch(&case.id).await?.ok_or(VerifyError::NotFound)?;
         let wait = async {
             while let Some(record) = changes.next().await {
                 if record.status != CaseStatus::Processing {
@@ -274,7 +341,7 @@ impl Verifier {
     /// The current state of a case created by `principal`.
     pub async fn get(&self, principal: &str, verification_id: &str) -> Result<Answer, VerifyError> {
         let record = self.owned(principal, verification_id).await?;
-        Ok(Answer::of(&record))
+        Ok(Answer::at(&record, self.clock.now_unix()))
     }
 
     /// The current state, then every public change, ending after a final status.
@@ -284,11 +351,7 @@ impl Verifier {
         verification_id: &str,
     ) -> Result<BoxStream<'static, Answer>, VerifyError> {
         self.owned(principal, verification_id).await?;
-        let stream = self
-            .store
-            .watch(verification_id)
-            .await?
-            .ok_or(VerifyError::NotFound)?;
+        let stream = self.store.watch(verification_id).await?.ok_or(VerifyError::NotFound)?;
         // `Processing` is internal: a watcher sees the case from its first public status on.
         let mut last = None;
         Ok(stream
@@ -303,11 +366,89 @@ impl Verifier {
             .boxed())
     }
 
-    async fn owned(
-        &self,
-        principal: &str,
-        verification_id: &str,
-    ) -> Result<CaseRecord, VerifyError> {
+    /// Counts this attempt against the per-account and per-ID windows.
+    async fn check_rates(&self, account_id: &str, id_number: &str, now: i64) -> Result<(), VerifyError> {
+        let limits = self.settings.limits;
+        let id_key = self.indexer.index(IndexUse::RateLimit, id_number);
+        let checks = [
+            (format!("acct:{account_id}"), 3_600u64, limits.per_account_per_hour),
+            (format!("id:{id_key}"), 86_400u64, limits.per_id_per_day),
+        ];
+        for (key, window, limit) in checks {
+            if limit == 0 {
+                continue;
+            }
+            let count = self.store.count_in_window(&key, window, now).await?;
+            if count > limit {
+                let retry_after_seconds = (window as i64 - now.rem_euclid(window as i64)).max(1) as u64;
+                tracing::info!(window, "rate limit reached");
+                return Err(VerifyError::RateLimited { retry_after_seconds });
+            }
+        }
+        Ok(())
+    }
+
+    /// Erasure on request (privacy policy §6): every pending case of the account loses its sealed data
+    /// and becomes `ERASED`. Audited without personal data.
+    pub async fn erase_subject(&self, actor: &str, account_id: &AccountId) -> Result<u32, VerifyError> {
+        let now = self.clock.now_unix();
+        let erased = self.store.erase_account(account_id.as_str(), now).await?;
+        let detail = format!("account={} cases={}", account_id.as_str(), erased.join(","));
+        self.audit(actor, "erase_subject", detail).await?;
+        tracing::info!(cases = erased.len(), "subject erased");
+        Ok(erased.len() as u32)
+    }
+
+    /// Moves data keys still wrapped by an older KEK to the current one. Returns how many moved.
+    pub async fn rewrap_pending(&self, batch: usize) -> Result<usize, VerifyError> {
+        let current = self.keks.current_id().to_owned();
+        let mut moved = 0;
+        for (case_id, old) in self.store.wrapped_keys_not_under(&current, batch).await? {
+            match self.keks.rewrap(&case_id, PII_FIELD_IDENTITY, &old) {
+                Ok(new) => {
+                    if self.store.replace_wrapped_key(&case_id, &old, new).await? {
+                        moved += 1;
+                    }
+                }
+                // A key under a retired or unknown KEK cannot be moved; it expires with its case.
+                Err(_) => {
+                    tracing::warn!(verification_id = %case_id, kek = %old.kek_id, "cannot re-wrap: KEK not loaded")
+                }
+            }
+        }
+        if moved > 0 {
+            self.audit(GATEWAY_ACTOR, "pii_rewrapped", format!("count={moved} kek={current}"))
+                .await?;
+        }
+        Ok(moved)
+    }
+
+    /// Retention: expires pending cases whose data is due, forgets old records, audits the count.
+    pub async fn sweep(&self, record_ttl: Duration) -> Result<u64, VerifyError> {
+        let now = self.clock.now_unix();
+        let expired = self.store.sweep(now, now - record_ttl.as_secs() as i64).await?;
+        if expired > 0 {
+            self.audit(GATEWAY_ACTOR, "retention_expired", format!("count={expired}"))
+                .await?;
+        }
+        Ok(expired)
+    }
+
+    async fn audit(&self, actor: &str, action: &str, detail: String) -> Result<(), VerifyError> {
+        let event = AuditEvent {
+            at_unix: self.clock.now_unix(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            case_id: None,
+            detail,
+        };
+        Ok(self
+            .store
+            .append_audit(event, self.settings.audit_ttl.as_secs())
+            .await?)
+    }
+
+    async fn owned(&self, principal: &str, verification_id: &str) -> Result<CaseRecord, VerifyError> {
         match self.store.get(verification_id).await? {
             Some(record) if record.principal == principal => Ok(record),
             _ => Err(VerifyError::NotFound),
@@ -316,12 +457,15 @@ impl Verifier {
 }
 
 fn answer_or_refusal(record: CaseRecord) -> Result<Answer, VerifyError> {
-    if record.refusal.as_deref() == Some(FACE_IMAGE_UNUSABLE) {
-        return Err(VerifyError::PhotoUnusable {
+    match record.refusal.as_deref() {
+        Some(FACE_IMAGE_UNUSABLE) => Err(VerifyError::PhotoUnusable {
             verification_id: record.id,
-        });
+        }),
+        Some(ID_ACCOUNT_LIMIT) => Err(VerifyError::IdAccountLimit {
+            verification_id: record.id,
+        }),
+        _ => Ok(Answer::of(&record)),
     }
-    Ok(Answer::of(&record))
 }
 
 #[cfg(test)]
@@ -371,7 +515,22 @@ mod tests {
 
     const NOW: i64 = 1_795_000_000;
 
-    fn verifier(providers: &[Arc<Fake>], clock: &ManualClock) -> (Verifier, Arc<KekRing>) {
+    fn settings(pending_review_ttl: Duration) -> VerifySettings {
+        VerifySettings {
+            thresholds: Thresholds::default(),
+            pending_review_ttl,
+            processing_lease: Duration::from_secs(30),
+            limits: Limits::default(),
+            audit_ttl: Duration::from_secs(365 * 86_400),
+        }
+    }
+
+    fn verifier_on(
+        store: Arc<dyn Store>,
+        providers: &[Arc<Fake>],
+        clock: &ManualClock,
+        settings: VerifySettings,
+    ) -> (Verifier, Arc<KekRing>) {
         let routes = providers
             .iter()
             .map(|p| Route::new(p.clone() as Arc<dyn Provider>, Duration::from_secs(5), 64))
@@ -384,19 +543,21 @@ mod tests {
             }])
             .unwrap(),
         );
-        let settings = VerifySettings {
-            thresholds: Thresholds::default(),
-            pending_review_ttl: Duration::from_secs(3_600),
-            processing_lease: Duration::from_secs(30),
-        };
-        let v = Verifier::new(
+        let indexer = Arc::new(BlindIndexer::new("bk-1".into(), &SecretKey32::random().unwrap()));
+        let clock: Arc<dyn Clock> = Arc::new(clock.clone());
+        (
+            Verifier::new(store, Router::new(routes), keks.clone(), indexer, clock, settings),
+            keks,
+        )
+    }
+
+    fn verifier(providers: &[Arc<Fake>], clock: &ManualClock) -> (Verifier, Arc<KekRing>) {
+        verifier_on(
             Arc::new(MemoryStore::new()),
-            Router::new(routes),
-            keks.clone(),
-            Arc::new(clock.clone()),
-            settings,
-        );
-        (v, keks)
+            providers,
+            clock,
+            settings(Duration::from_secs(3_600)),
+        )
     }
 
     fn command(request_id: &str, purpose: Purpose) -> VerifyCommand {
@@ -469,18 +630,10 @@ mod tests {
         let (v, _) = verifier(&[down.clone(), up.clone()], &clock);
         let answer = v.verify(command("r-1", Purpose::ShortVideo)).await.unwrap();
         assert_eq!(answer.status, CaseStatus::Verified);
-        let record = v
-            .store()
-            .get(&answer.verification_id)
-            .await
-            .unwrap()
-            .unwrap();
+        let record = v.store().get(&answer.verification_id).await.unwrap().unwrap();
         assert_eq!(record.provider.as_deref(), Some("up"));
         assert_eq!(
-            (
-                down.calls.load(Ordering::SeqCst),
-                up.calls.load(Ordering::SeqCst)
-            ),
+            (down.calls.load(Ordering::SeqCst), up.calls.load(Ordering::SeqCst)),
             (1, 1)
         );
 
@@ -492,36 +645,19 @@ mod tests {
 
         // The pending case's data is sealed at rest, bound to the case, and opens to what was checked.
         let id = &answer.verification_id;
-        let sealed = v
-            .store()
-            .sealed_pii(id)
-            .await
-            .unwrap()
-            .expect("kept for review");
+        let sealed = v.store().sealed_pii(id).await.unwrap().expect("kept for review");
         let plain = keks
             .open(id, PII_FIELD_IDENTITY, &sealed.wrapped_key, &sealed.body)
             .unwrap();
         let fields = material::decode(&plain).unwrap();
-        assert_eq!(
-            fields.id_number,
-            command("x", Purpose::Anchor).fields.id_number
-        );
-        assert!(
-            !sealed
-                .body
-                .ciphertext
-                .windows(9)
-                .any(|w| w == "王小明".as_bytes())
-        );
+        assert_eq!(fields.id_number, command("x", Purpose::Anchor).fields.id_number);
+        assert!(!sealed.body.ciphertext.windows(9).any(|w| w == "王小明".as_bytes()));
 
         // Retention: after the limit the data is gone and the case expired.
         clock.advance(3_600);
         assert_eq!(v.store().sweep(clock.now_unix(), 0).await.unwrap(), 1);
         assert!(v.store().sealed_pii(id).await.unwrap().is_none());
-        assert_eq!(
-            v.get("onboarding-dev", id).await.unwrap().status,
-            CaseStatus::Expired
-        );
+        assert_eq!(v.get("onboarding-dev", id).await.unwrap().status, CaseStatus::Expired);
     }
 
     #[tokio::test]
@@ -530,13 +666,7 @@ mod tests {
         let (v, _) = verifier(&[fake("p", Ok(Outcome::Mismatch))], &clock);
         let answer = v.verify(command("r-1", Purpose::ShortVideo)).await.unwrap();
         assert_eq!(answer.status, CaseStatus::NotVerified);
-        assert!(
-            v.store()
-                .sealed_pii(&answer.verification_id)
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(v.store().sealed_pii(&answer.verification_id).await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -556,11 +686,7 @@ mod tests {
         let clock = ManualClock::new(NOW);
         let (v, _) = verifier(&[fake("p", Ok(Outcome::Match))], &clock);
         let answer = v.verify(command("r-1", Purpose::Radio)).await.unwrap();
-        assert!(
-            v.get("onboarding-dev", &answer.verification_id)
-                .await
-                .is_ok()
-        );
+        assert!(v.get("onboarding-dev", &answer.verification_id).await.is_ok());
         assert!(matches!(
             v.get("someone-else", &answer.verification_id).await,
             Err(VerifyError::NotFound)
@@ -606,38 +732,16 @@ mod tests {
         };
         store.begin(stale, NOW).await.unwrap();
         let p = fake("p", Ok(Outcome::Match));
-        let keks = Arc::new(
-            KekRing::new(vec![Kek {
-                id: "k".into(),
-                created_at_unix: 1,
-                key: SecretKey32::random().unwrap(),
-            }])
-            .unwrap(),
-        );
-        let settings = VerifySettings {
-            thresholds: Thresholds::default(),
-            pending_review_ttl: Duration::from_secs(60),
-            processing_lease: Duration::from_secs(30),
-        };
-        let routes = vec![Route::new(
-            p.clone() as Arc<dyn Provider>,
-            Duration::from_secs(5),
-            4,
-        )];
-        let v = Verifier::new(
+        let (v, _) = verifier_on(
             store,
-            Router::new(routes),
-            keks,
-            Arc::new(clock.clone()),
-            settings,
+            std::slice::from_ref(&p),
+            &clock,
+            settings(Duration::from_secs(60)),
         );
         // While the lease holds, a retry waits and then reports the request as still in progress.
         let mut early = command("r-1", Purpose::ShortVideo);
         early.deadline = Instant::now() + Duration::from_millis(50);
-        assert!(matches!(
-            v.verify(early).await,
-            Err(VerifyError::InProgress)
-        ));
+        assert!(matches!(v.verify(early).await, Err(VerifyError::InProgress)));
         clock.advance(31);
         let answer = v.verify(command("r-1", Purpose::ShortVideo)).await.unwrap();
         assert_eq!(
@@ -645,5 +749,177 @@ mod tests {
             ("vf_stale", CaseStatus::Verified)
         );
         assert_eq!(p.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn rate_limits_per_account_answer_with_a_retry_hint() {
+        // At the start of an hour window (after the consent time the commands carry).
+        let clock = ManualClock::new(NOW + 3_600 - NOW.rem_euclid(3_600));
+        let mut config = settings(Duration::from_secs(60));
+        config.limits.per_account_per_hour = 2;
+        let p = fake("p", Ok(Outcome::Match));
+        let (v, _) = verifier_on(Arc::new(MemoryStore::new()), std::slice::from_ref(&p), &clock, config);
+        v.verify(command("r-1", Purpose::ShortVideo)).await.unwrap();
+        v.verify(command("r-2", Purpose::ShortVideo)).await.unwrap();
+        clock.advance(600);
+        match v.verify(command("r-3", Purpose::ShortVideo)).await {
+            Err(VerifyError::RateLimited { retry_after_seconds }) => assert_eq!(retry_after_seconds, 3_000),
+            other => panic!("expected a rate limit, got {other:?}"),
+        }
+        assert_eq!(
+            p.calls.load(Ordering::SeqCst),
+            2,
+            "a limited request costs no provider call"
+        );
+        clock.advance(3_000);
+        assert!(
+            v.verify(command("r-3", Purpose::ShortVideo)).await.is_ok(),
+            "a new window"
+        );
+    }
+
+    #[tokio::test]
+    async fn rate_limits_per_id_number_count_across_accounts() {
+        let clock = ManualClock::new(NOW);
+        let mut config = settings(Duration::from_secs(60));
+        config.limits.per_id_per_day = 1;
+        let (v, _) = verifier_on(
+            Arc::new(MemoryStore::new()),
+            &[fake("p", Ok(Outcome::Match))],
+            &clock,
+            config,
+        );
+        v.verify(command("r-1", Purpose::ShortVideo)).await.unwrap();
+        let mut other_account = command("r-2", Purpose::ShortVideo);
+        other_account.account_id = AccountId::parse("acct-2").unwrap();
+        assert!(matches!(
+            v.verify(other_account).await,
+            Err(VerifyError::RateLimited { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn one_id_number_verifies_a_limited_number_of_anchor_accounts() {
+        let clock = ManualClock::new(NOW);
+        let (v, _) = verifier(&[fake("p", Ok(Outcome::FaceCompared { similarity: 95.0 }))], &clock);
+        assert!(v.verify(command("r-1", Purpose::Anchor)).await.unwrap().verified());
+        // The same account again is fine; a second account with the same ID is not.
+        assert!(v.verify(command("r-2", Purpose::Anchor)).await.unwrap().verified());
+        let mut second = command("r-3", Purpose::Anchor);
+        second.account_id = AccountId::parse("acct-2").unwrap();
+        let err = v.verify(second).await.unwrap_err();
+        let VerifyError::IdAccountLimit { verification_id } = err else {
+            panic!("expected the anchor limit")
+        };
+        assert_eq!(
+            v.store().get(&verification_id).await.unwrap().unwrap().status,
+            CaseStatus::NotVerified
+        );
+        // Short-video verification with the same ID is not limited by it.
+        let mut short = command("r-4", Purpose::ShortVideo);
+        short.account_id = AccountId::parse("acct-2").unwrap();
+        assert!(v.verify(short).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn erasure_destroys_pending_data_and_is_audited_without_personal_data() {
+        let clock = ManualClock::new(NOW);
+        let (v, _) = verifier(&[fake("p", Ok(Outcome::CannotDecide))], &clock);
+        let pending = v.verify(command("r-1", Purpose::Anchor)).await.unwrap();
+        assert_eq!(pending.status, CaseStatus::PendingReview);
+        let account = AccountId::parse("acct-1").unwrap();
+        assert_eq!(v.erase_subject("admin-dev", &account).await.unwrap(), 1);
+        assert_eq!(
+            v.get("onboarding-dev", &pending.verification_id).await.unwrap().status,
+            CaseStatus::Erased
+        );
+        assert!(v.store().sealed_pii(&pending.verification_id).await.unwrap().is_none());
+        let audit = v.store().audit_events(None, 10).await.unwrap();
+        let (_, event) = audit
+            .iter()
+            .find(|(_, e)| e.action == "erase_subject")
+            .expect("audited");
+        assert_eq!(event.actor, "admin-dev");
+        assert!(event.detail.contains(&pending.verification_id));
+        let fields = command("x", Purpose::Anchor).fields;
+        assert!(!format!("{audit:?}").contains(&fields.id_number) && !format!("{audit:?}").contains(&fields.name));
+    }
+
+    #[tokio::test]
+    async fn rewrap_moves_pending_data_keys_to_the_current_kek() {
+        let clock = ManualClock::new(NOW);
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let old_key = SecretKey32::random().unwrap();
+        let old = || Kek {
+            id: "kek-1".into(),
+            created_at_unix: 1,
+            key: old_key.clone(),
+        };
+        // A gateway with only the old KEK leaves a pending case…
+        let first = Verifier::new(
+            store.clone(),
+            Router::new(vec![Route::new(
+                fake("p", Ok(Outcome::CannotDecide)),
+                Duration::from_secs(5),
+                4,
+            )]),
+            Arc::new(KekRing::new(vec![old()]).unwrap()),
+            Arc::new(BlindIndexer::new("bk".into(), &SecretKey32::random().unwrap())),
+            Arc::new(clock.clone()),
+            settings(Duration::from_secs(3_600)),
+        );
+        let id = first
+            .verify(command("r-1", Purpose::Anchor))
+            .await
+            .unwrap()
+            .verification_id;
+        // …and after rotation the next one re-wraps it; the body opens under the new KEK alone.
+        let rotated = Arc::new(
+            KekRing::new(vec![
+                old(),
+                Kek {
+                    id: "kek-2".into(),
+                    created_at_unix: 2,
+                    key: SecretKey32::random().unwrap(),
+                },
+            ])
+            .unwrap(),
+        );
+        let second = Verifier::new(
+            store.clone(),
+            Router::new(vec![]),
+            rotated.clone(),
+            Arc::new(BlindIndexer::new("bk".into(), &SecretKey32::random().unwrap())),
+            Arc::new(clock.clone()),
+            settings(Duration::from_secs(3_600)),
+        );
+        assert_eq!(second.rewrap_pending(100).await.unwrap(), 1);
+        assert_eq!(second.rewrap_pending(100).await.unwrap(), 0, "nothing left");
+        let sealed = store.sealed_pii(&id).await.unwrap().unwrap();
+        assert_eq!(sealed.wrapped_key.kek_id, "kek-2");
+        assert!(
+            rotated
+                .open(&id, PII_FIELD_IDENTITY, &sealed.wrapped_key, &sealed.body)
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_pending_case_past_retention_reads_as_expired_before_the_sweep() {
+        let clock = ManualClock::new(NOW);
+        let (v, _) = verifier(&[fake("p", Ok(Outcome::CannotDecide))], &clock);
+        let pending = v.verify(command("r-1", Purpose::Anchor)).await.unwrap();
+        clock.advance(3_600);
+        assert_eq!(
+            v.get("onboarding-dev", &pending.verification_id).await.unwrap().status,
+            CaseStatus::Expired
+        );
+        assert_eq!(v.sweep(Duration::from_secs(86_400)).await.unwrap(), 1);
+        let audit = v.store().audit_events(None, 10).await.unwrap();
+        assert!(
+            audit
+                .iter()
+                .any(|(_, e)| e.action == "retention_expired" && e.actor == GATEWAY_ACTOR)
+        );
     }
 }

@@ -34,14 +34,9 @@ async fn every_simulator_path_reaches_its_documented_outcome() {
         (Anchor, "995", PendingReview),
     ];
     for (i, (purpose, seq, expected)) in table.into_iter().enumerate() {
-        let answer = verify(
-            &mut client,
-            purpose,
-            &format!("req-{i}"),
-            &Person::adult(seq),
-        )
-        .await
-        .unwrap_or_else(|s| panic!("{purpose:?} {seq}: {s:?}"));
+        let answer = verify(&mut client, purpose, &format!("req-{i}"), &Person::adult(seq))
+            .await
+            .unwrap_or_else(|s| panic!("{purpose:?} {seq}: {s:?}"));
         assert_eq!(status_of(&answer), expected, "{purpose:?} seq {seq}");
         assert_eq!(answer.verified, expected == Verified);
         assert!(answer.verification_id.starts_with("vf_"));
@@ -108,17 +103,10 @@ async fn a_payload_sealed_with_other_bound_fields_is_refused_with_one_message() 
         messages.push(status.message().to_owned());
     }
     messages.dedup();
-    assert_eq!(
-        messages.len(),
-        1,
-        "the same message whatever the cause: {messages:?}"
-    );
+    assert_eq!(messages.len(), 1, "the same message whatever the cause: {messages:?}");
     // The correctly bound request still works.
     let ok = sealed_request(&key, Anchor, "acct-1", "r-1", &fields, None);
-    assert_eq!(
-        status_of(&client.verify(ok).await.expect("ok").into_inner()),
-        Verified
-    );
+    assert_eq!(status_of(&client.verify(ok).await.expect("ok").into_inner()), Verified);
     gw.stop().await;
 }
 
@@ -152,19 +140,9 @@ async fn local_checks_refuse_with_a_reason_and_never_echo_input() {
     gif_face.face = b"GIF89a\x40\x00\x40\x00\x00\x00\x00;".to_vec();
 
     let cases = [
-        (
-            &bad_checksum,
-            ShortVideo,
-            Code::InvalidArgument,
-            "ID_NUMBER_CHECKSUM",
-        ),
+        (&bad_checksum, ShortVideo, Code::InvalidArgument, "ID_NUMBER_CHECKSUM"),
         (&minor, Anchor, Code::FailedPrecondition, "UNDERAGE"),
-        (
-            &no_face,
-            Anchor,
-            Code::InvalidArgument,
-            "FACE_IMAGE_MISSING",
-        ),
+        (&no_face, Anchor, Code::InvalidArgument, "FACE_IMAGE_MISSING"),
         (&gif_face, Anchor, Code::InvalidArgument, "IMAGE_FORMAT"),
     ];
     for (i, (person, purpose, code, expected_reason)) in cases.into_iter().enumerate() {
@@ -175,10 +153,7 @@ async fn local_checks_refuse_with_a_reason_and_never_echo_input() {
         assert_eq!(reason(&status).as_deref(), Some(expected_reason));
         let text = format!("{status:?} {}", status.message());
         for secret in [&person.name, &person.id_number, &person.phone] {
-            assert!(
-                !text.contains(secret.as_str()),
-                "status echoes input: {text}"
-            );
+            assert!(!text.contains(secret.as_str()), "status echoes input: {text}");
         }
     }
 
@@ -202,11 +177,7 @@ async fn local_checks_refuse_with_a_reason_and_never_echo_input() {
     let mut no_purpose = sealed_request(&key, Anchor, "acct-1", "r-x", &fields, None);
     no_purpose.purpose = 0;
     assert_eq!(
-        client
-            .verify(no_purpose)
-            .await
-            .expect_err("no purpose")
-            .code(),
+        client.verify(no_purpose).await.expect_err("no purpose").code(),
         Code::InvalidArgument
     );
     gw.stop().await;
@@ -215,10 +186,8 @@ async fn local_checks_refuse_with_a_reason_and_never_echo_input() {
 #[tokio::test]
 async fn get_and_watch_follow_a_case_to_its_final_status() {
     // A manual clock lets the retention limit pass without waiting 72 hours.
-    let clock = idgate::clock::ManualClock::new(idgate::clock::Clock::now_unix(
-        &idgate::clock::SystemClock,
-    ));
-    let mut config = idgate::config::Config::default();
+    let clock = idgate::clock::ManualClock::new(idgate::clock::Clock::now_unix(&idgate::clock::SystemClock));
+    let mut config = TestGateway::config();
     config.retention.pending_review_ttl_seconds = 600;
     config.retention.sweep_interval_seconds = 1;
     let gw = TestGateway::start_with(config, Some(clock.clone())).await;
@@ -231,23 +200,11 @@ async fn get_and_watch_follow_a_case_to_its_final_status() {
     let id = pb::GetVerificationRequest {
         verification_id: pending.verification_id.clone(),
     };
-    let got = client
-        .get_verification(id.clone())
-        .await
-        .expect("get")
-        .into_inner();
+    let got = client.get_verification(id.clone()).await.expect("get").into_inner();
     assert_eq!(got, pending);
 
-    let mut stream = client
-        .watch_verification(id.clone())
-        .await
-        .expect("watch")
-        .into_inner();
-    let first = stream
-        .message()
-        .await
-        .expect("stream")
-        .expect("first update");
+    let mut stream = client.watch_verification(id.clone()).await.expect("watch").into_inner();
+    let first = stream.message().await.expect("stream").expect("first update");
     assert_eq!(status_of(&first), PendingReview);
 
     clock.advance(601);
@@ -279,11 +236,7 @@ async fn get_and_watch_follow_a_case_to_its_final_status() {
         Code::NotFound
     );
     assert_eq!(
-        client
-            .watch_verification(unknown)
-            .await
-            .expect_err("unknown")
-            .code(),
+        client.watch_verification(unknown).await.expect_err("unknown").code(),
         Code::NotFound
     );
     gw.stop().await;
@@ -305,5 +258,87 @@ async fn health_and_reflection_are_served() {
         answer.status,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn erase_subject_destroys_pending_cases_and_tells_watchers() {
+    let gw = TestGateway::start().await;
+    let mut client = gw.onboarding().await;
+    let pending = verify(&mut client, Anchor, "erase-me", &Person::adult("945"))
+        .await
+        .expect("verify");
+    assert_eq!(status_of(&pending), PendingReview);
+    let decided = verify(&mut client, ShortVideo, "keep-me", &Person::adult("123"))
+        .await
+        .expect("verify");
+    let id = pb::GetVerificationRequest {
+        verification_id: pending.verification_id.clone(),
+    };
+    let mut stream = client.watch_verification(id.clone()).await.expect("watch").into_inner();
+    assert_eq!(
+        status_of(&stream.message().await.expect("stream").expect("first")),
+        PendingReview
+    );
+
+    let mut admin = pb::verification_service_client::VerificationServiceClient::new(gw.channel("admin").await);
+    let erased = admin
+        .erase_subject(pb::EraseSubjectRequest {
+            account_id: "acct-1".into(),
+        })
+        .await
+        .expect("erase");
+    assert_eq!(erased.into_inner().cases_erased, 1);
+    let last = stream.message().await.expect("stream").expect("erased update");
+    assert_eq!(status_of(&last), pb::Status::Erased);
+    assert!(stream.message().await.expect("end").is_none());
+    assert_eq!(
+        status_of(&client.get_verification(id).await.expect("get").into_inner()),
+        pb::Status::Erased
+    );
+    let kept = pb::GetVerificationRequest {
+        verification_id: decided.verification_id,
+    };
+    assert_eq!(
+        status_of(&client.get_verification(kept).await.expect("get").into_inner()),
+        Verified
+    );
+
+    let again = client
+        .erase_subject(pb::EraseSubjectRequest {
+            account_id: "acct-1".into(),
+        })
+        .await
+        .expect("erase");
+    assert_eq!(again.into_inner().cases_erased, 0, "idempotent");
+    let bad = client
+        .erase_subject(pb::EraseSubjectRequest {
+            account_id: String::new(),
+        })
+        .await
+        .expect_err("bad id");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn too_many_verifications_are_refused_with_a_retry_hint() {
+    let mut config = TestGateway::config();
+    config.limits.verifications_per_account_per_hour = 2;
+    let gw = TestGateway::start_with(config, None).await;
+    let mut client = gw.onboarding().await;
+    for i in 0..2 {
+        verify(&mut client, ShortVideo, &format!("rl-{i}"), &Person::adult("123"))
+            .await
+            .expect("within the limit");
+    }
+    let status = verify(&mut client, ShortVideo, "rl-2", &Person::adult("124"))
+        .await
+        .expect_err("limited");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert_eq!(reason(&status).as_deref(), Some("RATE_LIMITED"));
+    let retry = tonic_types::StatusExt::get_details_retry_info(&status).expect("retry info");
+    let delay = retry.retry_delay.expect("retry delay");
+    assert!(delay > std::time::Duration::ZERO && delay <= std::time::Duration::from_secs(3_600));
     gw.stop().await;
 }

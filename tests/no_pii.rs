@@ -90,10 +90,7 @@ async fn no_personal_data_in_logs_or_errors() {
         Some((3, "x", "y")),
     );
     tampered.request_id = "pii-t".into();
-    errors.push(format!(
-        "{:?}",
-        client.verify(tampered).await.expect_err("tampered")
-    ));
+    errors.push(format!("{:?}", client.verify(tampered).await.expect_err("tampered")));
     gw.stop().await;
 
     let logs = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf-8 logs");
@@ -108,10 +105,7 @@ async fn no_personal_data_in_logs_or_errors() {
     let errors = errors.join("\n");
     for person in &people {
         for secret in [&person.name, &person.id_number, &person.phone] {
-            assert!(
-                !logs.contains(secret.as_str()),
-                "a log line contains test PII"
-            );
+            assert!(!logs.contains(secret.as_str()), "a log line contains test PII");
             assert!(
                 !errors.contains(secret.as_str()),
                 "an answer or error contains test PII"

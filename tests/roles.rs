@@ -19,10 +19,7 @@ async fn call(rpc: Rpc, channel: Channel) -> Result<(), Status> {
         verification_id: "vf_x".into(),
     };
     match rpc {
-        Rpc::GetSealingKey => v
-            .get_sealing_key(pb::GetSealingKeyRequest {})
-            .await
-            .map(drop),
+        Rpc::GetSealingKey => v.get_sealing_key(pb::GetSealingKeyRequest {}).await.map(drop),
         Rpc::Verify => v.verify(pb::VerifyRequest::default()).await.map(drop),
         Rpc::GetVerification => v.get_verification(id()).await.map(drop),
         Rpc::WatchVerification => v.watch_verification(id()).await.map(drop),
@@ -30,27 +27,15 @@ async fn call(rpc: Rpc, channel: Channel) -> Result<(), Status> {
             .submit_supplement(pb::SubmitSupplementRequest::default())
             .await
             .map(drop),
-        Rpc::EraseSubject => v
-            .erase_subject(pb::EraseSubjectRequest::default())
-            .await
-            .map(drop),
+        Rpc::EraseSubject => v.erase_subject(pb::EraseSubjectRequest::default()).await.map(drop),
         Rpc::RegisterReviewerKey => r
             .register_reviewer_key(pb::RegisterReviewerKeyRequest::default())
             .await
             .map(drop),
         Rpc::ClaimNext => r.claim_next(pb::ClaimNextRequest {}).await.map(drop),
-        Rpc::SubmitDecision => r
-            .submit_decision(pb::SubmitDecisionRequest::default())
-            .await
-            .map(drop),
-        Rpc::ReleaseCase => r
-            .release_case(pb::ReleaseCaseRequest::default())
-            .await
-            .map(drop),
-        Rpc::GetQueueStats => r
-            .get_queue_stats(pb::GetQueueStatsRequest {})
-            .await
-            .map(drop),
+        Rpc::SubmitDecision => r.submit_decision(pb::SubmitDecisionRequest::default()).await.map(drop),
+        Rpc::ReleaseCase => r.release_case(pb::ReleaseCaseRequest::default()).await.map(drop),
+        Rpc::GetQueueStats => r.get_queue_stats(pb::GetQueueStatsRequest {}).await.map(drop),
     }
 }
 

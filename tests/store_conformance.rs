@@ -9,9 +9,7 @@ use futures_util::StreamExt;
 use idgate::crypto::envelope::{Body, WrappedKey};
 use idgate::domain::Purpose;
 use idgate::store::memory::MemoryStore;
-use idgate::store::{
-    AuditEvent, Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError,
-};
+use idgate::store::{AuditEvent, Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
 
 const NOW: i64 = 1_795_000_000;
 
@@ -78,12 +76,7 @@ async fn concurrent_begins_start_exactly_one(store: Arc<dyn Store>) {
     let tasks: Vec<_> = (0..16)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .begin(record(&format!("vf_c{i}"), "race"), NOW)
-                    .await
-                    .unwrap()
-            })
+            tokio::spawn(async move { store.begin(record(&format!("vf_c{i}"), "race"), NOW).await.unwrap() })
         })
         .collect();
     let mut started = 0;
@@ -106,9 +99,7 @@ async fn the_state_machine_holds(store: Arc<dyn Store>) {
     assert_eq!(store.sealed_pii("vf_1").await.unwrap(), Some(pii()));
     // A case leaves Processing once.
     assert!(matches!(
-        store
-            .finish("vf_1", finish(CaseStatus::Verified, false), NOW + 2)
-            .await,
+        store.finish("vf_1", finish(CaseStatus::Verified, false), NOW + 2).await,
         Err(StoreError::Conflict)
     ));
     assert!(matches!(
@@ -136,10 +127,7 @@ async fn watch_follows_to_the_final_status_and_ends(store: Arc<dyn Store>) {
         .finish("vf_1", finish(CaseStatus::PendingReview, true), NOW)
         .await
         .unwrap();
-    assert_eq!(
-        changes.next().await.unwrap().status,
-        CaseStatus::PendingReview
-    );
+    assert_eq!(changes.next().await.unwrap().status, CaseStatus::PendingReview);
     assert_eq!(store.sweep(NOW + 100, 0).await.unwrap(), 1);
     assert_eq!(changes.next().await.unwrap().status, CaseStatus::Expired);
     assert!(changes.next().await.is_none(), "ends after a final status");
@@ -164,10 +152,7 @@ async fn retention_expires_due_data_and_forgets_old_records(store: Arc<dyn Store
     assert_eq!(store.sweep(NOW + 99, 0).await.unwrap(), 0, "not due yet");
     assert!(store.sealed_pii("vf_due").await.unwrap().is_some());
     assert_eq!(store.sweep(NOW + 100, 0).await.unwrap(), 1);
-    assert_eq!(
-        store.get("vf_due").await.unwrap().unwrap().status,
-        CaseStatus::Expired
-    );
+    assert_eq!(store.get("vf_due").await.unwrap().unwrap().status, CaseStatus::Expired);
     assert!(store.sealed_pii("vf_due").await.unwrap().is_none());
     assert_eq!(
         store.get("vf_done").await.unwrap().unwrap().status,
@@ -178,10 +163,7 @@ async fn retention_expires_due_data_and_forgets_old_records(store: Arc<dyn Store
     store.sweep(NOW + 200, NOW + 150).await.unwrap();
     assert!(store.get("vf_done").await.unwrap().is_none());
     assert!(matches!(
-        store
-            .begin(record("vf_new", "r-2"), NOW + 200)
-            .await
-            .unwrap(),
+        store.begin(record("vf_new", "r-2"), NOW + 200).await.unwrap(),
         Begin::Started(_)
     ));
 }
@@ -195,10 +177,7 @@ async fn an_abandoned_case_is_taken_over_after_its_lease(store: Arc<dyn Store>) 
     let mut retry = record("vf_2", "r-1");
     retry.lease_until_unix = NOW + 60;
     match store.begin(retry, NOW + 30).await.unwrap() {
-        Begin::Started(case) => assert_eq!(
-            (case.id.as_str(), case.lease_until_unix),
-            ("vf_1", NOW + 60)
-        ),
+        Begin::Started(case) => assert_eq!((case.id.as_str(), case.lease_until_unix), ("vf_1", NOW + 60)),
         other => panic!("expected a take-over, got {other:?}"),
     }
 }
@@ -222,19 +201,13 @@ async fn erasure_shreds_pending_cases_of_one_account(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let mut watcher = store.watch("vf_p").await.unwrap().unwrap();
-    assert_eq!(
-        watcher.next().await.unwrap().status,
-        CaseStatus::PendingReview
-    );
+    assert_eq!(watcher.next().await.unwrap().status, CaseStatus::PendingReview);
 
     assert_eq!(
         store.erase_account("acct-1", NOW + 5).await.unwrap(),
         vec!["vf_p".to_string()]
     );
-    assert_eq!(
-        store.get("vf_p").await.unwrap().unwrap().status,
-        CaseStatus::Erased
-    );
+    assert_eq!(store.get("vf_p").await.unwrap().unwrap().status, CaseStatus::Erased);
     assert!(store.sealed_pii("vf_p").await.unwrap().is_none());
     assert_eq!(watcher.next().await.unwrap().status, CaseStatus::Erased);
     assert_eq!(
@@ -247,20 +220,10 @@ async fn erasure_shreds_pending_cases_of_one_account(store: Arc<dyn Store>) {
         "other accounts untouched"
     );
     assert!(
-        store
-            .erase_account("acct-1", NOW + 6)
-            .await
-            .unwrap()
-            .is_empty(),
+        store.erase_account("acct-1", NOW + 6).await.unwrap().is_empty(),
         "idempotent"
     );
-    assert!(
-        store
-            .erase_account("acct-unknown", NOW)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.erase_account("acct-unknown", NOW).await.unwrap().is_empty());
 }
 
 async fn audit_trail_is_append_only_and_paged(store: Arc<dyn Store>) {
@@ -276,10 +239,7 @@ async fn audit_trail_is_append_only_and_paged(store: Arc<dyn Store>) {
     }
     let first = store.audit_events(None, 3).await.unwrap();
     assert_eq!(
-        first
-            .iter()
-            .map(|(_, e)| e.detail.as_str())
-            .collect::<Vec<_>>(),
+        first.iter().map(|(_, e)| e.detail.as_str()).collect::<Vec<_>>(),
         ["n=0", "n=1", "n=2"]
     );
     let rest = store.audit_events(Some(&first[2].0), 10).await.unwrap();
@@ -288,77 +248,34 @@ async fn audit_trail_is_append_only_and_paged(store: Arc<dyn Store>) {
         [NOW + 3, NOW + 4]
     );
     assert_eq!(rest[0].1.case_id.as_deref(), Some("vf_3"));
-    assert!(
-        store
-            .audit_events(Some(&rest[1].0), 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.audit_events(Some(&rest[1].0), 10).await.unwrap().is_empty());
 }
 
 async fn window_counters_count_and_restart(store: Arc<dyn Store>) {
     let start = NOW - NOW.rem_euclid(60);
+    assert_eq!(store.count_in_window("rl:acct:a", 60, start).await.unwrap(), 1);
+    assert_eq!(store.count_in_window("rl:acct:a", 60, start + 59).await.unwrap(), 2);
+    assert_eq!(store.count_in_window("rl:acct:b", 60, start + 59).await.unwrap(), 1);
     assert_eq!(
-        store.count_in_window("rl:acct:a", 60, start).await.unwrap(),
-        1
-    );
-    assert_eq!(
-        store
-            .count_in_window("rl:acct:a", 60, start + 59)
-            .await
-            .unwrap(),
-        2
-    );
-    assert_eq!(
-        store
-            .count_in_window("rl:acct:b", 60, start + 59)
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        store
-            .count_in_window("rl:acct:a", 60, start + 60)
-            .await
-            .unwrap(),
+        store.count_in_window("rl:acct:a", 60, start + 60).await.unwrap(),
         1,
         "a new window"
     );
 }
 
 async fn anchor_bindings_are_limited_per_id(store: Arc<dyn Store>) {
+    assert!(store.bind_anchor("bi:x", "acct-1", 2, 3_600, NOW).await.unwrap());
     assert!(
-        store
-            .bind_anchor("bi:x", "acct-1", 2, 3_600, NOW)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .bind_anchor("bi:x", "acct-1", 2, 3_600, NOW)
-            .await
-            .unwrap(),
+        store.bind_anchor("bi:x", "acct-1", 2, 3_600, NOW).await.unwrap(),
         "the same account again"
     );
+    assert!(store.bind_anchor("bi:x", "acct-2", 2, 3_600, NOW).await.unwrap());
     assert!(
-        store
-            .bind_anchor("bi:x", "acct-2", 2, 3_600, NOW)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .bind_anchor("bi:x", "acct-3", 2, 3_600, NOW)
-            .await
-            .unwrap(),
+        !store.bind_anchor("bi:x", "acct-3", 2, 3_600, NOW).await.unwrap(),
         "a third account"
     );
     assert!(
-        store
-            .bind_anchor("bi:y", "acct-3", 2, 3_600, NOW)
-            .await
-            .unwrap(),
+        store.bind_anchor("bi:y", "acct-3", 2, 3_600, NOW).await.unwrap(),
         "another ID"
     );
 }
@@ -376,30 +293,13 @@ async fn wrapped_keys_are_replaced_by_compare_and_set(store: Arc<dyn Store>) {
         kek_id: "kek-2".into(),
         bytes: vec![9; 72],
     };
+    assert!(store.replace_wrapped_key("vf_1", &old[0].1, new.clone()).await.unwrap());
     assert!(
-        store
-            .replace_wrapped_key("vf_1", &old[0].1, new.clone())
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .replace_wrapped_key("vf_1", &old[0].1, new.clone())
-            .await
-            .unwrap(),
+        !store.replace_wrapped_key("vf_1", &old[0].1, new.clone()).await.unwrap(),
         "stale old key"
     );
-    assert!(
-        store
-            .wrapped_keys_not_under("kek-2", 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        store.sealed_pii("vf_1").await.unwrap().unwrap().wrapped_key,
-        new
-    );
+    assert!(store.wrapped_keys_not_under("kek-2", 10).await.unwrap().is_empty());
+    assert_eq!(store.sealed_pii("vf_1").await.unwrap().unwrap().wrapped_key, new);
     assert_eq!(
         store.sealed_pii("vf_1").await.unwrap().unwrap().body,
         pii().body,

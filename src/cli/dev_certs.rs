@@ -16,8 +16,7 @@ pub struct DevCertsArgs {
 }
 
 pub fn run(args: DevCertsArgs) -> Result<(), CliError> {
-    let pki =
-        pki::generate_dev_pki(&args.out, args.force).map_err(|e| CliError::Usage(e.to_string()))?;
+    let pki = pki::generate_dev_pki(&args.out, args.force).map_err(|e| CliError::Usage(e.to_string()))?;
     println!("development PKI written to {}", pki.dir.display());
     println!("  ca.pem                 CA certificate (clients and server trust it)");
     println!("  server.pem/.key        server, SAN localhost and 127.0.0.1");

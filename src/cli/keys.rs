@@ -36,6 +36,7 @@ pub enum KeysAction {
 pub enum Kind {
     Sealing,
     Kek,
+    BlindIndex,
     All,
 }
 
@@ -45,12 +46,13 @@ pub fn run(args: KeysArgs) -> Result<(), CliError> {
             let kinds: &[KeyKind] = match kind {
                 Kind::Sealing => &[KeyKind::Sealing],
                 Kind::Kek => &[KeyKind::Kek],
+                // Rotating the blind-index key restarts the limits that count by ID number.
+                Kind::BlindIndex => &[KeyKind::BlindIndex],
                 Kind::All => &[KeyKind::Sealing, KeyKind::Kek],
             };
             let now = SystemClock.now_unix();
             for &kind in kinds {
-                let id = keyfile::generate(&dir, kind, now)
-                    .with_context(|| format!("rotating {kind:?} key"))?;
+                let id = keyfile::generate(&dir, kind, now).with_context(|| format!("rotating {kind:?} key"))?;
                 println!("{kind:?} key {id} is now current ({})", dir.display());
             }
             println!("Restart the gateways (one at a time) to load the new keys.");
@@ -61,10 +63,7 @@ pub fn run(args: KeysArgs) -> Result<(), CliError> {
                 keys.sort_by_key(|k| std::cmp::Reverse(k.created_at_unix));
                 for (i, key) in keys.iter().enumerate() {
                     let mark = if i == 0 { "current" } else { "" };
-                    println!(
-                        "{kind:?}\t{}\tcreated {}\t{mark}",
-                        key.id, key.created_at_unix
-                    );
+                    println!("{kind:?}\t{}\tcreated {}\t{mark}", key.id, key.created_at_unix);
                 }
             }
         }

@@ -33,10 +33,7 @@ pub struct ProviderSimArgs {
 
 pub async fn run(args: ProviderSimArgs) -> Result<(), CliError> {
     crate::telemetry::init(false);
-    let secret = match (
-        &args.secret_key_file,
-        std::env::var("IDGATE_SIM_SECRET_KEY"),
-    ) {
+    let secret = match (&args.secret_key_file, std::env::var("IDGATE_SIM_SECRET_KEY")) {
         (Some(path), _) => std::fs::read_to_string(path)
             .with_context(|| format!("reading {}", path.display()))?
             .trim_end()
@@ -49,9 +46,7 @@ pub async fn run(args: ProviderSimArgs) -> Result<(), CliError> {
         }
     };
     if !(0.0..=1.0).contains(&args.fault_rate) {
-        return Err(CliError::Usage(
-            "--fault-rate must be between 0 and 1".into(),
-        ));
+        return Err(CliError::Usage("--fault-rate must be between 0 and 1".into()));
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -64,10 +59,7 @@ pub async fn run(args: ProviderSimArgs) -> Result<(), CliError> {
         max_skew_seconds: 300,
         seed: 0,
     };
-    println!(
-        "provider simulator (Tencent FaceID protocol) on http://{}",
-        args.listen
-    );
+    println!("provider simulator (Tencent FaceID protocol) on http://{}", args.listen);
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -49,9 +49,7 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {listen}: {e}")))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| CliError::Other(e.into()))?;
+    let bound = listener.local_addr().map_err(|e| CliError::Other(e.into()))?;
 
     for note in &gateway.notes {
         tracing::info!("{note}");

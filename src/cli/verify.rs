@@ -113,8 +113,7 @@ pub async fn run(args: VerifyArgs) -> Result<(), CliError> {
     };
     let purpose = args.purpose.to_pb();
     let context = Context::identity(purpose as i32, &args.account_id, &request_id);
-    let sealed = sealing::seal(&key.public_key, &context, &plaintext)
-        .context("sealing to the gateway key")?;
+    let sealed = sealing::seal(&key.public_key, &context, &plaintext).context("sealing to the gateway key")?;
     let now = crate::clock::Clock::now_unix(&crate::clock::SystemClock);
     let request = pb::VerifyRequest {
         request_id: request_id.clone(),

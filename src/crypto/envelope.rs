@@ -46,9 +46,7 @@ pub struct Kek {
 
 impl std::fmt::Debug for Kek {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kek")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
+        f.debug_struct("Kek").field("id", &self.id).finish_non_exhaustive()
     }
 }
 
@@ -126,12 +124,10 @@ fn associated_data(purpose: &str, kek_id: Option<&str>, case_id: &str, field: &s
 }
 
 fn commitment(data_key: &SecretKey32) -> [u8; 32] {
-    let mut mac =
-        <Hmac<sha2::Sha256> as Mac>::new_from_slice(data_key.expose()).unwrap_or_else(|_| {
-            // HMAC accepts keys of any length; this branch cannot run.
-            <Hmac<sha2::Sha256> as Mac>::new_from_slice(&[0u8; 32])
-                .unwrap_or_else(|_| unreachable!())
-        });
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(data_key.expose()).unwrap_or_else(|_| {
+        // HMAC accepts keys of any length; this branch cannot run.
+        <Hmac<sha2::Sha256> as Mac>::new_from_slice(&[0u8; 32]).unwrap_or_else(|_| unreachable!())
+    });
     mac.update(COMMIT_LABEL);
     mac.finalize().into_bytes().into()
 }
@@ -160,11 +156,7 @@ impl KekRing {
     pub fn new(keys: Vec<Kek>) -> Option<Self> {
         let current = keys
             .iter()
-            .max_by(|a, b| {
-                a.created_at_unix
-                    .cmp(&b.created_at_unix)
-                    .then_with(|| a.id.cmp(&b.id))
-            })?
+            .max_by(|a, b| a.created_at_unix.cmp(&b.created_at_unix).then_with(|| a.id.cmp(&b.id)))?
             .id
             .clone();
         Some(Self {
@@ -178,12 +170,7 @@ impl KekRing {
     }
 
     /// Encrypts `plaintext` for `case_id` / `field` under a fresh data key wrapped by the current KEK.
-    pub fn seal(
-        &self,
-        case_id: &str,
-        field: &str,
-        plaintext: &[u8],
-    ) -> Result<(WrappedKey, Body), EnvelopeError> {
+    pub fn seal(&self, case_id: &str, field: &str, plaintext: &[u8]) -> Result<(WrappedKey, Body), EnvelopeError> {
         let kek = self.keys.get(&self.current).ok_or(EnvelopeError::Open)?;
         let data_key = SecretKey32::random()?;
 
@@ -228,12 +215,7 @@ impl KekRing {
         ))
     }
 
-    fn unwrap_key(
-        &self,
-        case_id: &str,
-        field: &str,
-        wrapped: &WrappedKey,
-    ) -> Result<SecretKey32, EnvelopeError> {
+    fn unwrap_key(&self, case_id: &str, field: &str, wrapped: &WrappedKey) -> Result<SecretKey32, EnvelopeError> {
         let kek = self.keys.get(&wrapped.kek_id).ok_or(EnvelopeError::Open)?;
         if wrapped.bytes.len() != NONCE_LEN + 32 + 16 {
             return Err(EnvelopeError::Open);
@@ -243,13 +225,7 @@ impl KekRing {
         let wrap_ad = associated_data("wrap", Some(&kek.id), case_id, field);
         let raw = Zeroizing::new(
             cipher(&kek.key)
-                .decrypt(
-                    &XNonce::from(nonce),
-                    Payload {
-                        msg: ct,
-                        aad: &wrap_ad,
-                    },
-                )
+                .decrypt(&XNonce::from(nonce), Payload { msg: ct, aad: &wrap_ad })
                 .map_err(|_| EnvelopeError::Open)?,
         );
         let bytes: [u8; 32] = raw.as_slice().try_into().map_err(|_| EnvelopeError::Open)?;
@@ -265,9 +241,7 @@ impl KekRing {
         body: &Body,
     ) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
         let data_key = self.unwrap_key(case_id, field, wrapped)?;
-        if body.version != FORMAT_VERSION
-            || !bool::from(commitment(&data_key).ct_eq(&body.commitment))
-        {
+        if body.version != FORMAT_VERSION || !bool::from(commitment(&data_key).ct_eq(&body.commitment)) {
             return Err(EnvelopeError::Open);
         }
         let body_ad = associated_data("body", None, case_id, field);
@@ -284,12 +258,7 @@ impl KekRing {
     }
 
     /// Re-wraps a data key under the current KEK (key rotation without touching the body).
-    pub fn rewrap(
-        &self,
-        case_id: &str,
-        field: &str,
-        wrapped: &WrappedKey,
-    ) -> Result<WrappedKey, EnvelopeError> {
+    pub fn rewrap(&self, case_id: &str, field: &str, wrapped: &WrappedKey) -> Result<WrappedKey, EnvelopeError> {
         let data_key = self.unwrap_key(case_id, field, wrapped)?;
         let kek = self.keys.get(&self.current).ok_or(EnvelopeError::Open)?;
         let wrap_nonce: [u8; NONCE_LEN] = random::bytes()?;
@@ -333,22 +302,13 @@ mod tests {
             b"secret stuff"
         );
         assert!(ring.open("vf_b", "identity", &w, &b).is_err(), "other case");
-        assert!(
-            ring.open("vf_a", "supplement", &w, &b).is_err(),
-            "other field"
-        );
+        assert!(ring.open("vf_a", "supplement", &w, &b).is_err(), "other field");
         let mut t = b.clone();
         t.ciphertext[0] ^= 1;
-        assert!(
-            ring.open("vf_a", "identity", &w, &t).is_err(),
-            "tampered body"
-        );
+        assert!(ring.open("vf_a", "identity", &w, &t).is_err(), "tampered body");
         let mut t = w.clone();
         t.bytes[30] ^= 1;
-        assert!(
-            ring.open("vf_a", "identity", &t, &b).is_err(),
-            "tampered wrapped key"
-        );
+        assert!(ring.open("vf_a", "identity", &t, &b).is_err(), "tampered wrapped key");
         // A wrapped key of another record with the same case/field does not open this body (commitment).
         let (w2, _) = ring.seal("vf_a", "identity", b"other").unwrap();
         assert!(ring.open("vf_a", "identity", &w2, &b).is_err());
@@ -368,21 +328,12 @@ mod tests {
         let (w, b) = ring1.seal("vf_a", "identity", b"x").unwrap();
         let ring2 = KekRing::new(vec![old_copy, kek("kek-2", 2)]).unwrap();
         assert_eq!(ring2.current_id(), "kek-2");
-        assert_eq!(
-            ring2.open("vf_a", "identity", &w, &b).unwrap().as_slice(),
-            b"x"
-        );
+        assert_eq!(ring2.open("vf_a", "identity", &w, &b).unwrap().as_slice(), b"x");
         let (w_new, _) = ring2.seal("vf_a", "identity", b"y").unwrap();
         assert_eq!(w_new.kek_id, "kek-2");
         let moved = ring2.rewrap("vf_a", "identity", &w).unwrap();
         assert_eq!(moved.kek_id, "kek-2");
-        assert_eq!(
-            ring2
-                .open("vf_a", "identity", &moved, &b)
-                .unwrap()
-                .as_slice(),
-            b"x"
-        );
+        assert_eq!(ring2.open("vf_a", "identity", &moved, &b).unwrap().as_slice(), b"x");
         assert!(ring2.rewrap("vf_b", "identity", &w).is_err());
     }
 

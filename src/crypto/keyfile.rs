@@ -4,11 +4,14 @@
 //!
 //! ```text
 //! <dir>/sealing/<id>.key   HPKE X25519 sealing keys; newest = current, the one before = previous
-//! <dir>/kek/<id>.key       key-encryption keys for data at rest; newest wraps, all open
+//! <dir>/kek/<id>.key       key-encryption keys for data at rest; newest wraps, all not retired open
+//! <dir>/blind/<id>.key     the blind-index root key (keyed HMACs of ID numbers); newest is used
 //! ```
 //!
-//! A key file is TOML: `id`, `kind`, `created_at_unix`, `secret` (64 hex chars). Rotation adds a newer
-//! file; nothing is rewritten in place. Key material never leaves this module except as
+//! A key file is TOML: `id`, `kind`, `version` (1, 2, … per kind), `created_at_unix`, `secret` (64 hex
+//! chars). Rotation adds a newer file with the next version; nothing is rewritten in place. A KEK
+//! whose version is below `keys.kek_min_version` is retired: it is not loaded, so records still
+//! wrapped by it no longer open (run the re-wrap pass to completion before retiring). Key material never leaves this module except as
 //! [`SecretKey32`], and no error message contains it.
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +21,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use super::SecretKey32;
+use super::blind_index::BlindIndexer;
 use super::envelope::{Kek, KekRing};
 use super::random;
 use super::sealing::{IdentifiedKey, OpeningKey, SealingKeyring};
@@ -28,6 +32,7 @@ use super::sealing::{IdentifiedKey, OpeningKey, SealingKeyring};
 pub enum KeyKind {
     Sealing,
     Kek,
+    BlindIndex,
 }
 
 impl KeyKind {
@@ -35,12 +40,14 @@ impl KeyKind {
         match self {
             KeyKind::Sealing => "sealing",
             KeyKind::Kek => "kek",
+            KeyKind::BlindIndex => "blind",
         }
     }
     fn prefix(self) -> &'static str {
         match self {
             KeyKind::Sealing => "sk",
             KeyKind::Kek => "kek",
+            KeyKind::BlindIndex => "bk",
         }
     }
 }
@@ -48,10 +55,7 @@ impl KeyKind {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
     #[error("key directory {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("key file {0} is not a valid key file")]
     Malformed(PathBuf),
     #[error("key file {0} can be read by other users; run `chmod 600` on it")]
@@ -66,6 +70,8 @@ pub enum KeyFileError {
 struct KeyFile {
     id: String,
     kind: KeyKind,
+    #[serde(default)]
+    version: u32,
     created_at_unix: i64,
     secret: String,
 }
@@ -73,6 +79,7 @@ struct KeyFile {
 /// One key as loaded from disk.
 pub struct LoadedKey {
     pub id: String,
+    pub version: u32,
     pub created_at_unix: i64,
     pub secret: SecretKey32,
 }
@@ -114,18 +121,18 @@ pub fn generate(dir: &Path, kind: KeyKind, now_unix: i64) -> Result<String, KeyF
         .chars()
         .take(kind.prefix().len() + 1 + now_unix.to_string().len() + 1 + 8)
         .collect();
+    let version = load(dir, kind)?.iter().map(|k| k.version).max().unwrap_or(0) + 1;
     let secret = SecretKey32::random()?;
     let file = KeyFile {
         id: id.clone(),
         kind,
+        version,
         created_at_unix: now_unix,
         secret: hex::encode(secret.expose()),
     };
-    let text =
-        Zeroizing::new(toml::to_string(&file).map_err(|_| KeyFileError::Malformed(sub.clone()))?);
+    let text = Zeroizing::new(toml::to_string(&file).map_err(|_| KeyFileError::Malformed(sub.clone()))?);
     let KeyFile {
-        secret: mut hex_secret,
-        ..
+        secret: mut hex_secret, ..
     } = file;
     zeroize::Zeroize::zeroize(&mut hex_secret);
     write_private_file(&sub.join(format!("{id}.key")), text.as_bytes())?;
@@ -155,11 +162,11 @@ pub fn load(dir: &Path, kind: KeyKind) -> Result<Vec<LoadedKey>, KeyFileError> {
             }
         }
         let text = Zeroizing::new(fs::read_to_string(&path).map_err(io(&path))?);
-        let file: KeyFile =
-            toml::from_str(&text).map_err(|_| KeyFileError::Malformed(path.clone()))?;
+        let file: KeyFile = toml::from_str(&text).map_err(|_| KeyFileError::Malformed(path.clone()))?;
         let KeyFile {
             id,
             kind: file_kind,
+            version,
             created_at_unix,
             secret,
         } = file;
@@ -170,6 +177,7 @@ pub fn load(dir: &Path, kind: KeyKind) -> Result<Vec<LoadedKey>, KeyFileError> {
         }
         keys.push(LoadedKey {
             id,
+            version,
             created_at_unix,
             secret: SecretKey32::from_bytes(*bytes),
         });
@@ -180,7 +188,7 @@ pub fn load(dir: &Path, kind: KeyKind) -> Result<Vec<LoadedKey>, KeyFileError> {
 /// Creates one key of each kind in `dir` if it has none (the quickstart's dev mode).
 pub fn ensure_dev_keys(dir: &Path, now_unix: i64) -> Result<(), KeyFileError> {
     create_private_dir(dir)?;
-    for kind in [KeyKind::Sealing, KeyKind::Kek] {
+    for kind in [KeyKind::Sealing, KeyKind::Kek, KeyKind::BlindIndex] {
         if load(dir, kind)?.is_empty() {
             generate(dir, kind, now_unix)?;
         }
@@ -189,10 +197,7 @@ pub fn ensure_dev_keys(dir: &Path, now_unix: i64) -> Result<(), KeyFileError> {
 }
 
 /// The sealing keyring from `dir`.
-pub fn load_sealing_keyring(
-    dir: &Path,
-    grace_seconds: i64,
-) -> Result<SealingKeyring, KeyFileError> {
+pub fn load_sealing_keyring(dir: &Path, grace_seconds: i64) -> Result<SealingKeyring, KeyFileError> {
     let keys = load(dir, KeyKind::Sealing)?
         .into_iter()
         .map(|k| IdentifiedKey {
@@ -201,14 +206,14 @@ pub fn load_sealing_keyring(
             created_at_unix: k.created_at_unix,
         })
         .collect();
-    SealingKeyring::new(keys, grace_seconds)
-        .ok_or_else(|| KeyFileError::Missing(KeyKind::Sealing, dir.to_path_buf()))
+    SealingKeyring::new(keys, grace_seconds).ok_or_else(|| KeyFileError::Missing(KeyKind::Sealing, dir.to_path_buf()))
 }
 
-/// The key-encryption keys from `dir`.
-pub fn load_kek_ring(dir: &Path) -> Result<KekRing, KeyFileError> {
+/// The key-encryption keys from `dir`, without those retired (`version < min_version`).
+pub fn load_kek_ring(dir: &Path, min_version: u32) -> Result<KekRing, KeyFileError> {
     let keys = load(dir, KeyKind::Kek)?
         .into_iter()
+        .filter(|k| k.version >= min_version)
         .map(|k| Kek {
             id: k.id,
             created_at_unix: k.created_at_unix,
@@ -216,6 +221,19 @@ pub fn load_kek_ring(dir: &Path) -> Result<KekRing, KeyFileError> {
         })
         .collect();
     KekRing::new(keys).ok_or_else(|| KeyFileError::Missing(KeyKind::Kek, dir.to_path_buf()))
+}
+
+/// The newest blind-index key from `dir`.
+pub fn load_blind_indexer(dir: &Path) -> Result<BlindIndexer, KeyFileError> {
+    let newest = load(dir, KeyKind::BlindIndex)?
+        .into_iter()
+        .max_by(|a, b| {
+            a.version
+                .cmp(&b.version)
+                .then(a.created_at_unix.cmp(&b.created_at_unix))
+        })
+        .ok_or_else(|| KeyFileError::Missing(KeyKind::BlindIndex, dir.to_path_buf()))?;
+    Ok(BlindIndexer::new(newest.id, &newest.secret))
 }
 
 #[cfg(test)]
@@ -227,11 +245,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
         ensure_dev_keys(&keys, 1_000).unwrap();
-        let first = load_sealing_keyring(&keys, 60)
-            .unwrap()
-            .current()
-            .id
-            .clone();
+        let first = load_sealing_keyring(&keys, 60).unwrap().current().id.clone();
         ensure_dev_keys(&keys, 2_000).unwrap();
         assert_eq!(
             load_sealing_keyring(&keys, 60).unwrap().current().id,
@@ -249,11 +263,46 @@ mod tests {
             assert_eq!(mode & 0o777, 0o700);
         }
         let rotated = generate(&keys, KeyKind::Sealing, 3_000).unwrap();
-        assert_eq!(
-            load_sealing_keyring(&keys, 60).unwrap().current().id,
-            rotated
+        assert_eq!(load_sealing_keyring(&keys, 60).unwrap().current().id, rotated);
+        assert!(load_kek_ring(&keys, 0).is_ok());
+        assert!(load_blind_indexer(&keys).is_ok());
+    }
+
+    #[test]
+    fn kek_versions_count_up_and_old_ones_retire() {
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), KeyKind::Kek, 1_000).unwrap();
+        let (old_wrapped, old_body) = load_kek_ring(dir.path(), 0)
+            .unwrap()
+            .seal("vf_a", "identity", b"x")
+            .unwrap();
+        let second = generate(dir.path(), KeyKind::Kek, 2_000).unwrap();
+        let mut versions: Vec<u32> = load(dir.path(), KeyKind::Kek)
+            .unwrap()
+            .iter()
+            .map(|k| k.version)
+            .collect();
+        versions.sort();
+        assert_eq!(versions, [1, 2]);
+
+        let ring = load_kek_ring(dir.path(), 0).unwrap();
+        assert_eq!(ring.current_id(), second, "the newest wraps new records");
+        assert!(
+            ring.open("vf_a", "identity", &old_wrapped, &old_body).is_ok(),
+            "old records still open"
         );
-        assert!(load_kek_ring(&keys).is_ok());
+
+        let retired = load_kek_ring(dir.path(), 2).unwrap();
+        assert!(
+            retired.open("vf_a", "identity", &old_wrapped, &old_body).is_err(),
+            "version 1 retired"
+        );
+        let moved = ring.rewrap("vf_a", "identity", &old_wrapped).unwrap();
+        assert!(
+            retired.open("vf_a", "identity", &moved, &old_body).is_ok(),
+            "re-wrapped records survive"
+        );
+        assert!(matches!(load_kek_ring(dir.path(), 3), Err(KeyFileError::Missing(..))));
     }
 
     #[cfg(unix)]
@@ -264,9 +313,6 @@ mod tests {
         let id = generate(dir.path(), KeyKind::Kek, 1).unwrap();
         let path = dir.path().join("kek").join(format!("{id}.key"));
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(
-            load_kek_ring(dir.path()),
-            Err(KeyFileError::TooOpen(_))
-        ));
+        assert!(matches!(load_kek_ring(dir.path(), 0), Err(KeyFileError::TooOpen(_))));
     }
 }

@@ -5,11 +5,13 @@
 //! - [`envelope`]: at-rest encryption of a case's personal data under a per-case data key, wrapped by a
 //!   versioned key-encryption key (crypto-shredding: destroy the wrapped key, the data is gone).
 //! - [`keyfile`]: the on-disk form of sealing keys and key-encryption keys, their ids and rotation.
+//! - [`blind_index`]: keyed HMACs of ID numbers, so limits can count without storing the number.
 //! - [`random`]: the one place randomness comes from.
 //!
 //! This module must never log, print or `Debug`-format key material or plaintext, and knows nothing of
 //! gRPC, protobuf or Redis.
 
+pub mod blind_index;
 pub mod envelope;
 pub mod keyfile;
 pub mod random;

@@ -82,21 +82,11 @@ pub struct Sealed {
 }
 
 /// Seals `plaintext` to an X25519 public key (32 bytes) under `context`.
-pub fn seal(
-    recipient_public_key: &[u8],
-    context: &Context,
-    plaintext: &[u8],
-) -> Result<Sealed, SealError> {
-    let pk =
-        <Kem as hpke::Kem>::PublicKey::from_bytes(recipient_public_key).map_err(|_| SealError)?;
-    let (enc, ciphertext) = hpke::single_shot_seal::<Aead, Kdf, Kem>(
-        &OpModeS::Base,
-        &pk,
-        context.info,
-        plaintext,
-        &context.aad,
-    )
-    .map_err(|_| SealError)?;
+pub fn seal(recipient_public_key: &[u8], context: &Context, plaintext: &[u8]) -> Result<Sealed, SealError> {
+    let pk = <Kem as hpke::Kem>::PublicKey::from_bytes(recipient_public_key).map_err(|_| SealError)?;
+    let (enc, ciphertext) =
+        hpke::single_shot_seal::<Aead, Kdf, Kem>(&OpModeS::Base, &pk, context.info, plaintext, &context.aad)
+            .map_err(|_| SealError)?;
     Ok(Sealed {
         enc: enc.to_bytes().to_vec(),
         ciphertext,
@@ -133,12 +123,7 @@ impl OpeningKey {
     }
 
     /// Opens one single-shot message.
-    pub fn open(
-        &self,
-        context: &Context,
-        enc: &[u8],
-        ciphertext: &[u8],
-    ) -> Result<Plaintext, OpenError> {
+    pub fn open(&self, context: &Context, enc: &[u8], ciphertext: &[u8]) -> Result<Plaintext, OpenError> {
         if ciphertext.len() > MAX_SEALED_LEN {
             return Err(OpenError);
         }
@@ -183,11 +168,7 @@ impl SealingKeyring {
     /// `keys` in any order; the newest is current, the second newest previous, older ones are ignored
     /// (they are past any grace period that matters once a newer key has been rotated in).
     pub fn new(mut keys: Vec<IdentifiedKey>, grace_seconds: i64) -> Option<Self> {
-        keys.sort_by(|a, b| {
-            b.created_at_unix
-                .cmp(&a.created_at_unix)
-                .then_with(|| b.id.cmp(&a.id))
-        });
+        keys.sort_by(|a, b| b.created_at_unix.cmp(&a.created_at_unix).then_with(|| b.id.cmp(&a.id)));
         let mut keys = keys.into_iter();
         let current = keys.next()?;
         let previous = keys.next();
@@ -208,10 +189,7 @@ impl SealingKeyring {
             return Some(&self.current.key);
         }
         match &self.previous {
-            Some(prev)
-                if prev.id == key_id
-                    && now_unix < self.current.created_at_unix + self.grace_seconds =>
-            {
+            Some(prev) if prev.id == key_id && now_unix < self.current.created_at_unix + self.grace_seconds => {
                 Some(&prev.key)
             }
             _ => None,
@@ -268,9 +246,7 @@ mod tests {
             aad: unhex("436f756e742d30"),
         };
         let enc = unhex("1afa08d3dec047a643885163f1180476fa7ddb54c6a8029ea33f95796bf2ac4a");
-        let ct = unhex(
-            "1c5250d8034ec2b784ba2cfd69dbdb8af406cfe3ff938e131f0def8c8b60b4db21993c62ce81883d2dd1b51a28",
-        );
+        let ct = unhex("1c5250d8034ec2b784ba2cfd69dbdb8af406cfe3ff938e131f0def8c8b60b4db21993c62ce81883d2dd1b51a28");
         let pt = key.open(&context, &enc, &ct).unwrap();
         assert_eq!(pt.as_slice(), b"Beauty is truth, truth beauty");
 
@@ -300,18 +276,9 @@ mod tests {
     #[test]
     fn round_trip_and_every_bound_field_matters() {
         let key = OpeningKey::generate().unwrap();
-        let sealed = seal(
-            key.public_key(),
-            &Context::identity(3, "a", "r"),
-            b"payload",
-        )
-        .unwrap();
+        let sealed = seal(key.public_key(), &Context::identity(3, "a", "r"), b"payload").unwrap();
         let ok = key
-            .open(
-                &Context::identity(3, "a", "r"),
-                &sealed.enc,
-                &sealed.ciphertext,
-            )
+            .open(&Context::identity(3, "a", "r"), &sealed.enc, &sealed.ciphertext)
             .unwrap();
         assert_eq!(ok.as_slice(), b"payload");
         for wrong in [
@@ -319,26 +286,16 @@ mod tests {
             Context::identity(3, "b", "r"),
             Context::identity(3, "a", "s"),
         ] {
-            assert_eq!(
-                key.open(&wrong, &sealed.enc, &sealed.ciphertext),
-                Err(OpenError)
-            );
+            assert_eq!(key.open(&wrong, &sealed.enc, &sealed.ciphertext), Err(OpenError));
         }
         // Same aad, other info (a supplement can't be replayed as an identity).
         let other = Context {
             info: b"idgate.v1.supplement",
             aad: Context::identity(3, "a", "r").aad,
         };
+        assert_eq!(key.open(&other, &sealed.enc, &sealed.ciphertext), Err(OpenError));
         assert_eq!(
-            key.open(&other, &sealed.enc, &sealed.ciphertext),
-            Err(OpenError)
-        );
-        assert_eq!(
-            key.open(
-                &Context::identity(3, "a", "r"),
-                &[0u8; 5],
-                &sealed.ciphertext
-            ),
+            key.open(&Context::identity(3, "a", "r"), &[0u8; 5], &sealed.ciphertext),
             Err(OpenError)
         );
     }

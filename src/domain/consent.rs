@@ -22,11 +22,7 @@ impl Consent {
     /// `policy_version`: 1–64 characters of `[A-Za-z0-9._-]` (empty means no consent was given).
     /// `granted_at_unix`: seconds since the epoch, > 0 and at most
     /// [`MAX_CONSENT_CLOCK_SKEW_SECS`] after `now_unix`.
-    pub fn parse(
-        policy_version: &str,
-        granted_at_unix: i64,
-        now_unix: i64,
-    ) -> Result<Consent, Refusal> {
+    pub fn parse(policy_version: &str, granted_at_unix: i64, now_unix: i64) -> Result<Consent, Refusal> {
         if policy_version.is_empty() {
             return Err(Refusal::new(Reason::ConsentMissing));
         }
@@ -35,8 +31,7 @@ impl Consent {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         // saturating_add: a `now_unix` near i64::MAX must not overflow into accepting anything.
-        let time_ok = granted_at_unix > 0
-            && granted_at_unix <= now_unix.saturating_add(MAX_CONSENT_CLOCK_SKEW_SECS);
+        let time_ok = granted_at_unix > 0 && granted_at_unix <= now_unix.saturating_add(MAX_CONSENT_CLOCK_SKEW_SECS);
         if !version_ok || !time_ok {
             return Err(Refusal::new(Reason::ConsentInvalid));
         }
@@ -67,8 +62,7 @@ mod tests {
 
     #[test]
     fn accepts_valid() {
-        let c =
-            Consent::parse("privacy-2026.05_a", NOW - 10, NOW).unwrap_or_else(|e| panic!("{e}"));
+        let c = Consent::parse("privacy-2026.05_a", NOW - 10, NOW).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.policy_version(), "privacy-2026.05_a");
         assert_eq!(c.granted_at_unix(), NOW - 10);
         assert!(Consent::parse(&"v".repeat(64), 1, NOW).is_ok());

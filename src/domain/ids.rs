@@ -58,23 +58,9 @@ mod tests {
 
     #[test]
     fn accepts_charset_and_bounds() {
-        for s in [
-            "a",
-            "Z",
-            "0",
-            "req-1",
-            "a.b_c:d-e",
-            "01HZX3:retry.2",
-            &"x".repeat(128),
-        ] {
-            assert_eq!(
-                RequestId::parse(s).map(|r| r.as_str().to_owned()),
-                Ok(s.to_owned())
-            );
-            assert_eq!(
-                AccountId::parse(s).map(|r| r.as_str().to_owned()),
-                Ok(s.to_owned())
-            );
+        for s in ["a", "Z", "0", "req-1", "a.b_c:d-e", "01HZX3:retry.2", &"x".repeat(128)] {
+            assert_eq!(RequestId::parse(s).map(|r| r.as_str().to_owned()), Ok(s.to_owned()));
+            assert_eq!(AccountId::parse(s).map(|r| r.as_str().to_owned()), Ok(s.to_owned()));
         }
     }
 

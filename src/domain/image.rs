@@ -97,8 +97,7 @@ impl Image {
         // Cross-check imagesize's own sniffing so both agree on what is being measured.
         let agreed = matches!(
             (kind, imagesize::image_type(&bytes)),
-            (ImageKind::Jpeg, Ok(imagesize::ImageType::Jpeg))
-                | (ImageKind::Png, Ok(imagesize::ImageType::Png))
+            (ImageKind::Jpeg, Ok(imagesize::ImageType::Jpeg)) | (ImageKind::Png, Ok(imagesize::ImageType::Png))
         );
         if !agreed {
             return Err(refuse(Reason::ImageMalformed));
@@ -195,14 +194,7 @@ mod tests {
 
     #[test]
     fn dimensions() {
-        for (w, h) in [
-            (10, 10),
-            (9000, 100),
-            (100, 9000),
-            (63, 64),
-            (64, 63),
-            (0, 0),
-        ] {
+        for (w, h) in [(10, 10), (9000, 100), (100, 9000), (63, 64), (64, 63), (0, 0)] {
             assert_eq!(reason(png(w, h)), Some(Reason::ImageDimensions), "{w}x{h}");
             assert_eq!(
                 reason(jpeg(w as u16, h as u16)),
@@ -249,10 +241,7 @@ mod tests {
         assert_eq!(reason(p[..20].to_vec()), Some(Reason::ImageMalformed));
         // `\x89PNG` without the rest of the signature.
         assert_eq!(
-            reason(
-                b"\x89PNG\x00\x00\x00\x00\x00\x00\x00\x0dIHDR\x00\x00\x00\x40\x00\x00\x00\x40"
-                    .to_vec()
-            ),
+            reason(b"\x89PNG\x00\x00\x00\x00\x00\x00\x00\x0dIHDR\x00\x00\x00\x40\x00\x00\x00\x40".to_vec()),
             Some(Reason::ImageFormat)
         );
         // Right signature, first chunk not IHDR.
@@ -274,12 +263,7 @@ mod tests {
     #[test]
     fn fuzz_no_panic() {
         let mut rng = XorShift::new(0x1a_6e);
-        let prefixes: [&[u8]; 4] = [
-            b"",
-            JPEG_MAGIC,
-            PNG_SIGNATURE,
-            b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR",
-        ];
+        let prefixes: [&[u8]; 4] = [b"", JPEG_MAGIC, PNG_SIGNATURE, b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR"];
         for i in 0..4000usize {
             let len = rng.below(64);
             let mut bytes = prefixes[i % prefixes.len()].to_vec();

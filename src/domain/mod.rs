@@ -20,8 +20,7 @@ mod refusal;
 pub(crate) mod test_support;
 
 pub use applicant::{
-    Applicant, FACE_IMAGE_FIELD, HANDHELD_ID_PHOTO_FIELD, ID_CARD_BACK_FIELD, ID_CARD_FRONT_FIELD,
-    IdentityFields,
+    Applicant, FACE_IMAGE_FIELD, HANDHELD_ID_PHOTO_FIELD, ID_CARD_BACK_FIELD, ID_CARD_FRONT_FIELD, IdentityFields,
 };
 pub use consent::{Consent, MAX_CONSENT_CLOCK_SKEW_SECS, MAX_POLICY_VERSION_LEN};
 pub use id_number::{EARLIEST_BIRTH_DATE, ID_NUMBER_LEN, IdNumber};

@@ -58,10 +58,7 @@ impl Phone {
         let valid = national.len() == PHONE_DIGITS
             && national.bytes().all(|b| b.is_ascii_digit())
             && national.starts_with('1')
-            && national
-                .as_bytes()
-                .get(1)
-                .is_some_and(|b| matches!(b, b'3'..=b'9'));
+            && national.as_bytes().get(1).is_some_and(|b| matches!(b, b'3'..=b'9'));
         if !valid {
             return Err(invalid);
         }

@@ -154,10 +154,7 @@ pub struct Refusal {
 impl Refusal {
     /// A refusal not tied to one named field (or whose reason already names it).
     pub const fn new(reason: Reason) -> Self {
-        Self {
-            reason,
-            field: None,
-        }
+        Self { reason, field: None }
     }
 
     /// A refusal about one named field, e.g. which image was bad. `field` must be a field *name*,
@@ -215,10 +212,7 @@ mod tests {
             let code = r.code();
             assert!(seen.insert(code), "duplicate code {code}");
             assert!(!code.is_empty());
-            assert!(
-                code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
-                "{code}"
-            );
+            assert!(code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'), "{code}");
             assert!(!code.starts_with('_') && !code.ends_with('_'));
         }
     }

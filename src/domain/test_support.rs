@@ -23,11 +23,7 @@ pub fn id_number(region: &str, birth: &str, seq: &str) -> String {
         .sum();
     // ISO 7064 MOD 11-2: check value c satisfies (sum + c) % 11 == 1.
     let c = (12 - (sum % 11)) % 11;
-    let check = if c == 10 {
-        'X'
-    } else {
-        char::from(b'0' + c as u8)
-    };
+    let check = if c == 10 { 'X' } else { char::from(b'0' + c as u8) };
     format!("{body}{check}")
 }
 
@@ -105,8 +101,8 @@ impl XorShift {
 }
 
 const INTERESTING: &[char] = &[
-    '0', '1', '3', '8', '9', 'X', 'x', 'a', 'Z', '张', '三', '〇', '·', '•', '・', '.', ' ', '\t',
-    '\u{3000}', '+', '-', '_', ':', '\0', '\u{7f}', 'é', '𠀀', '\u{200B}', '\u{FEFF}', '😀', '１',
+    '0', '1', '3', '8', '9', 'X', 'x', 'a', 'Z', '张', '三', '〇', '·', '•', '・', '.', ' ', '\t', '\u{3000}', '+',
+    '-', '_', ':', '\0', '\u{7f}', 'é', '𠀀', '\u{200B}', '\u{FEFF}', '😀', '１',
 ];
 
 /// `count` strings of up to 40 units: raw random bytes (lossy UTF-8), bytes drawn from `alphabet`,
@@ -122,14 +118,10 @@ pub fn xorshift_strings(seed: u64, count: usize, alphabet: &[u8]) -> Vec<String>
                     String::from_utf8_lossy(&bytes).into_owned()
                 }
                 1 if !alphabet.is_empty() => {
-                    let bytes: Vec<u8> = (0..len)
-                        .map(|_| alphabet[rng.below(alphabet.len())])
-                        .collect();
+                    let bytes: Vec<u8> = (0..len).map(|_| alphabet[rng.below(alphabet.len())]).collect();
                     String::from_utf8_lossy(&bytes).into_owned()
                 }
-                _ => (0..len)
-                    .map(|_| INTERESTING[rng.below(INTERESTING.len())])
-                    .collect(),
+                _ => (0..len).map(|_| INTERESTING[rng.below(INTERESTING.len())]).collect(),
             }
         })
         .collect()

@@ -57,8 +57,7 @@ pub enum ProviderError {
 }
 
 /// The boxed future a [`Provider`] returns (object-safe async).
-pub type CheckFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Outcome, ProviderError>> + Send + 'a>>;
+pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<Outcome, ProviderError>> + Send + 'a>>;
 
 /// Anything that can check an identity.
 pub trait Provider: Send + Sync + 'static {

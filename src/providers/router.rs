@@ -36,9 +36,7 @@ pub enum Routed {
     /// A provider answered.
     Answered { provider: String, outcome: Outcome },
     /// No provider answered; each attempt's error, in order (names and error kinds only).
-    AllFailed {
-        attempts: Vec<(String, ProviderError)>,
-    },
+    AllFailed { attempts: Vec<(String, ProviderError)> },
 }
 
 /// Providers in the order they are tried.

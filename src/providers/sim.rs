@@ -125,9 +125,7 @@ async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(signal)
-        .await
+    axum::serve(listener, app).with_graceful_shutdown(signal).await
 }
 
 /// What the simulator decided to answer. Holds only static strings: nothing from the request.
@@ -153,16 +151,9 @@ async fn not_found() -> Response {
     render(Answer::Error("UnsupportedProtocol"), "sim-00000000")
 }
 
-async fn handle(
-    State(sim): State<Arc<Sim>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn handle(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
     let n = sim.requests.fetch_add(1, Ordering::Relaxed);
-    let request_id = format!(
-        "sim-{n:08x}-{:016x}",
-        splitmix64(sim.config.seed ^ n.rotate_left(32))
-    );
+    let request_id = format!("sim-{n:08x}-{:016x}", splitmix64(sim.config.seed ^ n.rotate_left(32)));
     let (action, answer) = sim.answer(n, &headers, body);
     tracing::info!(action, code = answer.code(), "sim answered");
 
@@ -185,7 +176,8 @@ async fn handle(
 }
 
 fn render(answer: Answer, request_id: &str) -> Response {
-    let error = |code: &str| json!({"Response": {"Error": {"Code": code, "Message": message(code)}, "RequestId": request_id}});
+    let error =
+        |code: &str| json!({"Response": {"Error": {"Code": code, "Message": message(code)}, "RequestId": request_id}});
     let body = match answer {
         Answer::Error(code) => error(code),
         Answer::IdCard(result) => {
@@ -250,11 +242,7 @@ fn id_number_valid(id: &str) -> bool {
     if bytes.len() != 18 || !first17.iter().all(u8::is_ascii_digit) {
         return false;
     }
-    let sum: u32 = first17
-        .iter()
-        .zip(WEIGHTS)
-        .map(|(d, w)| u32::from(d - b'0') * w)
-        .sum();
+    let sum: u32 = first17.iter().zip(WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
     CHECK.get((sum % 11) as usize) == Some(&check)
 }
 
@@ -270,18 +258,12 @@ impl Sim {
             return false;
         }
         // 53 random bits → uniform in [0, 1).
-        let draw =
-            (splitmix64(self.config.seed.wrapping_add(n)) >> 11) as f64 / (1u64 << 53) as f64;
+        let draw = (splitmix64(self.config.seed.wrapping_add(n)) >> 11) as f64 / (1u64 << 53) as f64;
         draw < rate
     }
 
     /// Decides the answer. Returns the action name for logging only when it is one we know.
-    fn answer(
-        &self,
-        n: u64,
-        headers: &HeaderMap,
-        body: Result<Bytes, BytesRejection>,
-    ) -> (&'static str, Answer) {
+    fn answer(&self, n: u64, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> (&'static str, Answer) {
         let action = match header_str(headers, "x-tc-action") {
             Some(ACTION_ID_CARD) => ACTION_ID_CARD,
             Some(ACTION_FACE) => ACTION_FACE,
@@ -291,13 +273,7 @@ impl Sim {
         (action, self.decide(n, action, headers, body))
     }
 
-    fn decide(
-        &self,
-        n: u64,
-        action: &'static str,
-        headers: &HeaderMap,
-        body: Result<Bytes, BytesRejection>,
-    ) -> Answer {
+    fn decide(&self, n: u64, action: &'static str, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Answer {
         use Answer::Error;
         let body = match body {
             Ok(body) => body,
@@ -391,8 +367,7 @@ impl Sim {
         if !id_number_valid(id) {
             return result("-2", "FailedOperation.IdFormatError");
         }
-        if name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control)
-        {
+        if name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
             return result("-3", "FailedOperation.NameFormatError");
         }
         if let Some(image) = image {
@@ -500,15 +475,7 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let host = addr.to_string();
         let now = SystemClock.now_unix();
-        let auth = sign(
-            SECRET_ID,
-            &SecretKey::new(key.into()),
-            SERVICE,
-            &host,
-            now,
-            body,
-        )
-        .unwrap_or_default();
+        let auth = sign(SECRET_ID, &SecretKey::new(key.into()), SERVICE, &host, now, body).unwrap_or_default();
         let head = format!(
             "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: {CONTENT_TYPE}\r\nAuthorization: {auth}\r\nX-TC-Action: {action}\r\nX-TC-Version: {API_VERSION}\r\nX-TC-Timestamp: {now}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
@@ -554,12 +521,7 @@ mod tests {
                 "k",
                 "InvalidParameterValue",
             ),
-            (
-                ACTION_ID_CARD,
-                id_body,
-                "other-key",
-                "AuthFailure.SignatureFailure",
-            ),
+            (ACTION_ID_CARD, id_body, "other-key", "AuthFailure.SignatureFailure"),
         ];
         for (action, body, key, expected) in cases {
             let answer = raw(sim.addr, action, body, key).await;
@@ -594,8 +556,7 @@ mod tests {
         assert_eq!(bad_check["Response"]["Result"], "-2", "{bad_check}");
 
         let jpeg = base64::engine::general_purpose::STANDARD.encode([0xFF, 0xD8, 0xFF, 0xE0]);
-        let face =
-            format!(r#"{{"IdCard":"11010519491231002X","Name":"n","ImageBase64":"{jpeg}"}}"#);
+        let face = format!(r#"{{"IdCard":"11010519491231002X","Name":"n","ImageBase64":"{jpeg}"}}"#);
         let face = raw(sim.addr, ACTION_FACE, face.as_bytes(), "k").await;
         assert_eq!(face["Response"]["Result"], "Success", "{face}");
         assert_eq!(face["Response"]["Sim"], 92.5, "{face}");

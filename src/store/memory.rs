@@ -67,9 +67,7 @@ impl Store for MemoryStore {
         let key = (record.account_id.clone(), record.request_id.clone());
         if let Some(existing_id) = state.idempotency.get(&key).cloned() {
             if let Some(entry) = state.cases.get_mut(&existing_id) {
-                if entry.record.status == CaseStatus::Processing
-                    && entry.record.lease_until_unix <= now_unix
-                {
+                if entry.record.status == CaseStatus::Processing && entry.record.lease_until_unix <= now_unix {
                     entry.record.lease_until_unix = record.lease_until_unix;
                     entry.record.updated_at_unix = now_unix;
                     return Ok(Begin::Started(entry.record.clone()));
@@ -91,17 +89,10 @@ impl Store for MemoryStore {
         Ok(Begin::Started(record))
     }
 
-    async fn finish(
-        &self,
-        id: &str,
-        finish: Finish,
-        now_unix: i64,
-    ) -> Result<CaseRecord, StoreError> {
+    async fn finish(&self, id: &str, finish: Finish, now_unix: i64) -> Result<CaseRecord, StoreError> {
         let mut state = self.lock()?;
         let entry = state.cases.get_mut(id).ok_or(StoreError::NotFound)?;
-        if entry.record.status != CaseStatus::Processing
-            || !CaseStatus::Processing.may_become(finish.status)
-        {
+        if entry.record.status != CaseStatus::Processing || !CaseStatus::Processing.may_become(finish.status) {
             return Err(StoreError::Conflict);
         }
         entry.record.status = finish.status;
@@ -135,17 +126,14 @@ impl Store for MemoryStore {
         let changes = entry.changes.subscribe();
         // The current record, then each change; the stream ends right after a final status (or when
         // the case is forgotten and its sender dropped).
-        let stream = futures_util::stream::unfold(
-            (changes, true, false),
-            |(mut changes, first, done)| async move {
-                if done || (!first && changes.changed().await.is_err()) {
-                    return None;
-                }
-                let record = changes.borrow_and_update().clone();
-                let done = record.status.is_final();
-                Some((record, (changes, false, done)))
-            },
-        );
+        let stream = futures_util::stream::unfold((changes, true, false), |(mut changes, first, done)| async move {
+            if done || (!first && changes.changed().await.is_err()) {
+                return None;
+            }
+            let record = changes.borrow_and_update().clone();
+            let done = record.status.is_final();
+            Some((record, (changes, false, done)))
+        });
         Ok(Some(stream.boxed()))
     }
 
@@ -157,10 +145,7 @@ impl Store for MemoryStore {
         let mut state = self.lock()?;
         let mut expired = 0;
         for entry in state.cases.values_mut() {
-            let due = entry
-                .record
-                .pii_expires_at_unix
-                .is_some_and(|at| at <= now_unix);
+            let due = entry.record.pii_expires_at_unix.is_some_and(|at| at <= now_unix);
             if entry.record.status == CaseStatus::PendingReview && due {
                 entry.pii = None;
                 entry.record.pii_expires_at_unix = None;
@@ -173,9 +158,7 @@ impl Store for MemoryStore {
         let old: Vec<String> = state
             .cases
             .values()
-            .filter(|e| {
-                e.record.status.is_final() && e.record.updated_at_unix < records_before_unix
-            })
+            .filter(|e| e.record.status.is_final() && e.record.updated_at_unix < records_before_unix)
             .map(|e| e.record.id.clone())
             .collect();
         for id in old {
@@ -193,17 +176,11 @@ impl Store for MemoryStore {
         Ok(expired)
     }
 
-    async fn erase_account(
-        &self,
-        account_id: &str,
-        now_unix: i64,
-    ) -> Result<Vec<String>, StoreError> {
+    async fn erase_account(&self, account_id: &str, now_unix: i64) -> Result<Vec<String>, StoreError> {
         let mut state = self.lock()?;
         let mut erased = Vec::new();
         for entry in state.cases.values_mut() {
-            if entry.record.account_id == account_id
-                && entry.record.status == CaseStatus::PendingReview
-            {
+            if entry.record.account_id == account_id && entry.record.status == CaseStatus::PendingReview {
                 entry.pii = None;
                 entry.record.pii_expires_at_unix = None;
                 entry.record.status = CaseStatus::Erased;
@@ -216,11 +193,7 @@ impl Store for MemoryStore {
         Ok(erased)
     }
 
-    async fn append_audit(
-        &self,
-        event: AuditEvent,
-        retention_seconds: u64,
-    ) -> Result<(), StoreError> {
+    async fn append_audit(&self, event: AuditEvent, retention_seconds: u64) -> Result<(), StoreError> {
         let mut state = self.lock()?;
         state.audit_seq += 1;
         let seq = state.audit_seq;
@@ -229,11 +202,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn audit_events(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, AuditEvent)>, StoreError> {
+    async fn audit_events(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, AuditEvent)>, StoreError> {
         let after: u64 = match after {
             Some(cursor) => cursor.parse().map_err(|_| StoreError::NotFound)?,
             None => 0,
@@ -248,12 +217,7 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn count_in_window(
-        &self,
-        key: &str,
-        window_seconds: u64,
-        now_unix: i64,
-    ) -> Result<u64, StoreError> {
+    async fn count_in_window(&self, key: &str, window_seconds: u64, now_unix: i64) -> Result<u64, StoreError> {
         let window = window_seconds.max(1) as i64;
         let start = now_unix - now_unix.rem_euclid(window);
         let mut state = self.lock()?;
@@ -300,22 +264,13 @@ impl Store for MemoryStore {
         Ok(state
             .cases
             .values()
-            .filter_map(|e| {
-                e.pii
-                    .as_ref()
-                    .map(|p| (e.record.id.clone(), p.wrapped_key.clone()))
-            })
+            .filter_map(|e| e.pii.as_ref().map(|p| (e.record.id.clone(), p.wrapped_key.clone())))
             .filter(|(_, w)| w.kek_id != kek_id)
             .take(limit)
             .collect())
     }
 
-    async fn replace_wrapped_key(
-        &self,
-        case_id: &str,
-        old: &WrappedKey,
-        new: WrappedKey,
-    ) -> Result<bool, StoreError> {
+    async fn replace_wrapped_key(&self, case_id: &str, old: &WrappedKey, new: WrappedKey) -> Result<bool, StoreError> {
         let mut state = self.lock()?;
         match state.cases.get_mut(case_id).and_then(|e| e.pii.as_mut()) {
             Some(pii) if &pii.wrapped_key == old => {

@@ -32,10 +32,7 @@ pub enum CaseStatus {
 impl CaseStatus {
     /// A final status never changes again.
     pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            Self::Verified | Self::NotVerified | Self::Expired | Self::Erased
-        )
+        matches!(self, Self::Verified | Self::NotVerified | Self::Expired | Self::Erased)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -141,12 +138,7 @@ pub trait Store: Send + Sync + 'static {
     async fn begin(&self, record: CaseRecord, now_unix: i64) -> Result<Begin, StoreError>;
 
     /// Ends the provider phase of a `Processing` case.
-    async fn finish(
-        &self,
-        id: &str,
-        finish: Finish,
-        now_unix: i64,
-    ) -> Result<CaseRecord, StoreError>;
+    async fn finish(&self, id: &str, finish: Finish, now_unix: i64) -> Result<CaseRecord, StoreError>;
 
     async fn get(&self, id: &str) -> Result<Option<CaseRecord>, StoreError>;
 
@@ -163,35 +155,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Erasure: every `PendingReview` case of `account_id` loses its sealed data (crypto-shredding)
     /// and becomes `Erased`; watchers are told. Returns the ids erased.
-    async fn erase_account(
-        &self,
-        account_id: &str,
-        now_unix: i64,
-    ) -> Result<Vec<String>, StoreError>;
+    async fn erase_account(&self, account_id: &str, now_unix: i64) -> Result<Vec<String>, StoreError>;
 
     /// Appends to the audit trail, which is kept for `retention_seconds` (longer than case data).
-    async fn append_audit(
-        &self,
-        event: AuditEvent,
-        retention_seconds: u64,
-    ) -> Result<(), StoreError>;
+    async fn append_audit(&self, event: AuditEvent, retention_seconds: u64) -> Result<(), StoreError>;
 
     /// Audit events in order of appending, starting after `after` (an id returned earlier), at most
     /// `limit`. Returns (event id, event) pairs.
-    async fn audit_events(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, AuditEvent)>, StoreError>;
+    async fn audit_events(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, AuditEvent)>, StoreError>;
 
     /// Counts one more event under `key` in the fixed window of `window_seconds` containing `now_unix`
     /// and returns the count so far in that window. Counters expire with their window.
-    async fn count_in_window(
-        &self,
-        key: &str,
-        window_seconds: u64,
-        now_unix: i64,
-    ) -> Result<u64, StoreError>;
+    async fn count_in_window(&self, key: &str, window_seconds: u64, now_unix: i64) -> Result<u64, StoreError>;
 
     /// Records that `account_id` verified as an anchor with the ID whose blind index is `id_index`.
     /// Refused (`false`) when `max_accounts` other accounts already hold it. The set is kept
@@ -207,18 +182,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Pending cases whose data key is wrapped by a KEK other than `kek_id` (for re-wrapping), at most
     /// `limit`.
-    async fn wrapped_keys_not_under(
-        &self,
-        kek_id: &str,
-        limit: usize,
-    ) -> Result<Vec<(String, WrappedKey)>, StoreError>;
+    async fn wrapped_keys_not_under(&self, kek_id: &str, limit: usize)
+    -> Result<Vec<(String, WrappedKey)>, StoreError>;
 
     /// Replaces a case's wrapped data key if it is still `old` (compare-and-set). `false` if the case
     /// or its data is gone or the key changed meanwhile.
-    async fn replace_wrapped_key(
-        &self,
-        case_id: &str,
-        old: &WrappedKey,
-        new: WrappedKey,
-    ) -> Result<bool, StoreError>;
+    async fn replace_wrapped_key(&self, case_id: &str, old: &WrappedKey, new: WrappedKey) -> Result<bool, StoreError>;
 }

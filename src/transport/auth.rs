@@ -79,15 +79,11 @@ impl Rpc {
 pub fn allowed_roles(rpc: Rpc) -> &'static [Role] {
     use Role::*;
     match rpc {
-        Rpc::GetSealingKey
-        | Rpc::Verify
-        | Rpc::GetVerification
-        | Rpc::WatchVerification
-        | Rpc::SubmitSupplement => &[Onboarding],
-        Rpc::EraseSubject => &[Onboarding, Admin],
-        Rpc::RegisterReviewerKey | Rpc::ClaimNext | Rpc::SubmitDecision | Rpc::ReleaseCase => {
-            &[Reviewer]
+        Rpc::GetSealingKey | Rpc::Verify | Rpc::GetVerification | Rpc::WatchVerification | Rpc::SubmitSupplement => {
+            &[Onboarding]
         }
+        Rpc::EraseSubject => &[Onboarding, Admin],
+        Rpc::RegisterReviewerKey | Rpc::ClaimNext | Rpc::SubmitDecision | Rpc::ReleaseCase => &[Reviewer],
         // Queue figures are operational data: reviewers and operators both need them.
         Rpc::GetQueueStats => &[Reviewer, Admin],
     }
@@ -105,11 +101,7 @@ pub fn caller_from_certificate(der: &[u8]) -> Option<Caller> {
     }
     let mut cns = subject.iter_common_name();
     let cn = cns.next()?.as_str().ok()?;
-    if cns.next().is_some()
-        || cn.is_empty()
-        || cn.len() > 128
-        || !cn.bytes().all(|b| b.is_ascii_graphic())
-    {
+    if cns.next().is_some() || cn.is_empty() || cn.len() > 128 || !cn.bytes().all(|b| b.is_ascii_graphic()) {
         return None;
     }
     Some(Caller {

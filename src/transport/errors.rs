@@ -14,12 +14,7 @@ use crate::verify::VerifyError;
 pub const ERROR_DOMAIN: &str = "idgate";
 
 /// A status with an `ErrorInfo { reason, domain: "idgate", metadata }` detail.
-pub fn status_with_reason(
-    code: Code,
-    message: &str,
-    reason: &str,
-    metadata: &[(&str, &str)],
-) -> Status {
+pub fn status_with_reason(code: Code, message: &str, reason: &str, metadata: &[(&str, &str)]) -> Status {
     let metadata: HashMap<String, String> = metadata
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -38,9 +33,7 @@ pub fn refusal(refusal: &Refusal) -> Status {
         RefusalClass::NotAllowed => Code::FailedPrecondition,
     };
     match refusal.field() {
-        Some(field) => {
-            status_with_reason(code, reason.message(), reason.code(), &[("field", field)])
-        }
+        Some(field) => status_with_reason(code, reason.message(), reason.code(), &[("field", field)]),
         None => status_with_reason(code, reason.message(), reason.code(), &[]),
     }
 }
@@ -68,6 +61,21 @@ pub fn verify_error(error: VerifyError) -> Status {
             crate::verify::FACE_IMAGE_UNUSABLE,
             &[("verification_id", &verification_id)],
         ),
+        VerifyError::RateLimited { retry_after_seconds } => {
+            let mut details = ErrorDetails::with_error_info("RATE_LIMITED", ERROR_DOMAIN, HashMap::new());
+            details.set_retry_info(Some(std::time::Duration::from_secs(retry_after_seconds)));
+            Status::with_error_details(
+                Code::ResourceExhausted,
+                format!("too many verifications; retry in {retry_after_seconds} s"),
+                details,
+            )
+        }
+        VerifyError::IdAccountLimit { verification_id } => status_with_reason(
+            Code::FailedPrecondition,
+            "this ID number already verified the maximum number of anchor accounts",
+            crate::verify::ID_ACCOUNT_LIMIT,
+            &[("verification_id", &verification_id)],
+        ),
         VerifyError::RequestIdReused => status_with_reason(
             Code::AlreadyExists,
             "request_id was already used for a different request",
@@ -80,9 +88,7 @@ pub fn verify_error(error: VerifyError) -> Status {
             "IN_PROGRESS",
             &[],
         ),
-        VerifyError::NotFound => {
-            status_with_reason(Code::NotFound, "verification not found", "NOT_FOUND", &[])
-        }
+        VerifyError::NotFound => status_with_reason(Code::NotFound, "verification not found", "NOT_FOUND", &[]),
         VerifyError::Store(e) => {
             tracing::warn!(error = %e, "store failure");
             status_with_reason(

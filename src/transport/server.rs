@@ -24,7 +24,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<pb::verification_service_server::VerificationServiceServer<VerificationService>>().await;
+    health_reporter
+        .set_serving::<pb::verification_service_server::VerificationServiceServer<VerificationService>>()
+        .await;
     health_reporter
         .set_serving::<pb::review_service_server::ReviewServiceServer<ReviewService>>()
         .await;
@@ -37,10 +39,8 @@ pub async fn run(
             e
         });
 
-    let verification = pb::verification_service_server::VerificationServiceServer::new(
-        VerificationService::new(app),
-    )
-    .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let verification = pb::verification_service_server::VerificationServiceServer::new(VerificationService::new(app))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let review = pb::review_service_server::ReviewServiceServer::new(ReviewService);
 
     let incoming = tls::incoming(listener, tls_config, handshake_timeout);
@@ -52,7 +52,5 @@ pub async fn run(
     if let Ok(reflection) = reflection {
         builder = builder.add_service(reflection);
     }
-    builder
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+    builder.serve_with_incoming_shutdown(incoming, shutdown).await
 }

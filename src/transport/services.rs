@@ -100,10 +100,7 @@ impl pb::verification_service_server::VerificationService for VerificationServic
     }
 
     #[tracing::instrument(skip_all, fields(principal))]
-    async fn verify(
-        &self,
-        request: Request<pb::VerifyRequest>,
-    ) -> Result<Response<pb::VerifyResponse>, Status> {
+    async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
         let caller = authorize(&request, Rpc::Verify)?;
         tracing::Span::current().record("principal", caller.principal.as_str());
         // Leave a little of the caller's budget for the answer to travel back.
@@ -116,12 +113,8 @@ impl pb::verification_service_server::VerificationService for VerificationServic
 
         let request_id = RequestId::parse(&message.request_id).map_err(|r| errors::refusal(&r))?;
         let account_id = AccountId::parse(&message.account_id).map_err(|r| errors::refusal(&r))?;
-        let purpose = purpose_from_pb(message.purpose).ok_or_else(|| {
-            errors::invalid(
-                "PURPOSE_INVALID",
-                "purpose must be SHORT_VIDEO, RADIO or ANCHOR",
-            )
-        })?;
+        let purpose = purpose_from_pb(message.purpose)
+            .ok_or_else(|| errors::invalid("PURPOSE_INVALID", "purpose must be SHORT_VIDEO, RADIO or ANCHOR"))?;
         let consent = message.consent.ok_or_else(|| {
             errors::status_with_reason(
                 tonic::Code::InvalidArgument,
@@ -164,9 +157,7 @@ impl pb::verification_service_server::VerificationService for VerificationServic
         let verifier = self.app.verifier.clone();
         let answer = tokio::spawn(async move { verifier.verify(command).await })
             .await
-            .map_err(|_| {
-                errors::verify_error(crate::verify::VerifyError::Internal("verification task"))
-            })?
+            .map_err(|_| errors::verify_error(crate::verify::VerifyError::Internal("verification task")))?
             .map_err(errors::verify_error)?;
         Ok(Response::new(answer_to_pb(&answer)))
     }
@@ -210,17 +201,22 @@ impl pb::verification_service_server::VerificationService for VerificationServic
         request: Request<pb::SubmitSupplementRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         authorize(&request, Rpc::SubmitSupplement)?;
-        Err(Status::unimplemented(
-            "SubmitSupplement is not implemented yet",
-        ))
+        Err(Status::unimplemented("SubmitSupplement is not implemented yet"))
     }
 
     async fn erase_subject(
         &self,
         request: Request<pb::EraseSubjectRequest>,
     ) -> Result<Response<pb::EraseSubjectResponse>, Status> {
-        authorize(&request, Rpc::EraseSubject)?;
-        Err(Status::unimplemented("EraseSubject is not implemented yet"))
+        let caller = authorize(&request, Rpc::EraseSubject)?;
+        let account_id = AccountId::parse(&request.into_inner().account_id).map_err(|r| errors::refusal(&r))?;
+        let cases_erased = self
+            .app
+            .verifier
+            .erase_subject(&caller.principal, &account_id)
+            .await
+            .map_err(errors::verify_error)?;
+        Ok(Response::new(pb::EraseSubjectResponse { cases_erased }))
     }
 }
 
@@ -234,9 +230,7 @@ impl pb::review_service_server::ReviewService for ReviewService {
         request: Request<pb::RegisterReviewerKeyRequest>,
     ) -> Result<Response<pb::RegisterReviewerKeyResponse>, Status> {
         authorize(&request, Rpc::RegisterReviewerKey)?;
-        Err(Status::unimplemented(
-            "RegisterReviewerKey is not implemented yet",
-        ))
+        Err(Status::unimplemented("RegisterReviewerKey is not implemented yet"))
     }
 
     async fn claim_next(
@@ -252,9 +246,7 @@ impl pb::review_service_server::ReviewService for ReviewService {
         request: Request<pb::SubmitDecisionRequest>,
     ) -> Result<Response<pb::SubmitDecisionResponse>, Status> {
         authorize(&request, Rpc::SubmitDecision)?;
-        Err(Status::unimplemented(
-            "SubmitDecision is not implemented yet",
-        ))
+        Err(Status::unimplemented("SubmitDecision is not implemented yet"))
     }
 
     async fn release_case(
@@ -270,8 +262,6 @@ impl pb::review_service_server::ReviewService for ReviewService {
         request: Request<pb::GetQueueStatsRequest>,
     ) -> Result<Response<pb::GetQueueStatsResponse>, Status> {
         authorize(&request, Rpc::GetQueueStats)?;
-        Err(Status::unimplemented(
-            "GetQueueStats is not implemented yet",
-        ))
+        Err(Status::unimplemented("GetQueueStats is not implemented yet"))
     }
 }

@@ -44,14 +44,9 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsSetupError> {
     })
 }
 
-pub fn load_certs(
-    what: &'static str,
-    path: &Path,
-) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
+pub fn load_certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
     let pem = read(what, path)?;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
-        .filter_map(Result::ok)
-        .collect();
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok).collect();
     if certs.is_empty() {
         return Err(TlsSetupError::Pem {
             what,
@@ -70,17 +65,11 @@ pub fn load_key(what: &'static str, path: &Path) -> Result<PrivateKeyDer<'static
 }
 
 /// A TLS 1.3-only server configuration that requires a client certificate from `client_ca`.
-pub fn server_config(
-    cert: &Path,
-    key: &Path,
-    client_ca: &Path,
-) -> Result<rustls::ServerConfig, TlsSetupError> {
+pub fn server_config(cert: &Path, key: &Path, client_ca: &Path) -> Result<rustls::ServerConfig, TlsSetupError> {
     let provider = crypto_provider();
     let mut roots = RootCertStore::empty();
     for ca in load_certs("client CA", client_ca)? {
-        roots
-            .add(ca)
-            .map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
+        roots.add(ca).map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
     }
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
@@ -89,10 +78,7 @@ pub fn server_config(
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsSetupError::Rustls(e.to_string()))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            load_certs("server certificate", cert)?,
-            load_key("server key", key)?,
-        )
+        .with_single_cert(load_certs("server certificate", cert)?, load_key("server key", key)?)
         .map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
     // gRPC needs HTTP/2, negotiated by ALPN.
     config.alpn_protocols = vec![b"h2".to_vec()];

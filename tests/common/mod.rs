@@ -25,8 +25,16 @@ pub struct TestGateway {
 }
 
 impl TestGateway {
+    /// With limits high enough that no test trips them unless it means to.
     pub async fn start() -> Self {
-        Self::start_with(Config::default(), None).await
+        Self::start_with(Self::config(), None).await
+    }
+
+    pub fn config() -> Config {
+        let mut config = Config::default();
+        config.limits.verifications_per_account_per_hour = 10_000;
+        config.limits.verifications_per_id_per_day = 10_000;
+        config
     }
 
     /// With a manual clock (for retention tests) and any configuration.
@@ -37,13 +45,7 @@ impl TestGateway {
             None => Arc::new(SystemClock),
         };
         let listen: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-        let plan = Plan::dev(
-            config,
-            Some(listen),
-            &dir.path().join("dev"),
-            now_clock.now_unix(),
-        )
-        .expect("plan");
+        let plan = Plan::dev(config, Some(listen), &dir.path().join("dev"), now_clock.now_unix()).expect("plan");
         let gateway = Gateway::build(plan, now_clock).await.expect("gateway");
         let listener = tokio::net::TcpListener::bind(listen).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -179,8 +181,7 @@ pub fn sealed_request(
 ) -> pb::VerifyRequest {
     let plaintext = idgate::material::encode_fields(fields);
     let (p, a, r) = bound.unwrap_or((purpose as i32, account_id, request_id));
-    let sealed =
-        sealing::seal(&key.public_key, &Context::identity(p, a, r), &plaintext).expect("seal");
+    let sealed = sealing::seal(&key.public_key, &Context::identity(p, a, r), &plaintext).expect("seal");
     pb::VerifyRequest {
         request_id: request_id.into(),
         account_id: account_id.into(),
@@ -204,10 +205,7 @@ pub async fn verify(
     request_id: &str,
     person: &Person,
 ) -> Result<pb::VerifyResponse, tonic::Status> {
-    let key = client
-        .get_sealing_key(pb::GetSealingKeyRequest {})
-        .await?
-        .into_inner();
+    let key = client.get_sealing_key(pb::GetSealingKeyRequest {}).await?.into_inner();
     let request = sealed_request(&key, purpose, "acct-1", request_id, &person.fields(), None);
     client.verify(request).await.map(|r| r.into_inner())
 }

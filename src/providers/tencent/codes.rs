@@ -215,13 +215,9 @@ pub fn sanitize(code: &str) -> String {
 
 fn similarity(sim: Option<f64>) -> Result<Outcome, ProviderError> {
     match sim {
-        Some(s) if s.is_finite() && (0.0..=100.0).contains(&s) => Ok(Outcome::FaceCompared {
-            similarity: s as f32,
-        }),
+        Some(s) if s.is_finite() && (0.0..=100.0).contains(&s) => Ok(Outcome::FaceCompared { similarity: s as f32 }),
         Some(_) => Err(ProviderError::Protocol("Sim outside 0..=100".to_owned())),
-        None => Err(ProviderError::Protocol(
-            "face comparison without Sim".to_owned(),
-        )),
+        None => Err(ProviderError::Protocol("face comparison without Sim".to_owned())),
     }
 }
 
@@ -260,10 +256,7 @@ pub fn face_result(result: &str, sim: Option<f64>) -> Result<Outcome, ProviderEr
 pub fn error_code(code: &str) -> Result<Outcome, ProviderError> {
     let entry = lookup(CODES, code).ok_or_else(|| unknown(code))?;
     match entry.verdict {
-        Match | Compared => Err(ProviderError::Protocol(format!(
-            "{} returned as an error",
-            entry.code
-        ))),
+        Match | Compared => Err(ProviderError::Protocol(format!("{} returned as an error", entry.code))),
         _ => apply(entry, None),
     }
 }
@@ -279,12 +272,8 @@ mod tests {
         let compared = Ok(Outcome::FaceCompared { similarity: 50.0 });
         let refused = |c: &str| Err(ProviderError::Refused(c.to_owned()));
         Some(match code {
-            "Success"
-            | "FailedOperation.CompareLowSimilarity"
-            | "InternalError.CompareLowSimilarity" => compared,
-            "FailedOperation.IdNameMisMatch" | "FailedOperation.IdFormatError" => {
-                Ok(Outcome::Mismatch)
-            }
+            "Success" | "FailedOperation.CompareLowSimilarity" | "InternalError.CompareLowSimilarity" => compared,
+            "FailedOperation.IdNameMisMatch" | "FailedOperation.IdFormatError" => Ok(Outcome::Mismatch),
             "FailedOperation.IdNoExistSystem"
             | "FailedOperation.IdPhotoNoExist"
             | "FailedOperation.IdPhotoSystemNoanswer"
@@ -359,24 +348,15 @@ mod tests {
         let mut seen = HashSet::new();
         for entry in CODES {
             assert!(seen.insert(entry.code), "duplicate {}", entry.code);
-            let expected = expected_face(entry.code)
-                .unwrap_or_else(|| panic!("no expectation written for {}", entry.code));
-            assert_eq!(
-                face_result(entry.code, Some(50.0)),
-                expected,
-                "{}",
-                entry.code
-            );
+            let expected =
+                expected_face(entry.code).unwrap_or_else(|| panic!("no expectation written for {}", entry.code));
+            assert_eq!(face_result(entry.code, Some(50.0)), expected, "{}", entry.code);
             // The same code as Response.Error.Code: identical, except that a comparison code cannot
             // be an error.
             let as_error = error_code(entry.code);
             match entry.verdict {
                 Match | Compared => {
-                    assert!(
-                        matches!(as_error, Err(ProviderError::Protocol(_))),
-                        "{}",
-                        entry.code
-                    )
+                    assert!(matches!(as_error, Err(ProviderError::Protocol(_))), "{}", entry.code)
                 }
                 _ => assert_eq!(as_error, expected, "{}", entry.code),
             }
@@ -384,9 +364,7 @@ mod tests {
         // Spot-check the brief's fixed points, so the table cannot drift from the product rules.
         assert_eq!(
             error_code("AuthFailure.SignatureFailure"),
-            Err(ProviderError::Refused(
-                "AuthFailure.SignatureFailure".into()
-            ))
+            Err(ProviderError::Refused("AuthFailure.SignatureFailure".into()))
         );
         assert_eq!(
             error_code("InternalError"),
@@ -394,9 +372,7 @@ mod tests {
         );
         assert_eq!(
             face_result("FailedOperation.CompareSystemError", Some(0.0)),
-            Err(ProviderError::Unavailable(
-                "FailedOperation.CompareSystemError"
-            ))
+            Err(ProviderError::Unavailable("FailedOperation.CompareSystemError"))
         );
     }
 
@@ -436,28 +412,16 @@ mod tests {
             "",
         ] {
             assert!(
-                matches!(
-                    face_result(code, Some(99.0)),
-                    Err(ProviderError::Protocol(_))
-                ),
+                matches!(face_result(code, Some(99.0)), Err(ProviderError::Protocol(_))),
                 "{code:?}"
             );
-            assert!(
-                matches!(error_code(code), Err(ProviderError::Protocol(_))),
-                "{code:?}"
-            );
+            assert!(matches!(error_code(code), Err(ProviderError::Protocol(_))), "{code:?}");
         }
     }
 
     #[test]
     fn a_comparison_needs_a_valid_similarity() {
-        for sim in [
-            None,
-            Some(-0.1),
-            Some(100.01),
-            Some(f64::NAN),
-            Some(f64::INFINITY),
-        ] {
+        for sim in [None, Some(-0.1), Some(100.01), Some(f64::NAN), Some(f64::INFINITY)] {
             assert!(
                 matches!(face_result("Success", sim), Err(ProviderError::Protocol(_))),
                 "{sim:?}"
@@ -480,10 +444,7 @@ mod tests {
 
     #[test]
     fn sanitize_keeps_codes_and_redacts_anything_personal() {
-        assert_eq!(
-            sanitize("FailedOperation.New_Code-2"),
-            "FailedOperation.New_Code-2"
-        );
+        assert_eq!(sanitize("FailedOperation.New_Code-2"), "FailedOperation.New_Code-2");
         assert_eq!(sanitize("-7"), "-7");
         for bad in [
             "110105194912310021",
@@ -498,9 +459,6 @@ mod tests {
             assert_eq!(sanitize(bad), "<redacted>", "{bad:?}");
         }
         let err = face_result("110105194912310021", Some(1.0));
-        assert_eq!(
-            err,
-            Err(ProviderError::Protocol("unknown code <redacted>".into()))
-        );
+        assert_eq!(err, Err(ProviderError::Protocol("unknown code <redacted>".into())));
     }
 }

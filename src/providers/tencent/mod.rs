@@ -108,19 +108,13 @@ impl std::fmt::Debug for TencentFaceId {
 }
 
 fn is_token(s: &str, extra: &[u8]) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
 }
 
 impl TencentFaceId {
     /// Validates the configuration. `http` should come from [`http_client`] (no redirects: a
     /// followed 307 would re-send the personal data to wherever it points).
-    pub fn new(
-        config: TencentConfig,
-        http: reqwest::Client,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, ConfigError> {
+    pub fn new(config: TencentConfig, http: reqwest::Client, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
         if config.name.trim().is_empty() {
             return Err(ConfigError::EmptyName);
         }
@@ -228,22 +222,12 @@ impl TencentFaceId {
         };
         // Serializing two &str fields cannot fail; the message carries nothing of the input.
         let Ok(body) = body else {
-            return (
-                action,
-                Err(ProviderError::Protocol("request encoding".into())),
-                None,
-            );
+            return (action, Err(ProviderError::Protocol("request encoding".into())), None);
         };
 
         let timestamp = self.clock.now_unix();
-        let Ok(authorization) = signing::sign(
-            &self.secret_id,
-            &self.secret_key,
-            SERVICE,
-            &self.host,
-            timestamp,
-            &body,
-        ) else {
+        let Ok(authorization) = signing::sign(&self.secret_id, &self.secret_key, SERVICE, &self.host, timestamp, &body)
+        else {
             // Only a clock outside years 0..=9999 gets here; nothing was sent.
             return (action, Err(ProviderError::Unavailable("local-clock")), None);
         };
@@ -336,10 +320,7 @@ fn transport_error(error: reqwest::Error) -> ProviderError {
 
 async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
     let too_large = || ProviderError::Protocol("response too large".into());
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
-    {
+    if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
         return Err(too_large());
     }
     let mut body = Vec::new();
@@ -384,27 +365,17 @@ fn sanitize_request_id(id: &str) -> Option<String> {
 }
 
 /// Turns one HTTP answer into an outcome. Pure, total, and never panics on any input.
-fn interpret(
-    action: &str,
-    status: u16,
-    body: &[u8],
-) -> (Result<Outcome, ProviderError>, Option<String>) {
+fn interpret(action: &str, status: u16, body: &[u8]) -> (Result<Outcome, ProviderError>, Option<String>) {
     if (500..=599).contains(&status) {
         // Tencent answers API errors with 200 and an Error object; a 5xx comes from its front end.
         return (Err(ProviderError::Unavailable("http-5xx")), None);
     }
     if status != 200 {
-        return (
-            Err(ProviderError::Protocol(format!("http status {status}"))),
-            None,
-        );
+        return (Err(ProviderError::Protocol(format!("http status {status}"))), None);
     }
     // serde_json's error text can quote the offending value; it is dropped, never forwarded.
     let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
-        return (
-            Err(ProviderError::Protocol("malformed response".into())),
-            None,
-        );
+        return (Err(ProviderError::Protocol("malformed response".into())), None);
     };
     let answer = envelope.response;
     let request_id = answer.request_id.as_deref().and_then(sanitize_request_id);
@@ -433,10 +404,7 @@ pub enum HttpClientError {
 ///
 /// Roots are a parameter because the crate carries no root store of its own (no `webpki-roots` or
 /// `rustls-native-certs` dependency); the simulator is plain HTTP and works with an empty store.
-pub fn http_client(
-    timeout: Duration,
-    roots: rustls::RootCertStore,
-) -> Result<reqwest::Client, HttpClientError> {
+pub fn http_client(timeout: Duration, roots: rustls::RootCertStore) -> Result<reqwest::Client, HttpClientError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -468,20 +436,14 @@ mod tests {
     const SECRET: &str = "sim-secret-key";
     const NAME: &str = "测试姓名";
     /// Smallest thing that passes the local JPEG check; the simulator never decodes images.
-    const JPEG: &[u8] = &[
-        0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00,
-    ];
+    const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00];
 
     /// An 18-character ID with a valid check digit and the given 3-digit sequence code.
     fn id_with_seq(seq: u16) -> String {
         const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
         const CHECK: &[u8; 11] = b"10X98765432";
         let first17 = format!("11010519491231{seq:03}");
-        let sum: u32 = first17
-            .bytes()
-            .zip(WEIGHTS)
-            .map(|(d, w)| u32::from(d - b'0') * w)
-            .sum();
+        let sum: u32 = first17.bytes().zip(WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
         let check = char::from(CHECK[(sum % 11) as usize]);
         format!("{first17}{check}")
     }
@@ -540,11 +502,7 @@ mod tests {
         let sim = start(sim_config(), Arc::new(SystemClock)).await;
         let adapter = adapter(&sim, Duration::from_secs(5));
         let compared = |similarity| Ok(Outcome::FaceCompared { similarity });
-        type Row = (
-            u16,
-            Result<Outcome, ProviderError>,
-            Result<Outcome, ProviderError>,
-        );
+        type Row = (u16, Result<Outcome, ProviderError>, Result<Outcome, ProviderError>);
         let rows: [Row; 12] = [
             (0, Ok(Outcome::Match), compared(92.5)),
             (899, Ok(Outcome::Match), compared(92.5)),
@@ -559,24 +517,16 @@ mod tests {
             (
                 980,
                 Err(ProviderError::Unavailable("-4")),
-                Err(ProviderError::Unavailable(
-                    "FailedOperation.CompareSystemError",
-                )),
+                Err(ProviderError::Unavailable("FailedOperation.CompareSystemError")),
             ),
             (
                 989,
                 Err(ProviderError::Unavailable("-4")),
-                Err(ProviderError::Unavailable(
-                    "FailedOperation.CompareSystemError",
-                )),
+                Err(ProviderError::Unavailable("FailedOperation.CompareSystemError")),
             ),
         ];
         for (seq, two_factor, face) in rows {
-            assert_eq!(
-                ask(&adapter, seq, false).await,
-                two_factor,
-                "{seq:03} two-factor"
-            );
+            assert_eq!(ask(&adapter, seq, false).await, two_factor, "{seq:03} two-factor");
             assert_eq!(ask(&adapter, seq, true).await, face, "{seq:03} face");
         }
         sim.stop().await;
@@ -623,10 +573,7 @@ mod tests {
         sim.stop().await;
         let answered = tokio::time::timeout(Duration::from_secs(5), in_flight).await;
         assert!(
-            matches!(
-                answered,
-                Ok(Ok(Err(ProviderError::Unavailable("ServiceUnavailable"))))
-            ),
+            matches!(answered, Ok(Ok(Err(ProviderError::Unavailable("ServiceUnavailable"))))),
             "{answered:?}"
         );
     }
@@ -638,27 +585,17 @@ mod tests {
         let timeout = Duration::from_secs(5);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
-        let wrong_key = adapter_with(
-            endpoint.clone(),
-            SECRET_ID,
-            "not-the-key",
-            clock.clone(),
-            timeout,
-        );
+        let wrong_key = adapter_with(endpoint.clone(), SECRET_ID, "not-the-key", clock.clone(), timeout);
         for face in [false, true] {
             assert_eq!(
                 ask(&wrong_key, 0, face).await,
-                Err(ProviderError::Refused(
-                    "AuthFailure.SignatureFailure".into()
-                ))
+                Err(ProviderError::Refused("AuthFailure.SignatureFailure".into()))
             );
         }
         let wrong_id = adapter_with(endpoint.clone(), "AKIDother", SECRET, clock, timeout);
         assert_eq!(
             ask(&wrong_id, 0, false).await,
-            Err(ProviderError::Refused(
-                "AuthFailure.SecretIdNotFound".into()
-            ))
+            Err(ProviderError::Refused("AuthFailure.SecretIdNotFound".into()))
         );
         // A gateway clock ten minutes off is a signature problem operators must fix.
         let skewed: Arc<dyn Clock> = Arc::new(ManualClock::new(SystemClock.now_unix() - 600));
@@ -767,9 +704,7 @@ mod tests {
     fn configuration_is_validated() {
         let build = |endpoint: &str, secret_id: &str, region: Option<&str>| {
             let http = http_client(Duration::from_secs(1), rustls::RootCertStore::empty());
-            let Ok(http) = http else {
-                panic!("http client")
-            };
+            let Ok(http) = http else { panic!("http client") };
             TencentFaceId::new(
                 TencentConfig {
                     name: "t".into(),
@@ -796,42 +731,21 @@ mod tests {
             build("http://127.0.0.1:8080", "AKID1", None),
             Ok("127.0.0.1:8080".into())
         );
-        assert_eq!(
-            build("http://[::1]:8080", "AKID1", None),
-            Ok("[::1]:8080".into())
-        );
-        assert_eq!(
-            build("http://localhost:81", "AKID1", None),
-            Ok("localhost:81".into())
-        );
+        assert_eq!(build("http://[::1]:8080", "AKID1", None), Ok("[::1]:8080".into()));
+        assert_eq!(build("http://localhost:81", "AKID1", None), Ok("localhost:81".into()));
         for (endpoint, expected) in [
-            (
-                "http://faceid.tencentcloudapi.com",
-                ConfigError::EndpointNotHttps,
-            ),
+            ("http://faceid.tencentcloudapi.com", ConfigError::EndpointNotHttps),
             ("http://10.0.0.1:80", ConfigError::EndpointNotHttps),
             ("ftp://127.0.0.1", ConfigError::EndpointNotHttps),
-            (
-                "https://faceid.tencentcloudapi.com/v1",
-                ConfigError::EndpointNotBare,
-            ),
-            (
-                "https://faceid.tencentcloudapi.com/?a=b",
-                ConfigError::EndpointNotBare,
-            ),
-            (
-                "https://u:p@faceid.tencentcloudapi.com",
-                ConfigError::EndpointNotBare,
-            ),
+            ("https://faceid.tencentcloudapi.com/v1", ConfigError::EndpointNotBare),
+            ("https://faceid.tencentcloudapi.com/?a=b", ConfigError::EndpointNotBare),
+            ("https://u:p@faceid.tencentcloudapi.com", ConfigError::EndpointNotBare),
             ("faceid.tencentcloudapi.com", ConfigError::EndpointNotUrl),
         ] {
             assert_eq!(build(endpoint, "AKID1", None), Err(expected), "{endpoint}");
         }
         for bad_id in ["", "AKID 1", "AKID/1", "AKID,1", "密钥"] {
-            assert_eq!(
-                build(DEFAULT_ENDPOINT, bad_id, None),
-                Err(ConfigError::BadSecretId)
-            );
+            assert_eq!(build(DEFAULT_ENDPOINT, bad_id, None), Err(ConfigError::BadSecretId));
         }
         assert_eq!(
             build(DEFAULT_ENDPOINT, "AKID1", Some("ap guangzhou")),
@@ -879,30 +793,21 @@ mod tests {
             for action in [ACTION_ID_CARD, ACTION_FACE] {
                 let (result, _) = interpret(action, 200, body);
                 assert!(
-                    !matches!(
-                        result,
-                        Ok(Outcome::Match) | Ok(Outcome::FaceCompared { .. })
-                    ),
+                    !matches!(result, Ok(Outcome::Match) | Ok(Outcome::FaceCompared { .. })),
                     "{action} {:?} gave {result:?}",
                     String::from_utf8_lossy(body)
                 );
             }
         }
         // An Error object wins over a Result that looks like success.
-        let both = br#"{"Response":{"Error":{"Code":"InternalError"},"Result":"Success","Sim":99,"RequestId":"abc-1"}}"#;
+        let both =
+            br#"{"Response":{"Error":{"Code":"InternalError"},"Result":"Success","Sim":99,"RequestId":"abc-1"}}"#;
         assert_eq!(
             interpret(ACTION_FACE, 200, both),
-            (
-                Err(ProviderError::Unavailable("InternalError")),
-                Some("abc-1".into())
-            )
+            (Err(ProviderError::Unavailable("InternalError")), Some("abc-1".into()))
         );
         // A Result of the other action is not accepted.
-        let (result, _) = interpret(
-            ACTION_ID_CARD,
-            200,
-            br#"{"Response":{"Result":"Success","Sim":99}}"#,
-        );
+        let (result, _) = interpret(ACTION_ID_CARD, 200, br#"{"Response":{"Result":"Success","Sim":99}}"#);
         assert!(matches!(result, Err(ProviderError::Protocol(_))));
         // HTTP-level failures.
         assert_eq!(
@@ -981,10 +886,7 @@ mod tests {
         drop(guard);
 
         let logs = captured.text();
-        assert!(
-            logs.contains(ACTION_ID_CARD) && logs.contains(ACTION_FACE),
-            "{logs}"
-        );
+        assert!(logs.contains(ACTION_ID_CARD) && logs.contains(ACTION_FACE), "{logs}");
         assert!(logs.contains("sim answered"), "{logs}");
         assert!(!logs.contains(NAME), "{logs}");
         for id in &ids {

@@ -71,9 +71,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// `None` for timestamps that have no four-digit UTC year (a broken clock); signing refuses those
 /// rather than inventing a date.
 pub fn utc_date(timestamp: i64) -> Option<String> {
-    let date = time::OffsetDateTime::from_unix_timestamp(timestamp)
-        .ok()?
-        .date();
+    let date = time::OffsetDateTime::from_unix_timestamp(timestamp).ok()?.date();
     if !(0..=9999).contains(&date.year()) {
         return None;
     }
@@ -124,12 +122,7 @@ fn hmac(key: &[u8], data: &[u8]) -> Zeroizing<[u8; 32]> {
 
 /// Step 3: derives the signing key (`"TC3" + SecretKey` → date → service → `tc3_request`) and returns
 /// the lower-case hex signature of `string_to_sign`.
-pub fn signature(
-    secret_key: &SecretKey,
-    date: &str,
-    service: &str,
-    string_to_sign: &str,
-) -> String {
+pub fn signature(secret_key: &SecretKey, date: &str, service: &str, string_to_sign: &str) -> String {
     let mut k = Zeroizing::new(Vec::with_capacity(3 + secret_key.as_bytes().len()));
     k.extend_from_slice(b"TC3");
     k.extend_from_slice(secret_key.as_bytes());
@@ -142,9 +135,7 @@ pub fn signature(
 
 /// Step 4: the `Authorization` header value.
 pub fn authorization(secret_id: &str, scope: &str, signature: &str) -> String {
-    format!(
-        "{ALGORITHM} Credential={secret_id}/{scope}, SignedHeaders={SIGNED_HEADERS}, Signature={signature}"
-    )
+    format!("{ALGORITHM} Credential={secret_id}/{scope}, SignedHeaders={SIGNED_HEADERS}, Signature={signature}")
 }
 
 /// Why a request could not be signed.
@@ -280,12 +271,7 @@ pub fn verify(req: &VerifyRequest<'_>) -> Result<(), VerifyError> {
     let scope = credential_scope(&expected_date, req.service);
     let canonical = canonical_request(req.content_type, req.host, req.payload);
     let to_sign = string_to_sign(req.timestamp, &scope, &canonical);
-    let expected = Zeroizing::new(signature(
-        req.secret_key,
-        &expected_date,
-        req.service,
-        &to_sign,
-    ));
+    let expected = Zeroizing::new(signature(req.secret_key, &expected_date, req.service, &to_sign));
     if bool::from(expected.as_bytes().ct_eq(parsed.signature.as_bytes())) {
         Ok(())
     } else {
@@ -310,10 +296,8 @@ mod tests {
     // The body is sent with `\uXXXX` escapes (literally backslash-u), exactly as published.
     const DOC_PAYLOAD: &str =
         r#"{"Limit": 1, "Filters": [{"Values": ["\u672a\u547d\u540d"], "Name": "instance-name"}]}"#;
-    const DOC_PAYLOAD_HASH: &str =
-        "35e9c5b0e3ae67532d3c9f17ead6c90222632e5b1ff7f6e89887f1398934f064";
-    const DOC_CANONICAL_HASH: &str =
-        "5ffe6a04c0664d6b969fab9a13bdab201d63ee709638e2749d62a09ca18d7031";
+    const DOC_PAYLOAD_HASH: &str = "35e9c5b0e3ae67532d3c9f17ead6c90222632e5b1ff7f6e89887f1398934f064";
+    const DOC_CANONICAL_HASH: &str = "5ffe6a04c0664d6b969fab9a13bdab201d63ee709638e2749d62a09ca18d7031";
     const DOC_SIGNATURE: &str = "72e494ea809ad7a8c8f7a4507b9bddcbaa8e581f516e8da2f66e2c5a96525168";
 
     #[test]
@@ -339,10 +323,7 @@ mod tests {
         );
 
         let key = SecretKey::new(DOC_KEY.to_owned());
-        assert_eq!(
-            signature(&key, "2019-02-25", "cvm", &to_sign),
-            DOC_SIGNATURE
-        );
+        assert_eq!(signature(&key, "2019-02-25", "cvm", &to_sign), DOC_SIGNATURE);
 
         // The whole pipeline, with a placeholder SecretId (the document masks its own).
         let auth = sign(
@@ -453,39 +434,22 @@ mod tests {
         let local = "2023-11-15";
         let scope = credential_scope(local, "faceid");
         let canonical = canonical_request(CONTENT_TYPE, HOST, BODY);
-        let sig = signature(
-            &key,
-            local,
-            "faceid",
-            &string_to_sign(NOW, &scope, &canonical),
-        );
+        let sig = signature(&key, local, "faceid", &string_to_sign(NOW, &scope, &canonical));
         let auth = authorization(ID, &scope, &sig);
-        assert_eq!(
-            check(&auth, &key, BODY, NOW),
-            Err(VerifyError::ScopeMismatch)
-        );
+        assert_eq!(check(&auth, &key, BODY, NOW), Err(VerifyError::ScopeMismatch));
     }
 
     #[test]
     fn verify_rejects_wrong_service_id_skew_and_garbage() {
         let key = SecretKey::new("k".to_owned());
         let cvm = sign(ID, &key, "cvm", HOST, NOW, BODY).unwrap_or_default();
-        assert_eq!(
-            check(&cvm, &key, BODY, NOW),
-            Err(VerifyError::ScopeMismatch)
-        );
+        assert_eq!(check(&cvm, &key, BODY, NOW), Err(VerifyError::ScopeMismatch));
 
         let other_id = sign("AKIDother", &key, "faceid", HOST, NOW, BODY).unwrap_or_default();
-        assert_eq!(
-            check(&other_id, &key, BODY, NOW),
-            Err(VerifyError::UnknownSecretId)
-        );
+        assert_eq!(check(&other_id, &key, BODY, NOW), Err(VerifyError::UnknownSecretId));
 
         let old = NOW - 301;
-        assert_eq!(
-            check(&signed("k", old), &key, BODY, old),
-            Err(VerifyError::Expired)
-        );
+        assert_eq!(check(&signed("k", old), &key, BODY, old), Err(VerifyError::Expired));
         let at_edge = NOW + 300;
         assert_eq!(check(&signed("k", at_edge), &key, BODY, at_edge), Ok(()));
 
@@ -508,9 +472,6 @@ mod tests {
 
         // Signing more headers than the verifier expects is a scope problem, not a pass.
         let extra = signed("k", NOW).replace("content-type;host", "content-type;host;x-tc-action");
-        assert_eq!(
-            check(&extra, &key, BODY, NOW),
-            Err(VerifyError::ScopeMismatch)
-        );
+        assert_eq!(check(&extra, &key, BODY, NOW), Err(VerifyError::ScopeMismatch));
     }
 }
