@@ -116,6 +116,30 @@ pub struct KeysConfig {
     pub kek_min_version: u32,
     /// How often the background pass re-wraps data keys still under an older KEK.
     pub rewrap_interval_seconds: u64,
+    /// KEKs given outside key files, e.g. from a secret manager through the environment
+    /// (`IDGATE_KEYS__KEKS`): entries `<id>:<version>:<64 hex>` separated by commas.
+    pub keks: Option<Secret>,
+    /// The same list read from a file (`IDGATE_KEYS__KEKS_FILE`, e.g. a mounted secret).
+    pub keks_file: Option<PathBuf>,
+}
+
+impl KeysConfig {
+    /// The KEK list from `keks` or `keks_file` (not both); `None` when neither is set.
+    pub fn kek_list(&self) -> Result<Option<Secret>, ConfigError> {
+        match (&self.keks, &self.keks_file) {
+            (Some(_), Some(_)) => Err(ConfigError::Invalid("set keys.keks or keys.keks_file, not both".into())),
+            (Some(list), None) => Ok(Some(list.clone())),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    what: "keys.keks_file",
+                    path: path.clone(),
+                    source,
+                })?;
+                Ok(Some(Secret::new(text)))
+            }
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 impl Default for KeysConfig {
@@ -125,6 +149,8 @@ impl Default for KeysConfig {
             sealing_grace_seconds: 86_400,
             kek_min_version: 0,
             rewrap_interval_seconds: 300,
+            keks: None,
+            keks_file: None,
         }
     }
 }

@@ -181,7 +181,11 @@ impl Gateway {
         let mut notes = Vec::new();
 
         let sealing = keyfile::load_sealing_keyring(&plan.keys_dir, config.keys.sealing_grace_seconds)?;
-        let keks = keyfile::load_kek_ring(&plan.keys_dir, config.keys.kek_min_version)?;
+        let extra_keks = match config.keys.kek_list()? {
+            Some(list) => keyfile::parse_key_list(list.expose())?,
+            None => Vec::new(),
+        };
+        let keks = keyfile::load_kek_ring(&plan.keys_dir, extra_keks, config.keys.kek_min_version)?;
         let indexer = keyfile::load_blind_indexer(&plan.keys_dir)?;
         notes.push(format!(
             "keys: {} (sealing key {}, key-encryption key {})",

@@ -209,11 +209,50 @@ pub fn load_sealing_keyring(dir: &Path, grace_seconds: i64) -> Result<SealingKey
     SealingKeyring::new(keys, grace_seconds).ok_or_else(|| KeyFileError::Missing(KeyKind::Sealing, dir.to_path_buf()))
 }
 
-/// The key-encryption keys from `dir`, without those retired (`version < min_version`).
-pub fn load_kek_ring(dir: &Path, min_version: u32) -> Result<KekRing, KeyFileError> {
-    let keys = load(dir, KeyKind::Kek)?
+/// Parses KEKs given outside files (an environment variable or a mounted secret):
+/// entries `<id>:<version>:<64 hex chars>` separated by commas or new lines. Errors never echo input.
+pub fn parse_key_list(text: &str) -> Result<Vec<LoadedKey>, KeyFileError> {
+    let malformed = || KeyFileError::Malformed(PathBuf::from("<KEK list from the environment>"));
+    let mut keys = Vec::new();
+    for entry in text.split([',', '\n']).map(str::trim).filter(|e| !e.is_empty()) {
+        let mut parts = entry.splitn(3, ':');
+        let (Some(id), Some(version), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(malformed());
+        };
+        let valid_id = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let version: u32 = version.parse().map_err(|_| malformed())?;
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        if !valid_id || hex::decode_to_slice(secret.as_bytes(), bytes.as_mut()).is_err() {
+            return Err(malformed());
+        }
+        keys.push(LoadedKey {
+            id: id.to_owned(),
+            version,
+            created_at_unix: 0,
+            secret: SecretKey32::from_bytes(*bytes),
+        });
+    }
+    Ok(keys)
+}
+
+/// The key-encryption keys from `dir` plus `extra` (from the environment), without those retired
+/// (`version < min_version`). The highest version wraps new data keys.
+pub fn load_kek_ring(dir: &Path, extra: Vec<LoadedKey>, min_version: u32) -> Result<KekRing, KeyFileError> {
+    let mut all = load(dir, KeyKind::Kek)?;
+    for key in extra {
+        if all.iter().any(|k| k.id == key.id) {
+            return Err(KeyFileError::Malformed(dir.join("kek").join(format!("{}.key", key.id))));
+        }
+        all.push(key);
+    }
+    // Versions order keys across sources (environment keys carry no creation time).
+    let keys = all
         .into_iter()
         .filter(|k| k.version >= min_version)
+        .map(|k| LoadedKey {
+            created_at_unix: i64::from(k.version),
+            ..k
+        })
         .map(|k| Kek {
             id: k.id,
             created_at_unix: k.created_at_unix,
@@ -264,7 +303,7 @@ mod tests {
         }
         let rotated = generate(&keys, KeyKind::Sealing, 3_000).unwrap();
         assert_eq!(load_sealing_keyring(&keys, 60).unwrap().current().id, rotated);
-        assert!(load_kek_ring(&keys, 0).is_ok());
+        assert!(load_kek_ring(&keys, Vec::new(), 0).is_ok());
         assert!(load_blind_indexer(&keys).is_ok());
     }
 
@@ -272,7 +311,7 @@ mod tests {
     fn kek_versions_count_up_and_old_ones_retire() {
         let dir = tempfile::tempdir().unwrap();
         generate(dir.path(), KeyKind::Kek, 1_000).unwrap();
-        let (old_wrapped, old_body) = load_kek_ring(dir.path(), 0)
+        let (old_wrapped, old_body) = load_kek_ring(dir.path(), Vec::new(), 0)
             .unwrap()
             .seal("vf_a", "identity", b"x")
             .unwrap();
@@ -285,14 +324,14 @@ mod tests {
         versions.sort();
         assert_eq!(versions, [1, 2]);
 
-        let ring = load_kek_ring(dir.path(), 0).unwrap();
+        let ring = load_kek_ring(dir.path(), Vec::new(), 0).unwrap();
         assert_eq!(ring.current_id(), second, "the newest wraps new records");
         assert!(
             ring.open("vf_a", "identity", &old_wrapped, &old_body).is_ok(),
             "old records still open"
         );
 
-        let retired = load_kek_ring(dir.path(), 2).unwrap();
+        let retired = load_kek_ring(dir.path(), Vec::new(), 2).unwrap();
         assert!(
             retired.open("vf_a", "identity", &old_wrapped, &old_body).is_err(),
             "version 1 retired"
@@ -302,7 +341,10 @@ mod tests {
             retired.open("vf_a", "identity", &moved, &old_body).is_ok(),
             "re-wrapped records survive"
         );
-        assert!(matches!(load_kek_ring(dir.path(), 3), Err(KeyFileError::Missing(..))));
+        assert!(matches!(
+            load_kek_ring(dir.path(), Vec::new(), 3),
+            Err(KeyFileError::Missing(..))
+        ));
     }
 
     #[cfg(unix)]
@@ -313,6 +355,29 @@ mod tests {
         let id = generate(dir.path(), KeyKind::Kek, 1).unwrap();
         let path = dir.path().join("kek").join(format!("{id}.key"));
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(load_kek_ring(dir.path(), 0), Err(KeyFileError::TooOpen(_))));
+        assert!(matches!(
+            load_kek_ring(dir.path(), Vec::new(), 0),
+            Err(KeyFileError::TooOpen(_))
+        ));
+    }
+
+    #[test]
+    fn keks_from_the_environment_join_the_files_and_never_echo() {
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), KeyKind::Kek, 1_000).unwrap();
+        let secret = "ab".repeat(32);
+        let list = parse_key_list(&format!("kek-env-7:7:{secret}, \n")).unwrap();
+        assert_eq!((list[0].id.as_str(), list[0].version), ("kek-env-7", 7));
+        let ring = load_kek_ring(dir.path(), list, 0).unwrap();
+        assert_eq!(ring.current_id(), "kek-env-7", "the highest version wraps");
+        for bad in [
+            "kek:1",
+            "kek:x:00",
+            &format!("bad id:1:{secret}"),
+            &format!("k:1:{}", "zz".repeat(32)),
+        ] {
+            let error = parse_key_list(bad).err().expect("refused").to_string();
+            assert!(!error.contains(&secret) && !error.contains("zz"), "{error}");
+        }
     }
 }
