@@ -217,3 +217,93 @@ pub fn reason(status: &tonic::Status) -> Option<String> {
 pub fn dir_exists(p: &Path) -> bool {
     p.is_dir()
 }
+
+/// The real `idgate` binary running `serve --dev` as a child process (for signal tests).
+pub struct GatewayProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    pub dev_dir: PathBuf,
+}
+
+impl GatewayProcess {
+    /// Starts `idgate serve --dev` on a free loopback port with `env` added, and waits (bounded) until
+    /// it answers `GetSealingKey`.
+    pub async fn start(dev_dir: &Path, env: &[(&str, &str)]) -> Self {
+        for _attempt in 0..5 {
+            // Pick a free port, then hand it to the child; retry if another process takes it meanwhile.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .expect("free port")
+                .local_addr()
+                .expect("addr")
+                .port();
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_idgate"));
+            command
+                .args(["serve", "--dev", "--listen", &addr.to_string(), "--dev-dir"])
+                .arg(dev_dir)
+                .env("IDGATE_LIMITS__VERIFICATIONS_PER_ACCOUNT_PER_HOUR", "100000")
+                .env("IDGATE_LIMITS__VERIFICATIONS_PER_ID_PER_DAY", "100000")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            for (k, v) in env {
+                command.env(k, v);
+            }
+            let mut child = command.spawn().expect("spawn idgate");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // exited (port taken?): try another port
+                }
+                if let Ok(channel) = idgate::cli::client::connect(&addr.to_string(), dev_dir, "onboarding").await {
+                    let mut client = VerificationServiceClient::new(channel);
+                    if client.get_sealing_key(pb::GetSealingKeyRequest {}).await.is_ok() {
+                        return Self {
+                            child,
+                            addr,
+                            dev_dir: dev_dir.to_path_buf(),
+                        };
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("idgate serve --dev did not start");
+    }
+
+    pub async fn onboarding(&self) -> VerificationServiceClient<Channel> {
+        let channel = idgate::cli::client::connect(&self.addr.to_string(), &self.dev_dir, "onboarding")
+            .await
+            .expect("connect");
+        VerificationServiceClient::new(channel)
+    }
+
+    /// Sends a signal by number (15 = SIGTERM, 9 = SIGKILL) through `kill(1)`.
+    pub fn signal(&self, signal: i32) {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the process to exit and returns its exit status.
+    pub fn wait_exit(&mut self, within: std::time::Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "idgate did not exit in time");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
