@@ -215,6 +215,9 @@ pub struct ReviewConfig {
     pub lease_seconds: u64,
     /// 1, or 2 for four-eyes.
     pub approvals_required: u8,
+    /// An ANCHOR case is offered to reviewers only once its supplement (ID card front, back,
+    /// handheld-ID photo) is complete.
+    pub anchor_requires_supplement: bool,
 }
 
 impl Default for ReviewConfig {
@@ -222,6 +225,7 @@ impl Default for ReviewConfig {
         Self {
             lease_seconds: 300,
             approvals_required: 1,
+            anchor_requires_supplement: true,
         }
     }
 }

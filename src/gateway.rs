@@ -20,6 +20,8 @@ use crate::pki::{self, DevPki};
 use crate::providers::router::{Route, Router};
 use crate::providers::tencent::{SecretKey, TencentConfig, TencentFaceId};
 use crate::providers::{Provider, sim};
+use crate::review::{ReviewDesk, ReviewSettings};
+use crate::store::ReviewQueue;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
 use crate::transport::services::App;
@@ -194,14 +196,17 @@ impl Gateway {
             keks.current_id()
         ));
 
-        let store: Arc<dyn Store> = if config.store.url.is_some() || config.store.cluster_nodes.is_some() {
-            return Err(StartError::Unsupported(
-                "store.url / store.cluster_nodes: the Redis store is not available in this build yet".into(),
-            ));
-        } else {
-            notes.push("store: embedded (in-process); it keeps NOTHING across restarts".into());
-            Arc::new(MemoryStore::new())
-        };
+        // The embedded store also holds the review queue; a store without one leaves review off.
+        let (store, review_queue): (Arc<dyn Store>, Option<Arc<dyn ReviewQueue>>) =
+            if config.store.url.is_some() || config.store.cluster_nodes.is_some() {
+                return Err(StartError::Unsupported(
+                    "store.url / store.cluster_nodes: the Redis store is not available in this build yet".into(),
+                ));
+            } else {
+                notes.push("store: embedded (in-process); it keeps NOTHING across restarts".into());
+                let memory = Arc::new(MemoryStore::new());
+                (memory.clone(), Some(memory))
+            };
 
         let longest = match &plan.providers {
             ProviderPlan::Configured(list) => list.iter().map(|p| p.timeout_ms).max().unwrap_or(1_500),
@@ -285,16 +290,33 @@ impl Gateway {
             },
             audit_ttl: Duration::from_secs(config.retention.audit_ttl_seconds),
         };
+        let keks = Arc::new(keks);
+        let review = review_queue.map(|queue| {
+            let settings = ReviewSettings {
+                lease: Duration::from_secs(config.review.lease_seconds),
+                approvals_required: config.review.approvals_required,
+                anchor_needs_supplement: config.review.anchor_requires_supplement,
+                audit_ttl: Duration::from_secs(config.retention.audit_ttl_seconds),
+            };
+            Arc::new(ReviewDesk::new(
+                queue,
+                store.clone(),
+                keks.clone(),
+                clock.clone(),
+                settings,
+            ))
+        });
         let verifier = Arc::new(Verifier::new(
             store,
             Router::new(routes),
-            Arc::new(keks),
+            keks,
             Arc::new(indexer),
             clock.clone(),
             settings,
         ));
         let app = Arc::new(App {
             verifier,
+            review,
             sealing: Arc::new(sealing),
             clock,
             verify_deadline: Duration::from_millis(config.server.verify_deadline_ms),

@@ -26,6 +26,7 @@ pub mod gateway;
 pub mod material;
 pub mod pki;
 pub mod providers;
+pub mod review;
 pub mod store;
 pub mod telemetry;
 pub mod transport;

@@ -14,6 +14,7 @@ use tonic::{Code, Status};
 /// Calls `rpc` with an empty (or minimal) request.
 async fn call(rpc: Rpc, channel: Channel) -> Result<(), Status> {
     let mut v = VerificationServiceClient::new(channel.clone());
+    let channel_for_audit = channel.clone();
     let mut r = ReviewServiceClient::new(channel);
     let id = || pb::GetVerificationRequest {
         verification_id: "vf_x".into(),
@@ -36,6 +37,10 @@ async fn call(rpc: Rpc, channel: Channel) -> Result<(), Status> {
         Rpc::SubmitDecision => r.submit_decision(pb::SubmitDecisionRequest::default()).await.map(drop),
         Rpc::ReleaseCase => r.release_case(pb::ReleaseCaseRequest::default()).await.map(drop),
         Rpc::GetQueueStats => r.get_queue_stats(pb::GetQueueStatsRequest {}).await.map(drop),
+        Rpc::ListAuditEvents => pb::audit_service_client::AuditServiceClient::new(channel_for_audit)
+            .list_audit_events(pb::ListAuditEventsRequest::default())
+            .await
+            .map(drop),
     }
 }
 
@@ -112,4 +117,6 @@ fn the_table_matches_the_contract() {
     ] {
         assert_eq!(allowed_roles(rpc), &[Reviewer]);
     }
+    assert_eq!(allowed_roles(Rpc::GetQueueStats), &[Reviewer, Admin]);
+    assert_eq!(allowed_roles(Rpc::ListAuditEvents), &[Admin]);
 }

@@ -11,12 +11,19 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use tokio::sync::watch;
 
-use super::{AuditEvent, Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
+use super::{
+    AuditEvent, Begin, CaseRecord, CaseStatus, Claim, Finish, Lease, QueueStats, ReviewError, ReviewQueue, ReviewState,
+    ReviewVerdict, SealedPii, Store, StoreError,
+};
 use crate::crypto::envelope::WrappedKey;
 
 struct Entry {
     record: CaseRecord,
     pii: Option<SealedPii>,
+    /// While the case is pending review: its place in the review queue.
+    review: Option<ReviewState>,
+    /// Arrival order in the review queue (ties within one second keep their order).
+    queue_order: u64,
     /// Tells watchers about every change of `record`.
     changes: watch::Sender<CaseRecord>,
 }
@@ -33,6 +40,10 @@ struct State {
     windows: HashMap<String, (i64, u64)>,
     /// blind index → (accounts, forget after)
     anchors: HashMap<String, (Vec<String>, i64)>,
+    /// reviewer principal → X25519 public key
+    reviewer_keys: HashMap<String, [u8; 32]>,
+    /// Counts arrivals in the review queue.
+    queue_arrivals: u64,
 }
 
 /// How long a rate-limit window's counter is kept after the window starts (longest window we use).
@@ -60,6 +71,186 @@ fn publish(entry: &Entry) {
     entry.changes.send_replace(entry.record.clone());
 }
 
+/// Ends a pending case with a final `status`: its sealed data is destroyed (crypto-shredding), it
+/// leaves the review queue, and watchers are told.
+fn end_pending(entry: &mut Entry, status: CaseStatus, now_unix: i64) {
+    entry.pii = None;
+    entry.review = None;
+    entry.record.pii_expires_at_unix = None;
+    entry.record.status = status;
+    entry.record.updated_at_unix = now_unix;
+    publish(entry);
+}
+
+/// The live lease on a case, if any.
+fn live_lease(review: &ReviewState, now_unix: i64) -> Option<&Lease> {
+    review.lease.as_ref().filter(|l| l.until_unix > now_unix)
+}
+
+/// The pending case `case_id` held by `reviewer` under a live lease.
+fn leased<'a>(
+    state: &'a mut State,
+    case_id: &str,
+    reviewer: &str,
+    now_unix: i64,
+) -> Result<&'a mut Entry, ReviewError> {
+    let entry = state.cases.get_mut(case_id).ok_or(ReviewError::NotPending)?;
+    let review = match (&entry.record.status, &entry.review) {
+        (CaseStatus::PendingReview, Some(review)) => review,
+        _ => return Err(ReviewError::NotPending),
+    };
+    match live_lease(review, now_unix) {
+        Some(lease) if lease.reviewer == reviewer => Ok(entry),
+        Some(_) => Err(ReviewError::Foreign),
+        None => Err(ReviewError::LeaseExpired),
+    }
+}
+
+#[async_trait::async_trait]
+impl ReviewQueue for MemoryStore {
+    async fn register_reviewer_key(&self, principal: &str, public_key: [u8; 32]) -> Result<(), StoreError> {
+        self.lock()?.reviewer_keys.insert(principal.to_owned(), public_key);
+        Ok(())
+    }
+
+    async fn reviewer_key(&self, principal: &str) -> Result<Option<[u8; 32]>, StoreError> {
+        Ok(self.lock()?.reviewer_keys.get(principal).copied())
+    }
+
+    async fn claim_next(
+        &self,
+        reviewer: &str,
+        now_unix: i64,
+        lease_until_unix: i64,
+        four_eyes: bool,
+        anchor_needs_supplement: bool,
+    ) -> Result<Option<Claim>, ReviewError> {
+        let mut state = self.lock()?;
+        let ready = |entry: &Entry| {
+            let Some(review) = &entry.review else { return false };
+            entry.record.status == CaseStatus::PendingReview
+                && entry.pii.is_some()
+                && live_lease(review, now_unix).is_none()
+                && !review.approvals.iter().any(|r| r == reviewer)
+                && !(four_eyes && review.claimed_by.iter().any(|r| r == reviewer))
+                && !(anchor_needs_supplement
+                    && entry.record.purpose == crate::domain::Purpose::Anchor
+                    && !review.supplement_complete)
+        };
+        let oldest = state
+            .cases
+            .values()
+            .filter(|e| ready(e))
+            .min_by(|a, b| {
+                let key = |e: &Entry| (e.review.as_ref().map(|r| r.queued_at_unix), e.queue_order);
+                key(a).cmp(&key(b))
+            })
+            .map(|e| e.record.id.clone());
+        let Some(id) = oldest else { return Ok(None) };
+        let entry = state.cases.get_mut(&id).ok_or(ReviewError::NotPending)?;
+        let (Some(review), Some(pii)) = (entry.review.as_mut(), entry.pii.clone()) else {
+            return Err(ReviewError::NotPending);
+        };
+        let lease = Lease {
+            reviewer: reviewer.to_owned(),
+            until_unix: lease_until_unix,
+        };
+        review.lease = Some(lease.clone());
+        if !review.claimed_by.iter().any(|r| r == reviewer) {
+            review.claimed_by.push(reviewer.to_owned());
+        }
+        Ok(Some(Claim {
+            case: entry.record.clone(),
+            pii,
+            lease,
+        }))
+    }
+
+    async fn decide(
+        &self,
+        case_id: &str,
+        reviewer: &str,
+        verdict: ReviewVerdict,
+        approvals_required: u8,
+        now_unix: i64,
+    ) -> Result<CaseRecord, ReviewError> {
+        let mut state = self.lock()?;
+        let entry = leased(&mut state, case_id, reviewer, now_unix)?;
+        match verdict {
+            ReviewVerdict::Reject => end_pending(entry, CaseStatus::NotVerified, now_unix),
+            ReviewVerdict::Approve => {
+                let review = entry.review.as_mut().ok_or(ReviewError::NotPending)?;
+                if !review.approvals.iter().any(|r| r == reviewer) {
+                    review.approvals.push(reviewer.to_owned());
+                }
+                if review.approvals.len() >= usize::from(approvals_required.max(1)) {
+                    end_pending(entry, CaseStatus::Verified, now_unix);
+                } else {
+                    // Back to the queue for a second, different reviewer.
+                    review.lease = None;
+                    entry.record.updated_at_unix = now_unix;
+                }
+            }
+        }
+        Ok(entry.record.clone())
+    }
+
+    async fn release(&self, case_id: &str, reviewer: &str, now_unix: i64) -> Result<(), ReviewError> {
+        let mut state = self.lock()?;
+        let entry = leased(&mut state, case_id, reviewer, now_unix)?;
+        if let Some(review) = entry.review.as_mut() {
+            review.lease = None;
+        }
+        Ok(())
+    }
+
+    async fn queue_stats(&self, now_unix: i64) -> Result<QueueStats, StoreError> {
+        let state = self.lock()?;
+        let mut stats = QueueStats::default();
+        let mut oldest: Option<i64> = None;
+        for review in state.cases.values().filter_map(|e| e.review.as_ref()) {
+            if live_lease(review, now_unix).is_some() {
+                stats.claimed += 1;
+            } else {
+                stats.pending += 1;
+                oldest = Some(oldest.map_or(review.queued_at_unix, |o| o.min(review.queued_at_unix)));
+            }
+        }
+        stats.oldest_pending_age_seconds = oldest.map_or(0, |at| (now_unix - at).max(0));
+        Ok(stats)
+    }
+
+    async fn review_state(&self, case_id: &str) -> Result<Option<ReviewState>, StoreError> {
+        Ok(self.lock()?.cases.get(case_id).and_then(|e| e.review.clone()))
+    }
+
+    async fn apply_supplement(
+        &self,
+        case_id: &str,
+        request_id: &str,
+        expected: &WrappedKey,
+        pii: SealedPii,
+        complete: bool,
+    ) -> Result<bool, ReviewError> {
+        let mut state = self.lock()?;
+        let entry = state.cases.get_mut(case_id).ok_or(ReviewError::NotPending)?;
+        let (Some(review), Some(current)) = (entry.review.as_mut(), entry.pii.as_mut()) else {
+            return Err(ReviewError::NotPending);
+        };
+        if review.supplement_requests.iter().any(|r| r == request_id) {
+            return Ok(false);
+        }
+        if &current.wrapped_key != expected {
+            return Err(ReviewError::Store(StoreError::Conflict));
+        }
+        *current = pii;
+        review.supplement_requests.push(request_id.to_owned());
+        review.supplement_complete |= complete;
+        entry.record.updated_at_unix = entry.record.updated_at_unix.max(review.queued_at_unix);
+        Ok(true)
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for MemoryStore {
     async fn begin(&self, record: CaseRecord, now_unix: i64) -> Result<Begin, StoreError> {
@@ -83,6 +274,8 @@ impl Store for MemoryStore {
             Entry {
                 record: record.clone(),
                 pii: None,
+                review: None,
+                queue_order: 0,
                 changes,
             },
         );
@@ -91,7 +284,10 @@ impl Store for MemoryStore {
 
     async fn finish(&self, id: &str, finish: Finish, now_unix: i64) -> Result<CaseRecord, StoreError> {
         let mut state = self.lock()?;
+        state.queue_arrivals += 1;
+        let arrival = state.queue_arrivals;
         let entry = state.cases.get_mut(id).ok_or(StoreError::NotFound)?;
+        entry.queue_order = arrival;
         if entry.record.status != CaseStatus::Processing || !CaseStatus::Processing.may_become(finish.status) {
             return Err(StoreError::Conflict);
         }
@@ -103,6 +299,10 @@ impl Store for MemoryStore {
             (CaseStatus::PendingReview, Some((pii, expires_at))) => {
                 entry.pii = Some(pii);
                 entry.record.pii_expires_at_unix = Some(expires_at);
+                entry.review = Some(ReviewState {
+                    queued_at_unix: now_unix,
+                    ..ReviewState::default()
+                });
             }
             // Personal data is kept only for a pending review.
             _ => {
@@ -147,11 +347,7 @@ impl Store for MemoryStore {
         for entry in state.cases.values_mut() {
             let due = entry.record.pii_expires_at_unix.is_some_and(|at| at <= now_unix);
             if entry.record.status == CaseStatus::PendingReview && due {
-                entry.pii = None;
-                entry.record.pii_expires_at_unix = None;
-                entry.record.status = CaseStatus::Expired;
-                entry.record.updated_at_unix = now_unix;
-                publish(entry);
+                end_pending(entry, CaseStatus::Expired, now_unix);
                 expired += 1;
             }
         }
@@ -181,11 +377,7 @@ impl Store for MemoryStore {
         let mut erased = Vec::new();
         for entry in state.cases.values_mut() {
             if entry.record.account_id == account_id && entry.record.status == CaseStatus::PendingReview {
-                entry.pii = None;
-                entry.record.pii_expires_at_unix = None;
-                entry.record.status = CaseStatus::Erased;
-                entry.record.updated_at_unix = now_unix;
-                publish(entry);
+                end_pending(entry, CaseStatus::Erased, now_unix);
                 erased.push(entry.record.id.clone());
             }
         }

@@ -57,10 +57,11 @@ pub enum Rpc {
     SubmitDecision,
     ReleaseCase,
     GetQueueStats,
+    ListAuditEvents,
 }
 
 impl Rpc {
-    pub const ALL: [Rpc; 11] = [
+    pub const ALL: [Rpc; 12] = [
         Rpc::GetSealingKey,
         Rpc::Verify,
         Rpc::GetVerification,
@@ -72,6 +73,7 @@ impl Rpc {
         Rpc::SubmitDecision,
         Rpc::ReleaseCase,
         Rpc::GetQueueStats,
+        Rpc::ListAuditEvents,
     ];
 }
 
@@ -86,6 +88,7 @@ pub fn allowed_roles(rpc: Rpc) -> &'static [Role] {
         Rpc::RegisterReviewerKey | Rpc::ClaimNext | Rpc::SubmitDecision | Rpc::ReleaseCase => &[Reviewer],
         // Queue figures are operational data: reviewers and operators both need them.
         Rpc::GetQueueStats => &[Reviewer, Admin],
+        Rpc::ListAuditEvents => &[Admin],
     }
 }
 

@@ -104,3 +104,44 @@ pub fn verify_error(error: VerifyError) -> Status {
         }
     }
 }
+
+pub fn review_error(error: crate::review::ReviewUseError) -> Status {
+    use crate::review::ReviewUseError as E;
+    use crate::store::ReviewError as Q;
+    match error {
+        E::Queue(Q::Store(e)) => verify_error(VerifyError::from(e)),
+        E::Queue(Q::NotPending) => status_with_reason(
+            Code::FailedPrecondition,
+            "the case is no longer pending review",
+            "NOT_PENDING",
+            &[],
+        ),
+        E::Queue(Q::LeaseExpired) => status_with_reason(
+            Code::FailedPrecondition,
+            "no live lease on this case; claim it again",
+            "LEASE_EXPIRED",
+            &[],
+        ),
+        E::Queue(Q::Foreign) => status_with_reason(
+            Code::PermissionDenied,
+            "the case is held by another reviewer",
+            "FOREIGN_LEASE",
+            &[],
+        ),
+        E::BadReviewerKey => invalid("REVIEWER_KEY_INVALID", "public_key must be a valid 32-byte X25519 key"),
+        E::NoReviewerKey => status_with_reason(
+            Code::FailedPrecondition,
+            "register a reviewer key first",
+            "NO_REVIEWER_KEY",
+            &[],
+        ),
+        E::BadReasonCode => invalid(
+            "REASON_CODE_INVALID",
+            "reason_code must be 1-64 characters of A-Z, 0-9 and _",
+        ),
+        E::BadDecision => invalid("DECISION_INVALID", "decision must be APPROVE or REJECT"),
+        E::NotFound => verify_error(VerifyError::NotFound),
+        E::Refused(r) => refusal(&r),
+        E::Internal(what) => verify_error(VerifyError::Internal(what)),
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use super::services::{App, ReviewService, VerificationService};
+use super::services::{App, AuditService, ReviewService, VerificationService};
 use super::tls;
 use crate::pb;
 
@@ -30,6 +30,9 @@ pub async fn run(
     health_reporter
         .set_serving::<pb::review_service_server::ReviewServiceServer<ReviewService>>()
         .await;
+    health_reporter
+        .set_serving::<pb::audit_service_server::AuditServiceServer<AuditService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -39,16 +42,18 @@ pub async fn run(
             e
         });
 
+    let review = pb::review_service_server::ReviewServiceServer::new(ReviewService::new(app.clone()));
+    let audit = pb::audit_service_server::AuditServiceServer::new(AuditService::new(app.clone()));
     let verification = pb::verification_service_server::VerificationServiceServer::new(VerificationService::new(app))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let review = pb::review_service_server::ReviewServiceServer::new(ReviewService);
 
     let incoming = tls::incoming(listener, tls_config, handshake_timeout);
     let mut builder = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(health_service)
         .add_service(verification)
-        .add_service(review);
+        .add_service(review)
+        .add_service(audit);
     if let Ok(reflection) = reflection {
         builder = builder.add_service(reflection);
     }

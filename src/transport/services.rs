@@ -15,12 +15,16 @@ use crate::crypto::sealing::{Context, SealingKeyring};
 use crate::domain::{AccountId, Purpose, RequestId};
 use crate::material;
 use crate::pb;
+use crate::review::{ReviewDesk, ReviewUseError};
 use crate::store::CaseStatus;
+use crate::store::ReviewVerdict;
 use crate::verify::{Answer, Verifier, VerifyCommand};
 
 /// What the services share.
 pub struct App {
     pub verifier: Arc<Verifier>,
+    /// Manual review; `None` when the configured store has no review queue yet.
+    pub review: Option<Arc<ReviewDesk>>,
     pub sealing: Arc<SealingKeyring>,
     pub clock: Arc<dyn Clock>,
     /// Upper bound of a `Verify` call when the client sets no shorter `grpc-timeout`.
@@ -44,6 +48,14 @@ fn answer_to_pb(answer: &Answer) -> pb::VerifyResponse {
         verification_id: answer.verification_id.clone(),
         status: status_to_pb(answer.status) as i32,
         verified: answer.verified(),
+    }
+}
+
+fn purpose_to_pb(purpose: Purpose) -> pb::Purpose {
+    match purpose {
+        Purpose::ShortVideo => pb::Purpose::ShortVideo,
+        Purpose::Radio => pb::Purpose::Radio,
+        Purpose::Anchor => pb::Purpose::Anchor,
     }
 }
 
@@ -200,8 +212,35 @@ impl pb::verification_service_server::VerificationService for VerificationServic
         &self,
         request: Request<pb::SubmitSupplementRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
-        authorize(&request, Rpc::SubmitSupplement)?;
-        Err(Status::unimplemented("SubmitSupplement is not implemented yet"))
+        let caller = authorize(&request, Rpc::SubmitSupplement)?;
+        let message = request.into_inner();
+        let request_id = RequestId::parse(&message.request_id).map_err(|r| errors::refusal(&r))?;
+        let sealed = message
+            .payload
+            .ok_or_else(|| errors::invalid("PAYLOAD_MISSING", "payload is required"))?;
+        let context = Context::supplement(&message.verification_id, request_id.as_str());
+        let plaintext = self
+            .app
+            .sealing
+            .open(
+                &sealed.key_id,
+                &context,
+                &sealed.enc,
+                &sealed.ciphertext,
+                self.app.clock.now_unix(),
+            )
+            .map_err(|_| errors::unopenable_payload())?;
+        let fields = material::decode(&plaintext).ok_or_else(errors::unopenable_payload)?;
+        drop(plaintext);
+        let record = review_desk(&self.app)?
+            .supplement(&caller.principal, &message.verification_id, request_id.as_str(), fields)
+            .await
+            .map_err(errors::review_error)?;
+        Ok(Response::new(pb::VerifyResponse {
+            verification_id: record.id.clone(),
+            status: status_to_pb(record.status) as i32,
+            verified: record.status == CaseStatus::Verified,
+        }))
     }
 
     async fn erase_subject(
@@ -220,41 +259,99 @@ impl pb::verification_service_server::VerificationService for VerificationServic
     }
 }
 
-/// The review API: behind the role check, not implemented yet (manual review has its own issue).
-pub struct ReviewService;
+fn review_desk(app: &App) -> Result<&ReviewDesk, Status> {
+    app.review.as_deref().ok_or_else(|| {
+        errors::status_with_reason(
+            tonic::Code::FailedPrecondition,
+            "manual review is not available with the configured store yet",
+            "REVIEW_UNAVAILABLE",
+            &[],
+        )
+    })
+}
+
+/// The review API for reviewer consoles.
+pub struct ReviewService {
+    app: Arc<App>,
+}
+
+impl ReviewService {
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
+}
 
 #[tonic::async_trait]
 impl pb::review_service_server::ReviewService for ReviewService {
+    #[tracing::instrument(skip_all)]
     async fn register_reviewer_key(
         &self,
         request: Request<pb::RegisterReviewerKeyRequest>,
     ) -> Result<Response<pb::RegisterReviewerKeyResponse>, Status> {
-        authorize(&request, Rpc::RegisterReviewerKey)?;
-        Err(Status::unimplemented("RegisterReviewerKey is not implemented yet"))
+        let caller = authorize(&request, Rpc::RegisterReviewerKey)?;
+        let key = request.into_inner().public_key;
+        review_desk(&self.app)?
+            .register_key(&caller.principal, &key)
+            .await
+            .map_err(errors::review_error)?;
+        Ok(Response::new(pb::RegisterReviewerKeyResponse {}))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn claim_next(
         &self,
         request: Request<pb::ClaimNextRequest>,
     ) -> Result<Response<pb::ClaimNextResponse>, Status> {
-        authorize(&request, Rpc::ClaimNext)?;
-        Err(Status::unimplemented("ClaimNext is not implemented yet"))
+        let caller = authorize(&request, Rpc::ClaimNext)?;
+        let claimed = review_desk(&self.app)?
+            .claim_next(&caller.principal)
+            .await
+            .map_err(errors::review_error)?;
+        Ok(Response::new(match claimed {
+            None => pb::ClaimNextResponse::default(),
+            Some(case) => pb::ClaimNextResponse {
+                case_id: case.case_id,
+                purpose: purpose_to_pb(case.purpose) as i32,
+                lease_expires_unix: case.lease_expires_unix,
+                enc: case.sealed.enc,
+                ciphertext: case.sealed.ciphertext,
+            },
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn submit_decision(
         &self,
         request: Request<pb::SubmitDecisionRequest>,
     ) -> Result<Response<pb::SubmitDecisionResponse>, Status> {
-        authorize(&request, Rpc::SubmitDecision)?;
-        Err(Status::unimplemented("SubmitDecision is not implemented yet"))
+        let caller = authorize(&request, Rpc::SubmitDecision)?;
+        let message = request.into_inner();
+        let verdict = match pb::Decision::try_from(message.decision) {
+            Ok(pb::Decision::Approve) => ReviewVerdict::Approve,
+            Ok(pb::Decision::Reject) => ReviewVerdict::Reject,
+            _ => return Err(errors::review_error(ReviewUseError::BadDecision)),
+        };
+        let status = review_desk(&self.app)?
+            .decide(&caller.principal, &message.case_id, verdict, &message.reason_code)
+            .await
+            .map_err(errors::review_error)?;
+        Ok(Response::new(pb::SubmitDecisionResponse {
+            status: status_to_pb(status) as i32,
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn release_case(
         &self,
         request: Request<pb::ReleaseCaseRequest>,
     ) -> Result<Response<pb::ReleaseCaseResponse>, Status> {
-        authorize(&request, Rpc::ReleaseCase)?;
-        Err(Status::unimplemented("ReleaseCase is not implemented yet"))
+        let caller = authorize(&request, Rpc::ReleaseCase)?;
+        let case_id = request.into_inner().case_id;
+        review_desk(&self.app)?
+            .release(&caller.principal, &case_id)
+            .await
+            .map_err(errors::review_error)?;
+        Ok(Response::new(pb::ReleaseCaseResponse {}))
     }
 
     async fn get_queue_stats(
@@ -262,6 +359,59 @@ impl pb::review_service_server::ReviewService for ReviewService {
         request: Request<pb::GetQueueStatsRequest>,
     ) -> Result<Response<pb::GetQueueStatsResponse>, Status> {
         authorize(&request, Rpc::GetQueueStats)?;
-        Err(Status::unimplemented("GetQueueStats is not implemented yet"))
+        let stats = review_desk(&self.app)?.stats().await.map_err(errors::review_error)?;
+        Ok(Response::new(pb::GetQueueStatsResponse {
+            pending: stats.pending,
+            claimed: stats.claimed,
+            oldest_pending_age_seconds: stats.oldest_pending_age_seconds,
+        }))
+    }
+}
+
+/// The audit trail for operators.
+pub struct AuditService {
+    app: Arc<App>,
+}
+
+impl AuditService {
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::audit_service_server::AuditService for AuditService {
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        authorize(&request, Rpc::ListAuditEvents)?;
+        let m = request.into_inner();
+        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let page_size = if m.page_size == 0 { 100 } else { m.page_size as usize };
+        let page = review_desk(&self.app)?
+            .audit_events(
+                non_empty(&m.case_id).as_deref(),
+                non_empty(&m.principal).as_deref(),
+                non_empty(&m.page_token),
+                page_size,
+            )
+            .await
+            .map_err(errors::review_error)?;
+        Ok(Response::new(pb::ListAuditEventsResponse {
+            events: page
+                .events
+                .into_iter()
+                .map(|(id, e)| pb::AuditEvent {
+                    id,
+                    at_unix: e.at_unix,
+                    actor: e.actor,
+                    action: e.action,
+                    case_id: e.case_id.unwrap_or_default(),
+                    detail: e.detail,
+                })
+                .collect(),
+            next_page_token: page.next.unwrap_or_default(),
+        }))
     }
 }

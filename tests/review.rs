@@ -1,0 +1,401 @@
+//! Manual review end to end: reviewers with their own keys, leases, four-eyes, supplements, audit.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{Person, TestGateway, png, reason, verify};
+use idgate::clock::{Clock, ManualClock, SystemClock};
+use idgate::crypto::sealing::{self, Context, OpeningKey};
+use idgate::pb;
+use idgate::pb::audit_service_client::AuditServiceClient;
+use idgate::pb::review_service_client::ReviewServiceClient;
+use tonic::Code;
+use tonic::transport::Channel;
+
+struct ReviewerConsole {
+    principal: &'static str,
+    key: OpeningKey,
+    client: ReviewServiceClient<Channel>,
+}
+
+impl ReviewerConsole {
+    async fn open(gw: &TestGateway, principal: &'static str) -> Self {
+        let mut client = ReviewServiceClient::new(gw.channel(principal).await);
+        let key = OpeningKey::generate().unwrap();
+        client
+            .register_reviewer_key(pb::RegisterReviewerKeyRequest {
+                public_key: key.public_key().to_vec(),
+            })
+            .await
+            .unwrap();
+        Self { principal, key, client }
+    }
+
+    async fn claim(&mut self) -> Option<pb::ClaimNextResponse> {
+        let claim = self
+            .client
+            .claim_next(pb::ClaimNextRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        (!claim.case_id.is_empty()).then_some(claim)
+    }
+
+    /// Opens a claimed case as a console would: with the reviewer's own private key.
+    fn read(&self, claim: &pb::ClaimNextResponse) -> idgate::domain::IdentityFields {
+        let plain = self
+            .key
+            .open(
+                &Context::review(&claim.case_id, self.principal),
+                &claim.enc,
+                &claim.ciphertext,
+            )
+            .unwrap();
+        idgate::material::decode(&plain).unwrap()
+    }
+
+    async fn decide(&mut self, case_id: &str, decision: pb::Decision) -> Result<pb::Status, tonic::Status> {
+        let request = pb::SubmitDecisionRequest {
+            case_id: case_id.into(),
+            decision: decision as i32,
+            reason_code: "DOCS_MATCH".into(),
+        };
+        self.client
+            .submit_decision(request)
+            .await
+            .map(|r| pb::Status::try_from(r.into_inner().status).unwrap())
+    }
+}
+
+async fn supplement(gw: &TestGateway, verification_id: &str, request_id: &str) -> pb::VerifyResponse {
+    let mut client = gw.onboarding().await;
+    let key = client
+        .get_sealing_key(pb::GetSealingKeyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut fields = idgate::domain::IdentityFields::default();
+    fields.id_card_front = png(800, 500);
+    fields.id_card_back = png(801, 500);
+    fields.handheld_id_photo = png(600, 800);
+    let plaintext = idgate::material::encode_fields(&fields);
+    let sealed = sealing::seal(
+        &key.public_key,
+        &Context::supplement(verification_id, request_id),
+        &plaintext,
+    )
+    .unwrap();
+    let request = pb::SubmitSupplementRequest {
+        verification_id: verification_id.into(),
+        request_id: request_id.into(),
+        payload: Some(pb::SealedPayload {
+            key_id: key.key_id,
+            enc: sealed.enc,
+            ciphertext: sealed.ciphertext,
+        }),
+    };
+    client.submit_supplement(request).await.unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn an_anchor_case_is_reviewed_end_to_end_with_supplement_and_audit() {
+    let gw = TestGateway::start().await;
+    let mut onboarding = gw.onboarding().await;
+    let person = Person::adult("975");
+    let pending = verify(&mut onboarding, pb::Purpose::Anchor, "review-1", &person)
+        .await
+        .unwrap();
+    assert_eq!(pending.status, pb::Status::PendingReview as i32);
+
+    // No key, no case.
+    let mut raw = ReviewServiceClient::new(gw.channel("reviewer-1").await);
+    let status = raw.claim_next(pb::ClaimNextRequest {}).await.unwrap_err();
+    assert_eq!(
+        (status.code(), reason(&status).as_deref()),
+        (Code::FailedPrecondition, Some("NO_REVIEWER_KEY"))
+    );
+    let bad_key = raw
+        .register_reviewer_key(pb::RegisterReviewerKeyRequest {
+            public_key: vec![1; 31],
+        })
+        .await;
+    assert_eq!(bad_key.unwrap_err().code(), Code::InvalidArgument);
+
+    let mut r1 = ReviewerConsole::open(&gw, "reviewer-1").await;
+    assert!(r1.claim().await.is_none(), "an anchor case waits for its supplement");
+
+    let after = supplement(&gw, &pending.verification_id, "supp-1").await;
+    assert_eq!(after.status, pb::Status::PendingReview as i32);
+    supplement(&gw, &pending.verification_id, "supp-1").await; // an idempotent retry
+
+    let id = pb::GetVerificationRequest {
+        verification_id: pending.verification_id.clone(),
+    };
+    let mut watch = onboarding.watch_verification(id.clone()).await.unwrap().into_inner();
+    assert_eq!(
+        watch.message().await.unwrap().unwrap().status,
+        pb::Status::PendingReview as i32
+    );
+
+    let claim = r1.claim().await.expect("the case is ready now");
+    assert_eq!(claim.case_id, pending.verification_id);
+    assert_eq!(claim.purpose, pb::Purpose::Anchor as i32);
+    assert!(claim.lease_expires_unix > SystemClock.now_unix());
+    let fields = r1.read(&claim);
+    assert_eq!(
+        (fields.name.as_str(), fields.id_number.as_str()),
+        (person.name.as_str(), person.id_number.as_str())
+    );
+    assert_eq!(fields.face_image, person.face);
+    assert_eq!(fields.id_card_front, png(800, 500));
+    assert_eq!(fields.handheld_id_photo, png(600, 800));
+    // Bound to the reviewer: nobody else can open it.
+    assert!(
+        r1.key
+            .open(
+                &Context::review(&claim.case_id, "reviewer-2"),
+                &claim.enc,
+                &claim.ciphertext
+            )
+            .is_err()
+    );
+
+    assert_eq!(
+        r1.decide(&claim.case_id, pb::Decision::Approve).await.unwrap(),
+        pb::Status::Verified
+    );
+    let last = watch.message().await.unwrap().unwrap();
+    assert_eq!((last.status, last.verified), (pb::Status::Verified as i32, true));
+    assert!(watch.message().await.unwrap().is_none());
+    let got = onboarding.get_verification(id).await.unwrap().into_inner();
+    assert!(got.verified);
+    // A decided case takes no more decisions.
+    let again = r1.decide(&claim.case_id, pb::Decision::Reject).await.unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
+
+    let mut audit = AuditServiceClient::new(gw.channel("admin").await);
+    let events = audit
+        .list_audit_events(pb::ListAuditEventsRequest {
+            case_id: claim.case_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "supplement_added",
+            "case_claimed",
+            "case_material_handed_out",
+            "case_decided"
+        ]
+    );
+    assert!(events.iter().skip(1).all(|e| e.actor == "reviewer-1"));
+    let text = format!("{events:?}");
+    assert!(!text.contains(&person.name) && !text.contains(&person.id_number) && !text.contains(&person.phone));
+    // Paging by principal.
+    let page = audit
+        .list_audit_events(pb::ListAuditEventsRequest {
+            principal: "reviewer-1".into(),
+            page_size: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.events.len(), 2);
+    let rest = audit
+        .list_audit_events(pb::ListAuditEventsRequest {
+            principal: "reviewer-1".into(),
+            page_token: page.next_page_token,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(rest.events.iter().all(|e| e.actor == "reviewer-1") && rest.events.len() >= 2);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn four_eyes_needs_two_different_reviewers_and_a_rejection_ends_at_once() {
+    let mut config = TestGateway::config();
+    config.review.approvals_required = 2;
+    let gw = TestGateway::start_with(config, None).await;
+    let mut onboarding = gw.onboarding().await;
+    let first = verify(&mut onboarding, pb::Purpose::ShortVideo, "fe-1", &Person::adult("945"))
+        .await
+        .unwrap();
+    let second = verify(&mut onboarding, pb::Purpose::ShortVideo, "fe-2", &Person::adult("946"))
+        .await
+        .unwrap();
+
+    let mut r1 = ReviewerConsole::open(&gw, "reviewer-1").await;
+    let mut r2 = ReviewerConsole::open(&gw, "reviewer-2").await;
+    let claim = r1.claim().await.unwrap();
+    assert_eq!(claim.case_id, first.verification_id, "oldest first");
+    assert_eq!(
+        r1.decide(&claim.case_id, pb::Decision::Approve).await.unwrap(),
+        pb::Status::PendingReview
+    );
+    // reviewer-1 never gets the same case again; it gets the other one.
+    let next = r1.claim().await.unwrap();
+    assert_eq!(next.case_id, second.verification_id);
+    assert_eq!(
+        r1.decide(&next.case_id, pb::Decision::Reject).await.unwrap(),
+        pb::Status::NotVerified
+    );
+    assert!(r1.claim().await.is_none());
+
+    let claim2 = r2.claim().await.unwrap();
+    assert_eq!(claim2.case_id, first.verification_id);
+    assert_eq!(
+        r2.decide(&claim2.case_id, pb::Decision::Approve).await.unwrap(),
+        pb::Status::Verified
+    );
+    assert!(r2.claim().await.is_none(), "the rejected case is gone from the queue");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn leases_are_exclusive_expire_and_return_cases_to_the_queue() {
+    let clock = ManualClock::new(SystemClock.now_unix());
+    let mut config = TestGateway::config();
+    config.review.lease_seconds = 60;
+    let gw = TestGateway::start_with(config, Some(clock.clone())).await;
+    let mut onboarding = gw.onboarding().await;
+    let pending = verify(&mut onboarding, pb::Purpose::Radio, "lease-1", &Person::adult("950"))
+        .await
+        .unwrap();
+
+    let mut r1 = ReviewerConsole::open(&gw, "reviewer-1").await;
+    let mut r2 = ReviewerConsole::open(&gw, "reviewer-2").await;
+    let claim = r1.claim().await.unwrap();
+    assert!(r2.claim().await.is_none(), "two reviewers never hold the same case");
+    let mut stats_client = ReviewServiceClient::new(gw.channel("admin").await);
+    let stats = stats_client
+        .get_queue_stats(pb::GetQueueStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((stats.pending, stats.claimed), (0, 1));
+
+    // Another reviewer cannot decide or release it.
+    let foreign = r2.decide(&claim.case_id, pb::Decision::Approve).await.unwrap_err();
+    assert_eq!(
+        (foreign.code(), reason(&foreign).as_deref()),
+        (Code::PermissionDenied, Some("FOREIGN_LEASE"))
+    );
+    let release = r2
+        .client
+        .release_case(pb::ReleaseCaseRequest {
+            case_id: claim.case_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(release.code(), Code::PermissionDenied);
+
+    // The lease runs out: the case goes back, and the late decision is refused.
+    clock.advance(61);
+    let late = r1.decide(&claim.case_id, pb::Decision::Approve).await.unwrap_err();
+    assert_eq!(
+        (late.code(), reason(&late).as_deref()),
+        (Code::FailedPrecondition, Some("LEASE_EXPIRED"))
+    );
+    let stats = stats_client
+        .get_queue_stats(pb::GetQueueStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((stats.pending, stats.claimed), (1, 0));
+    assert!(stats.oldest_pending_age_seconds >= 61);
+    let reclaimed = r2.claim().await.unwrap();
+    assert_eq!(reclaimed.case_id, pending.verification_id);
+    r2.client
+        .release_case(pb::ReleaseCaseRequest {
+            case_id: reclaimed.case_id.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        r1.claim().await.unwrap().case_id,
+        pending.verification_id,
+        "released cases return at once"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn retention_expiry_while_claimed_ends_the_case() {
+    let clock = ManualClock::new(SystemClock.now_unix());
+    let mut config = TestGateway::config();
+    config.retention.pending_review_ttl_seconds = 600;
+    config.retention.sweep_interval_seconds = 1;
+    config.review.lease_seconds = 3_600;
+    let gw = TestGateway::start_with(config, Some(clock.clone())).await;
+    let mut onboarding = gw.onboarding().await;
+    let pending = verify(&mut onboarding, pb::Purpose::ShortVideo, "exp-1", &Person::adult("955"))
+        .await
+        .unwrap();
+    let mut r1 = ReviewerConsole::open(&gw, "reviewer-1").await;
+    let claim = r1.claim().await.unwrap();
+    let id = pb::GetVerificationRequest {
+        verification_id: pending.verification_id.clone(),
+    };
+    let mut watch = onboarding.watch_verification(id).await.unwrap().into_inner();
+    watch.message().await.unwrap();
+    clock.advance(601);
+    let expired = tokio::time::timeout(std::time::Duration::from_secs(20), watch.message())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(expired.unwrap().status, pb::Status::Expired as i32);
+    let refused = r1.decide(&claim.case_id, pb::Decision::Approve).await.unwrap_err();
+    assert_eq!(
+        (refused.code(), reason(&refused).as_deref()),
+        (Code::FailedPrecondition, Some("NOT_PENDING"))
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reviewers_never_claim_the_same_case() {
+    let gw = TestGateway::start().await;
+    let mut onboarding = gw.onboarding().await;
+    let mut expected = HashSet::new();
+    for i in 0..12 {
+        let seq = format!("{}", 940 + i);
+        let answer = verify(
+            &mut onboarding,
+            pb::Purpose::ShortVideo,
+            &format!("cc-{i}"),
+            &Person::adult(&seq),
+        )
+        .await;
+        expected.insert(answer.unwrap().verification_id);
+    }
+    let mut tasks = Vec::new();
+    for principal in ["reviewer-1", "reviewer-2"] {
+        let mut console = ReviewerConsole::open(&gw, principal).await;
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(claim) = console.claim().await {
+                mine.push(claim.case_id);
+            }
+            mine
+        }));
+    }
+    let mut claimed = Vec::new();
+    for task in tasks {
+        claimed.extend(task.await.unwrap());
+    }
+    let unique: HashSet<String> = claimed.iter().cloned().collect();
+    assert_eq!(unique.len(), claimed.len(), "a case was claimed twice");
+    assert_eq!(unique, expected);
+    gw.stop().await;
+}
