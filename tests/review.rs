@@ -399,3 +399,71 @@ async fn concurrent_reviewers_never_claim_the_same_case() {
     assert_eq!(unique, expected);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn the_review_console_decides_a_case_and_leaves_nothing_behind() {
+    let gw = TestGateway::start().await;
+    let mut onboarding = gw.onboarding().await;
+    let pending = verify(
+        &mut onboarding,
+        pb::Purpose::ShortVideo,
+        "console-1",
+        &Person::adult("947"),
+    )
+    .await
+    .unwrap();
+    let key_file = gw.dir.path().join("reviewer-2.review-key");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_idgate"));
+    command
+        .args([
+            "review",
+            "--target",
+            &gw.addr.to_string(),
+            "--as",
+            "reviewer-2",
+            "--certs",
+        ])
+        .arg(gw.certs())
+        .arg("--key-file")
+        .arg(&key_file)
+        .args(["--decide", "reject", "--reason", "FACE_MISMATCH"])
+        .env("TMPDIR", gw.dir.path());
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&pending.verification_id) && stdout.contains("STATUS_NOT_VERIFIED"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("测试员·甲"), "the reviewer sees the decrypted case");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // The private image directory is gone.
+    let leftovers: Vec<_> = std::fs::read_dir(gw.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("idgate-review-"))
+        .collect();
+    assert!(leftovers.is_empty(), "decrypted images left behind");
+    let id = pb::GetVerificationRequest {
+        verification_id: pending.verification_id,
+    };
+    assert_eq!(
+        onboarding.get_verification(id).await.unwrap().into_inner().status,
+        pb::Status::NotVerified as i32
+    );
+    gw.stop().await;
+}

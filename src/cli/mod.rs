@@ -4,6 +4,7 @@ pub mod client;
 pub mod dev_certs;
 pub mod keys;
 pub mod provider_sim;
+pub mod review;
 pub mod serve;
 pub mod verify;
 
@@ -30,6 +31,8 @@ pub enum Command {
     Keys(keys::KeysArgs),
     /// Seal and send one verification (a client for trying the gateway out).
     Verify(verify::VerifyArgs),
+    /// The review console: claim the next case, see it (decrypted with your own key), decide.
+    Review(review::ReviewArgs),
     /// Run the Tencent FaceID protocol simulator.
     ProviderSim(provider_sim::ProviderSimArgs),
 }
@@ -60,5 +63,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keys(args) => keys::run(args),
         Command::Verify(args) => verify::run(args).await,
         Command::ProviderSim(args) => provider_sim::run(args).await,
+        Command::Review(args) => review::run(args).await,
     }
 }

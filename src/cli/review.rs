@@ -1,0 +1,247 @@
+//! `idgate review`: the reference review console, for a human at a terminal (or a script).
+//!
+//! The reviewer's X25519 key lives in a file created on first use (mode 0600) and never leaves this
+//! machine; the gateway only ever sends case material sealed to it. Decrypted images are written to
+//! a private temporary directory (0700, files 0600) for an image viewer, and removed after the
+//! decision, on Ctrl-C, or on any error. Nothing personal is logged.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use super::CliError;
+use super::client::connect;
+use crate::crypto::SecretKey32;
+use crate::crypto::keyfile::{create_private_dir, write_private_file};
+use crate::crypto::sealing::{Context, OpeningKey};
+use crate::pb;
+use crate::pb::review_service_client::ReviewServiceClient;
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum DecisionArg {
+    Approve,
+    Reject,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReviewArgs {
+    /// Gateway address.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub target: String,
+    /// A directory laid out like `dev-certs` output.
+    #[arg(long, default_value = "certs/dev")]
+    pub certs: PathBuf,
+    /// Which certificate in --certs to use (its CN is your principal).
+    #[arg(long = "as", default_value = "reviewer-1")]
+    pub identity: String,
+    /// The reviewer's X25519 key file (created on first use, mode 0600). Default: <certs>/<as>.review-key
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// Decide without asking (for scripts).
+    #[arg(long, value_enum, requires = "reason")]
+    pub decide: Option<DecisionArg>,
+    /// Reason code for --decide (A-Z, 0-9, _).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Only print the queue figures.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// Loads the reviewer key, creating it (0600) on first use.
+fn reviewer_key(path: &Path) -> anyhow::Result<OpeningKey> {
+    if !path.exists() {
+        let secret = SecretKey32::random().context("randomness")?;
+        let text = zeroize::Zeroizing::new(hex::encode(secret.expose()));
+        write_private_file(path, text.as_bytes()).context("creating the reviewer key file")?;
+        eprintln!("created reviewer key {}", path.display());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        anyhow::ensure!(
+            mode & 0o077 == 0,
+            "{} can be read by other users; chmod 600 it",
+            path.display()
+        );
+    }
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).context("reading the reviewer key")?);
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(text.trim(), bytes.as_mut()).map_err(|_| anyhow::anyhow!("malformed reviewer key file"))?;
+    Ok(OpeningKey::from_secret(&SecretKey32::from_bytes(*bytes)))
+}
+
+/// A private directory removed (with its files) when dropped.
+struct PrivateDir(PathBuf);
+
+impl PrivateDir {
+    fn create() -> anyhow::Result<Self> {
+        let name = crate::crypto::random::id("idgate-review-").context("randomness")?;
+        let path = std::env::temp_dir().join(name);
+        create_private_dir(&path).context("creating a private directory")?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The principal (CN) of our own client certificate.
+fn own_principal(cert: &Path) -> anyhow::Result<String> {
+    let certs = crate::transport::tls::load_certs("client certificate", cert)?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no certificate in {}", cert.display()))?;
+    let caller = crate::transport::auth::caller_from_certificate(leaf.as_ref())
+        .ok_or_else(|| anyhow::anyhow!("{} names no role and principal", cert.display()))?;
+    Ok(caller.principal)
+}
+
+fn extension(bytes: &[u8]) -> &'static str {
+    if bytes.starts_with(b"\x89PNG") { "png" } else { "jpg" }
+}
+
+async fn ask(prompt: &str) -> anyhow::Result<String> {
+    print!("{prompt}");
+    std::io::stdout().flush()?;
+    let line = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| line)
+    })
+    .await??;
+    Ok(line.trim().to_owned())
+}
+
+pub async fn run(args: ReviewArgs) -> Result<(), CliError> {
+    let channel = connect(&args.target, &args.certs, &args.identity).await?;
+    let mut client = ReviewServiceClient::new(channel).max_decoding_message_size(32 << 20);
+    if args.stats {
+        let s = client
+            .get_queue_stats(pb::GetQueueStatsRequest {})
+            .await
+            .context("GetQueueStats")?
+            .into_inner();
+        println!(
+            "pending={} claimed={} oldest_pending_age_seconds={}",
+            s.pending, s.claimed, s.oldest_pending_age_seconds
+        );
+        return Ok(());
+    }
+    let key_path = args
+        .key_file
+        .clone()
+        .unwrap_or_else(|| args.certs.join(format!("{}.review-key", args.identity)));
+    let key = reviewer_key(&key_path)?;
+    client
+        .register_reviewer_key(pb::RegisterReviewerKeyRequest {
+            public_key: key.public_key().to_vec(),
+        })
+        .await
+        .context("RegisterReviewerKey")?;
+
+    let claim = client
+        .claim_next(pb::ClaimNextRequest {})
+        .await
+        .context("ClaimNext")?
+        .into_inner();
+    if claim.case_id.is_empty() {
+        println!("the review queue is empty");
+        return Ok(());
+    }
+    let case_id = claim.case_id.clone();
+    // The gateway binds the material to this certificate's CN.
+    let principal = own_principal(&args.certs.join(format!("{}.pem", args.identity)))?;
+    let plaintext = key
+        .open(&Context::review(&case_id, &principal), &claim.enc, &claim.ciphertext)
+        .map_err(|_| anyhow::anyhow!("the case material does not open with this reviewer key"))?;
+    let fields = crate::material::decode(&plaintext).ok_or_else(|| anyhow::anyhow!("malformed case material"))?;
+    drop(plaintext);
+
+    let dir = PrivateDir::create()?;
+    let purpose = pb::Purpose::try_from(claim.purpose)
+        .map(|p| p.as_str_name())
+        .unwrap_or("UNKNOWN");
+    println!(
+        "case {case_id}  purpose {purpose}  lease until {} (unix)",
+        claim.lease_expires_unix
+    );
+    println!("  name       {}", fields.name);
+    println!("  ID number  {}", fields.id_number);
+    if !fields.phone.is_empty() {
+        println!("  phone      {}", fields.phone);
+    }
+    for (label, bytes) in [
+        ("face", &fields.face_image),
+        ("id_card_front", &fields.id_card_front),
+        ("id_card_back", &fields.id_card_back),
+        ("handheld_id_photo", &fields.handheld_id_photo),
+    ] {
+        if !bytes.is_empty() {
+            let path = dir.0.join(format!("{label}.{}", extension(bytes)));
+            write_private_file(&path, bytes).context("writing an image")?;
+            println!("  {label:<18} {}", path.display());
+        }
+    }
+    drop(fields);
+
+    let decided = async {
+        let (decision, reason) = match (args.decide, &args.reason) {
+            (Some(d), Some(r)) => (d, r.clone()),
+            _ => loop {
+                let answer = ask("approve / reject / release? ").await?;
+                let decision = match answer.as_str() {
+                    "approve" | "a" => DecisionArg::Approve,
+                    "reject" | "r" => DecisionArg::Reject,
+                    "release" => return Ok::<_, anyhow::Error>(None),
+                    _ => continue,
+                };
+                let reason = ask("reason code (e.g. DOCS_MATCH, FACE_MISMATCH): ").await?;
+                break (decision, reason);
+            },
+        };
+        let decision = match decision {
+            DecisionArg::Approve => pb::Decision::Approve,
+            DecisionArg::Reject => pb::Decision::Reject,
+        };
+        Ok(Some((decision, reason)))
+    };
+    let outcome = tokio::select! {
+        outcome = decided => outcome?,
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    match outcome {
+        Some((decision, reason_code)) => {
+            let request = pb::SubmitDecisionRequest {
+                case_id: case_id.clone(),
+                decision: decision as i32,
+                reason_code,
+            };
+            let status = client
+                .submit_decision(request)
+                .await
+                .context("SubmitDecision")?
+                .into_inner()
+                .status;
+            let status = pb::Status::try_from(status)
+                .map(|s| s.as_str_name())
+                .unwrap_or("UNKNOWN");
+            println!("case {case_id}: {status}");
+        }
+        None => {
+            client
+                .release_case(pb::ReleaseCaseRequest {
+                    case_id: case_id.clone(),
+                })
+                .await
+                .context("ReleaseCase")?;
+            println!("case {case_id} released");
+        }
+    }
+    drop(dir);
+    Ok(())
+}
