@@ -109,11 +109,14 @@ fn extension(bytes: &[u8]) -> &'static str {
 async fn ask(prompt: &str) -> anyhow::Result<String> {
     print!("{prompt}");
     std::io::stdout().flush()?;
-    let line = tokio::task::spawn_blocking(|| {
+        // A detached thread, not the runtime's blocking pool: a read still waiting when the console ends
+    // (Ctrl-C) must not keep the process alive.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
         let mut line = String::new();
-        std::io::stdin().read_line(&mut line).map(|_| line)
-    })
-    .await??;
+        let _ = tx.send(std::io::stdin().read_line(&mut line).map(|_| line));
+    });
+    let line = rx.await.context("reading the terminal")??;
     Ok(line.trim().to_owned())
 }
 
