@@ -21,11 +21,18 @@
 //! | `P:audit` | stream | audit events; the event id is the stream id | trimmed with `MINID ~` on append |
 //! | `P:rl:{<key>}:<window secs>:<window start>` | string | a rate-window counter | window length + 60 s |
 //! | `P:anchor:{<id index>}` | set | accounts bound to one anchor ID | `ttl_seconds` after the last change |
+//! | `P:{<case>}:review` | hash | a case in the review queue (fields below); the truth about its lease | with the personal data; deleted when the case ends |
+//! | `P:review:queue` | stream + group `reviewers` | one entry `case=<id>` per queued case; the group's pending entries are the leases (see `redis_review.rs`) | entries deleted when their case ends (or by the next claim that meets them) |
+//! | `P:reviewer:{<principal>}` | string | a reviewer's X25519 public key (32 bytes) | — (replaced on registration) |
 //!
 //! Case hash fields: `v` (encoding version, `1`), `id`, `account`, `request`, `principal`, `purpose`
 //! ([`Purpose::as_str`]), `status` ([`CaseStatus::as_str`]), `created`, `updated`, `lease`
 //! (decimal unix seconds), and when present `provider`, `refusal`, `pii_exp`. An absent optional field
 //! is `None`.
+//!
+//! Review hash fields: `queued` (unix seconds, caller's clock), `entry` (its queue stream id), `holder`,
+//! `until`, `leased` (the lease: reviewer, end, start), `claimed`, `approvals`, `supplements` (JSON arrays of
+//! principals / supplement request ids), `supplement` (`1` once the supplement is complete). No personal data.
 //!
 //! The indexes live on other slots than the cases they point to, so they are updated in separate
 //! commands and may be stale: every reader of an index re-checks the case inside the case's script.
@@ -58,6 +65,11 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Script, ScriptInvocation, Value};
 
 use super::{AuditEvent, Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
+
+// The review queue (`impl ReviewQueue for RedisStore`): a child module, so that it shares this
+// module's connection, key names and reply decoding without widening their visibility.
+#[path = "redis_review.rs"]
+mod review;
 use crate::crypto::envelope::{Body, WrappedKey};
 use crate::domain::Purpose;
 
@@ -176,6 +188,15 @@ impl Keys {
     fn anchor(&self, id_index: &str) -> String {
         format!("{}:anchor:{{{id_index}}}", self.prefix)
     }
+    fn review(&self, id: &str) -> String {
+        format!("{}:{{{id}}}:review", self.prefix)
+    }
+    fn review_queue(&self) -> String {
+        format!("{}:review:queue", self.prefix)
+    }
+    fn reviewer(&self, principal: &str) -> String {
+        format!("{}:reviewer:{{{principal}}}", self.prefix)
+    }
 }
 
 /// The Lua scripts. Each touches the keys of one case (or one other key) only, so it runs on one
@@ -211,7 +232,8 @@ end
 return {'existing', unpack(redis.call('HGETALL', KEYS[1]))}
 ";
 
-/// Ends the provider phase. KEYS: case, pii key, pii body.
+/// Ends the provider phase; a case pending review gets its review hash (queued now, same TTL as
+/// its personal data). KEYS: case, pii key, pii body, review.
 /// ARGV: status, now, record ttl (s), is final, provider?, refusal?, pii_exp?, pii ttl (ms)?, wrapped
 /// key, body — `?` = empty string for none.
 const FINISH: &str = r"
@@ -220,12 +242,14 @@ if redis.call('HGET', KEYS[1], 'status') ~= 'processing' then return {'conflict'
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated', ARGV[2])
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'provider', ARGV[5]) else redis.call('HDEL', KEYS[1], 'provider') end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'refusal', ARGV[6]) else redis.call('HDEL', KEYS[1], 'refusal') end
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 if ARGV[7] ~= '' then
   redis.call('HSET', KEYS[1], 'pii_exp', ARGV[7])
   if ARGV[8] ~= '' then
     redis.call('SET', KEYS[2], ARGV[9], 'PX', ARGV[8])
     redis.call('SET', KEYS[3], ARGV[10], 'PX', ARGV[8])
+    redis.call('HSET', KEYS[4], 'queued', ARGV[2])
+    redis.call('PEXPIRE', KEYS[4], ARGV[8])
   end
 else
   redis.call('HDEL', KEYS[1], 'pii_exp')
@@ -235,8 +259,9 @@ return {'ok', unpack(redis.call('HGETALL', KEYS[1]))}
 ";
 
 /// Ends a pending case by expiry or erasure and destroys its personal data (crypto-shredding: the
-/// wrapped data key and the body go in the same step). KEYS: case, pii key, pii body.
-/// ARGV: `expire` | `erase`, now, record ttl (s), account (erase only: the case must be its).
+/// wrapped data key and the body go in the same step) and takes it out of the review queue (its
+/// stream entry is removed by the caller, or skipped by the next claim). KEYS: case, pii key, pii
+/// body, review. ARGV: `expire` | `erase`, now, record ttl (s), account (erase only: the case must be its).
 const SHRED: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 if ARGV[1] == 'erase' and redis.call('HGET', KEYS[1], 'account') ~= ARGV[4] then return {'foreign'} end
@@ -250,14 +275,15 @@ if ARGV[1] == 'expire' then
   if tonumber(due) == nil or tonumber(due) > tonumber(ARGV[2]) then return {'later', due} end
   next_status = 'expired'
 end
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 redis.call('HDEL', KEYS[1], 'pii_exp')
 redis.call('HSET', KEYS[1], 'status', next_status, 'updated', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return {'done', unpack(redis.call('HGETALL', KEYS[1]))}
 ";
 
-/// Forgets a final case last changed before a time. KEYS: case, pii key, pii body. ARGV: before.
+/// Forgets a final case last changed before a time. KEYS: case, pii key, pii body, review.
+/// ARGV: before.
 const FORGET: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -268,7 +294,7 @@ local updated = redis.call('HGET', KEYS[1], 'updated')
 if tonumber(updated) ~= nil and tonumber(updated) >= tonumber(ARGV[1]) then return {'later', updated} end
 local account = redis.call('HGET', KEYS[1], 'account') or ''
 local request = redis.call('HGET', KEYS[1], 'request') or ''
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 return {'forgot', account, request}
 ";
 
@@ -468,11 +494,10 @@ impl RedisStore {
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
         let mut connection = self.inner.connection.clone();
-        self.bounded(op, invocation.invoke_async(&mut connection))
-            .await
+        self.bounded(op, invocation.invoke_async(&mut connection)).await
     }
 
-    /// Runs a case script (`KEYS` = case, pii key, pii body) and splits its reply.
+    /// Runs a case script (`KEYS` = case, pii key, pii body, review) and splits its reply.
     async fn case_script(
         &self,
         op: &'static str,
@@ -485,7 +510,8 @@ impl RedisStore {
         invocation
             .key(keys.case(id))
             .key(keys.pii_key(id))
-            .key(keys.pii_body(id));
+            .key(keys.pii_body(id))
+            .key(keys.review(id));
         for arg in args {
             invocation.arg(*arg);
         }
@@ -495,10 +521,7 @@ impl RedisStore {
 
     async fn add_to_set(&self, op: &'static str, key: String, member: &str) -> Result<(), StoreError> {
         let mut invocation = self.inner.scripts.add_to_set.prepare_invoke();
-        invocation
-            .key(key)
-            .arg(member)
-            .arg(self.inner.record_ttl_seconds);
+        invocation.key(key).arg(member).arg(self.inner.record_ttl_seconds);
         let _: i64 = self.eval(op, &invocation).await?;
         Ok(())
     }
@@ -532,9 +555,7 @@ impl RedisStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let _: i64 = self
-            .query(op, redis::cmd("ZREM").arg(key).arg(ids))
-            .await?;
+        let _: i64 = self.query(op, redis::cmd("ZREM").arg(key).arg(ids)).await?;
         Ok(())
     }
 
@@ -592,13 +613,7 @@ impl RedisStore {
                         // A stale score: put the entry where the case says it is due.
                         let due = reply.word(OP, 0)?;
                         let _: i64 = self
-                            .query(
-                                OP,
-                                redis::cmd("ZADD")
-                                    .arg(self.inner.keys.expiry())
-                                    .arg(due)
-                                    .arg(id),
-                            )
+                            .query(OP, redis::cmd("ZADD").arg(self.inner.keys.expiry()).arg(due).arg(id))
                             .await?;
                         // Now scored after `now`: out of this range, so no offset.
                     }
@@ -634,17 +649,10 @@ impl RedisStore {
                         let request = reply.word(OP, 1)?;
                         // The idempotency key may be claimed again (only if it still names this case).
                         let mut invocation = self.inner.scripts.delete_if_equal.prepare_invoke();
-                        invocation
-                            .key(self.inner.keys.idem(&account, &request))
-                            .arg(id);
+                        invocation.key(self.inner.keys.idem(&account, &request)).arg(id);
                         let _: i64 = self.eval(OP, &invocation).await?;
                         let _: i64 = self
-                            .query(
-                                OP,
-                                redis::cmd("SREM")
-                                    .arg(self.inner.keys.account(&account))
-                                    .arg(id),
-                            )
+                            .query(OP, redis::cmd("SREM").arg(self.inner.keys.account(&account)).arg(id))
                             .await?;
                         done.push(id.clone());
                     }
@@ -653,10 +661,7 @@ impl RedisStore {
                         let _: i64 = self
                             .query(
                                 OP,
-                                redis::cmd("ZADD")
-                                    .arg(self.inner.keys.records())
-                                    .arg(updated)
-                                    .arg(id),
+                                redis::cmd("ZADD").arg(self.inner.keys.records()).arg(updated).arg(id),
                             )
                             .await?;
                         // Now scored at or after `before`: out of this range.
@@ -734,11 +739,7 @@ fn encode_record(record: &CaseRecord) -> Vec<(&'static str, String)> {
 }
 
 /// Reads a case hash given as `HGETALL` pairs. `id` is the case the key was built from.
-fn decode_record(
-    op: &'static str,
-    id: &str,
-    pairs: Vec<Vec<u8>>,
-) -> Result<CaseRecord, StoreError> {
+fn decode_record(op: &'static str, id: &str, pairs: Vec<Vec<u8>>) -> Result<CaseRecord, StoreError> {
     if pairs.len() % 2 != 0 {
         return Err(corrupt(op, "case"));
     }
@@ -773,8 +774,7 @@ fn decode_record(
         account_id: required("account")?,
         request_id: required("request")?,
         principal: required("principal")?,
-        purpose: Purpose::from_str_name(&required("purpose")?)
-            .ok_or_else(|| corrupt(op, "purpose"))?,
+        purpose: Purpose::from_str_name(&required("purpose")?).ok_or_else(|| corrupt(op, "purpose"))?,
         status: parse_status(&required("status")?).ok_or_else(|| corrupt(op, "status"))?,
         refusal: text("refusal")?,
         provider: text("provider")?,
@@ -852,8 +852,7 @@ impl Store for RedisStore {
             return Err(StoreError::Unavailable);
         };
         // Index first, so that erasure can never miss the case (a stale entry is harmless).
-        self.add_to_set(OP, keys.account(&record.account_id), &id)
-            .await?;
+        self.add_to_set(OP, keys.account(&record.account_id), &id).await?;
         // Step 2 (case slot), one script whoever gets here: creates the case if absent (we won step
         // 1, or the winner died before creating it), takes over a Processing case whose lease ran
         // out, or reports the case. Exactly one concurrent caller sees it absent or expired.
@@ -863,11 +862,7 @@ impl Store for RedisStore {
         let now = now_unix.to_string();
         let ttl = self.inner.record_ttl_seconds.to_string();
         let mut invocation = self.inner.scripts.claim.prepare_invoke();
-        invocation
-            .key(keys.case(&id))
-            .arg(&now)
-            .arg(&lease)
-            .arg(&ttl);
+        invocation.key(keys.case(&id)).arg(&now).arg(&lease).arg(&ttl);
         for (field, value) in encode_record(&fresh) {
             invocation.arg(field).arg(value);
         }
@@ -880,12 +875,7 @@ impl Store for RedisStore {
         }
     }
 
-    async fn finish(
-        &self,
-        id: &str,
-        finish: Finish,
-        now_unix: i64,
-    ) -> Result<CaseRecord, StoreError> {
+    async fn finish(&self, id: &str, finish: Finish, now_unix: i64) -> Result<CaseRecord, StoreError> {
         const OP: &str = "finish";
         if !CaseStatus::Processing.may_become(finish.status) {
             return Err(StoreError::Conflict);
@@ -900,11 +890,7 @@ impl Store for RedisStore {
                 let ttl_ms = expires_at.saturating_sub(now_unix).saturating_mul(1000);
                 // Already due: keep nothing; the case still records the due time so that a sweep
                 // expires it.
-                let ttl_ms = if ttl_ms > 0 {
-                    ttl_ms.to_string()
-                } else {
-                    String::new()
-                };
+                let ttl_ms = if ttl_ms > 0 { ttl_ms.to_string() } else { String::new() };
                 (
                     expires_at.to_string(),
                     ttl_ms,
@@ -942,14 +928,12 @@ impl Store for RedisStore {
         let record = reply.record(OP, id)?;
         if let Some(at) = record.pii_expires_at_unix {
             let _: i64 = self
-                .query(
-                    OP,
-                    redis::cmd("ZADD")
-                        .arg(self.inner.keys.expiry())
-                        .arg(at)
-                        .arg(id),
-                )
+                .query(OP, redis::cmd("ZADD").arg(self.inner.keys.expiry()).arg(at).arg(id))
                 .await?;
+        }
+        // Only a case whose data is held gets a review hash (see FINISH) and so a queue entry.
+        if record.status == CaseStatus::PendingReview && !ttl_ms.is_empty() {
+            self.enqueue_review(OP, id).await?;
         }
         if record.status.is_final() {
             self.after_final(OP, &record).await?;
@@ -1005,9 +989,7 @@ impl Store for RedisStore {
             },
         );
         Ok(Some(
-            futures_util::stream::once(async move { first })
-                .chain(changes)
-                .boxed(),
+            futures_util::stream::once(async move { first }).chain(changes).boxed(),
         ))
     }
 
@@ -1016,12 +998,7 @@ impl Store for RedisStore {
         let keys = &self.inner.keys;
         // Both keys share the case's slot, so one MGET reads them together.
         let (key, body): (Option<Vec<u8>>, Option<Vec<u8>>) = self
-            .query(
-                OP,
-                redis::cmd("MGET")
-                    .arg(keys.pii_key(id))
-                    .arg(keys.pii_body(id)),
-            )
+            .query(OP, redis::cmd("MGET").arg(keys.pii_key(id)).arg(keys.pii_body(id)))
             .await?;
         match (key, body) {
             (Some(key), Some(body)) => Ok(Some(SealedPii {
@@ -1037,14 +1014,11 @@ impl Store for RedisStore {
         // Audit trimming, rate windows and anchor bindings need nothing here: Redis expires them.
         let expired = self.sweep_expired(now_unix).await?;
         self.forget_records(records_before_unix).await?;
+        self.requeue_orphans(now_unix).await?;
         Ok(expired)
     }
 
-    async fn erase_account(
-        &self,
-        account_id: &str,
-        now_unix: i64,
-    ) -> Result<Vec<String>, StoreError> {
+    async fn erase_account(&self, account_id: &str, now_unix: i64) -> Result<Vec<String>, StoreError> {
         const OP: &str = "erase_account";
         let keys = &self.inner.keys;
         let mut ids: Vec<String> = self
@@ -1061,12 +1035,7 @@ impl Store for RedisStore {
                     OP,
                     &self.inner.scripts.shred,
                     &id,
-                    &[
-                        b"erase",
-                        now.as_bytes(),
-                        ttl.as_bytes(),
-                        account_id.as_bytes(),
-                    ],
+                    &[b"erase", now.as_bytes(), ttl.as_bytes(), account_id.as_bytes()],
                 )
                 .await?;
             match reply.status.as_str() {
@@ -1085,27 +1054,16 @@ impl Store for RedisStore {
         }
         if !settled.is_empty() {
             let _: i64 = self
-                .query(
-                    OP,
-                    redis::cmd("SREM").arg(keys.account(account_id)).arg(&settled),
-                )
+                .query(OP, redis::cmd("SREM").arg(keys.account(account_id)).arg(&settled))
                 .await?;
         }
         self.zrem(OP, keys.expiry(), &erased).await?;
         Ok(erased)
     }
 
-    async fn append_audit(
-        &self,
-        event: AuditEvent,
-        retention_seconds: u64,
-    ) -> Result<(), StoreError> {
+    async fn append_audit(&self, event: AuditEvent, retention_seconds: u64) -> Result<(), StoreError> {
         let retention = i64::try_from(retention_seconds).unwrap_or(i64::MAX);
-        let min_ms = event
-            .at_unix
-            .saturating_sub(retention)
-            .saturating_mul(1000)
-            .max(0);
+        let min_ms = event.at_unix.saturating_sub(retention).saturating_mul(1000).max(0);
         let mut cmd = redis::cmd("XADD");
         cmd.arg(self.inner.keys.audit())
             .arg("MINID")
@@ -1127,11 +1085,7 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    async fn audit_events(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, AuditEvent)>, StoreError> {
+    async fn audit_events(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, AuditEvent)>, StoreError> {
         const OP: &str = "audit_events";
         let start = match after {
             // Only a stream id is a cursor; anything else is unknown, as in the embedded store.
@@ -1159,12 +1113,7 @@ impl Store for RedisStore {
             .collect()
     }
 
-    async fn count_in_window(
-        &self,
-        key: &str,
-        window_seconds: u64,
-        now_unix: i64,
-    ) -> Result<u64, StoreError> {
+    async fn count_in_window(&self, key: &str, window_seconds: u64, now_unix: i64) -> Result<u64, StoreError> {
         let window_seconds = window_seconds.max(1);
         let window = i64::try_from(window_seconds).unwrap_or(i64::MAX);
         let start = now_unix - now_unix.rem_euclid(window);
@@ -1214,8 +1163,7 @@ impl Store for RedisStore {
                 )
                 .await?;
             for id in &ids {
-                let key: Option<Vec<u8>> =
-                    self.query(OP, redis::cmd("GET").arg(keys.pii_key(id))).await?;
+                let key: Option<Vec<u8>> = self.query(OP, redis::cmd("GET").arg(keys.pii_key(id))).await?;
                 if let Some(key) = key {
                     let key = decode_wrapped_key(OP, &key)?;
                     if key.kek_id != kek_id {
@@ -1234,12 +1182,7 @@ impl Store for RedisStore {
         Ok(found)
     }
 
-    async fn replace_wrapped_key(
-        &self,
-        case_id: &str,
-        old: &WrappedKey,
-        new: WrappedKey,
-    ) -> Result<bool, StoreError> {
+    async fn replace_wrapped_key(&self, case_id: &str, old: &WrappedKey, new: WrappedKey) -> Result<bool, StoreError> {
         let keys = &self.inner.keys;
         let mut invocation = self.inner.scripts.replace_key.prepare_invoke();
         invocation

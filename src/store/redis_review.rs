@@ -1,0 +1,953 @@
+//! The manual-review queue on Redis (`impl ReviewQueue for RedisStore`): leases, four-eyes
+//! approvals and supplements, with the same meaning as the embedded store's queue.
+//!
+//! # Two places, one truth
+//!
+//! - **The review hash** `P:{<case>}:review` (on the case's slot) is the truth about a case in
+//!   review: when it was queued, who holds the lease and until when, who claimed and approved it,
+//!   its supplements. Every decision about a case — may this reviewer have it, is this lease live,
+//!   does this approval end it — is one Lua script over the case's keys, judged on the caller's
+//!   clock (`now_unix`), never on Redis's. Ending a case (a decision, expiry, erasure) drops the
+//!   hash together with the sealed data in the same script.
+//! - **The queue stream** `P:review:queue` with the consumer group `reviewers` is the work queue:
+//!   one entry `{case: <id>}` per queued case, in arrival order. It decides which case is looked at
+//!   next, hands each new arrival to exactly one claimer (`XREADGROUP >`), and keeps every queued
+//!   case in the group's pending entries list (PEL) until the case ends (`XACK` + `XDEL`). Its
+//!   entries are hints: the stream lives on another Cluster slot than the cases, so it can never be
+//!   changed in the same atomic step as a case, and every entry is re-checked by the case script.
+//!
+//! # The PEL as the lease table
+//!
+//! A pending entry's consumer is the reviewer holding the case, and its delivery time is the lease
+//! start **on the caller's clock** (`XCLAIM … TIME`; Redis clamps a time in its future to its own
+//! now), so its idle time is the lease's age and `XAUTOCLAIM` with `min-idle` = the lease length
+//! returns exactly the entries whose lease may have run out. An entry nobody holds (released,
+//! awaiting a second approval, or not ready for the reviewer who last looked: four-eyes, a
+//! missing supplement) is parked on the consumer [`UNASSIGNED`] with delivery time 1 ms, i.e.
+//! idle for decades: every `XAUTOCLAIM` sees it at once. `claim_next` is then:
+//!
+//! 1. `XAUTOCLAIM <reviewer> <lease length> <cursor> COUNT 1`, walking the PEL in id order (the
+//!    oldest first). Each entry taken is now ours and hidden from other claimers while the case
+//!    script decides: *granted* — stamp it with our lease start and return; *held* (the lease is
+//!    still live on the caller's clock: clocks disagree, or several gateways) — hand it back to its
+//!    holder with its lease start; *not ready for us* — park it on [`UNASSIGNED`] so the next
+//!    reviewer sees it at once; *gone* (ended, duplicate) — `XACK` + `XDEL`.
+//! 2. Then new arrivals, `XREADGROUP GROUP reviewers <reviewer> COUNT 1 … >`, handled the same way.
+//!    Every PEL entry is older than every undelivered one, so this keeps the oldest first.
+//!
+//! Moves that hide an entry (our stamp, a hand-back) are made only if we still own the entry
+//! ([`MOVE_IF_OWNER`]); moves that free one are unconditional. So an entry whose case is ready can
+//! be hidden only by a claimer that is about to decide it, or — after a rare interleaving of a
+//! release with a concurrent hand-back — at most until the stale lease's end. A claimer that dies
+//! holding an entry loses it after one lease length, like any consumer group member.
+//!
+//! **Order**: oldest first is arrival order at Redis (stream ids). `queued_at_unix` in the hash is
+//! the caller's clock at arrival; both orders agree up to the clock skew between gateways. Entries
+//! are never re-added on release or a second approval (they stay in the PEL), so a case keeps its
+//! place; only a case re-queued by the sweep's orphan repair (a gateway died between the case
+//! script and `XADD`) joins at the tail.
+//!
+//! # Costs
+//!
+//! A claim walks the PEL from its start: live leases are skipped by Redis itself, but every parked
+//! entry (not ready for somebody) costs one script round trip. With many anchor cases waiting for a
+//! supplement that is linear in their number per claim. `queue_stats` reads every queued case's
+//! hash: correct, linear in the queue.
+//!
+//! # What it must never do
+//!
+//! Trust a stream entry or a PEL owner over the case script; use Redis's clock to decide a lease;
+//! log or put in an error any stored value (case ids and principals are logged by the use case, not
+//! here); panic on what Redis returns.
+
+use std::sync::LazyLock;
+
+use futures_util::future::try_join_all;
+use redis::{Cmd, FromRedisValue, Script, Value};
+
+use super::{RedisStore, Reply, corrupt, decode_record, decode_wrapped_key, encode_wrapped_key, unavailable};
+use crate::crypto::envelope::{Body, WrappedKey};
+use crate::domain::Purpose;
+use crate::store::{
+    CaseRecord, Claim, Lease, QueueStats, ReviewError, ReviewQueue, ReviewState, ReviewVerdict, SealedPii, StoreError,
+};
+
+/// The consumer group of the queue stream.
+const GROUP: &str = "reviewers";
+/// The consumer that holds entries nobody has a lease on. Principals are certificate CNs of
+/// printable ASCII without spaces, so no reviewer can have this name.
+const UNASSIGNED: &str = "idgate unassigned";
+/// Delivery time (ms) of a parked entry: idle for decades, so any `XAUTOCLAIM` takes it.
+const PARKED_TIME_MS: i64 = 1;
+/// Round trips one claim may spend walking the queue before giving up for this call.
+const CLAIM_ROUNDS: usize = 10_000;
+/// Stream entries read per page by `queue_stats`.
+const STATS_PAGE: usize = 256;
+/// A pending case without a queue entry is re-queued by the sweep only this long after it was
+/// queued, so that a `finish` still on its way to `XADD` is not raced.
+const ORPHAN_GRACE_SECONDS: i64 = 60;
+
+/// List helpers shared by the case scripts. Lists (claimed by, approvals, supplement requests) are
+/// JSON arrays of strings in one hash field; `cjson` would write an empty table as `{}`, hence `enc`.
+const LISTS: &str = r"
+local function list(v)
+  if not v or v == '' then return {} end
+  return cjson.decode(v)
+end
+local function enc(t)
+  if #t == 0 then return '[]' end
+  return cjson.encode(t)
+end
+local function has(t, x)
+  for _, v in ipairs(t) do if v == x then return true end end
+  return false
+end
+local function pending()
+  return redis.call('HGET', KEYS[1], 'status') == 'pending_review' and redis.call('EXISTS', KEYS[4]) == 1
+end
+";
+
+/// Leases the case to a reviewer if it is ready for them. KEYS: case, pii key, pii body, review.
+/// ARGV: reviewer, now, lease until, four-eyes (`1`/`0`), anchors need a supplement (`1`/`0`),
+/// the anchor purpose, the queue entry handed to the claimer.
+/// Replies: `gone` | `held`, holder, lease start | `not_ready` | `granted`, pii key, pii body, case.
+const GRANT: &str = r"
+if not pending() then return {'gone'} end
+local entry = redis.call('HGET', KEYS[4], 'entry')
+-- A second entry of the same case (orphan repair raced a slow finish) is dropped.
+if entry and entry ~= ARGV[7] then return {'gone'} end
+local key = redis.call('GET', KEYS[2])
+local body = redis.call('GET', KEYS[3])
+-- Data gone by its TTL: the sweep will expire the case; nothing to review.
+if not key or not body then return {'gone'} end
+if not entry then redis.call('HSET', KEYS[4], 'entry', ARGV[7]) end
+local now = tonumber(ARGV[2])
+local holder = redis.call('HGET', KEYS[4], 'holder')
+local lease_until = tonumber(redis.call('HGET', KEYS[4], 'until'))
+if holder and lease_until and lease_until > now then
+  return {'held', holder, redis.call('HGET', KEYS[4], 'leased') or ARGV[2]}
+end
+local claimed = list(redis.call('HGET', KEYS[4], 'claimed'))
+if has(list(redis.call('HGET', KEYS[4], 'approvals')), ARGV[1]) then return {'not_ready'} end
+if ARGV[4] == '1' and has(claimed, ARGV[1]) then return {'not_ready'} end
+if ARGV[5] == '1' and redis.call('HGET', KEYS[1], 'purpose') == ARGV[6]
+   and redis.call('HGET', KEYS[4], 'supplement') ~= '1' then
+  return {'not_ready'}
+end
+if not has(claimed, ARGV[1]) then table.insert(claimed, ARGV[1]) end
+redis.call('HSET', KEYS[4], 'holder', ARGV[1], 'until', ARGV[3], 'leased', ARGV[2], 'claimed', enc(claimed))
+return {'granted', key, body, unpack(redis.call('HGETALL', KEYS[1]))}
+";
+
+/// Records a verdict under the caller's live lease. KEYS: case, pii key, pii body, review.
+/// ARGV: reviewer, `approve` | `reject`, approvals required (>= 1), now, record ttl (s).
+/// Replies: `not_pending` | `expired` | `foreign` | `requeued`, entry, case | `ended`, entry, case.
+const DECIDE: &str = r"
+if not pending() then return {'not_pending'} end
+local holder = redis.call('HGET', KEYS[4], 'holder')
+local lease_until = tonumber(redis.call('HGET', KEYS[4], 'until'))
+if not holder or not lease_until or lease_until <= tonumber(ARGV[4]) then return {'expired'} end
+if holder ~= ARGV[1] then return {'foreign'} end
+local entry = redis.call('HGET', KEYS[4], 'entry') or ''
+local final = 'not_verified'
+if ARGV[2] == 'approve' then
+  local approvals = list(redis.call('HGET', KEYS[4], 'approvals'))
+  if not has(approvals, ARGV[1]) then table.insert(approvals, ARGV[1]) end
+  if #approvals < tonumber(ARGV[3]) then
+    -- Back to the queue for another reviewer.
+    redis.call('HSET', KEYS[4], 'approvals', enc(approvals))
+    redis.call('HDEL', KEYS[4], 'holder', 'until', 'leased')
+    redis.call('HSET', KEYS[1], 'updated', ARGV[4])
+    return {'requeued', entry, unpack(redis.call('HGETALL', KEYS[1]))}
+  end
+  final = 'verified'
+end
+-- The end of the case: crypto-shredding and out of the queue in one step.
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('HDEL', KEYS[1], 'pii_exp')
+redis.call('HSET', KEYS[1], 'status', final, 'updated', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return {'ended', entry, unpack(redis.call('HGETALL', KEYS[1]))}
+";
+
+/// Gives a leased case back. KEYS: case, pii key, pii body, review. ARGV: reviewer, now.
+/// Replies: `not_pending` | `expired` | `foreign` | `released`, entry.
+const RELEASE: &str = r"
+if not pending() then return {'not_pending'} end
+local holder = redis.call('HGET', KEYS[4], 'holder')
+local lease_until = tonumber(redis.call('HGET', KEYS[4], 'until'))
+if not holder or not lease_until or lease_until <= tonumber(ARGV[2]) then return {'expired'} end
+if holder ~= ARGV[1] then return {'foreign'} end
+redis.call('HDEL', KEYS[4], 'holder', 'until', 'leased')
+return {'released', redis.call('HGET', KEYS[4], 'entry') or ''}
+";
+
+/// Replaces the sealed data with supplemented material (compare-and-set on the wrapped key,
+/// idempotent by request id; TTLs kept). KEYS: case, pii key, pii body, review.
+/// ARGV: request id, expected wrapped key, new wrapped key, new body, complete (`1`/`0`).
+/// Replies: `not_pending` | `duplicate` | `conflict` | `applied`.
+const SUPPLEMENT: &str = r"
+if not pending() then return {'not_pending'} end
+local current = redis.call('GET', KEYS[2])
+if not current or redis.call('EXISTS', KEYS[3]) == 0 then return {'not_pending'} end
+local requests = list(redis.call('HGET', KEYS[4], 'supplements'))
+if has(requests, ARGV[1]) then return {'duplicate'} end
+if current ~= ARGV[2] then return {'conflict'} end
+redis.call('SET', KEYS[2], ARGV[3], 'KEEPTTL')
+redis.call('SET', KEYS[3], ARGV[4], 'KEEPTTL')
+table.insert(requests, ARGV[1])
+redis.call('HSET', KEYS[4], 'supplements', enc(requests))
+if ARGV[5] == '1' then redis.call('HSET', KEYS[4], 'supplement', '1') end
+return {'applied'}
+";
+
+/// Records a case's queue entry unless it has one. KEYS: case, pii key, pii body, review.
+/// ARGV: entry. Replies: `gone` | `has`, entry | `ok`.
+const RECORD_ENTRY: &str = r"
+if not pending() then return {'gone'} end
+local entry = redis.call('HGET', KEYS[4], 'entry')
+if entry then return {'has', entry} end
+redis.call('HSET', KEYS[4], 'entry', ARGV[1])
+return {'ok'}
+";
+
+/// Whether a pending case has no queue entry though queued before a time.
+/// KEYS: case, pii key, pii body, review. ARGV: queued before. Replies: `no` | `orphan`.
+const ORPHAN: &str = r"
+if not pending() or redis.call('HEXISTS', KEYS[4], 'entry') == 1 then return {'no'} end
+local queued = tonumber(redis.call('HGET', KEYS[4], 'queued'))
+if queued == nil or queued > tonumber(ARGV[1]) then return {'no'} end
+return {'orphan'}
+";
+
+/// Moves a pending entry to another consumer with a delivery time, only if `expected` still owns
+/// it. KEYS: queue stream. ARGV: group, entry, expected owner, new owner, delivery time (ms).
+const MOVE_IF_OWNER: &str = r"
+local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if type(p) ~= 'table' or p.err or #p == 0 or p[1][2] ~= ARGV[3] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[4], 0, ARGV[2], 'TIME', ARGV[5], 'JUSTID')
+return 1
+";
+
+struct ReviewScripts {
+    grant: Script,
+    decide: Script,
+    release: Script,
+    supplement: Script,
+    record_entry: Script,
+    orphan: Script,
+    move_if_owner: Script,
+}
+
+/// Scripts are only source and hash: one set serves every store.
+static SCRIPTS: LazyLock<ReviewScripts> = LazyLock::new(|| {
+    let case = |body: &str| Script::new(&format!("{LISTS}{body}"));
+    ReviewScripts {
+        grant: case(GRANT),
+        decide: case(DECIDE),
+        release: case(RELEASE),
+        supplement: case(SUPPLEMENT),
+        record_entry: case(RECORD_ENTRY),
+        orphan: case(ORPHAN),
+        move_if_owner: Script::new(MOVE_IF_OWNER),
+    }
+});
+
+/// A queue entry as delivered: its id, and the case it names (`None`: deleted or malformed).
+struct Entry {
+    id: String,
+    case: Option<String>,
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// `[[id, [field, value, …] | nil], …]` as returned by `XAUTOCLAIM`, `XREADGROUP` and `XRANGE`.
+fn decode_entries(op: &'static str, value: &Value) -> Result<Vec<Entry>, StoreError> {
+    let Value::Array(items) = value else {
+        return Err(corrupt(op, "queue"));
+    };
+    items
+        .iter()
+        .map(|item| {
+            let Value::Array(parts) = item else {
+                return Err(corrupt(op, "queue"));
+            };
+            let id = parts.first().and_then(text).ok_or_else(|| corrupt(op, "queue"))?;
+            let case = match parts.get(1) {
+                Some(Value::Array(fields)) => fields
+                    .chunks(2)
+                    .find(|pair| pair.first().and_then(text).as_deref() == Some("case"))
+                    .and_then(|pair| pair.get(1).and_then(text)),
+                _ => None,
+            };
+            Ok(Entry { id, case })
+        })
+        .collect()
+}
+
+/// The entries of an `XREADGROUP` reply on one stream (RESP2 array or RESP3 map; nil when none).
+fn decode_read(op: &'static str, value: &Value) -> Result<Vec<Entry>, StoreError> {
+    let stream = match value {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Array(streams) => match streams.first() {
+            Some(Value::Array(pair)) => pair.get(1),
+            None => return Ok(Vec::new()),
+            _ => None,
+        },
+        Value::Map(streams) => streams.first().map(|(_, entries)| entries),
+        _ => None,
+    };
+    decode_entries(op, stream.ok_or_else(|| corrupt(op, "queue"))?)
+}
+
+fn decode_list(op: &'static str, field: &'static str, raw: Option<&Vec<u8>>) -> Result<Vec<String>, StoreError> {
+    match raw {
+        None => Ok(Vec::new()),
+        Some(raw) => serde_json::from_slice(raw).map_err(|_| corrupt(op, field)),
+    }
+}
+
+fn decode_number(op: &'static str, field: &'static str, raw: &[u8]) -> Result<i64, StoreError> {
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| corrupt(op, field))
+}
+
+/// The review hash as `HGETALL` pairs (see the module docs of `redis.rs` for its fields).
+fn decode_review(op: &'static str, pairs: Vec<Vec<u8>>) -> Result<ReviewState, StoreError> {
+    if pairs.len() % 2 != 0 {
+        return Err(corrupt(op, "review"));
+    }
+    let mut fields = std::collections::HashMap::with_capacity(pairs.len() / 2);
+    let mut pairs = pairs.into_iter();
+    while let (Some(name), Some(value)) = (pairs.next(), pairs.next()) {
+        fields.insert(name, value);
+    }
+    let get = |field: &str| fields.get(field.as_bytes());
+    let queued = get("queued").ok_or_else(|| corrupt(op, "queued"))?;
+    let lease = match (get("holder"), get("until")) {
+        (Some(holder), Some(until)) => Some(Lease {
+            reviewer: String::from_utf8(holder.clone()).map_err(|_| corrupt(op, "holder"))?,
+            until_unix: decode_number(op, "until", until)?,
+        }),
+        _ => None,
+    };
+    Ok(ReviewState {
+        queued_at_unix: decode_number(op, "queued", queued)?,
+        lease,
+        claimed_by: decode_list(op, "claimed", get("claimed"))?,
+        approvals: decode_list(op, "approvals", get("approvals"))?,
+        supplement_complete: get("supplement").is_some_and(|v| v.as_slice() == b"1"),
+        supplement_requests: decode_list(op, "supplements", get("supplements"))?,
+    })
+}
+
+/// Whether a Redis error is the given server error code (e.g. `NOGROUP`).
+fn is_code(error: &redis::RedisError, code: &str) -> bool {
+    error.code() == Some(code)
+}
+
+/// What one queue entry turned out to be for a claimer.
+enum Outcome {
+    Granted(Claim),
+    Skipped,
+}
+
+impl RedisStore {
+    /// One round trip on the queue stream. A missing group (a fresh deployment, or the stream was
+    /// deleted) is created and the command tried once more.
+    async fn group_query<T: FromRedisValue>(&self, op: &'static str, cmd: &Cmd) -> Result<T, StoreError> {
+        let mut connection = self.inner.connection.clone();
+        let first = tokio::time::timeout(self.inner.response_timeout, cmd.query_async::<T>(&mut connection)).await;
+        match first {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) if is_code(&error, "NOGROUP") => {}
+            Ok(Err(error)) => return Err(unavailable(op, &error)),
+            Err(_) => {
+                tracing::warn!(op, "redis call timed out");
+                return Err(StoreError::Unavailable);
+            }
+        }
+        // From id 0: entries added before the group existed are new to it.
+        let create = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.inner.keys.review_queue())
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .to_owned();
+        let created = tokio::time::timeout(
+            self.inner.response_timeout,
+            create.query_async::<Value>(&mut connection),
+        )
+        .await;
+        match created {
+            Ok(Ok(_)) => {}
+            // Another gateway created it meanwhile.
+            Ok(Err(error)) if is_code(&error, "BUSYGROUP") => {}
+            Ok(Err(error)) => return Err(unavailable(op, &error)),
+            Err(_) => {
+                tracing::warn!(op, "redis call timed out");
+                return Err(StoreError::Unavailable);
+            }
+        }
+        self.query(op, cmd).await
+    }
+
+    /// Puts a case that just became pending review (its review hash exists) into the queue.
+    pub(super) async fn enqueue_review(&self, op: &'static str, id: &str) -> Result<(), StoreError> {
+        let queue = self.inner.keys.review_queue();
+        let entry: String = self
+            .query(op, redis::cmd("XADD").arg(&queue).arg("*").arg("case").arg(id))
+            .await?;
+        let reply = self
+            .case_script(op, &SCRIPTS.record_entry, id, &[entry.as_bytes()])
+            .await?;
+        match reply.status.as_str() {
+            "ok" => Ok(()),
+            "has" if reply.word(op, 0)? == entry => Ok(()),
+            // Ended meanwhile, or it has another entry already: ours is not needed.
+            "has" | "gone" => self.remove_entry(op, &entry).await,
+            _ => Err(corrupt(op, "reply")),
+        }
+    }
+
+    /// Sweep: re-queues pending cases whose entry was never added (a gateway died between the case
+    /// script and `XADD`). Walks every case holding data (the expiry index).
+    pub(super) async fn requeue_orphans(&self, now_unix: i64) -> Result<(), StoreError> {
+        const OP: &str = "sweep";
+        let before = now_unix.saturating_sub(ORPHAN_GRACE_SECONDS).to_string();
+        let mut offset: isize = 0;
+        loop {
+            let ids: Vec<String> = self
+                .query(
+                    OP,
+                    redis::cmd("ZRANGE")
+                        .arg(self.inner.keys.expiry())
+                        .arg(offset)
+                        .arg(offset + super::BATCH - 1),
+                )
+                .await?;
+            for id in &ids {
+                let reply = self.case_script(OP, &SCRIPTS.orphan, id, &[before.as_bytes()]).await?;
+                if reply.status == "orphan" {
+                    tracing::warn!(op = OP, "re-queueing a pending case that had no queue entry");
+                    self.enqueue_review(OP, id).await?;
+                }
+            }
+            if ids.len() < super::BATCH as usize {
+                return Ok(());
+            }
+            offset += super::BATCH;
+        }
+    }
+
+    /// Takes an entry out of the queue for good.
+    async fn remove_entry(&self, op: &'static str, entry: &str) -> Result<(), StoreError> {
+        if entry.is_empty() {
+            return Ok(());
+        }
+        let queue = self.inner.keys.review_queue();
+        let _: i64 = self
+            .group_query(op, redis::cmd("XACK").arg(&queue).arg(GROUP).arg(entry))
+            .await?;
+        let _: i64 = self.query(op, redis::cmd("XDEL").arg(&queue).arg(entry)).await?;
+        Ok(())
+    }
+
+    /// Parks an entry on [`UNASSIGNED`], visible to the next claim at once. Unconditional: freeing
+    /// an entry is always safe (the case script has the last word).
+    async fn park_entry(&self, op: &'static str, entry: &str) -> Result<(), StoreError> {
+        if entry.is_empty() {
+            return Ok(());
+        }
+        let _: Value = self
+            .group_query(
+                op,
+                redis::cmd("XCLAIM")
+                    .arg(self.inner.keys.review_queue())
+                    .arg(GROUP)
+                    .arg(UNASSIGNED)
+                    .arg(0)
+                    .arg(entry)
+                    .arg("TIME")
+                    .arg(PARKED_TIME_MS)
+                    .arg("JUSTID"),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Gives an entry we own to `owner`, delivered at `since_unix` on the caller's clock (the lease
+    /// start), so that it stays out of `XAUTOCLAIM`'s way until that lease may have run out.
+    async fn hide_entry(
+        &self,
+        op: &'static str,
+        entry: &str,
+        ours: &str,
+        owner: &str,
+        since_unix: i64,
+    ) -> Result<(), StoreError> {
+        let mut invocation = SCRIPTS.move_if_owner.prepare_invoke();
+        invocation
+            .key(self.inner.keys.review_queue())
+            .arg(GROUP)
+            .arg(entry)
+            .arg(ours)
+            .arg(owner)
+            .arg(since_unix.saturating_mul(1000).max(1));
+        let _: i64 = self.eval(op, &invocation).await?;
+        Ok(())
+    }
+
+    /// Runs the grant script on one entry handed to `reviewer` and settles the entry accordingly.
+    async fn try_entry(
+        &self,
+        entry: Entry,
+        reviewer: &str,
+        now_unix: i64,
+        lease_until_unix: i64,
+        four_eyes: bool,
+        anchor_needs_supplement: bool,
+    ) -> Result<Outcome, StoreError> {
+        const OP: &str = "claim_next";
+        let Some(case_id) = entry.case else {
+            self.remove_entry(OP, &entry.id).await?;
+            return Ok(Outcome::Skipped);
+        };
+        let now = now_unix.to_string();
+        let until = lease_until_unix.to_string();
+        let flag = |on: bool| if on { &b"1"[..] } else { &b"0"[..] };
+        let mut reply = self
+            .case_script(
+                OP,
+                &SCRIPTS.grant,
+                &case_id,
+                &[
+                    reviewer.as_bytes(),
+                    now.as_bytes(),
+                    until.as_bytes(),
+                    flag(four_eyes),
+                    flag(anchor_needs_supplement),
+                    Purpose::Anchor.as_str().as_bytes(),
+                    entry.id.as_bytes(),
+                ],
+            )
+            .await?;
+        match reply.status.as_str() {
+            "granted" => {
+                if reply.rest.len() < 2 {
+                    return Err(corrupt(OP, "reply"));
+                }
+                let mut parts = reply.rest.drain(..2);
+                let (Some(key), Some(body)) = (parts.next(), parts.next()) else {
+                    return Err(corrupt(OP, "reply"));
+                };
+                drop(parts);
+                let pii = SealedPii {
+                    wrapped_key: decode_wrapped_key(OP, &key)?,
+                    body: Body::from_bytes(&body).map_err(|_| corrupt(OP, "pii:body"))?,
+                };
+                let case = reply.record(OP, &case_id)?;
+                self.hide_entry(OP, &entry.id, reviewer, reviewer, now_unix).await?;
+                Ok(Outcome::Granted(Claim {
+                    case,
+                    pii,
+                    lease: Lease {
+                        reviewer: reviewer.to_owned(),
+                        until_unix: lease_until_unix,
+                    },
+                }))
+            }
+            "held" => {
+                let holder = reply.word(OP, 0)?;
+                let since: i64 = reply.word(OP, 1)?.parse().map_err(|_| corrupt(OP, "leased"))?;
+                self.hide_entry(OP, &entry.id, reviewer, &holder, since).await?;
+                Ok(Outcome::Skipped)
+            }
+            "not_ready" => {
+                self.park_entry(OP, &entry.id).await?;
+                Ok(Outcome::Skipped)
+            }
+            "gone" => {
+                self.remove_entry(OP, &entry.id).await?;
+                Ok(Outcome::Skipped)
+            }
+            _ => Err(corrupt(OP, "reply")),
+        }
+    }
+
+    /// Runs a lease-checked case script (decide, release) and maps the refusals.
+    async fn leased_script(
+        &self,
+        op: &'static str,
+        script: &Script,
+        case_id: &str,
+        args: &[&[u8]],
+    ) -> Result<Reply, ReviewError> {
+        let reply = self.case_script(op, script, case_id, args).await?;
+        match reply.status.as_str() {
+            "not_pending" => Err(ReviewError::NotPending),
+            "expired" => Err(ReviewError::LeaseExpired),
+            "foreign" => Err(ReviewError::Foreign),
+            _ => Ok(reply),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ReviewQueue for RedisStore {
+    async fn register_reviewer_key(&self, principal: &str, public_key: [u8; 32]) -> Result<(), StoreError> {
+        let _: Value = self
+            .query(
+                "register_reviewer_key",
+                redis::cmd("SET")
+                    .arg(self.inner.keys.reviewer(principal))
+                    .arg(&public_key[..]),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn reviewer_key(&self, principal: &str) -> Result<Option<[u8; 32]>, StoreError> {
+        const OP: &str = "reviewer_key";
+        let key: Option<Vec<u8>> = self
+            .query(OP, redis::cmd("GET").arg(self.inner.keys.reviewer(principal)))
+            .await?;
+        key.map(|k| <[u8; 32]>::try_from(k.as_slice()).map_err(|_| corrupt(OP, "reviewer")))
+            .transpose()
+    }
+
+    async fn claim_next(
+        &self,
+        reviewer: &str,
+        now_unix: i64,
+        lease_until_unix: i64,
+        four_eyes: bool,
+        anchor_needs_supplement: bool,
+    ) -> Result<Option<Claim>, ReviewError> {
+        const OP: &str = "claim_next";
+        let queue = self.inner.keys.review_queue();
+        // An entry whose lease started this long ago (caller's clock) may be free again.
+        let min_idle_ms = lease_until_unix.saturating_sub(now_unix).max(0).saturating_mul(1000);
+        let attempt = |entry| {
+            self.try_entry(
+                entry,
+                reviewer,
+                now_unix,
+                lease_until_unix,
+                four_eyes,
+                anchor_needs_supplement,
+            )
+        };
+
+        // 1. The PEL, oldest first: parked entries and leases that may have run out.
+        let mut cursor = "0-0".to_owned();
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            let reply: Value = self
+                .group_query(
+                    OP,
+                    redis::cmd("XAUTOCLAIM")
+                        .arg(&queue)
+                        .arg(GROUP)
+                        .arg(reviewer)
+                        .arg(min_idle_ms)
+                        .arg(&cursor)
+                        .arg("COUNT")
+                        .arg(1),
+                )
+                .await?;
+            let Value::Array(parts) = &reply else {
+                return Err(corrupt(OP, "queue").into());
+            };
+            let next = parts.first().and_then(text).ok_or_else(|| corrupt(OP, "queue"))?;
+            let claimed = parts.get(1).ok_or_else(|| corrupt(OP, "queue"))?;
+            for entry in decode_entries(OP, claimed)? {
+                if let Outcome::Granted(claim) = attempt(entry).await? {
+                    return Ok(Some(claim));
+                }
+            }
+            if next == "0-0" {
+                break;
+            }
+            if rounds >= CLAIM_ROUNDS {
+                tracing::warn!(op = OP, "review queue walk stopped at its bound");
+                return Ok(None);
+            }
+            cursor = next;
+        }
+
+        // 2. New arrivals, each handed to exactly one claimer; all younger than the PEL.
+        while rounds < CLAIM_ROUNDS {
+            rounds += 1;
+            let reply: Value = self
+                .group_query(
+                    OP,
+                    redis::cmd("XREADGROUP")
+                        .arg("GROUP")
+                        .arg(GROUP)
+                        .arg(reviewer)
+                        .arg("COUNT")
+                        .arg(1)
+                        .arg("STREAMS")
+                        .arg(&queue)
+                        .arg(">"),
+                )
+                .await?;
+            let entries = decode_read(OP, &reply)?;
+            if entries.is_empty() {
+                return Ok(None);
+            }
+            for entry in entries {
+                if let Outcome::Granted(claim) = attempt(entry).await? {
+                    return Ok(Some(claim));
+                }
+            }
+        }
+        tracing::warn!(op = OP, "review queue walk stopped at its bound");
+        Ok(None)
+    }
+
+    async fn decide(
+        &self,
+        case_id: &str,
+        reviewer: &str,
+        verdict: ReviewVerdict,
+        approvals_required: u8,
+        now_unix: i64,
+    ) -> Result<CaseRecord, ReviewError> {
+        const OP: &str = "decide";
+        let verdict = match verdict {
+            ReviewVerdict::Approve => "approve",
+            ReviewVerdict::Reject => "reject",
+        };
+        let required = approvals_required.max(1).to_string();
+        let now = now_unix.to_string();
+        let ttl = self.inner.record_ttl_seconds.to_string();
+        let mut reply = self
+            .leased_script(
+                OP,
+                &SCRIPTS.decide,
+                case_id,
+                &[
+                    reviewer.as_bytes(),
+                    verdict.as_bytes(),
+                    required.as_bytes(),
+                    now.as_bytes(),
+                    ttl.as_bytes(),
+                ],
+            )
+            .await?;
+        let status = std::mem::take(&mut reply.status);
+        if reply.rest.is_empty() {
+            return Err(corrupt(OP, "reply").into());
+        }
+        let entry = String::from_utf8(reply.rest.remove(0)).map_err(|_| corrupt(OP, "reply"))?;
+        let record = decode_record(OP, case_id, reply.rest)?;
+        match status.as_str() {
+            "ended" => {
+                // The case script already ended it; these only tidy the indexes and the queue.
+                self.after_final(OP, &record).await?;
+                self.zrem(OP, self.inner.keys.expiry(), &[case_id.to_owned()]).await?;
+                self.remove_entry(OP, &entry).await?;
+            }
+            "requeued" => self.park_entry(OP, &entry).await?,
+            _ => return Err(corrupt(OP, "reply").into()),
+        }
+        Ok(record)
+    }
+
+    async fn release(&self, case_id: &str, reviewer: &str, now_unix: i64) -> Result<(), ReviewError> {
+        const OP: &str = "release";
+        let now = now_unix.to_string();
+        let reply = self
+            .leased_script(OP, &SCRIPTS.release, case_id, &[reviewer.as_bytes(), now.as_bytes()])
+            .await?;
+        if reply.status != "released" {
+            return Err(corrupt(OP, "reply").into());
+        }
+        self.park_entry(OP, &reply.word(OP, 0)?).await?;
+        Ok(())
+    }
+
+    async fn queue_stats(&self, now_unix: i64) -> Result<QueueStats, StoreError> {
+        const OP: &str = "queue_stats";
+        let queue = self.inner.keys.review_queue();
+        let mut stats = QueueStats::default();
+        let mut oldest: Option<i64> = None;
+        let mut start = "-".to_owned();
+        loop {
+            let page: Value = self
+                .query(
+                    OP,
+                    redis::cmd("XRANGE")
+                        .arg(&queue)
+                        .arg(&start)
+                        .arg("+")
+                        .arg("COUNT")
+                        .arg(STATS_PAGE),
+                )
+                .await?;
+            let entries = decode_entries(OP, &page)?;
+            // The entries are hints: each case's own hash says whether it is queued and leased.
+            let states = try_join_all(entries.iter().map(|entry| async move {
+                let Some(case) = &entry.case else { return Ok(None) };
+                let fields: Vec<Option<Vec<u8>>> = self
+                    .query(
+                        OP,
+                        redis::cmd("HMGET")
+                            .arg(self.inner.keys.review(case))
+                            .arg("queued")
+                            .arg("until")
+                            .arg("entry"),
+                    )
+                    .await?;
+                let [queued, until, recorded] =
+                    <[Option<Vec<u8>>; 3]>::try_from(fields).map_err(|_| corrupt(OP, "review"))?;
+                let Some(queued) = queued else { return Ok(None) };
+                // A duplicate entry of a case counts once, by the entry the case recorded.
+                if recorded.is_some_and(|r| r != entry.id.as_bytes()) {
+                    return Ok(None);
+                }
+                let queued = decode_number(OP, "queued", &queued)?;
+                let until = until.map(|u| decode_number(OP, "until", &u)).transpose()?;
+                Ok::<_, StoreError>(Some((queued, until)))
+            }))
+            .await?;
+            for (queued, until) in states.into_iter().flatten() {
+                if until.is_some_and(|u| u > now_unix) {
+                    stats.claimed += 1;
+                } else {
+                    stats.pending += 1;
+                    oldest = Some(oldest.map_or(queued, |o| o.min(queued)));
+                }
+            }
+            match entries.last() {
+                Some(last) if entries.len() == STATS_PAGE => start = format!("({}", last.id),
+                _ => break,
+            }
+        }
+        stats.oldest_pending_age_seconds = oldest.map_or(0, |at| (now_unix - at).max(0));
+        Ok(stats)
+    }
+
+    async fn review_state(&self, case_id: &str) -> Result<Option<ReviewState>, StoreError> {
+        const OP: &str = "review_state";
+        let pairs: Vec<Vec<u8>> = self
+            .query(OP, redis::cmd("HGETALL").arg(self.inner.keys.review(case_id)))
+            .await?;
+        if pairs.is_empty() {
+            return Ok(None);
+        }
+        decode_review(OP, pairs).map(Some)
+    }
+
+    async fn apply_supplement(
+        &self,
+        case_id: &str,
+        request_id: &str,
+        expected: &WrappedKey,
+        pii: SealedPii,
+        complete: bool,
+    ) -> Result<bool, ReviewError> {
+        const OP: &str = "apply_supplement";
+        let expected = encode_wrapped_key(expected)?;
+        let new_key = encode_wrapped_key(&pii.wrapped_key)?;
+        let body = pii.body.to_bytes();
+        let reply = self
+            .case_script(
+                OP,
+                &SCRIPTS.supplement,
+                case_id,
+                &[
+                    request_id.as_bytes(),
+                    &expected,
+                    &new_key,
+                    &body,
+                    if complete { b"1" } else { b"0" },
+                ],
+            )
+            .await?;
+        match reply.status.as_str() {
+            "applied" => Ok(true),
+            "duplicate" => Ok(false),
+            "conflict" => Err(StoreError::Conflict.into()),
+            "not_pending" => Err(ReviewError::NotPending),
+            _ => Err(corrupt(OP, "reply").into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn entries_decode_and_tolerate_deleted_ones() {
+        let reply = Value::Array(vec![
+            Value::Array(vec![bulk("1-0"), Value::Array(vec![bulk("case"), bulk("vf_1")])]),
+            Value::Array(vec![bulk("2-0"), Value::Nil]),
+        ]);
+        let entries = decode_entries("t", &reply).unwrap();
+        assert_eq!(entries[0].id, "1-0");
+        assert_eq!(entries[0].case.as_deref(), Some("vf_1"));
+        assert_eq!(entries[1].case, None);
+        assert!(decode_entries("t", &Value::Int(3)).is_err());
+        assert!(decode_entries("t", &Value::Array(vec![Value::Nil])).is_err());
+        assert!(decode_read("t", &Value::Nil).unwrap().is_empty());
+        let read = Value::Array(vec![Value::Array(vec![bulk("q"), reply.clone()])]);
+        assert_eq!(decode_read("t", &read).unwrap().len(), 2);
+        let read3 = Value::Map(vec![(bulk("q"), reply)]);
+        assert_eq!(decode_read("t", &read3).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn review_hashes_decode_and_garbage_is_an_error() {
+        let pairs = |kv: &[(&str, &str)]| -> Vec<Vec<u8>> {
+            kv.iter()
+                .flat_map(|(k, v)| [k.as_bytes().to_vec(), v.as_bytes().to_vec()])
+                .collect()
+        };
+        let state = decode_review(
+            "t",
+            pairs(&[
+                ("queued", "10"),
+                ("holder", "rev-1"),
+                ("until", "70"),
+                ("claimed", r#"["rev-1"]"#),
+                ("approvals", "[]"),
+                ("supplement", "1"),
+                ("supplements", r#"["s-1"]"#),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(state.queued_at_unix, 10);
+        assert_eq!(
+            state.lease,
+            Some(Lease {
+                reviewer: "rev-1".into(),
+                until_unix: 70
+            })
+        );
+        assert_eq!(state.claimed_by, ["rev-1"]);
+        assert!(state.approvals.is_empty());
+        assert!(state.supplement_complete);
+        assert_eq!(state.supplement_requests, ["s-1"]);
+        assert!(decode_review("t", pairs(&[("holder", "x")])).is_err(), "no queued");
+        assert!(decode_review("t", pairs(&[("queued", "x")])).is_err());
+        assert!(decode_review("t", pairs(&[("queued", "1"), ("claimed", "{")])).is_err());
+    }
+}
