@@ -493,7 +493,12 @@ impl RedisStore {
         Reply::parse(op, raw)
     }
 
-    async fn add_to_set(&self, op: &'static str, key: String, member: &str) -> Result<(), StoreError> {
+    async fn add_to_set(
+        &self,
+        op: &'static str,
+        key: String,
+        member: &str,
+    ) -> Result<(), StoreError> {
         let mut invocation = self.inner.scripts.add_to_set.prepare_invoke();
         invocation
             .key(key)
@@ -532,9 +537,7 @@ impl RedisStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let _: i64 = self
-            .query(op, redis::cmd("ZREM").arg(key).arg(ids))
-            .await?;
+        let _: i64 = self.query(op, redis::cmd("ZREM").arg(key).arg(ids)).await?;
         Ok(())
     }
 
@@ -702,9 +705,16 @@ impl Reply {
 
 fn parse_status(s: &str) -> Option<CaseStatus> {
     use CaseStatus::*;
-    [Processing, Verified, NotVerified, PendingReview, Expired, Erased]
-        .into_iter()
-        .find(|status| status.as_str() == s)
+    [
+        Processing,
+        Verified,
+        NotVerified,
+        PendingReview,
+        Expired,
+        Erased,
+    ]
+    .into_iter()
+    .find(|status| status.as_str() == s)
 }
 
 /// The case hash of a record (see the module docs), as field/value pairs.
@@ -1087,7 +1097,9 @@ impl Store for RedisStore {
             let _: i64 = self
                 .query(
                     OP,
-                    redis::cmd("SREM").arg(keys.account(account_id)).arg(&settled),
+                    redis::cmd("SREM")
+                        .arg(keys.account(account_id))
+                        .arg(&settled),
                 )
                 .await?;
         }
@@ -1214,8 +1226,9 @@ impl Store for RedisStore {
                 )
                 .await?;
             for id in &ids {
-                let key: Option<Vec<u8>> =
-                    self.query(OP, redis::cmd("GET").arg(keys.pii_key(id))).await?;
+                let key: Option<Vec<u8>> = self
+                    .query(OP, redis::cmd("GET").arg(keys.pii_key(id)))
+                    .await?;
                 if let Some(key) = key {
                     let key = decode_wrapped_key(OP, &key)?;
                     if key.kek_id != kek_id {
@@ -1271,7 +1284,8 @@ fn decode_audit(fields: Vec<Vec<u8>>) -> Result<AuditEvent, StoreError> {
         map.insert(name, value);
     }
     let mut take = |field: &'static str| map.remove(field.as_bytes());
-    let required = |value: Option<String>, field: &'static str| value.ok_or_else(|| corrupt(OP, field));
+    let required =
+        |value: Option<String>, field: &'static str| value.ok_or_else(|| corrupt(OP, field));
     let at = required(take("at"), "at")?;
     Ok(AuditEvent {
         at_unix: at.parse().map_err(|_| corrupt(OP, "at"))?,
@@ -1334,7 +1348,10 @@ mod tests {
     #[test]
     fn corrupt_records_are_errors_not_panics() {
         let good = pairs(&record());
-        assert!(decode_record("t", "vf_2", good.clone()).is_err(), "other id");
+        assert!(
+            decode_record("t", "vf_2", good.clone()).is_err(),
+            "other id"
+        );
         for i in (1..good.len()).step_by(2) {
             let mut bad = good.clone();
             bad[i] = vec![0xff, b'x'];
