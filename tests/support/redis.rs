@@ -334,7 +334,7 @@ impl RedisCluster {
             let mut ok = true;
             for node in &cluster.nodes {
                 let info: Option<String> =
-                    command(&node.url(), &redis::cmd("CLUSTER").arg("INFO")).await;
+                    command(&node.url(), redis::cmd("CLUSTER").arg("INFO")).await;
                 ok &= info.is_some_and(|i| i.contains("cluster_state:ok"));
             }
             if ok {
