@@ -740,7 +740,7 @@ fn encode_record(record: &CaseRecord) -> Vec<(&'static str, String)> {
 
 /// Reads a case hash given as `HGETALL` pairs. `id` is the case the key was built from.
 fn decode_record(op: &'static str, id: &str, pairs: Vec<Vec<u8>>) -> Result<CaseRecord, StoreError> {
-    if pairs.len() % 2 != 0 {
+    if !pairs.len().is_multiple_of(2) {
         return Err(corrupt(op, "case"));
     }
     let mut fields: HashMap<Vec<u8>, Vec<u8>> = HashMap::with_capacity(pairs.len() / 2);
@@ -868,11 +868,23 @@ impl Store for RedisStore {
         }
         let raw: Vec<Vec<u8>> = self.eval(OP, &invocation).await?;
         let reply = Reply::parse(OP, raw)?;
-        match reply.status.as_str() {
-            "started" => Ok(Begin::Started(reply.record(OP, &id)?)),
-            "existing" => Ok(Begin::Existing(reply.record(OP, &id)?)),
-            _ => Err(corrupt(OP, "reply")),
+        let started = match reply.status.as_str() {
+            "started" => true,
+            "existing" => false,
+            _ => return Err(corrupt(OP, "reply")),
+        };
+        let case = reply.record(OP, &id)?;
+        // The case under this id must be this request's (a clash of random ids, or a tampered
+        // idempotency key, must not hand out another request's case).
+        if case.account_id != fresh.account_id || case.request_id != fresh.request_id {
+            tracing::warn!(op = OP, "case id already used by another request");
+            return Err(StoreError::Conflict);
         }
+        Ok(if started {
+            Begin::Started(case)
+        } else {
+            Begin::Existing(case)
+        })
     }
 
     async fn finish(&self, id: &str, finish: Finish, now_unix: i64) -> Result<CaseRecord, StoreError> {
@@ -1132,6 +1144,7 @@ impl Store for RedisStore {
         ttl_seconds: u64,
         _now_unix: i64,
     ) -> Result<bool, StoreError> {
+        // Forgetting after `ttl_seconds` is Redis's TTL, so the caller's clock is not needed.
         let mut invocation = self.inner.scripts.bind_anchor.prepare_invoke();
         invocation
             .key(self.inner.keys.anchor(id_index))
@@ -1204,7 +1217,7 @@ fn is_stream_id(s: &str) -> bool {
 
 fn decode_audit(fields: Vec<Vec<u8>>) -> Result<AuditEvent, StoreError> {
     const OP: &str = "audit_events";
-    if fields.len() % 2 != 0 {
+    if !fields.len().is_multiple_of(2) {
         return Err(corrupt(OP, "audit"));
     }
     let mut map: HashMap<Vec<u8>, String> = HashMap::with_capacity(fields.len() / 2);
