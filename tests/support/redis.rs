@@ -380,3 +380,28 @@ pub async fn cluster_store() -> Option<Arc<dyn Store>> {
         .expect("connect to the test Redis cluster");
     Some(Arc::new(store))
 }
+
+/// The Redis store itself on this test binary's shared standalone server, for suites that need more
+/// than [`Store`] (the review queue). `None`: skipped.
+pub async fn standalone_redis() -> Option<RedisStore> {
+    if !redis_tests_enabled() {
+        return None;
+    }
+    let server = STANDALONE.get_or_init(|| RedisServer::start_with(&[], true)).await;
+    let store = RedisStore::standalone(&server.url(), test_options())
+        .await
+        .expect("connect to the test redis-server");
+    Some(store)
+}
+
+/// The Redis store itself on this test binary's shared Cluster (`None`: skipped).
+pub async fn cluster_redis() -> Option<RedisStore> {
+    if !redis_tests_enabled() {
+        return None;
+    }
+    let cluster = CLUSTER.get_or_init(RedisCluster::start).await;
+    let store = RedisStore::cluster(&cluster.urls(), test_options())
+        .await
+        .expect("connect to the test Redis cluster");
+    Some(store)
+}

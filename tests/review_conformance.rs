@@ -1,0 +1,575 @@
+//! The review-queue conformance suite: every backend's `ReviewQueue` must behave like the embedded
+//! one — oldest first, one holder per case, leases on the caller's clock, four-eyes, supplements, and
+//! every ending (decision, retention, erasure) shredding the data and leaving the queue.
+//!
+//! Each backend supplies a [`Backend`] (one store seen through both traits): embedded, Redis
+//! standalone and Redis Cluster (real `redis-server` processes from `support::redis`, each test under
+//! its own key prefix). Time is passed in, never slept: leases run out by moving `now`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod support;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use idgate::crypto::envelope::{Body, WrappedKey};
+use idgate::domain::Purpose;
+use idgate::store::memory::MemoryStore;
+use idgate::store::{
+    CaseRecord, CaseStatus, Finish, QueueStats, ReviewError, ReviewQueue, ReviewVerdict, SealedPii, Store, StoreError,
+};
+
+/// A base time in the past of any machine running this suite. Redis keeps a lease's start (the
+/// caller's clock) as the hand-out time of its queue entry and measures idle time on its own clock;
+/// a past base time is a gateway whose clock is behind Redis's, where the case script, not Redis,
+/// decides when a lease has run out — which is what these tests check.
+const NOW: i64 = 1_700_000_000;
+/// Lease length used throughout.
+const LEASE: i64 = 60;
+/// When the sealed data of a test case is due.
+const PII_TTL: i64 = 3_600;
+/// Bound of every test (Redis watchers poll; a hang must fail, not stall the run).
+const TEST_BOUND: Duration = Duration::from_secs(60);
+
+/// One store seen through both traits.
+#[derive(Clone)]
+struct Backend {
+    store: Arc<dyn Store>,
+    queue: Arc<dyn ReviewQueue>,
+}
+
+impl Backend {
+    fn of<T: Store + ReviewQueue>(store: T) -> Self {
+        let store = Arc::new(store);
+        Self {
+            store: store.clone(),
+            queue: store,
+        }
+    }
+
+    /// Creates a case of `purpose` and finishes it into the review queue at `at`.
+    async fn queue_case(&self, id: &str, account: &str, purpose: Purpose, at: i64) {
+        let record = CaseRecord {
+            id: id.into(),
+            account_id: account.into(),
+            request_id: format!("req-{id}"),
+            principal: "onboarding-dev".into(),
+            purpose,
+            status: CaseStatus::Processing,
+            refusal: None,
+            provider: None,
+            created_at_unix: at,
+            updated_at_unix: at,
+            lease_until_unix: at + 30,
+            pii_expires_at_unix: None,
+        };
+        self.store.begin(record, at).await.unwrap();
+        let finish = Finish {
+            status: CaseStatus::PendingReview,
+            provider: Some("p".into()),
+            refusal: None,
+            pii: Some((pii(1), at + PII_TTL)),
+        };
+        let record = self.store.finish(id, finish, at).await.unwrap();
+        assert_eq!(record.status, CaseStatus::PendingReview);
+    }
+
+    /// `reviewer` claims at `now` with a lease of [`LEASE`], without four-eyes or supplement gating.
+    async fn claim(&self, reviewer: &str, now: i64) -> Option<String> {
+        self.claim_with(reviewer, now, false, false).await
+    }
+
+    async fn claim_with(&self, reviewer: &str, now: i64, four_eyes: bool, needs_supplement: bool) -> Option<String> {
+        let claim = self
+            .queue
+            .claim_next(reviewer, now, now + LEASE, four_eyes, needs_supplement)
+            .await
+            .unwrap()?;
+        assert_eq!(claim.lease.reviewer, reviewer);
+        assert_eq!(claim.lease.until_unix, now + LEASE);
+        assert_eq!(claim.case.status, CaseStatus::PendingReview);
+        Some(claim.case.id)
+    }
+
+    async fn decide(&self, id: &str, reviewer: &str, verdict: ReviewVerdict, required: u8, now: i64) -> CaseStatus {
+        self.queue
+            .decide(id, reviewer, verdict, required, now)
+            .await
+            .unwrap()
+            .status
+    }
+
+    async fn status(&self, id: &str) -> CaseStatus {
+        self.store.get(id).await.unwrap().unwrap().status
+    }
+}
+
+/// Distinct sealed data per `n` (only sealed bytes ever reach a store).
+fn pii(n: u8) -> SealedPii {
+    SealedPii {
+        wrapped_key: WrappedKey {
+            kek_id: "kek-1".into(),
+            bytes: vec![n; 72],
+        },
+        body: Body {
+            version: 1,
+            commitment: [n; 32],
+            nonce: [2; 24],
+            ciphertext: vec![3; 64],
+        },
+    }
+}
+
+async fn bounded(test: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(TEST_BOUND, test)
+        .await
+        .expect("the test finished within its bound");
+}
+
+async fn oldest_first(b: Backend) {
+    b.queue_case("vf_a", "acct-1", Purpose::Radio, NOW).await;
+    b.queue_case("vf_b", "acct-1", Purpose::Radio, NOW + 1).await;
+    b.queue_case("vf_c", "acct-2", Purpose::Anchor, NOW + 1).await;
+    let now = NOW + 2;
+    assert_eq!(b.claim("rev-1", now).await.as_deref(), Some("vf_a"));
+    assert_eq!(
+        b.claim("rev-2", now).await.as_deref(),
+        Some("vf_b"),
+        "same second: arrival order"
+    );
+    assert_eq!(b.claim("rev-3", now).await.as_deref(), Some("vf_c"));
+    assert_eq!(b.claim("rev-4", now).await, None, "every case is held");
+    assert_eq!(b.claim("rev-1", now).await, None, "a holder gets no second copy");
+    let claim = b
+        .queue
+        .claim_next("rev-5", now, now + LEASE, false, false)
+        .await
+        .unwrap();
+    assert!(claim.is_none());
+}
+
+async fn a_case_is_claimed_exactly_once_under_contention(b: Backend) {
+    for i in 0..10 {
+        b.queue_case(&format!("vf_{i:02}"), "acct-1", Purpose::Radio, NOW + i)
+            .await;
+    }
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let b = b.clone();
+            tokio::spawn(async move { b.claim(&format!("rev-{i}"), NOW + 20).await })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for task in tasks {
+        if let Some(id) = task.await.unwrap() {
+            claimed.push(id);
+        }
+    }
+    let distinct: HashSet<_> = claimed.iter().cloned().collect();
+    assert_eq!(claimed.len(), 10, "ten cases, ten claims: {claimed:?}");
+    assert_eq!(distinct.len(), 10, "no case twice: {claimed:?}");
+    let stats = b.queue.queue_stats(NOW + 20).await.unwrap();
+    assert_eq!((stats.pending, stats.claimed), (0, 10));
+}
+
+async fn an_expired_lease_returns_the_case(b: Backend) {
+    b.queue_case("vf_a", "acct-1", Purpose::Radio, NOW).await;
+    assert_eq!(b.claim("rev-1", NOW).await.as_deref(), Some("vf_a"));
+    assert_eq!(b.claim("rev-2", NOW + LEASE - 1).await, None, "lease still live");
+    assert_eq!(
+        b.claim("rev-2", NOW + LEASE).await.as_deref(),
+        Some("vf_a"),
+        "a lease ends at its `until`"
+    );
+    let state = b.queue.review_state("vf_a").await.unwrap().unwrap();
+    assert_eq!(state.lease.unwrap().reviewer, "rev-2");
+    assert_eq!(state.claimed_by, ["rev-1", "rev-2"]);
+    assert_eq!(state.queued_at_unix, NOW);
+    // The first holder's verdict comes too late.
+    assert!(matches!(
+        b.queue
+            .decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, NOW + LEASE + 1)
+            .await,
+        Err(ReviewError::Foreign)
+    ));
+    assert_eq!(b.status("vf_a").await, CaseStatus::PendingReview);
+}
+
+async fn decisions_need_the_callers_live_lease(b: Backend) {
+    b.queue_case("vf_a", "acct-1", Purpose::Radio, NOW).await;
+    assert_eq!(b.claim("rev-1", NOW).await.as_deref(), Some("vf_a"));
+    let q = &b.queue;
+    assert!(matches!(
+        q.decide("vf_a", "rev-2", ReviewVerdict::Reject, 1, NOW + 1).await,
+        Err(ReviewError::Foreign)
+    ));
+    assert!(matches!(
+        q.release("vf_a", "rev-2", NOW + 1).await,
+        Err(ReviewError::Foreign)
+    ));
+    assert!(matches!(
+        q.decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, NOW + LEASE).await,
+        Err(ReviewError::LeaseExpired)
+    ));
+    assert!(matches!(
+        q.release("vf_a", "rev-1", NOW + LEASE).await,
+        Err(ReviewError::LeaseExpired)
+    ));
+    // Never claimed at all.
+    b.queue_case("vf_b", "acct-1", Purpose::Radio, NOW).await;
+    assert!(matches!(
+        q.decide("vf_b", "rev-1", ReviewVerdict::Approve, 1, NOW + 1).await,
+        Err(ReviewError::LeaseExpired)
+    ));
+    assert!(matches!(
+        q.decide("vf_unknown", "rev-1", ReviewVerdict::Approve, 1, NOW).await,
+        Err(ReviewError::NotPending)
+    ));
+    // Once ended, the case is not pending for anyone.
+    assert_eq!(b.claim("rev-1", NOW + LEASE).await.as_deref(), Some("vf_a"));
+    assert_eq!(
+        b.decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, NOW + LEASE + 1)
+            .await,
+        CaseStatus::Verified
+    );
+    assert!(matches!(
+        q.decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, NOW + LEASE + 2)
+            .await,
+        Err(ReviewError::NotPending)
+    ));
+    assert!(matches!(
+        q.release("vf_a", "rev-1", NOW + LEASE + 2).await,
+        Err(ReviewError::NotPending)
+    ));
+}
+
+async fn four_eyes_needs_two_different_reviewers(b: Backend) {
+    b.queue_case("vf_a", "acct-1", Purpose::Anchor, NOW).await;
+    let four_eyes = |reviewer: &'static str, now: i64| {
+        let b = b.clone();
+        async move { b.claim_with(reviewer, now, true, false).await }
+    };
+    assert_eq!(four_eyes("rev-1", NOW).await.as_deref(), Some("vf_a"));
+    assert_eq!(
+        b.decide("vf_a", "rev-1", ReviewVerdict::Approve, 2, NOW + 1).await,
+        CaseStatus::PendingReview,
+        "one approval of two"
+    );
+    assert!(
+        b.store.sealed_pii("vf_a").await.unwrap().is_some(),
+        "kept for the second reviewer"
+    );
+    assert_eq!(four_eyes("rev-1", NOW + 2).await, None, "never the same reviewer twice");
+    assert_eq!(
+        b.claim("rev-1", NOW + 2).await,
+        None,
+        "nor to approve it again without four-eyes"
+    );
+    assert_eq!(
+        four_eyes("rev-2", NOW + 2).await.as_deref(),
+        Some("vf_a"),
+        "back at once"
+    );
+    let state = b.queue.review_state("vf_a").await.unwrap().unwrap();
+    assert_eq!(state.approvals, ["rev-1"]);
+    assert_eq!(state.claimed_by, ["rev-1", "rev-2"]);
+    assert_eq!(
+        b.decide("vf_a", "rev-2", ReviewVerdict::Approve, 2, NOW + 3).await,
+        CaseStatus::Verified
+    );
+    assert!(b.store.sealed_pii("vf_a").await.unwrap().is_none(), "shredded");
+    assert!(
+        b.queue.review_state("vf_a").await.unwrap().is_none(),
+        "out of the queue"
+    );
+    assert_eq!(four_eyes("rev-3", NOW + 4).await, None);
+}
+
+async fn a_case_not_ready_for_one_reviewer_stays_available_to_others(b: Backend) {
+    b.queue_case("vf_a", "acct-1", Purpose::Radio, NOW).await;
+    b.queue_case("vf_b", "acct-1", Purpose::Radio, NOW + 1).await;
+    assert_eq!(
+        b.claim_with("rev-1", NOW + 2, true, false).await.as_deref(),
+        Some("vf_a")
+    );
+    b.queue.release("vf_a", "rev-1", NOW + 3).await.unwrap();
+    // rev-1 already saw vf_a: with four-eyes they get the next one, and vf_a stays first in line.
+    assert_eq!(
+        b.claim_with("rev-1", NOW + 4, true, false).await.as_deref(),
+        Some("vf_b")
+    );
+    assert_eq!(b.claim_with("rev-1", NOW + 4, true, false).await, None);
+    assert_eq!(
+        b.claim_with("rev-2", NOW + 4, true, false).await.as_deref(),
+        Some("vf_a")
+    );
+}
+
+async fn a_rejection_ends_the_case_at_once(b: Backend) {
+    b.queue_case("vf_a", "acct-1", Purpose::Radio, NOW).await;
+    let mut watcher = b.store.watch("vf_a").await.unwrap().unwrap();
+    assert_eq!(watcher.next().await.unwrap().status, CaseStatus::PendingReview);
+    assert_eq!(b.claim("rev-1", NOW).await.as_deref(), Some("vf_a"));
+    let record = b
+        .queue
+        .decide("vf_a", "rev-1", ReviewVerdict::Reject, 2, NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        record.status,
+        CaseStatus::NotVerified,
+        "one rejection is enough, even with four-eyes"
+    );
+    assert_eq!(record.pii_expires_at_unix, None);
+    assert!(b.store.sealed_pii("vf_a").await.unwrap().is_none());
+    assert!(b.queue.review_state("vf_a").await.unwrap().is_none());
+    assert_eq!(b.status("vf_a").await, CaseStatus::NotVerified);
+    assert_eq!(watcher.next().await.unwrap().status, CaseStatus::NotVerified);
+    assert!(watcher.next().await.is_none(), "the watch ends with the case");
+    assert_eq!(b.claim("rev-2", NOW + LEASE * 2).await, None, "gone from the queue");
+    assert_eq!(b.queue.queue_stats(NOW + 2).await.unwrap(), QueueStats::default());
+}
+
+async fn a_release_returns_the_case_at_once(b: Backend) {
+    b.queue_case("vf_a", "acct-1", Purpose::Radio, NOW).await;
+    b.queue_case("vf_b", "acct-1", Purpose::Radio, NOW + 1).await;
+    assert_eq!(b.claim("rev-1", NOW + 2).await.as_deref(), Some("vf_a"));
+    b.queue.release("vf_a", "rev-1", NOW + 3).await.unwrap();
+    assert!(b.queue.review_state("vf_a").await.unwrap().unwrap().lease.is_none());
+    assert_eq!(
+        b.claim("rev-2", NOW + 3).await.as_deref(),
+        Some("vf_a"),
+        "at once, and still before the newer case"
+    );
+    assert_eq!(b.claim("rev-1", NOW + 3).await.as_deref(), Some("vf_b"));
+}
+
+async fn anchors_wait_for_their_supplement(b: Backend) {
+    b.queue_case("vf_anchor", "acct-1", Purpose::Anchor, NOW).await;
+    b.queue_case("vf_radio", "acct-1", Purpose::Radio, NOW + 1).await;
+    assert_eq!(
+        b.claim_with("rev-1", NOW + 2, false, true).await.as_deref(),
+        Some("vf_radio"),
+        "the anchor case waits"
+    );
+    assert_eq!(b.claim_with("rev-2", NOW + 2, false, true).await, None);
+
+    let q = &b.queue;
+    assert!(
+        q.apply_supplement("vf_anchor", "s-1", &pii(1).wrapped_key, pii(2), false)
+            .await
+            .unwrap()
+    );
+    assert_eq!(b.store.sealed_pii("vf_anchor").await.unwrap(), Some(pii(2)));
+    assert!(
+        !q.apply_supplement("vf_anchor", "s-1", &pii(1).wrapped_key, pii(2), false)
+            .await
+            .unwrap(),
+        "a retry is applied once"
+    );
+    assert!(
+        matches!(
+            q.apply_supplement("vf_anchor", "s-2", &pii(1).wrapped_key, pii(3), true)
+                .await,
+            Err(ReviewError::Store(StoreError::Conflict))
+        ),
+        "compare-and-set on the wrapped key"
+    );
+    assert_eq!(
+        b.claim_with("rev-2", NOW + 3, false, true).await,
+        None,
+        "still incomplete"
+    );
+
+    assert!(
+        q.apply_supplement("vf_anchor", "s-2", &pii(2).wrapped_key, pii(3), true)
+            .await
+            .unwrap()
+    );
+    let state = q.review_state("vf_anchor").await.unwrap().unwrap();
+    assert!(state.supplement_complete);
+    assert_eq!(state.supplement_requests, ["s-1", "s-2"]);
+    let claim = q
+        .claim_next("rev-2", NOW + 4, NOW + 4 + LEASE, false, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claim.case.id, "vf_anchor");
+    assert_eq!(claim.pii, pii(3), "the reviewer gets the supplemented material");
+
+    assert_eq!(
+        b.decide("vf_anchor", "rev-2", ReviewVerdict::Approve, 1, NOW + 5).await,
+        CaseStatus::Verified
+    );
+    assert!(matches!(
+        q.apply_supplement("vf_anchor", "s-3", &pii(3).wrapped_key, pii(4), true)
+            .await,
+        Err(ReviewError::NotPending)
+    ));
+    assert!(matches!(
+        q.apply_supplement("vf_unknown", "s-1", &pii(1).wrapped_key, pii(4), true)
+            .await,
+        Err(ReviewError::NotPending)
+    ));
+}
+
+async fn without_gating_an_anchor_is_ready_at_once(b: Backend) {
+    b.queue_case("vf_anchor", "acct-1", Purpose::Anchor, NOW).await;
+    // A reviewer under gating passes it over; one without gating still finds it.
+    assert_eq!(b.claim_with("rev-1", NOW + 1, false, true).await, None);
+    assert_eq!(
+        b.claim_with("rev-2", NOW + 1, false, false).await.as_deref(),
+        Some("vf_anchor")
+    );
+}
+
+async fn retention_while_claimed_ends_the_case(b: Backend) {
+    b.queue_case("vf_a", "acct-1", Purpose::Radio, NOW).await;
+    b.queue_case("vf_b", "acct-1", Purpose::Radio, NOW + 100).await;
+    let due = NOW + PII_TTL;
+    assert_eq!(b.claim("rev-1", due - 10).await.as_deref(), Some("vf_a"));
+    assert_eq!(b.store.sweep(due, 0).await.unwrap(), 1);
+    assert_eq!(b.status("vf_a").await, CaseStatus::Expired);
+    assert!(b.store.sealed_pii("vf_a").await.unwrap().is_none());
+    assert!(b.queue.review_state("vf_a").await.unwrap().is_none());
+    assert!(matches!(
+        b.queue
+            .decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, due + 1)
+            .await,
+        Err(ReviewError::NotPending)
+    ));
+    assert!(matches!(
+        b.queue.release("vf_a", "rev-1", due + 1).await,
+        Err(ReviewError::NotPending)
+    ));
+    let stats = b.queue.queue_stats(due + 1).await.unwrap();
+    assert_eq!((stats.pending, stats.claimed), (1, 0));
+    assert_eq!(b.claim("rev-2", due + 1).await.as_deref(), Some("vf_b"));
+    assert_eq!(b.claim("rev-3", due + 1).await, None);
+}
+
+async fn erasure_while_claimed_ends_the_case(b: Backend) {
+    b.queue_case("vf_a", "acct-1", Purpose::Radio, NOW).await;
+    b.queue_case("vf_b", "acct-2", Purpose::Radio, NOW + 1).await;
+    assert_eq!(b.claim("rev-1", NOW + 2).await.as_deref(), Some("vf_a"));
+    let mut watcher = b.store.watch("vf_a").await.unwrap().unwrap();
+    assert_eq!(watcher.next().await.unwrap().status, CaseStatus::PendingReview);
+    assert_eq!(b.store.erase_account("acct-1", NOW + 3).await.unwrap(), ["vf_a"]);
+    assert_eq!(watcher.next().await.unwrap().status, CaseStatus::Erased);
+    assert!(b.store.sealed_pii("vf_a").await.unwrap().is_none());
+    assert!(b.queue.review_state("vf_a").await.unwrap().is_none());
+    assert!(matches!(
+        b.queue
+            .decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, NOW + 4)
+            .await,
+        Err(ReviewError::NotPending)
+    ));
+    assert_eq!(b.claim("rev-2", NOW + LEASE * 2).await.as_deref(), Some("vf_b"));
+    assert_eq!(
+        b.claim("rev-3", NOW + LEASE * 2).await,
+        None,
+        "the erased case is never offered"
+    );
+}
+
+async fn an_approval_destroys_the_data(b: Backend) {
+    b.queue_case("vf_a", "acct-1", Purpose::Radio, NOW).await;
+    assert!(b.store.sealed_pii("vf_a").await.unwrap().is_some());
+    assert_eq!(b.claim("rev-1", NOW).await.as_deref(), Some("vf_a"));
+    let record = b
+        .queue
+        .decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!((record.status, record.updated_at_unix), (CaseStatus::Verified, NOW + 1));
+    assert!(b.store.sealed_pii("vf_a").await.unwrap().is_none());
+    assert!(b.store.wrapped_keys_not_under("kek-none", 10).await.unwrap().is_empty());
+    assert_eq!(
+        b.store.sweep(NOW + PII_TTL, 0).await.unwrap(),
+        0,
+        "nothing left to expire"
+    );
+    assert_eq!(b.status("vf_a").await, CaseStatus::Verified);
+}
+
+async fn queue_stats_count_held_and_waiting_cases(b: Backend) {
+    assert_eq!(b.queue.queue_stats(NOW).await.unwrap(), QueueStats::default());
+    b.queue_case("vf_a", "acct-1", Purpose::Radio, NOW).await;
+    b.queue_case("vf_b", "acct-1", Purpose::Radio, NOW + 10).await;
+    b.queue_case("vf_c", "acct-1", Purpose::Anchor, NOW + 20).await;
+    assert_eq!(b.claim("rev-1", NOW + 30).await.as_deref(), Some("vf_a"));
+    assert_eq!(
+        b.queue.queue_stats(NOW + 30).await.unwrap(),
+        QueueStats {
+            pending: 2,
+            claimed: 1,
+            oldest_pending_age_seconds: 20,
+        }
+    );
+    // The lease runs out: the oldest case waits again.
+    assert_eq!(
+        b.queue.queue_stats(NOW + 30 + LEASE).await.unwrap(),
+        QueueStats {
+            pending: 3,
+            claimed: 0,
+            oldest_pending_age_seconds: 30 + LEASE,
+        }
+    );
+}
+
+async fn reviewer_keys_are_bound_to_principals(b: Backend) {
+    let q = &b.queue;
+    assert_eq!(q.reviewer_key("rev-1").await.unwrap(), None);
+    q.register_reviewer_key("rev-1", [1; 32]).await.unwrap();
+    q.register_reviewer_key("rev-2", [2; 32]).await.unwrap();
+    assert_eq!(q.reviewer_key("rev-1").await.unwrap(), Some([1; 32]));
+    q.register_reviewer_key("rev-1", [3; 32]).await.unwrap();
+    assert_eq!(q.reviewer_key("rev-1").await.unwrap(), Some([3; 32]), "replaced");
+    assert_eq!(q.reviewer_key("rev-2").await.unwrap(), Some([2; 32]));
+}
+
+/// `$make` is awaited inside each test and gives `Option<Backend>`; `None` only when the backend's
+/// tests are explicitly skipped (see `support::redis`).
+macro_rules! conformance {
+    ($backend:ident, $make:expr, [$($test:ident),* $(,)?]) => {
+        mod $backend {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    if let Some(backend) = $make {
+                        bounded(super::$test(backend)).await
+                    }
+                }
+            )*
+        }
+    };
+    ($backend:ident, $make:expr) => {
+        conformance!($backend, $make, [
+            oldest_first,
+            a_case_is_claimed_exactly_once_under_contention,
+            an_expired_lease_returns_the_case,
+            decisions_need_the_callers_live_lease,
+            four_eyes_needs_two_different_reviewers,
+            a_case_not_ready_for_one_reviewer_stays_available_to_others,
+            a_rejection_ends_the_case_at_once,
+            a_release_returns_the_case_at_once,
+            anchors_wait_for_their_supplement,
+            without_gating_an_anchor_is_ready_at_once,
+            retention_while_claimed_ends_the_case,
+            erasure_while_claimed_ends_the_case,
+            an_approval_destroys_the_data,
+            queue_stats_count_held_and_waiting_cases,
+            reviewer_keys_are_bound_to_principals,
+        ]);
+    };
+}
+
+conformance!(embedded, Some(Backend::of(MemoryStore::new())));
+conformance!(
+    redis_standalone,
+    support::redis::standalone_redis().await.map(Backend::of)
+);
+conformance!(redis_cluster, support::redis::cluster_redis().await.map(Backend::of));
