@@ -322,7 +322,7 @@ fn decode_number(op: &'static str, field: &'static str, raw: &[u8]) -> Result<i6
 
 /// The review hash as `HGETALL` pairs (see the module docs of `redis.rs` for its fields).
 fn decode_review(op: &'static str, pairs: Vec<Vec<u8>>) -> Result<ReviewState, StoreError> {
-    if pairs.len() % 2 != 0 {
+    if !pairs.len().is_multiple_of(2) {
         return Err(corrupt(op, "review"));
     }
     let mut fields = std::collections::HashMap::with_capacity(pairs.len() / 2);
@@ -352,12 +352,6 @@ fn decode_review(op: &'static str, pairs: Vec<Vec<u8>>) -> Result<ReviewState, S
 /// Whether a Redis error is the given server error code (e.g. `NOGROUP`).
 fn is_code(error: &redis::RedisError, code: &str) -> bool {
     error.code() == Some(code)
-}
-
-/// What one queue entry turned out to be for a claimer.
-enum Outcome {
-    Granted(Claim),
-    Skipped,
 }
 
 impl RedisStore {
@@ -508,6 +502,7 @@ impl RedisStore {
     }
 
     /// Runs the grant script on one entry handed to `reviewer` and settles the entry accordingly.
+    /// `None`: the entry was not for this reviewer (now).
     async fn try_entry(
         &self,
         entry: Entry,
@@ -516,11 +511,11 @@ impl RedisStore {
         lease_until_unix: i64,
         four_eyes: bool,
         anchor_needs_supplement: bool,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Option<Claim>, StoreError> {
         const OP: &str = "claim_next";
         let Some(case_id) = entry.case else {
             self.remove_entry(OP, &entry.id).await?;
-            return Ok(Outcome::Skipped);
+            return Ok(None);
         };
         let now = now_unix.to_string();
         let until = lease_until_unix.to_string();
@@ -557,7 +552,7 @@ impl RedisStore {
                 };
                 let case = reply.record(OP, &case_id)?;
                 self.hide_entry(OP, &entry.id, reviewer, reviewer, now_unix).await?;
-                Ok(Outcome::Granted(Claim {
+                Ok(Some(Claim {
                     case,
                     pii,
                     lease: Lease {
@@ -570,15 +565,15 @@ impl RedisStore {
                 let holder = reply.word(OP, 0)?;
                 let since: i64 = reply.word(OP, 1)?.parse().map_err(|_| corrupt(OP, "leased"))?;
                 self.hide_entry(OP, &entry.id, reviewer, &holder, since).await?;
-                Ok(Outcome::Skipped)
+                Ok(None)
             }
             "not_ready" => {
                 self.park_entry(OP, &entry.id).await?;
-                Ok(Outcome::Skipped)
+                Ok(None)
             }
             "gone" => {
                 self.remove_entry(OP, &entry.id).await?;
-                Ok(Outcome::Skipped)
+                Ok(None)
             }
             _ => Err(corrupt(OP, "reply")),
         }
@@ -672,7 +667,7 @@ impl ReviewQueue for RedisStore {
             let next = parts.first().and_then(text).ok_or_else(|| corrupt(OP, "queue"))?;
             let claimed = parts.get(1).ok_or_else(|| corrupt(OP, "queue"))?;
             for entry in decode_entries(OP, claimed)? {
-                if let Outcome::Granted(claim) = attempt(entry).await? {
+                if let Some(claim) = attempt(entry).await? {
                     return Ok(Some(claim));
                 }
             }
@@ -708,7 +703,7 @@ impl ReviewQueue for RedisStore {
                 return Ok(None);
             }
             for entry in entries {
-                if let Outcome::Granted(claim) = attempt(entry).await? {
+                if let Some(claim) = attempt(entry).await? {
                     return Ok(Some(claim));
                 }
             }
