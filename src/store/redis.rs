@@ -259,9 +259,9 @@ return {'ok', unpack(redis.call('HGETALL', KEYS[1]))}
 ";
 
 /// Ends a pending case by expiry or erasure and destroys its personal data (crypto-shredding: the
-/// wrapped data key and the body go in the same step) and takes it out of the review queue (its
-/// stream entry is removed by the caller, or skipped by the next claim). KEYS: case, pii key, pii
-/// body, review. ARGV: `expire` | `erase`, now, record ttl (s), account (erase only: the case must be its).
+/// wrapped data key and the body go in the same step) and takes it out of the review queue (the
+/// review hash goes here; its stream entry is dropped by the next claim that meets it). KEYS: case,
+/// pii key, pii body, review. ARGV: `expire` | `erase`, now, record ttl (s), account (erase only: the case must be its).
 const SHRED: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 if ARGV[1] == 'erase' and redis.call('HGET', KEYS[1], 'account') ~= ARGV[4] then return {'foreign'} end
