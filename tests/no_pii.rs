@@ -90,25 +90,38 @@ async fn no_personal_data_in_logs_or_errors() {
         Some((3, "x", "y")),
     );
     tampered.request_id = "pii-t".into();
-        errors.push(format!("{:?}", client.verify(tampered).await.expect_err("tampered")));
+    errors.push(format!("{:?}", client.verify(tampered).await.expect_err("tampered")));
 
     // The review side: register, claim (material re-sealed to the reviewer), decide, release.
     let mut reviewer = pb::review_service_client::ReviewServiceClient::new(gw.channel("reviewer-1").await);
     let key = idgate::crypto::sealing::OpeningKey::generate().expect("key");
     reviewer
-        .register_reviewer_key(pb::RegisterReviewerKeyRequest { public_key: key.public_key().to_vec() })
+        .register_reviewer_key(pb::RegisterReviewerKeyRequest {
+            public_key: key.public_key().to_vec(),
+        })
         .await
         .expect("register");
     for decision in [pb::Decision::Approve, pb::Decision::Reject] {
-        let claim = reviewer.claim_next(pb::ClaimNextRequest {}).await.expect("claim").into_inner();
+        let claim = reviewer
+            .claim_next(pb::ClaimNextRequest {})
+            .await
+            .expect("claim")
+            .into_inner();
         assert!(!claim.case_id.is_empty(), "pending cases exist");
         errors.push(format!("{claim:?}"));
-        let request =
-            pb::SubmitDecisionRequest { case_id: claim.case_id, decision: decision as i32, reason_code: "X".into() };
+        let request = pb::SubmitDecisionRequest {
+            case_id: claim.case_id,
+            decision: decision as i32,
+            reason_code: "X".into(),
+        };
         errors.push(format!("{:?}", reviewer.submit_decision(request).await));
     }
     let mut audit = pb::audit_service_client::AuditServiceClient::new(gw.channel("admin").await);
-    let trail = audit.list_audit_events(pb::ListAuditEventsRequest::default()).await.expect("audit").into_inner();
+    let trail = audit
+        .list_audit_events(pb::ListAuditEventsRequest::default())
+        .await
+        .expect("audit")
+        .into_inner();
     assert!(trail.events.iter().any(|e| e.action == "case_decided"));
     errors.push(format!("{trail:?}"));
     gw.stop().await;

@@ -1,7 +1,10 @@
 //! The storage conformance suite: every backend must pass the same tests. Written against
-//! `Arc<dyn Store>` so that each backend only supplies a constructor (embedded today; Redis
-//! standalone and cluster join with the storage issue).
+//! `Arc<dyn Store>` so that each backend only supplies a constructor: embedded, Redis standalone and
+//! Redis Cluster (real `redis-server` processes from `support::redis`, one per test binary, each test
+//! under its own key prefix).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod support;
 
 use std::sync::Arc;
 
@@ -313,56 +316,82 @@ async fn wrapped_keys_are_replaced_by_compare_and_set(store: Arc<dyn Store>) {
     );
 }
 
+/// `$make` is awaited inside each test and gives `Option<Arc<dyn Store>>`; `None` only when the
+/// backend's tests are explicitly skipped (see `support::redis`).
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
             use super::*;
             #[tokio::test]
             async fn idempotency_key_is_claimed_once() {
-                super::idempotency_key_is_claimed_once($make).await
+                if let Some(store) = $make {
+                    super::idempotency_key_is_claimed_once(store).await
+                }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_begins_start_exactly_one() {
-                super::concurrent_begins_start_exactly_one($make).await
+                if let Some(store) = $make {
+                    super::concurrent_begins_start_exactly_one(store).await
+                }
             }
             #[tokio::test]
             async fn the_state_machine_holds() {
-                super::the_state_machine_holds($make).await
+                if let Some(store) = $make {
+                    super::the_state_machine_holds(store).await
+                }
             }
             #[tokio::test]
             async fn watch_follows_to_the_final_status_and_ends() {
-                super::watch_follows_to_the_final_status_and_ends($make).await
+                if let Some(store) = $make {
+                    super::watch_follows_to_the_final_status_and_ends(store).await
+                }
             }
             #[tokio::test]
             async fn retention_expires_due_data_and_forgets_old_records() {
-                super::retention_expires_due_data_and_forgets_old_records($make).await
+                if let Some(store) = $make {
+                    super::retention_expires_due_data_and_forgets_old_records(store).await
+                }
             }
             #[tokio::test]
             async fn an_abandoned_case_is_taken_over_after_its_lease() {
-                super::an_abandoned_case_is_taken_over_after_its_lease($make).await
+                if let Some(store) = $make {
+                    super::an_abandoned_case_is_taken_over_after_its_lease(store).await
+                }
             }
             #[tokio::test]
             async fn erasure_shreds_pending_cases_of_one_account() {
-                super::erasure_shreds_pending_cases_of_one_account($make).await
+                if let Some(store) = $make {
+                    super::erasure_shreds_pending_cases_of_one_account(store).await
+                }
             }
             #[tokio::test]
             async fn audit_trail_is_append_only_and_paged() {
-                super::audit_trail_is_append_only_and_paged($make).await
+                if let Some(store) = $make {
+                    super::audit_trail_is_append_only_and_paged(store).await
+                }
             }
             #[tokio::test]
             async fn window_counters_count_and_restart() {
-                super::window_counters_count_and_restart($make).await
+                if let Some(store) = $make {
+                    super::window_counters_count_and_restart(store).await
+                }
             }
             #[tokio::test]
             async fn anchor_bindings_are_limited_per_id() {
-                super::anchor_bindings_are_limited_per_id($make).await
+                if let Some(store) = $make {
+                    super::anchor_bindings_are_limited_per_id(store).await
+                }
             }
             #[tokio::test]
             async fn wrapped_keys_are_replaced_by_compare_and_set() {
-                super::wrapped_keys_are_replaced_by_compare_and_set($make).await
+                if let Some(store) = $make {
+                    super::wrapped_keys_are_replaced_by_compare_and_set(store).await
+                }
             }
         }
     };
 }
 
-conformance!(embedded, Arc::new(MemoryStore::new()) as Arc<dyn Store>);
+conformance!(embedded, Some(Arc::new(MemoryStore::new()) as Arc<dyn Store>));
+conformance!(redis_standalone, support::redis::standalone_store().await);
+conformance!(redis_cluster, support::redis::cluster_store().await);

@@ -109,7 +109,7 @@ fn extension(bytes: &[u8]) -> &'static str {
 async fn ask(prompt: &str) -> anyhow::Result<String> {
     print!("{prompt}");
     std::io::stdout().flush()?;
-        // A detached thread, not the runtime's blocking pool: a read still waiting when the console ends
+    // A detached thread, not the runtime's blocking pool: a read still waiting when the console ends
     // (Ctrl-C) must not keep the process alive.
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {

@@ -256,16 +256,16 @@ impl Store for MemoryStore {
     async fn begin(&self, record: CaseRecord, now_unix: i64) -> Result<Begin, StoreError> {
         let mut state = self.lock()?;
         let key = (record.account_id.clone(), record.request_id.clone());
-        if let Some(existing_id) = state.idempotency.get(&key).cloned() {
-            if let Some(entry) = state.cases.get_mut(&existing_id) {
-                if entry.record.status == CaseStatus::Processing && entry.record.lease_until_unix <= now_unix {
-                    entry.record.lease_until_unix = record.lease_until_unix;
-                    entry.record.updated_at_unix = now_unix;
-                    return Ok(Begin::Started(entry.record.clone()));
-                }
-                return Ok(Begin::Existing(entry.record.clone()));
+        // A key whose record was forgotten by retention may be used again.
+        if let Some(existing_id) = state.idempotency.get(&key).cloned()
+            && let Some(entry) = state.cases.get_mut(&existing_id)
+        {
+            if entry.record.status == CaseStatus::Processing && entry.record.lease_until_unix <= now_unix {
+                entry.record.lease_until_unix = record.lease_until_unix;
+                entry.record.updated_at_unix = now_unix;
+                return Ok(Begin::Started(entry.record.clone()));
             }
-            // The record was forgotten by retention: the key may be used again.
+            return Ok(Begin::Existing(entry.record.clone()));
         }
         let (changes, _) = watch::channel(record.clone());
         state.idempotency.insert(key, record.id.clone());

@@ -11,6 +11,7 @@
 //! A store never sees plaintext personal data, never decides anything, and never talks gRPC.
 
 pub mod memory;
+pub mod redis;
 
 use futures_util::stream::BoxStream;
 

@@ -1,0 +1,376 @@
+//! What the Redis store leaves behind, and how it behaves when Redis goes away.
+//!
+//! - Once a case is decided, expired or erased, nothing in Redis could hold an image (no value over
+//!   1 KiB) or any of the applicant's data; while pending, the sealed data carries a TTL.
+//! - The append-only files never contain plaintext personal data: only sealed bytes reach Redis.
+//! - A dead or frozen Redis makes calls fail with `Unavailable` within the response timeout, and the
+//!   store recovers by itself when Redis is back, with acknowledged cases intact.
+//!
+//! Each test starts its own `redis-server`(s), so they can stop and inspect them freely.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use idgate::crypto::SecretKey32;
+use idgate::crypto::envelope::{Kek, KekRing};
+use idgate::domain::Purpose;
+use idgate::store::redis::{RedisOptions, RedisStore};
+use idgate::store::{AuditEvent, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
+use support::redis::{RedisCluster, RedisServer, redis_tests_enabled, test_options};
+use tokio::time::{Instant, timeout};
+
+const NOW: i64 = 1_795_000_000;
+const RETAIN: i64 = 3_600;
+const NAME: &str = "张三丰";
+const ID_NUMBER: &str = "11010519491231002X";
+const PHONE: &str = "13800138000";
+const MAX_VALUE: usize = 1024;
+
+/// A 50 KiB fake JPEG: a real header, then bytes from a fixed generator (recognisable, incompressible).
+fn fake_image() -> Vec<u8> {
+    let mut image = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    let mut x: u32 = 0x1234_5678;
+    while image.len() < 50 * 1024 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        image.extend_from_slice(&x.to_le_bytes());
+    }
+    image
+}
+
+/// What must never be found in Redis: the applicant's data, and a piece from the middle of the image.
+fn secrets() -> Vec<Vec<u8>> {
+    let image = fake_image();
+    vec![
+        NAME.as_bytes().to_vec(),
+        ID_NUMBER.as_bytes().to_vec(),
+        PHONE.as_bytes().to_vec(),
+        image[25_000..25_064].to_vec(),
+    ]
+}
+
+fn ring() -> KekRing {
+    KekRing::new(vec![Kek {
+        id: "kek-1".into(),
+        created_at_unix: NOW,
+        key: SecretKey32::random().unwrap(),
+    }])
+    .unwrap()
+}
+
+fn sealed(ring: &KekRing, case_id: &str) -> SealedPii {
+    let mut plaintext = format!("name={NAME};id_number={ID_NUMBER};phone={PHONE};face=").into_bytes();
+    plaintext.extend_from_slice(&fake_image());
+    let (wrapped_key, body) = ring.seal(case_id, "identity", &plaintext).unwrap();
+    SealedPii { wrapped_key, body }
+}
+
+fn record(id: &str, account: &str, request: &str) -> CaseRecord {
+    CaseRecord {
+        id: id.into(),
+        account_id: account.into(),
+        request_id: request.into(),
+        principal: "onboarding-dev".into(),
+        purpose: Purpose::Anchor,
+        status: CaseStatus::Processing,
+        refusal: None,
+        provider: None,
+        created_at_unix: NOW,
+        updated_at_unix: NOW,
+        lease_until_unix: NOW + 30,
+        pii_expires_at_unix: None,
+    }
+}
+
+fn finish(status: CaseStatus, pii: SealedPii) -> Finish {
+    Finish {
+        status,
+        provider: Some("sim".into()),
+        refusal: None,
+        pii: Some((pii, NOW + RETAIN)),
+    }
+}
+
+/// Every value under every key of the given nodes, read according to its type.
+async fn all_values(urls: &[String]) -> Vec<(String, Vec<u8>)> {
+    let mut values = Vec::new();
+    for url in urls {
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut con = client.get_multiplexed_async_connection().await.unwrap();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(100)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            for key in keys {
+                let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut con).await.unwrap();
+                let parts: Vec<Vec<u8>> = match kind.as_str() {
+                    "string" => vec![redis::cmd("GET").arg(&key).query_async(&mut con).await.unwrap()],
+                    "hash" => redis::cmd("HGETALL").arg(&key).query_async(&mut con).await.unwrap(),
+                    "set" => redis::cmd("SMEMBERS").arg(&key).query_async(&mut con).await.unwrap(),
+                    "zset" => redis::cmd("ZRANGE")
+                        .arg(&key)
+                        .arg(0)
+                        .arg(-1)
+                        .arg("WITHSCORES")
+                        .query_async(&mut con)
+                        .await
+                        .unwrap(),
+                    "stream" => {
+                        let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
+                            .arg(&key)
+                            .arg("-")
+                            .arg("+")
+                            .query_async(&mut con)
+                            .await
+                            .unwrap();
+                        entries.into_iter().flat_map(|(_, fields)| fields).collect()
+                    }
+                    "none" => Vec::new(), // expired meanwhile
+                    other => panic!("unexpected type {other} of {key}"),
+                };
+                values.extend(parts.into_iter().map(|v| (key.clone(), v)));
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    values
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Decided, expired and erased cases (and a pending one meanwhile), with sealed data from the real
+/// envelope; returns the ids and a piece of a sealed body that was stored.
+async fn full_flow(store: &dyn Store, prefix: &str, urls: &[String]) -> ([String; 3], Vec<u8>) {
+    let ring = ring();
+    // Decided by the provider: the sealed data offered with it is never kept.
+    store.begin(record("vf_decided", "acct-1", "r-1"), NOW).await.unwrap();
+    store
+        .finish(
+            "vf_decided",
+            finish(CaseStatus::Verified, sealed(&ring, "vf_decided")),
+            NOW + 1,
+        )
+        .await
+        .unwrap();
+    // Pending, then expired by retention.
+    store.begin(record("vf_expired", "acct-1", "r-2"), NOW).await.unwrap();
+    let pending = sealed(&ring, "vf_expired");
+    let sealed_piece = pending.body.ciphertext[25_000..25_064].to_vec();
+    store
+        .finish("vf_expired", finish(CaseStatus::PendingReview, pending), NOW + 1)
+        .await
+        .unwrap();
+    // Pending, then erased with its account.
+    store.begin(record("vf_erased", "acct-2", "r-3"), NOW).await.unwrap();
+    store
+        .finish(
+            "vf_erased",
+            finish(CaseStatus::PendingReview, sealed(&ring, "vf_erased")),
+            NOW + 1,
+        )
+        .await
+        .unwrap();
+
+    // While pending, the sealed data is in Redis (the scan sees it) and carries a TTL.
+    let big = all_values(urls)
+        .await
+        .into_iter()
+        .filter(|(_, v)| v.len() > MAX_VALUE)
+        .count();
+    assert_eq!(big, 2, "two sealed bodies while pending");
+    for id in ["vf_expired", "vf_erased"] {
+        for part in ["key", "body"] {
+            let key = format!("{prefix}:{{{id}}}:pii:{part}");
+            let ttl = pttl(urls, &key).await;
+            assert!(
+                ttl > 0 && ttl <= RETAIN * 1000,
+                "{key} must expire on its own (PTTL {ttl})"
+            );
+        }
+    }
+
+    assert_eq!(store.erase_account("acct-2", NOW + 2).await.unwrap(), ["vf_erased"]);
+    assert_eq!(store.sweep(NOW + RETAIN, 0).await.unwrap(), 1);
+    store
+        .append_audit(
+            AuditEvent {
+                at_unix: NOW + 2,
+                actor: "admin-dev".into(),
+                action: "erase_subject".into(),
+                case_id: Some("vf_erased".into()),
+                detail: "cases=1".into(),
+            },
+            86_400,
+        )
+        .await
+        .unwrap();
+    for (id, status) in [
+        ("vf_decided", CaseStatus::Verified),
+        ("vf_expired", CaseStatus::Expired),
+        ("vf_erased", CaseStatus::Erased),
+    ] {
+        assert_eq!(store.get(id).await.unwrap().unwrap().status, status);
+        assert!(store.sealed_pii(id).await.unwrap().is_none());
+    }
+    (
+        ["vf_decided".into(), "vf_expired".into(), "vf_erased".into()],
+        sealed_piece,
+    )
+}
+
+async fn pttl(urls: &[String], key: &str) -> i64 {
+    // On a cluster the key lives on one node; the others answer -2 (no such key).
+    let mut best = -2;
+    for url in urls {
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut con = client.get_multiplexed_async_connection().await.unwrap();
+        let ttl: i64 = redis::cmd("PTTL").arg(key).query_async(&mut con).await.unwrap_or(-2);
+        best = best.max(ttl);
+    }
+    best
+}
+
+async fn assert_nothing_left(urls: &[String]) {
+    let values = all_values(urls).await;
+    assert!(!values.is_empty(), "the scan sees the case records");
+    for (key, value) in &values {
+        assert!(
+            value.len() <= MAX_VALUE,
+            "{key} holds {} bytes after every case ended",
+            value.len()
+        );
+        for secret in secrets() {
+            assert!(!contains(value, &secret), "{key} holds applicant data");
+        }
+    }
+}
+
+#[tokio::test]
+async fn nothing_that_could_hold_personal_data_outlives_a_case_standalone() {
+    if !redis_tests_enabled() {
+        return;
+    }
+    let server = RedisServer::start().await;
+    let options = test_options();
+    let prefix = options.key_prefix.clone();
+    let store = RedisStore::standalone(&server.url(), options).await.unwrap();
+    let urls = [server.url()];
+    full_flow(&store, &prefix, &urls).await;
+    assert_nothing_left(&urls).await;
+}
+
+#[tokio::test]
+async fn nothing_that_could_hold_personal_data_outlives_a_case_cluster() {
+    if !redis_tests_enabled() {
+        return;
+    }
+    let cluster = RedisCluster::start().await;
+    let options = test_options();
+    let prefix = options.key_prefix.clone();
+    let store = RedisStore::cluster(&cluster.urls(), options).await.unwrap();
+    full_flow(&store, &prefix, &cluster.urls()).await;
+    assert_nothing_left(&cluster.urls()).await;
+}
+
+#[tokio::test]
+async fn the_append_only_file_holds_only_sealed_bytes() {
+    if !redis_tests_enabled() {
+        return;
+    }
+    let server = RedisServer::start().await;
+    let options = test_options();
+    let prefix = options.key_prefix.clone();
+    let store = RedisStore::standalone(&server.url(), options).await.unwrap();
+    let (ids, sealed_piece) = full_flow(&store, &prefix, &[server.url()]).await;
+
+    // appendfsync is `always` on test servers: every acknowledged write is in the files now.
+    let mut aof = Vec::new();
+    for file in server.data_files() {
+        aof.extend(std::fs::read(&file).unwrap());
+    }
+    // Positive controls: the scan reads the log that holds the writes, sealed bodies included.
+    for id in &ids {
+        assert!(contains(&aof, id.as_bytes()), "the AOF records {id}");
+    }
+    assert!(contains(&aof, &sealed_piece), "the sealed bodies went through the AOF");
+    for secret in secrets() {
+        assert!(
+            !contains(&aof, &secret),
+            "plaintext personal data in the append-only file"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_dead_redis_fails_fast_and_the_store_recovers_by_itself() {
+    if !redis_tests_enabled() {
+        return;
+    }
+    let mut server = RedisServer::start().await;
+    let response_timeout = Duration::from_millis(500);
+    let options = RedisOptions {
+        connect_timeout: Duration::from_millis(500),
+        response_timeout,
+        ..test_options()
+    };
+    let store: Arc<dyn Store> = Arc::new(RedisStore::standalone(&server.url(), options).await.unwrap());
+    store.begin(record("vf_kept", "acct-1", "r-1"), NOW).await.unwrap();
+    let bound = response_timeout + Duration::from_millis(500);
+
+    // Frozen: the connection stays open, nothing answers.
+    server.pause();
+    let started = Instant::now();
+    let frozen = timeout(bound, store.get("vf_kept")).await;
+    server.resume();
+    assert!(
+        matches!(frozen, Ok(Err(StoreError::Unavailable))),
+        "a frozen Redis: {frozen:?}"
+    );
+    assert!(started.elapsed() < bound);
+
+    // Gone: connections refused.
+    server.stop();
+    let started = Instant::now();
+    let gone = timeout(bound, store.begin(record("vf_x", "acct-1", "r-2"), NOW)).await;
+    assert!(
+        matches!(gone, Ok(Err(StoreError::Unavailable))),
+        "a dead Redis: {:?}",
+        gone.map(|r| r.map(|_| ()))
+    );
+    assert!(started.elapsed() < bound);
+    // Still failing fast while it stays down (the reconnect backoff must not make callers wait).
+    let again = timeout(bound, store.get("vf_kept")).await;
+    assert!(matches!(again, Ok(Err(StoreError::Unavailable))));
+
+    // Back on the same port and directory: the same store works again, without help, and the
+    // acknowledged case survived (append-only file).
+    server.restart().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let kept = loop {
+        match timeout(bound, store.get("vf_kept")).await {
+            Ok(Ok(found)) => break found,
+            _ => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the store did not recover after Redis came back"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(kept.unwrap().status, CaseStatus::Processing);
+}

@@ -1,0 +1,3 @@
+//! Test harness shared by the integration tests that need real servers.
+
+pub mod redis;
