@@ -135,3 +135,150 @@ async fn redis_down_means_unavailable_within_the_deadline_and_the_gateway_recove
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn every_flow_through_the_gateway_leaves_no_plaintext_at_rest() {
+    if !redis_tests_enabled() {
+        return;
+    }
+    let redis = RedisServer::start().await;
+    let clock = idgate::clock::ManualClock::new(idgate::clock::Clock::now_unix(&idgate::clock::SystemClock));
+    let mut config = redis_config(&redis.url());
+    config.retention.pending_review_ttl_seconds = 600;
+    config.retention.sweep_interval_seconds = 1;
+    config.limits.max_anchor_accounts_per_id = 1;
+    let gw = TestGateway::start_with(config, Some(clock.clone())).await;
+    let mut client = gw.onboarding().await;
+
+    // Every provider path for both purposes, each twice (idempotent replays), with big images.
+    let mut people = Vec::new();
+    let mut pending = Vec::new();
+    for (i, seq) in ["123", "905", "945", "965", "975", "985", "995"].iter().enumerate() {
+        let mut person = Person::adult(seq);
+        person.face = common::png(640, 480);
+        person.face.extend(std::iter::repeat_n(0xA5u8, 40 * 1024));
+        for purpose in [ShortVideo, Anchor] {
+            let request_id = format!("all-{i}-{}", purpose as i32);
+            let answer = verify(&mut client, purpose, &request_id, &person).await.unwrap();
+            assert_eq!(
+                answer,
+                verify(&mut client, purpose, &request_id, &person).await.unwrap()
+            );
+            if answer.status == pb::Status::PendingReview as i32 {
+                pending.push(answer.verification_id);
+            }
+        }
+        people.push(person);
+    }
+    // The anchor-accounts limit (blind index) from a second account.
+    let mut other =
+        idgate::pb::verification_service_client::VerificationServiceClient::new(gw.channel("onboarding").await);
+    let key = other
+        .get_sealing_key(pb::GetSealingKeyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let request = common::sealed_request(&key, Anchor, "acct-2", "limit-1", &people[0].fields(), None);
+    let status = other.verify(request).await.unwrap_err();
+    assert_eq!(reason(&status).as_deref(), Some("ID_ACCOUNT_LIMIT"));
+
+    // While cases are pending, their sealed material is in Redis — as ciphertext only.
+    let stored = support::redis::all_values(&[redis.url()]).await;
+    assert!(
+        stored.iter().any(|(_, v)| v.len() > 40 * 1024),
+        "pending material is stored (sealed)"
+    );
+    let secrets = |people: &[Person]| -> Vec<Vec<u8>> {
+        people
+            .iter()
+            .flat_map(|p| {
+                [
+                    p.name.as_bytes().to_vec(),
+                    p.id_number.as_bytes().to_vec(),
+                    p.id_number.as_bytes()[..17].to_vec(),
+                    p.phone.as_bytes().to_vec(),
+                    p.face[..64].to_vec(),
+                    vec![0xA5; 64],
+                ]
+            })
+            .collect()
+    };
+    let check = |values: &[(String, Vec<u8>)]| {
+        for (key, value) in values {
+            for secret in secrets(&people) {
+                assert!(!support::redis::contains(value, &secret), "plaintext under {key}");
+                assert!(
+                    !support::redis::contains(key.as_bytes(), &secret),
+                    "plaintext in a key name"
+                );
+            }
+        }
+    };
+    check(&stored);
+
+    // Erase one pending case's account… (a separate account, so the others stay pending)
+    let person = Person::adult("946");
+    let key = other
+        .get_sealing_key(pb::GetSealingKeyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let request = common::sealed_request(&key, ShortVideo, "acct-3", "erase-1", &person.fields(), None);
+    assert_eq!(
+        other.verify(request).await.unwrap().into_inner().status,
+        pb::Status::PendingReview as i32
+    );
+    let erased = other
+        .erase_subject(pb::EraseSubjectRequest {
+            account_id: "acct-3".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(erased.into_inner().cases_erased, 1);
+    // …and let retention expire the rest.
+    let watch_id = pb::GetVerificationRequest {
+        verification_id: pending[0].clone(),
+    };
+    let mut watch = client.watch_verification(watch_id).await.unwrap().into_inner();
+    watch.message().await.unwrap();
+    clock.advance(601);
+    let last = tokio::time::timeout(Duration::from_secs(20), watch.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.status, pb::Status::Expired as i32);
+    for id in &pending {
+        let status = client
+            .get_verification(pb::GetVerificationRequest {
+                verification_id: id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, pb::Status::Expired as i32);
+    }
+    gw.stop().await;
+
+    // Afterwards: nothing large enough to hold an image, nothing personal, in any key, value or AOF.
+    let after = support::redis::all_values(&[redis.url()]).await;
+    check(&after);
+    let largest = after.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
+    assert!(largest <= 1024, "a value of {largest} bytes outlived its case");
+    let files = redis.data_files();
+    assert!(!files.is_empty(), "the append-only file exists");
+    let mut scanned = 0;
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        scanned += bytes.len();
+        for secret in secrets(&people) {
+            assert!(
+                !support::redis::contains(&bytes, &secret),
+                "plaintext in {}",
+                file.display()
+            );
+        }
+    }
+    assert!(scanned > 40 * 1024, "the AOF saw the sealed material ({scanned} bytes)");
+}
