@@ -24,6 +24,7 @@ use crate::review::{ReviewDesk, ReviewSettings};
 use crate::store::ReviewQueue;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
+use crate::store::redis::{RedisOptions, RedisStore};
 use crate::transport::services::App;
 use crate::transport::{server, tls};
 use crate::verify::{Limits, Verifier, VerifySettings};
@@ -197,11 +198,26 @@ impl Gateway {
         ));
 
         // The embedded store also holds the review queue; a store without one leaves review off.
+        let redis_options = RedisOptions {
+            record_ttl: Duration::from_secs(config.retention.case_record_ttl_seconds),
+            ..RedisOptions::default()
+        };
         let (store, review_queue): (Arc<dyn Store>, Option<Arc<dyn ReviewQueue>>) =
-            if config.store.url.is_some() || config.store.cluster_nodes.is_some() {
-                return Err(StartError::Unsupported(
-                    "store.url / store.cluster_nodes: the Redis store is not available in this build yet".into(),
-                ));
+            if let (Some(_), Some(_)) = (&config.store.url, &config.store.cluster_nodes) {
+                return Err(ConfigError::Invalid("set store.url or store.cluster_nodes, not both".into()).into());
+            } else if let Some(url) = &config.store.url {
+                let redis = RedisStore::standalone(url, redis_options)
+                    .await
+                    .map_err(|e| StartError::Unsupported(format!("store.url {}: {e}", redact_url(url))))?;
+                notes.push(format!("store: Redis {}", redact_url(url)));
+                (Arc::new(redis), None)
+            } else if let Some(nodes) = &config.store.cluster_nodes {
+                let redis = RedisStore::cluster(nodes, redis_options)
+                    .await
+                    .map_err(|e| StartError::Unsupported(format!("store.cluster_nodes: {e}")))?;
+                let shown: Vec<String> = nodes.iter().map(|n| redact_url(n)).collect();
+                notes.push(format!("store: Redis Cluster {}", shown.join(", ")));
+                (Arc::new(redis), None)
             } else {
                 notes.push("store: embedded (in-process); it keeps NOTHING across restarts".into());
                 let memory = Arc::new(MemoryStore::new());
@@ -416,6 +432,14 @@ struct Maintenance {
     record_ttl: Duration,
     /// Key rotation: move data keys still wrapped by an older KEK to the current one.
     rewrap_every: Duration,
+}
+
+/// A Redis URL without its password, for log lines.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &url[..scheme + 3], &url[at..]),
+        _ => url.to_owned(),
+    }
 }
 
 /// Data keys re-wrapped per pass at most (bounded work per tick).

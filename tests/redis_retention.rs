@@ -19,7 +19,7 @@ use idgate::crypto::envelope::{Kek, KekRing};
 use idgate::domain::Purpose;
 use idgate::store::redis::{RedisOptions, RedisStore};
 use idgate::store::{AuditEvent, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
-use support::redis::{RedisCluster, RedisServer, redis_tests_enabled, test_options};
+use support::redis::{RedisCluster, RedisServer, all_values, contains, redis_tests_enabled, test_options};
 use tokio::time::{Instant, timeout};
 
 const NOW: i64 = 1_795_000_000;
@@ -93,63 +93,6 @@ fn finish(status: CaseStatus, pii: SealedPii) -> Finish {
         refusal: None,
         pii: Some((pii, NOW + RETAIN)),
     }
-}
-
-/// Every value under every key of the given nodes, read according to its type.
-async fn all_values(urls: &[String]) -> Vec<(String, Vec<u8>)> {
-    let mut values = Vec::new();
-    for url in urls {
-        let client = redis::Client::open(url.as_str()).unwrap();
-        let mut con = client.get_multiplexed_async_connection().await.unwrap();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(100)
-                .query_async(&mut con)
-                .await
-                .unwrap();
-            for key in keys {
-                let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut con).await.unwrap();
-                let parts: Vec<Vec<u8>> = match kind.as_str() {
-                    "string" => vec![redis::cmd("GET").arg(&key).query_async(&mut con).await.unwrap()],
-                    "hash" => redis::cmd("HGETALL").arg(&key).query_async(&mut con).await.unwrap(),
-                    "set" => redis::cmd("SMEMBERS").arg(&key).query_async(&mut con).await.unwrap(),
-                    "zset" => redis::cmd("ZRANGE")
-                        .arg(&key)
-                        .arg(0)
-                        .arg(-1)
-                        .arg("WITHSCORES")
-                        .query_async(&mut con)
-                        .await
-                        .unwrap(),
-                    "stream" => {
-                        let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
-                            .arg(&key)
-                            .arg("-")
-                            .arg("+")
-                            .query_async(&mut con)
-                            .await
-                            .unwrap();
-                        entries.into_iter().flat_map(|(_, fields)| fields).collect()
-                    }
-                    "none" => Vec::new(), // expired meanwhile
-                    other => panic!("unexpected type {other} of {key}"),
-                };
-                values.extend(parts.into_iter().map(|v| (key.clone(), v)));
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-    }
-    values
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Decided, expired and erased cases (and a pending one meanwhile), with sealed data from the real

@@ -12,7 +12,7 @@ use super::auth::{Rpc, authorize};
 use super::errors;
 use crate::clock::Clock;
 use crate::crypto::sealing::{Context, SealingKeyring};
-use crate::domain::{AccountId, Purpose, RequestId};
+use crate::domain::{AccountId, IdentityFields, Purpose, RequestId};
 use crate::material;
 use crate::pb;
 use crate::review::{ReviewDesk, ReviewUseError};
@@ -29,6 +29,25 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// Upper bound of a `Verify` call when the client sets no shorter `grpc-timeout`.
     pub verify_deadline: Duration,
+}
+
+impl App {
+    /// Opens a client-sealed `IdentityPayload` bound to `context`; every failure is the one
+    /// `PAYLOAD_UNOPENABLE` answer of API.md §2. The plaintext buffer is wiped before returning.
+    fn open_payload(&self, sealed: Option<pb::SealedPayload>, context: &Context) -> Result<IdentityFields, Status> {
+        let sealed = sealed.ok_or_else(|| errors::invalid("PAYLOAD_MISSING", "payload is required"))?;
+        let plaintext = self
+            .sealing
+            .open(
+                &sealed.key_id,
+                context,
+                &sealed.enc,
+                &sealed.ciphertext,
+                self.clock.now_unix(),
+            )
+            .map_err(|_| errors::unopenable_payload())?;
+        material::decode(&plaintext).ok_or_else(errors::unopenable_payload)
+    }
 }
 
 fn status_to_pb(status: CaseStatus) -> pb::Status {
@@ -135,24 +154,8 @@ impl pb::verification_service_server::VerificationService for VerificationServic
                 &[],
             )
         })?;
-        let sealed = message
-            .payload
-            .ok_or_else(|| errors::invalid("PAYLOAD_MISSING", "payload is required"))?;
-
         let context = Context::identity(message.purpose, account_id.as_str(), request_id.as_str());
-        let plaintext = self
-            .app
-            .sealing
-            .open(
-                &sealed.key_id,
-                &context,
-                &sealed.enc,
-                &sealed.ciphertext,
-                self.app.clock.now_unix(),
-            )
-            .map_err(|_| errors::unopenable_payload())?;
-        let fields = material::decode(&plaintext).ok_or_else(errors::unopenable_payload)?;
-        drop(plaintext);
+        let fields = self.app.open_payload(message.payload, &context)?;
 
         let command = VerifyCommand {
             principal: caller.principal,
@@ -215,23 +218,8 @@ impl pb::verification_service_server::VerificationService for VerificationServic
         let caller = authorize(&request, Rpc::SubmitSupplement)?;
         let message = request.into_inner();
         let request_id = RequestId::parse(&message.request_id).map_err(|r| errors::refusal(&r))?;
-        let sealed = message
-            .payload
-            .ok_or_else(|| errors::invalid("PAYLOAD_MISSING", "payload is required"))?;
         let context = Context::supplement(&message.verification_id, request_id.as_str());
-        let plaintext = self
-            .app
-            .sealing
-            .open(
-                &sealed.key_id,
-                &context,
-                &sealed.enc,
-                &sealed.ciphertext,
-                self.app.clock.now_unix(),
-            )
-            .map_err(|_| errors::unopenable_payload())?;
-        let fields = material::decode(&plaintext).ok_or_else(errors::unopenable_payload)?;
-        drop(plaintext);
+        let fields = self.app.open_payload(message.payload, &context)?;
         let record = review_desk(&self.app)?
             .supplement(&caller.principal, &message.verification_id, request_id.as_str(), fields)
             .await

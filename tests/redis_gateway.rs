@@ -1,0 +1,284 @@
+//! The gateway on Redis, end to end: the real server (and the real binary) with `store.url`, against
+//! a real `redis-server` with an append-only file. Durability under SIGKILL, Redis outages, and no
+//! plaintext at rest anywhere.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+mod support;
+
+use std::time::Duration;
+
+use common::{GatewayProcess, Person, TestGateway, reason, verify};
+use idgate::pb;
+use idgate::pb::Purpose::{Anchor, ShortVideo};
+use support::redis::{RedisServer, redis_tests_enabled};
+use tonic::Code;
+
+fn redis_config(url: &str) -> idgate::config::Config {
+    let mut config = TestGateway::config();
+    config.store.url = Some(url.to_owned());
+    config
+}
+
+#[tokio::test]
+async fn no_acknowledged_verification_is_lost_when_the_gateway_is_killed() {
+    if !redis_tests_enabled() {
+        return;
+    }
+    let redis = RedisServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dev = dir.path().join("dev");
+    let url = redis.url();
+    let mut acknowledged = Vec::new();
+    {
+        let mut gateway = GatewayProcess::start(&dev, &[("IDGATE_STORE__URL", &url)]).await;
+        let mut client = gateway.onboarding().await;
+        for (i, seq) in ["123", "905", "945", "975", "124"].iter().enumerate() {
+            let purpose = if i % 2 == 0 { ShortVideo } else { Anchor };
+            let answer = verify(&mut client, purpose, &format!("kill-{i}"), &Person::adult(seq))
+                .await
+                .unwrap();
+            acknowledged.push(answer);
+        }
+        gateway.signal(9);
+        assert!(
+            !gateway.wait_exit(Duration::from_secs(10)).success(),
+            "killed, not exited"
+        );
+    }
+    let gateway = GatewayProcess::start(&dev, &[("IDGATE_STORE__URL", &url)]).await;
+    let mut client = gateway.onboarding().await;
+    for answer in &acknowledged {
+        let id = pb::GetVerificationRequest {
+            verification_id: answer.verification_id.clone(),
+        };
+        let now = client
+            .get_verification(id)
+            .await
+            .expect("readable after restart")
+            .into_inner();
+        assert_eq!(&now, answer);
+    }
+}
+
+#[tokio::test]
+async fn redis_down_means_unavailable_within_the_deadline_and_the_gateway_recovers() {
+    if !redis_tests_enabled() {
+        return;
+    }
+    let mut redis = RedisServer::start().await;
+    let gw = TestGateway::start_with(redis_config(&redis.url()), None).await;
+    let mut client = gw.onboarding().await;
+    let before = verify(&mut client, ShortVideo, "down-0", &Person::adult("123"))
+        .await
+        .unwrap();
+
+    redis.stop();
+    let key = client
+        .get_sealing_key(pb::GetSealingKeyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let request = common::sealed_request(
+        &key,
+        ShortVideo,
+        "acct-1",
+        "down-1",
+        &Person::adult("124").fields(),
+        None,
+    );
+    let mut call = tonic::Request::new(request);
+    call.set_timeout(Duration::from_secs(5));
+    let started = std::time::Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(15), client.verify(call))
+        .await
+        .expect("no hang")
+        .unwrap_err();
+    assert!(
+        matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded),
+        "{:?} {}",
+        status.code(),
+        status.message()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "answered within the deadline: {:?}",
+        started.elapsed()
+    );
+    if status.code() == Code::Unavailable {
+        assert_eq!(reason(&status).as_deref(), Some("STORE_UNAVAILABLE"));
+    }
+
+    redis.restart().await;
+    // The gateway reconnects by itself: within a bounded time the same request goes through.
+    let mut recovered = None;
+    for _ in 0..100 {
+        match verify(&mut client, ShortVideo, "down-2", &Person::adult("125")).await {
+            Ok(answer) => {
+                recovered = Some(answer);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert_eq!(
+        recovered.expect("recovered after Redis returned").status,
+        pb::Status::Verified as i32
+    );
+    let id = pb::GetVerificationRequest {
+        verification_id: before.verification_id.clone(),
+    };
+    assert_eq!(
+        client.get_verification(id).await.unwrap().into_inner(),
+        before,
+        "persisted across the restart"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn every_flow_through_the_gateway_leaves_no_plaintext_at_rest() {
+    if !redis_tests_enabled() {
+        return;
+    }
+    let redis = RedisServer::start().await;
+    let clock = idgate::clock::ManualClock::new(idgate::clock::Clock::now_unix(&idgate::clock::SystemClock));
+    let mut config = redis_config(&redis.url());
+    config.retention.pending_review_ttl_seconds = 600;
+    config.retention.sweep_interval_seconds = 1;
+    config.limits.max_anchor_accounts_per_id = 1;
+    let gw = TestGateway::start_with(config, Some(clock.clone())).await;
+    let mut client = gw.onboarding().await;
+
+    // Every provider path for both purposes, each twice (idempotent replays), with big images.
+    let mut people = Vec::new();
+    let mut pending = Vec::new();
+    for (i, seq) in ["123", "905", "945", "965", "975", "985", "995"].iter().enumerate() {
+        let mut person = Person::adult(seq);
+        person.face = common::png(640, 480);
+        person.face.extend(std::iter::repeat_n(0xA5u8, 40 * 1024));
+        for purpose in [ShortVideo, Anchor] {
+            let request_id = format!("all-{i}-{}", purpose as i32);
+            let answer = verify(&mut client, purpose, &request_id, &person).await.unwrap();
+            assert_eq!(
+                answer,
+                verify(&mut client, purpose, &request_id, &person).await.unwrap()
+            );
+            if answer.status == pb::Status::PendingReview as i32 {
+                pending.push(answer.verification_id);
+            }
+        }
+        people.push(person);
+    }
+    // The anchor-accounts limit (blind index) from a second account.
+    let mut other =
+        idgate::pb::verification_service_client::VerificationServiceClient::new(gw.channel("onboarding").await);
+    let key = other
+        .get_sealing_key(pb::GetSealingKeyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let request = common::sealed_request(&key, Anchor, "acct-2", "limit-1", &people[0].fields(), None);
+    let status = other.verify(request).await.unwrap_err();
+    assert_eq!(reason(&status).as_deref(), Some("ID_ACCOUNT_LIMIT"));
+
+    // While cases are pending, their sealed material is in Redis — as ciphertext only.
+    let stored = support::redis::all_values(&[redis.url()]).await;
+    assert!(
+        stored.iter().any(|(_, v)| v.len() > 40 * 1024),
+        "pending material is stored (sealed)"
+    );
+    let secrets = |people: &[Person]| -> Vec<Vec<u8>> {
+        people
+            .iter()
+            .flat_map(|p| {
+                [
+                    p.name.as_bytes().to_vec(),
+                    p.id_number.as_bytes().to_vec(),
+                    p.id_number.as_bytes()[..17].to_vec(),
+                    p.phone.as_bytes().to_vec(),
+                    p.face[..64].to_vec(),
+                    vec![0xA5; 64],
+                ]
+            })
+            .collect()
+    };
+    let check = |values: &[(String, Vec<u8>)]| {
+        for (key, value) in values {
+            for secret in secrets(&people) {
+                assert!(!support::redis::contains(value, &secret), "plaintext under {key}");
+                assert!(
+                    !support::redis::contains(key.as_bytes(), &secret),
+                    "plaintext in a key name"
+                );
+            }
+        }
+    };
+    check(&stored);
+
+    // Erase one pending case's account… (a separate account, so the others stay pending)
+    let person = Person::adult("946");
+    let key = other
+        .get_sealing_key(pb::GetSealingKeyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let request = common::sealed_request(&key, ShortVideo, "acct-3", "erase-1", &person.fields(), None);
+    assert_eq!(
+        other.verify(request).await.unwrap().into_inner().status,
+        pb::Status::PendingReview as i32
+    );
+    let erased = other
+        .erase_subject(pb::EraseSubjectRequest {
+            account_id: "acct-3".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(erased.into_inner().cases_erased, 1);
+    // …and let retention expire the rest.
+    let watch_id = pb::GetVerificationRequest {
+        verification_id: pending[0].clone(),
+    };
+    let mut watch = client.watch_verification(watch_id).await.unwrap().into_inner();
+    watch.message().await.unwrap();
+    clock.advance(601);
+    let last = tokio::time::timeout(Duration::from_secs(20), watch.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.status, pb::Status::Expired as i32);
+    for id in &pending {
+        let status = client
+            .get_verification(pb::GetVerificationRequest {
+                verification_id: id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, pb::Status::Expired as i32);
+    }
+    gw.stop().await;
+
+    // Afterwards: nothing large enough to hold an image, nothing personal, in any key, value or AOF.
+    let after = support::redis::all_values(&[redis.url()]).await;
+    check(&after);
+    let largest = after.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
+    assert!(largest <= 1024, "a value of {largest} bytes outlived its case");
+    let files = redis.data_files();
+    assert!(!files.is_empty(), "the append-only file exists");
+    let mut scanned = 0;
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        scanned += bytes.len();
+        for secret in secrets(&people) {
+            assert!(
+                !support::redis::contains(&bytes, &secret),
+                "plaintext in {}",
+                file.display()
+            );
+        }
+    }
+    assert!(scanned > 40 * 1024, "the AOF saw the sealed material ({scanned} bytes)");
+}
