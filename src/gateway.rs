@@ -197,12 +197,12 @@ impl Gateway {
             keks.current_id()
         ));
 
-        // The embedded store also holds the review queue; a store without one leaves review off.
+        // Every store holds the review queue too: one object, seen through both interfaces.
         let redis_options = RedisOptions {
             record_ttl: Duration::from_secs(config.retention.case_record_ttl_seconds),
             ..RedisOptions::default()
         };
-        let (store, review_queue): (Arc<dyn Store>, Option<Arc<dyn ReviewQueue>>) =
+        let (store, review_queue): (Arc<dyn Store>, Arc<dyn ReviewQueue>) =
             if let (Some(_), Some(_)) = (&config.store.url, &config.store.cluster_nodes) {
                 return Err(ConfigError::Invalid("set store.url or store.cluster_nodes, not both".into()).into());
             } else if let Some(url) = &config.store.url {
@@ -210,18 +210,20 @@ impl Gateway {
                     .await
                     .map_err(|e| StartError::Unsupported(format!("store.url {}: {e}", redact_url(url))))?;
                 notes.push(format!("store: Redis {}", redact_url(url)));
-                (Arc::new(redis), None)
+                let redis = Arc::new(redis);
+                (redis.clone(), redis)
             } else if let Some(nodes) = &config.store.cluster_nodes {
                 let redis = RedisStore::cluster(nodes, redis_options)
                     .await
                     .map_err(|e| StartError::Unsupported(format!("store.cluster_nodes: {e}")))?;
                 let shown: Vec<String> = nodes.iter().map(|n| redact_url(n)).collect();
                 notes.push(format!("store: Redis Cluster {}", shown.join(", ")));
-                (Arc::new(redis), None)
+                let redis = Arc::new(redis);
+                (redis.clone(), redis)
             } else {
                 notes.push("store: embedded (in-process); it keeps NOTHING across restarts".into());
                 let memory = Arc::new(MemoryStore::new());
-                (memory.clone(), Some(memory))
+                (memory.clone(), memory)
             };
 
         let longest = match &plan.providers {
@@ -307,7 +309,7 @@ impl Gateway {
             audit_ttl: Duration::from_secs(config.retention.audit_ttl_seconds),
         };
         let keks = Arc::new(keks);
-        let review = review_queue.map(|queue| {
+        let review = {
             let settings = ReviewSettings {
                 lease: Duration::from_secs(config.review.lease_seconds),
                 approvals_required: config.review.approvals_required,
@@ -315,13 +317,13 @@ impl Gateway {
                 audit_ttl: Duration::from_secs(config.retention.audit_ttl_seconds),
             };
             Arc::new(ReviewDesk::new(
-                queue,
+                review_queue,
                 store.clone(),
                 keks.clone(),
                 clock.clone(),
                 settings,
             ))
-        });
+        };
         let verifier = Arc::new(Verifier::new(
             store,
             Router::new(routes),

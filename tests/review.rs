@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
+mod support;
 
 use std::collections::HashSet;
 
@@ -101,7 +102,21 @@ async fn supplement(gw: &TestGateway, verification_id: &str, request_id: &str) -
 
 #[tokio::test]
 async fn an_anchor_case_is_reviewed_end_to_end_with_supplement_and_audit() {
-    let gw = TestGateway::start().await;
+    anchor_review_flow(TestGateway::start().await).await;
+}
+
+#[tokio::test]
+async fn an_anchor_case_is_reviewed_end_to_end_on_redis() {
+    if !support::redis::redis_tests_enabled() {
+        return;
+    }
+    let redis = support::redis::RedisServer::start().await;
+    let mut config = TestGateway::config();
+    config.store.url = Some(redis.url());
+    anchor_review_flow(TestGateway::start_with(config, None).await).await;
+}
+
+async fn anchor_review_flow(gw: TestGateway) {
     let mut onboarding = gw.onboarding().await;
     let person = Person::adult("975");
     let pending = verify(&mut onboarding, pb::Purpose::Anchor, "review-1", &person)
@@ -226,7 +241,22 @@ async fn an_anchor_case_is_reviewed_end_to_end_with_supplement_and_audit() {
 async fn four_eyes_needs_two_different_reviewers_and_a_rejection_ends_at_once() {
     let mut config = TestGateway::config();
     config.review.approvals_required = 2;
-    let gw = TestGateway::start_with(config, None).await;
+    four_eyes_flow(TestGateway::start_with(config, None).await).await;
+}
+
+#[tokio::test]
+async fn four_eyes_on_redis_cluster() {
+    if !support::redis::redis_tests_enabled() {
+        return;
+    }
+    let cluster = support::redis::RedisCluster::start().await;
+    let mut config = TestGateway::config();
+    config.review.approvals_required = 2;
+    config.store.cluster_nodes = Some(cluster.urls());
+    four_eyes_flow(TestGateway::start_with(config, None).await).await;
+}
+
+async fn four_eyes_flow(gw: TestGateway) {
     let mut onboarding = gw.onboarding().await;
     let first = verify(&mut onboarding, pb::Purpose::ShortVideo, "fe-1", &Person::adult("945"))
         .await

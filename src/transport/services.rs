@@ -23,8 +23,8 @@ use crate::verify::{Answer, Verifier, VerifyCommand};
 /// What the services share.
 pub struct App {
     pub verifier: Arc<Verifier>,
-    /// Manual review; `None` when the configured store has no review queue yet.
-    pub review: Option<Arc<ReviewDesk>>,
+    /// Manual review.
+    pub review: Arc<ReviewDesk>,
     pub sealing: Arc<SealingKeyring>,
     pub clock: Arc<dyn Clock>,
     /// Upper bound of a `Verify` call when the client sets no shorter `grpc-timeout`.
@@ -220,7 +220,9 @@ impl pb::verification_service_server::VerificationService for VerificationServic
         let request_id = RequestId::parse(&message.request_id).map_err(|r| errors::refusal(&r))?;
         let context = Context::supplement(&message.verification_id, request_id.as_str());
         let fields = self.app.open_payload(message.payload, &context)?;
-        let record = review_desk(&self.app)?
+        let record = self
+            .app
+            .review
             .supplement(&caller.principal, &message.verification_id, request_id.as_str(), fields)
             .await
             .map_err(errors::review_error)?;
@@ -247,17 +249,6 @@ impl pb::verification_service_server::VerificationService for VerificationServic
     }
 }
 
-fn review_desk(app: &App) -> Result<&ReviewDesk, Status> {
-    app.review.as_deref().ok_or_else(|| {
-        errors::status_with_reason(
-            tonic::Code::FailedPrecondition,
-            "manual review is not available with the configured store yet",
-            "REVIEW_UNAVAILABLE",
-            &[],
-        )
-    })
-}
-
 /// The review API for reviewer consoles.
 pub struct ReviewService {
     app: Arc<App>,
@@ -278,7 +269,8 @@ impl pb::review_service_server::ReviewService for ReviewService {
     ) -> Result<Response<pb::RegisterReviewerKeyResponse>, Status> {
         let caller = authorize(&request, Rpc::RegisterReviewerKey)?;
         let key = request.into_inner().public_key;
-        review_desk(&self.app)?
+        self.app
+            .review
             .register_key(&caller.principal, &key)
             .await
             .map_err(errors::review_error)?;
@@ -291,7 +283,9 @@ impl pb::review_service_server::ReviewService for ReviewService {
         request: Request<pb::ClaimNextRequest>,
     ) -> Result<Response<pb::ClaimNextResponse>, Status> {
         let caller = authorize(&request, Rpc::ClaimNext)?;
-        let claimed = review_desk(&self.app)?
+        let claimed = self
+            .app
+            .review
             .claim_next(&caller.principal)
             .await
             .map_err(errors::review_error)?;
@@ -319,7 +313,9 @@ impl pb::review_service_server::ReviewService for ReviewService {
             Ok(pb::Decision::Reject) => ReviewVerdict::Reject,
             _ => return Err(errors::review_error(ReviewUseError::BadDecision)),
         };
-        let status = review_desk(&self.app)?
+        let status = self
+            .app
+            .review
             .decide(&caller.principal, &message.case_id, verdict, &message.reason_code)
             .await
             .map_err(errors::review_error)?;
@@ -335,7 +331,8 @@ impl pb::review_service_server::ReviewService for ReviewService {
     ) -> Result<Response<pb::ReleaseCaseResponse>, Status> {
         let caller = authorize(&request, Rpc::ReleaseCase)?;
         let case_id = request.into_inner().case_id;
-        review_desk(&self.app)?
+        self.app
+            .review
             .release(&caller.principal, &case_id)
             .await
             .map_err(errors::review_error)?;
@@ -347,7 +344,7 @@ impl pb::review_service_server::ReviewService for ReviewService {
         request: Request<pb::GetQueueStatsRequest>,
     ) -> Result<Response<pb::GetQueueStatsResponse>, Status> {
         authorize(&request, Rpc::GetQueueStats)?;
-        let stats = review_desk(&self.app)?.stats().await.map_err(errors::review_error)?;
+        let stats = self.app.review.stats().await.map_err(errors::review_error)?;
         Ok(Response::new(pb::GetQueueStatsResponse {
             pending: stats.pending,
             claimed: stats.claimed,
@@ -377,7 +374,9 @@ impl pb::audit_service_server::AuditService for AuditService {
         let m = request.into_inner();
         let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         let page_size = if m.page_size == 0 { 100 } else { m.page_size as usize };
-        let page = review_desk(&self.app)?
+        let page = self
+            .app
+            .review
             .audit_events(
                 non_empty(&m.case_id).as_deref(),
                 non_empty(&m.principal).as_deref(),
