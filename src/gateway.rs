@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, ProviderConfig};
 use crate::crypto::keyfile;
+use crate::metrics::{QueueFigures, QueueGauges, register_queue_gauges};
 use crate::pki::{self, DevPki};
 use crate::providers::router::{Route, Router};
 use crate::providers::tencent::{SecretKey, TencentConfig, TencentFaceId};
@@ -153,6 +154,10 @@ pub struct Gateway {
     stop: watch::Sender<bool>,
     /// Human-readable facts for the start-up banner (no secrets).
     pub notes: Vec<String>,
+    /// The review-queue figures as last measured (also exported as metrics).
+    pub queue_figures: Arc<QueueFigures>,
+    /// Keeps the metric callbacks registered while the gateway lives.
+    _queue_gauges: QueueGauges,
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
@@ -339,6 +344,10 @@ impl Gateway {
             clock,
             verify_deadline: Duration::from_millis(config.server.verify_deadline_ms),
         });
+        let queue_figures = Arc::new(QueueFigures::default());
+        // On the process-wide meter: `serve` installs an OTLP provider there when one is configured;
+        // without one the gauges cost nothing.
+        let queue_gauges = register_queue_gauges(&opentelemetry::global::meter("idgate"), queue_figures.clone());
         let tls = Arc::new(tls::server_config(&plan.tls_cert, &plan.tls_key, &plan.client_ca)?);
         Ok(Self {
             app,
@@ -349,7 +358,10 @@ impl Gateway {
                 sweep_every: Duration::from_secs(config.retention.sweep_interval_seconds),
                 record_ttl: Duration::from_secs(config.retention.case_record_ttl_seconds),
                 rewrap_every: Duration::from_secs(config.keys.rewrap_interval_seconds),
+                queue_figures: queue_figures.clone(),
             },
+            queue_figures,
+            _queue_gauges: queue_gauges,
             stop,
             notes,
         })
@@ -434,6 +446,8 @@ struct Maintenance {
     record_ttl: Duration,
     /// Key rotation: move data keys still wrapped by an older KEK to the current one.
     rewrap_every: Duration,
+    /// The review-queue figures the metrics report, refreshed with every sweep.
+    queue_figures: Arc<QueueFigures>,
 }
 
 /// A Redis URL without its password, for log lines.
@@ -457,11 +471,17 @@ impl Maintenance {
         rewrap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = sweep.tick() => match app.verifier.sweep(self.record_ttl).await {
-                    Ok(0) => {}
-                    Ok(expired) => tracing::info!(expired, "retention: pending cases expired and their data destroyed"),
-                    Err(error) => tracing::warn!(%error, "retention sweep failed"),
-                },
+                                _ = sweep.tick() => {
+                    match app.verifier.sweep(self.record_ttl).await {
+                        Ok(0) => {}
+                        Ok(expired) => tracing::info!(expired, "retention: pending cases expired and their data destroyed"),
+                        Err(error) => tracing::warn!(%error, "retention sweep failed"),
+                    }
+                    match app.review.stats().await {
+                        Ok(stats) => self.queue_figures.update(stats),
+                        Err(error) => tracing::warn!(%error, "review queue figures unavailable"),
+                    }
+                }
                 _ = rewrap.tick() => match app.verifier.rewrap_pending(REWRAP_BATCH).await {
                     Ok(0) => {}
                     Ok(moved) => tracing::info!(moved, "data keys re-wrapped to the current KEK"),

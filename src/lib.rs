@@ -24,6 +24,7 @@ pub mod decision;
 pub mod domain;
 pub mod gateway;
 pub mod material;
+pub mod metrics;
 pub mod pki;
 pub mod providers;
 pub mod review;

@@ -19,3 +19,20 @@ pub fn init(json: bool) {
         builder.try_init()
     };
 }
+
+/// Exports metrics over OTLP/gRPC to `endpoint` (e.g. `http://127.0.0.1:4317`) through the
+/// process-wide meter provider. Call before building the gateway; shut the returned provider down
+/// at exit so the last figures are sent.
+pub fn init_otlp_metrics(endpoint: &str) -> Result<opentelemetry_sdk::metrics::SdkMeterProvider, String> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    let exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()
+        .map_err(|e| format!("telemetry.otlp_endpoint: {e}"))?;
+    let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_periodic_exporter(exporter)
+        .build();
+    opentelemetry::global::set_meter_provider(provider.clone());
+    Ok(provider)
+}

@@ -497,3 +497,44 @@ async fn the_review_console_decides_a_case_and_leaves_nothing_behind() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn the_queue_figures_behind_the_metrics_follow_the_queue() {
+    let mut config = TestGateway::config();
+    config.retention.sweep_interval_seconds = 1;
+    let gw = TestGateway::start_with(config, None).await;
+    let mut onboarding = gw.onboarding().await;
+    for i in 0..2 {
+        verify(
+            &mut onboarding,
+            pb::Purpose::Radio,
+            &format!("fig-{i}"),
+            &Person::adult(&format!("94{i}")),
+        )
+        .await
+        .unwrap();
+    }
+    // The maintenance loop refreshes the figures every second; wait (bounded) for the next refresh.
+    let wait_for = |pending: u64, claimed: u64| {
+        let figures = gw.queue_figures.clone();
+        async move {
+            for _ in 0..200 {
+                let now = figures.snapshot();
+                if (now.pending, now.claimed) == (pending, claimed) {
+                    return now;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            panic!(
+                "queue figures never reached pending={pending} claimed={claimed}: {:?}",
+                figures.snapshot()
+            );
+        }
+    };
+    wait_for(2, 0).await;
+    let mut r1 = ReviewerConsole::open(&gw, "reviewer-1").await;
+    r1.claim().await.unwrap();
+    let figures = wait_for(1, 1).await;
+    assert!(figures.oldest_pending_age_seconds >= 0);
+    gw.stop().await;
+}

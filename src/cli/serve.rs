@@ -33,6 +33,10 @@ fn usage(e: impl std::fmt::Display) -> CliError {
 pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     let config = Config::load(args.config.as_deref()).map_err(usage)?;
     crate::telemetry::init(config.telemetry.log_format.as_deref() == Some("json"));
+    let metrics = match config.telemetry.otlp_endpoint.as_deref() {
+        Some(endpoint) => Some(crate::telemetry::init_otlp_metrics(endpoint).map_err(CliError::Usage)?),
+        None => None,
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let plan = if args.dev {
         Plan::dev(config, args.listen, &args.dev_dir, clock.now_unix())
@@ -67,10 +71,13 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
             "  cargo run -- verify --target {bound} --certs {dir} --purpose short-video --name 张三 --id-number 11010519491231002X"
         );
     }
-    gateway
-        .serve(listener, shutdown_signal())
-        .await
-        .map_err(|e| CliError::Other(e.into()))?;
+    let served = gateway.serve(listener, shutdown_signal()).await;
+    if let Some(provider) = metrics {
+        // Sends the last figures; a collector that is gone must not keep us from exiting.
+        let flush = tokio::task::spawn_blocking(move || provider.shutdown());
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), flush).await;
+    }
+    served.map_err(|e| CliError::Other(e.into()))?;
     tracing::info!("idgate stopped");
     Ok(())
 }

@@ -20,6 +20,8 @@ pub struct TestGateway {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     pub clock: Option<ManualClock>,
+    /// The review-queue figures the gateway exports as metrics.
+    pub queue_figures: Arc<idgate::metrics::QueueFigures>,
     stop: Option<oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<()>>,
 }
@@ -47,6 +49,7 @@ impl TestGateway {
         let listen: SocketAddr = "127.0.0.1:0".parse().expect("addr");
         let plan = Plan::dev(config, Some(listen), &dir.path().join("dev"), now_clock.now_unix()).expect("plan");
         let gateway = Gateway::build(plan, now_clock).await.expect("gateway");
+        let queue_figures = gateway.queue_figures.clone();
         let listener = tokio::net::TcpListener::bind(listen).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -62,6 +65,7 @@ impl TestGateway {
             addr,
             dir,
             clock,
+            queue_figures,
             stop: Some(stop),
             served: Some(served),
         }
