@@ -314,26 +314,29 @@ impl Gateway {
             audit_ttl: Duration::from_secs(config.retention.audit_ttl_seconds),
         };
         let keks = Arc::new(keks);
+        let indexer = Arc::new(indexer);
         let review = {
-            let settings = ReviewSettings {
+            let review_settings = ReviewSettings {
                 lease: Duration::from_secs(config.review.lease_seconds),
                 approvals_required: config.review.approvals_required,
                 anchor_needs_supplement: config.review.anchor_requires_supplement,
                 audit_ttl: Duration::from_secs(config.retention.audit_ttl_seconds),
+                anchor_limits: settings.limits,
             };
             Arc::new(ReviewDesk::new(
                 review_queue,
                 store.clone(),
                 keks.clone(),
+                indexer.clone(),
                 clock.clone(),
-                settings,
+                review_settings,
             ))
         };
         let verifier = Arc::new(Verifier::new(
             store,
             Router::new(routes),
             keks,
-            Arc::new(indexer),
+            indexer,
             clock.clone(),
             settings,
         ));

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
+use crate::crypto::blind_index::BlindIndexer;
 use crate::crypto::envelope::KekRing;
 use crate::crypto::sealing::{self, Context, Sealed};
 use crate::domain::{Applicant, IdentityFields, Purpose};
@@ -18,7 +19,7 @@ use crate::store::{
     AuditEvent, CaseRecord, CaseStatus, QueueStats, ReviewError, ReviewQueue, ReviewVerdict, SealedPii, Store,
     StoreError,
 };
-use crate::verify::PII_FIELD_IDENTITY;
+use crate::verify::{AnchorBinding, Limits, PII_FIELD_IDENTITY};
 
 /// Review settings (`[review]`).
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +30,8 @@ pub struct ReviewSettings {
     /// An anchor case is offered to reviewers only once its supplement is complete.
     pub anchor_needs_supplement: bool,
     pub audit_ttl: Duration,
+    /// The anchor-accounts-per-ID limit (the other counters do not apply to reviews).
+    pub anchor_limits: Limits,
 }
 
 /// A case handed to a reviewer.
@@ -79,6 +82,8 @@ pub struct ReviewDesk {
     queue: Arc<dyn ReviewQueue>,
     store: Arc<dyn Store>,
     keks: Arc<KekRing>,
+    /// For the anchor-accounts-per-ID limit, which a reviewer's approval must respect too.
+    indexer: Arc<BlindIndexer>,
     clock: Arc<dyn Clock>,
     settings: ReviewSettings,
 }
@@ -95,6 +100,7 @@ impl ReviewDesk {
         queue: Arc<dyn ReviewQueue>,
         store: Arc<dyn Store>,
         keks: Arc<KekRing>,
+        indexer: Arc<BlindIndexer>,
         clock: Arc<dyn Clock>,
         settings: ReviewSettings,
     ) -> Self {
@@ -102,6 +108,7 @@ impl ReviewDesk {
             queue,
             store,
             keks,
+            indexer,
             clock,
             settings,
         }
@@ -201,13 +208,21 @@ impl ReviewDesk {
             return Err(ReviewUseError::BadReasonCode);
         }
         let now = self.clock.now_unix();
+        let mut verdict = verdict;
+        let mut limited = false;
+        if verdict == ReviewVerdict::Approve && !self.anchor_binding_allows(principal, case_id, now).await? {
+            // The person is who they claim, but this ID already verified its allowed anchor accounts.
+            verdict = ReviewVerdict::Reject;
+            limited = true;
+        }
         let record = self
             .queue
             .decide(case_id, principal, verdict, self.settings.approvals_required, now)
             .await?;
-        let verdict_name = match verdict {
-            ReviewVerdict::Approve => "approve",
-            ReviewVerdict::Reject => "reject",
+        let verdict_name = match (verdict, limited) {
+            (_, true) => "approve_refused_by_id_account_limit",
+            (ReviewVerdict::Approve, false) => "approve",
+            (ReviewVerdict::Reject, false) => "reject",
         };
         let detail = format!(
             "decision={verdict_name} reason={reason_code} status={}",
@@ -216,6 +231,42 @@ impl ReviewDesk {
         self.audit(principal, "case_decided", Some(case_id), detail).await?;
         tracing::info!(verification_id = %case_id, reviewer = %principal, status = record.status.as_str(), "review decision");
         Ok(record.status)
+    }
+
+    /// For an approval that would verify an ANCHOR case (the last one needed, under the approver's
+    /// own live lease), binds the account to the ID number first. `false`: the limit refuses it.
+    async fn anchor_binding_allows(&self, principal: &str, case_id: &str, now: i64) -> Result<bool, ReviewUseError> {
+        let Some(record) = self.store.get(case_id).await? else {
+            return Ok(true);
+        };
+        let Some(state) = self.queue.review_state(case_id).await? else {
+            return Ok(true);
+        };
+        let own_lease = state
+            .lease
+            .as_ref()
+            .is_some_and(|l| l.reviewer == principal && l.until_unix > now);
+        let others = state.approvals.iter().filter(|r| *r != principal).count();
+        let completes = others + 1 >= usize::from(self.settings.approvals_required.max(1));
+        if record.purpose != Purpose::Anchor || !own_lease || !completes {
+            // Not a verifying approval (or the queue will refuse it anyway).
+            return Ok(true);
+        }
+        let Some(pii) = self.store.sealed_pii(case_id).await? else {
+            return Ok(true);
+        };
+        let plaintext = self
+            .keks
+            .open(case_id, PII_FIELD_IDENTITY, &pii.wrapped_key, &pii.body)
+            .map_err(|_| ReviewUseError::Internal("opening review material"))?;
+        let fields = material::decode(&plaintext).ok_or(ReviewUseError::Internal("decoding review material"))?;
+        drop(plaintext);
+        let binding = AnchorBinding {
+            store: &*self.store,
+            indexer: &self.indexer,
+            limits: self.settings.anchor_limits,
+        };
+        Ok(binding.bind(&fields.id_number, &record.account_id, now).await?)
     }
 
     pub async fn release(&self, principal: &str, case_id: &str) -> Result<(), ReviewUseError> {

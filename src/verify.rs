@@ -147,6 +147,30 @@ impl Default for Limits {
     }
 }
 
+/// The "accounts per ID number" rule for anchors, shared by the provider path and the review path.
+pub struct AnchorBinding<'a> {
+    pub store: &'a dyn Store,
+    pub indexer: &'a BlindIndexer,
+    pub limits: Limits,
+}
+
+impl AnchorBinding<'_> {
+    /// Binds `account_id` to the (normalized) ID number; `false` when the ID already verified the
+    /// maximum number of other accounts.
+    pub async fn bind(&self, id_number: &str, account_id: &str, now_unix: i64) -> Result<bool, StoreError> {
+        let index = self.indexer.index(IndexUse::AnchorAccounts, id_number);
+        self.store
+            .bind_anchor(
+                &index,
+                account_id,
+                self.limits.max_anchor_accounts_per_id,
+                self.limits.anchor_binding_ttl.as_secs(),
+                now_unix,
+            )
+            .await
+    }
+}
+
 /// Reason code of an anchor verification refused because the ID number already verified the
 /// maximum number of other accounts.
 pub const ID_ACCOUNT_LIMIT: &str = "ID_ACCOUNT_LIMIT";
@@ -250,19 +274,13 @@ impl Verifier {
         // One person, a limited number of anchor accounts: bound only once verified, so that nobody
         // can use up someone else's ID number by submitting it with a wrong face.
         let anchor_refused = if verdict == Verdict::Verified && purpose == Purpose::Anchor {
-            let index = self
-                .indexer
-                .index(IndexUse::AnchorAccounts, applicant.id_number().as_str());
-            let limits = self.settings.limits;
-            !self
-                .store
-                .bind_anchor(
-                    &index,
-                    account_id.as_str(),
-                    limits.max_anchor_accounts_per_id,
-                    limits.anchor_binding_ttl.as_secs(),
-                    now,
-                )
+            let binding = AnchorBinding {
+                store: &*self.store,
+                indexer: &self.indexer,
+                limits: self.settings.limits,
+            };
+            !binding
+                .bind(applicant.id_number().as_str(), account_id.as_str(), now)
                 .await?
         } else {
             false

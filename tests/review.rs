@@ -538,3 +538,56 @@ async fn the_queue_figures_behind_the_metrics_follow_the_queue() {
     assert!(figures.oldest_pending_age_seconds >= 0);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_reviewer_approval_respects_the_anchor_accounts_per_id_limit() {
+    let mut config = TestGateway::config();
+    config.limits.max_anchor_accounts_per_id = 1;
+    config.review.anchor_requires_supplement = false;
+    let gw = TestGateway::start_with(config, None).await;
+    let mut onboarding = gw.onboarding().await;
+    let key = onboarding
+        .get_sealing_key(pb::GetSealingKeyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    // The same person (grey-zone face, so a human decides) from two accounts.
+    let person = Person::adult("975");
+    let mut ids = Vec::new();
+    for account in ["acct-1", "acct-2"] {
+        let request = common::sealed_request(&key, pb::Purpose::Anchor, account, "anchor-1", &person.fields(), None);
+        let answer = onboarding.verify(request).await.unwrap().into_inner();
+        assert_eq!(answer.status, pb::Status::PendingReview as i32);
+        ids.push(answer.verification_id);
+    }
+    let mut r1 = ReviewerConsole::open(&gw, "reviewer-1").await;
+    let first = r1.claim().await.unwrap();
+    assert_eq!(first.case_id, ids[0]);
+    assert_eq!(
+        r1.decide(&first.case_id, pb::Decision::Approve).await.unwrap(),
+        pb::Status::Verified
+    );
+    let second = r1.claim().await.unwrap();
+    assert_eq!(second.case_id, ids[1]);
+    assert_eq!(
+        r1.decide(&second.case_id, pb::Decision::Approve).await.unwrap(),
+        pb::Status::NotVerified,
+        "a second anchor account for one ID is refused even when a reviewer approves"
+    );
+    let mut audit = AuditServiceClient::new(gw.channel("admin").await);
+    let events = audit
+        .list_audit_events(pb::ListAuditEventsRequest {
+            case_id: ids[1].clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.detail.contains("approve_refused_by_id_account_limit"))
+    );
+    gw.stop().await;
+}
