@@ -123,13 +123,12 @@ fn associated_data(purpose: &str, kek_id: Option<&str>, case_id: &str, field: &s
     ad
 }
 
-fn commitment(data_key: &SecretKey32) -> [u8; 32] {
-    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(data_key.expose()).unwrap_or_else(|_| {
-        // HMAC accepts keys of any length; this branch cannot run.
-        <Hmac<sha2::Sha256> as Mac>::new_from_slice(&[0u8; 32]).unwrap_or_else(|_| unreachable!())
-    });
+/// The key-commitment tag of a data key. (HMAC accepts any key length, so the error is theoretical;
+/// it still fails the operation rather than produce a tag that commits to nothing.)
+fn commitment(data_key: &SecretKey32) -> Result<[u8; 32], EnvelopeError> {
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(data_key.expose()).map_err(|_| EnvelopeError::Open)?;
     mac.update(COMMIT_LABEL);
-    mac.finalize().into_bytes().into()
+    Ok(mac.finalize().into_bytes().into())
 }
 
 fn cipher(key: &SecretKey32) -> XChaCha20Poly1305 {
@@ -208,7 +207,7 @@ impl KekRing {
             },
             Body {
                 version: FORMAT_VERSION,
-                commitment: commitment(&data_key),
+                commitment: commitment(&data_key)?,
                 nonce: body_nonce,
                 ciphertext,
             },
@@ -241,7 +240,7 @@ impl KekRing {
         body: &Body,
     ) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
         let data_key = self.unwrap_key(case_id, field, wrapped)?;
-        if body.version != FORMAT_VERSION || !bool::from(commitment(&data_key).ct_eq(&body.commitment)) {
+        if body.version != FORMAT_VERSION || !bool::from(commitment(&data_key)?.ct_eq(&body.commitment)) {
             return Err(EnvelopeError::Open);
         }
         let body_ad = associated_data("body", None, case_id, field);
