@@ -231,20 +231,15 @@ impl Verifier {
 
         let id = random::id("vf_").map_err(|_| VerifyError::Internal("randomness"))?;
         let lease = self.settings.processing_lease.as_secs() as i64;
-        let fresh = CaseRecord {
+        let fresh = CaseRecord::processing(
             id,
-            account_id: account_id.as_str().to_owned(),
-            request_id: request_id.as_str().to_owned(),
+            account_id.as_str(),
+            request_id.as_str(),
             principal,
             purpose,
-            status: CaseStatus::Processing,
-            refusal: None,
-            provider: None,
-            created_at_unix: now,
-            updated_at_unix: now,
-            lease_until_unix: now + lease,
-            pii_expires_at_unix: None,
-        };
+            now,
+            now + lease,
+        );
         let case = match self.store.begin(fresh.clone(), now).await? {
             Begin::Started(case) => case,
             Begin::Existing(case) => return self.replay(case, &fresh, deadline).await,
@@ -734,20 +729,15 @@ mod tests {
     async fn a_case_abandoned_mid_call_is_taken_over_after_its_lease() {
         let clock = ManualClock::new(NOW);
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let stale = CaseRecord {
-            id: "vf_stale".into(),
-            account_id: "acct-1".into(),
-            request_id: "r-1".into(),
-            principal: "onboarding-dev".into(),
-            purpose: Purpose::ShortVideo,
-            status: CaseStatus::Processing,
-            refusal: None,
-            provider: None,
-            created_at_unix: NOW,
-            updated_at_unix: NOW,
-            lease_until_unix: NOW + 30,
-            pii_expires_at_unix: None,
-        };
+        let stale = CaseRecord::processing(
+            "vf_stale",
+            "acct-1",
+            "r-1",
+            "onboarding-dev",
+            Purpose::ShortVideo,
+            NOW,
+            NOW + 30,
+        );
         store.begin(stale, NOW).await.unwrap();
         let p = fake("p", Ok(Outcome::Match));
         let (v, _) = verifier_on(

@@ -70,20 +70,7 @@ fn sealed(ring: &KekRing, case_id: &str) -> SealedPii {
 }
 
 fn record(id: &str, account: &str, request: &str) -> CaseRecord {
-    CaseRecord {
-        id: id.into(),
-        account_id: account.into(),
-        request_id: request.into(),
-        principal: "onboarding-dev".into(),
-        purpose: Purpose::Anchor,
-        status: CaseStatus::Processing,
-        refusal: None,
-        provider: None,
-        created_at_unix: NOW,
-        updated_at_unix: NOW,
-        lease_until_unix: NOW + 30,
-        pii_expires_at_unix: None,
-    }
+    CaseRecord::processing(id, account, request, "onboarding-dev", Purpose::Anchor, NOW, NOW + 30)
 }
 
 fn finish(status: CaseStatus, pii: SealedPii) -> Finish {

@@ -57,20 +57,15 @@ impl Fixture {
     }
 
     async fn queue_case(&self, id: &str, account: &str, at: i64) {
-        let record = CaseRecord {
-            id: id.into(),
-            account_id: account.into(),
-            request_id: format!("req-{id}"),
-            principal: "onboarding-dev".into(),
-            purpose: Purpose::Radio,
-            status: CaseStatus::Processing,
-            refusal: None,
-            provider: None,
-            created_at_unix: at,
-            updated_at_unix: at,
-            lease_until_unix: at + 30,
-            pii_expires_at_unix: None,
-        };
+        let record = CaseRecord::processing(
+            id,
+            account,
+            format!("req-{id}"),
+            "onboarding-dev",
+            Purpose::Radio,
+            at,
+            at + 30,
+        );
         self.store.begin(record, at).await.unwrap();
         let pii = SealedPii {
             wrapped_key: WrappedKey {

@@ -51,20 +51,7 @@ impl Backend {
 
     /// Creates a case of `purpose` and finishes it into the review queue at `at`.
     async fn queue_case(&self, id: &str, account: &str, purpose: Purpose, at: i64) {
-        let record = CaseRecord {
-            id: id.into(),
-            account_id: account.into(),
-            request_id: format!("req-{id}"),
-            principal: "onboarding-dev".into(),
-            purpose,
-            status: CaseStatus::Processing,
-            refusal: None,
-            provider: None,
-            created_at_unix: at,
-            updated_at_unix: at,
-            lease_until_unix: at + 30,
-            pii_expires_at_unix: None,
-        };
+        let record = CaseRecord::processing(id, account, format!("req-{id}"), "onboarding-dev", purpose, at, at + 30);
         self.store.begin(record, at).await.unwrap();
         let finish = Finish {
             status: CaseStatus::PendingReview,

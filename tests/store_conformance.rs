@@ -17,20 +17,15 @@ use idgate::store::{AuditEvent, Begin, CaseRecord, CaseStatus, Finish, SealedPii
 const NOW: i64 = 1_795_000_000;
 
 fn record(id: &str, request_id: &str) -> CaseRecord {
-    CaseRecord {
-        id: id.into(),
-        account_id: "acct-1".into(),
-        request_id: request_id.into(),
-        principal: "onboarding-dev".into(),
-        purpose: Purpose::Anchor,
-        status: CaseStatus::Processing,
-        refusal: None,
-        provider: None,
-        created_at_unix: NOW,
-        updated_at_unix: NOW,
-        lease_until_unix: NOW + 30,
-        pii_expires_at_unix: None,
-    }
+    CaseRecord::processing(
+        id,
+        "acct-1",
+        request_id,
+        "onboarding-dev",
+        Purpose::Anchor,
+        NOW,
+        NOW + 30,
+    )
 }
 
 fn pii() -> SealedPii {

@@ -82,6 +82,35 @@ pub struct CaseRecord {
     pub pii_expires_at_unix: Option<i64>,
 }
 
+impl CaseRecord {
+    /// A new case, `Processing` (a provider call is about to start) under a lease until
+    /// `lease_until_unix`.
+    pub fn processing(
+        id: impl Into<String>,
+        account_id: impl Into<String>,
+        request_id: impl Into<String>,
+        principal: impl Into<String>,
+        purpose: Purpose,
+        now_unix: i64,
+        lease_until_unix: i64,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            account_id: account_id.into(),
+            request_id: request_id.into(),
+            principal: principal.into(),
+            purpose,
+            status: CaseStatus::Processing,
+            refusal: None,
+            provider: None,
+            created_at_unix: now_unix,
+            updated_at_unix: now_unix,
+            lease_until_unix,
+            pii_expires_at_unix: None,
+        }
+    }
+}
+
 /// A case's personal data, sealed (see `crypto::envelope`). The wrapped key and body are kept apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedPii {
