@@ -86,6 +86,8 @@ pub struct ServerConfig {
     pub handshake_timeout_ms: u64,
     /// Longest a `Verify` call may take when the client sets no shorter deadline.
     pub verify_deadline_ms: u64,
+    /// The deadline of any call that sets none, and the longest any call may take.
+    pub call_deadline_ms: u64,
     /// How long shutdown waits for in-flight calls.
     pub shutdown_grace_ms: u64,
 }
@@ -99,6 +101,7 @@ impl Default for ServerConfig {
             client_ca: None,
             handshake_timeout_ms: 5_000,
             verify_deadline_ms: 10_000,
+            call_deadline_ms: 15_000,
             shutdown_grace_ms: 15_000,
         }
     }
@@ -310,7 +313,16 @@ impl ProviderConfig {
 impl Config {
     /// Defaults, then `file` (if any), then the `IDGATE_` environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_from(file, Env::prefixed("IDGATE_").split("__"))
+        Self::load_from(file, Self::environment("IDGATE_"))
+    }
+
+    /// The configuration part of the environment: only `<PREFIX><SECTION>__<KEY>` variables. Others
+    /// that share the prefix — `IDGATE_LOG`, or `IDGATE_SERVICE_HOST` / `IDGATE_PORT` that Kubernetes
+    /// injects for a Service named `idgate` — are not configuration and are left alone.
+    fn environment(prefix: &str) -> Env {
+        Env::prefixed(prefix)
+            .filter(|key| key.as_str().contains("__"))
+            .split("__")
     }
 
     fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
@@ -407,11 +419,37 @@ secret_key = "do-not-print-me"
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API
+    fn only_section_variables_are_configuration() {
+        figment::Jail::expect_with(|jail| {
+            // What a shell, a log setting and Kubernetes put beside our configuration.
+            jail.set_env("IDGATE_LOG", "debug");
+            jail.set_env("IDGATE_SERVICE_HOST", "10.0.0.7");
+            jail.set_env("IDGATE_SERVICE_PORT", "50051");
+            jail.set_env("IDGATE_PORT", "tcp://10.0.0.7:50051");
+            jail.set_env("IDGATE_PORT_50051_TCP_ADDR", "10.0.0.7");
+            jail.set_env("IDGATE_RETENTION__PENDING_REVIEW_TTL_SECONDS", "300");
+            let config = Config::load(None).expect("loads beside foreign variables");
+            assert_eq!(config.retention.pending_review_ttl_seconds, 300);
+            // An unknown key under a real section is still refused, by name.
+            jail.set_env("IDGATE_RETENTION__PENDING_REVIEW_TTL", "1");
+            let error = Config::load(None).err().expect("refused").to_string();
+            assert!(error.contains("pending_review_ttl"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "[store]\nurll = \"x\"\n").unwrap();
         assert!(Config::load_from(Some(&file), Env::prefixed("IDGATE_TEST_NONE_")).is_err());
+        let named = Config::load_from(Some(&file), Env::prefixed("IDGATE_TEST_NONE_"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(named.contains("urll"), "the unknown key is named: {named}");
         std::fs::write(&file, "[decision]\nverified_at = 40.0\nreview_at = 60.0\n").unwrap();
         assert!(Config::load_from(Some(&file), Env::prefixed("IDGATE_TEST_NONE_")).is_err());
         assert!(

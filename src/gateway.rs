@@ -203,8 +203,11 @@ impl Gateway {
         ));
 
         // Every store holds the review queue too: one object, seen through both interfaces.
+        let indexer = Arc::new(indexer);
         let redis_options = RedisOptions {
             record_ttl: Duration::from_secs(config.retention.case_record_ttl_seconds),
+            // Case records carry an integrity tag under the gateway's keys (never stored in Redis).
+            record_keys: indexer.clone(),
             ..RedisOptions::default()
         };
         let (store, review_queue): (Arc<dyn Store>, Arc<dyn ReviewQueue>) =
@@ -304,7 +307,8 @@ impl Gateway {
         let settings = VerifySettings {
             thresholds: config.decision,
             pending_review_ttl: Duration::from_secs(config.retention.pending_review_ttl_seconds),
-            processing_lease: Duration::from_millis(config.server.verify_deadline_ms) * 3,
+            processing_lease: Duration::from_millis(config.server.verify_deadline_ms.max(config.server.call_deadline_ms))
+                * 3,
             limits: Limits {
                 per_account_per_hour: config.limits.verifications_per_account_per_hour,
                 per_id_per_day: config.limits.verifications_per_id_per_day,
@@ -314,7 +318,6 @@ impl Gateway {
             audit_ttl: Duration::from_secs(config.retention.audit_ttl_seconds),
         };
         let keks = Arc::new(keks);
-        let indexer = Arc::new(indexer);
         let review = {
             let review_settings = ReviewSettings {
                 lease: Duration::from_secs(config.review.lease_seconds),
@@ -346,6 +349,7 @@ impl Gateway {
             sealing: Arc::new(sealing),
             clock,
             verify_deadline: Duration::from_millis(config.server.verify_deadline_ms),
+            call_deadline: Duration::from_millis(config.server.call_deadline_ms),
         });
         let queue_figures = Arc::new(QueueFigures::default());
         // On the process-wide meter: `serve` installs an OTLP provider there when one is configured;

@@ -19,7 +19,8 @@ use crate::store::{
     AuditEvent, CaseRecord, CaseStatus, QueueStats, ReviewError, ReviewQueue, ReviewVerdict, SealedPii, Store,
     StoreError,
 };
-use crate::verify::{AnchorBinding, Limits, PII_FIELD_IDENTITY};
+use crate::store::{AnchorClaim, ID_ACCOUNT_LIMIT};
+use crate::verify::{Limits, PII_FIELD_IDENTITY, anchor_claim};
 
 /// Review settings (`[review]`).
 #[derive(Debug, Clone, Copy)]
@@ -208,17 +209,18 @@ impl ReviewDesk {
             return Err(ReviewUseError::BadReasonCode);
         }
         let now = self.clock.now_unix();
-        let mut verdict = verdict;
-        let mut limited = false;
-        if verdict == ReviewVerdict::Approve && !self.anchor_binding_allows(principal, case_id, now).await? {
-            // The person is who they claim, but this ID already verified its allowed anchor accounts.
-            verdict = ReviewVerdict::Reject;
-            limited = true;
-        }
+        // An approval of an anchor case carries the anchor-accounts-per-ID claim; the queue applies it
+        // in the same step that verifies the case (only if this approval is the last one needed).
+        let anchor = if verdict == ReviewVerdict::Approve {
+            self.anchor_claim_for(case_id, now).await?
+        } else {
+            None
+        };
         let record = self
             .queue
-            .decide(case_id, principal, verdict, self.settings.approvals_required, now)
+            .decide(case_id, principal, verdict, self.settings.approvals_required, anchor, now)
             .await?;
+        let limited = record.refusal.as_deref() == Some(ID_ACCOUNT_LIMIT);
         let verdict_name = match (verdict, limited) {
             (_, true) => "approve_refused_by_id_account_limit",
             (ReviewVerdict::Approve, false) => "approve",
@@ -233,27 +235,17 @@ impl ReviewDesk {
         Ok(record.status)
     }
 
-    /// For an approval that would verify an ANCHOR case (the last one needed, under the approver's
-    /// own live lease), binds the account to the ID number first. `false`: the limit refuses it.
-    async fn anchor_binding_allows(&self, principal: &str, case_id: &str, now: i64) -> Result<bool, ReviewUseError> {
+    /// The anchor claim for approving `case_id` (`None` unless it is a pending anchor case whose data
+    /// is still held): the ID number is read from the case's sealed material, in memory only.
+    async fn anchor_claim_for(&self, case_id: &str, now: i64) -> Result<Option<AnchorClaim>, ReviewUseError> {
         let Some(record) = self.store.get(case_id).await? else {
-            return Ok(true);
+            return Ok(None);
         };
-        let Some(state) = self.queue.review_state(case_id).await? else {
-            return Ok(true);
-        };
-        let own_lease = state
-            .lease
-            .as_ref()
-            .is_some_and(|l| l.reviewer == principal && l.until_unix > now);
-        let others = state.approvals.iter().filter(|r| *r != principal).count();
-        let completes = others + 1 >= usize::from(self.settings.approvals_required.max(1));
-        if record.purpose != Purpose::Anchor || !own_lease || !completes {
-            // Not a verifying approval (or the queue will refuse it anyway).
-            return Ok(true);
+        if record.purpose != Purpose::Anchor || record.status != CaseStatus::PendingReview {
+            return Ok(None);
         }
         let Some(pii) = self.store.sealed_pii(case_id).await? else {
-            return Ok(true);
+            return Ok(None);
         };
         let plaintext = self
             .keks
@@ -261,12 +253,12 @@ impl ReviewDesk {
             .map_err(|_| ReviewUseError::Internal("opening review material"))?;
         let fields = material::decode(&plaintext).ok_or(ReviewUseError::Internal("decoding review material"))?;
         drop(plaintext);
-        let binding = AnchorBinding {
-            store: &*self.store,
-            indexer: &self.indexer,
-            limits: self.settings.anchor_limits,
-        };
-        Ok(binding.bind(&fields.id_number, &record.account_id, now).await?)
+        Ok(Some(anchor_claim(
+            &self.indexer,
+            self.settings.anchor_limits,
+            &fields.id_number,
+            now,
+        )))
     }
 
     pub async fn release(&self, principal: &str, case_id: &str) -> Result<(), ReviewUseError> {

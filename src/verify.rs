@@ -21,7 +21,9 @@ use crate::domain::{AccountId, Applicant, Consent, IdentityFields, Purpose, Refu
 use crate::material;
 use crate::providers::ProviderRequest;
 use crate::providers::router::{Routed, Router};
-use crate::store::{AuditEvent, Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
+use crate::store::{
+    AnchorClaim, AuditEvent, Begin, CaseRecord, CaseStatus, Finish, ID_ACCOUNT_LIMIT, SealedPii, Store, StoreError,
+};
 
 /// Reason code of a case ended because the provider could not use the face photo.
 pub const FACE_IMAGE_UNUSABLE: &str = "FACE_IMAGE_UNUSABLE";
@@ -90,12 +92,15 @@ pub enum VerifyError {
     /// This ID number already verified the maximum number of anchor accounts.
     #[error("this ID number already verified the maximum number of anchor accounts")]
     IdAccountLimit { verification_id: String },
-    /// The same request_id was used before for a different purpose.
+    /// The same request_id was used before for a different request (purpose, caller or content).
     #[error("request_id was already used for a different request")]
     RequestIdReused,
     /// The same request is still being processed elsewhere and did not finish in time.
     #[error("the same request is still being processed; retry later")]
-    InProgress,
+    InProgress { verification_id: String },
+    /// A stored case record failed its integrity check; never answered as verified.
+    #[error("a stored case record failed its integrity check")]
+    Integrity { case_id: String },
     /// Unknown case, or a case of another client (the same answer for both).
     #[error("verification not found")]
     NotFound,
@@ -109,6 +114,7 @@ impl From<StoreError> for VerifyError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => VerifyError::NotFound,
+            StoreError::Integrity { case_id } => VerifyError::Integrity { case_id },
             other => VerifyError::Store(other),
         }
     }
@@ -147,35 +153,61 @@ impl Default for Limits {
     }
 }
 
-/// The "accounts per ID number" rule for anchors, shared by the provider path and the review path.
-pub struct AnchorBinding<'a> {
-    pub store: &'a dyn Store,
-    pub indexer: &'a BlindIndexer,
-    pub limits: Limits,
-}
-
-impl AnchorBinding<'_> {
-    /// Binds `account_id` to the (normalized) ID number; `false` when the ID already verified the
-    /// maximum number of other accounts.
-    pub async fn bind(&self, id_number: &str, account_id: &str, now_unix: i64) -> Result<bool, StoreError> {
-        let index = self.indexer.index(IndexUse::AnchorAccounts, id_number);
-        self.store
-            .bind_anchor(
-                &index,
-                account_id,
-                self.limits.max_anchor_accounts_per_id,
-                self.limits.anchor_binding_ttl.as_secs(),
-                now_unix,
-            )
-            .await
+/// The "accounts per ID number" rule for anchors, shared by the provider path and the review path:
+/// the claim the store applies in the step that verifies the case. It consults the ID number's index
+/// under every blind-index key that may still hold bindings, so a key rotation never resets the limit.
+pub fn anchor_claim(indexer: &BlindIndexer, limits: Limits, id_number: &str, now_unix: i64) -> AnchorClaim {
+    let lifetime = limits.anchor_binding_ttl.as_secs();
+    let consult = indexer.indexes_within(IndexUse::AnchorAccounts, id_number, now_unix, lifetime);
+    AnchorClaim {
+        index: indexer.index(IndexUse::AnchorAccounts, id_number),
+        consult,
+        max_accounts: limits.max_anchor_accounts_per_id,
+        ttl_seconds: lifetime.max(1),
     }
 }
 
-/// Reason code of an anchor verification refused because the ID number already verified the
-/// maximum number of other accounts.
-pub const ID_ACCOUNT_LIMIT: &str = "ID_ACCOUNT_LIMIT";
+/// The parts of a request's keyed fingerprint: what the caller sealed, and who asked for what.
+fn fingerprint_parts<'a>(principal: &'a str, purpose: Purpose, applicant: &'a Applicant) -> [&'a [u8]; 10] {
+    let image = |i: Option<&'a crate::domain::Image>| i.map_or(&[][..], |i| i.as_bytes());
+    [
+        b"idgate.v1.request",
+        purpose.as_str().as_bytes(),
+        principal.as_bytes(),
+        applicant.name().as_str().as_bytes(),
+        applicant.id_number().as_str().as_bytes(),
+        applicant.phone().map_or(&[][..], |p| p.as_str().as_bytes()),
+        image(applicant.face_image()),
+        image(applicant.id_card_front()),
+        image(applicant.id_card_back()),
+        image(applicant.handheld_id_photo()),
+    ]
+}
+
+/// The rate-limit windows: per account per hour, per ID number per day.
+const ACCOUNT_WINDOW_SECONDS: u64 = 3_600;
+const ID_WINDOW_SECONDS: u64 = 86_400;
+
 /// Who the gateway itself is in the audit trail.
 pub const GATEWAY_ACTOR: &str = "idgate";
+
+/// Whose cases an erasure may touch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EraseScope {
+    /// Only cases the caller created (an onboarding client).
+    Own,
+    /// Any case of the account (an operator).
+    Any,
+}
+
+impl EraseScope {
+    fn as_str(self) -> &'static str {
+        match self {
+            EraseScope::Own => "own",
+            EraseScope::Any => "any",
+        }
+    }
+}
 
 /// The verification service, independent of any transport.
 pub struct Verifier {
@@ -213,6 +245,11 @@ impl Verifier {
 
     /// Runs one verification.
     pub async fn verify(&self, command: VerifyCommand) -> Result<Answer, VerifyError> {
+        let result = self.verify_inner(command).await;
+        self.alarm_on_integrity(result).await
+    }
+
+    async fn verify_inner(&self, command: VerifyCommand) -> Result<Answer, VerifyError> {
         let now = self.clock.now_unix();
         let VerifyCommand {
             principal,
@@ -226,23 +263,48 @@ impl Verifier {
         // Checks that cost nothing come first; no provider is paid for bad input.
         Consent::parse(&command.consent_policy_version, command.consent_granted_at_unix, now)?;
         let applicant = Applicant::check(purpose, fields, self.clock.today_cst())?;
-        self.check_rates(account_id.as_str(), applicant.id_number().as_str(), now)
-            .await?;
+        let parts = fingerprint_parts(&principal, purpose, &applicant);
+        let same_content = |stored: &str| self.indexer.tag_matches(IndexUse::RequestFingerprint, stored, &parts);
 
         let id = random::id("vf_").map_err(|_| VerifyError::Internal("randomness"))?;
         let lease = self.settings.processing_lease.as_secs() as i64;
-        let fresh = CaseRecord::processing(
+        let mut fresh = CaseRecord::processing(
             id,
             account_id.as_str(),
             request_id.as_str(),
-            principal,
+            principal.as_str(),
             purpose,
+            self.indexer.tag(IndexUse::RequestFingerprint, &parts),
             now,
             now + lease,
         );
+        // A request seen before is answered from its record before any limit is counted: replays
+        // are free. Only a request that may start a new case counts against the limits.
+        match self.store.find(account_id.as_str(), request_id.as_str()).await? {
+            Some(existing) => {
+                if !self.is_same_request(&existing, &fresh, same_content(&existing.fingerprint)) {
+                    return Err(VerifyError::RequestIdReused);
+                }
+                let abandoned = existing.status == CaseStatus::Processing && existing.lease_until_unix <= now;
+                if !abandoned {
+                    return self.replay(existing, deadline).await;
+                }
+                // The same request, abandoned mid-call: take it over (under its own fingerprint).
+                fresh.fingerprint = existing.fingerprint;
+            }
+            None => {
+                self.check_rates(account_id.as_str(), applicant.id_number().as_str(), now)
+                    .await?
+            }
+        }
         let case = match self.store.begin(fresh.clone(), now).await? {
             Begin::Started(case) => case,
-            Begin::Existing(case) => return self.replay(case, &fresh, deadline).await,
+            Begin::Existing(case) => {
+                if !self.is_same_request(&case, &fresh, same_content(&case.fingerprint)) {
+                    return Err(VerifyError::RequestIdReused);
+                }
+                return self.replay(case, deadline).await;
+            }
         };
         tracing::debug!(verification_id = %case.id, purpose = purpose.as_str(), "case started");
 
@@ -266,44 +328,33 @@ impl Verifier {
             }
         };
 
-        // One person, a limited number of anchor accounts: bound only once verified, so that nobody
-        // can use up someone else's ID number by submitting it with a wrong face.
-        let anchor_refused = if verdict == Verdict::Verified && purpose == Purpose::Anchor {
-            let binding = AnchorBinding {
-                store: &*self.store,
-                indexer: &self.indexer,
-                limits: self.settings.limits,
-            };
-            !binding
-                .bind(applicant.id_number().as_str(), account_id.as_str(), now)
-                .await?
-        } else {
-            false
-        };
         let finish = match verdict {
-            Verdict::Verified if anchor_refused => Finish {
-                status: CaseStatus::NotVerified,
-                provider,
-                refusal: Some(ID_ACCOUNT_LIMIT.to_owned()),
-                pii: None,
-            },
+            // One person, a limited number of anchor accounts: bound in the same step that verifies
+            // the case, so that nobody can use up someone else's ID number with a wrong face, and a
+            // step that fails leaves no binding.
             Verdict::Verified => Finish {
                 status: CaseStatus::Verified,
                 provider,
-                refusal: None,
-                pii: None,
+                anchor: (purpose == Purpose::Anchor).then(|| {
+                    anchor_claim(
+                        &self.indexer,
+                        self.settings.limits,
+                        applicant.id_number().as_str(),
+                        now,
+                    )
+                }),
+                ..Finish::default()
             },
             Verdict::NotVerified => Finish {
                 status: CaseStatus::NotVerified,
                 provider,
-                refusal: None,
-                pii: None,
+                ..Finish::default()
             },
             Verdict::PhotoUnusable => Finish {
                 status: CaseStatus::NotVerified,
                 provider,
                 refusal: Some(FACE_IMAGE_UNUSABLE.to_owned()),
-                pii: None,
+                ..Finish::default()
             },
             Verdict::Review => {
                 let plaintext = material::encode_applicant(&applicant);
@@ -315,8 +366,8 @@ impl Verifier {
                 Finish {
                     status: CaseStatus::PendingReview,
                     provider,
-                    refusal: None,
                     pii: Some((SealedPii { wrapped_key, body }, expires_at)),
+                    ..Finish::default()
                 }
             }
         };
@@ -326,16 +377,20 @@ impl Verifier {
         answer_or_refusal(record)
     }
 
+    /// Whether `existing` holds the request `fresh` describes: the same purpose and caller, and the
+    /// same sealed content (`content_matches`: the stored fingerprint checked under its own key).
+    fn is_same_request(&self, existing: &CaseRecord, fresh: &CaseRecord, content_matches: bool) -> bool {
+        existing.purpose == fresh.purpose && existing.principal == fresh.principal && content_matches
+    }
+
     /// A request seen before: the same answer, never a second provider call.
-    async fn replay(&self, case: CaseRecord, fresh: &CaseRecord, deadline: Instant) -> Result<Answer, VerifyError> {
-        if case.purpose != fresh.purpose || case.principal != fresh.principal {
-            return Err(VerifyError::RequestIdReused);
-        }
+    async fn replay(&self, case: CaseRecord, deadline: Instant) -> Result<Answer, VerifyError> {
         tracing::debug!(verification_id = %case.id, "idempotent replay");
         if case.status != CaseStatus::Processing {
             return answer_or_refusal(case);
         }
         // The first attempt is still running: wait for its answer within our deadline.
+        let verification_id = case.id.clone();
         let mut changes = self.store.watch(&case.id).await?.ok_or(VerifyError::NotFound)?;
         let wait = async {
             while let Some(record) = changes.next().await {
@@ -347,13 +402,36 @@ impl Verifier {
         };
         match tokio::time::timeout_at(deadline, wait).await {
             Ok(Some(record)) => answer_or_refusal(record),
-            _ => Err(VerifyError::InProgress),
+            _ => Err(VerifyError::InProgress { verification_id }),
         }
+    }
+
+    /// Logs and audits (ids only) a record that failed its integrity check.
+    async fn alarm_on_integrity<T>(&self, result: Result<T, VerifyError>) -> Result<T, VerifyError> {
+        if let Err(VerifyError::Integrity { case_id }) = &result {
+            tracing::error!(verification_id = %case_id, "case record failed its integrity check; refusing to use it");
+            let event = AuditEvent {
+                at_unix: self.clock.now_unix(),
+                actor: GATEWAY_ACTOR.to_owned(),
+                action: "record_integrity_failed".to_owned(),
+                case_id: Some(case_id.clone()),
+                detail: String::new(),
+            };
+            if self
+                .store
+                .append_audit(event, self.settings.audit_ttl.as_secs())
+                .await
+                .is_err()
+            {
+                tracing::warn!(verification_id = %case_id, "could not audit the integrity failure");
+            }
+        }
+        result
     }
 
     /// The current state of a case created by `principal`.
     pub async fn get(&self, principal: &str, verification_id: &str) -> Result<Answer, VerifyError> {
-        let record = self.owned(principal, verification_id).await?;
+        let record = self.alarm_on_integrity(self.owned(principal, verification_id).await).await?;
         Ok(Answer::at(&record, self.clock.now_unix()))
     }
 
@@ -363,7 +441,8 @@ impl Verifier {
         principal: &str,
         verification_id: &str,
     ) -> Result<BoxStream<'static, Answer>, VerifyError> {
-        self.owned(principal, verification_id).await?;
+        self.alarm_on_integrity(self.owned(principal, verification_id).await)
+            .await?;
         let stream = self.store.watch(verification_id).await?.ok_or(VerifyError::NotFound)?;
         // `Processing` is internal: a watcher sees the case from its first public status on.
         let mut last = None;
@@ -382,16 +461,27 @@ impl Verifier {
     /// Counts this attempt against the per-account and per-ID windows.
     async fn check_rates(&self, account_id: &str, id_number: &str, now: i64) -> Result<(), VerifyError> {
         let limits = self.settings.limits;
-        let id_key = self.indexer.index(IndexUse::RateLimit, id_number);
+        // The ID number is counted under the current blind-index key and, read only, under older
+        // keys still within the window, so a key rotation never restarts its limit.
+        let mut id_keys = self
+            .indexer
+            .indexes_within(IndexUse::RateLimit, id_number, now, ID_WINDOW_SECONDS)
+            .into_iter()
+            .map(|index| format!("id:{index}"));
+        let current_id_key = id_keys.next().unwrap_or_default();
+        let older_id_keys: Vec<String> = id_keys.collect();
         let checks = [
-            (format!("acct:{account_id}"), 3_600u64, limits.per_account_per_hour),
-            (format!("id:{id_key}"), 86_400u64, limits.per_id_per_day),
+            (format!("acct:{account_id}"), Vec::new(), ACCOUNT_WINDOW_SECONDS, limits.per_account_per_hour),
+            (current_id_key, older_id_keys, ID_WINDOW_SECONDS, limits.per_id_per_day),
         ];
-        for (key, window, limit) in checks {
+        for (key, older, window, limit) in checks {
             if limit == 0 {
                 continue;
             }
-            let count = self.store.count_in_window(&key, window, now).await?;
+            let mut count = self.store.count_in_window(&key, window, now).await?;
+            for old in &older {
+                count += self.store.peek_window(old, window, now).await?;
+            }
             if count > limit {
                 let retry_after_seconds = (window as i64 - now.rem_euclid(window as i64)).max(1) as u64;
                 tracing::info!(window, "rate limit reached");
@@ -403,10 +493,20 @@ impl Verifier {
 
     /// Erasure on request (privacy policy §6): every pending case of the account loses its sealed data
     /// and becomes `ERASED`. Audited without personal data.
-    pub async fn erase_subject(&self, actor: &str, account_id: &AccountId) -> Result<u32, VerifyError> {
+    /// An onboarding client erases only cases it created (`scope = Own`); an operator any.
+    pub async fn erase_subject(&self, actor: &str, scope: EraseScope, account_id: &AccountId) -> Result<u32, VerifyError> {
         let now = self.clock.now_unix();
-        let erased = self.store.erase_account(account_id.as_str(), now).await?;
-        let detail = format!("account={} cases={}", account_id.as_str(), erased.join(","));
+        let principal = match scope {
+            EraseScope::Own => Some(actor),
+            EraseScope::Any => None,
+        };
+        let erased = self.store.erase_account(account_id.as_str(), principal, now).await?;
+        let detail = format!(
+            "account={} scope={} cases={}",
+            account_id.as_str(),
+            scope.as_str(),
+            erased.join(",")
+        );
         self.audit(actor, "erase_subject", detail).await?;
         tracing::info!(cases = erased.len(), "subject erased");
         Ok(erased.len() as u32)
@@ -556,11 +656,25 @@ mod tests {
             }])
             .unwrap(),
         );
-        let indexer = Arc::new(BlindIndexer::new("bk-1".into(), &SecretKey32::random().unwrap()));
+        let indexer = Arc::new(indexer());
         let clock: Arc<dyn Clock> = Arc::new(clock.clone());
         (
             Verifier::new(store, Router::new(routes), keks.clone(), indexer, clock, settings),
             keks,
+        )
+    }
+
+    /// The tests' blind-index key (fixed, so that a fingerprint made outside a verifier matches).
+    fn indexer() -> BlindIndexer {
+        BlindIndexer::new("bk-1".into(), &SecretKey32::from_bytes([5; 32]))
+    }
+
+    /// The fingerprint a verifier computes for `command` from `principal`.
+    fn fingerprint_of(indexer: &BlindIndexer, principal: &str, command: VerifyCommand) -> String {
+        let applicant = Applicant::check(command.purpose, command.fields, time::macros::date!(2026 - 11 - 30)).unwrap();
+        indexer.tag(
+            IndexUse::RequestFingerprint,
+            &fingerprint_parts(principal, command.purpose, &applicant),
         )
     }
 
@@ -735,6 +849,7 @@ mod tests {
             "r-1",
             "onboarding-dev",
             Purpose::ShortVideo,
+            fingerprint_of(&indexer(), "onboarding-dev", command("r-1", Purpose::ShortVideo)),
             NOW,
             NOW + 30,
         );
@@ -749,7 +864,10 @@ mod tests {
         // While the lease holds, a retry waits and then reports the request as still in progress.
         let mut early = command("r-1", Purpose::ShortVideo);
         early.deadline = Instant::now() + Duration::from_millis(50);
-        assert!(matches!(v.verify(early).await, Err(VerifyError::InProgress)));
+        match v.verify(early).await {
+            Err(VerifyError::InProgress { verification_id }) => assert_eq!(verification_id, "vf_stale"),
+            other => panic!("expected in progress, got {other:?}"),
+        }
         clock.advance(31);
         let answer = v.verify(command("r-1", Purpose::ShortVideo)).await.unwrap();
         assert_eq!(
@@ -836,7 +954,7 @@ mod tests {
         let pending = v.verify(command("r-1", Purpose::Anchor)).await.unwrap();
         assert_eq!(pending.status, CaseStatus::PendingReview);
         let account = AccountId::parse("acct-1").unwrap();
-        assert_eq!(v.erase_subject("admin-dev", &account).await.unwrap(), 1);
+        assert_eq!(v.erase_subject("admin-dev", EraseScope::Any, &account).await.unwrap(), 1);
         assert_eq!(
             v.get("onboarding-dev", &pending.verification_id).await.unwrap().status,
             CaseStatus::Erased
@@ -928,6 +1046,277 @@ mod tests {
             audit
                 .iter()
                 .any(|(_, e)| e.action == "retention_expired" && e.actor == GATEWAY_ACTOR)
+        );
+    }
+
+    // ---- Issue 7: the verified flag means a decision about exactly what was sealed ----
+
+    #[tokio::test]
+    async fn a_reused_request_id_with_other_content_is_refused_not_answered() {
+        let clock = ManualClock::new(NOW);
+        let p = fake("p", Ok(Outcome::FaceCompared { similarity: 95.0 }));
+        let (v, _) = verifier(std::slice::from_ref(&p), &clock);
+        assert!(v.verify(command("r-1", Purpose::Anchor)).await.unwrap().verified());
+        // Another identity, another face, another phone: never the first request's VERIFIED.
+        let mut other_id = command("r-1", Purpose::Anchor);
+        other_id.fields.id_number = test_support::id_number("110105", "19850101", "123");
+        let mut other_face = command("r-1", Purpose::Anchor);
+        other_face.fields.face_image = test_support::png(321, 240);
+        let mut other_phone = command("r-1", Purpose::Anchor);
+        other_phone.fields.phone = "13900139000".into();
+        let mut other_caller = command("r-1", Purpose::Anchor);
+        other_caller.principal = "onboarding-other".into();
+        for reuse in [other_id, other_face, other_phone, other_caller] {
+            assert!(matches!(v.verify(reuse).await, Err(VerifyError::RequestIdReused)));
+        }
+        assert_eq!(p.calls.load(Ordering::SeqCst), 1, "no provider call for a reuse");
+        // The same content is still a free replay.
+        assert!(v.verify(command("r-1", Purpose::Anchor)).await.unwrap().verified());
+        assert_eq!(p.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_case_is_not_taken_over_by_other_content() {
+        let clock = ManualClock::new(NOW);
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let stale = CaseRecord::processing(
+            "vf_stale",
+            "acct-1",
+            "r-1",
+            "onboarding-dev",
+            Purpose::ShortVideo,
+            fingerprint_of(&indexer(), "onboarding-dev", command("r-1", Purpose::ShortVideo)),
+            NOW,
+            NOW + 30,
+        );
+        store.begin(stale, NOW).await.unwrap();
+        let p = fake("p", Ok(Outcome::Match));
+        let (v, _) = verifier_on(store, std::slice::from_ref(&p), &clock, settings(Duration::from_secs(60)));
+        clock.advance(31);
+        let mut other = command("r-1", Purpose::ShortVideo);
+        other.fields.id_number = test_support::id_number("110105", "19850101", "123");
+        assert!(matches!(v.verify(other).await, Err(VerifyError::RequestIdReused)));
+        assert_eq!(p.calls.load(Ordering::SeqCst), 0);
+        let answer = v.verify(command("r-1", Purpose::ShortVideo)).await.unwrap();
+        assert_eq!(answer.verification_id, "vf_stale", "the same request takes it over");
+    }
+
+    #[tokio::test]
+    async fn replays_are_free_and_never_rate_limited() {
+        let clock = ManualClock::new(NOW + 3_600 - NOW.rem_euclid(3_600));
+        let mut config = settings(Duration::from_secs(60));
+        config.limits.per_account_per_hour = 2;
+        let p = fake("p", Ok(Outcome::Match));
+        let (v, _) = verifier_on(Arc::new(MemoryStore::new()), std::slice::from_ref(&p), &clock, config);
+        v.verify(command("r-1", Purpose::ShortVideo)).await.unwrap();
+        for _ in 0..12 {
+            assert!(v.verify(command("r-1", Purpose::ShortVideo)).await.is_ok(), "a replay");
+        }
+        // The replays counted nothing: one more new request fits, the next does not.
+        v.verify(command("r-2", Purpose::ShortVideo)).await.unwrap();
+        assert!(matches!(
+            v.verify(command("r-3", Purpose::ShortVideo)).await,
+            Err(VerifyError::RateLimited { .. })
+        ));
+        assert_eq!(p.calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// Any store call of a verification that fails leaves no anchor binding without a VERIFIED case,
+    /// and a case that reached the store pending review is claimable and expires.
+    #[tokio::test]
+    async fn no_failed_store_step_leaves_a_binding_without_a_verified_case() {
+        use crate::store::failing::FailingStore;
+        for verdict in [Outcome::FaceCompared { similarity: 95.0 }, Outcome::CannotDecide] {
+            for n in 1..=8 {
+                let clock = ManualClock::new(NOW);
+                let memory: Arc<dyn Store> = Arc::new(MemoryStore::new());
+                let failing = Arc::new(FailingStore::new(memory.clone()));
+                failing.fail_call(n);
+                let (v, _) = verifier_on(
+                    failing.clone(),
+                    &[fake("p", Ok(verdict))],
+                    &clock,
+                    settings(Duration::from_secs(3_600)),
+                );
+                let result = v.verify(command("r-1", Purpose::Anchor)).await;
+                let id_number = command("x", Purpose::Anchor).fields.id_number.clone();
+                let claim = anchor_claim(&indexer(), Limits::default(), &id_number, NOW);
+                let bound = memory.anchor_accounts(&claim.consult, NOW).await.unwrap();
+                let case = memory.find("acct-1", "r-1").await.unwrap();
+                let verified = case.as_ref().is_some_and(|c| c.status == CaseStatus::Verified);
+                assert_eq!(!bound.is_empty(), verified, "call {n} failing: binding iff verified");
+                if result.is_ok() {
+                    continue;
+                }
+                // Whatever failed, the request can be retried to an answer, and a pending case
+                // expires with its data.
+                failing.fail_call(0);
+                clock.advance(31);
+                let retried = v.verify(command("r-1", Purpose::Anchor)).await.unwrap();
+                if retried.status == CaseStatus::PendingReview {
+                    clock.advance(3_600);
+                    assert_eq!(memory.sweep(clock.now_unix(), 0).await.unwrap(), 1);
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_lease_leaves_no_binding() {
+        let clock = ManualClock::new(NOW);
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let (v, _) = verifier_on(
+            store.clone(),
+            &[fake("p", Ok(Outcome::FaceCompared { similarity: 95.0 }))],
+            &clock,
+            settings(Duration::from_secs(60)),
+        );
+        let answer = v.verify(command("r-1", Purpose::Anchor)).await.unwrap();
+        let id_number = command("x", Purpose::Anchor).fields.id_number.clone();
+        let claim = anchor_claim(&indexer(), Limits::default(), &id_number, NOW);
+        // A second finish of the same case (a gateway whose lease was taken over) binds nothing more
+        // and changes nothing.
+        let stale = store
+            .finish(
+                &answer.verification_id,
+                Finish {
+                    status: CaseStatus::Verified,
+                    anchor: Some(AnchorClaim {
+                        index: claim.index.replace("bk-1", "bk-x"),
+                        ..claim.clone()
+                    }),
+                    ..Finish::default()
+                },
+                NOW + 1,
+            )
+            .await;
+        assert!(matches!(stale, Err(StoreError::Conflict)));
+        let mut consulted = claim.consult.clone();
+        consulted.push(claim.index.replace("bk-1", "bk-x"));
+        assert_eq!(store.anchor_accounts(&consulted, NOW).await.unwrap(), ["acct-1"]);
+    }
+
+    #[tokio::test]
+    async fn erasure_is_scoped_to_the_caller_and_complete() {
+        let clock = ManualClock::new(NOW);
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let (v, _) = verifier_on(
+            store.clone(),
+            &[fake("p", Ok(Outcome::CannotDecide))],
+            &clock,
+            settings(Duration::from_secs(3_600)),
+        );
+        let mine = v.verify(command("r-1", Purpose::Anchor)).await.unwrap();
+        let mut theirs = command("r-2", Purpose::Anchor);
+        theirs.principal = "onboarding-other".into();
+        let theirs = v.verify(theirs).await.unwrap();
+        let account = AccountId::parse("acct-1").unwrap();
+        assert_eq!(v.erase_subject("onboarding-dev", EraseScope::Own, &account).await.unwrap(), 1);
+        assert_eq!(store.get(&mine.verification_id).await.unwrap().unwrap().status, CaseStatus::Erased);
+        assert_eq!(
+            store.get(&theirs.verification_id).await.unwrap().unwrap().status,
+            CaseStatus::PendingReview,
+            "another client's case is untouched"
+        );
+        assert_eq!(v.erase_subject("admin-dev", EraseScope::Any, &account).await.unwrap(), 1);
+        assert!(store.sealed_pii(&theirs.verification_id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_case_still_processing_when_erasure_arrives_ends_erased() {
+        let clock = ManualClock::new(NOW);
+        let gate = Arc::new(Semaphore::new(0));
+        let p = Arc::new(Fake {
+            name: "slow",
+            answer: Ok(Outcome::CannotDecide),
+            calls: AtomicUsize::new(0),
+            gate: Some(gate.clone()),
+        });
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let (v, _) = verifier_on(store.clone(), std::slice::from_ref(&p), &clock, settings(Duration::from_secs(3_600)));
+        let v = Arc::new(v);
+        let running = {
+            let v = v.clone();
+            tokio::spawn(async move { v.verify(command("r-1", Purpose::Anchor)).await })
+        };
+        while p.calls.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let account = AccountId::parse("acct-1").unwrap();
+        assert_eq!(v.erase_subject("onboarding-dev", EraseScope::Own, &account).await.unwrap(), 1);
+        gate.add_permits(1);
+        let answer = running.await.unwrap().unwrap();
+        assert_eq!(answer.status, CaseStatus::Erased);
+        assert!(store.sealed_pii(&answer.verification_id).await.unwrap().is_none(), "nothing stored");
+    }
+
+    #[tokio::test]
+    async fn erasure_removes_the_accounts_anchor_binding() {
+        let clock = ManualClock::new(NOW);
+        let (v, _) = verifier(&[fake("p", Ok(Outcome::FaceCompared { similarity: 95.0 }))], &clock);
+        assert!(v.verify(command("r-1", Purpose::Anchor)).await.unwrap().verified());
+        let mut second = command("r-2", Purpose::Anchor);
+        second.account_id = AccountId::parse("acct-2").unwrap();
+        assert!(matches!(v.verify(second).await, Err(VerifyError::IdAccountLimit { .. })));
+        let account = AccountId::parse("acct-1").unwrap();
+        v.erase_subject("admin-dev", EraseScope::Any, &account).await.unwrap();
+        let mut third = command("r-3", Purpose::Anchor);
+        third.account_id = AccountId::parse("acct-2").unwrap();
+        assert!(v.verify(third).await.unwrap().verified(), "the ID is free again");
+    }
+
+    #[tokio::test]
+    async fn rotating_the_blind_index_key_resets_no_limit() {
+        let clock = ManualClock::new(NOW);
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let mut config = settings(Duration::from_secs(60));
+        config.limits.per_id_per_day = 2;
+        let (v, _) = verifier_on(
+            store.clone(),
+            &[fake("p", Ok(Outcome::FaceCompared { similarity: 95.0 }))],
+            &clock,
+            config.clone(),
+        );
+        assert!(v.verify(command("r-1", Purpose::Anchor)).await.unwrap().verified());
+        // The blind-index key rotates; the old one stays loaded.
+        let ring = BlindIndexer::ring(vec![
+            crate::crypto::blind_index::BlindKey {
+                id: "bk-1".into(),
+                version: 1,
+                created_at_unix: NOW - 10,
+                root: SecretKey32::from_bytes([5; 32]),
+            },
+            crate::crypto::blind_index::BlindKey {
+                id: "bk-2".into(),
+                version: 2,
+                created_at_unix: NOW,
+                root: SecretKey32::from_bytes([6; 32]),
+            },
+        ])
+        .unwrap();
+        let rotated = Verifier::new(
+            store,
+            Router::new(vec![Route::new(
+                fake("p", Ok(Outcome::FaceCompared { similarity: 95.0 })) as Arc<dyn Provider>,
+                Duration::from_secs(5),
+                4,
+            )]),
+            Arc::new(KekRing::new(vec![Kek { id: "kek-1".into(), created_at_unix: 1, key: SecretKey32::random().unwrap() }]).unwrap()),
+            Arc::new(ring),
+            Arc::new(clock.clone()),
+            config,
+        );
+        let mut other_account = command("r-2", Purpose::Anchor);
+        other_account.account_id = AccountId::parse("acct-2").unwrap();
+        assert!(
+            matches!(rotated.verify(other_account).await, Err(VerifyError::IdAccountLimit { .. })),
+            "the anchor limit survives the rotation"
+        );
+        let mut third = command("r-3", Purpose::Anchor);
+        third.account_id = AccountId::parse("acct-3").unwrap();
+        assert!(
+            matches!(rotated.verify(third).await, Err(VerifyError::RateLimited { .. })),
+            "the per-ID daily limit survives the rotation"
         );
     }
 }

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use super::SecretKey32;
-use super::blind_index::BlindIndexer;
+use super::blind_index::{BlindIndexer, BlindKey};
 use super::envelope::{Kek, KekRing};
 use super::random;
 use super::sealing::{IdentifiedKey, OpeningKey, SealingKeyring};
@@ -262,17 +262,19 @@ pub fn load_kek_ring(dir: &Path, extra: Vec<LoadedKey>, min_version: u32) -> Res
     KekRing::new(keys).ok_or_else(|| KeyFileError::Missing(KeyKind::Kek, dir.to_path_buf()))
 }
 
-/// The newest blind-index key from `dir`.
+/// Every blind-index key from `dir`; the newest (by version, then creation time) is current. Older
+/// keys stay loaded so that limits and stored tags keep working across a rotation.
 pub fn load_blind_indexer(dir: &Path) -> Result<BlindIndexer, KeyFileError> {
-    let newest = load(dir, KeyKind::BlindIndex)?
+    let keys = load(dir, KeyKind::BlindIndex)?
         .into_iter()
-        .max_by(|a, b| {
-            a.version
-                .cmp(&b.version)
-                .then(a.created_at_unix.cmp(&b.created_at_unix))
+        .map(|k| BlindKey {
+            id: k.id,
+            version: k.version,
+            created_at_unix: k.created_at_unix,
+            root: k.secret,
         })
-        .ok_or_else(|| KeyFileError::Missing(KeyKind::BlindIndex, dir.to_path_buf()))?;
-    Ok(BlindIndexer::new(newest.id, &newest.secret))
+        .collect();
+    BlindIndexer::ring(keys).ok_or_else(|| KeyFileError::Missing(KeyKind::BlindIndex, dir.to_path_buf()))
 }
 
 #[cfg(test)]

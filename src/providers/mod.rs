@@ -38,6 +38,19 @@ pub enum Outcome {
     CannotDecide,
 }
 
+impl Outcome {
+    /// The kind of outcome, without any score (safe at info level and as a metric label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Match => "match",
+            Outcome::FaceCompared { .. } => "face_compared",
+            Outcome::Mismatch => "mismatch",
+            Outcome::PhotoUnusable => "photo_unusable",
+            Outcome::CannotDecide => "cannot_decide",
+        }
+    }
+}
+
 /// Why a provider gave no outcome. Any of these makes the router try the next provider.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {

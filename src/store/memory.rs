@@ -12,8 +12,8 @@ use futures_util::stream::BoxStream;
 use tokio::sync::watch;
 
 use super::{
-    AuditEvent, Begin, CaseRecord, CaseStatus, Claim, Finish, Lease, QueueStats, ReviewError, ReviewQueue, ReviewState,
-    ReviewVerdict, SealedPii, Store, StoreError,
+    AnchorClaim, AuditEvent, Begin, CaseRecord, CaseStatus, Claim, Finish, ID_ACCOUNT_LIMIT, Lease, QueueStats,
+    ReviewError, ReviewQueue, ReviewState, ReviewVerdict, SealedPii, Store, StoreError,
 };
 use crate::crypto::envelope::WrappedKey;
 
@@ -38,8 +38,8 @@ struct State {
     audit_seq: u64,
     /// key → (window start, count)
     windows: HashMap<String, (i64, u64)>,
-    /// blind index → (accounts, forget after)
-    anchors: HashMap<String, (Vec<String>, i64)>,
+    /// blind index → (account → the verified case that bound it, forget after)
+    anchors: HashMap<String, (HashMap<String, String>, i64)>,
     /// reviewer principal → X25519 public key
     reviewer_keys: HashMap<String, [u8; 32]>,
     /// Counts arrivals in the review queue.
@@ -78,8 +78,61 @@ fn end_pending(entry: &mut Entry, status: CaseStatus, now_unix: i64) {
     entry.review = None;
     entry.record.pii_expires_at_unix = None;
     entry.record.status = status;
+    entry.record.status_at_unix = now_unix;
     entry.record.updated_at_unix = now_unix;
     publish(entry);
+}
+
+/// Applies an anchor claim for `account_id`'s case `case_id`: `true` (and the binding made) unless
+/// `max_accounts` other accounts are already bound under any consulted index.
+fn bind_anchor(
+    anchors: &mut HashMap<String, (HashMap<String, String>, i64)>,
+    claim: &AnchorClaim,
+    account_id: &str,
+    case_id: &str,
+    now_unix: i64,
+) -> bool {
+    let mut others: Vec<&String> = claim
+        .consult
+        .iter()
+        .chain(std::iter::once(&claim.index))
+        .filter_map(|index| anchors.get(index))
+        .filter(|(_, until)| *until > now_unix)
+        .flat_map(|(accounts, _)| accounts.keys())
+        .filter(|a| a.as_str() != account_id)
+        .collect();
+    others.sort();
+    others.dedup();
+    if others.len() >= claim.max_accounts as usize {
+        return false;
+    }
+    let (accounts, until) = anchors.entry(claim.index.clone()).or_insert_with(|| (HashMap::new(), 0));
+    if *until <= now_unix {
+        accounts.clear();
+    }
+    accounts.insert(account_id.to_owned(), case_id.to_owned());
+    *until = now_unix.saturating_add(claim.ttl_seconds as i64);
+    true
+}
+
+/// Ends a case `Verified`, or `NotVerified` with [`ID_ACCOUNT_LIMIT`] when its anchor claim is
+/// refused: one step under the store's lock.
+fn verify_or_limit(
+    anchors: &mut HashMap<String, (HashMap<String, String>, i64)>,
+    record: &mut CaseRecord,
+    claim: Option<&AnchorClaim>,
+    now_unix: i64,
+) -> CaseStatus {
+    let Some(claim) = claim else {
+        return CaseStatus::Verified;
+    };
+    if bind_anchor(anchors, claim, &record.account_id, &record.id, now_unix) {
+        record.anchor_index = Some(claim.index.clone());
+        CaseStatus::Verified
+    } else {
+        record.refusal = Some(ID_ACCOUNT_LIMIT.to_owned());
+        CaseStatus::NotVerified
+    }
 }
 
 /// The live lease on a case, if any.
@@ -89,12 +142,12 @@ fn live_lease(review: &ReviewState, now_unix: i64) -> Option<&Lease> {
 
 /// The pending case `case_id` held by `reviewer` under a live lease.
 fn leased<'a>(
-    state: &'a mut State,
+    cases: &'a mut HashMap<String, Entry>,
     case_id: &str,
     reviewer: &str,
     now_unix: i64,
 ) -> Result<&'a mut Entry, ReviewError> {
-    let entry = state.cases.get_mut(case_id).ok_or(ReviewError::NotPending)?;
+    let entry = cases.get_mut(case_id).ok_or(ReviewError::NotPending)?;
     let review = match (&entry.record.status, &entry.review) {
         (CaseStatus::PendingReview, Some(review)) => review,
         _ => return Err(ReviewError::NotPending),
@@ -172,10 +225,12 @@ impl ReviewQueue for MemoryStore {
         reviewer: &str,
         verdict: ReviewVerdict,
         approvals_required: u8,
+        anchor: Option<AnchorClaim>,
         now_unix: i64,
     ) -> Result<CaseRecord, ReviewError> {
-        let mut state = self.lock()?;
-        let entry = leased(&mut state, case_id, reviewer, now_unix)?;
+        let mut guard = self.lock()?;
+        let state = &mut *guard;
+        let entry = leased(&mut state.cases, case_id, reviewer, now_unix)?;
         match verdict {
             ReviewVerdict::Reject => end_pending(entry, CaseStatus::NotVerified, now_unix),
             ReviewVerdict::Approve => {
@@ -184,7 +239,8 @@ impl ReviewQueue for MemoryStore {
                     review.approvals.push(reviewer.to_owned());
                 }
                 if review.approvals.len() >= usize::from(approvals_required.max(1)) {
-                    end_pending(entry, CaseStatus::Verified, now_unix);
+                    let status = verify_or_limit(&mut state.anchors, &mut entry.record, anchor.as_ref(), now_unix);
+                    end_pending(entry, status, now_unix);
                 } else {
                     // Back to the queue for a second, different reviewer.
                     review.lease = None;
@@ -197,7 +253,7 @@ impl ReviewQueue for MemoryStore {
 
     async fn release(&self, case_id: &str, reviewer: &str, now_unix: i64) -> Result<(), ReviewError> {
         let mut state = self.lock()?;
-        let entry = leased(&mut state, case_id, reviewer, now_unix)?;
+        let entry = leased(&mut state.cases, case_id, reviewer, now_unix)?;
         if let Some(review) = entry.review.as_mut() {
             review.lease = None;
         }
@@ -260,7 +316,10 @@ impl Store for MemoryStore {
         if let Some(existing_id) = state.idempotency.get(&key).cloned()
             && let Some(entry) = state.cases.get_mut(&existing_id)
         {
-            if entry.record.status == CaseStatus::Processing && entry.record.lease_until_unix <= now_unix {
+            if entry.record.status == CaseStatus::Processing
+                && entry.record.lease_until_unix <= now_unix
+                && entry.record.same_request(&record)
+            {
                 entry.record.lease_until_unix = record.lease_until_unix;
                 entry.record.updated_at_unix = now_unix;
                 return Ok(Begin::Started(entry.record.clone()));
@@ -282,8 +341,19 @@ impl Store for MemoryStore {
         Ok(Begin::Started(record))
     }
 
+    async fn find(&self, account_id: &str, request_id: &str) -> Result<Option<CaseRecord>, StoreError> {
+        let state = self.lock()?;
+        let key = (account_id.to_owned(), request_id.to_owned());
+        Ok(state
+            .idempotency
+            .get(&key)
+            .and_then(|id| state.cases.get(id))
+            .map(|e| e.record.clone()))
+    }
+
     async fn finish(&self, id: &str, finish: Finish, now_unix: i64) -> Result<CaseRecord, StoreError> {
-        let mut state = self.lock()?;
+        let mut guard = self.lock()?;
+        let state = &mut *guard;
         state.queue_arrivals += 1;
         let arrival = state.queue_arrivals;
         let entry = state.cases.get_mut(id).ok_or(StoreError::NotFound)?;
@@ -291,11 +361,21 @@ impl Store for MemoryStore {
         if entry.record.status != CaseStatus::Processing || !CaseStatus::Processing.may_become(finish.status) {
             return Err(StoreError::Conflict);
         }
-        entry.record.status = finish.status;
         entry.record.provider = finish.provider;
         entry.record.refusal = finish.refusal;
         entry.record.updated_at_unix = now_unix;
-        match (finish.status, finish.pii) {
+        entry.record.status_at_unix = now_unix;
+        let status = if entry.record.erase_requested {
+            // Erasure arrived while the provider was asked: nothing is kept, nothing is bound.
+            entry.record.refusal = None;
+            CaseStatus::Erased
+        } else if finish.status == CaseStatus::Verified {
+            verify_or_limit(&mut state.anchors, &mut entry.record, finish.anchor.as_ref(), now_unix)
+        } else {
+            finish.status
+        };
+        entry.record.status = status;
+        match (status, finish.pii) {
             (CaseStatus::PendingReview, Some((pii, expires_at))) => {
                 entry.pii = Some(pii);
                 entry.record.pii_expires_at_unix = Some(expires_at);
@@ -372,13 +452,39 @@ impl Store for MemoryStore {
         Ok(expired)
     }
 
-    async fn erase_account(&self, account_id: &str, now_unix: i64) -> Result<Vec<String>, StoreError> {
-        let mut state = self.lock()?;
+    async fn erase_account(
+        &self,
+        account_id: &str,
+        principal: Option<&str>,
+        now_unix: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut guard = self.lock()?;
+        let state = &mut *guard;
         let mut erased = Vec::new();
+        let mut bindings = Vec::new();
         for entry in state.cases.values_mut() {
-            if entry.record.account_id == account_id && entry.record.status == CaseStatus::PendingReview {
-                end_pending(entry, CaseStatus::Erased, now_unix);
-                erased.push(entry.record.id.clone());
+            let record = &mut entry.record;
+            if record.account_id != account_id || principal.is_some_and(|p| p != record.principal) {
+                continue;
+            }
+            if let Some(index) = record.anchor_index.take() {
+                bindings.push(index);
+            }
+            match record.status {
+                CaseStatus::PendingReview => {
+                    end_pending(entry, CaseStatus::Erased, now_unix);
+                    erased.push(entry.record.id.clone());
+                }
+                CaseStatus::Processing if !record.erase_requested => {
+                    record.erase_requested = true;
+                    erased.push(record.id.clone());
+                }
+                _ => {}
+            }
+        }
+        for index in bindings {
+            if let Some((accounts, _)) = state.anchors.get_mut(&index) {
+                accounts.remove(account_id);
             }
         }
         erased.sort();
@@ -421,30 +527,27 @@ impl Store for MemoryStore {
         Ok(slot.1)
     }
 
-    async fn bind_anchor(
-        &self,
-        id_index: &str,
-        account_id: &str,
-        max_accounts: u32,
-        ttl_seconds: u64,
-        now_unix: i64,
-    ) -> Result<bool, StoreError> {
-        let mut state = self.lock()?;
-        let (accounts, until) = state
-            .anchors
-            .entry(id_index.to_owned())
-            .or_insert_with(|| (Vec::new(), 0));
-        if *until <= now_unix {
-            accounts.clear();
-        }
-        if !accounts.iter().any(|a| a == account_id) {
-            if accounts.len() >= max_accounts as usize {
-                return Ok(false);
-            }
-            accounts.push(account_id.to_owned());
-        }
-        *until = now_unix.saturating_add(ttl_seconds as i64);
-        Ok(true)
+    async fn peek_window(&self, key: &str, window_seconds: u64, now_unix: i64) -> Result<u64, StoreError> {
+        let window = window_seconds.max(1) as i64;
+        let start = now_unix - now_unix.rem_euclid(window);
+        let state = self.lock()?;
+        Ok(match state.windows.get(key) {
+            Some((slot_start, count)) if *slot_start == start => *count,
+            _ => 0,
+        })
+    }
+
+    async fn anchor_accounts(&self, indexes: &[String], now_unix: i64) -> Result<Vec<String>, StoreError> {
+        let state = self.lock()?;
+        let mut accounts: Vec<String> = indexes
+            .iter()
+            .filter_map(|index| state.anchors.get(index))
+            .filter(|(_, until)| *until > now_unix)
+            .flat_map(|(accounts, _)| accounts.keys().cloned())
+            .collect();
+        accounts.sort();
+        accounts.dedup();
+        Ok(accounts)
     }
 
     async fn wrapped_keys_not_under(

@@ -10,6 +10,8 @@
 //!
 //! A store never sees plaintext personal data, never decides anything, and never talks gRPC.
 
+#[cfg(test)]
+pub(crate) mod failing;
 pub mod memory;
 pub mod redis;
 
@@ -20,8 +22,9 @@ use crate::domain::Purpose;
 
 /// The life of a case. `Processing` is internal (a provider call is under way); the others are the
 /// public statuses of API.md §1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum CaseStatus {
+    #[default]
     Processing,
     Verified,
     NotVerified,
@@ -52,7 +55,7 @@ impl CaseStatus {
         use CaseStatus::*;
         matches!(
             (self, next),
-            (Processing, Verified | NotVerified | PendingReview)
+            (Processing, Verified | NotVerified | PendingReview | Erased)
                 | (PendingReview, Verified | NotVerified | Expired | Erased)
         )
     }
@@ -80,17 +83,30 @@ pub struct CaseRecord {
     pub lease_until_unix: i64,
     /// While `PendingReview`: when the sealed personal data must be gone.
     pub pii_expires_at_unix: Option<i64>,
+    /// A keyed fingerprint of what the request sealed (`<key id>:<hex>`, see
+    /// `crypto::blind_index`): a reuse of the same `(account_id, request_id)` with other content is
+    /// refused, never answered with this case's result. Never a plain hash.
+    pub fingerprint: String,
+    /// When `status` was last set (the decision time of a final status).
+    pub status_at_unix: i64,
+    /// For a `Verified` anchor case: the blind index under which its account was bound to the ID
+    /// number (so erasure can remove the binding). Written in the same step as the status.
+    pub anchor_index: Option<String>,
+    /// Erasure arrived while the case was `Processing`: it ends `Erased` instead of storing anything.
+    pub erase_requested: bool,
 }
 
 impl CaseRecord {
     /// A new case, `Processing` (a provider call is about to start) under a lease until
     /// `lease_until_unix`.
+    #[allow(clippy::too_many_arguments)]
     pub fn processing(
         id: impl Into<String>,
         account_id: impl Into<String>,
         request_id: impl Into<String>,
         principal: impl Into<String>,
         purpose: Purpose,
+        fingerprint: impl Into<String>,
         now_unix: i64,
         lease_until_unix: i64,
     ) -> Self {
@@ -107,8 +123,42 @@ impl CaseRecord {
             updated_at_unix: now_unix,
             lease_until_unix,
             pii_expires_at_unix: None,
+            fingerprint: fingerprint.into(),
+            status_at_unix: now_unix,
+            anchor_index: None,
+            erase_requested: false,
         }
     }
+
+    /// Whether this case holds the request `other` describes: same purpose, principal and sealed
+    /// content (fingerprints compared in constant time).
+    pub fn same_request(&self, other: &CaseRecord) -> bool {
+        use subtle::ConstantTimeEq;
+        self.purpose == other.purpose
+            && self.principal == other.principal
+            && bool::from(self.fingerprint.as_bytes().ct_eq(other.fingerprint.as_bytes()))
+    }
+}
+
+/// Reason code stored in a case refused by the anchor-accounts-per-ID limit.
+pub const ID_ACCOUNT_LIMIT: &str = "ID_ACCOUNT_LIMIT";
+
+/// The "one ID number, a limited number of anchor accounts" rule, applied by the store in the same
+/// atomic step that would make an anchor case `Verified` (the provider path's `finish` and the
+/// review path's final approval). The binding exists only together with a `Verified` case: a step
+/// that fails leaves none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnchorClaim {
+    /// The blind index (current key) under which the case's account is bound.
+    pub index: String,
+    /// Every blind index of the same ID number to count bound accounts in (the current one and
+    /// those of older blind-index keys still within the binding's lifetime), so that a key
+    /// rotation never resets the limit.
+    pub consult: Vec<String>,
+    /// Accounts one ID number may bind.
+    pub max_accounts: u32,
+    /// How long a binding is kept after its last change.
+    pub ttl_seconds: u64,
 }
 
 /// A case's personal data, sealed (see `crypto::envelope`). The wrapped key and body are kept apart.
@@ -128,12 +178,16 @@ pub enum Begin {
 }
 
 /// How a case ends its provider phase.
+#[derive(Default)]
 pub struct Finish {
     pub status: CaseStatus,
     pub provider: Option<String>,
     pub refusal: Option<String>,
     /// Only with `PendingReview`: the sealed personal data and when it must be gone.
     pub pii: Option<(SealedPii, i64)>,
+    /// Only with `Verified` for an anchor: the binding it needs. When the limit refuses it, the case
+    /// ends `NotVerified` with refusal [`ID_ACCOUNT_LIMIT`] instead, in the same step.
+    pub anchor: Option<AnchorClaim>,
 }
 
 /// One entry of the append-only audit trail. No personal data: ids, principals, actions, times.
@@ -158,14 +212,23 @@ pub enum StoreError {
     /// The change does not fit the case's current state (a race or a stale caller).
     #[error("the case is no longer in a state that allows this change")]
     Conflict,
+    /// A stored case record failed its integrity check (edited inside the store). Carries the case
+    /// id only; such a record is never used for an answer.
+    #[error("a stored case record failed its integrity check")]
+    Integrity { case_id: String },
 }
 
 /// The storage interface. Every change of one case is atomic.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Claims `(record.account_id, record.request_id)` for `record` (status `Processing`), or returns the
-    /// case that already holds it. A `Processing` case whose lease ran out is taken over (lease renewed).
+    /// case that already holds it. A `Processing` case whose lease ran out is taken over (lease
+    /// renewed) only by the same request ([`CaseRecord::same_request`]); otherwise it is `Existing`.
     async fn begin(&self, record: CaseRecord, now_unix: i64) -> Result<Begin, StoreError>;
+
+    /// The case holding `(account_id, request_id)`, if any (read only: a replay is answered from it
+    /// before any limit is counted).
+    async fn find(&self, account_id: &str, request_id: &str) -> Result<Option<CaseRecord>, StoreError>;
 
     /// Ends the provider phase of a `Processing` case.
     async fn finish(&self, id: &str, finish: Finish, now_unix: i64) -> Result<CaseRecord, StoreError>;
@@ -184,8 +247,15 @@ pub trait Store: Send + Sync + 'static {
     async fn sweep(&self, now_unix: i64, records_before_unix: i64) -> Result<u64, StoreError>;
 
     /// Erasure: every `PendingReview` case of `account_id` loses its sealed data (crypto-shredding)
-    /// and becomes `Erased`; watchers are told. Returns the ids erased.
-    async fn erase_account(&self, account_id: &str, now_unix: i64) -> Result<Vec<String>, StoreError>;
+    /// and becomes `Erased`, and every `Processing` one is marked so that it ends `Erased` instead of
+    /// storing anything; watchers are told. The account's anchor bindings are removed. With
+    /// `principal`, only cases that principal created are touched. Returns the ids erased (or marked).
+    async fn erase_account(
+        &self,
+        account_id: &str,
+        principal: Option<&str>,
+        now_unix: i64,
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Appends to the audit trail, which is kept for `retention_seconds` (longer than case data).
     async fn append_audit(&self, event: AuditEvent, retention_seconds: u64) -> Result<(), StoreError>;
@@ -198,17 +268,11 @@ pub trait Store: Send + Sync + 'static {
     /// and returns the count so far in that window. Counters expire with their window.
     async fn count_in_window(&self, key: &str, window_seconds: u64, now_unix: i64) -> Result<u64, StoreError>;
 
-    /// Records that `account_id` verified as an anchor with the ID whose blind index is `id_index`.
-    /// Refused (`false`) when `max_accounts` other accounts already hold it. The set is kept
-    /// `ttl_seconds` after its last change, then forgotten.
-    async fn bind_anchor(
-        &self,
-        id_index: &str,
-        account_id: &str,
-        max_accounts: u32,
-        ttl_seconds: u64,
-        now_unix: i64,
-    ) -> Result<bool, StoreError>;
+    /// The count so far under `key` in the window containing `now_unix`, without counting.
+    async fn peek_window(&self, key: &str, window_seconds: u64, now_unix: i64) -> Result<u64, StoreError>;
+
+    /// Accounts bound (by a `Verified` anchor case) under any of `indexes`, at most those seen.
+    async fn anchor_accounts(&self, indexes: &[String], now_unix: i64) -> Result<Vec<String>, StoreError>;
 
     /// Pending cases whose data key is wrapped by a KEK other than `kek_id` (for re-wrapping), at most
     /// `limit`.
@@ -309,13 +373,16 @@ pub trait ReviewQueue: Send + Sync + 'static {
 
     /// Records `reviewer`'s verdict under their live lease. A rejection ends the case
     /// (`NotVerified`); an approval ends it (`Verified`) once `approvals_required` different reviewers
-    /// approved, otherwise releases it for the next reviewer. Returns the case afterwards.
+    /// approved, otherwise releases it for the next reviewer. An anchor case's final approval needs
+    /// `anchor` (applied as in [`Store::finish`]: refused by the limit, the case ends `NotVerified`
+    /// with [`ID_ACCOUNT_LIMIT`] in the same step). Returns the case afterwards.
     async fn decide(
         &self,
         case_id: &str,
         reviewer: &str,
         verdict: ReviewVerdict,
         approvals_required: u8,
+        anchor: Option<AnchorClaim>,
         now_unix: i64,
     ) -> Result<CaseRecord, ReviewError>;
 

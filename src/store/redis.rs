@@ -70,6 +70,7 @@ use super::{AuditEvent, Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store,
 // module's connection, key names and reply decoding without widening their visibility.
 #[path = "redis_review.rs"]
 mod review;
+use crate::crypto::blind_index::{BlindIndexer, IndexUse};
 use crate::crypto::envelope::{Body, WrappedKey};
 use crate::domain::Purpose;
 
@@ -86,6 +87,9 @@ pub struct RedisOptions {
     /// How long a case record and its idempotency key are kept: from creation, and again from the
     /// final status. `CaseRecord` carries no TTL of its own.
     pub record_ttl: Duration,
+    /// The keys of the records' integrity tags (the gateway's blind-index keys; never stored in
+    /// Redis). Every gateway sharing a Redis must hold the same keys.
+    pub record_keys: Arc<BlindIndexer>,
 }
 
 /// Default record retention: 90 days.
@@ -98,6 +102,12 @@ impl Default for RedisOptions {
             response_timeout: Duration::from_secs(2),
             key_prefix: "idg".to_owned(),
             record_ttl: DEFAULT_RECORD_TTL,
+            // A fresh key unless the gateway hands in its own: records made under it are readable only
+            // by this process (fine for tests, wrong for a deployment, which must set it).
+            record_keys: Arc::new(BlindIndexer::new(
+                "ephemeral".to_owned(),
+                &crate::crypto::SecretKey32::random().unwrap_or_else(|_| crate::crypto::SecretKey32::from_bytes([0; 32])),
+            )),
         }
     }
 }
@@ -111,8 +121,10 @@ const WATCH_POLL: Duration = Duration::from_millis(250);
 const WATCH_MAX_FAILURES: u32 = 20;
 /// Index entries handled per round trip by `sweep` and the re-wrapping scan.
 const BATCH: isize = 256;
-/// Version of the case hash encoding (field `v`).
-const RECORD_VERSION: &str = "1";
+/// Version of the case hash encoding (field `v`). Version 2 added the integrity tag (`mac`), the
+/// content fingerprint (`fp`), `status_at`, `anchor` and `erase`; a version-1 record has no tag and
+/// is refused as failing its integrity check.
+const RECORD_VERSION: &str = "2";
 /// Version byte of the wrapped-key encoding.
 const WRAPPED_KEY_VERSION: u8 = 1;
 
@@ -185,8 +197,8 @@ impl Keys {
     fn window(&self, key: &str, window_seconds: u64, start: i64) -> String {
         format!("{}:rl:{{{key}}}:{window_seconds}:{start}", self.prefix)
     }
-    fn anchor(&self, id_index: &str) -> String {
-        format!("{}:anchor:{{{id_index}}}", self.prefix)
+    fn binding(&self, id_index: &str) -> String {
+        format!("{}:bind:{{{id_index}}}", self.prefix)
     }
     fn review(&self, id: &str) -> String {
         format!("{}:{{{id}}}:review", self.prefix)
@@ -211,21 +223,24 @@ struct Scripts {
     replace_key: Script,
     add_to_set: Script,
     count: Script,
-    bind_anchor: Script,
+    bind_candidate: Script,
+    confirm_binding: Script,
+    drop_binding: Script,
 }
 
 /// Claims a case for `begin`: creates it if absent, takes over a `Processing` case whose lease ran
-/// out, or reports it as it stands.
-/// KEYS: case. ARGV: now, new lease, record ttl (s), then field/value pairs of a new case.
+/// out if it holds the same request (same content fingerprint), or reports it as it stands.
+/// KEYS: case. ARGV: now, new lease, record ttl (s), fingerprint, then field/value pairs of a new case.
 const CLAIM: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+  redis.call('HSET', KEYS[1], unpack(ARGV, 5))
   redis.call('EXPIRE', KEYS[1], ARGV[3])
   return {'started', unpack(redis.call('HGETALL', KEYS[1]))}
 end
 local status = redis.call('HGET', KEYS[1], 'status')
 local lease = tonumber(redis.call('HGET', KEYS[1], 'lease'))
-if status == 'processing' and lease ~= nil and lease <= tonumber(ARGV[1]) then
+if status == 'processing' and lease ~= nil and lease <= tonumber(ARGV[1])
+   and redis.call('HGET', KEYS[1], 'fp') == ARGV[4] then
   redis.call('HSET', KEYS[1], 'lease', ARGV[2], 'updated', ARGV[1])
   return {'started', unpack(redis.call('HGETALL', KEYS[1]))}
 end
@@ -233,16 +248,27 @@ return {'existing', unpack(redis.call('HGETALL', KEYS[1]))}
 ";
 
 /// Ends the provider phase; a case pending review gets its review hash (queued now, same TTL as
-/// its personal data). KEYS: case, pii key, pii body, review.
-/// ARGV: status, now, record ttl (s), is final, provider?, refusal?, pii_exp?, pii ttl (ms)?, wrapped
-/// key, body — `?` = empty string for none.
+/// its personal data). A case whose erasure was requested meanwhile ends `erased` with nothing kept.
+/// KEYS: case, pii key, pii body, review.
+/// ARGV: 1 status, 2 now, 3 record ttl (s), 4 is final, 5 provider?, 6 refusal?, 7 pii_exp?,
+/// 8 pii ttl (ms)?, 9 wrapped key, 10 body, 11 the tag read before (compare-and-set), 12 the new
+/// tag, 13 the tag of the erased record, 14 anchor index? — `?` = empty string for none.
 const FINISH: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
 if redis.call('HGET', KEYS[1], 'status') ~= 'processing' then return {'conflict'} end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated', ARGV[2])
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'provider', ARGV[5]) else redis.call('HDEL', KEYS[1], 'provider') end
-if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'refusal', ARGV[6]) else redis.call('HDEL', KEYS[1], 'refusal') end
+if redis.call('HGET', KEYS[1], 'mac') ~= ARGV[11] then return {'conflict'} end
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('HDEL', KEYS[1], 'pii_exp', 'refusal', 'anchor')
+if redis.call('HGET', KEYS[1], 'erase') == '1' then
+  redis.call('HSET', KEYS[1], 'status', 'erased', 'updated', ARGV[2], 'status_at', ARGV[2], 'mac', ARGV[13])
+  if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'provider', ARGV[5]) end
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  return {'erased', unpack(redis.call('HGETALL', KEYS[1]))}
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated', ARGV[2], 'status_at', ARGV[2], 'mac', ARGV[12])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'provider', ARGV[5]) else redis.call('HDEL', KEYS[1], 'provider') end
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'refusal', ARGV[6]) end
+if ARGV[14] ~= '' then redis.call('HSET', KEYS[1], 'anchor', ARGV[14]) end
 if ARGV[7] ~= '' then
   redis.call('HSET', KEYS[1], 'pii_exp', ARGV[7])
   if ARGV[8] ~= '' then
@@ -251,8 +277,6 @@ if ARGV[7] ~= '' then
     redis.call('HSET', KEYS[4], 'queued', ARGV[2])
     redis.call('PEXPIRE', KEYS[4], ARGV[8])
   end
-else
-  redis.call('HDEL', KEYS[1], 'pii_exp')
 end
 if ARGV[4] == '1' then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
 return {'ok', unpack(redis.call('HGETALL', KEYS[1]))}
@@ -260,14 +284,28 @@ return {'ok', unpack(redis.call('HGETALL', KEYS[1]))}
 
 /// Ends a pending case by expiry or erasure and destroys its personal data (crypto-shredding: the
 /// wrapped data key and the body go in the same step) and takes it out of the review queue (the
-/// review hash goes here; its stream entry is dropped by the next claim that meets it). KEYS: case,
-/// pii key, pii body, review. ARGV: `expire` | `erase`, now, record ttl (s), account (erase only: the case must be its).
+/// review hash goes here; its stream entry is dropped by the next claim that meets it). Erasure of a
+/// case still processing marks it (`erase`), so that it ends `erased` instead of storing anything.
+/// KEYS: case, pii key, pii body, review. ARGV: 1 `expire` | `erase`, 2 now, 3 record ttl (s),
+/// 4 account (erase: the case must be its), 5 the tag read before, 6 the new tag, 7 principal
+/// (erase: only its cases; empty = any).
 const SHRED: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
-if ARGV[1] == 'erase' and redis.call('HGET', KEYS[1], 'account') ~= ARGV[4] then return {'foreign'} end
+if ARGV[1] == 'erase' then
+  if redis.call('HGET', KEYS[1], 'account') ~= ARGV[4] then return {'other_account'} end
+  if ARGV[7] ~= '' and redis.call('HGET', KEYS[1], 'principal') ~= ARGV[7] then return {'other_principal'} end
+end
 local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'processing' then return {'keep'} end
+if status == 'processing' then
+  if ARGV[1] == 'erase' then
+    if redis.call('HGET', KEYS[1], 'erase') == '1' then return {'final'} end
+    redis.call('HSET', KEYS[1], 'erase', '1')
+    return {'marked'}
+  end
+  return {'keep'}
+end
 if status ~= 'pending_review' then return {'final'} end
+if redis.call('HGET', KEYS[1], 'mac') ~= ARGV[5] then return {'changed'} end
 local next_status = 'erased'
 if ARGV[1] == 'expire' then
   local due = redis.call('HGET', KEYS[1], 'pii_exp')
@@ -277,7 +315,7 @@ if ARGV[1] == 'expire' then
 end
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 redis.call('HDEL', KEYS[1], 'pii_exp')
-redis.call('HSET', KEYS[1], 'status', next_status, 'updated', ARGV[2])
+redis.call('HSET', KEYS[1], 'status', next_status, 'updated', ARGV[2], 'status_at', ARGV[2], 'mac', ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return {'done', unpack(redis.call('HGETALL', KEYS[1]))}
 ";
@@ -328,14 +366,40 @@ if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return n
 ";
 
-/// Binds an account to an anchor ID unless `max` others hold it. KEYS: set. ARGV: account, max, ttl.
-const BIND_ANCHOR: &str = r"
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
-  if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-  redis.call('SADD', KEYS[1], ARGV[1])
+/// Records a candidate binding (`c:<case>:<until>`) of an account under an anchor ID, before the
+/// step that would verify the case; an account already bound keeps its binding. The candidate is
+/// only a hint: it binds nothing unless its case is `verified` (see `anchor_bound`).
+/// KEYS: binding hash. ARGV: account, candidate, ttl (s).
+const BIND_CANDIDATE: &str = r"
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current or string.sub(current, 1, 2) ~= 'v:' then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
+";
+
+/// Confirms a binding whose case is verified (`v:<case>`), if the entry still names that case.
+/// KEYS: binding hash. ARGV: account, case, ttl (s).
+const CONFIRM_BINDING: &str = r"
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and (current == 'v:' .. ARGV[2] or string.sub(current, 1, string.len(ARGV[2]) + 3) == 'c:' .. ARGV[2] .. ':') then
+  redis.call('HSET', KEYS[1], ARGV[1], 'v:' .. ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  return 1
+end
+return 0
+";
+
+/// Removes an account's entry if it still names the given case (any state) or, with an empty case,
+/// whatever it names. KEYS: binding hash. ARGV: account, case.
+const DROP_BINDING: &str = r"
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current then return 0 end
+if ARGV[2] == '' or current == 'v:' .. ARGV[2] or string.sub(current, 1, string.len(ARGV[2]) + 3) == 'c:' .. ARGV[2] .. ':' then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
 ";
 
 impl Scripts {
@@ -349,7 +413,9 @@ impl Scripts {
             replace_key: Script::new(REPLACE_KEY),
             add_to_set: Script::new(ADD_TO_SET),
             count: Script::new(COUNT),
-            bind_anchor: Script::new(BIND_ANCHOR),
+            bind_candidate: Script::new(BIND_CANDIDATE),
+            confirm_binding: Script::new(CONFIRM_BINDING),
+            drop_binding: Script::new(DROP_BINDING),
         }
     }
 }
@@ -361,7 +427,15 @@ struct Inner {
     response_timeout: Duration,
     /// [`RedisOptions::record_ttl`] in whole seconds (what `EXPIRE` takes), at least 1.
     record_ttl_seconds: u64,
+    /// [`RedisOptions::record_keys`].
+    record_keys: Arc<BlindIndexer>,
+    /// Test hook: called with a step name between the steps of a multi-step change (see
+    /// [`RedisStore::with_step_hook`]).
+    step_hook: Option<StepHook>,
 }
+
+/// A function called between steps, for tests that kill Redis (or fail) right there.
+pub type StepHook = Arc<dyn Fn(&'static str) + Send + Sync>;
 
 /// The Redis store (see the module docs). Cheap to clone.
 #[derive(Clone)]
@@ -457,7 +531,35 @@ impl RedisStore {
                 scripts: Scripts::new(),
                 response_timeout: options.response_timeout,
                 record_ttl_seconds: options.record_ttl.as_secs().max(1),
+                record_keys: options.record_keys,
+                step_hook: None,
             }),
+        }
+    }
+
+    /// The same store with `hook` called between the steps of multi-step changes (for failure
+    /// tests: the hook may kill Redis, so the next step fails as after a crash).
+    #[doc(hidden)]
+    pub fn with_step_hook(&self, hook: StepHook) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                connection: inner.connection.clone(),
+                keys: Keys {
+                    prefix: inner.keys.prefix.clone(),
+                },
+                scripts: Scripts::new(),
+                response_timeout: inner.response_timeout,
+                record_ttl_seconds: inner.record_ttl_seconds,
+                record_keys: inner.record_keys.clone(),
+                step_hook: Some(hook),
+            }),
+        }
+    }
+
+    fn step(&self, name: &'static str) {
+        if let Some(hook) = &self.inner.step_hook {
+            hook(name);
         }
     }
 
@@ -581,6 +683,125 @@ impl RedisStore {
         .await
     }
 
+    /// The case and its stored integrity tag (checked), or `None` for an unknown case.
+    async fn read_tagged(&self, op: &'static str, id: &str) -> Result<Option<(CaseRecord, String)>, StoreError> {
+        let pairs: Vec<Vec<u8>> = self.query(op, redis::cmd("HGETALL").arg(self.inner.keys.case(id))).await?;
+        if pairs.is_empty() {
+            return Ok(None);
+        }
+        decode_record_tagged(&self.inner.record_keys, op, id, pairs).map(Some)
+    }
+
+    /// Accounts other than `account_id` bound under `indexes` (see [`BIND_CANDIDATE`]): a confirmed
+    /// entry; a candidate whose case is `verified` (confirmed on the way); a candidate whose case is
+    /// still `processing` under a live lease (in flight: counted, to stay on the safe side). Any other
+    /// candidate is stale and removed.
+    async fn bound_accounts(
+        &self,
+        op: &'static str,
+        indexes: &[String],
+        except_account: Option<&str>,
+        ttl_seconds: u64,
+        now_unix: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut bound = Vec::new();
+        for index in indexes {
+            let key = self.inner.keys.binding(index);
+            let entries: HashMap<String, String> = self.query(op, redis::cmd("HGETALL").arg(&key)).await?;
+            for (account, value) in entries {
+                if Some(account.as_str()) == except_account || bound.contains(&account) {
+                    continue;
+                }
+                if value.starts_with("v:") {
+                    bound.push(account);
+                    continue;
+                }
+                let mut parts = value.splitn(3, ':');
+                let (Some("c"), Some(case), Some(until)) = (parts.next(), parts.next(), parts.next()) else {
+                    continue;
+                };
+                let until: i64 = until.parse().unwrap_or(0);
+                let fields: Vec<Option<String>> = self
+                    .query(
+                        op,
+                        redis::cmd("HMGET").arg(self.inner.keys.case(case)).arg("status").arg("lease"),
+                    )
+                    .await?;
+                let status = fields.first().cloned().flatten();
+                match status.as_deref() {
+                    Some("verified") => {
+                        self.binding_script(op, &self.inner.scripts.confirm_binding, &key, &account, case, ttl_seconds)
+                            .await?;
+                        bound.push(account);
+                    }
+                    Some("processing") if until > now_unix => bound.push(account),
+                    _ => {
+                        self.binding_script(op, &self.inner.scripts.drop_binding, &key, &account, case, ttl_seconds)
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(bound)
+    }
+
+    async fn binding_script(
+        &self,
+        op: &'static str,
+        script: &Script,
+        key: &str,
+        account: &str,
+        case: &str,
+        ttl_seconds: u64,
+    ) -> Result<(), StoreError> {
+        let mut invocation = script.prepare_invoke();
+        invocation.key(key).arg(account).arg(case).arg(ttl_seconds.max(1));
+        let _: i64 = self.eval(op, &invocation).await?;
+        Ok(())
+    }
+
+    /// Before the step that would verify `record` under `claim`: records a candidate binding and
+    /// says whether the limit allows it (`false`: the case must end refused; our candidate is
+    /// dropped again).
+    async fn anchor_allows(
+        &self,
+        op: &'static str,
+        record: &CaseRecord,
+        claim: &super::AnchorClaim,
+        in_flight_until: i64,
+        now_unix: i64,
+    ) -> Result<bool, StoreError> {
+        let key = self.inner.keys.binding(&claim.index);
+        let mut invocation = self.inner.scripts.bind_candidate.prepare_invoke();
+        invocation
+            .key(&key)
+            .arg(&record.account_id)
+            .arg(format!("c:{}:{in_flight_until}", record.id))
+            .arg(claim.ttl_seconds.max(1));
+        let _: i64 = self.eval(op, &invocation).await?;
+        let mut consult = claim.consult.clone();
+        if !consult.contains(&claim.index) {
+            consult.push(claim.index.clone());
+        }
+        let others = self
+            .bound_accounts(op, &consult, Some(&record.account_id), claim.ttl_seconds, now_unix)
+            .await?;
+        if others.len() >= claim.max_accounts as usize {
+            self.binding_script(op, &self.inner.scripts.drop_binding, &key, &record.account_id, &record.id, claim.ttl_seconds)
+                .await?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// After the step that verified `record`: its candidate becomes a confirmed binding (if this
+    /// step is lost, readers confirm it when they find the case verified).
+    async fn confirm_anchor(&self, op: &'static str, record: &CaseRecord, claim: &super::AnchorClaim) -> Result<(), StoreError> {
+        let key = self.inner.keys.binding(&claim.index);
+        self.binding_script(op, &self.inner.scripts.confirm_binding, &key, &record.account_id, &record.id, claim.ttl_seconds)
+            .await
+    }
+
     async fn sweep_expired(&self, now_unix: i64) -> Result<u64, StoreError> {
         const OP: &str = "sweep";
         let ttl = self.inner.record_ttl_seconds.to_string();
@@ -594,21 +815,48 @@ impl RedisStore {
                 .await?;
             let mut done = Vec::new();
             for id in &ids {
+                let (old_mac, new_mac) = match self.read_tagged(OP, id).await {
+                    Ok(Some((record, mac))) => {
+                        let next = mac_after(&self.inner.record_keys, &record, CaseStatus::Expired, None, now_unix);
+                        (mac, next)
+                    }
+                    // Forgotten meanwhile: nothing left to expire.
+                    Ok(None) => {
+                        done.push(id.clone());
+                        continue;
+                    }
+                    // A record that fails its check is never rewritten (its data expires by TTL).
+                    Err(StoreError::Integrity { .. }) => {
+                        offset += 1;
+                        continue;
+                    }
+                    Err(other) => return Err(other),
+                };
                 let reply = self
                     .case_script(
                         OP,
                         &self.inner.scripts.shred,
                         id,
-                        &[b"expire", now.as_bytes(), ttl.as_bytes()],
+                        &[
+                            b"expire",
+                            now.as_bytes(),
+                            ttl.as_bytes(),
+                            b"",
+                            old_mac.as_bytes(),
+                            new_mac.as_bytes(),
+                            b"",
+                        ],
                     )
                     .await?;
                 match reply.status.as_str() {
                     "done" => {
-                        let record = reply.record(OP, id)?;
+                        let record = reply.record(&self.inner.record_keys, OP, id)?;
                         self.after_final(OP, &record).await?;
                         expired += 1;
                         done.push(id.clone());
                     }
+                    // Changed between our read and the script: look again next time.
+                    "changed" => offset += 1,
                     "later" => {
                         // A stale score: put the entry where the case says it is due.
                         let due = reply.word(OP, 0)?;
@@ -700,8 +948,8 @@ impl Reply {
             .ok_or_else(|| corrupt(op, "reply"))
     }
 
-    fn record(self, op: &'static str, id: &str) -> Result<CaseRecord, StoreError> {
-        decode_record(op, id, self.rest)
+    fn record(self, keys: &BlindIndexer, op: &'static str, id: &str) -> Result<CaseRecord, StoreError> {
+        decode_record(keys, op, id, self.rest)
     }
 }
 
@@ -712,8 +960,43 @@ fn parse_status(s: &str) -> Option<CaseStatus> {
         .find(|status| status.as_str() == s)
 }
 
-/// The case hash of a record (see the module docs), as field/value pairs.
-fn encode_record(record: &CaseRecord) -> Vec<(&'static str, String)> {
+/// The record's integrity tag (field `mac`): a keyed MAC, under a key the gateway holds and Redis
+/// never sees, over the fields an answer is made of — identity, purpose, content fingerprint,
+/// status, refusal and the time the status was set. Someone who can write to Redis cannot turn a
+/// case into `verified` without it.
+fn record_mac(keys: &BlindIndexer, record: &CaseRecord) -> String {
+    let status_at = record.status_at_unix.to_string();
+    keys.tag(IndexUse::RecordMac, &record_mac_parts(record, &status_at))
+}
+
+fn record_mac_parts<'a>(record: &'a CaseRecord, status_at: &'a str) -> [&'a [u8]; 11] {
+    [
+        b"idgate.v1.case",
+        RECORD_VERSION.as_bytes(),
+        record.id.as_bytes(),
+        record.account_id.as_bytes(),
+        record.request_id.as_bytes(),
+        record.principal.as_bytes(),
+        record.purpose.as_str().as_bytes(),
+        record.fingerprint.as_bytes(),
+        record.status.as_str().as_bytes(),
+        record.refusal.as_deref().unwrap_or("").as_bytes(),
+        status_at.as_bytes(),
+    ]
+}
+
+/// The tag `record` would carry with `status` / `refusal` set at `now_unix` (what a script is about
+/// to write).
+fn mac_after(keys: &BlindIndexer, record: &CaseRecord, status: CaseStatus, refusal: Option<&str>, now_unix: i64) -> String {
+    let mut next = record.clone();
+    next.status = status;
+    next.refusal = refusal.map(str::to_owned);
+    next.status_at_unix = now_unix;
+    record_mac(keys, &next)
+}
+
+/// The case hash of a record (see the module docs), as field/value pairs, with its integrity tag.
+fn encode_record(keys: &BlindIndexer, record: &CaseRecord) -> Vec<(&'static str, String)> {
     let mut fields = vec![
         ("v", RECORD_VERSION.to_owned()),
         ("id", record.id.clone()),
@@ -725,6 +1008,9 @@ fn encode_record(record: &CaseRecord) -> Vec<(&'static str, String)> {
         ("created", record.created_at_unix.to_string()),
         ("updated", record.updated_at_unix.to_string()),
         ("lease", record.lease_until_unix.to_string()),
+        ("fp", record.fingerprint.clone()),
+        ("status_at", record.status_at_unix.to_string()),
+        ("mac", record_mac(keys, record)),
     ];
     if let Some(provider) = &record.provider {
         fields.push(("provider", provider.clone()));
@@ -735,11 +1021,23 @@ fn encode_record(record: &CaseRecord) -> Vec<(&'static str, String)> {
     if let Some(at) = record.pii_expires_at_unix {
         fields.push(("pii_exp", at.to_string()));
     }
+    if let Some(index) = &record.anchor_index {
+        fields.push(("anchor", index.clone()));
+    }
+    if record.erase_requested {
+        fields.push(("erase", "1".to_owned()));
+    }
     fields
 }
 
-/// Reads a case hash given as `HGETALL` pairs. `id` is the case the key was built from.
-fn decode_record(op: &'static str, id: &str, pairs: Vec<Vec<u8>>) -> Result<CaseRecord, StoreError> {
+/// Reads a case hash given as `HGETALL` pairs and checks its integrity tag. `id` is the case the key
+/// was built from. Returns the record and its stored tag (for compare-and-set by the scripts).
+fn decode_record_tagged(
+    keys: &BlindIndexer,
+    op: &'static str,
+    id: &str,
+    pairs: Vec<Vec<u8>>,
+) -> Result<(CaseRecord, String), StoreError> {
     if !pairs.len().is_multiple_of(2) {
         return Err(corrupt(op, "case"));
     }
@@ -761,28 +1059,48 @@ fn decode_record(op: &'static str, id: &str, pairs: Vec<Vec<u8>>) -> Result<Case
             .transpose()
     };
     let required_number = |field: &'static str| number(field)?.ok_or_else(|| corrupt(op, field));
+    let integrity = || {
+        tracing::warn!(op, "case record failed its integrity check");
+        StoreError::Integrity { case_id: id.to_owned() }
+    };
 
-    if required("v")? != RECORD_VERSION {
-        return Err(corrupt(op, "v"));
+    // A record of another version (or none) carries no valid tag: never trusted.
+    if text("v")?.as_deref() != Some(RECORD_VERSION) {
+        return Err(integrity());
     }
     let stored_id = required("id")?;
     if stored_id != id {
         return Err(corrupt(op, "id"));
     }
-    Ok(CaseRecord {
+    let record = CaseRecord {
         id: stored_id,
         account_id: required("account")?,
         request_id: required("request")?,
         principal: required("principal")?,
-        purpose: Purpose::from_str_name(&required("purpose")?).ok_or_else(|| corrupt(op, "purpose"))?,
-        status: parse_status(&required("status")?).ok_or_else(|| corrupt(op, "status"))?,
+        purpose: Purpose::from_str_name(&required("purpose")?).ok_or_else(integrity)?,
+        status: parse_status(&required("status")?).ok_or_else(integrity)?,
         refusal: text("refusal")?,
         provider: text("provider")?,
         created_at_unix: required_number("created")?,
         updated_at_unix: required_number("updated")?,
         lease_until_unix: required_number("lease")?,
         pii_expires_at_unix: number("pii_exp")?,
-    })
+        fingerprint: required("fp")?,
+        status_at_unix: required_number("status_at")?,
+        anchor_index: text("anchor")?,
+        erase_requested: text("erase")?.as_deref() == Some("1"),
+    };
+    let mac = text("mac")?.ok_or_else(integrity)?;
+    let status_at = record.status_at_unix.to_string();
+    if !keys.tag_matches(IndexUse::RecordMac, &mac, &record_mac_parts(&record, &status_at)) {
+        return Err(integrity());
+    }
+    Ok((record, mac))
+}
+
+/// [`decode_record_tagged`] without the tag.
+fn decode_record(keys: &BlindIndexer, op: &'static str, id: &str, pairs: Vec<Vec<u8>>) -> Result<CaseRecord, StoreError> {
+    decode_record_tagged(keys, op, id, pairs).map(|(record, _)| record)
 }
 
 /// `0x01 ‖ u16 BE length of the KEK id ‖ KEK id ‖ wrapped bytes`.
@@ -862,8 +1180,13 @@ impl Store for RedisStore {
         let now = now_unix.to_string();
         let ttl = self.inner.record_ttl_seconds.to_string();
         let mut invocation = self.inner.scripts.claim.prepare_invoke();
-        invocation.key(keys.case(&id)).arg(&now).arg(&lease).arg(&ttl);
-        for (field, value) in encode_record(&fresh) {
+        invocation
+            .key(keys.case(&id))
+            .arg(&now)
+            .arg(&lease)
+            .arg(&ttl)
+            .arg(&fresh.fingerprint);
+        for (field, value) in encode_record(&self.inner.record_keys, &fresh) {
             invocation.arg(field).arg(value);
         }
         let raw: Vec<Vec<u8>> = self.eval(OP, &invocation).await?;
@@ -873,7 +1196,7 @@ impl Store for RedisStore {
             "existing" => false,
             _ => return Err(corrupt(OP, "reply")),
         };
-        let case = reply.record(OP, &id)?;
+        let case = reply.record(&self.inner.record_keys, OP, &id)?;
         // The case under this id must be this request's (a clash of random ids, or a tampered
         // idempotency key, must not hand out another request's case).
         if case.account_id != fresh.account_id || case.request_id != fresh.request_id {
@@ -887,13 +1210,54 @@ impl Store for RedisStore {
         })
     }
 
+    async fn find(&self, account_id: &str, request_id: &str) -> Result<Option<CaseRecord>, StoreError> {
+        const OP: &str = "find";
+        let holder: Option<Vec<u8>> = self
+            .query(OP, redis::cmd("GET").arg(self.inner.keys.idem(account_id, request_id)))
+            .await?;
+        let Some(holder) = holder else { return Ok(None) };
+        let id = String::from_utf8(holder).map_err(|_| corrupt(OP, "idem"))?;
+        let Some(case) = self.get(&id).await? else {
+            // Claimed but not created yet (or forgotten): `begin` settles it.
+            return Ok(None);
+        };
+        if case.account_id != account_id || case.request_id != request_id {
+            tracing::warn!(op = OP, "idempotency key names another request's case");
+            return Err(StoreError::Conflict);
+        }
+        Ok(Some(case))
+    }
+
     async fn finish(&self, id: &str, finish: Finish, now_unix: i64) -> Result<CaseRecord, StoreError> {
         const OP: &str = "finish";
         if !CaseStatus::Processing.may_become(finish.status) {
             return Err(StoreError::Conflict);
         }
+        let (current, old_mac) = self.read_tagged(OP, id).await?.ok_or(StoreError::NotFound)?;
+        if current.status != CaseStatus::Processing {
+            return Err(StoreError::Conflict);
+        }
+        let mut status = finish.status;
+        let mut refusal = finish.refusal;
+        // The anchor limit is judged before the step that verifies the case; the binding counts only
+        // once that step has made the case `verified` (see `bound_accounts`).
+        let mut anchor = None;
+        if status == CaseStatus::Verified
+            && let Some(claim) = &finish.anchor
+        {
+            if self
+                .anchor_allows(OP, &current, claim, current.lease_until_unix, now_unix)
+                .await?
+            {
+                anchor = Some(claim.clone());
+            } else {
+                status = CaseStatus::NotVerified;
+                refusal = Some(super::ID_ACCOUNT_LIMIT.to_owned());
+            }
+        }
+        self.step("finish:before-script");
         // Personal data is kept for a pending review only.
-        let pii = match (finish.status, finish.pii) {
+        let pii = match (status, finish.pii) {
             (CaseStatus::PendingReview, Some((pii, expires_at))) => Some((pii, expires_at)),
             _ => None,
         };
@@ -912,36 +1276,52 @@ impl Store for RedisStore {
             }
             None => (String::new(), String::new(), Vec::new(), Vec::new()),
         };
+        if let Some((_, at)) = &pii {
+            // The status index first: a gateway that dies right after the case script leaves a
+            // pending case the sweep still finds (to queue it, and to expire it).
+            let _: i64 = self
+                .query(OP, redis::cmd("ZADD").arg(self.inner.keys.expiry()).arg(*at).arg(id))
+                .await?;
+        }
+        let keys = &self.inner.record_keys;
+        let new_mac = mac_after(keys, &current, status, refusal.as_deref(), now_unix);
+        let erased_mac = mac_after(keys, &current, CaseStatus::Erased, None, now_unix);
+        let anchor_index = anchor.as_ref().map(|c| c.index.as_str()).unwrap_or("");
         let reply = self
             .case_script(
                 OP,
                 &self.inner.scripts.finish,
                 id,
                 &[
-                    finish.status.as_str().as_bytes(),
+                    status.as_str().as_bytes(),
                     now_unix.to_string().as_bytes(),
                     self.inner.record_ttl_seconds.to_string().as_bytes(),
-                    if finish.status.is_final() { b"1" } else { b"0" },
+                    if status.is_final() { b"1" } else { b"0" },
                     finish.provider.as_deref().unwrap_or("").as_bytes(),
-                    finish.refusal.as_deref().unwrap_or("").as_bytes(),
+                    refusal.as_deref().unwrap_or("").as_bytes(),
                     expires_at.as_bytes(),
                     ttl_ms.as_bytes(),
                     &key,
                     &body,
+                    old_mac.as_bytes(),
+                    new_mac.as_bytes(),
+                    erased_mac.as_bytes(),
+                    anchor_index.as_bytes(),
                 ],
             )
             .await?;
         match reply.status.as_str() {
             "not_found" => return Err(StoreError::NotFound),
             "conflict" => return Err(StoreError::Conflict),
-            "ok" => {}
+            "ok" | "erased" => {}
             _ => return Err(corrupt(OP, "reply")),
         }
-        let record = reply.record(OP, id)?;
-        if let Some(at) = record.pii_expires_at_unix {
-            let _: i64 = self
-                .query(OP, redis::cmd("ZADD").arg(self.inner.keys.expiry()).arg(at).arg(id))
-                .await?;
+        let record = reply.record(keys, OP, id)?;
+        self.step("finish:after-script");
+        if let Some(claim) = &anchor
+            && record.status == CaseStatus::Verified
+        {
+            self.confirm_anchor(OP, &record, claim).await?;
         }
         // Only a case whose data is held gets a review hash (see FINISH) and so a queue entry.
         if record.status == CaseStatus::PendingReview && !ttl_ms.is_empty() {
@@ -963,7 +1343,7 @@ impl Store for RedisStore {
         }
         // A pending case past its due time is reported as it is: expiring is the sweep's (or the
         // use case's) decision, on the caller's clock.
-        decode_record(OP, id, pairs).map(Some)
+        decode_record(&self.inner.record_keys, OP, id, pairs).map(Some)
     }
 
     async fn watch(&self, id: &str) -> Result<Option<BoxStream<'static, CaseRecord>>, StoreError> {
@@ -1030,7 +1410,12 @@ impl Store for RedisStore {
         Ok(expired)
     }
 
-    async fn erase_account(&self, account_id: &str, now_unix: i64) -> Result<Vec<String>, StoreError> {
+    async fn erase_account(
+        &self,
+        account_id: &str,
+        principal: Option<&str>,
+        now_unix: i64,
+    ) -> Result<Vec<String>, StoreError> {
         const OP: &str = "erase_account";
         let keys = &self.inner.keys;
         let mut ids: Vec<String> = self
@@ -1039,28 +1424,64 @@ impl Store for RedisStore {
         ids.sort();
         let now = now_unix.to_string();
         let ttl = self.inner.record_ttl_seconds.to_string();
+        let principal_arg = principal.unwrap_or("");
         let mut erased = Vec::new();
         let mut settled = Vec::new();
         for id in ids {
+            let (record, old_mac) = match self.read_tagged(OP, &id).await {
+                Ok(Some(found)) => found,
+                // Not created yet (its `begin` may be on the way): stays listed.
+                Ok(None) => continue,
+                Err(StoreError::Integrity { .. }) => {
+                    tracing::warn!(op = OP, verification_id = %id, "skipping a case record that failed its integrity check");
+                    continue;
+                }
+                Err(other) => return Err(other),
+            };
+            if record.account_id == account_id
+                && principal.is_none_or(|p| p == record.principal)
+                && let Some(index) = &record.anchor_index
+            {
+                // The binding this case earned goes with the account.
+                self.binding_script(
+                    OP,
+                    &self.inner.scripts.drop_binding,
+                    &keys.binding(index),
+                    account_id,
+                    "",
+                    1,
+                )
+                .await?;
+            }
+            let new_mac = mac_after(&self.inner.record_keys, &record, CaseStatus::Erased, None, now_unix);
             let reply = self
                 .case_script(
                     OP,
                     &self.inner.scripts.shred,
                     &id,
-                    &[b"erase", now.as_bytes(), ttl.as_bytes(), account_id.as_bytes()],
+                    &[
+                        b"erase",
+                        now.as_bytes(),
+                        ttl.as_bytes(),
+                        account_id.as_bytes(),
+                        old_mac.as_bytes(),
+                        new_mac.as_bytes(),
+                        principal_arg.as_bytes(),
+                    ],
                 )
                 .await?;
             match reply.status.as_str() {
                 "done" => {
-                    let record = reply.record(OP, &id)?;
+                    let record = reply.record(&self.inner.record_keys, OP, &id)?;
                     self.after_final(OP, &record).await?;
                     settled.push(id.clone());
                     erased.push(id);
                 }
-                // A final case never becomes pending again; a foreign one (the index is not
-                // trusted) is not this account's. A missing one stays listed: its `begin` may not
-                // have created it yet.
-                "final" | "foreign" => settled.push(id),
+                // Still processing: it ends `erased` when its provider phase finishes.
+                "marked" => erased.push(id),
+                // A final case never becomes pending again; another account's (the index is not
+                // trusted) is not this one's. Another principal's case stays listed for an operator.
+                "final" | "other_account" => settled.push(id),
                 _ => {}
             }
         }
@@ -1136,23 +1557,26 @@ impl Store for RedisStore {
         self.eval("count_in_window", &invocation).await
     }
 
-    async fn bind_anchor(
-        &self,
-        id_index: &str,
-        account_id: &str,
-        max_accounts: u32,
-        ttl_seconds: u64,
-        _now_unix: i64,
-    ) -> Result<bool, StoreError> {
-        // Forgetting after `ttl_seconds` is Redis's TTL, so the caller's clock is not needed.
-        let mut invocation = self.inner.scripts.bind_anchor.prepare_invoke();
-        invocation
-            .key(self.inner.keys.anchor(id_index))
-            .arg(account_id)
-            .arg(max_accounts)
-            .arg(ttl_seconds.max(1));
-        let bound: i64 = self.eval("bind_anchor", &invocation).await?;
-        Ok(bound == 1)
+    async fn peek_window(&self, key: &str, window_seconds: u64, now_unix: i64) -> Result<u64, StoreError> {
+        let window_seconds = window_seconds.max(1);
+        let window = i64::try_from(window_seconds).unwrap_or(i64::MAX);
+        let start = now_unix - now_unix.rem_euclid(window);
+        let count: Option<u64> = self
+            .query(
+                "peek_window",
+                redis::cmd("GET").arg(self.inner.keys.window(key, window_seconds, start)),
+            )
+            .await?;
+        Ok(count.unwrap_or(0))
+    }
+
+    async fn anchor_accounts(&self, indexes: &[String], now_unix: i64) -> Result<Vec<String>, StoreError> {
+        // A read: a confirmation on the way only writes what a verified case already earned.
+        let mut accounts = self
+            .bound_accounts("anchor_accounts", indexes, None, DEFAULT_RECORD_TTL.as_secs(), now_unix)
+            .await?;
+        accounts.sort();
+        Ok(accounts)
     }
 
     async fn wrapped_keys_not_under(
@@ -1256,11 +1680,19 @@ mod tests {
             updated_at_unix: 2,
             lease_until_unix: 3,
             pii_expires_at_unix: Some(4),
+            fingerprint: "bk-1:00ff".into(),
+            status_at_unix: 2,
+            anchor_index: None,
+            erase_requested: false,
         }
     }
 
+    fn keys() -> BlindIndexer {
+        BlindIndexer::new("bk-1".into(), &crate::crypto::SecretKey32::from_bytes([9; 32]))
+    }
+
     fn pairs(record: &CaseRecord) -> Vec<Vec<u8>> {
-        encode_record(record)
+        encode_record(&keys(), record)
             .into_iter()
             .flat_map(|(k, v)| [k.as_bytes().to_vec(), v.into_bytes()])
             .collect()
@@ -1269,12 +1701,12 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let r = record();
-        assert_eq!(decode_record("t", "vf_1", pairs(&r)).unwrap(), r);
+        assert_eq!(decode_record(&keys(), "t", "vf_1", pairs(&r)).unwrap(), r);
         let mut none = r.clone();
         none.provider = None;
         none.pii_expires_at_unix = None;
         none.refusal = Some("FACE_IMAGE_UNUSABLE".into());
-        assert_eq!(decode_record("t", "vf_1", pairs(&none)).unwrap(), none);
+        assert_eq!(decode_record(&keys(), "t", "vf_1", pairs(&none)).unwrap(), none);
         for status in [
             CaseStatus::Processing,
             CaseStatus::Verified,
@@ -1290,16 +1722,63 @@ mod tests {
     #[test]
     fn corrupt_records_are_errors_not_panics() {
         let good = pairs(&record());
-        assert!(decode_record("t", "vf_2", good.clone()).is_err(), "other id");
+        assert!(decode_record(&keys(), "t", "vf_2", good.clone()).is_err(), "other id");
         for i in (1..good.len()).step_by(2) {
             let mut bad = good.clone();
             bad[i] = vec![0xff, b'x'];
-            assert!(decode_record("t", "vf_1", bad).is_err());
+            assert!(decode_record(&keys(), "t", "vf_1", bad).is_err());
         }
         let mut odd = good.clone();
         odd.pop();
-        assert!(decode_record("t", "vf_1", odd).is_err());
-        assert!(decode_record("t", "vf_1", Vec::new()).is_err());
+        assert!(decode_record(&keys(), "t", "vf_1", odd).is_err());
+        assert!(decode_record(&keys(), "t", "vf_1", Vec::new()).is_err());
+    }
+
+    #[test]
+    fn an_edited_record_fails_its_integrity_check_and_old_keys_still_verify() {
+        let mut r = record();
+        r.status = CaseStatus::NotVerified;
+        let good = pairs(&r);
+        // Someone with write access flips the status (or the refusal, or the time) in the store.
+        for (field, value) in [("status", "verified"), ("refusal", "X"), ("status_at", "9"), ("fp", "bk-1:01")] {
+            let mut edited = good.clone();
+            match edited.iter().position(|v| v.as_slice() == field.as_bytes()) {
+                Some(at) => edited[at + 1] = value.as_bytes().to_vec(),
+                None => edited.extend([field.as_bytes().to_vec(), value.as_bytes().to_vec()]),
+            }
+            assert!(
+                matches!(
+                    decode_record(&keys(), "t", "vf_1", edited),
+                    Err(StoreError::Integrity { ref case_id }) if case_id == "vf_1"
+                ),
+                "{field}"
+            );
+        }
+        // A record of the previous encoding has no tag: refused, never trusted.
+        let mut v1 = good.clone();
+        let at = v1.iter().position(|v| v.as_slice() == b"v").unwrap();
+        v1[at + 1] = b"1".to_vec();
+        assert!(matches!(
+            decode_record(&keys(), "t", "vf_1", v1),
+            Err(StoreError::Integrity { .. })
+        ));
+        // After a rotation the old key still verifies old records.
+        let rotated = BlindIndexer::ring(vec![
+            crate::crypto::blind_index::BlindKey {
+                id: "bk-1".into(),
+                version: 1,
+                created_at_unix: 1,
+                root: crate::crypto::SecretKey32::from_bytes([9; 32]),
+            },
+            crate::crypto::blind_index::BlindKey {
+                id: "bk-2".into(),
+                version: 2,
+                created_at_unix: 2,
+                root: crate::crypto::SecretKey32::from_bytes([10; 32]),
+            },
+        ])
+        .unwrap();
+        assert_eq!(decode_record(&rotated, "t", "vf_1", good).unwrap(), r);
     }
 
     #[test]

@@ -65,11 +65,13 @@ use std::sync::LazyLock;
 use futures_util::future::try_join_all;
 use redis::{Cmd, FromRedisValue, Script, Value};
 
-use super::{RedisStore, Reply, corrupt, decode_record, decode_wrapped_key, encode_wrapped_key, unavailable};
+use super::{
+    RedisStore, Reply, corrupt, decode_record, decode_wrapped_key, encode_wrapped_key, mac_after, unavailable,
+};
 use crate::crypto::envelope::{Body, WrappedKey};
 use crate::domain::Purpose;
 use crate::store::{
-    CaseRecord, Claim, Lease, QueueStats, ReviewError, ReviewQueue, ReviewState, ReviewVerdict, SealedPii, StoreError,
+    AnchorClaim, CaseRecord, CaseStatus, Claim, Lease, QueueStats, ReviewError, ReviewQueue, ReviewState, ReviewVerdict, SealedPii, StoreError,
 };
 
 /// The consumer group of the queue stream.
@@ -140,16 +142,22 @@ return {'granted', key, body, unpack(redis.call('HGETALL', KEYS[1]))}
 ";
 
 /// Records a verdict under the caller's live lease. KEYS: case, pii key, pii body, review.
-/// ARGV: reviewer, `approve` | `reject`, approvals required (>= 1), now, record ttl (s).
-/// Replies: `not_pending` | `expired` | `foreign` | `requeued`, entry, case | `ended`, entry, case.
+/// ARGV: 1 reviewer, 2 `approve` | `reject`, 3 approvals required (>= 1), 4 now, 5 record ttl (s),
+/// 6 the case's tag read before (compare-and-set), 7 the tag if verified, 8 the tag if rejected,
+/// 9 the tag if refused by the anchor limit, 10 refused by the anchor limit (`1`/`0`), 11 the anchor
+/// index bound by a verifying approval (empty: none).
+/// Replies: `not_pending` | `expired` | `foreign` | `changed` | `requeued`, entry, case | `ended`,
+/// entry, case.
 const DECIDE: &str = r"
 if not pending() then return {'not_pending'} end
 local holder = redis.call('HGET', KEYS[4], 'holder')
 local lease_until = tonumber(redis.call('HGET', KEYS[4], 'until'))
 if not holder or not lease_until or lease_until <= tonumber(ARGV[4]) then return {'expired'} end
 if holder ~= ARGV[1] then return {'foreign'} end
+if redis.call('HGET', KEYS[1], 'mac') ~= ARGV[6] then return {'changed'} end
 local entry = redis.call('HGET', KEYS[4], 'entry') or ''
 local final = 'not_verified'
+local mac = ARGV[8]
 if ARGV[2] == 'approve' then
   local approvals = list(redis.call('HGET', KEYS[4], 'approvals'))
   if not has(approvals, ARGV[1]) then table.insert(approvals, ARGV[1]) end
@@ -160,12 +168,20 @@ if ARGV[2] == 'approve' then
     redis.call('HSET', KEYS[1], 'updated', ARGV[4])
     return {'requeued', entry, unpack(redis.call('HGETALL', KEYS[1]))}
   end
-  final = 'verified'
+  if ARGV[10] == '1' then
+    -- The person is who they claim, but this ID already verified its allowed anchor accounts.
+    redis.call('HSET', KEYS[1], 'refusal', 'ID_ACCOUNT_LIMIT')
+    mac = ARGV[9]
+  else
+    final = 'verified'
+    mac = ARGV[7]
+    if ARGV[11] ~= '' then redis.call('HSET', KEYS[1], 'anchor', ARGV[11]) end
+  end
 end
 -- The end of the case: crypto-shredding and out of the queue in one step.
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 redis.call('HDEL', KEYS[1], 'pii_exp')
-redis.call('HSET', KEYS[1], 'status', final, 'updated', ARGV[4])
+redis.call('HSET', KEYS[1], 'status', final, 'updated', ARGV[4], 'status_at', ARGV[4], 'mac', mac)
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 return {'ended', entry, unpack(redis.call('HGETALL', KEYS[1]))}
 ";
@@ -550,7 +566,7 @@ impl RedisStore {
                     wrapped_key: decode_wrapped_key(OP, &key)?,
                     body: Body::from_bytes(&body).map_err(|_| corrupt(OP, "pii:body"))?,
                 };
-                let case = reply.record(OP, &case_id)?;
+                let case = reply.record(&self.inner.record_keys, OP, &case_id)?;
                 self.hide_entry(OP, &entry.id, reviewer, reviewer, now_unix).await?;
                 Ok(Some(Claim {
                     case,
@@ -718,16 +734,44 @@ impl ReviewQueue for RedisStore {
         reviewer: &str,
         verdict: ReviewVerdict,
         approvals_required: u8,
+        anchor: Option<AnchorClaim>,
         now_unix: i64,
     ) -> Result<CaseRecord, ReviewError> {
         const OP: &str = "decide";
-        let verdict = match verdict {
+        let (current, old_mac) = self.read_tagged(OP, case_id).await?.ok_or(ReviewError::NotPending)?;
+        // A verifying approval of an anchor case needs its binding, judged before the step that
+        // would verify the case; the binding counts only once that step made the case `verified`.
+        let anchor = match (verdict, anchor) {
+            (ReviewVerdict::Approve, Some(claim)) if current.status == CaseStatus::PendingReview => {
+                // The candidate is in flight while the reviewer's lease lasts at most.
+                let allowed = self.anchor_allows(OP, &current, &claim, now_unix + 60, now_unix).await?;
+                Some((claim, allowed))
+            }
+            _ => None,
+        };
+        let limited = anchor.as_ref().is_some_and(|(_, allowed)| !allowed);
+        let anchor_index = match &anchor {
+            Some((claim, true)) => claim.index.as_str(),
+            _ => "",
+        };
+        let keys = &self.inner.record_keys;
+        let verified_mac = mac_after(keys, &current, CaseStatus::Verified, None, now_unix);
+        let rejected_mac = mac_after(keys, &current, CaseStatus::NotVerified, None, now_unix);
+        let limited_mac = mac_after(
+            keys,
+            &current,
+            CaseStatus::NotVerified,
+            Some(crate::store::ID_ACCOUNT_LIMIT),
+            now_unix,
+        );
+        let verdict_word = match verdict {
             ReviewVerdict::Approve => "approve",
             ReviewVerdict::Reject => "reject",
         };
         let required = approvals_required.max(1).to_string();
         let now = now_unix.to_string();
         let ttl = self.inner.record_ttl_seconds.to_string();
+        self.step("decide:before-script");
         let mut reply = self
             .leased_script(
                 OP,
@@ -735,19 +779,46 @@ impl ReviewQueue for RedisStore {
                 case_id,
                 &[
                     reviewer.as_bytes(),
-                    verdict.as_bytes(),
+                    verdict_word.as_bytes(),
                     required.as_bytes(),
                     now.as_bytes(),
                     ttl.as_bytes(),
+                    old_mac.as_bytes(),
+                    verified_mac.as_bytes(),
+                    rejected_mac.as_bytes(),
+                    limited_mac.as_bytes(),
+                    if limited { b"1" } else { b"0" },
+                    anchor_index.as_bytes(),
                 ],
             )
             .await?;
         let status = std::mem::take(&mut reply.status);
+        if status == "changed" {
+            return Err(StoreError::Conflict.into());
+        }
         if reply.rest.is_empty() {
             return Err(corrupt(OP, "reply").into());
         }
         let entry = String::from_utf8(reply.rest.remove(0)).map_err(|_| corrupt(OP, "reply"))?;
-        let record = decode_record(OP, case_id, reply.rest)?;
+        let record = decode_record(keys, OP, case_id, reply.rest)?;
+        self.step("decide:after-script");
+        if let Some((claim, allowed)) = &anchor {
+            if record.status == CaseStatus::Verified {
+                self.confirm_anchor(OP, &record, claim).await?;
+            } else if *allowed {
+                // Not the last approval (or not verified after all): the candidate binds nothing.
+                let key = self.inner.keys.binding(&claim.index);
+                self.binding_script(
+                    OP,
+                    &self.inner.scripts.drop_binding,
+                    &key,
+                    &record.account_id,
+                    &record.id,
+                    claim.ttl_seconds,
+                )
+                .await?;
+            }
+        }
         match status.as_str() {
             "ended" => {
                 // The case script already ended it; these only tidy the indexes and the queue.

@@ -48,6 +48,17 @@ pub fn unopenable_payload() -> Status {
     )
 }
 
+/// The call's deadline passed before its answer was ready (the work may still finish: a retry with
+/// the same `request_id` gets its answer).
+pub fn deadline_exceeded() -> Status {
+    status_with_reason(
+        Code::DeadlineExceeded,
+        "the deadline passed before the answer was ready; retry with the same request_id",
+        "DEADLINE_EXCEEDED",
+        &[],
+    )
+}
+
 pub fn invalid(reason: &str, message: &str) -> Status {
     status_with_reason(Code::InvalidArgument, message, reason, &[])
 }
@@ -73,7 +84,7 @@ pub fn verify_error(error: VerifyError) -> Status {
         VerifyError::IdAccountLimit { verification_id } => status_with_reason(
             Code::FailedPrecondition,
             "this ID number already verified the maximum number of anchor accounts",
-            crate::verify::ID_ACCOUNT_LIMIT,
+            crate::store::ID_ACCOUNT_LIMIT,
             &[("verification_id", &verification_id)],
         ),
         VerifyError::RequestIdReused => status_with_reason(
@@ -82,12 +93,21 @@ pub fn verify_error(error: VerifyError) -> Status {
             "REQUEST_ID_REUSED",
             &[],
         ),
-        VerifyError::InProgress => status_with_reason(
+        VerifyError::InProgress { verification_id } => status_with_reason(
             Code::Unavailable,
-            "the same request is still being processed; retry with the same request_id",
+            "the same request is still being processed; retry with the same request_id or watch the verification",
             "IN_PROGRESS",
-            &[],
+            &[("verification_id", &verification_id)],
         ),
+        VerifyError::Integrity { case_id } => {
+            tracing::error!(verification_id = %case_id, "refusing to answer from a record that failed its integrity check");
+            status_with_reason(
+                Code::Internal,
+                "a stored record failed its integrity check",
+                "RECORD_INTEGRITY",
+                &[],
+            )
+        }
         VerifyError::NotFound => status_with_reason(Code::NotFound, "verification not found", "NOT_FOUND", &[]),
         VerifyError::Store(e) => {
             tracing::warn!(error = %e, "store failure");

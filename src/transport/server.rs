@@ -44,12 +44,15 @@ pub async fn run(
 
     let review = pb::review_service_server::ReviewServiceServer::new(ReviewService::new(app.clone()));
     let audit = pb::audit_service_server::AuditServiceServer::new(AuditService::new(app.clone()));
+    let call_deadline = app.call_deadline;
     let verification = pb::verification_service_server::VerificationServiceServer::new(VerificationService::new(app))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
 
     let incoming = tls::incoming(listener, tls_config, handshake_timeout);
     let mut builder = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // A call that sets no deadline gets this one (and none gets a longer one).
+        .timeout(call_deadline)
         .add_service(health_service)
         .add_service(verification)
         .add_service(review)

@@ -8,7 +8,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
-use super::auth::{Rpc, authorize};
+use super::auth::{Role, Rpc, authorize};
 use super::errors;
 use crate::clock::Clock;
 use crate::crypto::sealing::{Context, SealingKeyring};
@@ -18,7 +18,7 @@ use crate::pb;
 use crate::review::{ReviewDesk, ReviewUseError};
 use crate::store::CaseStatus;
 use crate::store::ReviewVerdict;
-use crate::verify::{Answer, Verifier, VerifyCommand};
+use crate::verify::{Answer, EraseScope, Verifier, VerifyCommand};
 
 /// What the services share.
 pub struct App {
@@ -29,6 +29,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// Upper bound of a `Verify` call when the client sets no shorter `grpc-timeout`.
     pub verify_deadline: Duration,
+    /// The deadline of any call that sets none (and the cap of every call).
+    pub call_deadline: Duration,
 }
 
 impl App {
@@ -168,12 +170,17 @@ impl pb::verification_service_server::VerificationService for VerificationServic
             deadline,
         };
         // The use case runs in its own task: a client that disconnects does not abandon a case half-way
-        // (a provider may already have been paid); the answer is kept for its retry.
+        // (a provider may already have been paid); the answer is kept for its retry. The caller's
+        // deadline bounds the whole call, store steps included: past it, the caller is answered and
+        // the task finishes the case for the retry (each of its store steps is itself bounded).
         let verifier = self.app.verifier.clone();
-        let answer = tokio::spawn(async move { verifier.verify(command).await })
-            .await
-            .map_err(|_| errors::verify_error(crate::verify::VerifyError::Internal("verification task")))?
-            .map_err(errors::verify_error)?;
+        let task = tokio::spawn(async move { verifier.verify(command).await });
+        let answer = match tokio::time::timeout_at(deadline, task).await {
+            Err(_) => return Err(errors::deadline_exceeded()),
+            Ok(joined) => joined
+                .map_err(|_| errors::verify_error(crate::verify::VerifyError::Internal("verification task")))?
+                .map_err(errors::verify_error)?,
+        };
         Ok(Response::new(answer_to_pb(&answer)))
     }
 
@@ -239,10 +246,16 @@ impl pb::verification_service_server::VerificationService for VerificationServic
     ) -> Result<Response<pb::EraseSubjectResponse>, Status> {
         let caller = authorize(&request, Rpc::EraseSubject)?;
         let account_id = AccountId::parse(&request.into_inner().account_id).map_err(|r| errors::refusal(&r))?;
+        // An onboarding client erases what it created; an operator erases any case of the account.
+        let scope = if caller.role == Role::Admin {
+            EraseScope::Any
+        } else {
+            EraseScope::Own
+        };
         let cases_erased = self
             .app
             .verifier
-            .erase_subject(&caller.principal, &account_id)
+            .erase_subject(&caller.principal, scope, &account_id)
             .await
             .map_err(errors::verify_error)?;
         Ok(Response::new(pb::EraseSubjectResponse { cases_erased }))

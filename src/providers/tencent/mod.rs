@@ -274,10 +274,15 @@ impl Provider for TencentFaceId {
             let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             let request_id = request_id.as_deref().unwrap_or("-");
             match &result {
-                Ok(outcome) => tracing::info!(
-                    provider = %self.name, action, ?outcome, request_id, elapsed_ms,
-                    "provider answered"
-                ),
+                Ok(outcome) => {
+                    // The kind of answer only: a similarity score is derived from biometrics and
+                    // appears at debug level at most.
+                    tracing::info!(
+                        provider = %self.name, action, outcome = outcome.kind(), request_id, elapsed_ms,
+                        "provider answered"
+                    );
+                    tracing::debug!(provider = %self.name, ?outcome, "provider outcome in detail");
+                }
                 Err(error) => tracing::warn!(
                     provider = %self.name, action, %error, request_id, elapsed_ms,
                     "provider gave no outcome"
