@@ -70,7 +70,7 @@ fn sealed(ring: &KekRing, case_id: &str) -> SealedPii {
 }
 
 fn record(id: &str, account: &str, request: &str) -> CaseRecord {
-    CaseRecord::processing(id, account, request, "onboarding-dev", Purpose::Anchor, NOW, NOW + 30)
+    CaseRecord::processing(id, account, request, "onboarding-dev", Purpose::Anchor, "fp", NOW, NOW + 30)
 }
 
 fn finish(status: CaseStatus, pii: SealedPii) -> Finish {
@@ -79,6 +79,7 @@ fn finish(status: CaseStatus, pii: SealedPii) -> Finish {
         provider: Some("sim".into()),
         refusal: None,
         pii: Some((pii, NOW + RETAIN)),
+        anchor: None,
     }
 }
 
@@ -133,7 +134,7 @@ async fn full_flow(store: &dyn Store, prefix: &str, urls: &[String]) -> ([String
         }
     }
 
-    assert_eq!(store.erase_account("acct-2", NOW + 2).await.unwrap(), ["vf_erased"]);
+    assert_eq!(store.erase_account("acct-2", None, NOW + 2).await.unwrap(), ["vf_erased"]);
     assert_eq!(store.sweep(NOW + RETAIN, 0).await.unwrap(), 1);
     store
         .append_audit(

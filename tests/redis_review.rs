@@ -63,6 +63,7 @@ impl Fixture {
             format!("req-{id}"),
             "onboarding-dev",
             Purpose::Radio,
+            "fp",
             at,
             at + 30,
         );
@@ -84,6 +85,7 @@ impl Fixture {
             provider: None,
             refusal: None,
             pii: Some((pii, at + 3_600)),
+            anchor: None,
         };
         self.store.finish(id, finish, at).await.unwrap();
     }
@@ -160,7 +162,7 @@ async fn the_stream_follows_the_cases() {
     // A decision ends the case and takes its entry and review hash with it.
     assert_eq!(f.claim("rev-2", NOW + 5).await.as_deref(), Some("vf_a"));
     f.store
-        .decide("vf_a", "rev-2", ReviewVerdict::Reject, 1, NOW + 6)
+        .decide("vf_a", "rev-2", ReviewVerdict::Reject, 1, None, NOW + 6)
         .await
         .unwrap();
     assert!(!f.exists(&f.review_key("vf_a")).await);
@@ -168,7 +170,7 @@ async fn the_stream_follows_the_cases() {
     assert_eq!(f.entries().await.len(), 2);
 
     // Erasure drops the review hash at once; the entry goes with the next claim that meets it.
-    assert_eq!(f.store.erase_account("acct-1", NOW + 7).await.unwrap(), ["vf_c"]);
+    assert_eq!(f.store.erase_account("acct-1", None, NOW + 7).await.unwrap(), ["vf_c"]);
     assert!(!f.exists(&f.review_key("vf_c")).await);
     assert_eq!(f.claim("rev-3", NOW + 8).await.as_deref(), Some("vf_b"));
     assert_eq!(f.claim("rev-4", NOW + 8).await, None);

@@ -51,13 +51,14 @@ impl Backend {
 
     /// Creates a case of `purpose` and finishes it into the review queue at `at`.
     async fn queue_case(&self, id: &str, account: &str, purpose: Purpose, at: i64) {
-        let record = CaseRecord::processing(id, account, format!("req-{id}"), "onboarding-dev", purpose, at, at + 30);
+        let record = CaseRecord::processing(id, account, format!("req-{id}"), "onboarding-dev", purpose, "fp", at, at + 30);
         self.store.begin(record, at).await.unwrap();
         let finish = Finish {
             status: CaseStatus::PendingReview,
             provider: Some("p".into()),
             refusal: None,
             pii: Some((pii(1), at + PII_TTL)),
+            anchor: None,
         };
         let record = self.store.finish(id, finish, at).await.unwrap();
         assert_eq!(record.status, CaseStatus::PendingReview);
@@ -82,7 +83,7 @@ impl Backend {
 
     async fn decide(&self, id: &str, reviewer: &str, verdict: ReviewVerdict, required: u8, now: i64) -> CaseStatus {
         self.queue
-            .decide(id, reviewer, verdict, required, now)
+            .decide(id, reviewer, verdict, required, None, now)
             .await
             .unwrap()
             .status
@@ -177,7 +178,7 @@ async fn an_expired_lease_returns_the_case(b: Backend) {
     // The first holder's verdict comes too late.
     assert!(matches!(
         b.queue
-            .decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, NOW + LEASE + 1)
+            .decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, None, NOW + LEASE + 1)
             .await,
         Err(ReviewError::Foreign)
     ));
@@ -189,7 +190,7 @@ async fn decisions_need_the_callers_live_lease(b: Backend) {
     assert_eq!(b.claim("rev-1", NOW).await.as_deref(), Some("vf_a"));
     let q = &b.queue;
     assert!(matches!(
-        q.decide("vf_a", "rev-2", ReviewVerdict::Reject, 1, NOW + 1).await,
+        q.decide("vf_a", "rev-2", ReviewVerdict::Reject, 1, None, NOW + 1).await,
         Err(ReviewError::Foreign)
     ));
     assert!(matches!(
@@ -197,7 +198,7 @@ async fn decisions_need_the_callers_live_lease(b: Backend) {
         Err(ReviewError::Foreign)
     ));
     assert!(matches!(
-        q.decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, NOW + LEASE).await,
+        q.decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, None, NOW + LEASE).await,
         Err(ReviewError::LeaseExpired)
     ));
     assert!(matches!(
@@ -207,11 +208,11 @@ async fn decisions_need_the_callers_live_lease(b: Backend) {
     // Never claimed at all.
     b.queue_case("vf_b", "acct-1", Purpose::Radio, NOW).await;
     assert!(matches!(
-        q.decide("vf_b", "rev-1", ReviewVerdict::Approve, 1, NOW + 1).await,
+        q.decide("vf_b", "rev-1", ReviewVerdict::Approve, 1, None, NOW + 1).await,
         Err(ReviewError::LeaseExpired)
     ));
     assert!(matches!(
-        q.decide("vf_unknown", "rev-1", ReviewVerdict::Approve, 1, NOW).await,
+        q.decide("vf_unknown", "rev-1", ReviewVerdict::Approve, 1, None, NOW).await,
         Err(ReviewError::NotPending)
     ));
     // Once ended, the case is not pending for anyone.
@@ -222,7 +223,7 @@ async fn decisions_need_the_callers_live_lease(b: Backend) {
         CaseStatus::Verified
     );
     assert!(matches!(
-        q.decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, NOW + LEASE + 2)
+        q.decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, None, NOW + LEASE + 2)
             .await,
         Err(ReviewError::NotPending)
     ));
@@ -301,7 +302,7 @@ async fn a_rejection_ends_the_case_at_once(b: Backend) {
     assert_eq!(b.claim("rev-1", NOW).await.as_deref(), Some("vf_a"));
     let record = b
         .queue
-        .decide("vf_a", "rev-1", ReviewVerdict::Reject, 2, NOW + 1)
+        .decide("vf_a", "rev-1", ReviewVerdict::Reject, 2, None, NOW + 1)
         .await
         .unwrap();
     assert_eq!(
@@ -423,7 +424,7 @@ async fn retention_while_claimed_ends_the_case(b: Backend) {
     assert!(b.queue.review_state("vf_a").await.unwrap().is_none());
     assert!(matches!(
         b.queue
-            .decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, due + 1)
+            .decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, None, due + 1)
             .await,
         Err(ReviewError::NotPending)
     ));
@@ -443,13 +444,13 @@ async fn erasure_while_claimed_ends_the_case(b: Backend) {
     assert_eq!(b.claim("rev-1", NOW + 2).await.as_deref(), Some("vf_a"));
     let mut watcher = b.store.watch("vf_a").await.unwrap().unwrap();
     assert_eq!(watcher.next().await.unwrap().status, CaseStatus::PendingReview);
-    assert_eq!(b.store.erase_account("acct-1", NOW + 3).await.unwrap(), ["vf_a"]);
+    assert_eq!(b.store.erase_account("acct-1", None, NOW + 3).await.unwrap(), ["vf_a"]);
     assert_eq!(watcher.next().await.unwrap().status, CaseStatus::Erased);
     assert!(b.store.sealed_pii("vf_a").await.unwrap().is_none());
     assert!(b.queue.review_state("vf_a").await.unwrap().is_none());
     assert!(matches!(
         b.queue
-            .decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, NOW + 4)
+            .decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, None, NOW + 4)
             .await,
         Err(ReviewError::NotPending)
     ));
@@ -467,7 +468,7 @@ async fn an_approval_destroys_the_data(b: Backend) {
     assert_eq!(b.claim("rev-1", NOW).await.as_deref(), Some("vf_a"));
     let record = b
         .queue
-        .decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, NOW + 1)
+        .decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, None, NOW + 1)
         .await
         .unwrap();
     assert_eq!((record.status, record.updated_at_unix), (CaseStatus::Verified, NOW + 1));

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use idgate::crypto::envelope::{Body, WrappedKey};
 use idgate::domain::Purpose;
 use idgate::store::memory::MemoryStore;
-use idgate::store::{AuditEvent, Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
+use idgate::store::{AnchorClaim, AuditEvent, Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
 
 const NOW: i64 = 1_795_000_000;
 
@@ -23,6 +23,7 @@ fn record(id: &str, request_id: &str) -> CaseRecord {
         request_id,
         "onboarding-dev",
         Purpose::Anchor,
+        "bk-1:fp",
         NOW,
         NOW + 30,
     )
@@ -49,6 +50,7 @@ fn finish(status: CaseStatus, with_pii: bool) -> Finish {
         provider: Some("p".into()),
         refusal: None,
         pii: with_pii.then(|| (pii(), NOW + 100)),
+        anchor: None,
     }
 }
 
@@ -202,7 +204,7 @@ async fn erasure_shreds_pending_cases_of_one_account(store: Arc<dyn Store>) {
     assert_eq!(watcher.next().await.unwrap().status, CaseStatus::PendingReview);
 
     assert_eq!(
-        store.erase_account("acct-1", NOW + 5).await.unwrap(),
+        store.erase_account("acct-1", None, NOW + 5).await.unwrap(),
         vec!["vf_p".to_string()]
     );
     assert_eq!(store.get("vf_p").await.unwrap().unwrap().status, CaseStatus::Erased);
@@ -218,10 +220,10 @@ async fn erasure_shreds_pending_cases_of_one_account(store: Arc<dyn Store>) {
         "other accounts untouched"
     );
     assert!(
-        store.erase_account("acct-1", NOW + 6).await.unwrap().is_empty(),
+        store.erase_account("acct-1", None, NOW + 6).await.unwrap().is_empty(),
         "idempotent"
     );
-    assert!(store.erase_account("acct-unknown", NOW).await.unwrap().is_empty());
+    assert!(store.erase_account("acct-unknown", None, NOW).await.unwrap().is_empty());
 }
 
 async fn audit_trail_is_append_only_and_paged(store: Arc<dyn Store>) {
@@ -261,21 +263,121 @@ async fn window_counters_count_and_restart(store: Arc<dyn Store>) {
     );
 }
 
-async fn anchor_bindings_are_limited_per_id(store: Arc<dyn Store>) {
-    assert!(store.bind_anchor("bi:x", "acct-1", 2, 3_600, NOW).await.unwrap());
-    assert!(
-        store.bind_anchor("bi:x", "acct-1", 2, 3_600, NOW).await.unwrap(),
-        "the same account again"
+fn claim(index: &str, consult: &[&str], max: u32) -> AnchorClaim {
+    AnchorClaim {
+        index: index.into(),
+        consult: consult.iter().map(|c| (*c).to_owned()).collect(),
+        max_accounts: max,
+        ttl_seconds: 3_600,
+    }
+}
+
+/// Begins a case of `account` and finishes it verified under `claim`; returns the record.
+async fn verify_anchor(store: &Arc<dyn Store>, id: &str, account: &str, claim: AnchorClaim) -> CaseRecord {
+    let mut r = record(id, &format!("r-{id}"));
+    r.account_id = account.into();
+    store.begin(r, NOW).await.unwrap();
+    let finish = Finish {
+        status: CaseStatus::Verified,
+        anchor: Some(claim),
+        ..Finish::default()
+    };
+    store.finish(id, finish, NOW + 1).await.unwrap()
+}
+
+async fn anchor_bindings_are_limited_per_id_in_the_verifying_step(store: Arc<dyn Store>) {
+    let a = verify_anchor(&store, "vf_a", "acct-1", claim("bi:x", &["bi:x"], 2)).await;
+    assert_eq!((a.status, a.anchor_index.as_deref()), (CaseStatus::Verified, Some("bi:x")));
+    let again = verify_anchor(&store, "vf_a2", "acct-1", claim("bi:x", &["bi:x"], 2)).await;
+    assert_eq!(again.status, CaseStatus::Verified, "the same account again");
+    let b = verify_anchor(&store, "vf_b", "acct-2", claim("bi:x", &["bi:x"], 2)).await;
+    assert_eq!(b.status, CaseStatus::Verified);
+    let c = verify_anchor(&store, "vf_c", "acct-3", claim("bi:x", &["bi:x"], 2)).await;
+    assert_eq!(
+        (c.status, c.refusal.as_deref(), c.anchor_index),
+        (CaseStatus::NotVerified, Some("ID_ACCOUNT_LIMIT"), None),
+        "a third account is refused in the same step"
     );
-    assert!(store.bind_anchor("bi:x", "acct-2", 2, 3_600, NOW).await.unwrap());
-    assert!(
-        !store.bind_anchor("bi:x", "acct-3", 2, 3_600, NOW).await.unwrap(),
-        "a third account"
+    assert_eq!(
+        store.anchor_accounts(&["bi:x".into()], NOW + 2).await.unwrap(),
+        ["acct-1", "acct-2"]
     );
+    // After a blind-index key rotation the old index is consulted too: the limit does not reset.
+    let d = verify_anchor(&store, "vf_d", "acct-4", claim("bi2:x", &["bi2:x", "bi:x"], 2)).await;
+    assert_eq!(d.status, CaseStatus::NotVerified);
+    let e = verify_anchor(&store, "vf_e", "acct-4", claim("bi:y", &["bi:y"], 2)).await;
+    assert_eq!(e.status, CaseStatus::Verified, "another ID");
+}
+
+async fn a_step_that_fails_leaves_no_binding(store: Arc<dyn Store>) {
+    store.begin(record("vf_1", "r-1"), NOW).await.unwrap();
+    store
+        .finish("vf_1", finish(CaseStatus::PendingReview, true), NOW)
+        .await
+        .unwrap();
+    // A stale finish (the lease was lost: the case left Processing) is refused and binds nothing.
+    let stale = Finish {
+        status: CaseStatus::Verified,
+        anchor: Some(claim("bi:z", &["bi:z"], 1)),
+        ..Finish::default()
+    };
+    assert!(matches!(store.finish("vf_1", stale, NOW + 1).await, Err(StoreError::Conflict)));
+    assert!(store.anchor_accounts(&["bi:z".into()], NOW + 1).await.unwrap().is_empty());
+    let other = verify_anchor(&store, "vf_2", "acct-2", claim("bi:z", &["bi:z"], 1)).await;
+    assert_eq!(other.status, CaseStatus::Verified, "nothing was left holding the ID");
+}
+
+async fn a_takeover_needs_the_same_request(store: Arc<dyn Store>) {
+    store.begin(record("vf_1", "r-1"), NOW).await.unwrap();
+    let mut other_content = record("vf_2", "r-1");
+    other_content.fingerprint = "bk-1:other".into();
+    other_content.lease_until_unix = NOW + 90;
     assert!(
-        store.bind_anchor("bi:y", "acct-3", 2, 3_600, NOW).await.unwrap(),
-        "another ID"
+        matches!(store.begin(other_content, NOW + 31).await.unwrap(), Begin::Existing(_)),
+        "another request under the same id never takes the case over"
     );
+    let found = store.find("acct-1", "r-1").await.unwrap().expect("found");
+    assert_eq!((found.id.as_str(), found.lease_until_unix), ("vf_1", NOW + 30), "find claims nothing");
+    assert!(store.find("acct-1", "r-unknown").await.unwrap().is_none());
+    let mut same = record("vf_3", "r-1");
+    same.lease_until_unix = NOW + 90;
+    assert!(matches!(store.begin(same, NOW + 31).await.unwrap(), Begin::Started(c) if c.id == "vf_1"));
+}
+
+async fn erasure_is_scoped_marks_processing_cases_and_removes_bindings(store: Arc<dyn Store>) {
+    verify_anchor(&store, "vf_v", "acct-1", claim("bi:e", &["bi:e"], 1)).await;
+    store.begin(record("vf_p", "r-p"), NOW).await.unwrap();
+    let mut foreign = record("vf_f", "r-f");
+    foreign.principal = "onboarding-other".into();
+    store.begin(foreign, NOW).await.unwrap();
+    store
+        .finish("vf_f", finish(CaseStatus::PendingReview, true), NOW)
+        .await
+        .unwrap();
+    // An onboarding client erases what it created: the processing case (marked), the binding.
+    let erased = store.erase_account("acct-1", Some("onboarding-dev"), NOW + 2).await.unwrap();
+    assert_eq!(erased, ["vf_p"]);
+    assert!(store.anchor_accounts(&["bi:e".into()], NOW + 2).await.unwrap().is_empty());
+    assert_eq!(store.get("vf_f").await.unwrap().unwrap().status, CaseStatus::PendingReview);
+    // The processing case ends erased when its provider phase finishes, keeping nothing.
+    let done = store
+        .finish("vf_p", finish(CaseStatus::PendingReview, true), NOW + 3)
+        .await
+        .unwrap();
+    assert_eq!(done.status, CaseStatus::Erased);
+    assert!(store.sealed_pii("vf_p").await.unwrap().is_none());
+    // An operator erases the rest.
+    assert_eq!(store.erase_account("acct-1", None, NOW + 4).await.unwrap(), ["vf_f"]);
+    assert!(store.sealed_pii("vf_f").await.unwrap().is_none());
+}
+
+async fn peeking_a_window_counts_nothing(store: Arc<dyn Store>) {
+    let start = NOW - NOW.rem_euclid(60);
+    assert_eq!(store.peek_window("rl:p", 60, start).await.unwrap(), 0);
+    store.count_in_window("rl:p", 60, start).await.unwrap();
+    assert_eq!(store.peek_window("rl:p", 60, start + 1).await.unwrap(), 1);
+    assert_eq!(store.peek_window("rl:p", 60, start + 1).await.unwrap(), 1);
+    assert_eq!(store.peek_window("rl:p", 60, start + 60).await.unwrap(), 0, "a new window");
 }
 
 async fn wrapped_keys_are_replaced_by_compare_and_set(store: Arc<dyn Store>) {
@@ -372,9 +474,33 @@ macro_rules! conformance {
                 }
             }
             #[tokio::test]
-            async fn anchor_bindings_are_limited_per_id() {
+            async fn anchor_bindings_are_limited_per_id_in_the_verifying_step() {
                 if let Some(store) = $make {
-                    super::anchor_bindings_are_limited_per_id(store).await
+                    super::anchor_bindings_are_limited_per_id_in_the_verifying_step(store).await
+                }
+            }
+            #[tokio::test]
+            async fn a_step_that_fails_leaves_no_binding() {
+                if let Some(store) = $make {
+                    super::a_step_that_fails_leaves_no_binding(store).await
+                }
+            }
+            #[tokio::test]
+            async fn a_takeover_needs_the_same_request() {
+                if let Some(store) = $make {
+                    super::a_takeover_needs_the_same_request(store).await
+                }
+            }
+            #[tokio::test]
+            async fn erasure_is_scoped_marks_processing_cases_and_removes_bindings() {
+                if let Some(store) = $make {
+                    super::erasure_is_scoped_marks_processing_cases_and_removes_bindings(store).await
+                }
+            }
+            #[tokio::test]
+            async fn peeking_a_window_counts_nothing() {
+                if let Some(store) = $make {
+                    super::peeking_a_window_counts_nothing(store).await
                 }
             }
             #[tokio::test]
