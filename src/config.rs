@@ -433,7 +433,7 @@ secret_key = "do-not-print-me"
             assert_eq!(config.retention.pending_review_ttl_seconds, 300);
             // An unknown key under a real section is still refused, by name.
             jail.set_env("IDGATE_RETENTION__PENDING_REVIEW_TTL", "1");
-            let error = Config::load(None).err().expect("refused").to_string();
+            let error = Config::load(None).expect_err("refused").to_string();
             assert!(error.contains("pending_review_ttl"), "{error}");
             Ok(())
         });

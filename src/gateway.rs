@@ -307,8 +307,9 @@ impl Gateway {
         let settings = VerifySettings {
             thresholds: config.decision,
             pending_review_ttl: Duration::from_secs(config.retention.pending_review_ttl_seconds),
-            processing_lease: Duration::from_millis(config.server.verify_deadline_ms.max(config.server.call_deadline_ms))
-                * 3,
+            processing_lease: Duration::from_millis(
+                config.server.verify_deadline_ms.max(config.server.call_deadline_ms),
+            ) * 3,
             limits: Limits {
                 per_account_per_hour: config.limits.verifications_per_account_per_hour,
                 per_id_per_day: config.limits.verifications_per_id_per_day,

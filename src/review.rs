@@ -15,11 +15,11 @@ use crate::crypto::envelope::KekRing;
 use crate::crypto::sealing::{self, Context, Sealed};
 use crate::domain::{Applicant, IdentityFields, Purpose};
 use crate::material;
+use crate::store::{AnchorClaim, ID_ACCOUNT_LIMIT};
 use crate::store::{
     AuditEvent, CaseRecord, CaseStatus, QueueStats, ReviewError, ReviewQueue, ReviewVerdict, SealedPii, Store,
     StoreError,
 };
-use crate::store::{AnchorClaim, ID_ACCOUNT_LIMIT};
 use crate::verify::{Limits, PII_FIELD_IDENTITY, anchor_claim};
 
 /// Review settings (`[review]`).
@@ -218,7 +218,14 @@ impl ReviewDesk {
         };
         let record = self
             .queue
-            .decide(case_id, principal, verdict, self.settings.approvals_required, anchor, now)
+            .decide(
+                case_id,
+                principal,
+                verdict,
+                self.settings.approvals_required,
+                anchor,
+                now,
+            )
             .await?;
         let limited = record.refusal.as_deref() == Some(ID_ACCOUNT_LIMIT);
         let verdict_name = match (verdict, limited) {

@@ -335,14 +335,8 @@ impl Verifier {
             Verdict::Verified => Finish {
                 status: CaseStatus::Verified,
                 provider,
-                anchor: (purpose == Purpose::Anchor).then(|| {
-                    anchor_claim(
-                        &self.indexer,
-                        self.settings.limits,
-                        applicant.id_number().as_str(),
-                        now,
-                    )
-                }),
+                anchor: (purpose == Purpose::Anchor)
+                    .then(|| anchor_claim(&self.indexer, self.settings.limits, applicant.id_number().as_str(), now)),
                 ..Finish::default()
             },
             Verdict::NotVerified => Finish {
@@ -431,7 +425,9 @@ impl Verifier {
 
     /// The current state of a case created by `principal`.
     pub async fn get(&self, principal: &str, verification_id: &str) -> Result<Answer, VerifyError> {
-        let record = self.alarm_on_integrity(self.owned(principal, verification_id).await).await?;
+        let record = self
+            .alarm_on_integrity(self.owned(principal, verification_id).await)
+            .await?;
         Ok(Answer::at(&record, self.clock.now_unix()))
     }
 
@@ -471,7 +467,12 @@ impl Verifier {
         let current_id_key = id_keys.next().unwrap_or_default();
         let older_id_keys: Vec<String> = id_keys.collect();
         let checks = [
-            (format!("acct:{account_id}"), Vec::new(), ACCOUNT_WINDOW_SECONDS, limits.per_account_per_hour),
+            (
+                format!("acct:{account_id}"),
+                Vec::new(),
+                ACCOUNT_WINDOW_SECONDS,
+                limits.per_account_per_hour,
+            ),
             (current_id_key, older_id_keys, ID_WINDOW_SECONDS, limits.per_id_per_day),
         ];
         for (key, older, window, limit) in checks {
@@ -494,7 +495,12 @@ impl Verifier {
     /// Erasure on request (privacy policy §6): every pending case of the account loses its sealed data
     /// and becomes `ERASED`. Audited without personal data.
     /// An onboarding client erases only cases it created (`scope = Own`); an operator any.
-    pub async fn erase_subject(&self, actor: &str, scope: EraseScope, account_id: &AccountId) -> Result<u32, VerifyError> {
+    pub async fn erase_subject(
+        &self,
+        actor: &str,
+        scope: EraseScope,
+        account_id: &AccountId,
+    ) -> Result<u32, VerifyError> {
         let now = self.clock.now_unix();
         let principal = match scope {
             EraseScope::Own => Some(actor),
@@ -954,7 +960,10 @@ mod tests {
         let pending = v.verify(command("r-1", Purpose::Anchor)).await.unwrap();
         assert_eq!(pending.status, CaseStatus::PendingReview);
         let account = AccountId::parse("acct-1").unwrap();
-        assert_eq!(v.erase_subject("admin-dev", EraseScope::Any, &account).await.unwrap(), 1);
+        assert_eq!(
+            v.erase_subject("admin-dev", EraseScope::Any, &account).await.unwrap(),
+            1
+        );
         assert_eq!(
             v.get("onboarding-dev", &pending.verification_id).await.unwrap().status,
             CaseStatus::Erased
@@ -1091,7 +1100,12 @@ mod tests {
         );
         store.begin(stale, NOW).await.unwrap();
         let p = fake("p", Ok(Outcome::Match));
-        let (v, _) = verifier_on(store, std::slice::from_ref(&p), &clock, settings(Duration::from_secs(60)));
+        let (v, _) = verifier_on(
+            store,
+            std::slice::from_ref(&p),
+            &clock,
+            settings(Duration::from_secs(60)),
+        );
         clock.advance(31);
         let mut other = command("r-1", Purpose::ShortVideo);
         other.fields.id_number = test_support::id_number("110105", "19850101", "123");
@@ -1211,14 +1225,25 @@ mod tests {
         theirs.principal = "onboarding-other".into();
         let theirs = v.verify(theirs).await.unwrap();
         let account = AccountId::parse("acct-1").unwrap();
-        assert_eq!(v.erase_subject("onboarding-dev", EraseScope::Own, &account).await.unwrap(), 1);
-        assert_eq!(store.get(&mine.verification_id).await.unwrap().unwrap().status, CaseStatus::Erased);
+        assert_eq!(
+            v.erase_subject("onboarding-dev", EraseScope::Own, &account)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store.get(&mine.verification_id).await.unwrap().unwrap().status,
+            CaseStatus::Erased
+        );
         assert_eq!(
             store.get(&theirs.verification_id).await.unwrap().unwrap().status,
             CaseStatus::PendingReview,
             "another client's case is untouched"
         );
-        assert_eq!(v.erase_subject("admin-dev", EraseScope::Any, &account).await.unwrap(), 1);
+        assert_eq!(
+            v.erase_subject("admin-dev", EraseScope::Any, &account).await.unwrap(),
+            1
+        );
         assert!(store.sealed_pii(&theirs.verification_id).await.unwrap().is_none());
     }
 
@@ -1233,7 +1258,12 @@ mod tests {
             gate: Some(gate.clone()),
         });
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let (v, _) = verifier_on(store.clone(), std::slice::from_ref(&p), &clock, settings(Duration::from_secs(3_600)));
+        let (v, _) = verifier_on(
+            store.clone(),
+            std::slice::from_ref(&p),
+            &clock,
+            settings(Duration::from_secs(3_600)),
+        );
         let v = Arc::new(v);
         let running = {
             let v = v.clone();
@@ -1243,11 +1273,19 @@ mod tests {
             tokio::task::yield_now().await;
         }
         let account = AccountId::parse("acct-1").unwrap();
-        assert_eq!(v.erase_subject("onboarding-dev", EraseScope::Own, &account).await.unwrap(), 1);
+        assert_eq!(
+            v.erase_subject("onboarding-dev", EraseScope::Own, &account)
+                .await
+                .unwrap(),
+            1
+        );
         gate.add_permits(1);
         let answer = running.await.unwrap().unwrap();
         assert_eq!(answer.status, CaseStatus::Erased);
-        assert!(store.sealed_pii(&answer.verification_id).await.unwrap().is_none(), "nothing stored");
+        assert!(
+            store.sealed_pii(&answer.verification_id).await.unwrap().is_none(),
+            "nothing stored"
+        );
     }
 
     #[tokio::test]
@@ -1257,7 +1295,10 @@ mod tests {
         assert!(v.verify(command("r-1", Purpose::Anchor)).await.unwrap().verified());
         let mut second = command("r-2", Purpose::Anchor);
         second.account_id = AccountId::parse("acct-2").unwrap();
-        assert!(matches!(v.verify(second).await, Err(VerifyError::IdAccountLimit { .. })));
+        assert!(matches!(
+            v.verify(second).await,
+            Err(VerifyError::IdAccountLimit { .. })
+        ));
         let account = AccountId::parse("acct-1").unwrap();
         v.erase_subject("admin-dev", EraseScope::Any, &account).await.unwrap();
         let mut third = command("r-3", Purpose::Anchor);
@@ -1301,7 +1342,14 @@ mod tests {
                 Duration::from_secs(5),
                 4,
             )]),
-            Arc::new(KekRing::new(vec![Kek { id: "kek-1".into(), created_at_unix: 1, key: SecretKey32::random().unwrap() }]).unwrap()),
+            Arc::new(
+                KekRing::new(vec![Kek {
+                    id: "kek-1".into(),
+                    created_at_unix: 1,
+                    key: SecretKey32::random().unwrap(),
+                }])
+                .unwrap(),
+            ),
             Arc::new(ring),
             Arc::new(clock.clone()),
             config,
@@ -1309,7 +1357,10 @@ mod tests {
         let mut other_account = command("r-2", Purpose::Anchor);
         other_account.account_id = AccountId::parse("acct-2").unwrap();
         assert!(
-            matches!(rotated.verify(other_account).await, Err(VerifyError::IdAccountLimit { .. })),
+            matches!(
+                rotated.verify(other_account).await,
+                Err(VerifyError::IdAccountLimit { .. })
+            ),
             "the anchor limit survives the rotation"
         );
         let mut third = command("r-3", Purpose::Anchor);

@@ -342,3 +342,109 @@ async fn too_many_verifications_are_refused_with_a_retry_hint() {
     assert!(delay > std::time::Duration::ZERO && delay <= std::time::Duration::from_secs(3_600));
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_request_id_reused_with_other_content_is_refused_and_replays_are_free() {
+    let mut config = TestGateway::config();
+    config.limits.verifications_per_account_per_hour = 2;
+    let gw = TestGateway::start_with(config, None).await;
+    let mut client = gw.onboarding().await;
+    let person = Person::adult("123");
+    let first = verify(&mut client, Anchor, "reuse-1", &person).await.expect("verified");
+    assert_eq!(status_of(&first), Verified);
+    // The same request_id, another identity or another face: never the first answer.
+    let mut other_id = Person::adult("124");
+    other_id.face = person.face.clone();
+    let mut other_face = Person::adult("123");
+    other_face.face = common::png(641, 480);
+    for reuse in [&other_id, &other_face] {
+        let status = verify(&mut client, Anchor, "reuse-1", reuse).await.expect_err("reused");
+        assert_eq!(status.code(), Code::AlreadyExists);
+        assert_eq!(reason(&status).as_deref(), Some("REQUEST_ID_REUSED"));
+    }
+    // Replays are answered from the record and never count against the limit (2 per hour here).
+    for _ in 0..10 {
+        assert_eq!(
+            verify(&mut client, Anchor, "reuse-1", &person).await.expect("replay"),
+            first
+        );
+    }
+    verify(&mut client, ShortVideo, "reuse-2", &person)
+        .await
+        .expect("a second new request still fits");
+    let limited = verify(&mut client, ShortVideo, "reuse-3", &person)
+        .await
+        .expect_err("third");
+    assert_eq!(limited.code(), Code::ResourceExhausted);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_replay_of_a_request_in_progress_names_the_case_to_watch() {
+    let gw = TestGateway::start().await;
+    let mut client = gw.onboarding().await;
+    // Sequence 995: the simulator hangs, so the first call is in progress until its provider gives up.
+    let person = Person::adult("995");
+    let key = client
+        .get_sealing_key(pb::GetSealingKeyRequest {})
+        .await
+        .expect("key")
+        .into_inner();
+    // Each attempt starts a first call, then replays it with a short deadline. A replay that reaches
+    // the gateway before the first call becomes the first itself: then the next attempt tries again.
+    let mut in_progress = None;
+    let mut first = None;
+    for attempt in 0..10 {
+        let request = sealed_request(
+            &key,
+            ShortVideo,
+            "acct-1",
+            &format!("slow-{attempt}"),
+            &person.fields(),
+            None,
+        );
+        let mut first_client = client.clone();
+        let first_request = request.clone();
+        let started = tokio::spawn(async move { first_client.verify(first_request).await });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let mut call = tonic::Request::new(request.clone());
+        call.set_timeout(std::time::Duration::from_millis(600));
+        if let Err(status) = client.verify(call).await
+            && reason(&status).as_deref() == Some("IN_PROGRESS")
+        {
+            in_progress = Some(status);
+            first = Some(started);
+            break;
+        }
+    }
+    let status = in_progress.expect("a replay saw the request in progress");
+    assert_eq!(status.code(), Code::Unavailable);
+    let info = tonic_types::StatusExt::get_details_error_info(&status).expect("error info");
+    let id = info.metadata.get("verification_id").expect("the case to watch").clone();
+    assert!(id.starts_with("vf_"));
+    // The client can watch that case to its end instead of polling.
+    let mut watch = client
+        .watch_verification(pb::GetVerificationRequest {
+            verification_id: id.clone(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    // Its first public status: the provider hung, so the case went to manual review.
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), watch.message())
+        .await
+        .expect("the case moves on")
+        .expect("stream")
+        .expect("a status");
+    assert_eq!(next.status, PendingReview as i32);
+    drop(watch);
+    let answer = first
+        .expect("the first call")
+        .await
+        .expect("task")
+        .expect("first call answered");
+    assert_eq!(answer.into_inner().verification_id, id);
+    gw.stop().await;
+}

@@ -44,6 +44,13 @@ async fn no_personal_data_in_logs_or_errors() {
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
         .init();
 
+    // Every metric the gateway exports goes to an in-memory exporter that is searched at the end.
+    let metrics = opentelemetry_sdk::metrics::InMemoryMetricExporter::default();
+    let meter_provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_periodic_exporter(metrics.clone())
+        .build();
+    opentelemetry::global::set_meter_provider(meter_provider.clone());
+
     let gw = TestGateway::start().await;
     let mut client = gw.onboarding().await;
     let people: Vec<Person> = ["123", "905", "945", "965", "975", "985", "995"]
@@ -70,6 +77,8 @@ async fn no_personal_data_in_logs_or_errors() {
     let mut bad = Person::adult("123");
     bad.id_number.replace_range(0..1, "0");
     bad.phone = "12345".into();
+    // The refusal inputs are searched for too: they are the likeliest to be echoed.
+    let refusal_inputs = [minor.id_number.clone(), bad.id_number.clone(), bad.phone.clone()];
     for (i, person) in [minor, bad].iter().enumerate() {
         let status = verify(&mut client, Anchor, &format!("pii-bad-{i}"), person)
             .await
@@ -126,6 +135,13 @@ async fn no_personal_data_in_logs_or_errors() {
     errors.push(format!("{trail:?}"));
     gw.stop().await;
 
+    meter_provider.force_flush().expect("flush metrics");
+    let exported = format!("{:?}", metrics.get_finished_metrics().expect("metrics"));
+    assert!(
+        exported.contains("idgate.review.queue"),
+        "the capture saw the gateway's metrics"
+    );
+
     let logs = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf-8 logs");
     assert!(
         logs.contains("verification decided"),
@@ -148,4 +164,26 @@ async fn no_personal_data_in_logs_or_errors() {
         assert!(!logs.contains(&person.id_number[..17]));
     }
     assert!(!logs.contains("13800138000") && !logs.contains("测试员"));
+    for input in &refusal_inputs {
+        assert!(!logs.contains(input.as_str()), "a log line contains a refused input");
+        assert!(!errors.contains(input.as_str()), "an answer contains a refused input");
+        assert!(!exported.contains(input.as_str()), "a metric contains a refused input");
+    }
+    for person in &people {
+        for secret in [&person.name, &person.id_number, &person.phone] {
+            assert!(
+                !exported.contains(secret.as_str()),
+                "a metric name or label contains test PII"
+            );
+        }
+    }
+    // Similarity scores are derived from biometrics: never at info level or above (they may appear at
+    // debug level, where an `Outcome` prints as `FaceCompared { similarity: … }`).
+    assert!(logs.contains("similarity"), "the capture saw a score at debug level");
+    for line in logs
+        .lines()
+        .filter(|l| l.contains(" INFO ") || l.contains(" WARN ") || l.contains(" ERROR "))
+    {
+        assert!(!line.contains("similarity"), "a score at info: {line}");
+    }
 }

@@ -70,7 +70,16 @@ fn sealed(ring: &KekRing, case_id: &str) -> SealedPii {
 }
 
 fn record(id: &str, account: &str, request: &str) -> CaseRecord {
-    CaseRecord::processing(id, account, request, "onboarding-dev", Purpose::Anchor, "fp", NOW, NOW + 30)
+    CaseRecord::processing(
+        id,
+        account,
+        request,
+        "onboarding-dev",
+        Purpose::Anchor,
+        "fp",
+        NOW,
+        NOW + 30,
+    )
 }
 
 fn finish(status: CaseStatus, pii: SealedPii) -> Finish {
@@ -134,7 +143,10 @@ async fn full_flow(store: &dyn Store, prefix: &str, urls: &[String]) -> ([String
         }
     }
 
-    assert_eq!(store.erase_account("acct-2", None, NOW + 2).await.unwrap(), ["vf_erased"]);
+    assert_eq!(
+        store.erase_account("acct-2", None, NOW + 2).await.unwrap(),
+        ["vf_erased"]
+    );
     assert_eq!(store.sweep(NOW + RETAIN, 0).await.unwrap(), 1);
     store
         .append_audit(

@@ -51,7 +51,16 @@ impl Backend {
 
     /// Creates a case of `purpose` and finishes it into the review queue at `at`.
     async fn queue_case(&self, id: &str, account: &str, purpose: Purpose, at: i64) {
-        let record = CaseRecord::processing(id, account, format!("req-{id}"), "onboarding-dev", purpose, "fp", at, at + 30);
+        let record = CaseRecord::processing(
+            id,
+            account,
+            format!("req-{id}"),
+            "onboarding-dev",
+            purpose,
+            "fp",
+            at,
+            at + 30,
+        );
         self.store.begin(record, at).await.unwrap();
         let finish = Finish {
             status: CaseStatus::PendingReview,
@@ -198,7 +207,8 @@ async fn decisions_need_the_callers_live_lease(b: Backend) {
         Err(ReviewError::Foreign)
     ));
     assert!(matches!(
-        q.decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, None, NOW + LEASE).await,
+        q.decide("vf_a", "rev-1", ReviewVerdict::Approve, 1, None, NOW + LEASE)
+            .await,
         Err(ReviewError::LeaseExpired)
     ));
     assert!(matches!(
@@ -208,11 +218,13 @@ async fn decisions_need_the_callers_live_lease(b: Backend) {
     // Never claimed at all.
     b.queue_case("vf_b", "acct-1", Purpose::Radio, NOW).await;
     assert!(matches!(
-        q.decide("vf_b", "rev-1", ReviewVerdict::Approve, 1, None, NOW + 1).await,
+        q.decide("vf_b", "rev-1", ReviewVerdict::Approve, 1, None, NOW + 1)
+            .await,
         Err(ReviewError::LeaseExpired)
     ));
     assert!(matches!(
-        q.decide("vf_unknown", "rev-1", ReviewVerdict::Approve, 1, None, NOW).await,
+        q.decide("vf_unknown", "rev-1", ReviewVerdict::Approve, 1, None, NOW)
+            .await,
         Err(ReviewError::NotPending)
     ));
     // Once ended, the case is not pending for anyone.
@@ -507,6 +519,74 @@ async fn queue_stats_count_held_and_waiting_cases(b: Backend) {
     );
 }
 
+/// A reviewer's final approval of an anchor case binds the account in the same step that verifies
+/// the case; when the ID already holds its allowed accounts, the case ends not verified
+/// (`ID_ACCOUNT_LIMIT`) in that step instead, and nothing is bound. A non-final approval binds nothing.
+async fn an_approval_binds_the_anchor_account_in_the_same_step(b: Backend) {
+    let claim = idgate::store::AnchorClaim {
+        index: "bi:r".into(),
+        consult: vec!["bi:r".into()],
+        max_accounts: 1,
+        ttl_seconds: 3_600,
+    };
+    b.queue_case("vf_a", "acct-1", Purpose::Anchor, NOW).await;
+    b.queue_case("vf_b", "acct-2", Purpose::Anchor, NOW + 1).await;
+    // Four-eyes: the first approval binds nothing yet.
+    assert_eq!(
+        b.claim_with("rev-1", NOW + 2, true, false).await.as_deref(),
+        Some("vf_a")
+    );
+    let first = b
+        .queue
+        .decide("vf_a", "rev-1", ReviewVerdict::Approve, 2, Some(claim.clone()), NOW + 3)
+        .await
+        .unwrap();
+    assert_eq!(first.status, CaseStatus::PendingReview);
+    assert!(
+        b.store
+            .anchor_accounts(&claim.consult, NOW + 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        b.claim_with("rev-2", NOW + 4, true, false).await.as_deref(),
+        Some("vf_a")
+    );
+    let verified = b
+        .queue
+        .decide("vf_a", "rev-2", ReviewVerdict::Approve, 2, Some(claim.clone()), NOW + 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        (verified.status, verified.anchor_index.as_deref()),
+        (CaseStatus::Verified, Some("bi:r"))
+    );
+    assert_eq!(
+        b.store.anchor_accounts(&claim.consult, NOW + 5).await.unwrap(),
+        ["acct-1"]
+    );
+    // Another account with the same ID: refused by the limit in the deciding step.
+    assert_eq!(b.claim("rev-3", NOW + 6).await.as_deref(), Some("vf_b"));
+    let refused = b
+        .queue
+        .decide("vf_b", "rev-3", ReviewVerdict::Approve, 1, Some(claim.clone()), NOW + 7)
+        .await
+        .unwrap();
+    assert_eq!(
+        (refused.status, refused.refusal.as_deref()),
+        (CaseStatus::NotVerified, Some("ID_ACCOUNT_LIMIT"))
+    );
+    assert!(
+        b.store.sealed_pii("vf_b").await.unwrap().is_none(),
+        "its data is destroyed"
+    );
+    assert_eq!(
+        b.store.anchor_accounts(&claim.consult, NOW + 7).await.unwrap(),
+        ["acct-1"]
+    );
+}
+
 async fn reviewer_keys_are_bound_to_principals(b: Backend) {
     let q = &b.queue;
     assert_eq!(q.reviewer_key("rev-1").await.unwrap(), None);
@@ -551,6 +631,7 @@ macro_rules! conformance {
             an_approval_destroys_the_data,
             queue_stats_count_held_and_waiting_cases,
             reviewer_keys_are_bound_to_principals,
+            an_approval_binds_the_anchor_account_in_the_same_step,
         ]);
     };
 }

@@ -287,7 +287,10 @@ async fn verify_anchor(store: &Arc<dyn Store>, id: &str, account: &str, claim: A
 
 async fn anchor_bindings_are_limited_per_id_in_the_verifying_step(store: Arc<dyn Store>) {
     let a = verify_anchor(&store, "vf_a", "acct-1", claim("bi:x", &["bi:x"], 2)).await;
-    assert_eq!((a.status, a.anchor_index.as_deref()), (CaseStatus::Verified, Some("bi:x")));
+    assert_eq!(
+        (a.status, a.anchor_index.as_deref()),
+        (CaseStatus::Verified, Some("bi:x"))
+    );
     let again = verify_anchor(&store, "vf_a2", "acct-1", claim("bi:x", &["bi:x"], 2)).await;
     assert_eq!(again.status, CaseStatus::Verified, "the same account again");
     let b = verify_anchor(&store, "vf_b", "acct-2", claim("bi:x", &["bi:x"], 2)).await;
@@ -321,8 +324,17 @@ async fn a_step_that_fails_leaves_no_binding(store: Arc<dyn Store>) {
         anchor: Some(claim("bi:z", &["bi:z"], 1)),
         ..Finish::default()
     };
-    assert!(matches!(store.finish("vf_1", stale, NOW + 1).await, Err(StoreError::Conflict)));
-    assert!(store.anchor_accounts(&["bi:z".into()], NOW + 1).await.unwrap().is_empty());
+    assert!(matches!(
+        store.finish("vf_1", stale, NOW + 1).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(
+        store
+            .anchor_accounts(&["bi:z".into()], NOW + 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let other = verify_anchor(&store, "vf_2", "acct-2", claim("bi:z", &["bi:z"], 1)).await;
     assert_eq!(other.status, CaseStatus::Verified, "nothing was left holding the ID");
 }
@@ -337,7 +349,11 @@ async fn a_takeover_needs_the_same_request(store: Arc<dyn Store>) {
         "another request under the same id never takes the case over"
     );
     let found = store.find("acct-1", "r-1").await.unwrap().expect("found");
-    assert_eq!((found.id.as_str(), found.lease_until_unix), ("vf_1", NOW + 30), "find claims nothing");
+    assert_eq!(
+        (found.id.as_str(), found.lease_until_unix),
+        ("vf_1", NOW + 30),
+        "find claims nothing"
+    );
     assert!(store.find("acct-1", "r-unknown").await.unwrap().is_none());
     let mut same = record("vf_3", "r-1");
     same.lease_until_unix = NOW + 90;
@@ -355,10 +371,22 @@ async fn erasure_is_scoped_marks_processing_cases_and_removes_bindings(store: Ar
         .await
         .unwrap();
     // An onboarding client erases what it created: the processing case (marked), the binding.
-    let erased = store.erase_account("acct-1", Some("onboarding-dev"), NOW + 2).await.unwrap();
+    let erased = store
+        .erase_account("acct-1", Some("onboarding-dev"), NOW + 2)
+        .await
+        .unwrap();
     assert_eq!(erased, ["vf_p"]);
-    assert!(store.anchor_accounts(&["bi:e".into()], NOW + 2).await.unwrap().is_empty());
-    assert_eq!(store.get("vf_f").await.unwrap().unwrap().status, CaseStatus::PendingReview);
+    assert!(
+        store
+            .anchor_accounts(&["bi:e".into()], NOW + 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.get("vf_f").await.unwrap().unwrap().status,
+        CaseStatus::PendingReview
+    );
     // The processing case ends erased when its provider phase finishes, keeping nothing.
     let done = store
         .finish("vf_p", finish(CaseStatus::PendingReview, true), NOW + 3)
@@ -377,7 +405,11 @@ async fn peeking_a_window_counts_nothing(store: Arc<dyn Store>) {
     store.count_in_window("rl:p", 60, start).await.unwrap();
     assert_eq!(store.peek_window("rl:p", 60, start + 1).await.unwrap(), 1);
     assert_eq!(store.peek_window("rl:p", 60, start + 1).await.unwrap(), 1);
-    assert_eq!(store.peek_window("rl:p", 60, start + 60).await.unwrap(), 0, "a new window");
+    assert_eq!(
+        store.peek_window("rl:p", 60, start + 60).await.unwrap(),
+        0,
+        "a new window"
+    );
 }
 
 async fn wrapped_keys_are_replaced_by_compare_and_set(store: Arc<dyn Store>) {

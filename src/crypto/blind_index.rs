@@ -92,7 +92,9 @@ pub struct BlindIndexer {
 impl std::fmt::Debug for BlindIndexer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ids: Vec<&str> = self.generations.iter().map(|g| g.key_id.as_str()).collect();
-        f.debug_struct("BlindIndexer").field("key_ids", &ids).finish_non_exhaustive()
+        f.debug_struct("BlindIndexer")
+            .field("key_ids", &ids)
+            .finish_non_exhaustive()
     }
 }
 
@@ -134,9 +136,8 @@ impl BlindIndexer {
             .into_iter()
             .map(|k| Generation::new(k.id, k.version, k.created_at_unix, &k.root))
             .collect();
-        generations.sort_by(|a, b| {
-            (b.version, b.created_at_unix, &b.key_id).cmp(&(a.version, a.created_at_unix, &a.key_id))
-        });
+        generations
+            .sort_by(|a, b| (b.version, b.created_at_unix, &b.key_id).cmp(&(a.version, a.created_at_unix, &a.key_id)));
         (!generations.is_empty()).then_some(Self { generations })
     }
 
@@ -168,7 +169,13 @@ impl BlindIndexer {
     /// The index of `normalized` under every key that may still have live entries: the current one
     /// and each older key whose successor was created less than `lifetime_seconds` before `now_unix`
     /// (entries made under it can still be alive). Current first.
-    pub fn indexes_within(&self, use_: IndexUse, normalized: &str, now_unix: i64, lifetime_seconds: u64) -> Vec<String> {
+    pub fn indexes_within(
+        &self,
+        use_: IndexUse,
+        normalized: &str,
+        now_unix: i64,
+        lifetime_seconds: u64,
+    ) -> Vec<String> {
         let lifetime = i64::try_from(lifetime_seconds).unwrap_or(i64::MAX);
         let mut out = vec![self.index(use_, normalized)];
         for pair in self.generations.windows(2) {
@@ -250,7 +257,10 @@ mod tests {
         assert_eq!(consulted[0], both.index(IndexUse::AnchorAccounts, id));
         assert_eq!(consulted[1], before, "the old key's index is still consulted");
         // Once the new key is older than the lifetime, nothing made under the old one can be alive.
-        assert_eq!(both.indexes_within(IndexUse::AnchorAccounts, id, 15_001, 10_000).len(), 1);
+        assert_eq!(
+            both.indexes_within(IndexUse::AnchorAccounts, id, 15_001, 10_000).len(),
+            1
+        );
     }
 
     #[test]
@@ -260,13 +270,19 @@ mod tests {
         let tag = old.tag(IndexUse::RequestFingerprint, &parts);
         assert!(tag.starts_with("bk-1:"));
         let both = BlindIndexer::ring(vec![key("bk-1", 1, 1_000, 1), key("bk-2", 2, 5_000, 2)]).unwrap();
-        assert!(both.tag_matches(IndexUse::RequestFingerprint, &tag, &parts), "old tags stay checkable");
+        assert!(
+            both.tag_matches(IndexUse::RequestFingerprint, &tag, &parts),
+            "old tags stay checkable"
+        );
         assert!(!both.tag_matches(IndexUse::RecordMac, &tag, &parts), "another use");
         assert!(!both.tag_matches(IndexUse::RequestFingerprint, &tag, &[b"purpose", b"other"]));
         let forged = format!("bk-2:{}", &tag[5..]);
         assert!(!both.tag_matches(IndexUse::RequestFingerprint, &forged, &parts));
         let gone = BlindIndexer::ring(vec![key("bk-2", 2, 5_000, 2)]).unwrap();
-        assert!(!gone.tag_matches(IndexUse::RequestFingerprint, &tag, &parts), "its key is gone");
+        assert!(
+            !gone.tag_matches(IndexUse::RequestFingerprint, &tag, &parts),
+            "its key is gone"
+        );
         assert!(!gone.tag_matches(IndexUse::RequestFingerprint, "garbage", &parts));
     }
 }

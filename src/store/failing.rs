@@ -33,11 +33,6 @@ impl FailingStore {
         self.fail_at.store(n, Ordering::SeqCst);
     }
 
-    /// Calls made since the last [`FailingStore::fail_call`].
-    pub fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-
     fn gate(&self) -> Result<(), StoreError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         if n == self.fail_at.load(Ordering::SeqCst) {

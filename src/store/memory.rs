@@ -106,7 +106,9 @@ fn bind_anchor(
     if others.len() >= claim.max_accounts as usize {
         return false;
     }
-    let (accounts, until) = anchors.entry(claim.index.clone()).or_insert_with(|| (HashMap::new(), 0));
+    let (accounts, until) = anchors
+        .entry(claim.index.clone())
+        .or_insert_with(|| (HashMap::new(), 0));
     if *until <= now_unix {
         accounts.clear();
     }

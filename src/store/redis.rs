@@ -20,15 +20,17 @@
 //! | `P:records` | zset | final case id → `updated_at_unix` (index for forgetting old records) | — (entries removed by `sweep`) |
 //! | `P:audit` | stream | audit events; the event id is the stream id | trimmed with `MINID ~` on append |
 //! | `P:rl:{<key>}:<window secs>:<window start>` | string | a rate-window counter | window length + 60 s |
-//! | `P:anchor:{<id index>}` | set | accounts bound to one anchor ID | `ttl_seconds` after the last change |
+//! | `P:bind:{<id index>}` | hash | account → `v:<case>` (bound by that verified case) or `c:<case>:<until>` (a candidate written just before the step that would verify the case; it binds only once that case is `verified`, counts while the case is in flight, and is dropped otherwise) | `ttl_seconds` after the last change |
 //! | `P:{<case>}:review` | hash | a case in the review queue (fields below); the truth about its lease | with the personal data; deleted when the case ends |
 //! | `P:review:queue` | stream + group `reviewers` | one entry `case=<id>` per queued case; the group's pending entries are the leases (see `redis_review.rs`) | entries deleted when their case ends (or by the next claim that meets them) |
 //! | `P:reviewer:{<principal>}` | string | a reviewer's X25519 public key (32 bytes) | — (replaced on registration) |
 //!
-//! Case hash fields: `v` (encoding version, `1`), `id`, `account`, `request`, `principal`, `purpose`
-//! ([`Purpose::as_str`]), `status` ([`CaseStatus::as_str`]), `created`, `updated`, `lease`
-//! (decimal unix seconds), and when present `provider`, `refusal`, `pii_exp`. An absent optional field
-//! is `None`.
+//! Case hash fields: `v` (encoding version, `2`), `id`, `account`, `request`, `principal`, `purpose`
+//! ([`Purpose::as_str`]), `status` ([`CaseStatus::as_str`]), `created`, `updated`, `lease`,
+//! `status_at` (decimal unix seconds), `fp` (the keyed content fingerprint), `mac` (the integrity
+//! tag, see [`record_mac`]), and when present `provider`, `refusal`, `pii_exp`, `anchor` (the blind
+//! index a verified anchor case bound), `erase` (`1`: erasure arrived while processing). An absent
+//! optional field is `None`. A record whose tag does not verify is [`StoreError::Integrity`].
 //!
 //! Review hash fields: `queued` (unix seconds, caller's clock), `entry` (its queue stream id), `holder`,
 //! `until`, `leased` (the lease: reviewer, end, start), `claimed`, `approvals`, `supplements` (JSON arrays of
@@ -36,8 +38,11 @@
 //!
 //! The indexes live on other slots than the cases they point to, so they are updated in separate
 //! commands and may be stale: every reader of an index re-checks the case inside the case's script.
-//! The account index is written *before* the case (so erasure can never miss a case); the zsets right
-//! after the case script (a missed entry only delays work that Redis TTLs already bound).
+//! The account index is written *before* the case (so erasure can never miss a case), and so is the
+//! expiry zset entry of a case about to become pending review: it is the status index by which the
+//! sweep finds such a case even if the gateway dies right after the case script — to queue it (the
+//! queue entry comes after the script) and to expire it. The records zset comes after the case
+//! script (a missed entry only delays forgetting, which the record's own TTL bounds).
 //!
 //! # Time
 //!
@@ -106,7 +111,8 @@ impl Default for RedisOptions {
             // by this process (fine for tests, wrong for a deployment, which must set it).
             record_keys: Arc::new(BlindIndexer::new(
                 "ephemeral".to_owned(),
-                &crate::crypto::SecretKey32::random().unwrap_or_else(|_| crate::crypto::SecretKey32::from_bytes([0; 32])),
+                &crate::crypto::SecretKey32::random()
+                    .unwrap_or_else(|_| crate::crypto::SecretKey32::from_bytes([0; 32])),
             )),
         }
     }
@@ -685,7 +691,9 @@ impl RedisStore {
 
     /// The case and its stored integrity tag (checked), or `None` for an unknown case.
     async fn read_tagged(&self, op: &'static str, id: &str) -> Result<Option<(CaseRecord, String)>, StoreError> {
-        let pairs: Vec<Vec<u8>> = self.query(op, redis::cmd("HGETALL").arg(self.inner.keys.case(id))).await?;
+        let pairs: Vec<Vec<u8>> = self
+            .query(op, redis::cmd("HGETALL").arg(self.inner.keys.case(id)))
+            .await?;
         if pairs.is_empty() {
             return Ok(None);
         }
@@ -724,14 +732,24 @@ impl RedisStore {
                 let fields: Vec<Option<String>> = self
                     .query(
                         op,
-                        redis::cmd("HMGET").arg(self.inner.keys.case(case)).arg("status").arg("lease"),
+                        redis::cmd("HMGET")
+                            .arg(self.inner.keys.case(case))
+                            .arg("status")
+                            .arg("lease"),
                     )
                     .await?;
                 let status = fields.first().cloned().flatten();
                 match status.as_deref() {
                     Some("verified") => {
-                        self.binding_script(op, &self.inner.scripts.confirm_binding, &key, &account, case, ttl_seconds)
-                            .await?;
+                        self.binding_script(
+                            op,
+                            &self.inner.scripts.confirm_binding,
+                            &key,
+                            &account,
+                            case,
+                            ttl_seconds,
+                        )
+                        .await?;
                         bound.push(account);
                     }
                     Some("processing") if until > now_unix => bound.push(account),
@@ -787,8 +805,15 @@ impl RedisStore {
             .bound_accounts(op, &consult, Some(&record.account_id), claim.ttl_seconds, now_unix)
             .await?;
         if others.len() >= claim.max_accounts as usize {
-            self.binding_script(op, &self.inner.scripts.drop_binding, &key, &record.account_id, &record.id, claim.ttl_seconds)
-                .await?;
+            self.binding_script(
+                op,
+                &self.inner.scripts.drop_binding,
+                &key,
+                &record.account_id,
+                &record.id,
+                claim.ttl_seconds,
+            )
+            .await?;
             return Ok(false);
         }
         Ok(true)
@@ -796,10 +821,22 @@ impl RedisStore {
 
     /// After the step that verified `record`: its candidate becomes a confirmed binding (if this
     /// step is lost, readers confirm it when they find the case verified).
-    async fn confirm_anchor(&self, op: &'static str, record: &CaseRecord, claim: &super::AnchorClaim) -> Result<(), StoreError> {
+    async fn confirm_anchor(
+        &self,
+        op: &'static str,
+        record: &CaseRecord,
+        claim: &super::AnchorClaim,
+    ) -> Result<(), StoreError> {
         let key = self.inner.keys.binding(&claim.index);
-        self.binding_script(op, &self.inner.scripts.confirm_binding, &key, &record.account_id, &record.id, claim.ttl_seconds)
-            .await
+        self.binding_script(
+            op,
+            &self.inner.scripts.confirm_binding,
+            &key,
+            &record.account_id,
+            &record.id,
+            claim.ttl_seconds,
+        )
+        .await
     }
 
     async fn sweep_expired(&self, now_unix: i64) -> Result<u64, StoreError> {
@@ -987,7 +1024,13 @@ fn record_mac_parts<'a>(record: &'a CaseRecord, status_at: &'a str) -> [&'a [u8]
 
 /// The tag `record` would carry with `status` / `refusal` set at `now_unix` (what a script is about
 /// to write).
-fn mac_after(keys: &BlindIndexer, record: &CaseRecord, status: CaseStatus, refusal: Option<&str>, now_unix: i64) -> String {
+fn mac_after(
+    keys: &BlindIndexer,
+    record: &CaseRecord,
+    status: CaseStatus,
+    refusal: Option<&str>,
+    now_unix: i64,
+) -> String {
     let mut next = record.clone();
     next.status = status;
     next.refusal = refusal.map(str::to_owned);
@@ -1099,7 +1142,12 @@ fn decode_record_tagged(
 }
 
 /// [`decode_record_tagged`] without the tag.
-fn decode_record(keys: &BlindIndexer, op: &'static str, id: &str, pairs: Vec<Vec<u8>>) -> Result<CaseRecord, StoreError> {
+fn decode_record(
+    keys: &BlindIndexer,
+    op: &'static str,
+    id: &str,
+    pairs: Vec<Vec<u8>>,
+) -> Result<CaseRecord, StoreError> {
     decode_record_tagged(keys, op, id, pairs).map(|(record, _)| record)
 }
 
@@ -1740,7 +1788,12 @@ mod tests {
         r.status = CaseStatus::NotVerified;
         let good = pairs(&r);
         // Someone with write access flips the status (or the refusal, or the time) in the store.
-        for (field, value) in [("status", "verified"), ("refusal", "X"), ("status_at", "9"), ("fp", "bk-1:01")] {
+        for (field, value) in [
+            ("status", "verified"),
+            ("refusal", "X"),
+            ("status_at", "9"),
+            ("fp", "bk-1:01"),
+        ] {
             let mut edited = good.clone();
             match edited.iter().position(|v| v.as_slice() == field.as_bytes()) {
                 Some(at) => edited[at + 1] = value.as_bytes().to_vec(),

@@ -71,7 +71,8 @@ use super::{
 use crate::crypto::envelope::{Body, WrappedKey};
 use crate::domain::Purpose;
 use crate::store::{
-    AnchorClaim, CaseRecord, CaseStatus, Claim, Lease, QueueStats, ReviewError, ReviewQueue, ReviewState, ReviewVerdict, SealedPii, StoreError,
+    AnchorClaim, CaseRecord, CaseStatus, Claim, Lease, QueueStats, ReviewError, ReviewQueue, ReviewState,
+    ReviewVerdict, SealedPii, StoreError,
 };
 
 /// The consumer group of the queue stream.
@@ -744,7 +745,9 @@ impl ReviewQueue for RedisStore {
         let anchor = match (verdict, anchor) {
             (ReviewVerdict::Approve, Some(claim)) if current.status == CaseStatus::PendingReview => {
                 // The candidate is in flight while the reviewer's lease lasts at most.
-                let allowed = self.anchor_allows(OP, &current, &claim, now_unix + 60, now_unix).await?;
+                let allowed = self
+                    .anchor_allows(OP, &current, &claim, now_unix + 60, now_unix)
+                    .await?;
                 Some((claim, allowed))
             }
             _ => None,

@@ -140,8 +140,13 @@ impl pb::verification_service_server::VerificationService for VerificationServic
         let budget = grpc_timeout(&request)
             .map(|t| t.saturating_sub(Duration::from_millis(50)))
             .unwrap_or(self.app.verify_deadline)
-            .min(self.app.verify_deadline);
+            .min(self.app.verify_deadline)
+            // Answered by us (with a reason) before the server-wide cap cuts the call off.
+            .min(self.app.call_deadline.saturating_sub(Duration::from_millis(50)));
         let deadline = Instant::now() + budget;
+        // The use case plans to finish a little earlier, so that what it knows (for example "still in
+        // progress, watch this id") reaches the caller rather than a bare deadline.
+        let plan_deadline = deadline - (budget / 10).min(Duration::from_millis(200));
         let message = request.into_inner();
 
         let request_id = RequestId::parse(&message.request_id).map_err(|r| errors::refusal(&r))?;
@@ -167,7 +172,7 @@ impl pb::verification_service_server::VerificationService for VerificationServic
             consent_policy_version: consent.policy_version,
             consent_granted_at_unix: consent.granted_at_unix,
             fields,
-            deadline,
+            deadline: plan_deadline,
         };
         // The use case runs in its own task: a client that disconnects does not abandon a case half-way
         // (a provider may already have been paid); the answer is kept for its retry. The caller's

@@ -222,6 +222,19 @@ pub fn dir_exists(p: &Path) -> bool {
     p.is_dir()
 }
 
+/// Where a gateway process started for `dev_dir` writes its stderr (beside the dev directory).
+fn stderr_path(dev_dir: &Path) -> PathBuf {
+    let name = dev_dir.file_name().and_then(|n| n.to_str()).unwrap_or("dev");
+    dev_dir.with_file_name(format!("{name}.stderr.log"))
+}
+
+fn stderr_file(dev_dir: &Path) -> std::process::Stdio {
+    match std::fs::File::create(stderr_path(dev_dir)) {
+        Ok(file) => file.into(),
+        Err(_) => std::process::Stdio::inherit(),
+    }
+}
+
 /// The real `idgate` binary running `serve --dev` as a child process (for signal tests).
 pub struct GatewayProcess {
     pub child: std::process::Child,
@@ -248,7 +261,7 @@ impl GatewayProcess {
                 .env("IDGATE_LIMITS__VERIFICATIONS_PER_ACCOUNT_PER_HOUR", "100000")
                 .env("IDGATE_LIMITS__VERIFICATIONS_PER_ID_PER_DAY", "100000")
                 .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
+                .stderr(stderr_file(dev_dir));
             for (k, v) in env {
                 command.env(k, v);
             }
@@ -273,7 +286,45 @@ impl GatewayProcess {
             let _ = child.kill();
             let _ = child.wait();
         }
-        panic!("idgate serve --dev did not start");
+        panic!(
+            "idgate serve --dev did not start; its stderr:\n{}",
+            std::fs::read_to_string(stderr_path(dev_dir)).unwrap_or_default()
+        );
+    }
+
+    /// Runs `idgate serve --dev` with `env` expecting it to stop by itself (bounded); returns its exit
+    /// status and stderr.
+    pub fn run_to_exit(dev_dir: &Path, env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_idgate"));
+        command
+            .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--dev-dir"])
+            .arg(dev_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr_file(dev_dir));
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawn idgate");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("idgate did not stop by itself");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        (
+            status,
+            std::fs::read_to_string(stderr_path(dev_dir)).unwrap_or_default(),
+        )
+    }
+
+    /// What the process wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(stderr_path(&self.dev_dir)).unwrap_or_default()
     }
 
     pub async fn onboarding(&self) -> VerificationServiceClient<Channel> {
