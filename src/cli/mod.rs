@@ -1,6 +1,7 @@
 //! The `idgate` command line: one file per subcommand. Each parses its flags and calls the library.
 
 pub mod client;
+pub mod config_cmd;
 pub mod dev_certs;
 pub mod keys;
 pub mod provider_sim;
@@ -35,6 +36,8 @@ pub enum Command {
     Review(review::ReviewArgs),
     /// Run the Tencent FaceID protocol simulator.
     ProviderSim(provider_sim::ProviderSimArgs),
+    /// Check a configuration file without starting, or print a commented example.
+    Config(config_cmd::ConfigArgs),
 }
 
 /// How a subcommand failed: bad usage or configuration (exit 64), or anything else (exit 1).
@@ -64,5 +67,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Verify(args) => verify::run(args).await,
         Command::ProviderSim(args) => provider_sim::run(args).await,
         Command::Review(args) => review::run(args).await,
+        Command::Config(args) => config_cmd::run(args),
     }
 }
