@@ -1,0 +1,569 @@
+//! The web review console in a real browser: a gateway (embedded store) with a pending case, the
+//! `idgate review --web` console as its own process (fresh working and temp directories, so that any
+//! file it wrote would show), and Debian's Chromium driven headless through chromedriver's W3C
+//! WebDriver HTTP API.
+//!
+//! Needs `chromium` and `chromium-driver` (`.ci/run` installs them); without them these tests fail.
+//! `IDGATE_SAVE_SCREENSHOT=1` saves the case screen to `docs/review-console.png`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::{Person, TestGateway, sealed_request};
+use idgate::pb;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// A child process killed (and reaped) when dropped.
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn find_program(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    names.iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+fn browser() -> (PathBuf, PathBuf) {
+    let chromium = find_program(&["chromium", "chromium-browser"]);
+    let driver = find_program(&["chromedriver"]);
+    match (chromium, driver) {
+        (Some(c), Some(d)) => (c, d),
+        _ => panic!(
+            "this test drives a real browser and needs Chromium and chromedriver on PATH: \
+             `apt-get install -y chromium chromium-driver` (Debian), as .ci/run does"
+        ),
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http() -> reqwest::Client {
+    idgate::providers::tencent::http_client(Duration::from_secs(30), rustls::RootCertStore::empty()).unwrap()
+}
+
+// ---- small valid PNGs (stored zlib blocks), so a browser really decodes them ----
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+fn adler32(bytes: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in bytes {
+        a = (a + u32::from(x)) % 65521;
+        b = (b + a) % 65521;
+    }
+    (b << 16) | a
+}
+
+/// An RGB PNG of `w`×`h` filled by `pixel(x, y)`, compressed with stored (uncompressed) deflate blocks.
+fn decodable_png(w: u32, h: u32, pixel: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
+    let mut raw = Vec::new();
+    for y in 0..h {
+        raw.push(0); // filter: none
+        for x in 0..w {
+            raw.extend_from_slice(&pixel(x, y));
+        }
+    }
+    let mut z = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        z.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        z.extend_from_slice(&len.to_le_bytes());
+        z.extend_from_slice(&(!len).to_le_bytes());
+        z.extend_from_slice(block);
+    }
+    z.extend_from_slice(&adler32(&raw).to_be_bytes());
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32(&body).to_be_bytes());
+    };
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(b"IHDR", &ihdr);
+    chunk(b"IDAT", &z);
+    chunk(b"IEND", &[]);
+    out
+}
+
+/// A face-like picture: a skin-toned oval on a blue background.
+fn face_png() -> Vec<u8> {
+    decodable_png(240, 300, |x, y| {
+        let (dx, dy) = (x as f32 - 120.0, y as f32 - 140.0);
+        if (dx * dx) / (80.0 * 80.0) + (dy * dy) / (105.0 * 105.0) <= 1.0 {
+            [232, 190, 160]
+        } else {
+            [70, 110, 170]
+        }
+    })
+}
+
+/// A card-like picture: a pale card with a darker photo box and text bars.
+fn card_png(tint: [u8; 3]) -> Vec<u8> {
+    decodable_png(320, 202, move |x, y| {
+        if (20..100).contains(&x) && (40..160).contains(&y) {
+            [150, 150, 150]
+        } else if (120..300).contains(&x) && y % 30 < 8 && (40..170).contains(&y) {
+            [60, 60, 60]
+        } else {
+            tint
+        }
+    })
+}
+
+// ---- the case ----
+
+/// A SHORT_VIDEO verification the simulator cannot decide (sequence 985), so it goes to review, with
+/// all four images.
+async fn pending_case(gw: &TestGateway) -> (String, Person) {
+    let mut onboarding = gw.onboarding().await;
+    let mut person = Person::adult("985");
+    person.face = face_png();
+    let mut fields = person.fields();
+    fields.id_card_front = card_png([220, 235, 250]);
+    fields.id_card_back = card_png([250, 240, 215]);
+    fields.handheld_id_photo = decodable_png(240, 320, |x, y| {
+        if (60..180).contains(&x) && (170..250).contains(&y) {
+            [220, 235, 250]
+        } else if ((x as i32 - 120).pow(2) + (y as i32 - 90).pow(2)) < 60 * 60 {
+            [232, 190, 160]
+        } else {
+            [90, 130, 90]
+        }
+    });
+    let key = onboarding
+        .get_sealing_key(pb::GetSealingKeyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let request = sealed_request(&key, pb::Purpose::ShortVideo, "acct-web", "web-1", &fields, None);
+    let answer = onboarding.verify(request).await.unwrap().into_inner();
+    assert_eq!(answer.status, pb::Status::PendingReview as i32, "the case goes to review");
+    (answer.verification_id, person)
+}
+
+// ---- the console process ----
+
+struct ConsoleProcess {
+    _child: Kill,
+    url: String,
+    token: String,
+    port: u16,
+    work: tempfile::TempDir,
+    tmp: tempfile::TempDir,
+}
+
+impl ConsoleProcess {
+    fn start(gw: &TestGateway, identity: &str, keys: &Path) -> Self {
+        let work = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_idgate"))
+            .args(["review", "--web", "--target", &gw.addr.to_string(), "--certs"])
+            .arg(gw.certs())
+            .args(["--as", identity, "--key-file"])
+            .arg(keys.join(format!("{identity}.review-key")))
+            .current_dir(work.path())
+            .env("TMPDIR", tmp.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let child = Kill(child);
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("review console: ")
+            .unwrap_or_else(|| panic!("the console prints its URL, got {line:?}"))
+            .to_owned();
+        let token = url.split_once("?token=").unwrap().1.to_owned();
+        assert_eq!(token.len(), 64, "a 256-bit token");
+        let port: u16 = url
+            .strip_prefix("http://127.0.0.1:")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        Self {
+            _child: child,
+            url,
+            token,
+            port,
+            work,
+            tmp,
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every file under the console's working and temp directories.
+    fn files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    out.push(path.clone());
+                    walk(&path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.work.path(), &mut out);
+        walk(self.tmp.path(), &mut out);
+        out
+    }
+}
+
+/// Sends one raw HTTP/1.1 request (to set `Host` freely) and returns the status code.
+async fn raw_status(port: u16, request: &str) -> u16 {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 64];
+    let n = stream.read(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    head.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+// ---- WebDriver ----
+
+struct Browser {
+    _driver: Kill,
+    _profile: tempfile::TempDir,
+    http: reqwest::Client,
+    session: String,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        let (chromium, chromedriver) = browser();
+        let port = free_port();
+        let driver = Kill(
+            Command::new(chromedriver)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let http = http();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = match http.get(format!("{base}/status")).send().await {
+                Ok(r) => r.json::<Value>().await.ok().and_then(|v| v["value"]["ready"].as_bool()),
+                Err(_) => None,
+            };
+            if ready == Some(true) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let args = vec![
+            "--headless".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--disable-dev-shm-usage".into(),
+            "--window-size=1366,768".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": chromium, "args": args}
+        }}});
+        let answer: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = answer["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {answer}"))
+            .to_owned();
+        Self {
+            _driver: driver,
+            _profile: profile,
+            http,
+            session: format!("{base}/session/{session}"),
+        }
+    }
+
+    async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self.http.request(method, format!("{}{path}", self.session));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        if answer["value"]["error"].is_string() {
+            panic!("WebDriver {path}: {}", answer["value"]);
+        }
+        answer["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.command(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
+    }
+
+    async fn script(&self, script: &str) -> Value {
+        self.command(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    async fn click(&self, css: &str) {
+        let element = self
+            .command(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        let id = element
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_owned();
+        self.command(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({})))
+            .await;
+    }
+
+    /// Polls `script` (which returns a boolean) until true, or fails with `what`.
+    async fn wait_for(&self, script: &str, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.script(script).await == Value::Bool(true) {
+                return;
+            }
+            if Instant::now() > deadline {
+                let text = self.script("return document.body.innerText").await;
+                panic!("timed out waiting for {what}; the page says: {text}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn screenshot(&self) -> Vec<u8> {
+        let b64 = self.command(reqwest::Method::GET, "/screenshot", None).await;
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().unwrap())
+            .unwrap()
+    }
+
+    async fn quit(self) {
+        let _ = self.http.delete(&self.session).send().await;
+    }
+}
+
+const IMAGES_RENDERED: &str = r#"
+    const alts = ["face photo", "ID card front", "ID card back", "handheld ID photo"];
+    return alts.every(a => {
+        const img = document.querySelector('img[alt="' + a + '"]');
+        return img !== null && !img.hidden && img.complete && img.naturalWidth > 0;
+    });
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviewer_approves_a_case_in_chromium_and_it_reads_verified() {
+    let gw = TestGateway::start().await;
+    let (case_id, person) = pending_case(&gw).await;
+    let keys = tempfile::tempdir().unwrap();
+    let console = ConsoleProcess::start(&gw, "reviewer-1", keys.path());
+    let http = http();
+
+    // The token is enforced, and so are Host and Origin.
+    let bare = http.get(format!("{}/", console.base())).send().await.unwrap();
+    assert_eq!(bare.status(), 403, "no token");
+    let wrong = http
+        .get(format!("{}/api/state", console.base()))
+        .header("x-idgate-token", "0".repeat(64))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 403, "a wrong token");
+    let asset = http
+        .get(format!("{}/assets/review.js", console.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asset.status(), 403, "even assets need the token");
+    let good = http
+        .get(format!("{}/api/state", console.base()))
+        .header("x-idgate-token", &console.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(good.status(), 200);
+    let h = good.headers();
+    assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'self'") && csp.contains("img-src 'self' blob:"));
+    assert!(!csp.contains("unsafe-inline"));
+    let foreign_host = format!(
+        "GET /api/state HTTP/1.1\r\nHost: evil.example:{}\r\nx-idgate-token: {}\r\nConnection: close\r\n\r\n",
+        console.port, console.token
+    );
+    assert_eq!(raw_status(console.port, &foreign_host).await, 403, "a wrong Host");
+    let foreign_origin = format!(
+        "GET /api/state HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nOrigin: http://evil.example\r\nx-idgate-token: {}\r\nConnection: close\r\n\r\n",
+        console.port, console.token
+    );
+    assert_eq!(raw_status(console.port, &foreign_origin).await, 403, "a wrong Origin");
+    let tokened = http.get(&console.url).send().await.unwrap();
+    assert_eq!(tokened.status(), 303, "the tokened URL trades the token for a cookie");
+    let cookie = tokened.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+
+    // The reviewer's screen in a real browser.
+    let browser = Browser::start().await;
+    browser.goto(&console.url).await;
+    browser
+        .wait_for(
+            "return document.getElementById('claim') !== null && !document.getElementById('claim').disabled",
+            "the Claim next button",
+        )
+        .await;
+    assert_eq!(
+        browser.script("return location.search").await,
+        Value::String(String::new()),
+        "the token left the address bar"
+    );
+    browser.click("#claim").await;
+    browser.wait_for(IMAGES_RENDERED, "all four images decoded").await;
+    let shown = browser
+        .script(
+            "return [document.getElementById('f-name').textContent, document.getElementById('f-id').textContent, \
+             document.getElementById('f-birth').textContent, document.getElementById('f-case').textContent, \
+             document.getElementById('approve').disabled]",
+        )
+        .await;
+    assert_eq!(
+        shown,
+        json!([person.name, person.id_number, "1990-03-07", case_id, false])
+    );
+    // The browser keeps nothing.
+    assert_eq!(
+        browser
+            .script("return localStorage.length + sessionStorage.length")
+            .await,
+        json!(0)
+    );
+    if std::env::var_os("IDGATE_SAVE_SCREENSHOT").is_some() {
+        let png = browser.screenshot().await;
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/review-console.png");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, png).unwrap();
+    }
+    let image_url = browser
+        .script("return document.querySelector('img[alt=\"face photo\"]').getAttribute('src')")
+        .await;
+    let image_url = format!("{}{}", console.base(), image_url.as_str().unwrap());
+    let image = http
+        .get(&image_url)
+        .header("x-idgate-token", &console.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(image.status(), 200);
+    assert_eq!(image.headers()["cache-control"], "no-store");
+    assert_eq!(image.bytes().await.unwrap().as_ref(), person.face.as_slice());
+
+    // Approve with a reason: the key "1" picks "documents match", then the Approve button.
+    browser
+        .script("document.getElementById('reason-DOCUMENTS_MATCH').checked = true; return true")
+        .await;
+    browser.click("#approve").await;
+    browser
+        .wait_for(
+            "return document.getElementById('notice').textContent.includes('VERIFIED')",
+            "the decision to be recorded",
+        )
+        .await;
+    let mut onboarding = gw.onboarding().await;
+    let got = onboarding
+        .get_verification(pb::GetVerificationRequest {
+            verification_id: case_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((got.status, got.verified), (pb::Status::Verified as i32, true));
+
+    // The material is gone from the console once decided.
+    let after = http
+        .get(&image_url)
+        .header("x-idgate-token", &console.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 404);
+    browser
+        .wait_for(
+            "return document.getElementById('case').hidden && \
+             document.querySelectorAll('img[src]').length === 0",
+            "the case to leave the screen",
+        )
+        .await;
+    browser.quit().await;
+
+    assert_eq!(console.files(), Vec::<PathBuf>::new(), "the console wrote no file");
+    gw.stop().await;
+}
