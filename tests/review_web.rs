@@ -70,7 +70,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -174,7 +178,11 @@ async fn pending_case(gw: &TestGateway) -> (String, Person) {
         .into_inner();
     let request = sealed_request(&key, pb::Purpose::ShortVideo, "acct-web", "web-1", &fields, None);
     let answer = onboarding.verify(request).await.unwrap().into_inner();
-    assert_eq!(answer.status, pb::Status::PendingReview as i32, "the case goes to review");
+    assert_eq!(
+        answer.status,
+        pb::Status::PendingReview as i32,
+        "the case goes to review"
+    );
     (answer.verification_id, person)
 }
 
