@@ -10,6 +10,7 @@
 mod common;
 
 use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,8 +18,10 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use common::{Person, TestGateway, sealed_request};
 use idgate::pb;
+use idgate::pb::verification_service_client::VerificationServiceClient;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tonic::transport::Channel;
 
 /// A child process killed (and reaped) when dropped.
 struct Kill(Child);
@@ -156,7 +159,14 @@ fn card_png(tint: [u8; 3]) -> Vec<u8> {
 /// A SHORT_VIDEO verification the simulator cannot decide (sequence 985), so it goes to review, with
 /// all four images.
 async fn pending_case(gw: &TestGateway) -> (String, Person) {
-    let mut onboarding = gw.onboarding().await;
+    pending_case_of(&mut gw.onboarding().await, "acct-web", "web-1").await
+}
+
+async fn pending_case_of(
+    onboarding: &mut VerificationServiceClient<Channel>,
+    account_id: &str,
+    request_id: &str,
+) -> (String, Person) {
     let mut person = Person::adult("985");
     person.face = face_png();
     let mut fields = person.fields();
@@ -176,7 +186,7 @@ async fn pending_case(gw: &TestGateway) -> (String, Person) {
         .await
         .unwrap()
         .into_inner();
-    let request = sealed_request(&key, pb::Purpose::ShortVideo, "acct-web", "web-1", &fields, None);
+    let request = sealed_request(&key, pb::Purpose::ShortVideo, account_id, request_id, &fields, None);
     let answer = onboarding.verify(request).await.unwrap().into_inner();
     assert_eq!(
         answer.status,
@@ -199,11 +209,15 @@ struct ConsoleProcess {
 
 impl ConsoleProcess {
     fn start(gw: &TestGateway, identity: &str, keys: &Path) -> Self {
+        Self::start_at(gw.addr, &gw.certs(), identity, keys)
+    }
+
+    fn start_at(target: SocketAddr, certs: &Path, identity: &str, keys: &Path) -> Self {
         let work = tempfile::tempdir().unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_idgate"))
-            .args(["review", "--web", "--target", &gw.addr.to_string(), "--certs"])
-            .arg(gw.certs())
+            .args(["review", "--web", "--target", &target.to_string(), "--certs"])
+            .arg(certs)
             .args(["--as", identity, "--key-file"])
             .arg(keys.join(format!("{identity}.review-key")))
             .current_dir(work.path())
@@ -573,5 +587,239 @@ async fn a_reviewer_approves_a_case_in_chromium_and_it_reads_verified() {
     browser.quit().await;
 
     assert_eq!(console.files(), Vec::<PathBuf>::new(), "the console wrote no file");
+    gw.stop().await;
+}
+
+/// A gateway (embedded store) on a fixed address, so that it can be stopped and started again there
+/// with the same dev PKI and keys.
+struct FixedGateway {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl FixedGateway {
+    async fn start(config: idgate::config::Config, dev_dir: &Path, addr: SocketAddr) -> Self {
+        use idgate::clock::{Clock as _, SystemClock};
+        let plan = idgate::gateway::Plan::dev(config, Some(addr), dev_dir, SystemClock.now_unix()).unwrap();
+        let gateway = idgate::gateway::Gateway::build(plan, std::sync::Arc::new(SystemClock))
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(async move {
+            gateway
+                .serve(listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        Self {
+            stop: Some(stop),
+            served: Some(served),
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(served) = self.served.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), served).await;
+        }
+    }
+}
+
+fn text_of(id: &str) -> String {
+    format!("return document.getElementById('{id}').textContent")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_honest_about_an_ended_lease_a_refused_decision_and_a_gateway_that_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = dir.path().join("dev");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut config = TestGateway::config();
+    config.review.lease_seconds = 8;
+    let gateway = FixedGateway::start(config.clone(), &dev, addr).await;
+    let onboard = || async {
+        VerificationServiceClient::new(
+            idgate::cli::client::connect(&addr.to_string(), &dev, "onboarding")
+                .await
+                .unwrap(),
+        )
+    };
+    let mut onboarding = onboard().await;
+    let (case_id, _person) = pending_case_of(&mut onboarding, "acct-honest", "honest-1").await;
+    let keys = tempfile::tempdir().unwrap();
+    let console = ConsoleProcess::start_at(addr, &dev, "reviewer-1", keys.path());
+    let browser = Browser::start().await;
+    browser.goto(&console.url).await;
+    browser
+        .wait_for(
+            "return !document.getElementById('claim').disabled",
+            "the Claim next button",
+        )
+        .await;
+
+    // 1. The lease runs out while the page is open: the material goes, and the page says why.
+    browser.click("#claim").await;
+    browser.wait_for(IMAGES_RENDERED, "the case").await;
+    let image_url = browser
+        .script("return document.querySelector('img[alt=\"ID card front\"]').getAttribute('src')")
+        .await;
+    let image_url = format!("{}{}", console.base(), image_url.as_str().unwrap());
+    browser
+        .wait_for(
+            "return document.getElementById('case').hidden && \
+             /lease/i.test(document.getElementById('notice').textContent)",
+            "the page to say the lease ended",
+        )
+        .await;
+    let notice = browser.script(&text_of("notice")).await;
+    assert!(notice.as_str().unwrap().contains("Claim again"), "{notice}");
+    let gone = http()
+        .get(&image_url)
+        .header("x-idgate-token", &console.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404, "the material was dropped when the lease ended");
+
+    // 2. The gateway refuses a decision: the page says why, in words.
+    browser
+        .wait_for(
+            "return !document.getElementById('claim').disabled",
+            "the Claim next button",
+        )
+        .await;
+    browser.click("#claim").await;
+    browser
+        .wait_for(
+            &format!("return document.getElementById('f-case').textContent === '{case_id}'"),
+            "the same case, claimed again",
+        )
+        .await;
+    let erased = onboarding
+        .erase_subject(pb::EraseSubjectRequest {
+            account_id: "acct-honest".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(erased.cases_erased, 1);
+    browser.click("#approve").await;
+    browser
+        .wait_for(
+            "return document.getElementById('notice').textContent.includes('refused the decision')",
+            "the refusal",
+        )
+        .await;
+    let notice = browser.script(&text_of("notice")).await;
+    assert_eq!(
+        notice,
+        json!("The gateway refused the decision: The case is no longer pending review.")
+    );
+
+    // 3. The gateway goes down: the page says so; it comes back: the console works again.
+    gateway.stop().await;
+    browser
+        .wait_for(
+            "const g = document.getElementById('gateway'); return !g.hidden && g.textContent.includes('down')",
+            "the page to show the gateway down",
+        )
+        .await;
+    assert_eq!(
+        browser.script("return document.getElementById('claim').disabled").await,
+        json!(true)
+    );
+    let gateway = FixedGateway::start(config, &dev, addr).await;
+    browser
+        .wait_for(
+            "return document.getElementById('gateway').hidden && !document.getElementById('claim').disabled",
+            "the page to recover",
+        )
+        .await;
+    // The restarted gateway (embedded store) forgot everything, the reviewer's key included: the
+    // console registers it again and claims the new case.
+    let mut onboarding = onboard().await;
+    let (second, _) = pending_case_of(&mut onboarding, "acct-honest-2", "honest-2").await;
+    browser.click("#claim").await;
+    browser.wait_for(IMAGES_RENDERED, "the case after the restart").await;
+    assert_eq!(browser.script(&text_of("f-case")).await, json!(second));
+    browser.click("#release").await;
+    browser
+        .wait_for(
+            "return document.getElementById('notice').textContent.includes('released')",
+            "the release",
+        )
+        .await;
+    browser.quit().await;
+    assert_eq!(console.files(), Vec::<PathBuf>::new(), "the console wrote no file");
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sees_queue_figures_and_the_audit_trail_without_personal_data() {
+    let gw = TestGateway::start().await;
+    let (case_id, person) = pending_case(&gw).await;
+    let keys = tempfile::tempdir().unwrap();
+    // A reviewer claims and releases the case through the console API, leaving audit events.
+    let reviewer = ConsoleProcess::start(&gw, "reviewer-1", keys.path());
+    let http = http();
+    let post = |path: &str, body: Value| {
+        http.post(format!("{}{path}", reviewer.base()))
+            .header("x-idgate-token", &reviewer.token)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(post("/api/claim", json!({})).await.unwrap().status(), 200);
+    let released = post("/api/release", json!({"case_id": case_id})).await.unwrap();
+    assert_eq!(released.status(), 200);
+
+    let admin = ConsoleProcess::start(&gw, "admin", keys.path());
+    // The admin console offers no case material.
+    let claim = http
+        .post(format!("{}/api/claim", admin.base()))
+        .header("x-idgate-token", &admin.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(claim.status(), 403);
+    let browser = Browser::start().await;
+    browser.goto(&admin.url).await;
+    browser
+        .wait_for(
+            "return document.getElementById('stat-pending').textContent === '1'",
+            "the queue figures",
+        )
+        .await;
+    browser
+        .script(&format!(
+            "document.getElementById('case_id').value = '{case_id}'; \
+             document.getElementById('principal').value = 'reviewer-1'; return true"
+        ))
+        .await;
+    browser.click("#filters button[type=submit]").await;
+    browser
+        .wait_for(
+            "const rows = Array.from(document.querySelectorAll('#events tr')); \
+             return rows.length > 0 && rows.every(r => r.children[1].textContent === 'reviewer-1') && \
+             rows.some(r => r.children[2].textContent === 'case_released')",
+            "the filtered audit trail",
+        )
+        .await;
+    let actions = browser
+        .script("return Array.from(document.querySelectorAll('#events tr')).map(r => r.children[2].textContent)")
+        .await;
+    assert_eq!(
+        actions,
+        json!(["case_claimed", "case_material_handed_out", "case_released"])
+    );
+    let page = browser.script("return document.documentElement.outerHTML").await;
+    let page = page.as_str().unwrap();
+    assert!(!page.contains(&person.name) && !page.contains(&person.id_number));
+    browser.quit().await;
+    assert_eq!(admin.files(), Vec::<PathBuf>::new());
     gw.stop().await;
 }
