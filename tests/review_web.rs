@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{Person, TestGateway, sealed_request};
+use common::{Person, TestGateway, decodable_png, sealed_request};
 use idgate::pb;
 use idgate::pb::verification_service_client::VerificationServiceClient;
 use serde_json::{Value, json};
@@ -64,69 +64,6 @@ fn free_port() -> u16 {
 
 fn http() -> reqwest::Client {
     idgate::providers::tencent::http_client(Duration::from_secs(30), rustls::RootCertStore::empty()).unwrap()
-}
-
-// ---- small valid PNGs (stored zlib blocks), so a browser really decodes them ----
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-fn adler32(bytes: &[u8]) -> u32 {
-    let (mut a, mut b) = (1u32, 0u32);
-    for &x in bytes {
-        a = (a + u32::from(x)) % 65521;
-        b = (b + a) % 65521;
-    }
-    (b << 16) | a
-}
-
-/// An RGB PNG of `w`×`h` filled by `pixel(x, y)`, compressed with stored (uncompressed) deflate blocks.
-fn decodable_png(w: u32, h: u32, pixel: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
-    let mut raw = Vec::new();
-    for y in 0..h {
-        raw.push(0); // filter: none
-        for x in 0..w {
-            raw.extend_from_slice(&pixel(x, y));
-        }
-    }
-    let mut z = vec![0x78, 0x01];
-    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
-    for (i, block) in blocks.iter().enumerate() {
-        z.push(u8::from(i + 1 == blocks.len()));
-        let len = block.len() as u16;
-        z.extend_from_slice(&len.to_le_bytes());
-        z.extend_from_slice(&(!len).to_le_bytes());
-        z.extend_from_slice(block);
-    }
-    z.extend_from_slice(&adler32(&raw).to_be_bytes());
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut chunk = |kind: &[u8], data: &[u8]| {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let mut body = kind.to_vec();
-        body.extend_from_slice(data);
-        out.extend_from_slice(&body);
-        out.extend_from_slice(&crc32(&body).to_be_bytes());
-    };
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    chunk(b"IHDR", &ihdr);
-    chunk(b"IDAT", &z);
-    chunk(b"IEND", &[]);
-    out
 }
 
 /// A face-like picture: a skin-toned oval on a blue background.
@@ -256,6 +193,16 @@ impl ConsoleProcess {
 
     fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// GETs `url` with the token header (as a script would), and returns the answer.
+    async fn get(&self, url: &str) -> reqwest::Response {
+        http()
+            .get(url)
+            .header("x-idgate-token", &self.token)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Every file under the console's working and temp directories.
@@ -406,6 +353,25 @@ impl Browser {
             .await;
     }
 
+    /// Waits until "Claim next" can be pressed.
+    async fn claim_ready(&self) {
+        self.wait_for(
+            "return !document.getElementById('claim').disabled",
+            "the Claim next button",
+        )
+        .await;
+    }
+
+    /// The absolute URL of the image with `alt`, as the page loads it.
+    async fn image_url(&self, console: &ConsoleProcess, alt: &str) -> String {
+        let src = self
+            .script(&format!(
+                "return document.querySelector('img[alt=\"{alt}\"]').getAttribute('src')"
+            ))
+            .await;
+        format!("{}{}", console.base(), src.as_str().unwrap())
+    }
+
     /// Polls `script` (which returns a boolean) until true, or fails with `what`.
     async fn wait_for(&self, script: &str, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -465,12 +431,7 @@ async fn a_reviewer_approves_a_case_in_chromium_and_it_reads_verified() {
         .await
         .unwrap();
     assert_eq!(asset.status(), 403, "even assets need the token");
-    let good = http
-        .get(format!("{}/api/state", console.base()))
-        .header("x-idgate-token", &console.token)
-        .send()
-        .await
-        .unwrap();
+    let good = console.get(&format!("{}/api/state", console.base())).await;
     assert_eq!(good.status(), 200);
     let h = good.headers();
     assert_eq!(h["cache-control"], "no-store");
@@ -534,16 +495,8 @@ async fn a_reviewer_approves_a_case_in_chromium_and_it_reads_verified() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, png).unwrap();
     }
-    let image_url = browser
-        .script("return document.querySelector('img[alt=\"face photo\"]').getAttribute('src')")
-        .await;
-    let image_url = format!("{}{}", console.base(), image_url.as_str().unwrap());
-    let image = http
-        .get(&image_url)
-        .header("x-idgate-token", &console.token)
-        .send()
-        .await
-        .unwrap();
+    let image_url = browser.image_url(&console, "face photo").await;
+    let image = console.get(&image_url).await;
     assert_eq!(image.status(), 200);
     assert_eq!(image.headers()["cache-control"], "no-store");
     assert_eq!(image.bytes().await.unwrap().as_ref(), person.face.as_slice());
@@ -570,12 +523,7 @@ async fn a_reviewer_approves_a_case_in_chromium_and_it_reads_verified() {
     assert_eq!((got.status, got.verified), (pb::Status::Verified as i32, true));
 
     // The material is gone from the console once decided.
-    let after = http
-        .get(&image_url)
-        .header("x-idgate-token", &console.token)
-        .send()
-        .await
-        .unwrap();
+    let after = console.get(&image_url).await;
     assert_eq!(after.status(), 404);
     browser
         .wait_for(
@@ -655,20 +603,12 @@ async fn the_console_is_honest_about_an_ended_lease_a_refused_decision_and_a_gat
     let console = ConsoleProcess::start_at(addr, &dev, "reviewer-1", keys.path());
     let browser = Browser::start().await;
     browser.goto(&console.url).await;
-    browser
-        .wait_for(
-            "return !document.getElementById('claim').disabled",
-            "the Claim next button",
-        )
-        .await;
+    browser.claim_ready().await;
 
     // 1. The lease runs out while the page is open: the material goes, and the page says why.
     browser.click("#claim").await;
     browser.wait_for(IMAGES_RENDERED, "the case").await;
-    let image_url = browser
-        .script("return document.querySelector('img[alt=\"ID card front\"]').getAttribute('src')")
-        .await;
-    let image_url = format!("{}{}", console.base(), image_url.as_str().unwrap());
+    let image_url = browser.image_url(&console, "ID card front").await;
     browser
         .wait_for(
             "return document.getElementById('case').hidden && \
@@ -678,21 +618,11 @@ async fn the_console_is_honest_about_an_ended_lease_a_refused_decision_and_a_gat
         .await;
     let notice = browser.script(&text_of("notice")).await;
     assert!(notice.as_str().unwrap().contains("Claim again"), "{notice}");
-    let gone = http()
-        .get(&image_url)
-        .header("x-idgate-token", &console.token)
-        .send()
-        .await
-        .unwrap();
+    let gone = console.get(&image_url).await;
     assert_eq!(gone.status(), 404, "the material was dropped when the lease ended");
 
     // 2. The gateway refuses a decision: the page says why, in words.
-    browser
-        .wait_for(
-            "return !document.getElementById('claim').disabled",
-            "the Claim next button",
-        )
-        .await;
+    browser.claim_ready().await;
     browser.click("#claim").await;
     browser
         .wait_for(
