@@ -205,6 +205,23 @@ impl ConsoleProcess {
             .unwrap()
     }
 
+    /// Sends SIGTERM and waits (bounded) for the console to exit.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self._child.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self._child.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the console did not exit on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Every file under the console's working and temp directories.
     fn files(&self) -> Vec<PathBuf> {
         fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -694,18 +711,19 @@ async fn an_admin_sees_queue_figures_and_the_audit_trail_without_personal_data()
     let gw = TestGateway::start().await;
     let (case_id, person) = pending_case(&gw).await;
     let keys = tempfile::tempdir().unwrap();
-    // A reviewer claims and releases the case through the console API, leaving audit events.
-    let reviewer = ConsoleProcess::start(&gw, "reviewer-1", keys.path());
+    // A reviewer claims the case through the console API, then the console is stopped: it gives
+    // the case back (an audited release) before it exits.
+    let mut reviewer = ConsoleProcess::start(&gw, "reviewer-1", keys.path());
     let http = http();
-    let post = |path: &str, body: Value| {
-        http.post(format!("{}{path}", reviewer.base()))
-            .header("x-idgate-token", &reviewer.token)
-            .json(&body)
-            .send()
-    };
-    assert_eq!(post("/api/claim", json!({})).await.unwrap().status(), 200);
-    let released = post("/api/release", json!({"case_id": case_id})).await.unwrap();
-    assert_eq!(released.status(), 200);
+    let claimed = http
+        .post(format!("{}/api/claim", reviewer.base()))
+        .header("x-idgate-token", &reviewer.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(claimed.status(), 200);
+    assert!(reviewer.terminate().success());
+    assert_eq!(reviewer.files(), Vec::<PathBuf>::new());
 
     let admin = ConsoleProcess::start(&gw, "admin", keys.path());
     // The admin console offers no case material.

@@ -218,6 +218,32 @@ fn words(status: &tonic::Status) -> String {
     }
 }
 
+/// How long one gateway call may take before the page hears that the gateway does not answer
+/// (the console's calls hold the case lock; a hung gateway must not hang the page).
+const GATEWAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+async fn bounded<T>(call: impl Future<Output = Result<T, tonic::Status>>) -> Result<T, tonic::Status> {
+    tokio::time::timeout(GATEWAY_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("the gateway did not answer in time")))
+}
+
+/// Ctrl-C, or (on Unix) SIGTERM: either ends the console, releasing and wiping a held case.
+async fn exit_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 fn gateway_down(status: &tonic::Status) -> bool {
     matches!(
         status.code(),
@@ -249,7 +275,7 @@ fn status_words(status: i32) -> &'static str {
     }
 }
 
-/// Starts the web console and serves until Ctrl-C.
+/// Starts the web console and serves until Ctrl-C or SIGTERM.
 pub async fn run(args: ReviewArgs) -> Result<(), CliError> {
     let listen = match args.web_args.listen {
         Some(addr) => addr,
@@ -281,9 +307,7 @@ pub async fn run(args: ReviewArgs) -> Result<(), CliError> {
     println!("review console: {url}");
     let app = router(console.clone());
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(exit_signal())
         .await
         .context("serving the review console")?;
     finish(&console).await;
@@ -343,11 +367,10 @@ async fn finish(console: &Console) {
     let case = console.held.lock().await.case.take();
     if let Some(case) = case {
         let mut review = console.review_client();
-        let released = review
-            .release_case(pb::ReleaseCaseRequest {
-                case_id: case.case_id.clone(),
-            })
-            .await;
+        let released = bounded(review.release_case(pb::ReleaseCaseRequest {
+            case_id: case.case_id.clone(),
+        }))
+        .await;
         if released.is_err() {
             eprintln!("could not release case {}; its lease will run out", case.case_id);
         }
@@ -619,7 +642,7 @@ fn case_view(case: &OpenCase) -> CaseView<'_> {
 
 async fn state(State(console): State<Arc<Console>>) -> Response {
     let mut review = console.review_client();
-    let (gateway, stats) = match review.get_queue_stats(pb::GetQueueStatsRequest {}).await {
+    let (gateway, stats) = match bounded(review.get_queue_stats(pb::GetQueueStatsRequest {})).await {
         Ok(s) => {
             let s = s.into_inner();
             (
@@ -677,15 +700,15 @@ async fn claim(State(console): State<Arc<Console>>) -> Response {
         );
     }
     let mut review = review.clone();
-    let mut answer = review.claim_next(pb::ClaimNextRequest {}).await;
+    let mut answer = bounded(review.claim_next(pb::ClaimNextRequest {})).await;
     if let Err(status) = &answer
         && reason_of(status).as_deref() == Some("NO_REVIEWER_KEY")
     {
         // The gateway forgot our key (e.g. it restarted with an embedded store): register it again.
-        if let Err(status) = register(&mut review, key).await {
+        if let Err(status) = bounded(register(&mut review, key)).await {
             return message(StatusCode::BAD_GATEWAY, false, &words(&status), None);
         }
-        answer = review.claim_next(pb::ClaimNextRequest {}).await;
+        answer = bounded(review.claim_next(pb::ClaimNextRequest {})).await;
     }
     let claim = match answer {
         Ok(c) => c.into_inner(),
@@ -700,7 +723,7 @@ async fn claim(State(console): State<Arc<Console>>) -> Response {
         Ok(case) => case,
         Err(_) => {
             // Unreadable here: give it back at once rather than sit on the lease.
-            let _ = review.release_case(pb::ReleaseCaseRequest { case_id }).await;
+            let _ = bounded(review.release_case(pb::ReleaseCaseRequest { case_id })).await;
             return message(
                 StatusCode::BAD_GATEWAY,
                 false,
@@ -766,14 +789,13 @@ async fn decide(State(console): State<Arc<Console>>, axum::Json(body): axum::Jso
             .unwrap_or_else(|| "This console holds no lease on that case.".into());
         return message(StatusCode::CONFLICT, false, &text, None);
     }
-    let answer = review
-        .clone()
-        .submit_decision(pb::SubmitDecisionRequest {
-            case_id: body.case_id.clone(),
-            decision: decision as i32,
-            reason_code: body.reason.clone(),
-        })
-        .await;
+    let mut client = review.clone();
+    let answer = bounded(client.submit_decision(pb::SubmitDecisionRequest {
+        case_id: body.case_id.clone(),
+        decision: decision as i32,
+        reason_code: body.reason.clone(),
+    }))
+    .await;
     match answer {
         Ok(answer) => {
             held.case = None; // wiped
@@ -818,10 +840,8 @@ async fn release(State(console): State<Arc<Console>>, axum::Json(body): axum::Js
         );
     }
     held.case = None; // wiped whatever the gateway says
-    let answer = review
-        .clone()
-        .release_case(pb::ReleaseCaseRequest { case_id: body.case_id })
-        .await;
+    let mut client = review.clone();
+    let answer = bounded(client.release_case(pb::ReleaseCaseRequest { case_id: body.case_id })).await;
     match answer {
         Ok(_) => message(StatusCode::OK, true, "Case released back to the queue.", None),
         Err(status) => {
@@ -898,15 +918,14 @@ async fn audit(State(console): State<Arc<Console>>, request: Request) -> Respons
     };
     let query = request.uri().query();
     let param = |name| query_param(query, name).unwrap_or_default();
-    let answer = audit
-        .clone()
-        .list_audit_events(pb::ListAuditEventsRequest {
-            case_id: param("case_id").trim().to_owned(),
-            principal: param("principal").trim().to_owned(),
-            page_token: param("page_token"),
-            page_size: 100,
-        })
-        .await;
+    let mut client = audit.clone();
+    let answer = bounded(client.list_audit_events(pb::ListAuditEventsRequest {
+        case_id: param("case_id").trim().to_owned(),
+        principal: param("principal").trim().to_owned(),
+        page_token: param("page_token"),
+        page_size: 100,
+    }))
+    .await;
     match answer {
         Ok(page) => {
             let page = page.into_inner();
