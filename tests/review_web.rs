@@ -389,6 +389,14 @@ impl Browser {
         format!("{}{}", console.base(), src.as_str().unwrap())
     }
 
+    /// Presses and releases `key` on the page, as a person at the keyboard would.
+    async fn press(&self, key: &str) {
+        let actions = json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+            {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}
+        ]}]});
+        self.command(reqwest::Method::POST, "/actions", Some(actions)).await;
+    }
+
     /// Polls `script` (which returns a boolean) until true, or fails with `what`.
     async fn wait_for(&self, script: &str, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -769,5 +777,72 @@ async fn an_admin_sees_queue_figures_and_the_audit_trail_without_personal_data()
     assert!(!page.contains(&person.name) && !page.contains(&person.id_number));
     browser.quit().await;
     assert_eq!(admin.files(), Vec::<PathBuf>::new());
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_four_eyes_the_keyboard_alone_takes_a_case_through_two_reviewers() {
+    let mut config = TestGateway::config();
+    config.review.approvals_required = 2;
+    let gw = TestGateway::start_with(config, None).await;
+    let (case_id, _person) = pending_case(&gw).await;
+    let keys = tempfile::tempdir().unwrap();
+    let first = ConsoleProcess::start(&gw, "reviewer-1", keys.path());
+    let second = ConsoleProcess::start(&gw, "reviewer-2", keys.path());
+    let browser = Browser::start().await;
+
+    // Reviewer 1: C claims, 1 picks "documents match", A approves.
+    browser.goto(&first.url).await;
+    browser.claim_ready().await;
+    browser.press("c").await;
+    browser.wait_for(IMAGES_RENDERED, "the case").await;
+    assert_eq!(browser.script(&text_of("f-approvals")).await, json!("0 of 2 approvals"));
+    browser.press("1").await;
+    browser.press("a").await;
+    browser
+        .wait_for(
+            "return document.getElementById('notice').textContent.includes('second reviewer')",
+            "the first approval",
+        )
+        .await;
+
+    // Reviewer 2 sees who approved so far, and completes it.
+    browser.goto(&second.url).await;
+    browser.claim_ready().await;
+    browser.press("c").await;
+    browser.wait_for(IMAGES_RENDERED, "the case").await;
+    assert_eq!(browser.script(&text_of("f-case")).await, json!(case_id));
+    assert_eq!(
+        browser.script(&text_of("f-approvals")).await,
+        json!("1 of 2 approvals (by reviewer-1)")
+    );
+    let submitted = browser.script(&text_of("f-submitted")).await;
+    assert!(submitted.as_str().unwrap().ends_with(" UTC"), "{submitted}");
+    // A rejection with "documents match" is refused by the console itself.
+    browser.press("r").await;
+    browser
+        .wait_for(
+            "return document.getElementById('notice').textContent.includes('rejection needs a reason')",
+            "the console to refuse a contradictory reason",
+        )
+        .await;
+    browser.press("a").await;
+    browser
+        .wait_for(
+            "return document.getElementById('notice').textContent.includes('VERIFIED')",
+            "the second approval",
+        )
+        .await;
+    browser.quit().await;
+    let got = gw
+        .onboarding()
+        .await
+        .get_verification(pb::GetVerificationRequest {
+            verification_id: case_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.status, pb::Status::Verified as i32);
     gw.stop().await;
 }

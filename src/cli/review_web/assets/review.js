@@ -208,6 +208,7 @@
       say(e.message, true);
     } finally {
       busy = false;
+      tick(); // buttons usable again at once, not only after the refresh below
       await refresh();
     }
   }
