@@ -846,3 +846,24 @@ async fn under_four_eyes_the_keyboard_alone_takes_a_case_through_two_reviewers()
     assert_eq!(got.status, pb::Status::Verified as i32);
     gw.stop().await;
 }
+
+#[test]
+fn listening_off_loopback_needs_an_explicit_flag() {
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_idgate"))
+            .args(["review", "--web", "--certs", "/nonexistent"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, stderr) = run(&["--listen", "192.0.2.1:0"]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(stderr.contains("--allow-remote"), "{stderr}");
+    let (code, stderr) = run(&["--listen", "0.0.0.0:0", "--allow-remote"]);
+    assert_eq!(code, Some(64), "{stderr}");
+    // On loopback the same command gets past the check (and fails later, on the missing certificates).
+    let (code, stderr) = run(&["--listen", "127.0.0.1:0"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("/nonexistent"), "{stderr}");
+}
