@@ -397,6 +397,27 @@ impl Browser {
         self.command(reqwest::Method::POST, "/actions", Some(actions)).await;
     }
 
+    /// What a screen reader announces for the element `css` (its computed accessible name).
+    async fn label(&self, css: &str) -> String {
+        let element = self
+            .command(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        let id = element
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_owned();
+        let label = self
+            .command(reqwest::Method::GET, &format!("/element/{id}/computedlabel"), None)
+            .await;
+        label.as_str().unwrap().to_owned()
+    }
+
     /// Polls `script` (which returns a boolean) until true, or fails with `what`.
     async fn wait_for(&self, script: &str, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -507,6 +528,24 @@ async fn a_reviewer_approves_a_case_in_chromium_and_it_reads_verified() {
         shown,
         json!([person.name, person.id_number, "1990-03-07", case_id, false])
     );
+    // What a screen reader announces.
+    for (css, name) in [
+        ("#claim", "Claim next"),
+        ("#approve", "Approve"),
+        ("#reject", "Reject"),
+        ("#release", "Release"),
+        ("img[alt='face photo']", "face photo"),
+        ("img[alt='ID card front']", "ID card front"),
+        ("img[alt='ID card back']", "ID card back"),
+        ("img[alt='handheld ID photo']", "handheld ID photo"),
+        ("#reason-FACE_MISMATCH", "face mismatch"),
+        (
+            "figure[data-slot='3'] button[data-act='rot']",
+            "Rotate handheld ID photo",
+        ),
+    ] {
+        assert_eq!(browser.label(css).await, name, "{css}");
+    }
     // The browser keeps nothing.
     assert_eq!(
         browser
@@ -797,6 +836,14 @@ async fn under_four_eyes_the_keyboard_alone_takes_a_case_through_two_reviewers()
     browser.press("c").await;
     browser.wait_for(IMAGES_RENDERED, "the case").await;
     assert_eq!(browser.script(&text_of("f-approvals")).await, json!("0 of 2 approvals"));
+    // ] selects the next image (the ID card front), + zooms it, T rotates it, 0 resets it.
+    for key in ["]", "+", "t"] {
+        browser.press(key).await;
+    }
+    let front = "return document.querySelector('img[alt=\"ID card front\"]').style.transform";
+    assert_eq!(browser.script(front).await, json!("scale(1.25) rotate(90deg)"));
+    browser.press("0").await;
+    assert_eq!(browser.script(front).await, json!("scale(1) rotate(0deg)"));
     browser.press("1").await;
     browser.press("a").await;
     browser

@@ -79,6 +79,7 @@
       label.appendChild(input);
       label.appendChild(document.createTextNode(' ' + words + ' '));
       const k = document.createElement('kbd');
+      k.setAttribute('aria-hidden', 'true');
       k.textContent = String(i + 1);
       label.appendChild(k);
       box.appendChild(label);
