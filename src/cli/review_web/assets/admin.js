@@ -32,11 +32,15 @@
     }
   }
 
+  let generation = 0; // only the newest request may fill the table
+
   async function load(append) {
+    const mine = ++generation;
     const q = new URLSearchParams({ case_id: $('case_id').value.trim(), principal: $('principal').value.trim() });
     if (append) q.set('page_token', next);
     try {
       const page = await get('/api/audit?' + q.toString());
+      if (mine !== generation) return;
       if (page.ok === false) { $('notice').textContent = page.message; return; }
       const body = $('events');
       if (!append) body.textContent = '';

@@ -187,9 +187,13 @@
     setDecisionEnabled(true);
   }
 
+  let generation = 0; // an older answer arriving late must not paint over a newer one
+
   async function refresh() {
+    const mine = ++generation;
     try {
-      render(await call('GET', '/api/state'));
+      const s = await call('GET', '/api/state');
+      if (mine === generation) render(s);
     } catch (e) {
       const g = $('gateway');
       g.hidden = false;
