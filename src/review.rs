@@ -42,6 +42,13 @@ pub struct ClaimedCase {
     pub lease_expires_unix: i64,
     /// The case's `IdentityPayload`, sealed to the reviewer's key.
     pub sealed: Sealed,
+    pub submitted_at_unix: i64,
+    /// The provider whose answer sent the case to review, if one answered.
+    pub provider: Option<String>,
+    pub supplement_complete: bool,
+    /// Reviewers who approved the case so far.
+    pub approved_by: Vec<String>,
+    pub approvals_required: u8,
 }
 
 /// A page of audit events.
@@ -188,11 +195,18 @@ impl ReviewDesk {
         )
         .await?;
         tracing::info!(verification_id = %case_id, reviewer = %principal, "case claimed");
+        // What a console shows next to the material (no personal data).
+        let state = self.queue.review_state(&case_id).await?.unwrap_or_default();
         Ok(Some(ClaimedCase {
             case_id,
             purpose: claim.case.purpose,
             lease_expires_unix: claim.lease.until_unix,
             sealed,
+            submitted_at_unix: claim.case.created_at_unix,
+            provider: claim.case.provider,
+            supplement_complete: state.supplement_complete,
+            approved_by: state.approvals,
+            approvals_required: self.settings.approvals_required.max(1),
         }))
     }
 

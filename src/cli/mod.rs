@@ -6,6 +6,7 @@ pub mod dev_certs;
 pub mod keys;
 pub mod provider_sim;
 pub mod review;
+pub mod review_web;
 pub mod serve;
 pub mod verify;
 

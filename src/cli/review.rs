@@ -3,7 +3,8 @@
 //! The reviewer's X25519 key lives in a file created on first use (mode 0600) and never leaves this
 //! machine; the gateway only ever sends case material sealed to it. Decrypted images are written to
 //! a private temporary directory (0700, files 0600) for an image viewer, and removed after the
-//! decision, on Ctrl-C, or on any error. Nothing personal is logged.
+//! decision, on Ctrl-C, or on any error. Nothing personal is logged. `--web` serves the same console
+//! to a browser instead (`review_web`), with the material in memory only.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -47,10 +48,12 @@ pub struct ReviewArgs {
     /// Only print the queue figures.
     #[arg(long)]
     pub stats: bool,
+    #[command(flatten)]
+    pub web_args: super::review_web::WebArgs,
 }
 
 /// Loads the reviewer key, creating it (0600) on first use.
-fn reviewer_key(path: &Path) -> anyhow::Result<OpeningKey> {
+pub(super) fn reviewer_key(path: &Path) -> anyhow::Result<OpeningKey> {
     if !path.exists() {
         let secret = SecretKey32::random().context("randomness")?;
         let text = zeroize::Zeroizing::new(hex::encode(secret.expose()));
@@ -91,15 +94,39 @@ impl Drop for PrivateDir {
     }
 }
 
-/// The principal (CN) of our own client certificate.
-fn own_principal(cert: &Path) -> anyhow::Result<String> {
+/// The role and principal (CN) of our own client certificate.
+pub(super) fn own_caller(cert: &Path) -> anyhow::Result<crate::transport::auth::Caller> {
     let certs = crate::transport::tls::load_certs("client certificate", cert)?;
     let leaf = certs
         .first()
         .ok_or_else(|| anyhow::anyhow!("no certificate in {}", cert.display()))?;
     let caller = crate::transport::auth::caller_from_certificate(leaf.as_ref())
         .ok_or_else(|| anyhow::anyhow!("{} names no role and principal", cert.display()))?;
-    Ok(caller.principal)
+    Ok(caller)
+}
+
+/// The reviewer key file: `--key-file`, or `<certs>/<as>.review-key`.
+pub(super) fn key_path(args: &ReviewArgs) -> PathBuf {
+    args.key_file
+        .clone()
+        .unwrap_or_else(|| args.certs.join(format!("{}.review-key", args.identity)))
+}
+
+/// Opens a claimed case's material with the reviewer's key: sealed to `principal` and bound to the
+/// case id (API.md §2). The plaintext buffer is wiped; the fields wipe themselves when dropped.
+pub(super) fn open_claim(
+    key: &OpeningKey,
+    principal: &str,
+    claim: &pb::ClaimNextResponse,
+) -> anyhow::Result<crate::domain::IdentityFields> {
+    let plaintext = key
+        .open(
+            &Context::review(&claim.case_id, principal),
+            &claim.enc,
+            &claim.ciphertext,
+        )
+        .map_err(|_| anyhow::anyhow!("the case material does not open with this reviewer key"))?;
+    crate::material::decode(&plaintext).ok_or_else(|| anyhow::anyhow!("malformed case material"))
 }
 
 fn extension(bytes: &[u8]) -> &'static str {
@@ -121,6 +148,9 @@ async fn ask(prompt: &str) -> anyhow::Result<String> {
 }
 
 pub async fn run(args: ReviewArgs) -> Result<(), CliError> {
+    if args.web_args.web {
+        return super::review_web::run(args).await;
+    }
     let channel = connect(&args.target, &args.certs, &args.identity).await?;
     let mut client = ReviewServiceClient::new(channel).max_decoding_message_size(32 << 20);
     if args.stats {
@@ -135,11 +165,7 @@ pub async fn run(args: ReviewArgs) -> Result<(), CliError> {
         );
         return Ok(());
     }
-    let key_path = args
-        .key_file
-        .clone()
-        .unwrap_or_else(|| args.certs.join(format!("{}.review-key", args.identity)));
-    let key = reviewer_key(&key_path)?;
+    let key = reviewer_key(&key_path(&args))?;
     client
         .register_reviewer_key(pb::RegisterReviewerKeyRequest {
             public_key: key.public_key().to_vec(),
@@ -158,12 +184,8 @@ pub async fn run(args: ReviewArgs) -> Result<(), CliError> {
     }
     let case_id = claim.case_id.clone();
     // The gateway binds the material to this certificate's CN.
-    let principal = own_principal(&args.certs.join(format!("{}.pem", args.identity)))?;
-    let plaintext = key
-        .open(&Context::review(&case_id, &principal), &claim.enc, &claim.ciphertext)
-        .map_err(|_| anyhow::anyhow!("the case material does not open with this reviewer key"))?;
-    let fields = crate::material::decode(&plaintext).ok_or_else(|| anyhow::anyhow!("malformed case material"))?;
-    drop(plaintext);
+    let principal = own_caller(&args.certs.join(format!("{}.pem", args.identity)))?.principal;
+    let fields = open_claim(&key, &principal, &claim)?;
 
     let dir = PrivateDir::create()?;
     let purpose = pb::Purpose::try_from(claim.purpose)

@@ -315,6 +315,11 @@ impl pb::review_service_server::ReviewService for ReviewService {
                 lease_expires_unix: case.lease_expires_unix,
                 enc: case.sealed.enc,
                 ciphertext: case.sealed.ciphertext,
+                submitted_at_unix: case.submitted_at_unix,
+                provider: case.provider.unwrap_or_default(),
+                supplement_complete: case.supplement_complete,
+                approved_by: case.approved_by,
+                approvals_required: u32::from(case.approvals_required),
             },
         }))
     }

@@ -124,8 +124,46 @@ fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
-/// A PNG of `w`×`h` (signature, IHDR, an empty IDAT, IEND) — enough for content sniffing.
+/// A PNG of `w`×`h` (signature, IHDR, an empty IDAT, IEND) — enough for content sniffing, but not
+/// for a browser to decode (see [`decodable_png`]).
 pub fn png(w: u32, h: u32) -> Vec<u8> {
+    png_with_idat(w, h, &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01])
+}
+
+fn adler32(bytes: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in bytes {
+        a = (a + u32::from(x)) % 65521;
+        b = (b + a) % 65521;
+    }
+    (b << 16) | a
+}
+
+/// An RGB PNG of `w`×`h` filled by `pixel(x, y)` that browsers decode: the zlib stream holds the
+/// rows in stored (uncompressed) deflate blocks.
+pub fn decodable_png(w: u32, h: u32, pixel: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
+    let mut raw = Vec::new();
+    for y in 0..h {
+        raw.push(0); // filter: none
+        for x in 0..w {
+            raw.extend_from_slice(&pixel(x, y));
+        }
+    }
+    let mut z = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        z.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        z.extend_from_slice(&len.to_le_bytes());
+        z.extend_from_slice(&(!len).to_le_bytes());
+        z.extend_from_slice(block);
+    }
+    z.extend_from_slice(&adler32(&raw).to_be_bytes());
+    png_with_idat(w, h, &z)
+}
+
+/// Signature, an RGB 8-bit IHDR of `w`×`h`, one IDAT holding `idat`, IEND.
+fn png_with_idat(w: u32, h: u32, idat: &[u8]) -> Vec<u8> {
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
     let mut chunk = |kind: &[u8], data: &[u8]| {
         out.extend_from_slice(&(data.len() as u32).to_be_bytes());
@@ -139,7 +177,7 @@ pub fn png(w: u32, h: u32) -> Vec<u8> {
     ihdr.extend_from_slice(&h.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
     chunk(b"IHDR", &ihdr);
-    chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(b"IDAT", idat);
     chunk(b"IEND", &[]);
     out
 }

@@ -1,0 +1,911 @@
+//! The web review console in a real browser: a gateway (embedded store) with a pending case, the
+//! `idgate review --web` console as its own process (fresh working and temp directories, so that any
+//! file it wrote would show), and Debian's Chromium driven headless through chromedriver's W3C
+//! WebDriver HTTP API.
+//!
+//! Needs `chromium` and `chromium-driver` (`.ci/run` installs them); without them these tests fail.
+//! `IDGATE_SAVE_SCREENSHOT=1` saves the case screen to `docs/review-console.png`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::{Person, TestGateway, decodable_png, sealed_request};
+use idgate::pb;
+use idgate::pb::verification_service_client::VerificationServiceClient;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tonic::transport::Channel;
+
+/// A child process killed (and reaped) when dropped.
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn find_program(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    names.iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+fn browser() -> (PathBuf, PathBuf) {
+    let chromium = find_program(&["chromium", "chromium-browser"]);
+    let driver = find_program(&["chromedriver"]);
+    match (chromium, driver) {
+        (Some(c), Some(d)) => (c, d),
+        _ => panic!(
+            "this test drives a real browser and needs Chromium and chromedriver on PATH: \
+             `apt-get install -y chromium chromium-driver` (Debian), as .ci/run does"
+        ),
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http() -> reqwest::Client {
+    idgate::providers::tencent::http_client(Duration::from_secs(30), rustls::RootCertStore::empty()).unwrap()
+}
+
+/// A face-like picture: a skin-toned oval on a blue background.
+fn face_png() -> Vec<u8> {
+    decodable_png(240, 300, |x, y| {
+        let (dx, dy) = (x as f32 - 120.0, y as f32 - 140.0);
+        if (dx * dx) / (80.0 * 80.0) + (dy * dy) / (105.0 * 105.0) <= 1.0 {
+            [232, 190, 160]
+        } else {
+            [70, 110, 170]
+        }
+    })
+}
+
+/// A card-like picture: a pale card with a darker photo box and text bars.
+fn card_png(tint: [u8; 3]) -> Vec<u8> {
+    decodable_png(320, 202, move |x, y| {
+        if (20..100).contains(&x) && (40..160).contains(&y) {
+            [150, 150, 150]
+        } else if (120..300).contains(&x) && y % 30 < 8 && (40..170).contains(&y) {
+            [60, 60, 60]
+        } else {
+            tint
+        }
+    })
+}
+
+// ---- the case ----
+
+/// A SHORT_VIDEO verification the simulator cannot decide (sequence 985), so it goes to review, with
+/// all four images.
+async fn pending_case(gw: &TestGateway) -> (String, Person) {
+    pending_case_of(&mut gw.onboarding().await, "acct-web", "web-1").await
+}
+
+async fn pending_case_of(
+    onboarding: &mut VerificationServiceClient<Channel>,
+    account_id: &str,
+    request_id: &str,
+) -> (String, Person) {
+    let mut person = Person::adult("985");
+    person.face = face_png();
+    let mut fields = person.fields();
+    fields.id_card_front = card_png([220, 235, 250]);
+    fields.id_card_back = card_png([250, 240, 215]);
+    fields.handheld_id_photo = decodable_png(240, 320, |x, y| {
+        if (60..180).contains(&x) && (170..250).contains(&y) {
+            [220, 235, 250]
+        } else if ((x as i32 - 120).pow(2) + (y as i32 - 90).pow(2)) < 60 * 60 {
+            [232, 190, 160]
+        } else {
+            [90, 130, 90]
+        }
+    });
+    let key = onboarding
+        .get_sealing_key(pb::GetSealingKeyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let request = sealed_request(&key, pb::Purpose::ShortVideo, account_id, request_id, &fields, None);
+    let answer = onboarding.verify(request).await.unwrap().into_inner();
+    assert_eq!(
+        answer.status,
+        pb::Status::PendingReview as i32,
+        "the case goes to review"
+    );
+    (answer.verification_id, person)
+}
+
+// ---- the console process ----
+
+struct ConsoleProcess {
+    _child: Kill,
+    url: String,
+    token: String,
+    port: u16,
+    work: tempfile::TempDir,
+    tmp: tempfile::TempDir,
+}
+
+impl ConsoleProcess {
+    fn start(gw: &TestGateway, identity: &str, keys: &Path) -> Self {
+        Self::start_at(gw.addr, &gw.certs(), identity, keys)
+    }
+
+    fn start_at(target: SocketAddr, certs: &Path, identity: &str, keys: &Path) -> Self {
+        let work = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_idgate"))
+            .args(["review", "--web", "--target", &target.to_string(), "--certs"])
+            .arg(certs)
+            .args(["--as", identity, "--key-file"])
+            .arg(keys.join(format!("{identity}.review-key")))
+            .current_dir(work.path())
+            .env("TMPDIR", tmp.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let child = Kill(child);
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("review console: ")
+            .unwrap_or_else(|| panic!("the console prints its URL, got {line:?}"))
+            .to_owned();
+        let token = url.split_once("?token=").unwrap().1.to_owned();
+        assert_eq!(token.len(), 64, "a 256-bit token");
+        let port: u16 = url
+            .strip_prefix("http://127.0.0.1:")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        Self {
+            _child: child,
+            url,
+            token,
+            port,
+            work,
+            tmp,
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// GETs `url` with the token header (as a script would), and returns the answer.
+    async fn get(&self, url: &str) -> reqwest::Response {
+        http()
+            .get(url)
+            .header("x-idgate-token", &self.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the console to exit.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self._child.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self._child.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the console did not exit on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every file under the console's working and temp directories.
+    fn files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    out.push(path.clone());
+                    walk(&path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.work.path(), &mut out);
+        walk(self.tmp.path(), &mut out);
+        out
+    }
+}
+
+/// Sends one raw HTTP/1.1 request (to set `Host` freely) and returns the status code.
+async fn raw_status(port: u16, request: &str) -> u16 {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 64];
+    let n = stream.read(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    head.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+// ---- WebDriver ----
+
+struct Browser {
+    _driver: Kill,
+    _profile: tempfile::TempDir,
+    http: reqwest::Client,
+    session: String,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        let (chromium, chromedriver) = browser();
+        let port = free_port();
+        let driver = Kill(
+            Command::new(chromedriver)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let http = http();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = match http.get(format!("{base}/status")).send().await {
+                Ok(r) => r.json::<Value>().await.ok().and_then(|v| v["value"]["ready"].as_bool()),
+                Err(_) => None,
+            };
+            if ready == Some(true) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let args = vec![
+            "--headless".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--disable-dev-shm-usage".into(),
+            "--window-size=1366,768".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": chromium, "args": args}
+        }}});
+        let answer: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = answer["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {answer}"))
+            .to_owned();
+        Self {
+            _driver: driver,
+            _profile: profile,
+            http,
+            session: format!("{base}/session/{session}"),
+        }
+    }
+
+    async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self.http.request(method, format!("{}{path}", self.session));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        if answer["value"]["error"].is_string() {
+            panic!("WebDriver {path}: {}", answer["value"]);
+        }
+        answer["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.command(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
+    }
+
+    async fn script(&self, script: &str) -> Value {
+        self.command(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    async fn click(&self, css: &str) {
+        let element = self
+            .command(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        let id = element
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_owned();
+        self.command(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({})))
+            .await;
+    }
+
+    /// Waits until "Claim next" can be pressed.
+    async fn claim_ready(&self) {
+        self.wait_for(
+            "return !document.getElementById('claim').disabled",
+            "the Claim next button",
+        )
+        .await;
+    }
+
+    /// The absolute URL of the image with `alt`, as the page loads it.
+    async fn image_url(&self, console: &ConsoleProcess, alt: &str) -> String {
+        let src = self
+            .script(&format!(
+                "return document.querySelector('img[alt=\"{alt}\"]').getAttribute('src')"
+            ))
+            .await;
+        format!("{}{}", console.base(), src.as_str().unwrap())
+    }
+
+    /// Presses and releases `key` on the page, as a person at the keyboard would.
+    async fn press(&self, key: &str) {
+        let actions = json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+            {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}
+        ]}]});
+        self.command(reqwest::Method::POST, "/actions", Some(actions)).await;
+    }
+
+    /// What a screen reader announces for the element `css` (its computed accessible name).
+    async fn label(&self, css: &str) -> String {
+        let element = self
+            .command(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        let id = element
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_owned();
+        let label = self
+            .command(reqwest::Method::GET, &format!("/element/{id}/computedlabel"), None)
+            .await;
+        label.as_str().unwrap().to_owned()
+    }
+
+    /// Polls `script` (which returns a boolean) until true, or fails with `what`.
+    async fn wait_for(&self, script: &str, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.script(script).await == Value::Bool(true) {
+                return;
+            }
+            if Instant::now() > deadline {
+                let text = self.script("return document.body.innerText").await;
+                panic!("timed out waiting for {what}; the page says: {text}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn screenshot(&self) -> Vec<u8> {
+        let b64 = self.command(reqwest::Method::GET, "/screenshot", None).await;
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().unwrap())
+            .unwrap()
+    }
+
+    async fn quit(self) {
+        let _ = self.http.delete(&self.session).send().await;
+    }
+}
+
+const IMAGES_RENDERED: &str = r#"
+    const alts = ["face photo", "ID card front", "ID card back", "handheld ID photo"];
+    return alts.every(a => {
+        const img = document.querySelector('img[alt="' + a + '"]');
+        return img !== null && !img.hidden && img.complete && img.naturalWidth > 0;
+    });
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviewer_approves_a_case_in_chromium_and_it_reads_verified() {
+    let gw = TestGateway::start().await;
+    let (case_id, person) = pending_case(&gw).await;
+    let keys = tempfile::tempdir().unwrap();
+    let console = ConsoleProcess::start(&gw, "reviewer-1", keys.path());
+    let http = http();
+
+    // The token is enforced, and so are Host and Origin.
+    let bare = http.get(format!("{}/", console.base())).send().await.unwrap();
+    assert_eq!(bare.status(), 403, "no token");
+    let wrong = http
+        .get(format!("{}/api/state", console.base()))
+        .header("x-idgate-token", "0".repeat(64))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 403, "a wrong token");
+    let asset = http
+        .get(format!("{}/assets/review.js", console.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asset.status(), 403, "even assets need the token");
+    let good = console.get(&format!("{}/api/state", console.base())).await;
+    assert_eq!(good.status(), 200);
+    let h = good.headers();
+    assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'self'") && csp.contains("img-src 'self' blob:"));
+    assert!(!csp.contains("unsafe-inline"));
+    let foreign_host = format!(
+        "GET /api/state HTTP/1.1\r\nHost: evil.example:{}\r\nx-idgate-token: {}\r\nConnection: close\r\n\r\n",
+        console.port, console.token
+    );
+    assert_eq!(raw_status(console.port, &foreign_host).await, 403, "a wrong Host");
+    let foreign_origin = format!(
+        "GET /api/state HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nOrigin: http://evil.example\r\nx-idgate-token: {}\r\nConnection: close\r\n\r\n",
+        console.port, console.token
+    );
+    assert_eq!(raw_status(console.port, &foreign_origin).await, 403, "a wrong Origin");
+    let tokened = http.get(&console.url).send().await.unwrap();
+    assert_eq!(tokened.status(), 303, "the tokened URL trades the token for a cookie");
+    let cookie = tokened.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+
+    // The reviewer's screen in a real browser.
+    let browser = Browser::start().await;
+    browser.goto(&console.url).await;
+    browser
+        .wait_for(
+            "return document.getElementById('claim') !== null && !document.getElementById('claim').disabled",
+            "the Claim next button",
+        )
+        .await;
+    assert_eq!(
+        browser.script("return location.search").await,
+        Value::String(String::new()),
+        "the token left the address bar"
+    );
+    browser.click("#claim").await;
+    browser.wait_for(IMAGES_RENDERED, "all four images decoded").await;
+    let shown = browser
+        .script(
+            "return [document.getElementById('f-name').textContent, document.getElementById('f-id').textContent, \
+             document.getElementById('f-birth').textContent, document.getElementById('f-case').textContent, \
+             document.getElementById('approve').disabled]",
+        )
+        .await;
+    assert_eq!(
+        shown,
+        json!([person.name, person.id_number, "1990-03-07", case_id, false])
+    );
+    // What a screen reader announces.
+    for (css, name) in [
+        ("#claim", "Claim next"),
+        ("#approve", "Approve"),
+        ("#reject", "Reject"),
+        ("#release", "Release"),
+        ("img[alt='face photo']", "face photo"),
+        ("img[alt='ID card front']", "ID card front"),
+        ("img[alt='ID card back']", "ID card back"),
+        ("img[alt='handheld ID photo']", "handheld ID photo"),
+        ("#reason-FACE_MISMATCH", "face mismatch"),
+        (
+            "figure[data-slot='3'] button[data-act='rot']",
+            "Rotate handheld ID photo",
+        ),
+    ] {
+        assert_eq!(browser.label(css).await, name, "{css}");
+    }
+    // The browser keeps nothing.
+    assert_eq!(
+        browser
+            .script("return localStorage.length + sessionStorage.length")
+            .await,
+        json!(0)
+    );
+    if std::env::var_os("IDGATE_SAVE_SCREENSHOT").is_some() {
+        let png = browser.screenshot().await;
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/review-console.png");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, png).unwrap();
+    }
+    let image_url = browser.image_url(&console, "face photo").await;
+    let image = console.get(&image_url).await;
+    assert_eq!(image.status(), 200);
+    assert_eq!(image.headers()["cache-control"], "no-store");
+    assert_eq!(image.bytes().await.unwrap().as_ref(), person.face.as_slice());
+
+    // Approve with a reason: the key "1" picks "documents match", then the Approve button.
+    browser
+        .script("document.getElementById('reason-DOCUMENTS_MATCH').checked = true; return true")
+        .await;
+    browser.click("#approve").await;
+    browser
+        .wait_for(
+            "return document.getElementById('notice').textContent.includes('VERIFIED')",
+            "the decision to be recorded",
+        )
+        .await;
+    let mut onboarding = gw.onboarding().await;
+    let got = onboarding
+        .get_verification(pb::GetVerificationRequest {
+            verification_id: case_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((got.status, got.verified), (pb::Status::Verified as i32, true));
+
+    // The material is gone from the console once decided.
+    let after = console.get(&image_url).await;
+    assert_eq!(after.status(), 404);
+    browser
+        .wait_for(
+            "return document.getElementById('case').hidden && \
+             document.querySelectorAll('img[src]').length === 0",
+            "the case to leave the screen",
+        )
+        .await;
+    browser.quit().await;
+
+    assert_eq!(console.files(), Vec::<PathBuf>::new(), "the console wrote no file");
+    gw.stop().await;
+}
+
+/// A gateway (embedded store) on a fixed address, so that it can be stopped and started again there
+/// with the same dev PKI and keys.
+struct FixedGateway {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl FixedGateway {
+    async fn start(config: idgate::config::Config, dev_dir: &Path, addr: SocketAddr) -> Self {
+        use idgate::clock::{Clock as _, SystemClock};
+        let plan = idgate::gateway::Plan::dev(config, Some(addr), dev_dir, SystemClock.now_unix()).unwrap();
+        let gateway = idgate::gateway::Gateway::build(plan, std::sync::Arc::new(SystemClock))
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(async move {
+            gateway
+                .serve(listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        Self {
+            stop: Some(stop),
+            served: Some(served),
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(served) = self.served.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), served).await;
+        }
+    }
+}
+
+fn text_of(id: &str) -> String {
+    format!("return document.getElementById('{id}').textContent")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_honest_about_an_ended_lease_a_refused_decision_and_a_gateway_that_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = dir.path().join("dev");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut config = TestGateway::config();
+    config.review.lease_seconds = 8;
+    let gateway = FixedGateway::start(config.clone(), &dev, addr).await;
+    let onboard = || async {
+        VerificationServiceClient::new(
+            idgate::cli::client::connect(&addr.to_string(), &dev, "onboarding")
+                .await
+                .unwrap(),
+        )
+    };
+    let mut onboarding = onboard().await;
+    let (case_id, _person) = pending_case_of(&mut onboarding, "acct-honest", "honest-1").await;
+    let keys = tempfile::tempdir().unwrap();
+    let console = ConsoleProcess::start_at(addr, &dev, "reviewer-1", keys.path());
+    let browser = Browser::start().await;
+    browser.goto(&console.url).await;
+    browser.claim_ready().await;
+
+    // 1. The lease runs out while the page is open: the material goes, and the page says why.
+    browser.click("#claim").await;
+    browser.wait_for(IMAGES_RENDERED, "the case").await;
+    let image_url = browser.image_url(&console, "ID card front").await;
+    browser
+        .wait_for(
+            "return document.getElementById('case').hidden && \
+             /lease/i.test(document.getElementById('notice').textContent)",
+            "the page to say the lease ended",
+        )
+        .await;
+    let notice = browser.script(&text_of("notice")).await;
+    assert!(notice.as_str().unwrap().contains("Claim again"), "{notice}");
+    let gone = console.get(&image_url).await;
+    assert_eq!(gone.status(), 404, "the material was dropped when the lease ended");
+
+    // 2. The gateway refuses a decision: the page says why, in words.
+    browser.claim_ready().await;
+    browser.click("#claim").await;
+    browser
+        .wait_for(
+            &format!("return document.getElementById('f-case').textContent === '{case_id}'"),
+            "the same case, claimed again",
+        )
+        .await;
+    let erased = onboarding
+        .erase_subject(pb::EraseSubjectRequest {
+            account_id: "acct-honest".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(erased.cases_erased, 1);
+    browser.click("#approve").await;
+    browser
+        .wait_for(
+            "return document.getElementById('notice').textContent.includes('refused the decision')",
+            "the refusal",
+        )
+        .await;
+    let notice = browser.script(&text_of("notice")).await;
+    assert_eq!(
+        notice,
+        json!("The gateway refused the decision: The case is no longer pending review.")
+    );
+
+    // 3. The gateway goes down: the page says so; it comes back: the console works again.
+    gateway.stop().await;
+    browser
+        .wait_for(
+            "const g = document.getElementById('gateway'); return !g.hidden && g.textContent.includes('down')",
+            "the page to show the gateway down",
+        )
+        .await;
+    assert_eq!(
+        browser.script("return document.getElementById('claim').disabled").await,
+        json!(true)
+    );
+    let gateway = FixedGateway::start(config, &dev, addr).await;
+    browser
+        .wait_for(
+            "return document.getElementById('gateway').hidden && !document.getElementById('claim').disabled",
+            "the page to recover",
+        )
+        .await;
+    // The restarted gateway (embedded store) forgot everything, the reviewer's key included: the
+    // console registers it again and claims the new case.
+    let mut onboarding = onboard().await;
+    let (second, _) = pending_case_of(&mut onboarding, "acct-honest-2", "honest-2").await;
+    browser.click("#claim").await;
+    browser.wait_for(IMAGES_RENDERED, "the case after the restart").await;
+    assert_eq!(browser.script(&text_of("f-case")).await, json!(second));
+    browser.click("#release").await;
+    browser
+        .wait_for(
+            "return document.getElementById('notice').textContent.includes('released')",
+            "the release",
+        )
+        .await;
+    browser.quit().await;
+    assert_eq!(console.files(), Vec::<PathBuf>::new(), "the console wrote no file");
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sees_queue_figures_and_the_audit_trail_without_personal_data() {
+    let gw = TestGateway::start().await;
+    let (case_id, person) = pending_case(&gw).await;
+    let keys = tempfile::tempdir().unwrap();
+    // A reviewer claims the case through the console API, then the console is stopped: it gives
+    // the case back (an audited release) before it exits.
+    let mut reviewer = ConsoleProcess::start(&gw, "reviewer-1", keys.path());
+    let http = http();
+    let claimed = http
+        .post(format!("{}/api/claim", reviewer.base()))
+        .header("x-idgate-token", &reviewer.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(claimed.status(), 200);
+    assert!(reviewer.terminate().success());
+    assert_eq!(reviewer.files(), Vec::<PathBuf>::new());
+
+    let admin = ConsoleProcess::start(&gw, "admin", keys.path());
+    // The admin console offers no case material.
+    let claim = http
+        .post(format!("{}/api/claim", admin.base()))
+        .header("x-idgate-token", &admin.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(claim.status(), 403);
+    let browser = Browser::start().await;
+    browser.goto(&admin.url).await;
+    browser
+        .wait_for(
+            "return document.getElementById('stat-pending').textContent === '1'",
+            "the queue figures",
+        )
+        .await;
+    browser
+        .script(&format!(
+            "document.getElementById('case_id').value = '{case_id}'; \
+             document.getElementById('principal').value = 'reviewer-1'; return true"
+        ))
+        .await;
+    browser.click("#filters button[type=submit]").await;
+    // Exactly this case's events by reviewer-1, in order.
+    browser
+        .wait_for(
+            "const rows = Array.from(document.querySelectorAll('#events tr')); \
+             return rows.every(r => r.children[1].textContent === 'reviewer-1') && \
+             rows.map(r => r.children[2].textContent).join(' ') === \
+             'case_claimed case_material_handed_out case_released'",
+            "the filtered audit trail",
+        )
+        .await;
+    let page = browser.script("return document.documentElement.outerHTML").await;
+    let page = page.as_str().unwrap();
+    assert!(!page.contains(&person.name) && !page.contains(&person.id_number));
+    browser.quit().await;
+    assert_eq!(admin.files(), Vec::<PathBuf>::new());
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_four_eyes_the_keyboard_alone_takes_a_case_through_two_reviewers() {
+    let mut config = TestGateway::config();
+    config.review.approvals_required = 2;
+    let gw = TestGateway::start_with(config, None).await;
+    let (case_id, _person) = pending_case(&gw).await;
+    let keys = tempfile::tempdir().unwrap();
+    let first = ConsoleProcess::start(&gw, "reviewer-1", keys.path());
+    let second = ConsoleProcess::start(&gw, "reviewer-2", keys.path());
+    let browser = Browser::start().await;
+
+    // Reviewer 1: C claims, 1 picks "documents match", A approves.
+    browser.goto(&first.url).await;
+    browser.claim_ready().await;
+    browser.press("c").await;
+    browser.wait_for(IMAGES_RENDERED, "the case").await;
+    assert_eq!(browser.script(&text_of("f-approvals")).await, json!("0 of 2 approvals"));
+    // ] selects the next image (the ID card front), + zooms it, T rotates it, 0 resets it.
+    for key in ["]", "+", "t"] {
+        browser.press(key).await;
+    }
+    let front = "return document.querySelector('img[alt=\"ID card front\"]').style.transform";
+    assert_eq!(browser.script(front).await, json!("scale(1.25) rotate(90deg)"));
+    browser.press("0").await;
+    assert_eq!(browser.script(front).await, json!("scale(1) rotate(0deg)"));
+    browser.press("1").await;
+    browser.press("a").await;
+    browser
+        .wait_for(
+            "return document.getElementById('notice').textContent.includes('second reviewer')",
+            "the first approval",
+        )
+        .await;
+
+    // Reviewer 2 sees who approved so far, and completes it.
+    browser.goto(&second.url).await;
+    browser.claim_ready().await;
+    browser.press("c").await;
+    browser.wait_for(IMAGES_RENDERED, "the case").await;
+    assert_eq!(browser.script(&text_of("f-case")).await, json!(case_id));
+    assert_eq!(
+        browser.script(&text_of("f-approvals")).await,
+        json!("1 of 2 approvals (by reviewer-1)")
+    );
+    let submitted = browser.script(&text_of("f-submitted")).await;
+    assert!(submitted.as_str().unwrap().ends_with(" UTC"), "{submitted}");
+    // A rejection with "documents match" is refused by the console itself.
+    browser.press("r").await;
+    browser
+        .wait_for(
+            "return document.getElementById('notice').textContent.includes('rejection needs a reason')",
+            "the console to refuse a contradictory reason",
+        )
+        .await;
+    browser.press("a").await;
+    browser
+        .wait_for(
+            "return document.getElementById('notice').textContent.includes('VERIFIED')",
+            "the second approval",
+        )
+        .await;
+    browser.quit().await;
+    let got = gw
+        .onboarding()
+        .await
+        .get_verification(pb::GetVerificationRequest {
+            verification_id: case_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.status, pb::Status::Verified as i32);
+    gw.stop().await;
+}
+
+#[test]
+fn listening_off_loopback_needs_an_explicit_flag() {
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_idgate"))
+            .args(["review", "--web", "--certs", "/nonexistent"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, stderr) = run(&["--listen", "192.0.2.1:0"]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(stderr.contains("--allow-remote"), "{stderr}");
+    let (code, stderr) = run(&["--listen", "0.0.0.0:0", "--allow-remote"]);
+    assert_eq!(code, Some(64), "{stderr}");
+    // On loopback the same command gets past the check (and fails later, on the missing certificates).
+    let (code, stderr) = run(&["--listen", "127.0.0.1:0"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("/nonexistent"), "{stderr}");
+}
