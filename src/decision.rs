@@ -46,6 +46,64 @@ pub enum Verdict {
     PhotoUnusable,
 }
 
+/// Why a case went to manual review, for the reviewer (no score, no provider detail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewReason {
+    /// No provider answered in time (down, failing, or too slow).
+    ProvidersUnavailable,
+    /// A provider answered that it cannot decide: no record, no photo on file, its source down.
+    ProviderCannotDecide,
+    /// The face was compared and the similarity fell in the grey zone.
+    SimilarityGreyZone,
+    /// Name and ID number match, but the face was not compared.
+    FaceNotCompared,
+}
+
+impl ReviewReason {
+    const ALL: [ReviewReason; 4] = [
+        ReviewReason::ProvidersUnavailable,
+        ReviewReason::ProviderCannotDecide,
+        ReviewReason::SimilarityGreyZone,
+        ReviewReason::FaceNotCompared,
+    ];
+
+    /// The stable code stored with the case and sent to review consoles.
+    pub fn code(self) -> &'static str {
+        match self {
+            ReviewReason::ProvidersUnavailable => "PROVIDERS_UNAVAILABLE",
+            ReviewReason::ProviderCannotDecide => "PROVIDER_CANNOT_DECIDE",
+            ReviewReason::SimilarityGreyZone => "SIMILARITY_GREY_ZONE",
+            ReviewReason::FaceNotCompared => "FACE_NOT_COMPARED",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// In words, for a reviewer.
+    pub fn words(self) -> &'static str {
+        match self {
+            ReviewReason::ProvidersUnavailable => "no provider answered in time",
+            ReviewReason::ProviderCannotDecide => {
+                "the provider could not decide (no record or no photo on file, or its source was down)"
+            }
+            ReviewReason::SimilarityGreyZone => "the face resembles the photo on file, but not clearly enough",
+            ReviewReason::FaceNotCompared => "name and ID number match; the face was not compared",
+        }
+    }
+
+    /// Why `outcome` sends a case to review (`None`: it does not).
+    pub fn of(thresholds: Thresholds, purpose: Purpose, outcome: Outcome) -> Option<Self> {
+        match (judge(thresholds, purpose, outcome), outcome) {
+            (Verdict::Review, Outcome::Match) => Some(ReviewReason::FaceNotCompared),
+            (Verdict::Review, Outcome::FaceCompared { .. }) => Some(ReviewReason::SimilarityGreyZone),
+            (Verdict::Review, _) => Some(ReviewReason::ProviderCannotDecide),
+            _ => None,
+        }
+    }
+}
+
 /// Judges one provider outcome for a case of `purpose`.
 pub fn judge(thresholds: Thresholds, purpose: Purpose, outcome: Outcome) -> Verdict {
     match outcome {
@@ -91,6 +149,28 @@ mod tests {
             judge(t, Purpose::Anchor, Outcome::PhotoUnusable),
             Verdict::PhotoUnusable
         );
+    }
+
+    #[test]
+    fn review_reasons_say_why_in_words_and_round_trip() {
+        let t = Thresholds::default();
+        assert_eq!(
+            ReviewReason::of(t, Purpose::Anchor, Outcome::FaceCompared { similarity: 62.0 }),
+            Some(ReviewReason::SimilarityGreyZone)
+        );
+        assert_eq!(
+            ReviewReason::of(t, Purpose::Anchor, Outcome::Match),
+            Some(ReviewReason::FaceNotCompared)
+        );
+        assert_eq!(
+            ReviewReason::of(t, Purpose::Radio, Outcome::CannotDecide),
+            Some(ReviewReason::ProviderCannotDecide)
+        );
+        assert_eq!(ReviewReason::of(t, Purpose::Radio, Outcome::Match), None);
+        for r in ReviewReason::ALL {
+            assert_eq!(ReviewReason::from_code(r.code()), Some(r));
+            assert!(!r.words().is_empty());
+        }
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct ClaimedCase {
     pub submitted_at_unix: i64,
     /// The provider whose answer sent the case to review, if one answered.
     pub provider: Option<String>,
+    /// Why the case went to review (a `decision::ReviewReason` code), if known.
+    pub review_reason: Option<String>,
     pub supplement_complete: bool,
     /// Reviewers who approved the case so far.
     pub approved_by: Vec<String>,
@@ -204,6 +206,7 @@ impl ReviewDesk {
             sealed,
             submitted_at_unix: claim.case.created_at_unix,
             provider: claim.case.provider,
+            review_reason: claim.case.review_reason,
             supplement_complete: state.supplement_complete,
             approved_by: state.approvals,
             approvals_required: self.settings.approvals_required.max(1),

@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::crypto::blind_index::{BlindIndexer, IndexUse};
 use crate::crypto::envelope::KekRing;
 use crate::crypto::random;
-use crate::decision::{self, Thresholds, Verdict};
+use crate::decision::{self, ReviewReason, Thresholds, Verdict};
 use crate::domain::{AccountId, Applicant, Consent, IdentityFields, Purpose, Refusal, RequestId};
 use crate::material;
 use crate::providers::ProviderRequest;
@@ -317,14 +317,15 @@ impl Verifier {
                 None
             },
         };
-        let (verdict, provider) = match self.router.check(&request, deadline).await {
+        let (verdict, provider, review_reason) = match self.router.check(&request, deadline).await {
             Routed::Answered { provider, outcome } => (
                 decision::judge(self.settings.thresholds, purpose, outcome),
                 Some(provider),
+                ReviewReason::of(self.settings.thresholds, purpose, outcome),
             ),
             Routed::AllFailed { attempts } => {
                 tracing::warn!(verification_id = %case.id, attempts = attempts.len(), "no provider answered; manual review");
-                (Verdict::Review, None)
+                (Verdict::Review, None, Some(ReviewReason::ProvidersUnavailable))
             }
         };
 
@@ -361,6 +362,7 @@ impl Verifier {
                     status: CaseStatus::PendingReview,
                     provider,
                     pii: Some((SealedPii { wrapped_key, body }, expires_at)),
+                    review_reason: review_reason.map(|r| r.code().to_owned()),
                     ..Finish::default()
                 }
             }

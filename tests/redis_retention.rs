@@ -89,6 +89,7 @@ fn finish(status: CaseStatus, pii: SealedPii) -> Finish {
         refusal: None,
         pii: Some((pii, NOW + RETAIN)),
         anchor: None,
+        review_reason: None,
     }
 }
 

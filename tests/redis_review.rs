@@ -86,6 +86,7 @@ impl Fixture {
             refusal: None,
             pii: Some((pii, at + 3_600)),
             anchor: None,
+            review_reason: None,
         };
         self.store.finish(id, finish, at).await.unwrap();
     }

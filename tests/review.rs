@@ -41,6 +41,14 @@ impl ReviewerConsole {
             .await
             .unwrap()
             .into_inner();
+        if !claim.case_id.is_empty() {
+            // Every case says why it is in review, as one of the documented codes (never a score).
+            assert!(
+                idgate::decision::ReviewReason::from_code(&claim.review_reason).is_some(),
+                "review_reason {:?}",
+                claim.review_reason
+            );
+        }
         (!claim.case_id.is_empty()).then_some(claim)
     }
 

@@ -68,6 +68,7 @@ impl Backend {
             refusal: None,
             pii: Some((pii(1), at + PII_TTL)),
             anchor: None,
+            review_reason: Some("PROVIDER_CANNOT_DECIDE".into()),
         };
         let record = self.store.finish(id, finish, at).await.unwrap();
         assert_eq!(record.status, CaseStatus::PendingReview);
@@ -87,6 +88,11 @@ impl Backend {
         assert_eq!(claim.lease.reviewer, reviewer);
         assert_eq!(claim.lease.until_unix, now + LEASE);
         assert_eq!(claim.case.status, CaseStatus::PendingReview);
+        assert_eq!(
+            claim.case.review_reason.as_deref(),
+            Some("PROVIDER_CANNOT_DECIDE"),
+            "why it is here"
+        );
         Some(claim.case.id)
     }
 

@@ -51,6 +51,7 @@ fn finish(status: CaseStatus, with_pii: bool) -> Finish {
         refusal: None,
         pii: with_pii.then(|| (pii(), NOW + 100)),
         anchor: None,
+        review_reason: None,
     }
 }
 

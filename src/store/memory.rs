@@ -379,6 +379,7 @@ impl Store for MemoryStore {
         entry.record.status = status;
         match (status, finish.pii) {
             (CaseStatus::PendingReview, Some((pii, expires_at))) => {
+                entry.record.review_reason = finish.review_reason;
                 entry.pii = Some(pii);
                 entry.record.pii_expires_at_unix = Some(expires_at);
                 entry.review = Some(ReviewState {

@@ -94,6 +94,8 @@ pub struct CaseRecord {
     pub anchor_index: Option<String>,
     /// Erasure arrived while the case was `Processing`: it ends `Erased` instead of storing anything.
     pub erase_requested: bool,
+    /// For a case sent to review: why (a `decision::ReviewReason` code), for the reviewer.
+    pub review_reason: Option<String>,
 }
 
 impl CaseRecord {
@@ -127,6 +129,7 @@ impl CaseRecord {
             status_at_unix: now_unix,
             anchor_index: None,
             erase_requested: false,
+            review_reason: None,
         }
     }
 
@@ -185,6 +188,8 @@ pub struct Finish {
     pub refusal: Option<String>,
     /// Only with `PendingReview`: the sealed personal data and when it must be gone.
     pub pii: Option<(SealedPii, i64)>,
+    /// Only with `PendingReview`: why (a `decision::ReviewReason` code).
+    pub review_reason: Option<String>,
     /// Only with `Verified` for an anchor: the binding it needs. When the limit refuses it, the case
     /// ends `NotVerified` with refusal [`ID_ACCOUNT_LIMIT`] instead, in the same step.
     pub anchor: Option<AnchorClaim>,

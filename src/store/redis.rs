@@ -29,7 +29,8 @@
 //! ([`Purpose::as_str`]), `status` ([`CaseStatus::as_str`]), `created`, `updated`, `lease`,
 //! `status_at` (decimal unix seconds), `fp` (the keyed content fingerprint), `mac` (the integrity
 //! tag, see [`record_mac`]), and when present `provider`, `refusal`, `pii_exp`, `anchor` (the blind
-//! index a verified anchor case bound), `erase` (`1`: erasure arrived while processing). An absent
+//! index a verified anchor case bound), `erase` (`1`: erasure arrived while processing), `why` (a
+//! review reason code: why the case went to review). An absent
 //! optional field is `None`. A record whose tag does not verify is [`StoreError::Integrity`].
 //!
 //! Review hash fields: `queued` (unix seconds, caller's clock), `entry` (its queue stream id), `holder`,
@@ -258,7 +259,8 @@ return {'existing', unpack(redis.call('HGETALL', KEYS[1]))}
 /// KEYS: case, pii key, pii body, review.
 /// ARGV: 1 status, 2 now, 3 record ttl (s), 4 is final, 5 provider?, 6 refusal?, 7 pii_exp?,
 /// 8 pii ttl (ms)?, 9 wrapped key, 10 body, 11 the tag read before (compare-and-set), 12 the new
-/// tag, 13 the tag of the erased record, 14 anchor index? — `?` = empty string for none.
+/// tag, 13 the tag of the erased record, 14 anchor index?, 15 review reason? — `?` = empty string
+/// for none.
 const FINISH: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
 if redis.call('HGET', KEYS[1], 'status') ~= 'processing' then return {'conflict'} end
@@ -275,6 +277,7 @@ redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated', ARGV[2], 'status_at', 
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'provider', ARGV[5]) else redis.call('HDEL', KEYS[1], 'provider') end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'refusal', ARGV[6]) end
 if ARGV[14] ~= '' then redis.call('HSET', KEYS[1], 'anchor', ARGV[14]) end
+if ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'why', ARGV[15]) end
 if ARGV[7] ~= '' then
   redis.call('HSET', KEYS[1], 'pii_exp', ARGV[7])
   if ARGV[8] ~= '' then
@@ -1070,6 +1073,9 @@ fn encode_record(keys: &BlindIndexer, record: &CaseRecord) -> Vec<(&'static str,
     if record.erase_requested {
         fields.push(("erase", "1".to_owned()));
     }
+    if let Some(why) = &record.review_reason {
+        fields.push(("why", why.clone()));
+    }
     fields
 }
 
@@ -1132,6 +1138,7 @@ fn decode_record_tagged(
         status_at_unix: required_number("status_at")?,
         anchor_index: text("anchor")?,
         erase_requested: text("erase")?.as_deref() == Some("1"),
+        review_reason: text("why")?,
     };
     let mac = text("mac")?.ok_or_else(integrity)?;
     let status_at = record.status_at_unix.to_string();
@@ -1335,6 +1342,10 @@ impl Store for RedisStore {
         let new_mac = mac_after(keys, &current, status, refusal.as_deref(), now_unix);
         let erased_mac = mac_after(keys, &current, CaseStatus::Erased, None, now_unix);
         let anchor_index = anchor.as_ref().map(|c| c.index.as_str()).unwrap_or("");
+        let review_reason = match status {
+            CaseStatus::PendingReview => finish.review_reason.as_deref().unwrap_or(""),
+            _ => "",
+        };
         let reply = self
             .case_script(
                 OP,
@@ -1355,6 +1366,7 @@ impl Store for RedisStore {
                     new_mac.as_bytes(),
                     erased_mac.as_bytes(),
                     anchor_index.as_bytes(),
+                    review_reason.as_bytes(),
                 ],
             )
             .await?;
@@ -1732,6 +1744,7 @@ mod tests {
             status_at_unix: 2,
             anchor_index: None,
             erase_requested: false,
+            review_reason: Some("SIMILARITY_GREY_ZONE".into()),
         }
     }
 

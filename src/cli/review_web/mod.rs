@@ -107,6 +107,8 @@ struct OpenCase {
     lease_expires_unix: i64,
     submitted_at_unix: i64,
     provider: String,
+    /// Why the case went to review, in words.
+    why: &'static str,
     supplement_complete: bool,
     approved_by: Vec<String>,
     approvals_required: u32,
@@ -136,6 +138,8 @@ impl OpenCase {
             lease_expires_unix: claim.lease_expires_unix,
             submitted_at_unix: claim.submitted_at_unix,
             provider: claim.provider,
+            why: crate::decision::ReviewReason::from_code(&claim.review_reason)
+                .map_or("not known", crate::decision::ReviewReason::words),
             supplement_complete: claim.supplement_complete,
             approved_by: claim.approved_by,
             approvals_required: claim.approvals_required,
@@ -581,6 +585,7 @@ struct CaseView<'a> {
     lease_expires_unix: i64,
     submitted_at_unix: i64,
     provider: &'a str,
+    why: &'static str,
     supplement_complete: bool,
     approved_by: &'a [String],
     approvals_required: u32,
@@ -620,6 +625,7 @@ fn case_view(case: &OpenCase) -> CaseView<'_> {
         lease_expires_unix: case.lease_expires_unix,
         submitted_at_unix: case.submitted_at_unix,
         provider: &case.provider,
+        why: case.why,
         supplement_complete: case.supplement_complete,
         approved_by: &case.approved_by,
         approvals_required: case.approvals_required,

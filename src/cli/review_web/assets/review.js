@@ -138,7 +138,7 @@
       $('f-age').textContent = c.age === null ? 'not derivable' : c.age;
       $('f-purpose').textContent = c.purpose;
       $('f-submitted').textContent = when(c.submitted_at_unix);
-      $('f-provider').textContent = (c.provider || 'no provider answered') + '; why: not available';
+      $('f-provider').textContent = (c.provider || 'no provider answered') + '; why: ' + c.why;
       $('f-supplement').textContent = c.supplement_complete ? 'complete (front, back, handheld)' : 'not complete';
       $('f-approvals').textContent = c.approved_by.length + ' of ' + c.approvals_required + ' approvals' +
         (c.approved_by.length ? ' (by ' + c.approved_by.join(', ') + ')' : '');
