@@ -290,11 +290,15 @@ impl Gateway {
             }
             ProviderPlan::Configured(list) => {
                 for p in list {
-                    routes.push(Route::new(
-                        build_provider(p, &http, &clock)?,
-                        Duration::from_millis(p.timeout_ms),
-                        p.max_concurrency,
-                    ));
+                    routes.push(
+                        Route::new(
+                            build_provider(p, &http, &clock)?,
+                            Duration::from_millis(p.timeout_ms),
+                            p.max_concurrency,
+                        )
+                        .with_breaker(p.breaker.clone())
+                        .with_rate_limit_backoff(Duration::from_millis(p.rate_limit_backoff_ms)),
+                    );
                 }
                 let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
                 notes.push(format!("providers, in order: {}", names.join(", ")));
@@ -334,7 +338,7 @@ impl Gateway {
         };
         let verifier = Arc::new(Verifier::new(
             store,
-            Router::new(routes),
+            Router::new(routes).with_reserve(Duration::from_millis(config.server.decide_reserve_ms)),
             keks,
             indexer,
             clock.clone(),

@@ -51,6 +51,14 @@ pub enum ProviderError {
     /// Operators must act; retrying will not help.
     #[error("provider refused the request: {0}")]
     Refused(String),
+    /// The provider refused because we call too often (rate limit, quota, daily cap). The router
+    /// fails over and leaves this provider alone for `retry_after` (when the provider said) or
+    /// its configured back-off.
+    #[error("provider rate-limited the request: {code}")]
+    RateLimited {
+        code: String,
+        retry_after: Option<std::time::Duration>,
+    },
     /// The answer did not follow the protocol.
     #[error("provider answered outside its protocol: {0}")]
     Protocol(String),
@@ -68,6 +76,7 @@ pub trait Provider: Send + Sync + 'static {
     fn check<'a>(&'a self, request: &'a ProviderRequest<'a>) -> CheckFuture<'a>;
 }
 
+pub mod breaker;
 pub mod router;
 pub mod sim;
 pub mod tencent;

@@ -370,6 +370,16 @@ fn interpret(action: &str, status: u16, body: &[u8]) -> (Result<Outcome, Provide
         // Tencent answers API errors with 200 and an Error object; a 5xx comes from its front end.
         return (Err(ProviderError::Unavailable("http-5xx")), None);
     }
+    if status == 429 {
+        // A front end's rate limit; no retry time is read (the router backs off by configuration).
+        return (
+            Err(ProviderError::RateLimited {
+                code: "http-429".into(),
+                retry_after: None,
+            }),
+            None,
+        );
+    }
     if status != 200 {
         return (Err(ProviderError::Protocol(format!("http status {status}"))), None);
     }
