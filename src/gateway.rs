@@ -18,6 +18,7 @@ use crate::config::{Config, ConfigError, ProviderConfig};
 use crate::crypto::keyfile;
 use crate::metrics::{QueueFigures, QueueGauges, register_queue_gauges};
 use crate::pki::{self, DevPki};
+use crate::providers::aliyun::{AliyunCloudAuth, AliyunConfig};
 use crate::providers::router::{Route, Router};
 use crate::providers::tencent::{SecretKey, TencentConfig, TencentFaceId};
 use crate::providers::{Provider, sim};
@@ -439,8 +440,26 @@ fn build_provider(
                 .map_err(|e| StartError::Unsupported(format!("provider {}: {e}", p.name)))?,
             ))
         }
+        "aliyun-cloudauth" => {
+            let secret = p.resolve_secret_key()?;
+            Ok(Arc::new(
+                AliyunCloudAuth::new(
+                    AliyunConfig {
+                        name: p.name.clone(),
+                        endpoint: p.endpoint.clone(),
+                        access_key_id: p.secret_id.clone(),
+                        access_key_secret: SecretKey::new(secret.expose().to_owned()),
+                        scene_id: p.scene_id.clone(),
+                        timeout: Duration::from_millis(p.timeout_ms),
+                    },
+                    http.clone(),
+                    clock.clone(),
+                )
+                .map_err(|e| StartError::Unsupported(format!("provider {}: {e}", p.name)))?,
+            ))
+        }
         other => Err(StartError::Unsupported(format!(
-            "provider {}: kind {other:?} is not supported (supported: tencent-faceid)",
+            "provider {}: kind {other:?} is not supported (supported: tencent-faceid, aliyun-cloudauth)",
             p.name
         ))),
     }

@@ -1,6 +1,6 @@
 //! Identity providers: who can answer "is this the person". One trait, one small outcome type.
 //!
-//! Adapters (such as [`tencent`]) speak a vendor's wire protocol and map every documented answer to an
+//! Adapters ([`tencent`], [`aliyun`]) speak a vendor's wire protocol and map every documented answer to an
 //! [`Outcome`] or a [`ProviderError`]. They never decide what the gateway answers (that is
 //! `crate::decision`), never retry a billed call that may have reached the provider, and never put
 //! any part of a request (name, ID number, images) into an error, a log line or `Debug` output.
@@ -76,7 +76,9 @@ pub trait Provider: Send + Sync + 'static {
     fn check<'a>(&'a self, request: &'a ProviderRequest<'a>) -> CheckFuture<'a>;
 }
 
+pub mod aliyun;
 pub mod breaker;
+pub mod http;
 pub mod router;
 pub mod sim;
 pub mod tencent;

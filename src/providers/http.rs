@@ -1,0 +1,172 @@
+//! The HTTP plumbing every vendor adapter shares: one client recipe (rustls/ring, HTTP/1.1, no
+//! redirects, no retries, no proxies), endpoint validation, bounded response reading and the
+//! mapping of transport failures to [`ProviderError`].
+//!
+//! It must never: follow a redirect (a 307 would re-send personal data to wherever it points),
+//! retry (calls are billed), read an unbounded body, or put any part of a request or response into
+//! an error (reqwest's error text can carry the URL; only fixed strings leave this module).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::providers::{Outcome, ProviderError};
+
+/// Vendor answers are a few hundred bytes; anything near this is not an answer.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// Why an endpoint cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    #[error("endpoint is not a URL with a host")]
+    NotUrl,
+    #[error("endpoint must be https (plain http only to a loopback address)")]
+    NotHttps,
+    #[error("endpoint must have no path, query, fragment or user info")]
+    NotBare,
+}
+
+/// Checks a vendor endpoint (`https://host[:port]`, or plain `http` to a loopback address for the
+/// simulator) and returns it with the `Host` header exactly as the HTTP client will send it (port
+/// only when not the default), because both vendors sign it.
+pub fn endpoint(endpoint: &str) -> Result<(reqwest::Url, String), EndpointError> {
+    let url = reqwest::Url::parse(endpoint).map_err(|_| EndpointError::NotUrl)?;
+    let host_str = url.host_str().ok_or(EndpointError::NotUrl)?;
+    let loopback = host_str.eq_ignore_ascii_case("localhost")
+        || host_str
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return Err(EndpointError::NotHttps),
+    }
+    // Both protocols sign the canonical URI "/", so any other path would be signed wrongly.
+    if url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(EndpointError::NotBare);
+    }
+    let host = match url.port() {
+        Some(port) => format!("{host_str}:{port}"),
+        None => host_str.to_owned(),
+    };
+    Ok((url, host))
+}
+
+pub(crate) fn transport_error(error: reqwest::Error) -> ProviderError {
+    // Connect first: a refused or timed-out connect sent nothing, so it was not billed, and the
+    // router may care about that difference.
+    if error.is_connect() {
+        ProviderError::Unavailable("connect")
+    } else if error.is_timeout() {
+        ProviderError::Timeout
+    } else {
+        ProviderError::Unavailable("transport")
+    }
+}
+
+pub(crate) async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
+    let too_large = || ProviderError::Protocol("response too large".into());
+    if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Why [`http_client`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpClientError {
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// The HTTP client this adapter is meant to use: rustls with the *ring* provider and the caller's
+/// root certificates, HTTP/1.1, no redirects, no retries (reqwest 0.13 retries protocol NACKs by
+/// default), no proxies from the environment, `timeout` as a backstop for connect and whole request.
+///
+/// Roots are a parameter because the crate carries no root store of its own (no `webpki-roots` or
+/// `rustls-native-certs` dependency); the simulator is plain HTTP and works with an empty store.
+pub fn http_client(timeout: Duration, roots: rustls::RootCertStore) -> Result<reqwest::Client, HttpClientError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .http1_only()
+        .redirect(reqwest::redirect::Policy::none())
+        .retry(reqwest::retry::never())
+        .no_proxy()
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()?;
+    Ok(client)
+}
+
+/// Sends one request and reads its answer (bounded) under one deadline for the whole exchange.
+/// Dropping the future on expiry closes the connection; the call may still have been billed,
+/// which is what [`ProviderError::Timeout`] says.
+pub(crate) async fn exchange(
+    builder: reqwest::RequestBuilder,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), ProviderError> {
+    let exchange = async {
+        let response = builder.body(body).send().await.map_err(transport_error)?;
+        let status = response.status().as_u16();
+        let bytes = read_limited(response).await?;
+        Ok::<_, ProviderError>((status, bytes))
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Err(_) => Err(ProviderError::Timeout),
+        Ok(result) => result,
+    }
+}
+
+/// Runs one adapter call (`action`, result, vendor request id) and logs how it went: action,
+/// outcome or error kind, sanitized request id, time. Never the request.
+pub(crate) async fn logged(
+    provider: &str,
+    call: impl std::future::Future<Output = (&'static str, Result<Outcome, ProviderError>, Option<String>)>,
+) -> Result<Outcome, ProviderError> {
+    let started = tokio::time::Instant::now();
+    let (action, result, request_id) = call.await;
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let request_id = request_id.as_deref().unwrap_or("-");
+    match &result {
+        Ok(outcome) => tracing::info!(provider, action, ?outcome, request_id, elapsed_ms, "provider answered"),
+        Err(error) => tracing::warn!(provider, action, %error, request_id, elapsed_ms, "provider gave no outcome"),
+    }
+    result
+}
+
+/// JPEG or PNG by magic number: the only formats both vendors accept.
+pub(crate) fn is_jpeg_or_png(image: &[u8]) -> bool {
+    const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF];
+    const PNG: &[u8] = &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    image.starts_with(JPEG) || image.starts_with(PNG)
+}
+
+/// A vendor request id fit for a log line: short, letters, digits and '-' only; else nothing.
+pub(crate) fn sanitize_request_id(id: &str) -> Option<String> {
+    (!id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .then(|| id.to_owned())
+}
