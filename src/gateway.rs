@@ -258,14 +258,7 @@ impl Gateway {
                 let secret_key = hex::encode(
                     crate::crypto::random::bytes::<24>().map_err(|_| StartError::Unsupported("randomness".into()))?,
                 );
-                let sim_config = sim::SimConfig {
-                    secret_id: secret_id.clone(),
-                    secret_key: SecretKey::new(secret_key.clone()),
-                    latency: Duration::ZERO,
-                    fault_rate: 0.0,
-                    max_skew_seconds: 300,
-                    seed: 0,
-                };
+                let sim_config = sim::SimConfig::new(secret_id.clone(), SecretKey::new(secret_key.clone()));
                 let sim_clock = clock.clone();
                 let sim_stop = stopped(stop.subscribe());
                 tokio::spawn(async move {

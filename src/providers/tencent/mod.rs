@@ -519,8 +519,14 @@ mod tests {
 
     #[tokio::test]
     async fn injected_faults_are_unavailable() {
-        let mut config = sim_config();
-        config.fault_rate = 1.0;
+        let config = sim_config();
+        config
+            .control
+            .set_faults(crate::providers::sim::Faults {
+                error_rate: 1.0,
+                ..Default::default()
+            })
+            .unwrap();
         let sim = start(config, Arc::new(SystemClock)).await;
         let adapter = adapter(&sim, Duration::from_secs(5));
         for face in [false, true] {
