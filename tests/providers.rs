@@ -600,3 +600,24 @@ async fn faults_change_at_run_time_through_the_admin_endpoint() {
         .unwrap();
     assert_eq!(stats["requests"], 1, "{stats}");
 }
+
+#[tokio::test]
+async fn a_retry_after_header_sets_how_long_to_back_off() {
+    // A front end that only ever says "too many requests, come back in 120 s".
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .fallback(|| async { (axum::http::StatusCode::TOO_MANY_REQUESTS, [("retry-after", "120")], "") });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    for vendor in BOTH {
+        let p = provider(vendor, "p", addr, Duration::from_secs(5));
+        assert_eq!(
+            check(&*p, 2, false).await,
+            Err(ProviderError::RateLimited {
+                code: "http-429".into(),
+                retry_after: Some(Duration::from_secs(120)),
+            }),
+            "{vendor:?}"
+        );
+    }
+}

@@ -121,6 +121,46 @@ pub fn http_client(timeout: Duration, roots: rustls::RootCertStore) -> Result<re
     Ok(client)
 }
 
+/// One HTTP answer, read in full (bounded).
+pub(crate) struct Exchanged {
+    pub(crate) status: u16,
+    pub(crate) body: Vec<u8>,
+    /// `Retry-After` in delta-seconds, when the answer carried one.
+    pub(crate) retry_after: Option<Duration>,
+}
+
+/// Longest `Retry-After` believed; a provider asking for more is still retried after this.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3_600);
+
+/// `Retry-After` as delta-seconds (the HTTP-date form is not used by either vendor and ignored).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if value.is_empty() || value.len() > 10 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value
+        .parse::<u64>()
+        .ok()
+        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
+}
+
+/// Gives a rate-limit answer that named no time the one the HTTP answer asked for, if any.
+pub(crate) fn with_retry_after(
+    result: Result<Outcome, ProviderError>,
+    asked: Option<Duration>,
+) -> Result<Outcome, ProviderError> {
+    match result {
+        Err(ProviderError::RateLimited {
+            code,
+            retry_after: None,
+        }) => Err(ProviderError::RateLimited {
+            code,
+            retry_after: asked,
+        }),
+        other => other,
+    }
+}
+
 /// Sends one request and reads its answer (bounded) under one deadline for the whole exchange.
 /// Dropping the future on expiry closes the connection; the call may still have been billed,
 /// which is what [`ProviderError::Timeout`] says.
@@ -128,12 +168,17 @@ pub(crate) async fn exchange(
     builder: reqwest::RequestBuilder,
     body: Vec<u8>,
     timeout: Duration,
-) -> Result<(u16, Vec<u8>), ProviderError> {
+) -> Result<Exchanged, ProviderError> {
     let exchange = async {
         let response = builder.body(body).send().await.map_err(transport_error)?;
         let status = response.status().as_u16();
-        let bytes = read_limited(response).await?;
-        Ok::<_, ProviderError>((status, bytes))
+        let retry_after = retry_after(response.headers());
+        let body = read_limited(response).await?;
+        Ok::<_, ProviderError>(Exchanged {
+            status,
+            body,
+            retry_after,
+        })
     };
     match tokio::time::timeout(timeout, exchange).await {
         Err(_) => Err(ProviderError::Timeout),
@@ -169,4 +214,51 @@ pub(crate) fn is_jpeg_or_png(image: &[u8]) -> bool {
 pub(crate) fn sanitize_request_id(id: &str) -> Option<String> {
     (!id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
         .then(|| id.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+
+    #[test]
+    fn retry_after_is_read_in_seconds_and_bounded() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(RETRY_AFTER, HeaderValue::from_str(v).unwrap());
+            retry_after(&h)
+        };
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+        assert_eq!(with("7"), Some(Duration::from_secs(7)));
+        assert_eq!(with("99999999"), Some(MAX_RETRY_AFTER));
+        assert_eq!(with("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(with("-1"), None);
+        let limited = |retry_after| {
+            Err(ProviderError::RateLimited {
+                code: "x".into(),
+                retry_after,
+            })
+        };
+        let asked = Some(Duration::from_secs(7));
+        assert_eq!(with_retry_after(limited(None), asked), limited(asked));
+        let own = Some(Duration::from_secs(1));
+        assert_eq!(
+            with_retry_after(limited(own), asked),
+            limited(own),
+            "the answer's own time wins"
+        );
+        assert_eq!(with_retry_after(Ok(Outcome::Match), asked), Ok(Outcome::Match));
+    }
+
+    #[test]
+    fn endpoints_are_checked() {
+        assert!(endpoint("https://cloudauth.aliyuncs.com").is_ok());
+        assert_eq!(
+            endpoint("http://127.0.0.1:8900").map(|(_, h)| h),
+            Ok("127.0.0.1:8900".to_owned())
+        );
+        assert_eq!(endpoint("http://10.0.0.1").map(|_| ()), Err(EndpointError::NotHttps));
+        assert_eq!(endpoint("https://x/path").map(|_| ()), Err(EndpointError::NotBare));
+        assert_eq!(endpoint("not a url").map(|_| ()), Err(EndpointError::NotUrl));
+    }
 }

@@ -216,9 +216,9 @@ impl AliyunCloudAuth {
             .header("x-acs-content-sha256", content_sha256);
         match http::exchange(builder, body, self.timeout).await {
             Err(e) => (action, Err(e), None),
-            Ok((status, bytes)) => {
-                let (result, request_id) = interpret(action, status, &bytes);
-                (action, result, request_id)
+            Ok(answer) => {
+                let (result, request_id) = interpret(action, answer.status, &answer.body);
+                (action, http::with_retry_after(result, answer.retry_after), request_id)
             }
         }
     }
