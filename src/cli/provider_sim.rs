@@ -103,7 +103,9 @@ pub async fn run(args: ProviderSimArgs) -> Result<(), CliError> {
         control,
         ..config
     };
-    println!("provider simulator ({vendor} protocol) on http://{}", args.listen);
+    // The bound address, so that `--listen 127.0.0.1:0` tells its caller which port it got.
+    let bound = listener.local_addr().unwrap_or(args.listen);
+    println!("provider simulator ({vendor} protocol) on http://{bound}");
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
