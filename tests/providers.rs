@@ -621,3 +621,42 @@ async fn a_retry_after_header_sets_how_long_to_back_off() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_alibaba_route_without_a_face_scene_passes_anchors_on_without_tripping_its_breaker() {
+    let aliyun = start(Vendor::Aliyun, Faults::default()).await;
+    let tencent = start(Vendor::Tencent, Faults::default()).await;
+    let no_scene = Arc::new(
+        AliyunCloudAuth::new(
+            AliyunConfig {
+                name: "aliyun".into(),
+                endpoint: format!("http://{}", aliyun.addr),
+                access_key_id: KEY_ID.into(),
+                access_key_secret: SecretKey::new(SECRET.into()),
+                scene_id: None,
+                timeout: Duration::from_secs(5),
+            },
+            http(),
+            Arc::new(SystemClock),
+        )
+        .unwrap(),
+    );
+    let router = Router::new(vec![
+        route(no_scene).with_breaker(BreakerConfig {
+            consecutive_failures: 1,
+            ..BreakerConfig::default()
+        }),
+        route(provider(
+            Vendor::Tencent,
+            "tencent",
+            tencent.addr,
+            Duration::from_secs(5),
+        )),
+    ]);
+    for _ in 0..3 {
+        assert_eq!(answered_by(&ask(&router, 2, true, in_secs(10)).await), Some("tencent"));
+    }
+    assert_eq!(aliyun.control.requests(), 0, "nothing was sent without a scene");
+    assert_eq!(router.breaker_states()[0].1, BreakerState::Closed);
+    assert_eq!(answered_by(&ask(&router, 2, false, in_secs(10)).await), Some("aliyun"));
+}

@@ -59,6 +59,10 @@ pub enum ProviderError {
         code: String,
         retry_after: Option<std::time::Duration>,
     },
+    /// This provider is not set up for this kind of check (e.g. no face-check scene configured);
+    /// nothing was sent. Says nothing about the provider's health.
+    #[error("provider not configured for this check: {0}")]
+    NotConfigured(&'static str),
     /// The answer did not follow the protocol.
     #[error("provider answered outside its protocol: {0}")]
     Protocol(String),

@@ -116,7 +116,8 @@ pub const MIN_CALL_BUDGET: Duration = Duration::from_millis(20);
 fn breaker_result(result: &Result<Outcome, ProviderError>) -> CallResult {
     match result {
         Ok(_) => CallResult::Success,
-        Err(ProviderError::RateLimited { .. }) => CallResult::Ignored,
+        // Nothing was sent: says nothing about the provider's health.
+        Err(ProviderError::RateLimited { .. } | ProviderError::NotConfigured(_)) => CallResult::Ignored,
         // Refusals (credentials, signature, request shape) count too: the provider cannot answer us
         // until an operator acts, so calling it only costs time.
         Err(ProviderError::Timeout | ProviderError::Unavailable(_) | ProviderError::Refused(_))
@@ -449,6 +450,7 @@ mod tests {
         assert_eq!(breaker_result(&Err(ProviderError::Unavailable("connect"))), Failure);
         assert_eq!(breaker_result(&Err(ProviderError::Protocol("x".into()))), Failure);
         assert_eq!(breaker_result(&Err(ProviderError::Refused("x".into()))), Failure);
+        assert_eq!(breaker_result(&Err(ProviderError::NotConfigured("scene_id"))), Ignored);
         assert_eq!(
             breaker_result(&Err(ProviderError::RateLimited {
                 code: "x".into(),

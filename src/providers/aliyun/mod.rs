@@ -162,11 +162,7 @@ impl AliyunCloudAuth {
                     return (ACTION_FACE, Ok(Outcome::PhotoUnusable), None);
                 }
                 let Some(scene) = &self.scene_id else {
-                    return (
-                        ACTION_FACE,
-                        Err(ProviderError::Refused("no scene_id configured".into())),
-                        None,
-                    );
+                    return (ACTION_FACE, Err(ProviderError::NotConfigured("scene_id")), None);
                 };
                 let Ok(order) = crate::crypto::random::bytes::<16>() else {
                     return (ACTION_FACE, Err(ProviderError::Unavailable("randomness")), None);
