@@ -660,3 +660,28 @@ async fn an_alibaba_route_without_a_face_scene_passes_anchors_on_without_trippin
     assert_eq!(router.breaker_states()[0].1, BreakerState::Closed);
     assert_eq!(answered_by(&ask(&router, 2, false, in_secs(10)).await), Some("aliyun"));
 }
+
+/// The measurement: with the first provider failing, 40 verifications used to cost it 40
+/// calls. With the default thresholds it gets `consecutive_failures` (5) and then nothing until
+/// the breaker's wait (30 s) is over.
+#[tokio::test]
+async fn with_default_thresholds_forty_checks_cost_a_failing_provider_five_calls() {
+    for vendor in BOTH {
+        let (a, b) = faulty_and_clean(
+            vendor,
+            Faults {
+                error_rate: 1.0,
+                ..Faults::default()
+            },
+        )
+        .await;
+        let router = Router::new(vec![
+            route(provider(vendor, "a", a.addr, Duration::from_secs(5))),
+            route(provider(vendor, "b", b.addr, Duration::from_secs(5))),
+        ]);
+        for _ in 0..40 {
+            assert_eq!(answered_by(&ask(&router, 2, false, in_secs(10)).await), Some("b"));
+        }
+        assert_eq!((a.control.requests(), b.control.requests()), (5, 40), "{vendor:?}");
+    }
+}
