@@ -88,6 +88,8 @@ pub struct ServerConfig {
     pub verify_deadline_ms: u64,
     /// The deadline of any call that sets none, and the longest any call may take.
     pub call_deadline_ms: u64,
+    /// Kept back from a `Verify` deadline to decide and store: provider calls get the rest.
+    pub decide_reserve_ms: u64,
     /// How long shutdown waits for in-flight calls.
     pub shutdown_grace_ms: u64,
 }
@@ -102,6 +104,7 @@ impl Default for ServerConfig {
             handshake_timeout_ms: 5_000,
             verify_deadline_ms: 10_000,
             call_deadline_ms: 15_000,
+            decide_reserve_ms: 100,
             shutdown_grace_ms: 15_000,
         }
     }
@@ -247,7 +250,7 @@ pub struct TelemetryConfig {
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     pub name: String,
-    /// `tencent-faceid` (or `aliyun-cloudauth`, not supported yet).
+    /// `tencent-faceid` or `aliyun-cloudauth`.
     pub kind: String,
     pub endpoint: String,
     pub secret_id: String,
@@ -261,6 +264,15 @@ pub struct ProviderConfig {
     pub timeout_ms: u64,
     #[serde(default = "default_provider_concurrency")]
     pub max_concurrency: usize,
+    /// Alibaba Cloud ID Verification scene (`SceneId`); unused by Tencent.
+    #[serde(default)]
+    pub scene_id: Option<String>,
+    /// How long the provider is left alone after a rate-limit answer that names no time.
+    #[serde(default = "default_rate_limit_backoff")]
+    pub rate_limit_backoff_ms: u64,
+    /// Circuit-breaker thresholds (`[providers.breaker]` after the provider's `[[providers]]`).
+    #[serde(default)]
+    pub breaker: crate::providers::breaker::BreakerConfig,
 }
 
 fn default_provider_timeout() -> u64 {
@@ -268,6 +280,9 @@ fn default_provider_timeout() -> u64 {
 }
 fn default_provider_concurrency() -> usize {
     64
+}
+fn default_rate_limit_backoff() -> u64 {
+    1_000
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -367,11 +382,19 @@ impl Config {
         if self.retention.pending_review_ttl_seconds == 0 || self.retention.sweep_interval_seconds == 0 {
             return Err(ConfigError::Invalid("retention periods must be positive".into()));
         }
+        if self.server.decide_reserve_ms >= self.server.verify_deadline_ms {
+            return Err(ConfigError::Invalid(
+                "server.decide_reserve_ms must be shorter than server.verify_deadline_ms".into(),
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for p in &self.providers {
             if !names.insert(p.name.as_str()) {
                 return Err(ConfigError::Invalid(format!("provider name {} is used twice", p.name)));
             }
+            p.breaker
+                .validate()
+                .map_err(|e| ConfigError::Invalid(format!("provider {}: {e}", p.name)))?;
         }
         Ok(())
     }
@@ -399,6 +422,8 @@ kind = "tencent-faceid"
 endpoint = "https://faceid.tencentcloudapi.com"
 secret_id = "AKIDexample"
 secret_key = "do-not-print-me"
+[providers.breaker]
+consecutive_failures = 3
 "#,
         )
         .unwrap();
@@ -413,6 +438,9 @@ secret_key = "do-not-print-me"
                 Some(vec!["redis://a:1".into(), "redis://b:2".into()])
             );
             assert_eq!(config.providers[0].timeout_ms, 1_500);
+            assert_eq!(config.providers[0].breaker.consecutive_failures, 3);
+            assert_eq!(config.providers[0].breaker.window, 20, "defaults fill the rest");
+            assert_eq!(config.providers[0].rate_limit_backoff_ms, 1_000);
             assert!(!format!("{config:?}").contains("do-not-print-me"));
             Ok(())
         });
@@ -451,6 +479,12 @@ secret_key = "do-not-print-me"
             .unwrap_or_default();
         assert!(named.contains("urll"), "the unknown key is named: {named}");
         std::fs::write(&file, "[decision]\nverified_at = 40.0\nreview_at = 60.0\n").unwrap();
+        assert!(Config::load_from(Some(&file), Env::prefixed("IDGATE_TEST_NONE_")).is_err());
+        std::fs::write(
+            &file,
+            "[[providers]]\nname = \"p\"\nkind = \"tencent-faceid\"\nendpoint = \"https://x\"\nsecret_id = \"a\"\n[providers.breaker]\nmin_calls = 0\n",
+        )
+        .unwrap();
         assert!(Config::load_from(Some(&file), Env::prefixed("IDGATE_TEST_NONE_")).is_err());
         assert!(
             Config::load_from(

@@ -18,6 +18,7 @@ use crate::config::{Config, ConfigError, ProviderConfig};
 use crate::crypto::keyfile;
 use crate::metrics::{QueueFigures, QueueGauges, register_queue_gauges};
 use crate::pki::{self, DevPki};
+use crate::providers::aliyun::{AliyunCloudAuth, AliyunConfig};
 use crate::providers::router::{Route, Router};
 use crate::providers::tencent::{SecretKey, TencentConfig, TencentFaceId};
 use crate::providers::{Provider, sim};
@@ -260,14 +261,7 @@ impl Gateway {
                 let secret_key = hex::encode(
                     crate::crypto::random::bytes::<24>().map_err(|_| StartError::Unsupported("randomness".into()))?,
                 );
-                let sim_config = sim::SimConfig {
-                    secret_id: secret_id.clone(),
-                    secret_key: SecretKey::new(secret_key.clone()),
-                    latency: Duration::ZERO,
-                    fault_rate: 0.0,
-                    max_skew_seconds: 300,
-                    seed: 0,
-                };
+                let sim_config = sim::SimConfig::new(secret_id.clone(), SecretKey::new(secret_key.clone()));
                 let sim_clock = clock.clone();
                 let sim_stop = stopped(stop.subscribe());
                 tokio::spawn(async move {
@@ -293,11 +287,15 @@ impl Gateway {
             }
             ProviderPlan::Configured(list) => {
                 for p in list {
-                    routes.push(Route::new(
-                        build_provider(p, &http, &clock)?,
-                        Duration::from_millis(p.timeout_ms),
-                        p.max_concurrency,
-                    ));
+                    routes.push(
+                        Route::new(
+                            build_provider(p, &http, &clock)?,
+                            Duration::from_millis(p.timeout_ms),
+                            p.max_concurrency,
+                        )
+                        .with_breaker(p.breaker.clone())
+                        .with_rate_limit_backoff(Duration::from_millis(p.rate_limit_backoff_ms)),
+                    );
                 }
                 let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
                 notes.push(format!("providers, in order: {}", names.join(", ")));
@@ -338,7 +336,7 @@ impl Gateway {
         };
         let verifier = Arc::new(Verifier::new(
             store,
-            Router::new(routes),
+            Router::new(routes).with_reserve(Duration::from_millis(config.server.decide_reserve_ms)),
             keks,
             indexer,
             clock.clone(),
@@ -440,8 +438,26 @@ fn build_provider(
                 .map_err(|e| StartError::Unsupported(format!("provider {}: {e}", p.name)))?,
             ))
         }
+        "aliyun-cloudauth" => {
+            let secret = p.resolve_secret_key()?;
+            Ok(Arc::new(
+                AliyunCloudAuth::new(
+                    AliyunConfig {
+                        name: p.name.clone(),
+                        endpoint: p.endpoint.clone(),
+                        access_key_id: p.secret_id.clone(),
+                        access_key_secret: SecretKey::new(secret.expose().to_owned()),
+                        scene_id: p.scene_id.clone(),
+                        timeout: Duration::from_millis(p.timeout_ms),
+                    },
+                    http.clone(),
+                    clock.clone(),
+                )
+                .map_err(|e| StartError::Unsupported(format!("provider {}: {e}", p.name)))?,
+            ))
+        }
         other => Err(StartError::Unsupported(format!(
-            "provider {}: kind {other:?} is not supported (supported: tencent-faceid)",
+            "provider {}: kind {other:?} is not supported (supported: tencent-faceid, aliyun-cloudauth)",
             p.name
         ))),
     }

@@ -1,6 +1,6 @@
 //! Identity providers: who can answer "is this the person". One trait, one small outcome type.
 //!
-//! Adapters (such as [`tencent`]) speak a vendor's wire protocol and map every documented answer to an
+//! Adapters ([`tencent`], [`aliyun`]) speak a vendor's wire protocol and map every documented answer to an
 //! [`Outcome`] or a [`ProviderError`]. They never decide what the gateway answers (that is
 //! `crate::decision`), never retry a billed call that may have reached the provider, and never put
 //! any part of a request (name, ID number, images) into an error, a log line or `Debug` output.
@@ -64,6 +64,18 @@ pub enum ProviderError {
     /// Operators must act; retrying will not help.
     #[error("provider refused the request: {0}")]
     Refused(String),
+    /// The provider refused because we call too often (rate limit, quota, daily cap). The router
+    /// fails over and leaves this provider alone for `retry_after` (when the provider said) or
+    /// its configured back-off.
+    #[error("provider rate-limited the request: {code}")]
+    RateLimited {
+        code: String,
+        retry_after: Option<std::time::Duration>,
+    },
+    /// This provider is not set up for this kind of check (e.g. no face-check scene configured);
+    /// nothing was sent. Says nothing about the provider's health.
+    #[error("provider not configured for this check: {0}")]
+    NotConfigured(&'static str),
     /// The answer did not follow the protocol.
     #[error("provider answered outside its protocol: {0}")]
     Protocol(String),
@@ -81,6 +93,9 @@ pub trait Provider: Send + Sync + 'static {
     fn check<'a>(&'a self, request: &'a ProviderRequest<'a>) -> CheckFuture<'a>;
 }
 
+pub mod aliyun;
+pub mod breaker;
+pub mod http;
 pub mod router;
 pub mod sim;
 pub mod tencent;

@@ -1,6 +1,12 @@
-//! A stand-in for Tencent Cloud FaceID, speaking the same wire protocol over plain HTTP/1.1 on a
-//! listener the caller binds (normally `127.0.0.1:0`), for tests, demos and load drills that must
-//! not reach the real, billed service.
+//! A stand-in for Tencent Cloud FaceID or (with [`Protocol::Aliyun`]) Alibaba Cloud ID
+//! Verification ([`aliyun`] has its outcome table), speaking the vendor's wire protocol over plain
+//! HTTP/1.1 on a listener the caller binds (normally `127.0.0.1:0`), for tests, demos and load
+//! drills that must not reach the real, billed service.
+//!
+//! Faults ([`Faults`]: latency fixed and uniformly jittered, vendor internal errors, hangs, HTTP
+//! 5xx, malformed bodies, signature failures, rate-limit answers, a daily cap) are drawn per
+//! request from the seed, and can be changed at run time through [`SimControl`] or, from loopback
+//! only, `POST /_sim/faults` (JSON [`Faults`]); `GET /_sim/stats` reports `{"requests": n}`.
 //!
 //! It verifies TC3-HMAC-SHA256 signatures exactly as documented (SecretId, UTC scope date, service,
 //! timestamp window, signature over the received body and `Host`) and answers by the ID number's
@@ -21,21 +27,26 @@
 //! (signature, parameters, internal errors) come in `Response.Error`.
 //!
 //! It must never: log names, ID numbers or images (it logs the action and the answer code only),
-//! echo any input in an answer, or let a hanging request keep the server from shutting down.
+//! echo any input in an answer, let a hanging request keep the server from shutting down, or
+//! accept fault changes from anything but a loopback peer.
+
+mod aliyun;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use base64::Engine as _;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -47,43 +58,175 @@ use crate::providers::tencent::{
 /// Largest request body accepted; larger ones get `RequestSizeLimitExceeded`.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
+/// Which vendor the simulator speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// Tencent Cloud FaceID 2018-03-01, TC3-HMAC-SHA256.
+    #[default]
+    Tencent,
+    /// Alibaba Cloud ID Verification 2019-03-07, ACS3-HMAC-SHA256.
+    Aliyun,
+}
+
+/// Injected faults. Rates are shares (0..=1) of requests, drawn per request in this order: hang,
+/// HTTP 5xx, malformed body, bad signature, rate limit, internal error; latency applies to all.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Added before every answer.
+    pub latency_ms: u64,
+    /// Plus a uniformly drawn 0..=this many milliseconds.
+    pub latency_jitter_ms: u64,
+    /// Never answers (until shutdown).
+    pub hang_rate: f64,
+    /// HTTP 503 with an HTML body, as a front end answers.
+    pub http_5xx_rate: f64,
+    /// HTTP 200 with a truncated JSON body.
+    pub malformed_rate: f64,
+    /// Answered as a signature failure whatever was sent.
+    pub bad_signature_rate: f64,
+    /// Answered with the vendor's rate-limit code (`RequestLimitExceeded` / `Throttling.User`).
+    pub rate_limit_rate: f64,
+    /// An otherwise valid, authenticated request gets the vendor's internal error.
+    pub error_rate: f64,
+    /// Business answers per day (China time) before the vendor's quota code
+    /// (`LimitExceeded` / `Throttling.User`); `None` = no cap.
+    pub daily_cap: Option<u64>,
+}
+
+/// Faults that cannot be applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FaultsError {
+    #[error("fault rates must be between 0 and 1")]
+    Rate,
+}
+
+impl Faults {
+    pub fn validate(&self) -> Result<(), FaultsError> {
+        let rates = [
+            self.hang_rate,
+            self.http_5xx_rate,
+            self.malformed_rate,
+            self.bad_signature_rate,
+            self.rate_limit_rate,
+            self.error_rate,
+        ];
+        if rates.iter().all(|r| (0.0..=1.0).contains(r)) {
+            Ok(())
+        } else {
+            Err(FaultsError::Rate)
+        }
+    }
+}
+
+/// The run-time handle on a simulator: its faults and its request counter. Shared with the
+/// caller (tests keep a clone) and with the admin endpoint.
+#[derive(Debug, Default)]
+pub struct SimControl {
+    faults: Mutex<Faults>,
+    requests: AtomicU64,
+    /// (day, business answers that day) for the daily cap.
+    answered: Mutex<Option<(time::Date, u64)>>,
+}
+
+impl SimControl {
+    pub fn new(faults: Faults) -> Result<Arc<Self>, FaultsError> {
+        faults.validate()?;
+        Ok(Arc::new(Self {
+            faults: Mutex::new(faults),
+            ..Self::default()
+        }))
+    }
+
+    /// Replaces the faults (for requests that arrive from now on).
+    pub fn set_faults(&self, faults: Faults) -> Result<(), FaultsError> {
+        faults.validate()?;
+        *self.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+        Ok(())
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.faults.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Requests received so far (admin requests excluded).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Counts one business answer; false once today's cap is used up.
+    fn within_daily_cap(&self, cap: Option<u64>, today: time::Date) -> bool {
+        let Some(cap) = cap else { return true };
+        let mut answered = self.answered.lock().unwrap_or_else(|p| p.into_inner());
+        let count = match &mut *answered {
+            Some((day, count)) if *day == today => count,
+            slot => &mut slot.insert((today, 0)).1,
+        };
+        if *count >= cap {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+}
+
 /// How the simulator behaves.
 #[derive(Debug)]
 pub struct SimConfig {
-    /// The one SecretId it accepts.
+    /// The one SecretId / AccessKey ID it accepts.
     pub secret_id: String,
-    /// Its SecretKey.
+    /// Its SecretKey / AccessKey secret.
     pub secret_key: SecretKey,
-    /// Added before every answer.
-    pub latency: Duration,
-    /// Chance (0..=1) that an otherwise valid, authenticated request gets `InternalError` instead.
-    pub fault_rate: f64,
-    /// Allowed distance between `X-TC-Timestamp` and the simulator's clock (Tencent: 300 s).
+    pub protocol: Protocol,
+    /// Allowed clock distance (Tencent: 300 s, Alibaba Cloud: 900 s).
     pub max_skew_seconds: i64,
     /// Seeds the fault draws and request ids, so a run with the same seed and request order
     /// faults on the same requests.
     pub seed: u64,
+    /// Faults and counters, changeable while running.
+    pub control: Arc<SimControl>,
 }
 
 impl SimConfig {
-    /// No latency, no faults, a 300-second window, seed 0.
+    /// Tencent protocol, no faults, a 300-second window, seed 0.
     pub fn new(secret_id: impl Into<String>, secret_key: SecretKey) -> Self {
         Self {
             secret_id: secret_id.into(),
             secret_key,
-            latency: Duration::ZERO,
-            fault_rate: 0.0,
+            protocol: Protocol::Tencent,
             max_skew_seconds: 300,
             seed: 0,
+            control: Arc::new(SimControl::default()),
         }
     }
+
+    /// Alibaba Cloud protocol, no faults, a 900-second window, seed 0.
+    pub fn aliyun(access_key_id: impl Into<String>, secret: SecretKey) -> Self {
+        Self {
+            protocol: Protocol::Aliyun,
+            max_skew_seconds: 900,
+            ..Self::new(access_key_id, secret)
+        }
+    }
+}
+
+/// A fault chosen for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Fault {
+    Hang,
+    Http5xx,
+    Malformed,
+    BadSignature,
+    RateLimited,
+    Error,
 }
 
 struct Sim {
     config: SimConfig,
     clock: Arc<dyn Clock>,
-    requests: AtomicU64,
     stopping: watch::Receiver<bool>,
+    /// Alibaba Cloud nonces seen within the time window (replays are refused).
+    nonces: Mutex<std::collections::HashMap<String, i64>>,
     /// Told each time a request starts hanging; lets tests wait for that instead of sleeping.
     hang_probe: Option<tokio::sync::mpsc::UnboundedSender<()>>,
 }
@@ -110,12 +253,14 @@ async fn run(
     let sim = Arc::new(Sim {
         config,
         clock,
-        requests: AtomicU64::new(0),
         stopping,
+        nonces: Mutex::new(std::collections::HashMap::new()),
         hang_probe,
     });
     let app = Router::new()
         .route("/", post(handle).fallback(not_found))
+        .route("/_sim/faults", post(set_faults).get(get_faults))
+        .route("/_sim/stats", get(stats))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(sim);
@@ -125,7 +270,9 @@ async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    axum::serve(listener, app).with_graceful_shutdown(signal).await
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(signal)
+        .await
 }
 
 /// What the simulator decided to answer. Holds only static strings: nothing from the request.
@@ -151,28 +298,102 @@ async fn not_found() -> Response {
     render(Answer::Error("UnsupportedProtocol"), "sim-00000000")
 }
 
+async fn set_faults(State(sim): State<Arc<Sim>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Bytes) -> Response {
+    if !peer.ip().is_loopback() {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let Ok(faults) = serde_json::from_slice::<Faults>(&body) else {
+        return (StatusCode::BAD_REQUEST, "faults: bad JSON").into_response();
+    };
+    match sim.config.control.set_faults(faults) {
+        Ok(()) => {
+            tracing::info!("sim faults changed");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+async fn get_faults(State(sim): State<Arc<Sim>>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
+    if !peer.ip().is_loopback() {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    axum::Json(sim.config.control.faults()).into_response()
+}
+
+async fn stats(State(sim): State<Arc<Sim>>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
+    if !peer.ip().is_loopback() {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    axum::Json(json!({"requests": sim.config.control.requests()})).into_response()
+}
+
 async fn handle(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let n = sim.requests.fetch_add(1, Ordering::Relaxed);
+    let n = sim.config.control.requests.fetch_add(1, Ordering::SeqCst);
     let request_id = format!("sim-{n:08x}-{:016x}", splitmix64(sim.config.seed ^ n.rotate_left(32)));
-    let (action, answer) = sim.answer(n, &headers, body);
-    tracing::info!(action, code = answer.code(), "sim answered");
+    let faults = sim.config.control.faults();
+    let fault = sim.pick_fault(n, &faults);
 
     let mut stopping = sim.stopping.clone();
-    if answer == Answer::Hang {
+    let latency = Duration::from_millis(faults.latency_ms.saturating_add(if faults.latency_jitter_ms == 0 {
+        0
+    } else {
+        splitmix64(sim.config.seed ^ n.wrapping_mul(31) ^ 0x1a7e) % (faults.latency_jitter_ms + 1)
+    }));
+    let (action, response) = match fault {
+        Some(Fault::Hang) => ("fault", None),
+        Some(Fault::Http5xx) => (
+            "fault",
+            Some(
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::CONTENT_TYPE, "text/html")],
+                    "<html><body>503 Service Temporarily Unavailable</body></html>",
+                )
+                    .into_response(),
+            ),
+        ),
+        Some(Fault::Malformed) => (
+            "fault",
+            Some(
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    "{\"Response\":{\"Res",
+                )
+                    .into_response(),
+            ),
+        ),
+        _ => match sim.config.protocol {
+            Protocol::Tencent => {
+                let (action, answer) = sim.answer(n, &headers, body, fault, &faults);
+                tracing::info!(action, code = answer.code(), "sim answered");
+                let response = (answer != Answer::Hang).then(|| render(answer, &request_id));
+                (action, response)
+            }
+            Protocol::Aliyun => aliyun::answer(&sim, &headers, body, fault, &faults, &request_id),
+        },
+    };
+    let Some(response) = response else {
         if let Some(probe) = &sim.hang_probe {
             let _ = probe.send(());
         }
+        tracing::info!(action, "sim hangs");
         // Returns when the server shuts down (or the sender is gone, which is the same thing).
         let _ = stopping.wait_for(|stop| *stop).await;
-        return render(Answer::Error("ServiceUnavailable"), &request_id);
-    }
-    if !sim.config.latency.is_zero() {
+        // Released by shutdown: fail the way the vendor fails when it goes away.
+        return match sim.config.protocol {
+            Protocol::Tencent => render(Answer::Error("ServiceUnavailable"), &request_id),
+            Protocol::Aliyun => aliyun::shutting_down(&request_id),
+        };
+    };
+    if !latency.is_zero() {
         tokio::select! {
-            _ = tokio::time::sleep(sim.config.latency) => {}
+            _ = tokio::time::sleep(latency) => {}
             _ = stopping.wait_for(|stop| *stop) => {}
         }
     }
-    render(answer, &request_id)
+    response
 }
 
 fn render(answer: Answer, request_id: &str) -> Response {
@@ -220,6 +441,8 @@ fn message(code: &str) -> &'static str {
         "AuthFailure.SecretIdNotFound" => "The SecretId is not found.",
         "AuthFailure.InvalidAuthorization" => "The Authorization header is invalid.",
         "InternalError" => "Internal error.",
+        "RequestLimitExceeded" => "Your request is rate-limited.",
+        "LimitExceeded" => "Quota limit exceeded.",
         _ => "See the error code.",
     }
 }
@@ -251,29 +474,67 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 impl Sim {
-    fn fault(&self, n: u64) -> bool {
-        let rate = self.config.fault_rate;
-        // `is_nan` first: NaN compares false with everything and must mean "no faults".
-        if rate.is_nan() || rate <= 0.0 {
-            return false;
-        }
+    /// Uniform in [0, 1) from the seed, the request number and a salt per kind of draw.
+    fn draw(&self, n: u64, salt: u64) -> f64 {
         // 53 random bits → uniform in [0, 1).
-        let draw = (splitmix64(self.config.seed.wrapping_add(n)) >> 11) as f64 / (1u64 << 53) as f64;
-        draw < rate
+        (splitmix64(self.config.seed.wrapping_add(n) ^ salt) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn hit(&self, rate: f64, n: u64, salt: u64) -> bool {
+        // `is_nan` first: NaN compares false with everything and must mean "never".
+        !rate.is_nan() && rate > 0.0 && self.draw(n, salt) < rate
+    }
+
+    fn pick_fault(&self, n: u64, f: &Faults) -> Option<Fault> {
+        [
+            (f.hang_rate, 0x4a4e_0001, Fault::Hang),
+            (f.http_5xx_rate, 0x4a4e_0002, Fault::Http5xx),
+            (f.malformed_rate, 0x4a4e_0003, Fault::Malformed),
+            (f.bad_signature_rate, 0x4a4e_0004, Fault::BadSignature),
+            (f.rate_limit_rate, 0x4a4e_0005, Fault::RateLimited),
+            (f.error_rate, 0, Fault::Error),
+        ]
+        .into_iter()
+        .find(|&(rate, salt, _)| self.hit(rate, n, salt))
+        .map(|(_, _, fault)| fault)
     }
 
     /// Decides the answer. Returns the action name for logging only when it is one we know.
-    fn answer(&self, n: u64, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> (&'static str, Answer) {
+    fn answer(
+        &self,
+        n: u64,
+        headers: &HeaderMap,
+        body: Result<Bytes, BytesRejection>,
+        fault: Option<Fault>,
+        faults: &Faults,
+    ) -> (&'static str, Answer) {
         let action = match header_str(headers, "x-tc-action") {
             Some(ACTION_ID_CARD) => ACTION_ID_CARD,
             Some(ACTION_FACE) => ACTION_FACE,
             Some(_) => "unknown",
             None => "missing",
         };
-        (action, self.decide(n, action, headers, body))
+        let answer = self.decide(n, action, headers, body, fault);
+        let business = matches!(answer, Answer::IdCard(_) | Answer::Face(..));
+        if business
+            && !self
+                .config
+                .control
+                .within_daily_cap(faults.daily_cap, self.clock.today_cst())
+        {
+            return (action, Answer::Error("LimitExceeded"));
+        }
+        (action, answer)
     }
 
-    fn decide(&self, n: u64, action: &'static str, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Answer {
+    fn decide(
+        &self,
+        _n: u64,
+        action: &'static str,
+        headers: &HeaderMap,
+        body: Result<Bytes, BytesRejection>,
+        fault: Option<Fault>,
+    ) -> Answer {
         use Answer::Error;
         let body = match body {
             Ok(body) => body,
@@ -313,6 +574,9 @@ impl Sim {
             max_skew_seconds: self.config.max_skew_seconds,
             payload: &body,
         });
+        if fault == Some(Fault::BadSignature) {
+            return Error("AuthFailure.SignatureFailure");
+        }
         match verified {
             Ok(()) => {}
             Err(signing::VerifyError::Malformed) => {
@@ -353,8 +617,10 @@ impl Sim {
             None
         };
 
-        if self.fault(n) {
-            return Error("InternalError");
+        match fault {
+            Some(Fault::RateLimited) => return Error("RequestLimitExceeded"),
+            Some(Fault::Error) => return Error("InternalError"),
+            _ => {}
         }
 
         let result = |id_card: &'static str, face_code: &'static str| {
@@ -566,27 +832,68 @@ mod tests {
     #[test]
     fn faults_are_deterministic_and_follow_the_rate() {
         let (_tx, rx) = watch::channel(false);
-        let sim = |rate: f64, seed: u64| Sim {
-            config: SimConfig {
-                fault_rate: rate,
-                seed,
-                ..config()
-            },
+        let sim = |seed: u64| Sim {
+            config: SimConfig { seed, ..config() },
             clock: Arc::new(SystemClock),
-            requests: AtomicU64::new(0),
             stopping: rx.clone(),
+            nonces: Mutex::new(std::collections::HashMap::new()),
             hang_probe: None,
         };
-        let draws = |s: &Sim| (0..1000).filter(|&n| s.fault(n)).count();
-        assert_eq!(draws(&sim(0.0, 1)), 0);
-        assert_eq!(draws(&sim(f64::NAN, 1)), 0);
-        assert_eq!(draws(&sim(1.0, 1)), 1000);
-        let quarter = draws(&sim(0.25, 7));
+        let error = |rate: f64| Faults {
+            error_rate: rate,
+            ..Faults::default()
+        };
+        let draws = |s: &Sim, f: &Faults| (0..1000).filter(|&n| s.pick_fault(n, f).is_some()).count();
+        assert_eq!(draws(&sim(1), &error(0.0)), 0);
+        assert_eq!(draws(&sim(1), &error(f64::NAN)), 0);
+        assert_eq!(draws(&sim(1), &error(1.0)), 1000);
+        let quarter = draws(&sim(7), &error(0.25));
         assert!((200..300).contains(&quarter), "{quarter}");
-        assert_eq!(draws(&sim(0.25, 7)), quarter);
-        let a: Vec<bool> = (0..64).map(|n| sim(0.5, 3).fault(n)).collect();
-        let b: Vec<bool> = (0..64).map(|n| sim(0.5, 3).fault(n)).collect();
+        assert_eq!(draws(&sim(7), &error(0.25)), quarter);
+        let a: Vec<Option<Fault>> = (0..64).map(|n| sim(3).pick_fault(n, &error(0.5))).collect();
+        let b: Vec<Option<Fault>> = (0..64).map(|n| sim(3).pick_fault(n, &error(0.5))).collect();
         assert_eq!(a, b);
+        // Kinds are drawn independently, in order: a certain hang wins over everything else.
+        let all = Faults {
+            hang_rate: 1.0,
+            http_5xx_rate: 1.0,
+            error_rate: 1.0,
+            ..Faults::default()
+        };
+        assert!((0..100).all(|n| sim(1).pick_fault(n, &all) == Some(Fault::Hang)));
+        let half_5xx = Faults {
+            http_5xx_rate: 0.5,
+            malformed_rate: 0.5,
+            ..Faults::default()
+        };
+        let kinds: std::collections::HashSet<_> = (0..200).filter_map(|n| sim(1).pick_fault(n, &half_5xx)).collect();
+        assert_eq!(kinds.len(), 2, "{kinds:?}");
+    }
+
+    #[test]
+    fn fault_rates_are_validated_and_the_daily_cap_counts_per_day() {
+        assert_eq!(
+            SimControl::new(Faults {
+                hang_rate: 1.5,
+                ..Faults::default()
+            })
+            .map(|_| ()),
+            Err(FaultsError::Rate)
+        );
+        let control = SimControl::new(Faults::default()).unwrap();
+        assert_eq!(
+            control.set_faults(Faults {
+                error_rate: f64::NAN,
+                ..Faults::default()
+            }),
+            Err(FaultsError::Rate)
+        );
+        let day = time::macros::date!(2026 - 01 - 02);
+        assert!(control.within_daily_cap(None, day));
+        assert!(control.within_daily_cap(Some(2), day));
+        assert!(control.within_daily_cap(Some(2), day));
+        assert!(!control.within_daily_cap(Some(2), day));
+        assert!(control.within_daily_cap(Some(2), day.next_day().unwrap()));
     }
 
     #[test]

@@ -35,8 +35,10 @@ pub enum Verdict {
     CannotDecide,
     /// The provider failed on its side; the router should try another provider.
     Unavailable,
-    /// The provider refused our request (credentials, account, quota, request shape).
+    /// The provider refused our request (credentials, account, request shape).
     Refused,
+    /// Too many calls (rate limit or quota): try elsewhere and give this provider a rest.
+    RateLimited,
 }
 
 /// One documented code.
@@ -50,7 +52,7 @@ const fn e(code: &'static str, verdict: Verdict) -> Entry {
     Entry { code, verdict }
 }
 
-use Verdict::{CannotDecide, Compared, Match, Mismatch, PhotoUnusable, Refused, Unavailable};
+use Verdict::{CannotDecide, Compared, Match, Mismatch, PhotoUnusable, RateLimited, Refused, Unavailable};
 
 /// `IdCardVerification` `Response.Result`. Documented: "0" and "-1" are billed results; "-2"..."-7"
 /// are not billed.
@@ -159,13 +161,13 @@ pub const CODES: &[Entry] = &[
     e("OperationDenied", Refused),
     e("IpInBlacklist", Refused),
     e("IpNotInWhitelist", Refused),
-    // --- Refused, quota and rate limits on our account.
-    e("LimitExceeded", Refused),
-    e("RequestLimitExceeded", Refused),
-    e("RequestLimitExceeded.GlobalRegionUinLimitExceeded", Refused),
-    e("RequestLimitExceeded.IPLimitExceeded", Refused),
-    e("RequestLimitExceeded.UinLimitExceeded", Refused),
-    e("FailedOperation.RequestLimitExceeded", Refused),
+    // --- Rate limits and quotas on our account: fail over now, back this provider off for a while.
+    e("LimitExceeded", RateLimited),
+    e("RequestLimitExceeded", RateLimited),
+    e("RequestLimitExceeded.GlobalRegionUinLimitExceeded", RateLimited),
+    e("RequestLimitExceeded.IPLimitExceeded", RateLimited),
+    e("RequestLimitExceeded.UinLimitExceeded", RateLimited),
+    e("FailedOperation.RequestLimitExceeded", RateLimited),
     // --- Refused, the request itself: wrong action/version/region/parameters. Our bug or our
     // configuration; retrying elsewhere with the same request would not help Tencent answer it.
     e("InvalidAction", Refused),
@@ -230,6 +232,11 @@ fn apply(entry: &'static Entry, sim: Option<f64>) -> Result<Outcome, ProviderErr
         CannotDecide => Ok(Outcome::CannotDecide),
         Unavailable => Err(ProviderError::Unavailable(entry.code)),
         Refused => Err(ProviderError::Refused(entry.code.to_owned())),
+        // Tencent's error answers carry no retry time; the router applies its configured back-off.
+        RateLimited => Err(ProviderError::RateLimited {
+            code: entry.code.to_owned(),
+            retry_after: None,
+        }),
     }
 }
 
@@ -310,9 +317,16 @@ mod tests {
             | "ResourceInsufficient"
             | "ResourceInUse"
             | "ResponseSizeLimitExceeded" => Err(ProviderError::Unavailable(code)),
+            c if c.starts_with("RequestLimitExceeded")
+                || matches!(c, "LimitExceeded" | "FailedOperation.RequestLimitExceeded") =>
+            {
+                Err(ProviderError::RateLimited {
+                    code: c.to_owned(),
+                    retry_after: None,
+                })
+            }
             c if c.starts_with("AuthFailure.")
                 || c.starts_with("UnauthorizedOperation")
-                || c.starts_with("RequestLimitExceeded")
                 || c.starts_with("InvalidParameter")
                 || matches!(
                     c,
@@ -320,8 +334,6 @@ mod tests {
                         | "OperationDenied"
                         | "IpInBlacklist"
                         | "IpNotInWhitelist"
-                        | "LimitExceeded"
-                        | "FailedOperation.RequestLimitExceeded"
                         | "InvalidAction"
                         | "ActionOffline"
                         | "NoSuchProduct"

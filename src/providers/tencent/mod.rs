@@ -20,15 +20,16 @@ pub mod signing;
 
 pub use signing::SecretKey;
 
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
+use crate::providers::http;
+pub use crate::providers::http::{HttpClientError, http_client};
 use crate::providers::{CheckFuture, Outcome, Provider, ProviderError, ProviderRequest};
 
 /// Tencent's public FaceID endpoint.
@@ -44,8 +45,6 @@ pub const ACTION_FACE: &str = "ImageRecognitionV2";
 /// `ImageRecognitionV2` documents "Base64-encoded image data no larger than 3M, jpg or png only".
 /// Larger photos are answered `PhotoUnusable` locally instead of shipping them to be refused.
 pub const MAX_IMAGE_BASE64_BYTES: usize = 3 * 1024 * 1024;
-/// Answers are a few hundred bytes; anything near this is not a FaceID answer.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// Configuration of one Tencent FaceID account.
 #[derive(Debug)]
@@ -133,32 +132,11 @@ impl TencentFaceId {
         if config.timeout.is_zero() {
             return Err(ConfigError::ZeroTimeout);
         }
-        let url = reqwest::Url::parse(&config.endpoint).map_err(|_| ConfigError::EndpointNotUrl)?;
-        let host_str = url.host_str().ok_or(ConfigError::EndpointNotUrl)?;
-        let loopback = host_str.eq_ignore_ascii_case("localhost")
-            || host_str
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        match url.scheme() {
-            "https" => {}
-            "http" if loopback => {}
-            _ => return Err(ConfigError::EndpointNotHttps),
-        }
-        // The canonical URI is always "/", so any other path would be signed wrongly.
-        if url.path() != "/"
-            || url.query().is_some()
-            || url.fragment().is_some()
-            || !url.username().is_empty()
-            || url.password().is_some()
-        {
-            return Err(ConfigError::EndpointNotBare);
-        }
-        let host = match url.port() {
-            Some(port) => format!("{host_str}:{port}"),
-            None => host_str.to_owned(),
-        };
+        let (url, host) = http::endpoint(&config.endpoint).map_err(|e| match e {
+            http::EndpointError::NotUrl => ConfigError::EndpointNotUrl,
+            http::EndpointError::NotHttps => ConfigError::EndpointNotHttps,
+            http::EndpointError::NotBare => ConfigError::EndpointNotBare,
+        })?;
         Ok(Self {
             name: config.name,
             url,
@@ -243,20 +221,11 @@ impl TencentFaceId {
         if let Some(region) = &self.region {
             builder = builder.header("X-TC-Region", region.as_str());
         }
-        let exchange = async {
-            let response = builder.body(body).send().await.map_err(transport_error)?;
-            let status = response.status().as_u16();
-            let bytes = read_limited(response).await?;
-            Ok::<_, ProviderError>((status, bytes))
-        };
-        // One deadline for the whole exchange. Dropping the future on expiry closes the connection;
-        // the call may still have been billed, which is what `Timeout` says.
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => (action, Err(ProviderError::Timeout), None),
-            Ok(Err(e)) => (action, Err(e), None),
-            Ok(Ok((status, bytes))) => {
-                let (result, request_id) = interpret(action, status, &bytes);
-                (action, result, request_id)
+        match http::exchange(builder, body, self.timeout).await {
+            Err(e) => (action, Err(e), None),
+            Ok(answer) => {
+                let (result, request_id) = interpret(action, answer.status, &answer.body);
+                (action, http::with_retry_after(result, answer.retry_after), request_id)
             }
         }
     }
@@ -268,36 +237,13 @@ impl Provider for TencentFaceId {
     }
 
     fn check<'a>(&'a self, request: &'a ProviderRequest<'a>) -> CheckFuture<'a> {
-        Box::pin(async move {
-            let started = Instant::now();
-            let (action, result, request_id) = self.call(request).await;
-            let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let request_id = request_id.as_deref().unwrap_or("-");
-            match &result {
-                Ok(outcome) => {
-                    // The kind of answer only: a similarity score is derived from biometrics and
-                    // appears at debug level at most.
-                    tracing::info!(
-                        provider = %self.name, action, outcome = outcome.kind(), request_id, elapsed_ms,
-                        "provider answered"
-                    );
-                    tracing::debug!(provider = %self.name, ?outcome, "provider outcome in detail");
-                }
-                Err(error) => tracing::warn!(
-                    provider = %self.name, action, %error, request_id, elapsed_ms,
-                    "provider gave no outcome"
-                ),
-            }
-            result
-        })
+        Box::pin(http::logged(&self.name, self.call(request)))
     }
 }
 
 /// Why a photo is known to be refused before any call: empty, over the documented size, or not
 /// JPEG/PNG (the only formats `ImageRecognitionV2` accepts).
 fn unusable_image(image: &[u8]) -> Option<&'static str> {
-    const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF];
-    const PNG: &[u8] = &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
     if image.is_empty() {
         return Some("empty");
     }
@@ -305,37 +251,10 @@ fn unusable_image(image: &[u8]) -> Option<&'static str> {
         Some(len) if len <= MAX_IMAGE_BASE64_BYTES => {}
         _ => return Some("too large"),
     }
-    if !image.starts_with(JPEG) && !image.starts_with(PNG) {
+    if !http::is_jpeg_or_png(image) {
         return Some("not jpeg or png");
     }
     None
-}
-
-fn transport_error(error: reqwest::Error) -> ProviderError {
-    // Connect first: a refused or timed-out connect sent nothing, so it was not billed, and the
-    // router may care about that difference.
-    if error.is_connect() {
-        ProviderError::Unavailable("connect")
-    } else if error.is_timeout() {
-        ProviderError::Timeout
-    } else {
-        ProviderError::Unavailable("transport")
-    }
-}
-
-async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
-    let too_large = || ProviderError::Protocol("response too large".into());
-    if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 // Only the fields we act on. `Message` and `Description` are deliberately absent: what is not
@@ -364,16 +283,21 @@ struct ErrorBody {
     code: String,
 }
 
-fn sanitize_request_id(id: &str) -> Option<String> {
-    (!id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        .then(|| id.to_owned())
-}
-
 /// Turns one HTTP answer into an outcome. Pure, total, and never panics on any input.
 fn interpret(action: &str, status: u16, body: &[u8]) -> (Result<Outcome, ProviderError>, Option<String>) {
     if (500..=599).contains(&status) {
         // Tencent answers API errors with 200 and an Error object; a 5xx comes from its front end.
         return (Err(ProviderError::Unavailable("http-5xx")), None);
+    }
+    if status == 429 {
+        // A front end's rate limit; no retry time is read (the router backs off by configuration).
+        return (
+            Err(ProviderError::RateLimited {
+                code: "http-429".into(),
+                retry_after: None,
+            }),
+            None,
+        );
     }
     if status != 200 {
         return (Err(ProviderError::Protocol(format!("http status {status}"))), None);
@@ -383,7 +307,7 @@ fn interpret(action: &str, status: u16, body: &[u8]) -> (Result<Outcome, Provide
         return (Err(ProviderError::Protocol("malformed response".into())), None);
     };
     let answer = envelope.response;
-    let request_id = answer.request_id.as_deref().and_then(sanitize_request_id);
+    let request_id = answer.request_id.as_deref().and_then(http::sanitize_request_id);
     let result = match (answer.error, answer.result) {
         // An Error object means the call failed, whatever else is present.
         (Some(error), _) => codes::error_code(&error.code),
@@ -392,41 +316,6 @@ fn interpret(action: &str, status: u16, body: &[u8]) -> (Result<Outcome, Provide
         (None, Some(result)) => codes::face_result(&result, answer.sim),
     };
     (result, request_id)
-}
-
-/// Why [`http_client`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum HttpClientError {
-    #[error("TLS configuration: {0}")]
-    Tls(#[from] rustls::Error),
-    #[error("HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
-}
-
-/// The HTTP client this adapter is meant to use: rustls with the *ring* provider and the caller's
-/// root certificates, HTTP/1.1, no redirects, no retries (reqwest 0.13 retries protocol NACKs by
-/// default), no proxies from the environment, `timeout` as a backstop for connect and whole request.
-///
-/// Roots are a parameter because the crate carries no root store of its own (no `webpki-roots` or
-/// `rustls-native-certs` dependency); the simulator is plain HTTP and works with an empty store.
-pub fn http_client(timeout: Duration, roots: rustls::RootCertStore) -> Result<reqwest::Client, HttpClientError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .http1_only()
-        .redirect(reqwest::redirect::Policy::none())
-        .retry(reqwest::retry::never())
-        .no_proxy()
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build()?;
-    Ok(client)
 }
 
 #[cfg(test)]
@@ -543,7 +432,7 @@ mod tests {
         let adapter = adapter(&sim, Duration::from_millis(200));
         for seq in [990, 999] {
             for face in [false, true] {
-                let started = Instant::now();
+                let started = std::time::Instant::now();
                 assert_eq!(ask(&adapter, seq, face).await, Err(ProviderError::Timeout));
                 assert!(started.elapsed() < Duration::from_secs(5));
             }
@@ -630,8 +519,14 @@ mod tests {
 
     #[tokio::test]
     async fn injected_faults_are_unavailable() {
-        let mut config = sim_config();
-        config.fault_rate = 1.0;
+        let config = sim_config();
+        config
+            .control
+            .set_faults(crate::providers::sim::Faults {
+                error_rate: 1.0,
+                ..Default::default()
+            })
+            .unwrap();
         let sim = start(config, Arc::new(SystemClock)).await;
         let adapter = adapter(&sim, Duration::from_secs(5));
         for face in [false, true] {
