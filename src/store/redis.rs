@@ -389,12 +389,12 @@ return 1
 ";
 
 /// Confirms a binding whose case is verified (`v:<case>`), if the entry still names that case.
-/// KEYS: binding hash. ARGV: account, case, ttl (s).
+/// KEYS: binding hash. ARGV: account, case, ttl (s; `0`: keep the hash's TTL, as a reader does).
 const CONFIRM_BINDING: &str = r"
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current and (current == 'v:' .. ARGV[2] or string.sub(current, 1, string.len(ARGV[2]) + 3) == 'c:' .. ARGV[2] .. ':') then
   redis.call('HSET', KEYS[1], ARGV[1], 'v:' .. ARGV[2])
-  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
   return 1
 end
 return 0
@@ -776,7 +776,7 @@ impl RedisStore {
         ttl_seconds: u64,
     ) -> Result<(), StoreError> {
         let mut invocation = script.prepare_invoke();
-        invocation.key(key).arg(account).arg(case).arg(ttl_seconds.max(1));
+        invocation.key(key).arg(account).arg(case).arg(ttl_seconds);
         let _: i64 = self.eval(op, &invocation).await?;
         Ok(())
     }
@@ -1493,7 +1493,18 @@ impl Store for RedisStore {
                 // Not created yet (its `begin` may be on the way): stays listed.
                 Ok(None) => continue,
                 Err(StoreError::Integrity { .. }) => {
-                    tracing::warn!(op = OP, verification_id = %id, "skipping a case record that failed its integrity check");
+                    // Its status cannot be trusted, but erasure must be complete: its sealed data
+                    // goes (crypto-shredding), whatever the record claims.
+                    tracing::warn!(op = OP, verification_id = %id, "case record failed its integrity check; shredding its data");
+                    let _: i64 = self
+                        .query(
+                            OP,
+                            redis::cmd("DEL")
+                                .arg(keys.pii_key(&id))
+                                .arg(keys.pii_body(&id))
+                                .arg(keys.review(&id)),
+                        )
+                        .await?;
                     continue;
                 }
                 Err(other) => return Err(other),
@@ -1633,7 +1644,7 @@ impl Store for RedisStore {
     async fn anchor_accounts(&self, indexes: &[String], now_unix: i64) -> Result<Vec<String>, StoreError> {
         // A read: a confirmation on the way only writes what a verified case already earned.
         let mut accounts = self
-            .bound_accounts("anchor_accounts", indexes, None, DEFAULT_RECORD_TTL.as_secs(), now_unix)
+            .bound_accounts("anchor_accounts", indexes, None, 0, now_unix)
             .await?;
         accounts.sort();
         Ok(accounts)
