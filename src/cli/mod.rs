@@ -3,6 +3,7 @@
 pub mod client;
 pub mod dev_certs;
 pub mod keys;
+pub mod loadtest;
 pub mod provider_sim;
 pub mod review;
 pub mod serve;
@@ -35,6 +36,9 @@ pub enum Command {
     Review(review::ReviewArgs),
     /// Run the Tencent FaceID protocol simulator.
     ProviderSim(provider_sim::ProviderSimArgs),
+    /// Drive Verify at a rate or concurrency with sealed synthetic payloads; optionally against a bare
+    /// echo baseline in the same run.
+    Loadtest(loadtest::LoadtestArgs),
 }
 
 /// How a subcommand failed: bad usage or configuration (exit 64), or anything else (exit 1).
@@ -64,5 +68,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Verify(args) => verify::run(args).await,
         Command::ProviderSim(args) => provider_sim::run(args).await,
         Command::Review(args) => review::run(args).await,
+        Command::Loadtest(args) => loadtest::run(args).await,
     }
 }

@@ -15,6 +15,35 @@ use crate::pb;
 /// Largest request accepted: four 4 MiB images sealed, plus text and framing.
 pub const MAX_MESSAGE_BYTES: usize = 18 * 1024 * 1024;
 
+/// Bounds on the work the server takes in (`[server]` in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// HTTP/2 streams one connection may have open at once.
+    pub max_concurrent_streams: u32,
+    /// Largest request of the verification service (it carries sealed images).
+    pub max_verification_message_bytes: usize,
+    /// Largest request of the review and audit services (ids and keys only).
+    pub max_review_message_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: 256,
+            max_verification_message_bytes: MAX_MESSAGE_BYTES,
+            max_review_message_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// The tonic server settings every idgate gRPC server shares (the gateway, and the load tool's echo
+/// baseline, which must run the same stack).
+pub fn builder(limits: &Limits) -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(Some(limits.max_concurrent_streams))
+}
+
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight calls finish.
 pub async fn run(
     listener: TcpListener,
@@ -48,8 +77,7 @@ pub async fn run(
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
 
     let incoming = tls::incoming(listener, tls_config, handshake_timeout);
-    let mut builder = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+    let mut builder = builder(&Limits::default())
         .add_service(health_service)
         .add_service(verification)
         .add_service(review)
