@@ -148,6 +148,8 @@ pub struct Gateway {
     pub app: Arc<App>,
     tls: Arc<rustls::ServerConfig>,
     handshake_timeout: Duration,
+    /// In-flight, stream and message-size bounds of the gRPC server.
+    limits: server::Limits,
     shutdown_grace: Duration,
     maintenance: Maintenance,
     /// Stops background tasks (simulator, sweeper) when the gateway stops.
@@ -356,6 +358,7 @@ impl Gateway {
             app,
             tls,
             handshake_timeout: Duration::from_millis(config.server.handshake_timeout_ms),
+            limits: config.server.limits(),
             shutdown_grace: Duration::from_millis(config.server.shutdown_grace_ms),
             maintenance: Maintenance {
                 sweep_every: Duration::from_secs(config.retention.sweep_interval_seconds),
@@ -381,6 +384,7 @@ impl Gateway {
             app,
             tls,
             handshake_timeout,
+            limits,
             shutdown_grace,
             maintenance,
             stop,
@@ -392,7 +396,7 @@ impl Gateway {
             shutdown.await;
             let _ = shutdown_started_tx.send(true);
         };
-        let served = server::run(listener, tls, app, handshake_timeout, shutdown);
+        let served = server::run(listener, tls, app, handshake_timeout, limits, shutdown);
         tokio::pin!(served);
         // After shutdown starts, in-flight calls get `shutdown_grace` to finish.
         let result = tokio::select! {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use super::services::{App, AuditService, ReviewService, VerificationService};
+use super::shedding::Shed;
 use super::tls;
 use crate::pb;
 
@@ -18,6 +19,11 @@ pub const MAX_MESSAGE_BYTES: usize = 18 * 1024 * 1024;
 /// Bounds on the work the server takes in (`[server]` in the configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// `Verify` calls in flight at once across all connections; past it, calls are shed with
+    /// `RESOURCE_EXHAUSTED` / `OVERLOADED` (0: no limit).
+    pub max_in_flight_verify: usize,
+    /// The delay a shed call's `RetryInfo` suggests.
+    pub shed_retry_after: Duration,
     /// HTTP/2 streams one connection may have open at once.
     pub max_concurrent_streams: u32,
     /// Largest request of the verification service (it carries sealed images).
@@ -29,6 +35,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
+            max_in_flight_verify: 128,
+            shed_retry_after: Duration::from_secs(1),
             max_concurrent_streams: 256,
             max_verification_message_bytes: MAX_MESSAGE_BYTES,
             max_review_message_bytes: 1024 * 1024,
@@ -50,6 +58,7 @@ pub async fn run(
     tls_config: Arc<rustls::ServerConfig>,
     app: Arc<App>,
     handshake_timeout: Duration,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -71,13 +80,19 @@ pub async fn run(
             e
         });
 
-    let review = pb::review_service_server::ReviewServiceServer::new(ReviewService::new(app.clone()));
-    let audit = pb::audit_service_server::AuditServiceServer::new(AuditService::new(app.clone()));
-    let verification = pb::verification_service_server::VerificationServiceServer::new(VerificationService::new(app))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let review = pb::review_service_server::ReviewServiceServer::new(ReviewService::new(app.clone()))
+        .max_decoding_message_size(limits.max_review_message_bytes);
+    let audit = pb::audit_service_server::AuditServiceServer::new(AuditService::new(app.clone()))
+        .max_decoding_message_size(limits.max_review_message_bytes);
+    let verification = Shed::new(
+        pb::verification_service_server::VerificationServiceServer::new(VerificationService::new(app))
+            .max_decoding_message_size(limits.max_verification_message_bytes),
+        limits.max_in_flight_verify,
+        limits.shed_retry_after,
+    );
 
     let incoming = tls::incoming(listener, tls_config, handshake_timeout);
-    let mut builder = builder(&Limits::default())
+    let mut builder = builder(&limits)
         .add_service(health_service)
         .add_service(verification)
         .add_service(review)
