@@ -76,3 +76,41 @@ async fn a_short_open_loop_run_with_baseline_writes_the_contract_json() {
     assert!(page.contains("<svg") && page.contains("throughput ratio"));
     gateway.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_closed_loop_run_counts_every_answer() {
+    let gateway = TestGateway::start().await;
+    let options = idgate::loadtest::Options {
+        target: gateway.addr.to_string(),
+        certs: gateway.certs(),
+        purpose: idgate::pb::Purpose::ShortVideo,
+        image_bytes: 0,
+        load: idgate::loadtest::Load::Concurrency(3),
+        duration: std::time::Duration::from_secs(1),
+        warmup: std::time::Duration::ZERO,
+        connections: 2,
+        timeout: std::time::Duration::from_secs(20),
+        mix: "1:1:0".parse().expect("mix"),
+        get_ratio: 0.0,
+        baseline: false,
+        progress: false,
+        pool_bytes: 1 << 20,
+        pool_threads: 1,
+        max_in_flight: 100,
+    };
+    let report = idgate::loadtest::run(&options).await.expect("loadtest runs");
+    let target = &report.target;
+    assert!(report.baseline.is_none() && report.throughput_ratio.is_none());
+    assert_eq!(target.settings.mode, "closed");
+    assert!(target.schedule.is_none());
+    assert!(target.ok > 0 && target.errors.is_empty());
+    assert_eq!(target.requests, target.statuses.values().sum::<u64>());
+    assert_eq!(target.calls.get("Verify"), Some(&target.requests));
+    assert!(target.statuses.contains_key("VERIFIED") && target.statuses.contains_key("NOT_VERIFIED"));
+    assert!(
+        !target.statuses.contains_key("PENDING_REVIEW"),
+        "the mix asked for no review"
+    );
+    assert_eq!(target.timeline.iter().map(|s| s.ok).sum::<u64>(), target.ok);
+    gateway.stop().await;
+}
