@@ -1,6 +1,8 @@
 //! Serving: the gRPC services, health and reflection on a TLS listener, until `shutdown` resolves.
 //!
 //! A library function so that tests start the real server on `127.0.0.1:0` with any shutdown trigger.
+//! In-flight work is bounded here ([`Limits`]): `Verify` past its limit is shed (see
+//! [`super::shedding`]), HTTP/2 streams per connection and request sizes per service are capped.
 
 use std::future::Future;
 use std::sync::Arc;
