@@ -92,10 +92,34 @@ pub struct ServerConfig {
     pub decide_reserve_ms: u64,
     /// How long shutdown waits for in-flight calls.
     pub shutdown_grace_ms: u64,
+    /// `Verify` calls in flight at once; past it, calls are shed with `RESOURCE_EXHAUSTED` (0: no limit).
+    pub max_in_flight_verify: usize,
+    /// The retry delay a shed call is told (`google.rpc.RetryInfo`).
+    pub shed_retry_after_ms: u64,
+    /// HTTP/2 streams one connection may have open at once.
+    pub max_concurrent_streams: u32,
+    /// Largest request of the verification service, in bytes.
+    pub max_verification_message_bytes: usize,
+    /// Largest request of the review and audit services, in bytes.
+    pub max_review_message_bytes: usize,
+}
+
+impl ServerConfig {
+    /// The transport's bounds from these settings.
+    pub fn limits(&self) -> crate::transport::server::Limits {
+        crate::transport::server::Limits {
+            max_in_flight_verify: self.max_in_flight_verify,
+            shed_retry_after: std::time::Duration::from_millis(self.shed_retry_after_ms),
+            max_concurrent_streams: self.max_concurrent_streams,
+            max_verification_message_bytes: self.max_verification_message_bytes,
+            max_review_message_bytes: self.max_review_message_bytes,
+        }
+    }
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
+        let limits = crate::transport::server::Limits::default();
         Self {
             listen: None,
             tls_cert: None,
@@ -106,6 +130,11 @@ impl Default for ServerConfig {
             call_deadline_ms: 15_000,
             decide_reserve_ms: 100,
             shutdown_grace_ms: 15_000,
+            max_in_flight_verify: limits.max_in_flight_verify,
+            shed_retry_after_ms: limits.shed_retry_after.as_millis() as u64,
+            max_concurrent_streams: limits.max_concurrent_streams,
+            max_verification_message_bytes: limits.max_verification_message_bytes,
+            max_review_message_bytes: limits.max_review_message_bytes,
         }
     }
 }

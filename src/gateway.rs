@@ -149,6 +149,8 @@ pub struct Gateway {
     pub app: Arc<App>,
     tls: Arc<rustls::ServerConfig>,
     handshake_timeout: Duration,
+    /// In-flight, stream and message-size bounds of the gRPC server.
+    limits: server::Limits,
     shutdown_grace: Duration,
     maintenance: Maintenance,
     /// Stops background tasks (simulator, sweeper) when the gateway stops.
@@ -359,6 +361,7 @@ impl Gateway {
             app,
             tls,
             handshake_timeout: Duration::from_millis(config.server.handshake_timeout_ms),
+            limits: config.server.limits(),
             shutdown_grace: Duration::from_millis(config.server.shutdown_grace_ms),
             maintenance: Maintenance {
                 sweep_every: Duration::from_secs(config.retention.sweep_interval_seconds),
@@ -384,6 +387,7 @@ impl Gateway {
             app,
             tls,
             handshake_timeout,
+            limits,
             shutdown_grace,
             maintenance,
             stop,
@@ -395,7 +399,7 @@ impl Gateway {
             shutdown.await;
             let _ = shutdown_started_tx.send(true);
         };
-        let served = server::run(listener, tls, app, handshake_timeout, shutdown);
+        let served = server::run(listener, tls, app, handshake_timeout, limits, shutdown);
         tokio::pin!(served);
         // After shutdown starts, in-flight calls get `shutdown_grace` to finish.
         let result = tokio::select! {

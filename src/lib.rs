@@ -12,6 +12,7 @@
 //! | [`verify`] | the verification use case | gRPC, protobuf, Redis |
 //! | [`material`] | the at-rest encoding of review material | gRPC |
 //! | [`transport`] | TLS, caller roles, gRPC services, error → status | business rules |
+//! | [`loadtest`] | the load tool: sealed synthetic payloads, schedules, HDR reports, echo baseline | the gateway's internals |
 //! | [`gateway`], [`config`], [`pki`], [`telemetry`], [`cli`] | assembling and running the programs | — |
 //!
 //! Personal data never appears in logs, traces, errors or `Debug` output.
@@ -23,6 +24,7 @@ pub mod crypto;
 pub mod decision;
 pub mod domain;
 pub mod gateway;
+pub mod loadtest;
 pub mod material;
 pub mod metrics;
 pub mod pki;

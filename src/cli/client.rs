@@ -1,9 +1,15 @@
-//! Connecting to a gateway as one of the dev PKI's identities (used by `verify`, and by tests).
+//! Connecting to a gateway as one of the dev PKI's identities, and sealing a `VerifyRequest` exactly as
+//! API.md §2 says (used by `verify`, `loadtest`, and by tests).
+//!
+//! Never logs or formats the identity it seals.
 
 use std::path::Path;
 
 use anyhow::Context as _;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+use crate::crypto::sealing::{self, Context, SealError};
+use crate::pb;
 
 /// A TLS 1.3 channel to `target` (`HOST:PORT`) presenting `<certs>/<stem>.pem/.key`, trusting
 /// `<certs>/ca.pem`.
@@ -27,4 +33,29 @@ pub async fn connect(target: &str, certs: &Path, stem: &str) -> anyhow::Result<C
         .connect()
         .await
         .with_context(|| format!("connecting to {target}"))
+}
+
+/// A `VerifyRequest` whose `plaintext` (an encoded `IdentityPayload`) is sealed to the gateway's `key`,
+/// bound to `purpose`, `account_id` and `request_id` (API.md §2).
+pub fn sealed_verify_request(
+    key: &pb::GetSealingKeyResponse,
+    purpose: pb::Purpose,
+    account_id: String,
+    request_id: String,
+    consent: pb::Consent,
+    plaintext: &[u8],
+) -> Result<pb::VerifyRequest, SealError> {
+    let context = Context::identity(purpose as i32, &account_id, &request_id);
+    let sealed = sealing::seal(&key.public_key, &context, plaintext)?;
+    Ok(pb::VerifyRequest {
+        request_id,
+        account_id,
+        purpose: purpose as i32,
+        consent: Some(consent),
+        payload: Some(pb::SealedPayload {
+            key_id: key.key_id.clone(),
+            enc: sealed.enc,
+            ciphertext: sealed.ciphertext,
+        }),
+    })
 }

@@ -4,6 +4,7 @@ pub mod client;
 pub mod config_cmd;
 pub mod dev_certs;
 pub mod keys;
+pub mod loadtest;
 pub mod provider_sim;
 pub mod review;
 pub mod review_web;
@@ -39,6 +40,9 @@ pub enum Command {
     ProviderSim(provider_sim::ProviderSimArgs),
     /// Check a configuration file without starting, or print a commented example.
     Config(config_cmd::ConfigArgs),
+    /// Drive Verify at a rate or concurrency with sealed synthetic payloads; optionally against a bare
+    /// echo baseline in the same run.
+    Loadtest(loadtest::LoadtestArgs),
 }
 
 /// How a subcommand failed: bad usage or configuration (exit 64), or anything else (exit 1).
@@ -69,5 +73,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::ProviderSim(args) => provider_sim::run(args).await,
         Command::Review(args) => review::run(args).await,
         Command::Config(args) => config_cmd::run(args),
+        Command::Loadtest(args) => loadtest::run(args).await,
     }
 }

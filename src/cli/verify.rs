@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use super::CliError;
-use super::client::connect;
-use crate::crypto::sealing::{self, Context};
+use super::client::{connect, sealed_verify_request};
 use crate::domain::IdentityFields;
 use crate::material;
 use crate::pb;
@@ -111,24 +110,20 @@ pub async fn run(args: VerifyArgs) -> Result<(), CliError> {
         Some(id) => id.clone(),
         None => crate::crypto::random::id("req-").context("randomness")?,
     };
-    let purpose = args.purpose.to_pb();
-    let context = Context::identity(purpose as i32, &args.account_id, &request_id);
-    let sealed = sealing::seal(&key.public_key, &context, &plaintext).context("sealing to the gateway key")?;
     let now = crate::clock::Clock::now_unix(&crate::clock::SystemClock);
-    let request = pb::VerifyRequest {
-        request_id: request_id.clone(),
-        account_id: args.account_id.clone(),
-        purpose: purpose as i32,
-        consent: Some(pb::Consent {
-            policy_version: args.policy_version.clone(),
-            granted_at_unix: now,
-        }),
-        payload: Some(pb::SealedPayload {
-            key_id: key.key_id,
-            enc: sealed.enc,
-            ciphertext: sealed.ciphertext,
-        }),
+    let consent = pb::Consent {
+        policy_version: args.policy_version.clone(),
+        granted_at_unix: now,
     };
+    let request = sealed_verify_request(
+        &key,
+        args.purpose.to_pb(),
+        args.account_id.clone(),
+        request_id,
+        consent,
+        &plaintext,
+    )
+    .context("sealing to the gateway key")?;
     let answer = match client.verify(request).await {
         Ok(r) => r.into_inner(),
         Err(status) => {

@@ -7,4 +7,5 @@ pub mod auth;
 pub mod errors;
 pub mod server;
 pub mod services;
+pub mod shedding;
 pub mod tls;

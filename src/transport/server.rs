@@ -1,6 +1,8 @@
 //! Serving: the gRPC services, health and reflection on a TLS listener, until `shutdown` resolves.
 //!
 //! A library function so that tests start the real server on `127.0.0.1:0` with any shutdown trigger.
+//! In-flight work is bounded here ([`Limits`]): `Verify` past its limit is shed (see
+//! [`super::shedding`]), HTTP/2 streams per connection and request sizes per service are capped.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,11 +11,48 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use super::services::{App, AuditService, ReviewService, VerificationService};
+use super::shedding::Shed;
 use super::tls;
 use crate::pb;
 
 /// Largest request accepted: four 4 MiB images sealed, plus text and framing.
 pub const MAX_MESSAGE_BYTES: usize = 18 * 1024 * 1024;
+
+/// Bounds on the work the server takes in (`[server]` in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `Verify` calls in flight at once across all connections; past it, calls are shed with
+    /// `RESOURCE_EXHAUSTED` / `OVERLOADED` (0: no limit).
+    pub max_in_flight_verify: usize,
+    /// The delay a shed call's `RetryInfo` suggests.
+    pub shed_retry_after: Duration,
+    /// HTTP/2 streams one connection may have open at once.
+    pub max_concurrent_streams: u32,
+    /// Largest request of the verification service (it carries sealed images).
+    pub max_verification_message_bytes: usize,
+    /// Largest request of the review and audit services (ids and keys only).
+    pub max_review_message_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_in_flight_verify: 128,
+            shed_retry_after: Duration::from_secs(1),
+            max_concurrent_streams: 256,
+            max_verification_message_bytes: MAX_MESSAGE_BYTES,
+            max_review_message_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// The tonic server settings every idgate gRPC server shares (the gateway, and the load tool's echo
+/// baseline, which must run the same stack).
+pub fn builder(limits: &Limits) -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(Some(limits.max_concurrent_streams))
+}
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight calls finish.
 pub async fn run(
@@ -21,6 +60,7 @@ pub async fn run(
     tls_config: Arc<rustls::ServerConfig>,
     app: Arc<App>,
     handshake_timeout: Duration,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -42,15 +82,20 @@ pub async fn run(
             e
         });
 
-    let review = pb::review_service_server::ReviewServiceServer::new(ReviewService::new(app.clone()));
-    let audit = pb::audit_service_server::AuditServiceServer::new(AuditService::new(app.clone()));
+    let review = pb::review_service_server::ReviewServiceServer::new(ReviewService::new(app.clone()))
+        .max_decoding_message_size(limits.max_review_message_bytes);
+    let audit = pb::audit_service_server::AuditServiceServer::new(AuditService::new(app.clone()))
+        .max_decoding_message_size(limits.max_review_message_bytes);
     let call_deadline = app.call_deadline;
-    let verification = pb::verification_service_server::VerificationServiceServer::new(VerificationService::new(app))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let verification = Shed::new(
+        pb::verification_service_server::VerificationServiceServer::new(VerificationService::new(app))
+            .max_decoding_message_size(limits.max_verification_message_bytes),
+        limits.max_in_flight_verify,
+        limits.shed_retry_after,
+    );
 
     let incoming = tls::incoming(listener, tls_config, handshake_timeout);
-    let mut builder = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+    let mut builder = builder(&limits)
         // A call that sets no deadline gets this one (and none gets a longer one).
         .timeout(call_deadline)
         .add_service(health_service)

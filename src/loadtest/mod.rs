@@ -1,0 +1,544 @@
+//! `idgate loadtest`: drives `Verify` (optionally mixed with `GetVerification`) over mutual TLS at a
+//! target rate (open loop) or concurrency (closed loop), optionally after a bare echo baseline of the
+//! same message size on the same TLS and server stack, and reports both (API.md §6).
+//!
+//! Payloads are prepared by a pool that fills before the timed phase and keeps refilling in the
+//! background; a call that finds it empty is counted (`pool_waits`) so that a run limited by the tool
+//! says so. Latency in open loop is counted from the intended send time.
+//!
+//! Only ever aims at the target it is given and at its own loopback echo. Never prints, logs or puts in
+//! an error the synthetic identities it sends, nor any status message the target returns.
+
+pub mod echo;
+pub mod payload;
+pub mod report;
+pub mod schedule;
+
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use prost::Message as _;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tonic::transport::Channel;
+
+use self::echo::pb::echo_service_client::EchoServiceClient;
+use self::payload::{Factory, Identities, Mix};
+use self::report::{CallResult, Report, RunSummary, ScheduleSummary, Settings, Stats};
+use self::schedule::{Lag, Schedule};
+use crate::cli::client::connect;
+use crate::pb;
+use crate::pb::verification_service_client::VerificationServiceClient;
+
+/// Open loop at a rate, or closed loop with a number of workers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Load {
+    /// Requests per second, sent on schedule whatever the target does.
+    Rate(f64),
+    /// Workers, each sending its next request when the previous is answered.
+    Concurrency(usize),
+}
+
+/// Everything a run needs. No identities in here: they are made per request.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub target: String,
+    pub certs: PathBuf,
+    pub purpose: pb::Purpose,
+    /// Size of the face JPEG each request carries (0: none).
+    pub image_bytes: usize,
+    pub load: Load,
+    pub duration: Duration,
+    pub warmup: Duration,
+    /// HTTP/2 connections the calls are spread over.
+    pub connections: usize,
+    /// The per-call gRPC deadline.
+    pub timeout: Duration,
+    pub mix: Mix,
+    /// Share of calls (0–1) that are `GetVerification` of an earlier answer instead of `Verify`.
+    pub get_ratio: f64,
+    pub baseline: bool,
+    /// Print a live progress line on stderr.
+    pub progress: bool,
+    /// Memory the prepared-payload pool may hold.
+    pub pool_bytes: usize,
+    /// Threads that seal payloads into the pool.
+    pub pool_threads: usize,
+    /// Open loop: most calls in flight at once (past it, sending waits and the schedule slips).
+    pub max_in_flight: usize,
+}
+
+const VERIFY: &str = "Verify";
+const GET: &str = "GetVerification";
+const ECHO: &str = "Echo";
+/// The echo answers with about as many bytes as a `VerifyResponse` carries.
+const ECHO_REPLY_BYTES: u32 = 64;
+/// Open-loop calls record into this many shards (by request number), so that they rarely contend.
+const SHARDS: usize = 16;
+/// Most recent verification ids kept for `GetVerification`.
+const RECENT_IDS: usize = 4096;
+
+/// Runs the baseline (if asked) and then the target; returns both phases' figures.
+pub async fn run(options: &Options) -> anyhow::Result<Report> {
+    check(options)?;
+    let channels = connect_all(&options.target, options).await?;
+    let key = VerificationServiceClient::new(channels[0].clone())
+        .get_sealing_key(pb::GetSealingKeyRequest {})
+        .await
+        .map_err(|s| anyhow::anyhow!("GetSealingKey: {}", report::code_name(s.code())))?
+        .into_inner();
+    let seed = u64::from_be_bytes(crate::crypto::random::bytes().context("randomness")?);
+    let run_id = crate::crypto::random::id("").context("randomness")?;
+    let factory = Arc::new(Factory {
+        key,
+        purpose: options.purpose,
+        identities: Identities { mix: options.mix, seed },
+        face: if options.image_bytes == 0 {
+            Vec::new()
+        } else {
+            payload::jpeg(640, 480, options.image_bytes)
+        },
+        run_id: run_id[..10].to_owned(),
+        consent_unix: crate::clock::Clock::now_unix(&crate::clock::SystemClock),
+    });
+    let message_bytes = factory.request(0).context("sealing to the gateway key")?.encoded_len();
+
+    let baseline = if options.baseline {
+        let server = echo::EchoServer::start(&options.certs).await?;
+        let echo_channels = connect_all(&server.addr.to_string(), options).await?;
+        let clients = echo_channels
+            .into_iter()
+            .map(|c| Client::Echo(EchoServiceClient::new(c).max_decoding_message_size(1 << 20)))
+            .collect();
+        let summary = phase(options, "baseline", clients, factory.clone(), message_bytes).await;
+        server.stop().await;
+        Some(summary?)
+    } else {
+        None
+    };
+    let clients = channels
+        .into_iter()
+        .map(|c| Client::Gateway(VerificationServiceClient::new(c).max_decoding_message_size(1 << 20)))
+        .collect();
+    let target = phase(options, "target", clients, factory, message_bytes).await?;
+    Ok(Report::new(target, baseline))
+}
+
+fn check(options: &Options) -> anyhow::Result<()> {
+    match options.load {
+        Load::Rate(r) if !(r.is_finite() && r > 0.0) => anyhow::bail!("--rate must be above zero"),
+        Load::Concurrency(0) => anyhow::bail!("--concurrency must be at least 1"),
+        _ => {}
+    }
+    anyhow::ensure!(options.connections > 0, "--connections must be at least 1");
+    anyhow::ensure!(!options.duration.is_zero(), "--duration must be above zero");
+    anyhow::ensure!(!options.timeout.is_zero(), "--timeout must be above zero");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&options.get_ratio),
+        "--get-ratio is between 0 and 1"
+    );
+    anyhow::ensure!(
+        options.image_bytes == 0 || (64..=crate::domain::MAX_IMAGE_BYTES).contains(&options.image_bytes),
+        "--image-kb must be 0 (no face) or up to 4096"
+    );
+    Ok(())
+}
+
+async fn connect_all(target: &str, options: &Options) -> anyhow::Result<Vec<Channel>> {
+    let mut channels = Vec::with_capacity(options.connections);
+    for _ in 0..options.connections {
+        channels.push(connect(target, &options.certs, "onboarding").await?);
+    }
+    Ok(channels)
+}
+
+/// One HTTP/2 connection's client, to the gateway or to the echo.
+#[derive(Clone)]
+enum Client {
+    Gateway(VerificationServiceClient<Channel>),
+    Echo(EchoServiceClient<Channel>),
+}
+
+/// A prepared request: what the pool holds.
+enum Prepared {
+    Verify(pb::VerifyRequest),
+    Echo(echo::pb::EchoRequest),
+}
+
+/// What one call sends.
+enum Job {
+    Prepared(Prepared),
+    /// `GetVerification` of an earlier answer (to the echo: a message of the same size).
+    Get(String),
+}
+
+/// The prepared-payload pool: sealing threads in front, callers behind.
+struct Pool {
+    rx: tokio::sync::Mutex<mpsc::Receiver<Prepared>>,
+    waits: AtomicU64,
+}
+
+impl Pool {
+    /// Starts `threads` sealing threads and waits until `capacity` requests are ready.
+    async fn fill(factory: Arc<Factory>, for_echo: bool, capacity: usize, threads: usize) -> anyhow::Result<Self> {
+        let (tx, mut rx) = mpsc::channel(capacity);
+        let next = Arc::new(AtomicU64::new(0));
+        let mut producers = Vec::new();
+        for _ in 0..threads.max(1) {
+            let (tx, next, factory) = (tx.clone(), next.clone(), factory.clone());
+            producers.push(std::thread::spawn(move || {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Ok(request) = factory.request(index) else { break };
+                    let item = if for_echo {
+                        Prepared::Echo(echo::pb::EchoRequest {
+                            payload: request.encode_to_vec(),
+                            reply_bytes: ECHO_REPLY_BYTES,
+                        })
+                    } else {
+                        Prepared::Verify(request)
+                    };
+                    if tx.blocking_send(item).is_err() {
+                        break; // the phase is over
+                    }
+                }
+            }));
+        }
+        drop(tx);
+        while rx.len() < capacity {
+            if producers.iter().all(|p| p.is_finished()) {
+                // Only a bad key stops sealing, and the first request was sealed before we got here.
+                rx.close();
+                anyhow::bail!("the payload pool stopped filling");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if rx.is_closed() {
+                break;
+            }
+        }
+        Ok(Self {
+            rx: tokio::sync::Mutex::new(rx),
+            waits: AtomicU64::new(0),
+        })
+    }
+
+    async fn take(&self) -> Option<Prepared> {
+        let mut rx = self.rx.lock().await;
+        match rx.try_recv() {
+            Ok(p) => Some(p),
+            Err(mpsc::error::TryRecvError::Empty) => {
+                self.waits.fetch_add(1, Ordering::Relaxed);
+                rx.recv().await
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => None,
+        }
+    }
+}
+
+/// What every call of a phase shares.
+struct Shared {
+    pool: Pool,
+    shards: Vec<Mutex<Stats>>,
+    recent: Mutex<VecDeque<String>>,
+    /// Calls started (numbers calls for the get ratio).
+    started: AtomicU64,
+    done: AtomicU64,
+    failed: AtomicU64,
+    get_ratio: f64,
+    timeout: Duration,
+    measure_start: Instant,
+}
+
+impl Shared {
+    fn shard(&self, n: usize) -> std::sync::MutexGuard<'_, Stats> {
+        self.shards[n % SHARDS].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next call's job: a `GetVerification` for the `get_ratio` share (once there is an answer to
+    /// ask about), a prepared request otherwise. `None` when the pool is closed.
+    async fn job(&self) -> Option<Job> {
+        let n = self.started.fetch_add(1, Ordering::Relaxed);
+        let r = self.get_ratio;
+        if r > 0.0 && ((n + 1) as f64 * r).floor() > (n as f64 * r).floor() {
+            let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            if !recent.is_empty() {
+                return Some(Job::Get(recent[(n as usize) % recent.len()].clone()));
+            }
+        }
+        self.pool.take().await.map(Job::Prepared)
+    }
+
+    fn remember(&self, verification_id: String) {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() >= RECENT_IDS {
+            recent.pop_front();
+        }
+        recent.push_back(verification_id);
+    }
+
+    /// Records a call that started (or was meant to start) at `from` and ended now.
+    fn record(&self, shard: usize, method: &'static str, result: CallResult, from: Instant) {
+        let now = Instant::now();
+        self.done.fetch_add(1, Ordering::Relaxed);
+        if result.is_err() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if from >= self.measure_start {
+            self.shard(shard)
+                .record(method, result, now - from, now - self.measure_start);
+        }
+    }
+
+    fn merged(&self) -> Stats {
+        let mut all = Stats::default();
+        for shard in &self.shards {
+            all.merge(&shard.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+        all
+    }
+}
+
+fn status_name(status: i32) -> &'static str {
+    pb::Status::try_from(status)
+        .map(|s| s.as_str_name())
+        .map(|s| s.strip_prefix("STATUS_").unwrap_or(s))
+        .unwrap_or("UNKNOWN_STATUS")
+}
+
+/// Makes one call with the per-call deadline (sent as `grpc-timeout`, and enforced here too).
+async fn call(client: &mut Client, job: Job, shared: &Shared) -> (&'static str, CallResult) {
+    let timeout = shared.timeout;
+    fn with_deadline<T>(message: T, timeout: Duration) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(timeout);
+        request
+    }
+    let (method, result) = match (client, job) {
+        (Client::Gateway(c), Job::Prepared(Prepared::Verify(r))) => {
+            let answer = tokio::time::timeout(timeout, c.verify(with_deadline(r, timeout))).await;
+            (VERIFY, answer.map(|a| a.map(|a| a.into_inner())))
+        }
+        (Client::Gateway(c), Job::Get(id)) => {
+            let request = pb::GetVerificationRequest { verification_id: id };
+            let answer = tokio::time::timeout(timeout, c.get_verification(with_deadline(request, timeout))).await;
+            (GET, answer.map(|a| a.map(|a| a.into_inner())))
+        }
+        (Client::Echo(c), job) => {
+            let request = match job {
+                Job::Prepared(Prepared::Echo(r)) => r,
+                Job::Prepared(Prepared::Verify(r)) => echo::pb::EchoRequest {
+                    payload: r.encode_to_vec(),
+                    reply_bytes: ECHO_REPLY_BYTES,
+                },
+                Job::Get(id) => echo::pb::EchoRequest {
+                    payload: pb::GetVerificationRequest { verification_id: id }.encode_to_vec(),
+                    reply_bytes: ECHO_REPLY_BYTES,
+                },
+            };
+            let answer = tokio::time::timeout(timeout, c.echo(with_deadline(request, timeout))).await;
+            let result = match answer {
+                Err(_) => Err(tonic::Code::DeadlineExceeded),
+                Ok(Err(status)) => Err(status.code()),
+                Ok(Ok(_)) => Ok("ECHOED"),
+            };
+            return (ECHO, result);
+        }
+        (Client::Gateway(_), Job::Prepared(Prepared::Echo(_))) => {
+            // The gateway phase's pool holds Verify requests only.
+            return (ECHO, Err(tonic::Code::Internal));
+        }
+    };
+    let result = match result {
+        Err(_) => Err(tonic::Code::DeadlineExceeded),
+        Ok(Err(status)) => Err(status.code()),
+        Ok(Ok(answer)) => {
+            if method == VERIFY && !answer.verification_id.is_empty() {
+                shared.remember(answer.verification_id);
+            }
+            Ok(status_name(answer.status))
+        }
+    };
+    (method, result)
+}
+
+/// One phase: fills the pool, runs warm-up and the measured window, summarises.
+async fn phase(
+    options: &Options,
+    name: &'static str,
+    clients: Vec<Client>,
+    factory: Arc<Factory>,
+    message_bytes: usize,
+) -> anyhow::Result<RunSummary> {
+    let for_echo = matches!(clients.first(), Some(Client::Echo(_)));
+    let service = if for_echo {
+        "idgate.loadtest.v1.EchoService"
+    } else {
+        "idgate.v1.VerificationService"
+    };
+    let total = options.warmup + options.duration;
+    let wanted = match options.load {
+        Load::Rate(r) => (r * total.as_secs_f64()).ceil() as usize + 1,
+        Load::Concurrency(_) => 20_000,
+    };
+    let capacity = wanted.min(options.pool_bytes / message_bytes.max(1)).max(1);
+    let pool = Pool::fill(factory, for_echo, capacity, options.pool_threads).await?;
+
+    let start = Instant::now();
+    let shared = Arc::new(Shared {
+        pool,
+        shards: (0..SHARDS).map(|_| Mutex::new(Stats::default())).collect(),
+        recent: Mutex::new(VecDeque::new()),
+        started: AtomicU64::new(0),
+        done: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        get_ratio: options.get_ratio,
+        timeout: options.timeout,
+        measure_start: start + options.warmup,
+    });
+    let progress = options
+        .progress
+        .then(|| tokio::spawn(progress_line(name, shared.clone(), start)));
+    let schedule = match options.load {
+        Load::Rate(rate) => Some(open_loop(&shared, &clients, rate, start, total, options.max_in_flight).await),
+        Load::Concurrency(c) => {
+            closed_loop(&shared, &clients, c, start + total).await;
+            None
+        }
+    };
+    if let Some(p) = progress {
+        p.abort();
+        eprintln!();
+    }
+    let stats = shared.merged();
+    let settings = Settings {
+        mode: match options.load {
+            Load::Rate(_) => "open",
+            Load::Concurrency(_) => "closed",
+        }
+        .into(),
+        rate: match options.load {
+            Load::Rate(r) => Some(r),
+            Load::Concurrency(_) => None,
+        },
+        concurrency: match options.load {
+            Load::Rate(_) => None,
+            Load::Concurrency(c) => Some(c),
+        },
+        connections: options.connections,
+        duration_s: options.duration.as_secs_f64(),
+        warmup_s: options.warmup.as_secs_f64(),
+        timeout_ms: options.timeout.as_millis() as u64,
+        message_bytes,
+    };
+    let waits = shared.pool.waits.load(Ordering::Relaxed);
+    let schedule = schedule.map(|lag| ScheduleSummary {
+        late_requests: lag.late,
+        max_lag_ms: lag.max.as_secs_f64() * 1000.0,
+    });
+    Ok(RunSummary::new(service, settings, &stats, schedule, waits))
+}
+
+async fn closed_loop(shared: &Arc<Shared>, clients: &[Client], workers: usize, end: Instant) {
+    let mut set = tokio::task::JoinSet::new();
+    for w in 0..workers {
+        let shared = shared.clone();
+        let mut client = clients[w % clients.len()].clone();
+        set.spawn(async move {
+            while Instant::now() < end {
+                let Some(job) = shared.job().await else { break };
+                let from = Instant::now();
+                let (method, result) = call(&mut client, job, &shared).await;
+                shared.record(w, method, result, from);
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+}
+
+async fn open_loop(
+    shared: &Arc<Shared>,
+    clients: &[Client],
+    rate: f64,
+    start: Instant,
+    total: Duration,
+    max_in_flight: usize,
+) -> Lag {
+    let mut lag = Lag::default();
+    let Some(schedule) = Schedule::new(start, rate, total) else {
+        return lag;
+    };
+    let mut set = tokio::task::JoinSet::new();
+    let mut n: u64 = 0;
+    while let Some(intended) = schedule.intended(n) {
+        if intended > Instant::now() {
+            tokio::time::sleep_until(intended).await;
+        }
+        while set.try_join_next().is_some() {}
+        while set.len() >= max_in_flight.max(1) {
+            set.join_next().await;
+        }
+        let Some(job) = shared.job().await else { break };
+        lag.note(intended, Instant::now());
+        let shared = shared.clone();
+        let mut client = clients[(n as usize) % clients.len()].clone();
+        let shard = n as usize;
+        set.spawn(async move {
+            let (method, result) = call(&mut client, job, &shared).await;
+            shared.record(shard, method, result, intended);
+        });
+        n += 1;
+    }
+    while set.join_next().await.is_some() {}
+    lag
+}
+
+/// Rewrites one stderr line every second: rate, errors, p99 so far.
+async fn progress_line(name: &'static str, shared: Arc<Shared>, start: Instant) {
+    let mut last = (Instant::now(), 0u64);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = Instant::now();
+        let done = shared.done.load(Ordering::Relaxed);
+        let rate = (done - last.1) as f64 / (now - last.0).as_secs_f64();
+        last = (now, done);
+        let stage = if now < shared.measure_start {
+            "warm-up"
+        } else {
+            "measuring"
+        };
+        let p99 = {
+            let stats = shared.merged();
+            if stats.latency.is_empty() {
+                0.0
+            } else {
+                stats.latency.value_at_quantile(0.99) as f64 / 1000.0
+            }
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r{name} {stage} {:>6.1}s  {rate:>8.1} calls/s  errors {:>6}  p99 {p99:>8.2} ms   ",
+            (now - start).as_secs_f64(),
+            shared.failed.load(Ordering::Relaxed)
+        );
+        let _ = err.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn status_names_drop_the_prefix() {
+        assert_eq!(status_name(pb::Status::Verified as i32), "VERIFIED");
+        assert_eq!(status_name(pb::Status::PendingReview as i32), "PENDING_REVIEW");
+        assert_eq!(status_name(99), "UNKNOWN_STATUS");
+    }
+}
