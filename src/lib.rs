@@ -2,18 +2,23 @@
 //!
 //! Sealed personal data in, a verified flag out. The crate's map, with dependencies pointing inward:
 //!
-//! | module | what it is for | knows nothing of |
+//! | module | what it is for | must never |
 //! |---|---|---|
-//! | [`domain`] | parsed values that cannot be invalid (ID number, name, phone, image, consent, ids) | I/O, gRPC, Redis |
-//! | [`crypto`] | HPKE sealing, at-rest envelopes, key files | gRPC, Redis |
-//! | [`decision`] | what a provider outcome means (thresholds) | providers by name |
-//! | [`providers`] | the provider trait, the Tencent FaceID adapter, the simulator, routing | gRPC, storage |
-//! | [`store`] | case records, idempotency, sealed data at rest, retention | gRPC, plaintext |
-//! | [`verify`] | the verification use case | gRPC, protobuf, Redis |
-//! | [`material`] | the at-rest encoding of review material | gRPC |
-//! | [`transport`] | TLS, caller roles, gRPC services, error → status | business rules |
-//! | [`loadtest`] | the load tool: sealed synthetic payloads, schedules, HDR reports, echo baseline | the gateway's internals |
-//! | [`gateway`], [`config`], [`pki`], [`telemetry`], [`cli`] | assembling and running the programs | — |
+//! | [`domain`] | parsed values that cannot be invalid (ID number, name, phone, image, consent, ids, refusal reasons) | do I/O, read the clock, print PII |
+//! | [`crypto`] | HPKE sealing, at-rest envelopes, key files, blind indexes and keyed tags (fingerprints, record MACs), randomness | know gRPC or Redis, print key material |
+//! | [`clock`] | time as an input (system and manual clocks) | — |
+//! | [`decision`] | what a provider outcome means (thresholds, review reasons) | know a provider by name |
+//! | [`providers`] | the provider trait; Tencent FaceID and Alibaba Cloud adapters; circuit breakers and routing; the simulator of both protocols | retry a billed call blindly, put PII in an error |
+//! | [`store`] | the storage interface; [`store::memory`] (embedded) and [`store::redis`] (standalone and Cluster, review queue in `redis_review.rs`) | see plaintext, decide anything |
+//! | [`verify`] | the verification use case: checks, idempotency bound to content, providers, decision, store | know gRPC, protobuf or Redis |
+//! | [`review`] | the manual-review use case: leases, four-eyes, re-sealing to the reviewer, supplements, audit listing | hand out plaintext |
+//! | [`material`] | the at-rest encoding of review material | keep unknown fields a client sent |
+//! | [`transport`] | TLS 1.3 + mTLS, caller roles, gRPC services, load shedding, error → status | hold business rules |
+//! | [`metrics`] | OpenTelemetry instruments | carry PII in a name or label |
+//! | [`loadtest`] | the load tool: sealed synthetic payloads, schedules, HDR reports, echo baseline | depend on the gateway's internals |
+//! | [`gateway`] | assembling a gateway from configuration (keys, store, providers, use cases, server) | — |
+//! | [`config`], [`pki`], [`telemetry`] | typed layered configuration; the dev PKI; logging and OTLP set-up | print a secret |
+//! | [`cli`] | one file per subcommand (`serve`, `verify`, `review` and `review --web`, `loadtest`, `provider-sim`, `keys`, `dev-certs`, `config`) | hold logic the library should |
 //!
 //! Personal data never appears in logs, traces, errors or `Debug` output.
 

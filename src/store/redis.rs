@@ -28,7 +28,7 @@
 //! Case hash fields: `v` (encoding version, `2`), `id`, `account`, `request`, `principal`, `purpose`
 //! ([`Purpose::as_str`]), `status` ([`CaseStatus::as_str`]), `created`, `updated`, `lease`,
 //! `status_at` (decimal unix seconds), `fp` (the keyed content fingerprint), `mac` (the integrity
-//! tag, see [`record_mac`]), and when present `provider`, `refusal`, `pii_exp`, `anchor` (the blind
+//! tag, see `record_mac`), and when present `provider`, `refusal`, `pii_exp`, `anchor` (the blind
 //! index a verified anchor case bound), `erase` (`1`: erasure arrived while processing), `why` (a
 //! review reason code: why the case went to review). An absent
 //! optional field is `None`. A record whose tag does not verify is [`StoreError::Integrity`].
