@@ -686,6 +686,31 @@ mod tests {
         )
     }
 
+    /// A verifier over a store holding "r-1" (short video) as `vf_stale`, processing under a lease
+    /// until `NOW + 30` by a gateway that died; and its provider.
+    async fn with_an_abandoned_case(clock: &ManualClock) -> (Verifier, Arc<Fake>) {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let stale = CaseRecord::processing(
+            "vf_stale",
+            "acct-1",
+            "r-1",
+            "onboarding-dev",
+            Purpose::ShortVideo,
+            fingerprint_of(&indexer(), "onboarding-dev", command("r-1", Purpose::ShortVideo)),
+            NOW,
+            NOW + 30,
+        );
+        store.begin(stale, NOW).await.unwrap();
+        let p = fake("p", Ok(Outcome::Match));
+        let (v, _) = verifier_on(
+            store,
+            std::slice::from_ref(&p),
+            clock,
+            settings(Duration::from_secs(60)),
+        );
+        (v, p)
+    }
+
     fn verifier(providers: &[Arc<Fake>], clock: &ManualClock) -> (Verifier, Arc<KekRing>) {
         verifier_on(
             Arc::new(MemoryStore::new()),
@@ -850,25 +875,7 @@ mod tests {
     #[tokio::test]
     async fn a_case_abandoned_mid_call_is_taken_over_after_its_lease() {
         let clock = ManualClock::new(NOW);
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let stale = CaseRecord::processing(
-            "vf_stale",
-            "acct-1",
-            "r-1",
-            "onboarding-dev",
-            Purpose::ShortVideo,
-            fingerprint_of(&indexer(), "onboarding-dev", command("r-1", Purpose::ShortVideo)),
-            NOW,
-            NOW + 30,
-        );
-        store.begin(stale, NOW).await.unwrap();
-        let p = fake("p", Ok(Outcome::Match));
-        let (v, _) = verifier_on(
-            store,
-            std::slice::from_ref(&p),
-            &clock,
-            settings(Duration::from_secs(60)),
-        );
+        let (v, p) = with_an_abandoned_case(&clock).await;
         // While the lease holds, a retry waits and then reports the request as still in progress.
         let mut early = command("r-1", Purpose::ShortVideo);
         early.deadline = Instant::now() + Duration::from_millis(50);
@@ -1089,25 +1096,7 @@ mod tests {
     #[tokio::test]
     async fn an_abandoned_case_is_not_taken_over_by_other_content() {
         let clock = ManualClock::new(NOW);
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let stale = CaseRecord::processing(
-            "vf_stale",
-            "acct-1",
-            "r-1",
-            "onboarding-dev",
-            Purpose::ShortVideo,
-            fingerprint_of(&indexer(), "onboarding-dev", command("r-1", Purpose::ShortVideo)),
-            NOW,
-            NOW + 30,
-        );
-        store.begin(stale, NOW).await.unwrap();
-        let p = fake("p", Ok(Outcome::Match));
-        let (v, _) = verifier_on(
-            store,
-            std::slice::from_ref(&p),
-            &clock,
-            settings(Duration::from_secs(60)),
-        );
+        let (v, p) = with_an_abandoned_case(&clock).await;
         clock.advance(31);
         let mut other = command("r-1", Purpose::ShortVideo);
         other.fields.id_number = test_support::id_number("110105", "19850101", "123");

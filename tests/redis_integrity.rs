@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use common::{Person, TestGateway, reason, verify};
-use idgate::crypto::envelope::{Body, WrappedKey};
 use idgate::domain::Purpose;
 use idgate::pb;
 use idgate::pb::Purpose::ShortVideo;
@@ -150,18 +149,7 @@ async fn a_hung_redis_never_holds_a_call_past_its_deadline() {
 }
 
 fn sealed() -> SealedPii {
-    SealedPii {
-        wrapped_key: WrappedKey {
-            kek_id: "kek-1".into(),
-            bytes: vec![7; 72],
-        },
-        body: Body {
-            version: 1,
-            commitment: [1; 32],
-            nonce: [2; 24],
-            ciphertext: vec![3; 64],
-        },
-    }
+    support::sealed_pii()
 }
 
 /// A store whose hook kills the server when a given step is reached, and the server to restart.

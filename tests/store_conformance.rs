@@ -9,7 +9,7 @@ mod support;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use idgate::crypto::envelope::{Body, WrappedKey};
+use idgate::crypto::envelope::WrappedKey;
 use idgate::domain::Purpose;
 use idgate::store::memory::MemoryStore;
 use idgate::store::{AnchorClaim, AuditEvent, Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
@@ -30,18 +30,7 @@ fn record(id: &str, request_id: &str) -> CaseRecord {
 }
 
 fn pii() -> SealedPii {
-    SealedPii {
-        wrapped_key: WrappedKey {
-            kek_id: "kek-1".into(),
-            bytes: vec![7; 72],
-        },
-        body: Body {
-            version: 1,
-            commitment: [1; 32],
-            nonce: [2; 24],
-            ciphertext: vec![3; 64],
-        },
-    }
+    support::sealed_pii()
 }
 
 fn finish(status: CaseStatus, with_pii: bool) -> Finish {

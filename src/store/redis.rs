@@ -808,18 +808,29 @@ impl RedisStore {
             .bound_accounts(op, &consult, Some(&record.account_id), claim.ttl_seconds, now_unix)
             .await?;
         if others.len() >= claim.max_accounts as usize {
-            self.binding_script(
-                op,
-                &self.inner.scripts.drop_binding,
-                &key,
-                &record.account_id,
-                &record.id,
-                claim.ttl_seconds,
-            )
-            .await?;
+            self.drop_candidate(op, record, claim).await?;
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// Removes `record`'s own entry under `claim` (its candidate bound nothing).
+    async fn drop_candidate(
+        &self,
+        op: &'static str,
+        record: &CaseRecord,
+        claim: &super::AnchorClaim,
+    ) -> Result<(), StoreError> {
+        let key = self.inner.keys.binding(&claim.index);
+        self.binding_script(
+            op,
+            &self.inner.scripts.drop_binding,
+            &key,
+            &record.account_id,
+            &record.id,
+            claim.ttl_seconds,
+        )
+        .await
     }
 
     /// After the step that verified `record`: its candidate becomes a confirmed binding (if this

@@ -810,16 +810,7 @@ impl ReviewQueue for RedisStore {
                 self.confirm_anchor(OP, &record, claim).await?;
             } else if *allowed {
                 // Not the last approval (or not verified after all): the candidate binds nothing.
-                let key = self.inner.keys.binding(&claim.index);
-                self.binding_script(
-                    OP,
-                    &self.inner.scripts.drop_binding,
-                    &key,
-                    &record.account_id,
-                    &record.id,
-                    claim.ttl_seconds,
-                )
-                .await?;
+                self.drop_candidate(OP, &record, claim).await?;
             }
         }
         match status.as_str() {

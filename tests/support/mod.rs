@@ -1,3 +1,20 @@
 //! Test harness shared by the integration tests that need real servers.
 
 pub mod redis;
+
+/// Sealed material of the right shape for storage tests that never open it.
+#[allow(dead_code)]
+pub fn sealed_pii() -> idgate::store::SealedPii {
+    idgate::store::SealedPii {
+        wrapped_key: idgate::crypto::envelope::WrappedKey {
+            kek_id: "kek-1".into(),
+            bytes: vec![7; 72],
+        },
+        body: idgate::crypto::envelope::Body {
+            version: 1,
+            commitment: [1; 32],
+            nonce: [2; 24],
+            ciphertext: vec![3; 64],
+        },
+    }
+}
