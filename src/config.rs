@@ -90,6 +90,10 @@ pub struct ServerConfig {
     pub call_deadline_ms: u64,
     /// How long shutdown waits for in-flight calls.
     pub shutdown_grace_ms: u64,
+    /// How often readiness (the store answers) is probed for `grpc.health.v1`.
+    pub health_probe_interval_ms: u64,
+    /// A readiness probe that takes longer counts as a failure.
+    pub health_probe_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -103,6 +107,8 @@ impl Default for ServerConfig {
             verify_deadline_ms: 10_000,
             call_deadline_ms: 15_000,
             shutdown_grace_ms: 15_000,
+            health_probe_interval_ms: 2_000,
+            health_probe_timeout_ms: 1_000,
         }
     }
 }
@@ -366,6 +372,11 @@ impl Config {
         }
         if self.retention.pending_review_ttl_seconds == 0 || self.retention.sweep_interval_seconds == 0 {
             return Err(ConfigError::Invalid("retention periods must be positive".into()));
+        }
+        if self.server.health_probe_interval_ms == 0 || self.server.health_probe_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "server.health_probe_interval_ms and server.health_probe_timeout_ms must be positive".into(),
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for p in &self.providers {

@@ -26,6 +26,7 @@ use crate::store::ReviewQueue;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisOptions, RedisStore};
+use crate::transport::readiness::{Readiness, StoreCheck};
 use crate::transport::services::App;
 use crate::transport::{server, tls};
 use crate::verify::{Limits, Verifier, VerifySettings};
@@ -150,6 +151,8 @@ pub struct Gateway {
     handshake_timeout: Duration,
     shutdown_grace: Duration,
     maintenance: Maintenance,
+    /// What the idgate services' health entries follow (the store answers; later: providers usable).
+    readiness: Readiness,
     /// Stops background tasks (simulator, sweeper) when the gateway stops.
     stop: watch::Sender<bool>,
     /// Human-readable facts for the start-up banner (no secrets).
@@ -336,6 +339,13 @@ impl Gateway {
                 review_settings,
             ))
         };
+        let readiness = Readiness {
+            checks: vec![Arc::new(StoreCheck {
+                store: store.clone(),
+                timeout: Duration::from_millis(config.server.health_probe_timeout_ms),
+            })],
+            every: Duration::from_millis(config.server.health_probe_interval_ms),
+        };
         let verifier = Arc::new(Verifier::new(
             store,
             Router::new(routes),
@@ -368,6 +378,7 @@ impl Gateway {
                 rewrap_every: Duration::from_secs(config.keys.rewrap_interval_seconds),
                 queue_figures: queue_figures.clone(),
             },
+            readiness,
             queue_figures,
             _queue_gauges: queue_gauges,
             stop,
@@ -388,6 +399,7 @@ impl Gateway {
             handshake_timeout,
             shutdown_grace,
             maintenance,
+            readiness,
             stop,
             ..
         } = self;
@@ -397,7 +409,7 @@ impl Gateway {
             shutdown.await;
             let _ = shutdown_started_tx.send(true);
         };
-        let served = server::run(listener, tls, app, handshake_timeout, shutdown);
+        let served = server::run(listener, tls, app, handshake_timeout, readiness, shutdown);
         tokio::pin!(served);
         // After shutdown starts, in-flight calls get `shutdown_grace` to finish.
         let result = tokio::select! {

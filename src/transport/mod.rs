@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod errors;
+pub mod readiness;
 pub mod server;
 pub mod services;
 pub mod tls;

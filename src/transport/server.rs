@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use super::readiness::Readiness;
 use super::services::{App, AuditService, ReviewService, VerificationService};
 use super::tls;
 use crate::pb;
@@ -16,11 +17,13 @@ use crate::pb;
 pub const MAX_MESSAGE_BYTES: usize = 18 * 1024 * 1024;
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight calls finish.
+/// `readiness` switches the idgate services' health entries while serving (see `readiness`).
 pub async fn run(
     listener: TcpListener,
     tls_config: Arc<rustls::ServerConfig>,
     app: Arc<App>,
     handshake_timeout: Duration,
+    readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -33,6 +36,8 @@ pub async fn run(
     health_reporter
         .set_serving::<pb::audit_service_server::AuditServiceServer<AuditService>>()
         .await;
+    // Aborted when serving ends (the handle is dropped at the end of this function).
+    let readiness_watch = AbortOnDrop(tokio::spawn(readiness.watch(health_reporter)));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -60,5 +65,16 @@ pub async fn run(
     if let Ok(reflection) = reflection {
         builder = builder.add_service(reflection);
     }
-    builder.serve_with_incoming_shutdown(incoming, shutdown).await
+    let served = builder.serve_with_incoming_shutdown(incoming, shutdown).await;
+    drop(readiness_watch);
+    served
+}
+
+/// Stops a background task when its owner goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
