@@ -14,8 +14,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, ProviderConfig};
+use crate::config::{Config, ConfigError, KeysConfig, ProviderConfig};
+use crate::crypto::blind_index::BlindIndexer;
+use crate::crypto::envelope::KekRing;
 use crate::crypto::keyfile;
+use crate::crypto::live::Live;
+use crate::crypto::sealing::SealingKeyring;
 use crate::metrics::{QueueFigures, QueueGauges, register_queue_gauges};
 use crate::pki::{self, DevPki};
 use crate::providers::router::{Route, Router};
@@ -144,6 +148,59 @@ impl Plan {
     }
 }
 
+/// The gateway's keys, loaded together from `keys.dir` (and `keys.keks` / `keys.keks_file`).
+struct LoadedKeys {
+    sealing: SealingKeyring,
+    keks: KekRing,
+    indexer: BlindIndexer,
+}
+
+impl LoadedKeys {
+    fn load(dir: &Path, keys: &KeysConfig) -> Result<Self, StartError> {
+        let sealing = keyfile::load_sealing_keyring(dir, keys.sealing_grace_seconds)?;
+        let extra_keks = match keys.kek_list()? {
+            Some(list) => keyfile::parse_key_list(list.expose())?,
+            None => Vec::new(),
+        };
+        let keks = keyfile::load_kek_ring(dir, extra_keks, keys.kek_min_version)?;
+        let indexer = keyfile::load_blind_indexer(dir)?;
+        Ok(Self { sealing, keks, indexer })
+    }
+}
+
+/// The current key ids, for log lines (ids only, never key material).
+fn describe(sealing: &SealingKeyring, keks: &KekRing, indexer: &BlindIndexer) -> String {
+    format!(
+        "sealing key {}, key-encryption key {}, blind-index key {}",
+        sealing.current().id,
+        keks.current_id(),
+        indexer.current_id()
+    )
+}
+
+/// Reloads the keys of a running gateway from where they were loaded at start.
+#[derive(Clone)]
+pub struct KeyReloader {
+    dir: PathBuf,
+    config: KeysConfig,
+    sealing: Live<SealingKeyring>,
+    keks: Live<KekRing>,
+    indexer: Live<BlindIndexer>,
+}
+
+impl KeyReloader {
+    /// Loads every key afresh and, only if all of them load, makes them current; calls already
+    /// running keep the keys they started with. On error nothing changes. Returns the new key ids.
+    pub fn reload(&self) -> Result<String, StartError> {
+        let LoadedKeys { sealing, keks, indexer } = LoadedKeys::load(&self.dir, &self.config)?;
+        let described = describe(&sealing, &keks, &indexer);
+        self.sealing.replace(sealing);
+        self.keks.replace(keks);
+        self.indexer.replace(indexer);
+        Ok(described)
+    }
+}
+
 /// A gateway ready to serve.
 pub struct Gateway {
     pub app: Arc<App>,
@@ -155,6 +212,8 @@ pub struct Gateway {
     readiness: Readiness,
     /// Stops background tasks (simulator, sweeper) when the gateway stops.
     stop: watch::Sender<bool>,
+    /// Reloads the keys in place (`idgate serve` calls it on SIGHUP).
+    pub keys: KeyReloader,
     /// Human-readable facts for the start-up banner (no secrets).
     pub notes: Vec<String>,
     /// The review-queue figures as last measured (also exported as metrics).
@@ -191,22 +250,22 @@ impl Gateway {
         let (stop, _) = watch::channel(false);
         let mut notes = Vec::new();
 
-        let sealing = keyfile::load_sealing_keyring(&plan.keys_dir, config.keys.sealing_grace_seconds)?;
-        let extra_keks = match config.keys.kek_list()? {
-            Some(list) => keyfile::parse_key_list(list.expose())?,
-            None => Vec::new(),
-        };
-        let keks = keyfile::load_kek_ring(&plan.keys_dir, extra_keks, config.keys.kek_min_version)?;
-        let indexer = keyfile::load_blind_indexer(&plan.keys_dir)?;
+        let LoadedKeys { sealing, keks, indexer } = LoadedKeys::load(&plan.keys_dir, &config.keys)?;
         notes.push(format!(
-            "keys: {} (sealing key {}, key-encryption key {})",
+            "keys: {} ({})",
             plan.keys_dir.display(),
-            sealing.current().id,
-            keks.current_id()
+            describe(&sealing, &keks, &indexer)
         ));
+        let (sealing, keks, indexer) = (Live::new(sealing), Live::new(keks), Live::new(indexer));
+        let keys = KeyReloader {
+            dir: plan.keys_dir.clone(),
+            config: config.keys.clone(),
+            sealing: sealing.clone(),
+            keks: keks.clone(),
+            indexer: indexer.clone(),
+        };
 
         // Every store holds the review queue too: one object, seen through both interfaces.
-        let indexer = Arc::new(indexer);
         let redis_options = RedisOptions {
             record_ttl: Duration::from_secs(config.retention.case_record_ttl_seconds),
             // Case records carry an integrity tag under the gateway's keys (never stored in Redis).
@@ -321,7 +380,6 @@ impl Gateway {
             },
             audit_ttl: Duration::from_secs(config.retention.audit_ttl_seconds),
         };
-        let keks = Arc::new(keks);
         let review = {
             let review_settings = ReviewSettings {
                 lease: Duration::from_secs(config.review.lease_seconds),
@@ -357,7 +415,7 @@ impl Gateway {
         let app = Arc::new(App {
             verifier,
             review,
-            sealing: Arc::new(sealing),
+            sealing,
             clock,
             verify_deadline: Duration::from_millis(config.server.verify_deadline_ms),
             call_deadline: Duration::from_millis(config.server.call_deadline_ms),
@@ -379,6 +437,7 @@ impl Gateway {
                 queue_figures: queue_figures.clone(),
             },
             readiness,
+            keys,
             queue_figures,
             _queue_gauges: queue_gauges,
             stop,

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use crate::clock::Clock;
 use crate::crypto::blind_index::{BlindIndexer, IndexUse};
 use crate::crypto::envelope::KekRing;
+use crate::crypto::live::Live;
 use crate::crypto::random;
 use crate::decision::{self, ReviewReason, Thresholds, Verdict};
 use crate::domain::{AccountId, Applicant, Consent, IdentityFields, Purpose, Refusal, RequestId};
@@ -213,9 +214,10 @@ impl EraseScope {
 pub struct Verifier {
     store: Arc<dyn Store>,
     router: Router,
-    keks: Arc<KekRing>,
+    /// Replaced by a key reload; each step loads the keys current when it starts.
+    keks: Live<KekRing>,
     /// Keyed hashes of ID numbers for the limits that count by person.
-    indexer: Arc<BlindIndexer>,
+    indexer: Live<BlindIndexer>,
     clock: Arc<dyn Clock>,
     settings: VerifySettings,
 }
@@ -224,16 +226,16 @@ impl Verifier {
     pub fn new(
         store: Arc<dyn Store>,
         router: Router,
-        keks: Arc<KekRing>,
-        indexer: Arc<BlindIndexer>,
+        keks: impl Into<Live<KekRing>>,
+        indexer: impl Into<Live<BlindIndexer>>,
         clock: Arc<dyn Clock>,
         settings: VerifySettings,
     ) -> Self {
         Self {
             store,
             router,
-            keks,
-            indexer,
+            keks: keks.into(),
+            indexer: indexer.into(),
             clock,
             settings,
         }
@@ -264,7 +266,8 @@ impl Verifier {
         Consent::parse(&command.consent_policy_version, command.consent_granted_at_unix, now)?;
         let applicant = Applicant::check(purpose, fields, self.clock.today_cst())?;
         let parts = fingerprint_parts(&principal, purpose, &applicant);
-        let same_content = |stored: &str| self.indexer.tag_matches(IndexUse::RequestFingerprint, stored, &parts);
+        let indexer = self.indexer.load();
+        let same_content = |stored: &str| indexer.tag_matches(IndexUse::RequestFingerprint, stored, &parts);
 
         let id = random::id("vf_").map_err(|_| VerifyError::Internal("randomness"))?;
         let lease = self.settings.processing_lease.as_secs() as i64;
@@ -274,7 +277,7 @@ impl Verifier {
             request_id.as_str(),
             principal.as_str(),
             purpose,
-            self.indexer.tag(IndexUse::RequestFingerprint, &parts),
+            indexer.tag(IndexUse::RequestFingerprint, &parts),
             now,
             now + lease,
         );
@@ -336,8 +339,14 @@ impl Verifier {
             Verdict::Verified => Finish {
                 status: CaseStatus::Verified,
                 provider,
-                anchor: (purpose == Purpose::Anchor)
-                    .then(|| anchor_claim(&self.indexer, self.settings.limits, applicant.id_number().as_str(), now)),
+                anchor: (purpose == Purpose::Anchor).then(|| {
+                    anchor_claim(
+                        &self.indexer.load(),
+                        self.settings.limits,
+                        applicant.id_number().as_str(),
+                        now,
+                    )
+                }),
                 ..Finish::default()
             },
             Verdict::NotVerified => Finish {
@@ -355,6 +364,7 @@ impl Verifier {
                 let plaintext = material::encode_applicant(&applicant);
                 let (wrapped_key, body) = self
                     .keks
+                    .load()
                     .seal(&case.id, PII_FIELD_IDENTITY, &plaintext)
                     .map_err(|_| VerifyError::Internal("sealing at rest"))?;
                 let expires_at = now + self.settings.pending_review_ttl.as_secs() as i64;
@@ -463,6 +473,7 @@ impl Verifier {
         // keys still within the window, so a key rotation never restarts its limit.
         let mut id_keys = self
             .indexer
+            .load()
             .indexes_within(IndexUse::RateLimit, id_number, now, ID_WINDOW_SECONDS)
             .into_iter()
             .map(|index| format!("id:{index}"));
@@ -522,10 +533,11 @@ impl Verifier {
 
     /// Moves data keys still wrapped by an older KEK to the current one. Returns how many moved.
     pub async fn rewrap_pending(&self, batch: usize) -> Result<usize, VerifyError> {
-        let current = self.keks.current_id().to_owned();
+        let keks = self.keks.load();
+        let current = keks.current_id().to_owned();
         let mut moved = 0;
         for (case_id, old) in self.store.wrapped_keys_not_under(&current, batch).await? {
-            match self.keks.rewrap(&case_id, PII_FIELD_IDENTITY, &old) {
+            match keks.rewrap(&case_id, PII_FIELD_IDENTITY, &old) {
                 Ok(new) => {
                     if self.store.replace_wrapped_key(&case_id, &old, new).await? {
                         moved += 1;

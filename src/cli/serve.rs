@@ -1,4 +1,4 @@
-//! `idgate serve`: the gateway. Graceful shutdown on SIGTERM / Ctrl-C.
+//! `idgate serve`: the gateway. Graceful shutdown on SIGTERM / Ctrl-C; SIGHUP reloads the keys.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -71,7 +71,9 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
             "  cargo run -- verify --target {bound} --certs {dir} --purpose short-video --name 张三 --id-number 11010519491231002X"
         );
     }
+    let reload = tokio::spawn(reload_keys_on_hangup(gateway.keys.clone()));
     let served = gateway.serve(listener, shutdown_signal()).await;
+    reload.abort();
     if let Some(provider) = metrics {
         // Sends the last figures; a collector that is gone must not keep us from exiting.
         let flush = tokio::task::spawn_blocking(move || provider.shutdown());
@@ -80,6 +82,30 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     served.map_err(|e| CliError::Other(e.into()))?;
     tracing::info!("idgate stopped");
     Ok(())
+}
+
+/// On every SIGHUP: reloads sealing keys, KEKs and blind-index keys. A set that does not load (a
+/// malformed or too-open key file, a missing kind) is refused with one log line; the keys in use stay.
+async fn reload_keys_on_hangup(keys: crate::gateway::KeyReloader) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP: keys reload only on restart");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            match keys.reload() {
+                Ok(current) => tracing::info!("SIGHUP: keys reloaded ({current})"),
+                Err(error) => tracing::error!(%error, "SIGHUP: key reload refused; the keys in use stay"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(keys);
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

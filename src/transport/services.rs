@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 use super::auth::{Role, Rpc, authorize};
 use super::errors;
 use crate::clock::Clock;
+use crate::crypto::live::Live;
 use crate::crypto::sealing::{Context, SealingKeyring};
 use crate::domain::{AccountId, IdentityFields, Purpose, RequestId};
 use crate::material;
@@ -25,7 +26,8 @@ pub struct App {
     pub verifier: Arc<Verifier>,
     /// Manual review.
     pub review: Arc<ReviewDesk>,
-    pub sealing: Arc<SealingKeyring>,
+    /// Replaced by a key reload (SIGHUP); a call uses the keyring current when it looks.
+    pub sealing: Live<SealingKeyring>,
     pub clock: Arc<dyn Clock>,
     /// Upper bound of a `Verify` call when the client sets no shorter `grpc-timeout`.
     pub verify_deadline: Duration,
@@ -40,6 +42,7 @@ impl App {
         let sealed = sealed.ok_or_else(|| errors::invalid("PAYLOAD_MISSING", "payload is required"))?;
         let plaintext = self
             .sealing
+            .load()
             .open(
                 &sealed.key_id,
                 context,
@@ -125,7 +128,8 @@ impl pb::verification_service_server::VerificationService for VerificationServic
         request: Request<pb::GetSealingKeyRequest>,
     ) -> Result<Response<pb::GetSealingKeyResponse>, Status> {
         authorize(&request, Rpc::GetSealingKey)?;
-        let current = self.app.sealing.current();
+        let keyring = self.app.sealing.load();
+        let current = keyring.current();
         Ok(Response::new(pb::GetSealingKeyResponse {
             key_id: current.id.clone(),
             public_key: current.key.public_key().to_vec(),

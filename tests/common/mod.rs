@@ -372,6 +372,44 @@ impl GatewayProcess {
         VerificationServiceClient::new(channel)
     }
 
+    /// Starts a `Verify` that stays in flight: sequence 995, which the simulated provider never
+    /// answers, so the call waits for the provider timeout (1.5 s) and then goes to review (sealing its
+    /// data at rest). Returns once the case is certainly being processed (a duplicate with a short
+    /// deadline is answered `IN_PROGRESS` exactly then).
+    pub async fn call_in_flight(
+        &self,
+        request_id: &str,
+    ) -> tokio::task::JoinHandle<Result<tonic::Response<pb::VerifyResponse>, tonic::Status>> {
+        let mut client = self.onboarding().await;
+        let key = client
+            .get_sealing_key(pb::GetSealingKeyRequest {})
+            .await
+            .expect("sealing key")
+            .into_inner();
+        let person = Person::adult("995");
+        let request = sealed_request(
+            &key,
+            pb::Purpose::ShortVideo,
+            "acct-1",
+            request_id,
+            &person.fields(),
+            None,
+        );
+        let duplicate = request.clone();
+        let call = tokio::spawn(async move { client.verify(request).await });
+        let mut probe = self.onboarding().await;
+        for _ in 0..100 {
+            let mut attempt = tonic::Request::new(duplicate.clone());
+            attempt.set_timeout(std::time::Duration::from_millis(300));
+            if let Err(status) = probe.verify(attempt).await
+                && reason(&status).as_deref() == Some("IN_PROGRESS")
+            {
+                return call;
+            }
+        }
+        panic!("the call never showed as in progress");
+    }
+
     /// Sends a signal by number (15 = SIGTERM, 9 = SIGKILL) through `kill(1)`.
     pub fn signal(&self, signal: i32) {
         let status = std::process::Command::new("kill")
