@@ -20,7 +20,7 @@ use crate::crypto::envelope::KekRing;
 use crate::crypto::keyfile;
 use crate::crypto::live::Live;
 use crate::crypto::sealing::SealingKeyring;
-use crate::metrics::{QueueFigures, QueueGauges, register_queue_gauges};
+use crate::metrics::{Instruments, QueueFigures, QueueGauges, register_queue_gauges};
 use crate::pki::{self, DevPki};
 use crate::providers::router::{Route, Router};
 use crate::providers::tencent::{SecretKey, TencentConfig, TencentFaceId};
@@ -412,6 +412,7 @@ impl Gateway {
             clock.clone(),
             settings,
         ));
+        let instruments = Instruments::new(&opentelemetry::global::meter("idgate"));
         let app = Arc::new(App {
             verifier,
             review,
@@ -419,6 +420,7 @@ impl Gateway {
             clock,
             verify_deadline: Duration::from_millis(config.server.verify_deadline_ms),
             call_deadline: Duration::from_millis(config.server.call_deadline_ms),
+            instruments,
         });
         let queue_figures = Arc::new(QueueFigures::default());
         // On the process-wide meter: `serve` installs an OTLP provider there when one is configured;
@@ -553,7 +555,10 @@ impl Maintenance {
                                 _ = sweep.tick() => {
                     match app.verifier.sweep(self.record_ttl).await {
                         Ok(0) => {}
-                        Ok(expired) => tracing::info!(expired, "retention: pending cases expired and their data destroyed"),
+                        Ok(expired) => {
+                            app.instruments.retention_expired(expired);
+                            tracing::info!(expired, "retention: pending cases expired and their data destroyed")
+                        }
                         Err(error) => tracing::warn!(%error, "retention sweep failed"),
                     }
                     match app.review.stats().await {

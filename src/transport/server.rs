@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use super::readiness::Readiness;
+use super::rpc_layer::RpcLayer;
 use super::services::{App, AuditService, ReviewService, VerificationService};
 use super::tls;
 use crate::pb;
@@ -50,6 +51,7 @@ pub async fn run(
     let review = pb::review_service_server::ReviewServiceServer::new(ReviewService::new(app.clone()));
     let audit = pb::audit_service_server::AuditServiceServer::new(AuditService::new(app.clone()));
     let call_deadline = app.call_deadline;
+    let rpc_layer = RpcLayer::new(app.instruments.clone());
     let verification = pb::verification_service_server::VerificationServiceServer::new(VerificationService::new(app))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
 
@@ -58,6 +60,8 @@ pub async fn run(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         // A call that sets no deadline gets this one (and none gets a longer one).
         .timeout(call_deadline)
+        // Outermost: a span and a duration for every call, deadline answers included.
+        .layer(rpc_layer)
         .add_service(health_service)
         .add_service(verification)
         .add_service(review)

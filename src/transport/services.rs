@@ -15,6 +15,7 @@ use crate::crypto::live::Live;
 use crate::crypto::sealing::{Context, SealingKeyring};
 use crate::domain::{AccountId, IdentityFields, Purpose, RequestId};
 use crate::material;
+use crate::metrics::Instruments;
 use crate::pb;
 use crate::review::{ReviewDesk, ReviewUseError};
 use crate::store::CaseStatus;
@@ -33,6 +34,8 @@ pub struct App {
     pub verify_deadline: Duration,
     /// The deadline of any call that sets none (and the cap of every call).
     pub call_deadline: Duration,
+    /// Metrics: RPC durations, decisions, retention and erasure counts.
+    pub instruments: Instruments,
 }
 
 impl App {
@@ -190,6 +193,7 @@ impl pb::verification_service_server::VerificationService for VerificationServic
                 .map_err(|_| errors::verify_error(crate::verify::VerifyError::Internal("verification task")))?
                 .map_err(errors::verify_error)?,
         };
+        self.app.instruments.decision(answer.status.as_str(), purpose.as_str());
         Ok(Response::new(answer_to_pb(&answer)))
     }
 
@@ -267,6 +271,7 @@ impl pb::verification_service_server::VerificationService for VerificationServic
             .erase_subject(&caller.principal, scope, &account_id)
             .await
             .map_err(errors::verify_error)?;
+        self.app.instruments.erased(u64::from(cases_erased));
         Ok(Response::new(pb::EraseSubjectResponse { cases_erased }))
     }
 }
