@@ -24,6 +24,7 @@ use crate::metrics::{Instruments, QueueFigures, QueueGauges, register_queue_gaug
 use crate::pki::{self, DevPki};
 use crate::providers::router::{Route, Router};
 use crate::providers::tencent::{SecretKey, TencentConfig, TencentFaceId};
+use crate::providers::traced::Traced;
 use crate::providers::{Provider, sim};
 use crate::review::{ReviewDesk, ReviewSettings};
 use crate::store::ReviewQueue;
@@ -350,13 +351,17 @@ impl Gateway {
                     clock.clone(),
                 )
                 .map_err(|e| StartError::Unsupported(format!("built-in simulator provider: {e}")))?;
-                routes.push(Route::new(Arc::new(provider), Duration::from_millis(1_500), 256));
+                routes.push(Route::new(
+                    Arc::new(Traced(Arc::new(provider))),
+                    Duration::from_millis(1_500),
+                    256,
+                ));
                 notes.push(format!("providers: built-in Tencent FaceID simulator on http://{addr}"));
             }
             ProviderPlan::Configured(list) => {
                 for p in list {
                     routes.push(Route::new(
-                        build_provider(p, &http, &clock)?,
+                        Arc::new(Traced(build_provider(p, &http, &clock)?)),
                         Duration::from_millis(p.timeout_ms),
                         p.max_concurrency,
                     ));

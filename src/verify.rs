@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::clock::Clock;
 use crate::crypto::blind_index::{BlindIndexer, IndexUse};
@@ -263,8 +264,11 @@ impl Verifier {
             ..
         } = command;
         // Checks that cost nothing come first; no provider is paid for bad input.
-        Consent::parse(&command.consent_policy_version, command.consent_granted_at_unix, now)?;
-        let applicant = Applicant::check(purpose, fields, self.clock.today_cst())?;
+        let applicant = {
+            let _checks = tracing::info_span!("local_checks").entered();
+            Consent::parse(&command.consent_policy_version, command.consent_granted_at_unix, now)?;
+            Applicant::check(purpose, fields, self.clock.today_cst())?
+        };
         let parts = fingerprint_parts(&principal, purpose, &applicant);
         let indexer = self.indexer.load();
         let same_content = |stored: &str| indexer.tag_matches(IndexUse::RequestFingerprint, stored, &parts);
@@ -283,7 +287,12 @@ impl Verifier {
         );
         // A request seen before is answered from its record before any limit is counted: replays
         // are free. Only a request that may start a new case counts against the limits.
-        match self.store.find(account_id.as_str(), request_id.as_str()).await? {
+        match self
+            .store
+            .find(account_id.as_str(), request_id.as_str())
+            .instrument(tracing::info_span!("store.find"))
+            .await?
+        {
             Some(existing) => {
                 if !self.is_same_request(&existing, &fresh, same_content(&existing.fingerprint)) {
                     return Err(VerifyError::RequestIdReused);
@@ -300,7 +309,12 @@ impl Verifier {
                     .await?
             }
         }
-        let case = match self.store.begin(fresh.clone(), now).await? {
+        let case = match self
+            .store
+            .begin(fresh.clone(), now)
+            .instrument(tracing::info_span!("store.begin"))
+            .await?
+        {
             Begin::Started(case) => case,
             Begin::Existing(case) => {
                 if !self.is_same_request(&case, &fresh, same_content(&case.fingerprint)) {
@@ -309,6 +323,7 @@ impl Verifier {
                 return self.replay(case, deadline).await;
             }
         };
+        tracing::Span::current().record("verification_id", case.id.as_str());
         tracing::debug!(verification_id = %case.id, purpose = purpose.as_str(), "case started");
 
         let request = ProviderRequest {
@@ -362,6 +377,7 @@ impl Verifier {
             },
             Verdict::Review => {
                 let plaintext = material::encode_applicant(&applicant);
+                let _sealing = tracing::info_span!("seal_at_rest").entered();
                 let (wrapped_key, body) = self
                     .keks
                     .load()
@@ -378,7 +394,12 @@ impl Verifier {
             }
         };
         drop(applicant);
-        let record = self.store.finish(&case.id, finish, self.clock.now_unix()).await?;
+        let finish_span = tracing::info_span!("store.finish", status = finish.status.as_str());
+        let record = self
+            .store
+            .finish(&case.id, finish, self.clock.now_unix())
+            .instrument(finish_span)
+            .await?;
         tracing::info!(verification_id = %record.id, status = record.status.as_str(), "verification decided");
         answer_or_refusal(record)
     }

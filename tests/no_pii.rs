@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 use common::{Person, TestGateway, verify};
 use idgate::pb;
 use idgate::pb::Purpose::{Anchor, ShortVideo};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -36,14 +38,22 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
 #[tokio::test]
 async fn no_personal_data_in_logs_or_errors() {
     let capture = Capture::default();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
+    // Every span goes to an in-memory exporter through the gateway's own OpenTelemetry layer.
+    let spans = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+    let tracer = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(spans.clone())
+        .build();
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(capture.clone())
         .with_ansi(false)
         // Timestamps would match short refusal inputs by chance ("…09.912345Z" holds "12345").
         .without_time()
         // Span fields and their context on every line.
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL);
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::LevelFilter::TRACE)
+        .with(logs)
+        .with(idgate::telemetry::otel_layer(&tracer))
         .init();
 
     // Every metric the gateway exports goes to an in-memory exporter that is searched at the end.
@@ -135,7 +145,59 @@ async fn no_personal_data_in_logs_or_errors() {
         .into_inner();
     assert!(trail.events.iter().any(|e| e.action == "case_decided"));
     errors.push(format!("{trail:?}"));
+    // Erasure of what is still pending.
+    let erased = client
+        .erase_subject(pb::EraseSubjectRequest {
+            account_id: "acct-1".into(),
+        })
+        .await
+        .expect("erase")
+        .into_inner();
+    assert!(erased.cases_erased > 0, "pending cases were erased");
     gw.stop().await;
+
+    // Every span name, attribute and event of the run, as exported.
+    tracer.force_flush().expect("flush spans");
+    let finished = spans.get_finished_spans().expect("spans");
+    let span_names: Vec<String> = finished.iter().map(|s| s.name.to_string()).collect();
+    for name in [
+        "idgate.v1.VerificationService/Verify",
+        "idgate.v1.ReviewService/ClaimNext",
+        "idgate.v1.VerificationService/EraseSubject",
+        "local_checks",
+        "open_payload",
+        "provider.attempt",
+        "store.begin",
+        "store.finish",
+        "seal_at_rest",
+    ] {
+        assert!(span_names.iter().any(|n| n == name), "no {name} span in {span_names:?}");
+    }
+    let attempt = finished.iter().find(|s| s.name == "provider.attempt").expect("attempt");
+    let attempt_attrs = format!("{:?}", attempt.attributes);
+    assert!(attempt_attrs.contains("simulator"), "provider name: {attempt_attrs}");
+    let rpc_span = finished
+        .iter()
+        .find(|s| s.name == "idgate.v1.VerificationService/Verify")
+        .expect("rpc span");
+    let rpc_attrs = format!("{:?}", rpc_span.attributes);
+    assert!(rpc_attrs.contains("rpc.response.status_code"), "{rpc_attrs}");
+    let traced = finished
+        .iter()
+        .map(|s| format!("{} {:?} {:?}", s.name, s.attributes, s.events))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(traced.contains("verification_id"), "span attributes carry case ids");
+    for person in &people {
+        for secret in [&person.name, &person.id_number, &person.phone] {
+            assert!(!traced.contains(secret.as_str()), "a span contains test PII");
+        }
+        assert!(!traced.contains(&person.id_number[..17]));
+    }
+    for input in &refusal_inputs {
+        assert!(!traced.contains(input.as_str()), "a span contains a refused input");
+    }
+    assert!(!traced.contains("similarity"), "a span carries a score");
 
     meter_provider.force_flush().expect("flush metrics");
     let exported = format!("{:?}", metrics.get_finished_metrics().expect("metrics"));

@@ -32,11 +32,11 @@ fn usage(e: impl std::fmt::Display) -> CliError {
 
 pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     let config = Config::load(args.config.as_deref()).map_err(usage)?;
-    crate::telemetry::init(config.telemetry.log_format.as_deref() == Some("json"));
-    let metrics = match config.telemetry.otlp_endpoint.as_deref() {
-        Some(endpoint) => Some(crate::telemetry::init_otlp_metrics(endpoint).map_err(CliError::Usage)?),
-        None => None,
-    };
+    let telemetry = crate::telemetry::init(
+        config.telemetry.log_format.as_deref() == Some("json"),
+        config.telemetry.otlp_endpoint.as_deref(),
+    )
+    .map_err(CliError::Usage)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let plan = if args.dev {
         Plan::dev(config, args.listen, &args.dev_dir, clock.now_unix())
@@ -74,11 +74,9 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     let reload = tokio::spawn(reload_keys_on_hangup(gateway.keys.clone()));
     let served = gateway.serve(listener, shutdown_signal()).await;
     reload.abort();
-    if let Some(provider) = metrics {
-        // Sends the last figures; a collector that is gone must not keep us from exiting.
-        let flush = tokio::task::spawn_blocking(move || provider.shutdown());
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), flush).await;
-    }
+    // Sends the last spans and figures; a collector that is gone must not keep us from exiting.
+    let flush = tokio::task::spawn_blocking(move || telemetry.shutdown());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), flush).await;
     served.map_err(|e| CliError::Other(e.into()))?;
     tracing::info!("idgate stopped");
     Ok(())

@@ -84,3 +84,4 @@ pub trait Provider: Send + Sync + 'static {
 pub mod router;
 pub mod sim;
 pub mod tencent;
+pub mod traced;

@@ -12,8 +12,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
+use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tonic::Code;
 use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::metrics::Instruments;
 
@@ -79,6 +83,18 @@ fn response_code<B>(response: &http::Response<B>) -> Code {
     }
 }
 
+/// W3C `traceparent` / `tracestate` from the request's metadata (HTTP/2 headers).
+struct Headers<'a>(&'a http::HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
 /// Wraps every service in [`RpcService`].
 #[derive(Clone)]
 pub struct RpcLayer {
@@ -129,7 +145,20 @@ where
             rpc.system.name = "grpc",
             rpc.method = %method,
             rpc.response.status_code = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
         );
+        // A caller's trace continues here; a malformed `traceparent` is ignored (a new trace starts).
+        let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
+        if parent.span().span_context().is_valid() {
+            let _ = span.set_parent(parent);
+        }
+        // For log lines: JSON logs carry the call span's fields.
+        let ids = span.context().span().span_context().clone();
+        if ids.is_valid() {
+            span.record("trace_id", ids.trace_id().to_string());
+            span.record("span_id", ids.span_id().to_string());
+        }
         let started = tokio::time::Instant::now();
         let call = self.inner.call(request).instrument(span.clone());
         let instruments = self.instruments.clone();

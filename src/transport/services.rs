@@ -43,6 +43,7 @@ impl App {
     /// `PAYLOAD_UNOPENABLE` answer of API.md §2. The plaintext buffer is wiped before returning.
     fn open_payload(&self, sealed: Option<pb::SealedPayload>, context: &Context) -> Result<IdentityFields, Status> {
         let sealed = sealed.ok_or_else(|| errors::invalid("PAYLOAD_MISSING", "payload is required"))?;
+        let _opening = tracing::info_span!("open_payload").entered();
         let plaintext = self
             .sealing
             .load()
@@ -139,7 +140,7 @@ impl pb::verification_service_server::VerificationService for VerificationServic
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(principal))]
+    #[tracing::instrument(skip_all, fields(principal, verification_id))]
     async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
         let caller = authorize(&request, Rpc::Verify)?;
         tracing::Span::current().record("principal", caller.principal.as_str());
@@ -186,7 +187,10 @@ impl pb::verification_service_server::VerificationService for VerificationServic
         // deadline bounds the whole call, store steps included: past it, the caller is answered and
         // the task finishes the case for the retry (each of its store steps is itself bounded).
         let verifier = self.app.verifier.clone();
-        let task = tokio::spawn(async move { verifier.verify(command).await });
+        // The task stays inside this call's span (and trace), though it may outlive the call.
+        let task = tokio::spawn(tracing::Instrument::in_current_span(async move {
+            verifier.verify(command).await
+        }));
         let answer = match tokio::time::timeout_at(deadline, task).await {
             Err(_) => return Err(errors::deadline_exceeded()),
             Ok(joined) => joined
