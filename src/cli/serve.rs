@@ -74,9 +74,15 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     let reload = tokio::spawn(reload_keys_on_hangup(gateway.keys.clone()));
     let served = gateway.serve(listener, shutdown_signal()).await;
     reload.abort();
-    // Sends the last spans and figures; a collector that is gone must not keep us from exiting.
-    let flush = tokio::task::spawn_blocking(move || telemetry.shutdown());
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), flush).await;
+    // Sends the last spans and figures; a collector that is gone or hung must not keep us from
+    // exiting. A plain thread, not `spawn_blocking`: the runtime waits for its blocking tasks when it
+    // shuts down, and would wait for a hung export too.
+    let (flushed_tx, flushed) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        telemetry.shutdown();
+        let _ = flushed_tx.send(());
+    });
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), flushed).await;
     served.map_err(|e| CliError::Other(e.into()))?;
     tracing::info!("idgate stopped");
     Ok(())
