@@ -21,6 +21,17 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
+/// W3C trace-context headers (`traceparent`, `tracestate`) for an outgoing call made inside the
+/// current span, so a provider's side of the call joins the trace. Empty outside any trace.
+pub fn trace_headers() -> Vec<(String, String)> {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let context = tracing::Span::current().context();
+    let mut headers = std::collections::HashMap::new();
+    opentelemetry_sdk::propagation::TraceContextPropagator::new().inject_context(&context, &mut headers);
+    headers.into_iter().collect()
+}
+
 /// The OpenTelemetry resource of this process: its service name, version and a fresh instance id.
 pub fn resource() -> Resource {
     let instance =

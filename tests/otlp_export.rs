@@ -18,6 +18,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
+const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+const CALLER_TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 #[derive(Clone, Default)]
 struct Received {
     traces: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
@@ -84,6 +88,12 @@ async fn spans_and_metrics_reach_an_otlp_receiver_with_the_resource_attributes()
     verify(&mut client, pb::Purpose::ShortVideo, "otlp-1", &Person::adult("123"))
         .await
         .unwrap();
+    // A caller's trace: the call span continues it.
+    let mut traced = tonic::Request::new(pb::GetSealingKeyRequest {});
+    traced
+        .metadata_mut()
+        .insert("traceparent", CALLER_TRACEPARENT.parse().unwrap());
+    client.get_sealing_key(traced).await.unwrap();
     // SIGTERM: the gateway flushes what it holds (spans in batches, metrics periodically) on exit.
     gateway.signal(15);
     assert!(gateway.wait_exit(Duration::from_secs(20)).success());
@@ -96,6 +106,7 @@ async fn spans_and_metrics_reach_an_otlp_receiver_with_the_resource_attributes()
 
     let mut span_names = Vec::new();
     let mut trace_ids = Vec::new();
+    let mut continued = false;
     for batch in &traces {
         for rs in &batch.resource_spans {
             assert_eq!(attribute(&rs.resource, "service.name").as_deref(), Some("idgate"));
@@ -107,6 +118,11 @@ async fn spans_and_metrics_reach_an_otlp_receiver_with_the_resource_attributes()
             for scope in &rs.scope_spans {
                 span_names.extend(scope.spans.iter().map(|s| s.name.clone()));
                 trace_ids.extend(scope.spans.iter().map(|s| hex::encode(&s.trace_id)));
+                continued |= scope.spans.iter().any(|s| {
+                    s.name == "idgate.v1.VerificationService/GetSealingKey"
+                        && hex::encode(&s.trace_id) == CALLER_TRACE
+                        && hex::encode(&s.parent_span_id) == CALLER_SPAN
+                });
             }
         }
     }
@@ -114,6 +130,7 @@ async fn spans_and_metrics_reach_an_otlp_receiver_with_the_resource_attributes()
         assert!(span_names.iter().any(|n| n == name), "no {name} in {span_names:?}");
     }
 
+    assert!(continued, "no GetSealingKey span continuing the caller's traceparent");
     // JSON log lines written inside a call carry its trace id (the one exported) and span id.
     let stderr = gateway.stderr();
     let decided = stderr
