@@ -20,7 +20,9 @@ use crate::crypto::envelope::KekRing;
 use crate::crypto::keyfile;
 use crate::crypto::live::Live;
 use crate::crypto::sealing::SealingKeyring;
-use crate::metrics::{Instruments, QueueFigures, QueueGauges, register_queue_gauges};
+use crate::metrics::{
+    Instruments, KeyAgeGauge, QueueFigures, QueueGauges, register_key_age_gauge, register_queue_gauges,
+};
 use crate::pki::{self, DevPki};
 use crate::providers::router::{Route, Router};
 use crate::providers::tencent::{SecretKey, TencentConfig, TencentFaceId};
@@ -221,6 +223,7 @@ pub struct Gateway {
     pub queue_figures: Arc<QueueFigures>,
     /// Keeps the metric callbacks registered while the gateway lives.
     _queue_gauges: QueueGauges,
+    _key_age_gauge: KeyAgeGauge,
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
@@ -305,6 +308,10 @@ impl Gateway {
             Duration::from_millis(longest),
             matches!(plan.providers, ProviderPlan::Configured(_)),
         )?;
+        // On the process-wide meter: `serve` installs an OTLP provider there when one is configured;
+        // without one the instruments cost nothing.
+        let meter = opentelemetry::global::meter("idgate");
+        let instruments = Instruments::new(&meter);
         let mut routes = Vec::new();
         match &plan.providers {
             ProviderPlan::BuiltInSimulator => {
@@ -352,7 +359,10 @@ impl Gateway {
                 )
                 .map_err(|e| StartError::Unsupported(format!("built-in simulator provider: {e}")))?;
                 routes.push(Route::new(
-                    Arc::new(Traced(Arc::new(provider))),
+                    Arc::new(Traced {
+                        inner: Arc::new(provider),
+                        instruments: instruments.clone(),
+                    }),
                     Duration::from_millis(1_500),
                     256,
                 ));
@@ -361,7 +371,10 @@ impl Gateway {
             ProviderPlan::Configured(list) => {
                 for p in list {
                     routes.push(Route::new(
-                        Arc::new(Traced(build_provider(p, &http, &clock)?)),
+                        Arc::new(Traced {
+                            inner: build_provider(p, &http, &clock)?,
+                            instruments: instruments.clone(),
+                        }),
                         Duration::from_millis(p.timeout_ms),
                         p.max_concurrency,
                     ));
@@ -417,7 +430,6 @@ impl Gateway {
             clock.clone(),
             settings,
         ));
-        let instruments = Instruments::new(&opentelemetry::global::meter("idgate"));
         let app = Arc::new(App {
             verifier,
             review,
@@ -428,9 +440,15 @@ impl Gateway {
             instruments,
         });
         let queue_figures = Arc::new(QueueFigures::default());
-        // On the process-wide meter: `serve` installs an OTLP provider there when one is configured;
-        // without one the gauges cost nothing.
-        let queue_gauges = register_queue_gauges(&opentelemetry::global::meter("idgate"), queue_figures.clone());
+        let queue_gauges = register_queue_gauges(&meter, queue_figures.clone());
+        let key_age_gauge = {
+            let (sealing, clock) = (app.sealing.clone(), app.clock.clone());
+            register_key_age_gauge(
+                &meter,
+                move || sealing.load().current().created_at_unix,
+                move || clock.now_unix(),
+            )
+        };
         let tls = Arc::new(tls::server_config(&plan.tls_cert, &plan.tls_key, &plan.client_ca)?);
         Ok(Self {
             app,
@@ -447,6 +465,7 @@ impl Gateway {
             keys,
             queue_figures,
             _queue_gauges: queue_gauges,
+            _key_age_gauge: key_age_gauge,
             stop,
             notes,
         })

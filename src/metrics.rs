@@ -24,6 +24,12 @@ pub mod names {
     pub const RETENTION_EXPIRED: &str = "idgate.retention.expired";
     /// Counter: cases erased on request (`EraseSubject`).
     pub const ERASURES: &str = "idgate.erasures";
+    /// Histogram, seconds: one provider attempt, by provider and result (outcome or error kind).
+    pub const PROVIDER_CALL_DURATION: &str = "idgate.provider.call.duration";
+    /// Counter: provider attempts that gave no outcome, by provider and error kind.
+    pub const PROVIDER_ERRORS: &str = "idgate.provider.errors";
+    /// Gauge, seconds: age of the current sealing key (rotate before it grows too old).
+    pub const SEALING_KEY_AGE: &str = "idgate.keys.sealing.age";
     pub const REVIEW_QUEUE_PENDING: &str = "idgate.review.queue.pending";
     pub const REVIEW_QUEUE_CLAIMED: &str = "idgate.review.queue.claimed";
     pub const REVIEW_QUEUE_OLDEST_PENDING_AGE: &str = "idgate.review.queue.oldest_pending_age";
@@ -33,6 +39,9 @@ pub mod names {
     pub const ATTR_RPC_RESPONSE_STATUS_CODE: &str = "rpc.response.status_code";
     pub const ATTR_OUTCOME: &str = "idgate.outcome";
     pub const ATTR_PURPOSE: &str = "idgate.purpose";
+    pub const ATTR_PROVIDER: &str = "idgate.provider";
+    pub const ATTR_PROVIDER_RESULT: &str = "idgate.provider.result";
+    pub const ATTR_ERROR_KIND: &str = "error.type";
 }
 
 /// The bucket boundaries the RPC semantic conventions give for call durations, in seconds.
@@ -47,6 +56,8 @@ pub struct Instruments {
     decisions: Counter<u64>,
     retention_expired: Counter<u64>,
     erasures: Counter<u64>,
+    provider_duration: Histogram<f64>,
+    provider_errors: Counter<u64>,
 }
 
 impl Instruments {
@@ -73,6 +84,17 @@ impl Instruments {
                 .with_description("Cases erased on request")
                 .with_unit("{case}")
                 .build(),
+            provider_duration: meter
+                .f64_histogram(names::PROVIDER_CALL_DURATION)
+                .with_description("Duration of provider attempts")
+                .with_unit("s")
+                .with_boundaries(RPC_DURATION_BOUNDARIES.to_vec())
+                .build(),
+            provider_errors: meter
+                .u64_counter(names::PROVIDER_ERRORS)
+                .with_description("Provider attempts that gave no outcome")
+                .with_unit("{attempt}")
+                .build(),
         }
     }
 
@@ -97,6 +119,19 @@ impl Instruments {
                 KeyValue::new(names::ATTR_PURPOSE, purpose),
             ],
         );
+    }
+
+    /// One provider attempt: `result` is the outcome kind, or the error kind when `failed`.
+    pub fn provider_attempt(&self, provider: &str, result: &'static str, failed: bool, seconds: f64) {
+        let provider = KeyValue::new(names::ATTR_PROVIDER, provider.to_owned());
+        self.provider_duration.record(
+            seconds,
+            &[provider.clone(), KeyValue::new(names::ATTR_PROVIDER_RESULT, result)],
+        );
+        if failed {
+            self.provider_errors
+                .add(1, &[provider, KeyValue::new(names::ATTR_ERROR_KIND, result)]);
+        }
     }
 
     pub fn retention_expired(&self, cases: u64) {
@@ -132,6 +167,28 @@ impl QueueFigures {
             claimed: self.claimed.load(Ordering::Relaxed),
             oldest_pending_age_seconds: self.oldest_pending_age_seconds.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Keeps the sealing-key age gauge registered.
+pub struct KeyAgeGauge {
+    _sealing: ObservableGauge<i64>,
+}
+
+/// Registers `idgate.keys.sealing.age`: seconds since the current sealing key (from `created_at`,
+/// read at each export, so a reload shows at once) was created, by `now`.
+pub fn register_key_age_gauge(
+    meter: &Meter,
+    sealing_created_at: impl Fn() -> i64 + Send + Sync + 'static,
+    now: impl Fn() -> i64 + Send + Sync + 'static,
+) -> KeyAgeGauge {
+    KeyAgeGauge {
+        _sealing: meter
+            .i64_observable_gauge(names::SEALING_KEY_AGE)
+            .with_description("Age of the current sealing key")
+            .with_unit("s")
+            .with_callback(move |o| o.observe((now() - sealing_created_at()).max(0), &[]))
+            .build(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The RPC and decision metrics, through the real server: `rpc.server.call.duration` in seconds with
 //! the conventions' buckets and attributes (method name, status-code name), `idgate.decisions` by
-//! outcome and purpose, `idgate.erasures`.
+//! outcome and purpose, `idgate.erasures`, provider attempts, the sealing key's age.
 //!
 //! Alone in its own test binary because it installs the process-wide meter provider.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
@@ -41,6 +41,16 @@ fn read(last: &ResourceMetrics) -> (Histos, Counts, String) {
                     unit = metric.unit().to_owned();
                     for p in h.data_points() {
                         histos.push((attrs(p.attributes()), p.count(), p.bounds().collect()));
+                    }
+                }
+                AggregatedMetrics::F64(MetricData::Histogram(h)) if metric.name() == names::PROVIDER_CALL_DURATION => {
+                    for p in h.data_points() {
+                        counts.push((metric.name().to_owned(), attrs(p.attributes()), p.count()));
+                    }
+                }
+                AggregatedMetrics::I64(MetricData::Gauge(g)) if metric.name() == names::SEALING_KEY_AGE => {
+                    for p in g.data_points() {
+                        counts.push((metric.name().to_owned(), attrs(p.attributes()), p.value() as u64));
                     }
                 }
                 AggregatedMetrics::U64(MetricData::Sum(s)) => {
@@ -119,5 +129,19 @@ async fn calls_decisions_and_erasures_are_measured_with_the_conventions_names() 
         counts.contains(&(names::ERASURES.to_owned(), Vec::new(), 1)),
         "erasures missing from {counts:?}"
     );
+    // One provider attempt per Verify: the simulator's two-factor match, then the anchor's face check.
+    let provider_match = pairs(&[("idgate.provider", "simulator"), ("idgate.provider.result", "match")]);
+    assert!(
+        counts
+            .iter()
+            .any(|(n, a, c)| n == names::PROVIDER_CALL_DURATION && *a == provider_match && *c >= 1),
+        "{provider_match:?} missing from {counts:?}"
+    );
+    // The dev key was made moments ago.
+    let age = counts
+        .iter()
+        .find(|(n, _, _)| n == names::SEALING_KEY_AGE)
+        .unwrap_or_else(|| panic!("no sealing key age in {counts:?}"));
+    assert!(age.2 < 600, "{age:?}");
     gw.stop().await;
 }

@@ -1,6 +1,7 @@
 //! A span around every provider attempt: `provider.attempt` with the provider's name and the kind of
 //! outcome (`match`, `face_compared`, …) or of error (`timeout`, `unavailable`, …).
 //!
+//! Also records `idgate.provider.call.duration` and `idgate.provider.errors`.
 //! A decorator, so the router and the adapters stay as they are. Must never record the request, a
 //! score, or an error's text (a provider's message may echo what it was sent).
 
@@ -9,9 +10,13 @@ use std::sync::Arc;
 use tracing::Instrument as _;
 
 use super::{CheckFuture, Provider, ProviderError, ProviderRequest};
+use crate::metrics::Instruments;
 
-/// `inner`, with a span per call.
-pub struct Traced(pub Arc<dyn Provider>);
+/// A provider, with a span and measurements per call.
+pub struct Traced {
+    pub inner: Arc<dyn Provider>,
+    pub instruments: Instruments,
+}
 
 /// The kind of a provider error, without its text.
 pub fn error_kind(error: &ProviderError) -> &'static str {
@@ -25,25 +30,30 @@ pub fn error_kind(error: &ProviderError) -> &'static str {
 
 impl Provider for Traced {
     fn name(&self) -> &str {
-        self.0.name()
+        self.inner.name()
     }
 
     fn check<'a>(&'a self, request: &'a ProviderRequest<'a>) -> CheckFuture<'a> {
         let span = tracing::info_span!(
             "provider.attempt",
-            provider = self.0.name(),
+            provider = self.inner.name(),
             outcome = tracing::field::Empty,
             error = tracing::field::Empty,
         );
-        let inner = self.0.check(request);
+        let call = self.inner.check(request);
+        let started = tokio::time::Instant::now();
         Box::pin(
             async move {
-                let result = inner.await;
+                let result = call.await;
+                let seconds = started.elapsed().as_secs_f64();
                 let current = tracing::Span::current();
-                match &result {
-                    Ok(outcome) => current.record("outcome", outcome.kind()),
-                    Err(error) => current.record("error", error_kind(error)),
+                let (field, kind) = match &result {
+                    Ok(outcome) => ("outcome", outcome.kind()),
+                    Err(error) => ("error", error_kind(error)),
                 };
+                current.record(field, kind);
+                self.instruments
+                    .provider_attempt(self.inner.name(), kind, result.is_err(), seconds);
                 result
             }
             .instrument(span),
