@@ -103,7 +103,8 @@ where
         .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
 }
 
-/// The subscriber: the env filter, log lines to `writer`, and spans to `tracer` at `info` and above.
+/// The subscriber: log lines to `writer` at the `IDGATE_LOG` level, and spans to `tracer` at `info`
+/// and above.
 pub fn install<W>(json: bool, tracer: &SdkTracerProvider, writer: W)
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
@@ -119,9 +120,10 @@ where
     } else {
         fmt.boxed()
     };
+    // The level filter applies to log lines only: spans keep reaching OpenTelemetry (at `info`)
+    // when an operator quiets the logs with `IDGATE_LOG=warn`.
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
+        .with(fmt.with_filter(filter))
         .with(otel)
         .try_init();
 }
