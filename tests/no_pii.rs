@@ -1,5 +1,7 @@
-//! A full run with logging at TRACE level: none of the test identities' name, ID number or phone
-//! appears in any captured log line, span field or error message.
+//! A full run (verified, not verified, review with supplement and decision, erasure, refusals) with
+//! logging at TRACE level and every OpenTelemetry span and metric captured in memory: none of the
+//! test identities' name, ID number or phone, no refused input and no image fragment appears in any
+//! log line, span name, attribute or event, metric name or attribute, or answer.
 //!
 //! Alone in its own test binary because it installs the process-wide subscriber.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
@@ -70,11 +72,18 @@ async fn no_personal_data_in_logs_or_errors() {
         .map(|s| Person::adult(s))
         .collect();
     let mut errors = Vec::new();
+    let mut pending_anchors = Vec::new();
     for (i, person) in people.iter().enumerate() {
         for purpose in [ShortVideo, Anchor] {
             let request_id = format!("pii-{i}-{}", purpose as i32);
             let answer = verify(&mut client, purpose, &request_id, person).await;
             let replay = verify(&mut client, purpose, &request_id, person).await;
+            if let Ok(a) = &answer
+                && purpose == Anchor
+                && a.status == pb::Status::PendingReview as i32
+            {
+                pending_anchors.push(a.verification_id.clone());
+            }
             for r in [answer, replay] {
                 match r {
                     Ok(a) => errors.push(format!("{a:?}")),
@@ -112,6 +121,13 @@ async fn no_personal_data_in_logs_or_errors() {
     );
     tampered.request_id = "pii-t".into();
     errors.push(format!("{:?}", client.verify(tampered).await.expect_err("tampered")));
+
+    // An anchor case's supplement (three more images), so that it can be reviewed.
+    let anchor_case = pending_anchors.first().expect("an anchor case pending review");
+    let supplemented = common::submit_supplement(&mut client, anchor_case, "pii-supplement")
+        .await
+        .expect("supplement");
+    errors.push(format!("{supplemented:?}"));
 
     // The review side: register, claim (material re-sealed to the reviewer), decide, release.
     let mut reviewer = pb::review_service_client::ReviewServiceClient::new(gw.channel("reviewer-1").await);
@@ -164,6 +180,8 @@ async fn no_personal_data_in_logs_or_errors() {
         "idgate.v1.VerificationService/Verify",
         "idgate.v1.ReviewService/ClaimNext",
         "idgate.v1.VerificationService/EraseSubject",
+        "idgate.v1.VerificationService/SubmitSupplement",
+        "idgate.v1.ReviewService/SubmitDecision",
         "local_checks",
         "open_payload",
         "provider.attempt",
@@ -253,5 +271,26 @@ async fn no_personal_data_in_logs_or_errors() {
         .filter(|l| l.contains(" INFO ") || l.contains(" WARN ") || l.contains(" ERROR "))
     {
         assert!(!line.contains("similarity"), "a score at info: {line}");
+    }
+
+    // No fragment of any image (face, supplement), as base64 or hex, anywhere.
+    let mut images = vec![people[0].face.clone()];
+    images.extend(common::supplement_images());
+    for image in &images {
+        // The IHDR chunk: the part of these PNGs that differs between images (their dimensions).
+        let fragment = &image[8..33];
+        for encoded in [
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, fragment),
+            hex::encode(fragment),
+        ] {
+            for (what, text) in [
+                ("log", &logs),
+                ("span", &traced),
+                ("metric", &exported),
+                ("answer", &errors),
+            ] {
+                assert!(!text.contains(&encoded), "an image fragment in a {what}");
+            }
+        }
     }
 }

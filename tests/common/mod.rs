@@ -252,6 +252,39 @@ pub async fn verify(
     client.verify(request).await.map(|r| r.into_inner())
 }
 
+/// The three supplement images of an ANCHOR case pending review (ID card front, back, handheld).
+pub fn supplement_images() -> [Vec<u8>; 3] {
+    [png(800, 500), png(801, 500), png(600, 800)]
+}
+
+/// Seals [`supplement_images`] to the gateway's key and submits them for `verification_id`.
+pub async fn submit_supplement(
+    client: &mut VerificationServiceClient<Channel>,
+    verification_id: &str,
+    request_id: &str,
+) -> Result<pb::VerifyResponse, tonic::Status> {
+    let key = client.get_sealing_key(pb::GetSealingKeyRequest {}).await?.into_inner();
+    let mut fields = IdentityFields::default();
+    [fields.id_card_front, fields.id_card_back, fields.handheld_id_photo] = supplement_images();
+    let plaintext = idgate::material::encode_fields(&fields);
+    let sealed = sealing::seal(
+        &key.public_key,
+        &Context::supplement(verification_id, request_id),
+        &plaintext,
+    )
+    .expect("seal");
+    let request = pb::SubmitSupplementRequest {
+        verification_id: verification_id.into(),
+        request_id: request_id.into(),
+        payload: Some(pb::SealedPayload {
+            key_id: key.key_id,
+            enc: sealed.enc,
+            ciphertext: sealed.ciphertext,
+        }),
+    };
+    client.submit_supplement(request).await.map(|r| r.into_inner())
+}
+
 pub fn reason(status: &tonic::Status) -> Option<String> {
     tonic_types::StatusExt::get_details_error_info(status).map(|i| i.reason)
 }
