@@ -102,6 +102,10 @@ pub struct ServerConfig {
     pub max_verification_message_bytes: usize,
     /// Largest request of the review and audit services, in bytes.
     pub max_review_message_bytes: usize,
+    /// How often readiness (the store answers) is probed for `grpc.health.v1`.
+    pub health_probe_interval_ms: u64,
+    /// A readiness probe that takes longer counts as a failure.
+    pub health_probe_timeout_ms: u64,
 }
 
 impl ServerConfig {
@@ -135,6 +139,8 @@ impl Default for ServerConfig {
             max_concurrent_streams: limits.max_concurrent_streams,
             max_verification_message_bytes: limits.max_verification_message_bytes,
             max_review_message_bytes: limits.max_review_message_bytes,
+            health_probe_interval_ms: 2_000,
+            health_probe_timeout_ms: 1_000,
         }
     }
 }
@@ -414,6 +420,11 @@ impl Config {
         if self.server.decide_reserve_ms >= self.server.verify_deadline_ms {
             return Err(ConfigError::Invalid(
                 "server.decide_reserve_ms must be shorter than server.verify_deadline_ms".into(),
+            ));
+        }
+        if self.server.health_probe_interval_ms == 0 || self.server.health_probe_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "server.health_probe_interval_ms and server.health_probe_timeout_ms must be positive".into(),
             ));
         }
         let mut names = std::collections::HashSet::new();

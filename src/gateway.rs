@@ -14,19 +14,27 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, ProviderConfig};
+use crate::config::{Config, ConfigError, KeysConfig, ProviderConfig};
+use crate::crypto::blind_index::BlindIndexer;
+use crate::crypto::envelope::KekRing;
 use crate::crypto::keyfile;
-use crate::metrics::{QueueFigures, QueueGauges, register_queue_gauges};
+use crate::crypto::live::Live;
+use crate::crypto::sealing::SealingKeyring;
+use crate::metrics::{
+    Instruments, KeyAgeGauge, QueueFigures, QueueGauges, register_key_age_gauge, register_queue_gauges,
+};
 use crate::pki::{self, DevPki};
 use crate::providers::aliyun::{AliyunCloudAuth, AliyunConfig};
 use crate::providers::router::{Route, Router};
 use crate::providers::tencent::{SecretKey, TencentConfig, TencentFaceId};
+use crate::providers::traced::Traced;
 use crate::providers::{Provider, sim};
 use crate::review::{ReviewDesk, ReviewSettings};
 use crate::store::ReviewQueue;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisOptions, RedisStore};
+use crate::transport::readiness::{ProvidersCheck, Readiness, StoreCheck};
 use crate::transport::services::App;
 use crate::transport::{server, tls};
 use crate::verify::{Limits, Verifier, VerifySettings};
@@ -144,6 +152,59 @@ impl Plan {
     }
 }
 
+/// The gateway's keys, loaded together from `keys.dir` (and `keys.keks` / `keys.keks_file`).
+struct LoadedKeys {
+    sealing: SealingKeyring,
+    keks: KekRing,
+    indexer: BlindIndexer,
+}
+
+impl LoadedKeys {
+    fn load(dir: &Path, keys: &KeysConfig) -> Result<Self, StartError> {
+        let sealing = keyfile::load_sealing_keyring(dir, keys.sealing_grace_seconds)?;
+        let extra_keks = match keys.kek_list()? {
+            Some(list) => keyfile::parse_key_list(list.expose())?,
+            None => Vec::new(),
+        };
+        let keks = keyfile::load_kek_ring(dir, extra_keks, keys.kek_min_version)?;
+        let indexer = keyfile::load_blind_indexer(dir)?;
+        Ok(Self { sealing, keks, indexer })
+    }
+}
+
+/// The current key ids, for log lines (ids only, never key material).
+fn describe(sealing: &SealingKeyring, keks: &KekRing, indexer: &BlindIndexer) -> String {
+    format!(
+        "sealing key {}, key-encryption key {}, blind-index key {}",
+        sealing.current().id,
+        keks.current_id(),
+        indexer.current_id()
+    )
+}
+
+/// Reloads the keys of a running gateway from where they were loaded at start.
+#[derive(Clone)]
+pub struct KeyReloader {
+    dir: PathBuf,
+    config: KeysConfig,
+    sealing: Live<SealingKeyring>,
+    keks: Live<KekRing>,
+    indexer: Live<BlindIndexer>,
+}
+
+impl KeyReloader {
+    /// Loads every key afresh and, only if all of them load, makes them current; calls already
+    /// running keep the keys they started with. On error nothing changes. Returns the new key ids.
+    pub fn reload(&self) -> Result<String, StartError> {
+        let LoadedKeys { sealing, keks, indexer } = LoadedKeys::load(&self.dir, &self.config)?;
+        let described = describe(&sealing, &keks, &indexer);
+        self.sealing.replace(sealing);
+        self.keks.replace(keks);
+        self.indexer.replace(indexer);
+        Ok(described)
+    }
+}
+
 /// A gateway ready to serve.
 pub struct Gateway {
     pub app: Arc<App>,
@@ -153,14 +214,19 @@ pub struct Gateway {
     limits: server::Limits,
     shutdown_grace: Duration,
     maintenance: Maintenance,
+    /// What the idgate services' health entries follow (the store answers; later: providers usable).
+    readiness: Readiness,
     /// Stops background tasks (simulator, sweeper) when the gateway stops.
     stop: watch::Sender<bool>,
+    /// Reloads the keys in place (`idgate serve` calls it on SIGHUP).
+    pub keys: KeyReloader,
     /// Human-readable facts for the start-up banner (no secrets).
     pub notes: Vec<String>,
     /// The review-queue figures as last measured (also exported as metrics).
     pub queue_figures: Arc<QueueFigures>,
     /// Keeps the metric callbacks registered while the gateway lives.
     _queue_gauges: QueueGauges,
+    _key_age_gauge: KeyAgeGauge,
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
@@ -191,22 +257,22 @@ impl Gateway {
         let (stop, _) = watch::channel(false);
         let mut notes = Vec::new();
 
-        let sealing = keyfile::load_sealing_keyring(&plan.keys_dir, config.keys.sealing_grace_seconds)?;
-        let extra_keks = match config.keys.kek_list()? {
-            Some(list) => keyfile::parse_key_list(list.expose())?,
-            None => Vec::new(),
-        };
-        let keks = keyfile::load_kek_ring(&plan.keys_dir, extra_keks, config.keys.kek_min_version)?;
-        let indexer = keyfile::load_blind_indexer(&plan.keys_dir)?;
+        let LoadedKeys { sealing, keks, indexer } = LoadedKeys::load(&plan.keys_dir, &config.keys)?;
         notes.push(format!(
-            "keys: {} (sealing key {}, key-encryption key {})",
+            "keys: {} ({})",
             plan.keys_dir.display(),
-            sealing.current().id,
-            keks.current_id()
+            describe(&sealing, &keks, &indexer)
         ));
+        let (sealing, keks, indexer) = (Live::new(sealing), Live::new(keks), Live::new(indexer));
+        let keys = KeyReloader {
+            dir: plan.keys_dir.clone(),
+            config: config.keys.clone(),
+            sealing: sealing.clone(),
+            keks: keks.clone(),
+            indexer: indexer.clone(),
+        };
 
         // Every store holds the review queue too: one object, seen through both interfaces.
-        let indexer = Arc::new(indexer);
         let redis_options = RedisOptions {
             record_ttl: Duration::from_secs(config.retention.case_record_ttl_seconds),
             // Case records carry an integrity tag under the gateway's keys (never stored in Redis).
@@ -245,6 +311,10 @@ impl Gateway {
             Duration::from_millis(longest),
             matches!(plan.providers, ProviderPlan::Configured(_)),
         )?;
+        // On the process-wide meter: `serve` installs an OTLP provider there when one is configured;
+        // without one the instruments cost nothing.
+        let meter = opentelemetry::global::meter("idgate");
+        let instruments = Instruments::new(&meter);
         let mut routes = Vec::new();
         match &plan.providers {
             ProviderPlan::BuiltInSimulator => {
@@ -284,14 +354,24 @@ impl Gateway {
                     clock.clone(),
                 )
                 .map_err(|e| StartError::Unsupported(format!("built-in simulator provider: {e}")))?;
-                routes.push(Route::new(Arc::new(provider), Duration::from_millis(1_500), 256));
+                routes.push(Route::new(
+                    Arc::new(Traced {
+                        inner: Arc::new(provider),
+                        instruments: instruments.clone(),
+                    }),
+                    Duration::from_millis(1_500),
+                    256,
+                ));
                 notes.push(format!("providers: built-in Tencent FaceID simulator on http://{addr}"));
             }
             ProviderPlan::Configured(list) => {
                 for p in list {
                     routes.push(
                         Route::new(
-                            build_provider(p, &http, &clock)?,
+                            Arc::new(Traced {
+                                inner: build_provider(p, &http, &clock)?,
+                                instruments: instruments.clone(),
+                            }),
                             Duration::from_millis(p.timeout_ms),
                             p.max_concurrency,
                         )
@@ -318,7 +398,6 @@ impl Gateway {
             },
             audit_ttl: Duration::from_secs(config.retention.audit_ttl_seconds),
         };
-        let keks = Arc::new(keks);
         let review = {
             let review_settings = ReviewSettings {
                 lease: Duration::from_secs(config.review.lease_seconds),
@@ -336,6 +415,10 @@ impl Gateway {
                 review_settings,
             ))
         };
+        let store_check = StoreCheck {
+            store: store.clone(),
+            timeout: Duration::from_millis(config.server.health_probe_timeout_ms),
+        };
         let verifier = Arc::new(Verifier::new(
             store,
             Router::new(routes).with_reserve(Duration::from_millis(config.server.decide_reserve_ms)),
@@ -344,18 +427,35 @@ impl Gateway {
             clock.clone(),
             settings,
         ));
+        // Ready while the store answers and at least one provider's breaker lets calls through.
+        let readiness = Readiness {
+            checks: vec![
+                Arc::new(store_check),
+                Arc::new(ProvidersCheck {
+                    verifier: verifier.clone(),
+                }),
+            ],
+            every: Duration::from_millis(config.server.health_probe_interval_ms),
+        };
         let app = Arc::new(App {
             verifier,
             review,
-            sealing: Arc::new(sealing),
+            sealing,
             clock,
             verify_deadline: Duration::from_millis(config.server.verify_deadline_ms),
             call_deadline: Duration::from_millis(config.server.call_deadline_ms),
+            instruments,
         });
         let queue_figures = Arc::new(QueueFigures::default());
-        // On the process-wide meter: `serve` installs an OTLP provider there when one is configured;
-        // without one the gauges cost nothing.
-        let queue_gauges = register_queue_gauges(&opentelemetry::global::meter("idgate"), queue_figures.clone());
+        let queue_gauges = register_queue_gauges(&meter, queue_figures.clone());
+        let key_age_gauge = {
+            let (sealing, clock) = (app.sealing.clone(), app.clock.clone());
+            register_key_age_gauge(
+                &meter,
+                move || sealing.load().current().created_at_unix,
+                move || clock.now_unix(),
+            )
+        };
         let tls = Arc::new(tls::server_config(&plan.tls_cert, &plan.tls_key, &plan.client_ca)?);
         Ok(Self {
             app,
@@ -369,8 +469,11 @@ impl Gateway {
                 rewrap_every: Duration::from_secs(config.keys.rewrap_interval_seconds),
                 queue_figures: queue_figures.clone(),
             },
+            readiness,
+            keys,
             queue_figures,
             _queue_gauges: queue_gauges,
+            _key_age_gauge: key_age_gauge,
             stop,
             notes,
         })
@@ -390,6 +493,7 @@ impl Gateway {
             limits,
             shutdown_grace,
             maintenance,
+            readiness,
             stop,
             ..
         } = self;
@@ -399,7 +503,7 @@ impl Gateway {
             shutdown.await;
             let _ = shutdown_started_tx.send(true);
         };
-        let served = server::run(listener, tls, app, handshake_timeout, limits, shutdown);
+        let served = server::run(listener, tls, app, handshake_timeout, limits, readiness, shutdown);
         tokio::pin!(served);
         // After shutdown starts, in-flight calls get `shutdown_grace` to finish.
         let result = tokio::select! {
@@ -502,7 +606,10 @@ impl Maintenance {
                                 _ = sweep.tick() => {
                     match app.verifier.sweep(self.record_ttl).await {
                         Ok(0) => {}
-                        Ok(expired) => tracing::info!(expired, "retention: pending cases expired and their data destroyed"),
+                        Ok(expired) => {
+                            app.instruments.retention_expired(expired);
+                            tracing::info!(expired, "retention: pending cases expired and their data destroyed")
+                        }
                         Err(error) => tracing::warn!(%error, "retention sweep failed"),
                     }
                     match app.review.stats().await {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::crypto::blind_index::BlindIndexer;
 use crate::crypto::envelope::KekRing;
+use crate::crypto::live::Live;
 use crate::crypto::sealing::{self, Context, Sealed};
 use crate::domain::{Applicant, IdentityFields, Purpose};
 use crate::material;
@@ -91,9 +92,10 @@ impl From<StoreError> for ReviewUseError {
 pub struct ReviewDesk {
     queue: Arc<dyn ReviewQueue>,
     store: Arc<dyn Store>,
-    keks: Arc<KekRing>,
+    /// Replaced by a key reload; each step loads the keys current when it starts.
+    keks: Live<KekRing>,
     /// For the anchor-accounts-per-ID limit, which a reviewer's approval must respect too.
-    indexer: Arc<BlindIndexer>,
+    indexer: Live<BlindIndexer>,
     clock: Arc<dyn Clock>,
     settings: ReviewSettings,
 }
@@ -109,16 +111,16 @@ impl ReviewDesk {
     pub fn new(
         queue: Arc<dyn ReviewQueue>,
         store: Arc<dyn Store>,
-        keks: Arc<KekRing>,
-        indexer: Arc<BlindIndexer>,
+        keks: impl Into<Live<KekRing>>,
+        indexer: impl Into<Live<BlindIndexer>>,
         clock: Arc<dyn Clock>,
         settings: ReviewSettings,
     ) -> Self {
         Self {
             queue,
             store,
-            keks,
-            indexer,
+            keks: keks.into(),
+            indexer: indexer.into(),
             clock,
             settings,
         }
@@ -184,6 +186,7 @@ impl ReviewDesk {
         .await?;
         let plaintext = self
             .keks
+            .load()
             .open(&case_id, PII_FIELD_IDENTITY, &claim.pii.wrapped_key, &claim.pii.body)
             .map_err(|_| ReviewUseError::Internal("opening review material"))?;
         let sealed = sealing::seal(&key, &Context::review(&case_id, principal), &plaintext)
@@ -273,12 +276,13 @@ impl ReviewDesk {
         };
         let plaintext = self
             .keks
+            .load()
             .open(case_id, PII_FIELD_IDENTITY, &pii.wrapped_key, &pii.body)
             .map_err(|_| ReviewUseError::Internal("opening review material"))?;
         let fields = material::decode(&plaintext).ok_or(ReviewUseError::Internal("decoding review material"))?;
         drop(plaintext);
         Ok(Some(anchor_claim(
-            &self.indexer,
+            &self.indexer.load(),
             self.settings.anchor_limits,
             &fields.id_number,
             now,
@@ -315,6 +319,7 @@ impl ReviewDesk {
         let current = self.store.sealed_pii(case_id).await?.ok_or(ReviewError::NotPending)?;
         let plaintext = self
             .keks
+            .load()
             .open(case_id, PII_FIELD_IDENTITY, &current.wrapped_key, &current.body)
             .map_err(|_| ReviewUseError::Internal("opening review material"))?;
         let mut fields = material::decode(&plaintext).ok_or(ReviewUseError::Internal("decoding review material"))?;
@@ -335,6 +340,7 @@ impl ReviewDesk {
             merged.id_card_front().is_some() && merged.id_card_back().is_some() && merged.handheld_id_photo().is_some();
         let (wrapped_key, body) = self
             .keks
+            .load()
             .seal(case_id, PII_FIELD_IDENTITY, &material::encode_applicant(&merged))
             .map_err(|_| ReviewUseError::Internal("sealing review material"))?;
         drop(merged);

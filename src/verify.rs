@@ -11,10 +11,12 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::clock::Clock;
 use crate::crypto::blind_index::{BlindIndexer, IndexUse};
 use crate::crypto::envelope::KekRing;
+use crate::crypto::live::Live;
 use crate::crypto::random;
 use crate::decision::{self, ReviewReason, Thresholds, Verdict};
 use crate::domain::{AccountId, Applicant, Consent, IdentityFields, Purpose, Refusal, RequestId};
@@ -213,9 +215,10 @@ impl EraseScope {
 pub struct Verifier {
     store: Arc<dyn Store>,
     router: Router,
-    keks: Arc<KekRing>,
+    /// Replaced by a key reload; each step loads the keys current when it starts.
+    keks: Live<KekRing>,
     /// Keyed hashes of ID numbers for the limits that count by person.
-    indexer: Arc<BlindIndexer>,
+    indexer: Live<BlindIndexer>,
     clock: Arc<dyn Clock>,
     settings: VerifySettings,
 }
@@ -224,19 +227,24 @@ impl Verifier {
     pub fn new(
         store: Arc<dyn Store>,
         router: Router,
-        keks: Arc<KekRing>,
-        indexer: Arc<BlindIndexer>,
+        keks: impl Into<Live<KekRing>>,
+        indexer: impl Into<Live<BlindIndexer>>,
         clock: Arc<dyn Clock>,
         settings: VerifySettings,
     ) -> Self {
         Self {
             store,
             router,
-            keks,
-            indexer,
+            keks: keks.into(),
+            indexer: indexer.into(),
             clock,
             settings,
         }
+    }
+
+    /// Each provider's circuit-breaker state (for readiness and metrics).
+    pub fn breaker_states(&self) -> Vec<(String, crate::providers::breaker::BreakerState)> {
+        self.router.breaker_states()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -261,10 +269,14 @@ impl Verifier {
             ..
         } = command;
         // Checks that cost nothing come first; no provider is paid for bad input.
-        Consent::parse(&command.consent_policy_version, command.consent_granted_at_unix, now)?;
-        let applicant = Applicant::check(purpose, fields, self.clock.today_cst())?;
+        let applicant = {
+            let _checks = tracing::info_span!("local_checks").entered();
+            Consent::parse(&command.consent_policy_version, command.consent_granted_at_unix, now)?;
+            Applicant::check(purpose, fields, self.clock.today_cst())?
+        };
         let parts = fingerprint_parts(&principal, purpose, &applicant);
-        let same_content = |stored: &str| self.indexer.tag_matches(IndexUse::RequestFingerprint, stored, &parts);
+        let indexer = self.indexer.load();
+        let same_content = |stored: &str| indexer.tag_matches(IndexUse::RequestFingerprint, stored, &parts);
 
         let id = random::id("vf_").map_err(|_| VerifyError::Internal("randomness"))?;
         let lease = self.settings.processing_lease.as_secs() as i64;
@@ -274,13 +286,18 @@ impl Verifier {
             request_id.as_str(),
             principal.as_str(),
             purpose,
-            self.indexer.tag(IndexUse::RequestFingerprint, &parts),
+            indexer.tag(IndexUse::RequestFingerprint, &parts),
             now,
             now + lease,
         );
         // A request seen before is answered from its record before any limit is counted: replays
         // are free. Only a request that may start a new case counts against the limits.
-        match self.store.find(account_id.as_str(), request_id.as_str()).await? {
+        match self
+            .store
+            .find(account_id.as_str(), request_id.as_str())
+            .instrument(tracing::info_span!("store.find"))
+            .await?
+        {
             Some(existing) => {
                 if !self.is_same_request(&existing, &fresh, same_content(&existing.fingerprint)) {
                     return Err(VerifyError::RequestIdReused);
@@ -297,7 +314,12 @@ impl Verifier {
                     .await?
             }
         }
-        let case = match self.store.begin(fresh.clone(), now).await? {
+        let case = match self
+            .store
+            .begin(fresh.clone(), now)
+            .instrument(tracing::info_span!("store.begin"))
+            .await?
+        {
             Begin::Started(case) => case,
             Begin::Existing(case) => {
                 if !self.is_same_request(&case, &fresh, same_content(&case.fingerprint)) {
@@ -306,6 +328,7 @@ impl Verifier {
                 return self.replay(case, deadline).await;
             }
         };
+        tracing::Span::current().record("verification_id", case.id.as_str());
         tracing::debug!(verification_id = %case.id, purpose = purpose.as_str(), "case started");
 
         let request = ProviderRequest {
@@ -336,8 +359,14 @@ impl Verifier {
             Verdict::Verified => Finish {
                 status: CaseStatus::Verified,
                 provider,
-                anchor: (purpose == Purpose::Anchor)
-                    .then(|| anchor_claim(&self.indexer, self.settings.limits, applicant.id_number().as_str(), now)),
+                anchor: (purpose == Purpose::Anchor).then(|| {
+                    anchor_claim(
+                        &self.indexer.load(),
+                        self.settings.limits,
+                        applicant.id_number().as_str(),
+                        now,
+                    )
+                }),
                 ..Finish::default()
             },
             Verdict::NotVerified => Finish {
@@ -353,8 +382,10 @@ impl Verifier {
             },
             Verdict::Review => {
                 let plaintext = material::encode_applicant(&applicant);
+                let _sealing = tracing::info_span!("seal_at_rest").entered();
                 let (wrapped_key, body) = self
                     .keks
+                    .load()
                     .seal(&case.id, PII_FIELD_IDENTITY, &plaintext)
                     .map_err(|_| VerifyError::Internal("sealing at rest"))?;
                 let expires_at = now + self.settings.pending_review_ttl.as_secs() as i64;
@@ -368,7 +399,12 @@ impl Verifier {
             }
         };
         drop(applicant);
-        let record = self.store.finish(&case.id, finish, self.clock.now_unix()).await?;
+        let finish_span = tracing::info_span!("store.finish", status = finish.status.as_str());
+        let record = self
+            .store
+            .finish(&case.id, finish, self.clock.now_unix())
+            .instrument(finish_span)
+            .await?;
         tracing::info!(verification_id = %record.id, status = record.status.as_str(), "verification decided");
         answer_or_refusal(record)
     }
@@ -463,6 +499,7 @@ impl Verifier {
         // keys still within the window, so a key rotation never restarts its limit.
         let mut id_keys = self
             .indexer
+            .load()
             .indexes_within(IndexUse::RateLimit, id_number, now, ID_WINDOW_SECONDS)
             .into_iter()
             .map(|index| format!("id:{index}"));
@@ -522,10 +559,11 @@ impl Verifier {
 
     /// Moves data keys still wrapped by an older KEK to the current one. Returns how many moved.
     pub async fn rewrap_pending(&self, batch: usize) -> Result<usize, VerifyError> {
-        let current = self.keks.current_id().to_owned();
+        let keks = self.keks.load();
+        let current = keks.current_id().to_owned();
         let mut moved = 0;
         for (case_id, old) in self.store.wrapped_keys_not_under(&current, batch).await? {
-            match self.keks.rewrap(&case_id, PII_FIELD_IDENTITY, &old) {
+            match keks.rewrap(&case_id, PII_FIELD_IDENTITY, &old) {
                 Ok(new) => {
                     if self.store.replace_wrapped_key(&case_id, &old, new).await? {
                         moved += 1;

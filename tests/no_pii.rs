@@ -1,5 +1,7 @@
-//! A full run with logging at TRACE level: none of the test identities' name, ID number or phone
-//! appears in any captured log line, span field or error message.
+//! A full run (verified, not verified, review with supplement and decision, erasure, refusals) with
+//! logging at TRACE level and every OpenTelemetry span and metric captured in memory: none of the
+//! test identities' name, ID number or phone, no refused input and no image fragment appears in any
+//! log line, span name, attribute or event, metric name or attribute, or answer.
 //!
 //! Alone in its own test binary because it installs the process-wide subscriber.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
@@ -12,6 +14,8 @@ use std::sync::{Arc, Mutex};
 use common::{Person, TestGateway, verify};
 use idgate::pb;
 use idgate::pb::Purpose::{Anchor, ShortVideo};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -36,12 +40,22 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
 #[tokio::test]
 async fn no_personal_data_in_logs_or_errors() {
     let capture = Capture::default();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
+    // Every span goes to an in-memory exporter through the gateway's own OpenTelemetry layer.
+    let spans = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+    let tracer = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(spans.clone())
+        .build();
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(capture.clone())
         .with_ansi(false)
+        // Timestamps would match short refusal inputs by chance ("…09.912345Z" holds "12345").
+        .without_time()
         // Span fields and their context on every line.
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL);
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::LevelFilter::TRACE)
+        .with(logs)
+        .with(idgate::telemetry::otel_layer(&tracer))
         .init();
 
     // Every metric the gateway exports goes to an in-memory exporter that is searched at the end.
@@ -58,11 +72,18 @@ async fn no_personal_data_in_logs_or_errors() {
         .map(|s| Person::adult(s))
         .collect();
     let mut errors = Vec::new();
+    let mut pending_anchors = Vec::new();
     for (i, person) in people.iter().enumerate() {
         for purpose in [ShortVideo, Anchor] {
             let request_id = format!("pii-{i}-{}", purpose as i32);
             let answer = verify(&mut client, purpose, &request_id, person).await;
             let replay = verify(&mut client, purpose, &request_id, person).await;
+            if let Ok(a) = &answer
+                && purpose == Anchor
+                && a.status == pb::Status::PendingReview as i32
+            {
+                pending_anchors.push(a.verification_id.clone());
+            }
             for r in [answer, replay] {
                 match r {
                     Ok(a) => errors.push(format!("{a:?}")),
@@ -101,6 +122,13 @@ async fn no_personal_data_in_logs_or_errors() {
     tampered.request_id = "pii-t".into();
     errors.push(format!("{:?}", client.verify(tampered).await.expect_err("tampered")));
 
+    // An anchor case's supplement (three more images), so that it can be reviewed.
+    let anchor_case = pending_anchors.first().expect("an anchor case pending review");
+    let supplemented = common::submit_supplement(&mut client, anchor_case, "pii-supplement")
+        .await
+        .expect("supplement");
+    errors.push(format!("{supplemented:?}"));
+
     // The review side: register, claim (material re-sealed to the reviewer), decide, release.
     let mut reviewer = pb::review_service_client::ReviewServiceClient::new(gw.channel("reviewer-1").await);
     let key = idgate::crypto::sealing::OpeningKey::generate().expect("key");
@@ -133,7 +161,61 @@ async fn no_personal_data_in_logs_or_errors() {
         .into_inner();
     assert!(trail.events.iter().any(|e| e.action == "case_decided"));
     errors.push(format!("{trail:?}"));
+    // Erasure of what is still pending.
+    let erased = client
+        .erase_subject(pb::EraseSubjectRequest {
+            account_id: "acct-1".into(),
+        })
+        .await
+        .expect("erase")
+        .into_inner();
+    assert!(erased.cases_erased > 0, "pending cases were erased");
     gw.stop().await;
+
+    // Every span name, attribute and event of the run, as exported.
+    tracer.force_flush().expect("flush spans");
+    let finished = spans.get_finished_spans().expect("spans");
+    let span_names: Vec<String> = finished.iter().map(|s| s.name.to_string()).collect();
+    for name in [
+        "idgate.v1.VerificationService/Verify",
+        "idgate.v1.ReviewService/ClaimNext",
+        "idgate.v1.VerificationService/EraseSubject",
+        "idgate.v1.VerificationService/SubmitSupplement",
+        "idgate.v1.ReviewService/SubmitDecision",
+        "local_checks",
+        "open_payload",
+        "provider.attempt",
+        "store.begin",
+        "store.finish",
+        "seal_at_rest",
+    ] {
+        assert!(span_names.iter().any(|n| n == name), "no {name} span in {span_names:?}");
+    }
+    let attempt = finished.iter().find(|s| s.name == "provider.attempt").expect("attempt");
+    let attempt_attrs = format!("{:?}", attempt.attributes);
+    assert!(attempt_attrs.contains("simulator"), "provider name: {attempt_attrs}");
+    let rpc_span = finished
+        .iter()
+        .find(|s| s.name == "idgate.v1.VerificationService/Verify")
+        .expect("rpc span");
+    let rpc_attrs = format!("{:?}", rpc_span.attributes);
+    assert!(rpc_attrs.contains("rpc.response.status_code"), "{rpc_attrs}");
+    let traced = finished
+        .iter()
+        .map(|s| format!("{} {:?} {:?}", s.name, s.attributes, s.events))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(traced.contains("verification_id"), "span attributes carry case ids");
+    for person in &people {
+        for secret in [&person.name, &person.id_number, &person.phone] {
+            assert!(!traced.contains(secret.as_str()), "a span contains test PII");
+        }
+        assert!(!traced.contains(&person.id_number[..17]));
+    }
+    for input in &refusal_inputs {
+        assert!(!traced.contains(input.as_str()), "a span contains a refused input");
+    }
+    assert!(!traced.contains("similarity"), "a span carries a score");
 
     meter_provider.force_flush().expect("flush metrics");
     let exported = format!("{:?}", metrics.get_finished_metrics().expect("metrics"));
@@ -165,8 +247,11 @@ async fn no_personal_data_in_logs_or_errors() {
     }
     assert!(!logs.contains("13800138000") && !logs.contains("测试员"));
     for input in &refusal_inputs {
-        let leak = logs.lines().find(|l| l.contains(input.as_str()));
-        assert!(leak.is_none(), "a log line contains a refused input: {leak:?}");
+        assert!(
+            !logs.contains(input.as_str()),
+            "a log line contains a refused input: {:?}",
+            logs.lines().filter(|l| l.contains(input.as_str())).collect::<Vec<_>>()
+        );
         assert!(!errors.contains(input.as_str()), "an answer contains a refused input");
         assert!(!exported.contains(input.as_str()), "a metric contains a refused input");
     }
@@ -186,5 +271,26 @@ async fn no_personal_data_in_logs_or_errors() {
         .filter(|l| l.contains(" INFO ") || l.contains(" WARN ") || l.contains(" ERROR "))
     {
         assert!(!line.contains("similarity"), "a score at info: {line}");
+    }
+
+    // No fragment of any image (face, supplement), as base64 or hex, anywhere.
+    let mut images = vec![people[0].face.clone()];
+    images.extend(common::supplement_images());
+    for image in &images {
+        // The IHDR chunk: the part of these PNGs that differs between images (their dimensions).
+        let fragment = &image[8..33];
+        for encoded in [
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, fragment),
+            hex::encode(fragment),
+        ] {
+            for (what, text) in [
+                ("log", &logs),
+                ("span", &traced),
+                ("metric", &exported),
+                ("answer", &errors),
+            ] {
+                assert!(!text.contains(&encoded), "an image fragment in a {what}");
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use common::{Person, TestGateway, png, reason, verify};
 use idgate::clock::{Clock, ManualClock, SystemClock};
-use idgate::crypto::sealing::{self, Context, OpeningKey};
+use idgate::crypto::sealing::{Context, OpeningKey};
 use idgate::pb;
 use idgate::pb::audit_service_client::AuditServiceClient;
 use idgate::pb::review_service_client::ReviewServiceClient;
@@ -79,33 +79,9 @@ impl ReviewerConsole {
 }
 
 async fn supplement(gw: &TestGateway, verification_id: &str, request_id: &str) -> pb::VerifyResponse {
-    let mut client = gw.onboarding().await;
-    let key = client
-        .get_sealing_key(pb::GetSealingKeyRequest {})
+    common::submit_supplement(&mut gw.onboarding().await, verification_id, request_id)
         .await
         .unwrap()
-        .into_inner();
-    let mut fields = idgate::domain::IdentityFields::default();
-    fields.id_card_front = png(800, 500);
-    fields.id_card_back = png(801, 500);
-    fields.handheld_id_photo = png(600, 800);
-    let plaintext = idgate::material::encode_fields(&fields);
-    let sealed = sealing::seal(
-        &key.public_key,
-        &Context::supplement(verification_id, request_id),
-        &plaintext,
-    )
-    .unwrap();
-    let request = pb::SubmitSupplementRequest {
-        verification_id: verification_id.into(),
-        request_id: request_id.into(),
-        payload: Some(pb::SealedPayload {
-            key_id: key.key_id,
-            enc: sealed.enc,
-            ciphertext: sealed.ciphertext,
-        }),
-    };
-    client.submit_supplement(request).await.unwrap().into_inner()
 }
 
 #[tokio::test]

@@ -55,7 +55,7 @@ pub fn run(args: KeysArgs) -> Result<(), CliError> {
                 let id = keyfile::generate(&dir, kind, now).with_context(|| format!("rotating {kind:?} key"))?;
                 println!("{kind:?} key {id} is now current ({})", dir.display());
             }
-            println!("Restart the gateways (one at a time) to load the new keys.");
+            println!("Send SIGHUP to the gateways (or restart them) to load the new keys.");
         }
         KeysAction::List { dir } => {
             for kind in [KeyKind::Sealing, KeyKind::Kek] {

@@ -61,7 +61,7 @@ pub struct ProviderSimArgs {
 }
 
 pub async fn run(args: ProviderSimArgs) -> Result<(), CliError> {
-    crate::telemetry::init(false);
+    let _telemetry = crate::telemetry::init(false, None).map_err(CliError::Usage)?;
     let secret = match (&args.secret_key_file, std::env::var("IDGATE_SIM_SECRET_KEY")) {
         (Some(path), _) => std::fs::read_to_string(path)
             .with_context(|| format!("reading {}", path.display()))?

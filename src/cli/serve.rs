@@ -1,4 +1,4 @@
-//! `idgate serve`: the gateway. Graceful shutdown on SIGTERM / Ctrl-C.
+//! `idgate serve`: the gateway. Graceful shutdown on SIGTERM / Ctrl-C; SIGHUP reloads the keys.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,11 +32,11 @@ fn usage(e: impl std::fmt::Display) -> CliError {
 
 pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     let config = Config::load(args.config.as_deref()).map_err(usage)?;
-    crate::telemetry::init(config.telemetry.log_format.as_deref() == Some("json"));
-    let metrics = match config.telemetry.otlp_endpoint.as_deref() {
-        Some(endpoint) => Some(crate::telemetry::init_otlp_metrics(endpoint).map_err(CliError::Usage)?),
-        None => None,
-    };
+    let telemetry = crate::telemetry::init(
+        config.telemetry.log_format.as_deref() == Some("json"),
+        config.telemetry.otlp_endpoint.as_deref(),
+    )
+    .map_err(CliError::Usage)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let plan = if args.dev {
         Plan::dev(config, args.listen, &args.dev_dir, clock.now_unix())
@@ -71,15 +71,45 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
             "  cargo run -- verify --target {bound} --certs {dir} --purpose short-video --name 张三 --id-number 11010519491231002X"
         );
     }
+    let reload = tokio::spawn(reload_keys_on_hangup(gateway.keys.clone()));
     let served = gateway.serve(listener, shutdown_signal()).await;
-    if let Some(provider) = metrics {
-        // Sends the last figures; a collector that is gone must not keep us from exiting.
-        let flush = tokio::task::spawn_blocking(move || provider.shutdown());
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), flush).await;
-    }
+    reload.abort();
+    // Sends the last spans and figures; a collector that is gone or hung must not keep us from
+    // exiting. A plain thread, not `spawn_blocking`: the runtime waits for its blocking tasks when it
+    // shuts down, and would wait for a hung export too.
+    let (flushed_tx, flushed) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        telemetry.shutdown();
+        let _ = flushed_tx.send(());
+    });
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), flushed).await;
     served.map_err(|e| CliError::Other(e.into()))?;
     tracing::info!("idgate stopped");
     Ok(())
+}
+
+/// On every SIGHUP: reloads sealing keys, KEKs and blind-index keys. A set that does not load (a
+/// malformed or too-open key file, a missing kind) is refused with one log line; the keys in use stay.
+async fn reload_keys_on_hangup(keys: crate::gateway::KeyReloader) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP: keys reload only on restart");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            match keys.reload() {
+                Ok(current) => tracing::info!("SIGHUP: keys reloaded ({current})"),
+                Err(error) => tracing::error!(%error, "SIGHUP: key reload refused; the keys in use stay"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(keys);
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

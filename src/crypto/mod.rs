@@ -6,6 +6,7 @@
 //!   versioned key-encryption key (crypto-shredding: destroy the wrapped key, the data is gone).
 //! - [`keyfile`]: the on-disk form of sealing keys and key-encryption keys, their ids and rotation.
 //! - [`blind_index`]: keyed HMACs of ID numbers, so limits can count without storing the number.
+//! - [`live`]: key rings that a reload replaces while calls keep the keys they started with.
 //! - [`random`]: the one place randomness comes from.
 //!
 //! This module must never log, print or `Debug`-format key material or plaintext, and knows nothing of
@@ -14,6 +15,7 @@
 pub mod blind_index;
 pub mod envelope;
 pub mod keyfile;
+pub mod live;
 pub mod random;
 pub mod sealing;
 

@@ -99,3 +99,4 @@ pub mod http;
 pub mod router;
 pub mod sim;
 pub mod tencent;
+pub mod traced;

@@ -78,6 +78,7 @@ use super::{AuditEvent, Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store,
 mod review;
 use crate::crypto::blind_index::{BlindIndexer, IndexUse};
 use crate::crypto::envelope::{Body, WrappedKey};
+use crate::crypto::live::Live;
 use crate::domain::Purpose;
 
 /// Connection settings of the Redis store.
@@ -95,7 +96,8 @@ pub struct RedisOptions {
     pub record_ttl: Duration,
     /// The keys of the records' integrity tags (the gateway's blind-index keys; never stored in
     /// Redis). Every gateway sharing a Redis must hold the same keys.
-    pub record_keys: Arc<BlindIndexer>,
+    /// Replaced by a key reload (SIGHUP) like the gateway's other keys.
+    pub record_keys: Live<BlindIndexer>,
 }
 
 /// Default record retention: 90 days.
@@ -110,7 +112,7 @@ impl Default for RedisOptions {
             record_ttl: DEFAULT_RECORD_TTL,
             // A fresh key unless the gateway hands in its own: records made under it are readable only
             // by this process (fine for tests, wrong for a deployment, which must set it).
-            record_keys: Arc::new(BlindIndexer::new(
+            record_keys: Live::new(BlindIndexer::new(
                 "ephemeral".to_owned(),
                 &crate::crypto::SecretKey32::random()
                     .unwrap_or_else(|_| crate::crypto::SecretKey32::from_bytes([0; 32])),
@@ -437,7 +439,7 @@ struct Inner {
     /// [`RedisOptions::record_ttl`] in whole seconds (what `EXPIRE` takes), at least 1.
     record_ttl_seconds: u64,
     /// [`RedisOptions::record_keys`].
-    record_keys: Arc<BlindIndexer>,
+    record_keys: Live<BlindIndexer>,
     /// Test hook: called with a step name between the steps of a multi-step change (see
     /// [`RedisStore::with_step_hook`]).
     step_hook: Option<StepHook>,
@@ -700,7 +702,7 @@ impl RedisStore {
         if pairs.is_empty() {
             return Ok(None);
         }
-        decode_record_tagged(&self.inner.record_keys, op, id, pairs).map(Some)
+        decode_record_tagged(&self.inner.record_keys.load(), op, id, pairs).map(Some)
     }
 
     /// Accounts other than `account_id` bound under `indexes` (see [`BIND_CANDIDATE`]): a confirmed
@@ -868,7 +870,13 @@ impl RedisStore {
             for id in &ids {
                 let (old_mac, new_mac) = match self.read_tagged(OP, id).await {
                     Ok(Some((record, mac))) => {
-                        let next = mac_after(&self.inner.record_keys, &record, CaseStatus::Expired, None, now_unix);
+                        let next = mac_after(
+                            &self.inner.record_keys.load(),
+                            &record,
+                            CaseStatus::Expired,
+                            None,
+                            now_unix,
+                        );
                         (mac, next)
                     }
                     // Forgotten meanwhile: nothing left to expire.
@@ -901,7 +909,7 @@ impl RedisStore {
                     .await?;
                 match reply.status.as_str() {
                     "done" => {
-                        let record = reply.record(&self.inner.record_keys, OP, id)?;
+                        let record = reply.record(&self.inner.record_keys.load(), OP, id)?;
                         self.after_final(OP, &record).await?;
                         expired += 1;
                         done.push(id.clone());
@@ -1252,7 +1260,7 @@ impl Store for RedisStore {
             .arg(&lease)
             .arg(&ttl)
             .arg(&fresh.fingerprint);
-        for (field, value) in encode_record(&self.inner.record_keys, &fresh) {
+        for (field, value) in encode_record(&self.inner.record_keys.load(), &fresh) {
             invocation.arg(field).arg(value);
         }
         let raw: Vec<Vec<u8>> = self.eval(OP, &invocation).await?;
@@ -1262,7 +1270,7 @@ impl Store for RedisStore {
             "existing" => false,
             _ => return Err(corrupt(OP, "reply")),
         };
-        let case = reply.record(&self.inner.record_keys, OP, &id)?;
+        let case = reply.record(&self.inner.record_keys.load(), OP, &id)?;
         // The case under this id must be this request's (a clash of random ids, or a tampered
         // idempotency key, must not hand out another request's case).
         if case.account_id != fresh.account_id || case.request_id != fresh.request_id {
@@ -1349,7 +1357,7 @@ impl Store for RedisStore {
                 .query(OP, redis::cmd("ZADD").arg(self.inner.keys.expiry()).arg(*at).arg(id))
                 .await?;
         }
-        let keys = &self.inner.record_keys;
+        let keys = &self.inner.record_keys.load();
         let new_mac = mac_after(keys, &current, status, refusal.as_deref(), now_unix);
         let erased_mac = mac_after(keys, &current, CaseStatus::Erased, None, now_unix);
         let anchor_index = anchor.as_ref().map(|c| c.index.as_str()).unwrap_or("");
@@ -1414,7 +1422,7 @@ impl Store for RedisStore {
         }
         // A pending case past its due time is reported as it is: expiring is the sweep's (or the
         // use case's) decision, on the caller's clock.
-        decode_record(&self.inner.record_keys, OP, id, pairs).map(Some)
+        decode_record(&self.inner.record_keys.load(), OP, id, pairs).map(Some)
     }
 
     async fn watch(&self, id: &str) -> Result<Option<BoxStream<'static, CaseRecord>>, StoreError> {
@@ -1535,7 +1543,13 @@ impl Store for RedisStore {
                 )
                 .await?;
             }
-            let new_mac = mac_after(&self.inner.record_keys, &record, CaseStatus::Erased, None, now_unix);
+            let new_mac = mac_after(
+                &self.inner.record_keys.load(),
+                &record,
+                CaseStatus::Erased,
+                None,
+                now_unix,
+            );
             let reply = self
                 .case_script(
                     OP,
@@ -1554,7 +1568,7 @@ impl Store for RedisStore {
                 .await?;
             match reply.status.as_str() {
                 "done" => {
-                    let record = reply.record(&self.inner.record_keys, OP, &id)?;
+                    let record = reply.record(&self.inner.record_keys.load(), OP, &id)?;
                     self.after_final(OP, &record).await?;
                     settled.push(id.clone());
                     erased.push(id);

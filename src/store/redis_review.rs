@@ -567,7 +567,7 @@ impl RedisStore {
                     wrapped_key: decode_wrapped_key(OP, &key)?,
                     body: Body::from_bytes(&body).map_err(|_| corrupt(OP, "pii:body"))?,
                 };
-                let case = reply.record(&self.inner.record_keys, OP, &case_id)?;
+                let case = reply.record(&self.inner.record_keys.load(), OP, &case_id)?;
                 self.hide_entry(OP, &entry.id, reviewer, reviewer, now_unix).await?;
                 Ok(Some(Claim {
                     case,
@@ -757,7 +757,7 @@ impl ReviewQueue for RedisStore {
             Some((claim, true)) => claim.index.as_str(),
             _ => "",
         };
-        let keys = &self.inner.record_keys;
+        let keys = &self.inner.record_keys.load();
         let verified_mac = mac_after(keys, &current, CaseStatus::Verified, None, now_unix);
         let rejected_mac = mac_after(keys, &current, CaseStatus::NotVerified, None, now_unix);
         let limited_mac = mac_after(

@@ -5,6 +5,8 @@
 
 pub mod auth;
 pub mod errors;
+pub mod readiness;
+pub mod rpc_layer;
 pub mod server;
 pub mod services;
 pub mod shedding;

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use super::readiness::Readiness;
+use super::rpc_layer::RpcLayer;
 use super::services::{App, AuditService, ReviewService, VerificationService};
 use super::shedding::Shed;
 use super::tls;
@@ -55,12 +57,14 @@ pub fn builder(limits: &Limits) -> tonic::transport::Server {
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight calls finish.
+/// `readiness` switches the idgate services' health entries while serving (see `readiness`).
 pub async fn run(
     listener: TcpListener,
     tls_config: Arc<rustls::ServerConfig>,
     app: Arc<App>,
     handshake_timeout: Duration,
     limits: Limits,
+    readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -73,6 +77,8 @@ pub async fn run(
     health_reporter
         .set_serving::<pb::audit_service_server::AuditServiceServer<AuditService>>()
         .await;
+    // Aborted when serving ends (the handle is dropped at the end of this function).
+    let readiness_watch = AbortOnDrop(tokio::spawn(readiness.watch(health_reporter)));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -87,6 +93,7 @@ pub async fn run(
     let audit = pb::audit_service_server::AuditServiceServer::new(AuditService::new(app.clone()))
         .max_decoding_message_size(limits.max_review_message_bytes);
     let call_deadline = app.call_deadline;
+    let rpc_layer = RpcLayer::new(app.instruments.clone());
     let verification = Shed::new(
         pb::verification_service_server::VerificationServiceServer::new(VerificationService::new(app))
             .max_decoding_message_size(limits.max_verification_message_bytes),
@@ -98,6 +105,8 @@ pub async fn run(
     let mut builder = builder(&limits)
         // A call that sets no deadline gets this one (and none gets a longer one).
         .timeout(call_deadline)
+        // Outermost: a span and a duration for every call, deadline answers included.
+        .layer(rpc_layer)
         .add_service(health_service)
         .add_service(verification)
         .add_service(review)
@@ -105,5 +114,16 @@ pub async fn run(
     if let Ok(reflection) = reflection {
         builder = builder.add_service(reflection);
     }
-    builder.serve_with_incoming_shutdown(incoming, shutdown).await
+    let served = builder.serve_with_incoming_shutdown(incoming, shutdown).await;
+    drop(readiness_watch);
+    served
+}
+
+/// Stops a background task when its owner goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

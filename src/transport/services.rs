@@ -11,9 +11,11 @@ use tonic::{Request, Response, Status};
 use super::auth::{Role, Rpc, authorize};
 use super::errors;
 use crate::clock::Clock;
+use crate::crypto::live::Live;
 use crate::crypto::sealing::{Context, SealingKeyring};
 use crate::domain::{AccountId, IdentityFields, Purpose, RequestId};
 use crate::material;
+use crate::metrics::Instruments;
 use crate::pb;
 use crate::review::{ReviewDesk, ReviewUseError};
 use crate::store::CaseStatus;
@@ -25,12 +27,15 @@ pub struct App {
     pub verifier: Arc<Verifier>,
     /// Manual review.
     pub review: Arc<ReviewDesk>,
-    pub sealing: Arc<SealingKeyring>,
+    /// Replaced by a key reload (SIGHUP); a call uses the keyring current when it looks.
+    pub sealing: Live<SealingKeyring>,
     pub clock: Arc<dyn Clock>,
     /// Upper bound of a `Verify` call when the client sets no shorter `grpc-timeout`.
     pub verify_deadline: Duration,
     /// The deadline of any call that sets none (and the cap of every call).
     pub call_deadline: Duration,
+    /// Metrics: RPC durations, decisions, retention and erasure counts.
+    pub instruments: Instruments,
 }
 
 impl App {
@@ -38,8 +43,10 @@ impl App {
     /// `PAYLOAD_UNOPENABLE` answer of API.md §2. The plaintext buffer is wiped before returning.
     fn open_payload(&self, sealed: Option<pb::SealedPayload>, context: &Context) -> Result<IdentityFields, Status> {
         let sealed = sealed.ok_or_else(|| errors::invalid("PAYLOAD_MISSING", "payload is required"))?;
+        let _opening = tracing::info_span!("open_payload").entered();
         let plaintext = self
             .sealing
+            .load()
             .open(
                 &sealed.key_id,
                 context,
@@ -125,14 +132,15 @@ impl pb::verification_service_server::VerificationService for VerificationServic
         request: Request<pb::GetSealingKeyRequest>,
     ) -> Result<Response<pb::GetSealingKeyResponse>, Status> {
         authorize(&request, Rpc::GetSealingKey)?;
-        let current = self.app.sealing.current();
+        let keyring = self.app.sealing.load();
+        let current = keyring.current();
         Ok(Response::new(pb::GetSealingKeyResponse {
             key_id: current.id.clone(),
             public_key: current.key.public_key().to_vec(),
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(principal))]
+    #[tracing::instrument(skip_all, fields(principal, verification_id))]
     async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
         let caller = authorize(&request, Rpc::Verify)?;
         tracing::Span::current().record("principal", caller.principal.as_str());
@@ -179,13 +187,17 @@ impl pb::verification_service_server::VerificationService for VerificationServic
         // deadline bounds the whole call, store steps included: past it, the caller is answered and
         // the task finishes the case for the retry (each of its store steps is itself bounded).
         let verifier = self.app.verifier.clone();
-        let task = tokio::spawn(async move { verifier.verify(command).await });
+        // The task stays inside this call's span (and trace), though it may outlive the call.
+        let task = tokio::spawn(tracing::Instrument::in_current_span(async move {
+            verifier.verify(command).await
+        }));
         let answer = match tokio::time::timeout_at(deadline, task).await {
             Err(_) => return Err(errors::deadline_exceeded()),
             Ok(joined) => joined
                 .map_err(|_| errors::verify_error(crate::verify::VerifyError::Internal("verification task")))?
                 .map_err(errors::verify_error)?,
         };
+        self.app.instruments.decision(answer.status.as_str(), purpose.as_str());
         Ok(Response::new(answer_to_pb(&answer)))
     }
 
@@ -263,6 +275,7 @@ impl pb::verification_service_server::VerificationService for VerificationServic
             .erase_subject(&caller.principal, scope, &account_id)
             .await
             .map_err(errors::verify_error)?;
+        self.app.instruments.erased(u64::from(cases_erased));
         Ok(Response::new(pb::EraseSubjectResponse { cases_erased }))
     }
 }

@@ -252,6 +252,39 @@ pub async fn verify(
     client.verify(request).await.map(|r| r.into_inner())
 }
 
+/// The three supplement images of an ANCHOR case pending review (ID card front, back, handheld).
+pub fn supplement_images() -> [Vec<u8>; 3] {
+    [png(800, 500), png(801, 500), png(600, 800)]
+}
+
+/// Seals [`supplement_images`] to the gateway's key and submits them for `verification_id`.
+pub async fn submit_supplement(
+    client: &mut VerificationServiceClient<Channel>,
+    verification_id: &str,
+    request_id: &str,
+) -> Result<pb::VerifyResponse, tonic::Status> {
+    let key = client.get_sealing_key(pb::GetSealingKeyRequest {}).await?.into_inner();
+    let mut fields = IdentityFields::default();
+    [fields.id_card_front, fields.id_card_back, fields.handheld_id_photo] = supplement_images();
+    let plaintext = idgate::material::encode_fields(&fields);
+    let sealed = sealing::seal(
+        &key.public_key,
+        &Context::supplement(verification_id, request_id),
+        &plaintext,
+    )
+    .expect("seal");
+    let request = pb::SubmitSupplementRequest {
+        verification_id: verification_id.into(),
+        request_id: request_id.into(),
+        payload: Some(pb::SealedPayload {
+            key_id: key.key_id,
+            enc: sealed.enc,
+            ciphertext: sealed.ciphertext,
+        }),
+    };
+    client.submit_supplement(request).await.map(|r| r.into_inner())
+}
+
 pub fn reason(status: &tonic::Status) -> Option<String> {
     tonic_types::StatusExt::get_details_error_info(status).map(|i| i.reason)
 }
@@ -370,6 +403,44 @@ impl GatewayProcess {
             .await
             .expect("connect");
         VerificationServiceClient::new(channel)
+    }
+
+    /// Starts a `Verify` that stays in flight: sequence 995, which the simulated provider never
+    /// answers, so the call waits for the provider timeout (1.5 s) and then goes to review (sealing its
+    /// data at rest). Returns once the case is certainly being processed (a duplicate with a short
+    /// deadline is answered `IN_PROGRESS` exactly then).
+    pub async fn call_in_flight(
+        &self,
+        request_id: &str,
+    ) -> tokio::task::JoinHandle<Result<tonic::Response<pb::VerifyResponse>, tonic::Status>> {
+        let mut client = self.onboarding().await;
+        let key = client
+            .get_sealing_key(pb::GetSealingKeyRequest {})
+            .await
+            .expect("sealing key")
+            .into_inner();
+        let person = Person::adult("995");
+        let request = sealed_request(
+            &key,
+            pb::Purpose::ShortVideo,
+            "acct-1",
+            request_id,
+            &person.fields(),
+            None,
+        );
+        let duplicate = request.clone();
+        let call = tokio::spawn(async move { client.verify(request).await });
+        let mut probe = self.onboarding().await;
+        for _ in 0..100 {
+            let mut attempt = tonic::Request::new(duplicate.clone());
+            attempt.set_timeout(std::time::Duration::from_millis(300));
+            if let Err(status) = probe.verify(attempt).await
+                && reason(&status).as_deref() == Some("IN_PROGRESS")
+            {
+                return call;
+            }
+        }
+        panic!("the call never showed as in progress");
     }
 
     /// Sends a signal by number (15 = SIGTERM, 9 = SIGKILL) through `kill(1)`.

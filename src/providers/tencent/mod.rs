@@ -221,6 +221,10 @@ impl TencentFaceId {
         if let Some(region) = &self.region {
             builder = builder.header("X-TC-Region", region.as_str());
         }
+        // The trace goes along (ids only; not part of the TC3 signature, which signs two headers).
+        for (name, value) in crate::telemetry::trace_headers() {
+            builder = builder.header(name, value);
+        }
         match http::exchange(builder, body, self.timeout).await {
             Err(e) => (action, Err(e), None),
             Ok(answer) => {
@@ -368,6 +372,17 @@ mod tests {
         }
     }
 
+    /// The adapter against a plain HTTP server on `addr`, with a 5 s timeout.
+    fn adapter_at(addr: std::net::SocketAddr) -> TencentFaceId {
+        adapter_with(
+            format!("http://{addr}"),
+            SECRET_ID,
+            SECRET,
+            Arc::new(SystemClock),
+            Duration::from_secs(5),
+        )
+    }
+
     fn adapter(sim: &RunningSim, timeout: Duration) -> TencentFaceId {
         adapter_with(
             format!("http://{}", sim.addr),
@@ -389,6 +404,49 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(10), adapter.check(&request))
             .await
             .unwrap_or_else(|_| panic!("call for {seq:03} did not finish"))
+    }
+
+    #[tokio::test]
+    async fn the_callers_trace_goes_along_to_the_provider() {
+        use opentelemetry::trace::TraceContextExt as _;
+        use tracing::Instrument as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let record = seen.clone();
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move |headers: axum::http::HeaderMap| async move {
+                let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+                record.lock().unwrap().push(traceparent.unwrap_or("none").to_owned());
+                "{}"
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let adapter = adapter_at(addr);
+
+        // Outside any trace: no header.
+        let _ = ask(&adapter, 0, false).await;
+        let tracer = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let _guard = tracing::subscriber::set_default(
+            tracing_subscriber::registry().with(crate::telemetry::otel_layer(&tracer)),
+        );
+        let span = tracing::info_span!("attempt");
+        let trace_id = span.context().span().span_context().trace_id().to_string();
+        let _ = ask(&adapter, 0, false).instrument(span).await;
+        server.abort();
+
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen[0], "none");
+        assert!(
+            seen[1].starts_with("00-") && seen[1].contains(&trace_id),
+            "traceparent {} for trace {trace_id}",
+            seen[1]
+        );
     }
 
     #[tokio::test]
@@ -546,13 +604,7 @@ mod tests {
             Ok(addr) => addr,
             Err(e) => panic!("bind: {e}"),
         };
-        let adapter = adapter_with(
-            format!("http://{addr}"),
-            SECRET_ID,
-            SECRET,
-            Arc::new(SystemClock),
-            Duration::from_secs(5),
-        );
+        let adapter = adapter_at(addr);
         assert_eq!(
             ask(&adapter, 0, false).await,
             Err(ProviderError::Unavailable("connect"))
@@ -567,13 +619,7 @@ mod tests {
             Ok(addr) => addr,
             Err(e) => panic!("bind: {e}"),
         };
-        let adapter = adapter_with(
-            format!("http://{addr}"),
-            SECRET_ID,
-            SECRET,
-            Arc::new(SystemClock),
-            Duration::from_secs(5),
-        );
+        let adapter = adapter_at(addr);
         let id = id_with_seq(0);
         let mut too_large = JPEG.to_vec();
         too_large.resize(MAX_IMAGE_BASE64_BYTES / 4 * 3 + 1, 0);
