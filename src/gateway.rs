@@ -21,7 +21,8 @@ use crate::crypto::keyfile;
 use crate::crypto::live::Live;
 use crate::crypto::sealing::SealingKeyring;
 use crate::metrics::{
-    Instruments, KeyAgeGauge, QueueFigures, QueueGauges, register_key_age_gauge, register_queue_gauges,
+    BreakerGauge, Instruments, KeyAgeGauge, QueueFigures, QueueGauges, register_breaker_gauge, register_key_age_gauge,
+    register_queue_gauges,
 };
 use crate::pki::{self, DevPki};
 use crate::providers::aliyun::{AliyunCloudAuth, AliyunConfig};
@@ -227,6 +228,8 @@ pub struct Gateway {
     /// Keeps the metric callbacks registered while the gateway lives.
     _queue_gauges: QueueGauges,
     _key_age_gauge: KeyAgeGauge,
+    /// Keeps the breaker-state gauge registered.
+    _breaker_gauge: BreakerGauge,
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
@@ -271,6 +274,7 @@ impl Gateway {
             keks: keks.clone(),
             indexer: indexer.clone(),
         };
+        let keks_for_age = keks.clone();
 
         // Every store holds the review queue too: one object, seen through both interfaces.
         let redis_options = RedisOptions {
@@ -449,12 +453,17 @@ impl Gateway {
         let queue_figures = Arc::new(QueueFigures::default());
         let queue_gauges = register_queue_gauges(&meter, queue_figures.clone());
         let key_age_gauge = {
-            let (sealing, clock) = (app.sealing.clone(), app.clock.clone());
+            let (sealing, kek_ring, clock) = (app.sealing.clone(), keks_for_age.clone(), app.clock.clone());
             register_key_age_gauge(
                 &meter,
                 move || sealing.load().current().created_at_unix,
+                move || kek_ring.load().current_created_at(),
                 move || clock.now_unix(),
             )
+        };
+        let breaker_gauge = {
+            let verifier = app.verifier.clone();
+            register_breaker_gauge(&meter, move || verifier.breaker_states())
         };
         let tls = Arc::new(tls::server_config(&plan.tls_cert, &plan.tls_key, &plan.client_ca)?);
         Ok(Self {
@@ -474,6 +483,7 @@ impl Gateway {
             queue_figures,
             _queue_gauges: queue_gauges,
             _key_age_gauge: key_age_gauge,
+            _breaker_gauge: breaker_gauge,
             stop,
             notes,
         })

@@ -30,6 +30,12 @@ pub mod names {
     pub const PROVIDER_ERRORS: &str = "idgate.provider.errors";
     /// Gauge, seconds: age of the current sealing key (rotate before it grows too old).
     pub const SEALING_KEY_AGE: &str = "idgate.keys.sealing.age";
+    /// Gauge, seconds: age of the current key-encryption key (from its key file).
+    pub const KEK_AGE: &str = "idgate.keys.kek.age";
+    /// Gauge: each provider's circuit breaker, 0 closed, 1 half-open, 2 open (attribute: provider).
+    pub const PROVIDER_BREAKER_STATE: &str = "idgate.provider.breaker.state";
+    /// Counter: Verify calls shed because too many were in flight (`RESOURCE_EXHAUSTED` / `OVERLOADED`).
+    pub const LOAD_SHED: &str = "idgate.load_shed";
     pub const REVIEW_QUEUE_PENDING: &str = "idgate.review.queue.pending";
     pub const REVIEW_QUEUE_CLAIMED: &str = "idgate.review.queue.claimed";
     pub const REVIEW_QUEUE_OLDEST_PENDING_AGE: &str = "idgate.review.queue.oldest_pending_age";
@@ -58,6 +64,7 @@ pub struct Instruments {
     erasures: Counter<u64>,
     provider_duration: Histogram<f64>,
     provider_errors: Counter<u64>,
+    load_shed: Counter<u64>,
 }
 
 impl Instruments {
@@ -94,6 +101,11 @@ impl Instruments {
                 .u64_counter(names::PROVIDER_ERRORS)
                 .with_description("Provider attempts that gave no outcome")
                 .with_unit("{attempt}")
+                .build(),
+            load_shed: meter
+                .u64_counter(names::LOAD_SHED)
+                .with_description("Verify calls shed because too many were in flight")
+                .with_unit("{call}")
                 .build(),
         }
     }
@@ -134,6 +146,11 @@ impl Instruments {
         }
     }
 
+    /// One Verify call shed by the in-flight limit.
+    pub fn shed(&self) {
+        self.load_shed.add(1, &[]);
+    }
+
     pub fn retention_expired(&self, cases: u64) {
         self.retention_expired.add(cases, &[]);
     }
@@ -170,9 +187,40 @@ impl QueueFigures {
     }
 }
 
-/// Keeps the sealing-key age gauge registered.
+/// Keeps the breaker-state gauge registered.
+pub struct BreakerGauge {
+    _state: ObservableGauge<u64>,
+}
+
+/// Registers `idgate.provider.breaker.state`, read from `states` (provider name, state) at each export.
+pub fn register_breaker_gauge(
+    meter: &Meter,
+    states: impl Fn() -> Vec<(String, crate::providers::breaker::BreakerState)> + Send + Sync + 'static,
+) -> BreakerGauge {
+    use crate::providers::breaker::BreakerState;
+    BreakerGauge {
+        _state: meter
+            .u64_observable_gauge(names::PROVIDER_BREAKER_STATE)
+            .with_description("Circuit breaker per provider: 0 closed, 1 half-open, 2 open")
+            .with_unit("{state}")
+            .with_callback(move |o| {
+                for (provider, state) in states() {
+                    let value = match state {
+                        BreakerState::Closed => 0,
+                        BreakerState::HalfOpen => 1,
+                        BreakerState::Open => 2,
+                    };
+                    o.observe(value, &[KeyValue::new(names::ATTR_PROVIDER, provider)]);
+                }
+            })
+            .build(),
+    }
+}
+
+/// Keeps the key age gauges registered.
 pub struct KeyAgeGauge {
     _sealing: ObservableGauge<i64>,
+    _kek: ObservableGauge<i64>,
 }
 
 /// Registers `idgate.keys.sealing.age`: seconds since the current sealing key (from `created_at`,
@@ -180,9 +228,22 @@ pub struct KeyAgeGauge {
 pub fn register_key_age_gauge(
     meter: &Meter,
     sealing_created_at: impl Fn() -> i64 + Send + Sync + 'static,
+    kek_created_at: impl Fn() -> Option<i64> + Send + Sync + 'static,
     now: impl Fn() -> i64 + Send + Sync + 'static,
 ) -> KeyAgeGauge {
+    let now = Arc::new(now);
+    let kek_now = now.clone();
     KeyAgeGauge {
+        _kek: meter
+            .i64_observable_gauge(names::KEK_AGE)
+            .with_description("Age of the current key-encryption key (when it came from a key file)")
+            .with_unit("s")
+            .with_callback(move |o| {
+                if let Some(created) = kek_created_at() {
+                    o.observe((kek_now() - created).max(0), &[]);
+                }
+            })
+            .build(),
         _sealing: meter
             .i64_observable_gauge(names::SEALING_KEY_AGE)
             .with_description("Age of the current sealing key")

@@ -1,6 +1,7 @@
 //! The RPC and decision metrics, through the real server: `rpc.server.call.duration` in seconds with
 //! the conventions' buckets and attributes (method name, status-code name), `idgate.decisions` by
-//! outcome and purpose, `idgate.erasures`, provider attempts, the sealing key's age.
+//! outcome and purpose, `idgate.erasures`, provider attempts, the sealing key's age, each provider's
+//! breaker state; and `idgate.load_shed` (in `tests/shedding.rs`'s sibling unit tests of the counter).
 //!
 //! Alone in its own test binary because it installs the process-wide meter provider.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
@@ -48,9 +49,16 @@ fn read(last: &ResourceMetrics) -> (Histos, Counts, String) {
                         counts.push((metric.name().to_owned(), attrs(p.attributes()), p.count()));
                     }
                 }
-                AggregatedMetrics::I64(MetricData::Gauge(g)) if metric.name() == names::SEALING_KEY_AGE => {
+                AggregatedMetrics::I64(MetricData::Gauge(g))
+                    if metric.name() == names::SEALING_KEY_AGE || metric.name() == names::KEK_AGE =>
+                {
                     for p in g.data_points() {
                         counts.push((metric.name().to_owned(), attrs(p.attributes()), p.value() as u64));
+                    }
+                }
+                AggregatedMetrics::U64(MetricData::Gauge(g)) if metric.name() == names::PROVIDER_BREAKER_STATE => {
+                    for p in g.data_points() {
+                        counts.push((metric.name().to_owned(), attrs(p.attributes()), p.value()));
                     }
                 }
                 AggregatedMetrics::U64(MetricData::Sum(s)) => {
@@ -143,5 +151,19 @@ async fn calls_decisions_and_erasures_are_measured_with_the_conventions_names() 
         .find(|(n, _, _)| n == names::SEALING_KEY_AGE)
         .unwrap_or_else(|| panic!("no sealing key age in {counts:?}"));
     assert!(age.2 < 600, "{age:?}");
+    let kek_age = counts
+        .iter()
+        .find(|(n, _, _)| n == names::KEK_AGE)
+        .unwrap_or_else(|| panic!("no KEK age in {counts:?}"));
+    assert!(kek_age.2 < 600, "{kek_age:?}");
+    // The built-in simulator's breaker is closed (0) after its answers.
+    assert!(
+        counts.contains(&(
+            names::PROVIDER_BREAKER_STATE.to_owned(),
+            pairs(&[("idgate.provider", "simulator")]),
+            0
+        )),
+        "no breaker state in {counts:?}"
+    );
     gw.stop().await;
 }

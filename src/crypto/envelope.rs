@@ -139,6 +139,8 @@ fn cipher(key: &SecretKey32) -> XChaCha20Poly1305 {
 pub struct KekRing {
     current: String,
     keys: HashMap<String, Kek>,
+    /// When each KEK was created, where known (key files; not KEKs given in the environment).
+    created: HashMap<String, i64>,
 }
 
 impl std::fmt::Debug for KekRing {
@@ -161,11 +163,23 @@ impl KekRing {
         Some(Self {
             current,
             keys: keys.into_iter().map(|k| (k.id.clone(), k)).collect(),
+            created: HashMap::new(),
         })
+    }
+
+    /// The same ring, knowing when its keys were created (`id → unix seconds`).
+    pub fn with_creation_times(mut self, created: HashMap<String, i64>) -> Self {
+        self.created = created;
+        self
     }
 
     pub fn current_id(&self) -> &str {
         &self.current
+    }
+
+    /// When the current KEK was created, where known.
+    pub fn current_created_at(&self) -> Option<i64> {
+        self.created.get(&self.current).copied()
     }
 
     /// Encrypts `plaintext` for `case_id` / `field` under a fresh data key wrapped by the current KEK.

@@ -15,6 +15,7 @@
 //! [`SecretKey32`], and no error message contains it.
 
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -245,10 +246,16 @@ pub fn load_kek_ring(dir: &Path, extra: Vec<LoadedKey>, min_version: u32) -> Res
         }
         all.push(key);
     }
-    // Versions order keys across sources (environment keys carry no creation time).
+    // Versions order keys across sources (environment keys carry no creation time); the real
+    // creation times are kept apart, for the key-age metric.
+    let all: Vec<LoadedKey> = all.into_iter().filter(|k| k.version >= min_version).collect();
+    let created: HashMap<String, i64> = all
+        .iter()
+        .filter(|k| k.created_at_unix > 0)
+        .map(|k| (k.id.clone(), k.created_at_unix))
+        .collect();
     let keys = all
         .into_iter()
-        .filter(|k| k.version >= min_version)
         .map(|k| LoadedKey {
             created_at_unix: i64::from(k.version),
             ..k
@@ -259,7 +266,9 @@ pub fn load_kek_ring(dir: &Path, extra: Vec<LoadedKey>, min_version: u32) -> Res
             key: k.secret,
         })
         .collect();
-    KekRing::new(keys).ok_or_else(|| KeyFileError::Missing(KeyKind::Kek, dir.to_path_buf()))
+    KekRing::new(keys)
+        .map(|ring| ring.with_creation_times(created))
+        .ok_or_else(|| KeyFileError::Missing(KeyKind::Kek, dir.to_path_buf()))
 }
 
 /// Every blind-index key from `dir`; the newest (by version, then creation time) is current. Older

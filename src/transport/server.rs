@@ -94,12 +94,14 @@ pub async fn run(
         .max_decoding_message_size(limits.max_review_message_bytes);
     let call_deadline = app.call_deadline;
     let rpc_layer = RpcLayer::new(app.instruments.clone());
+    let instruments = app.instruments.clone();
     let verification = Shed::new(
         pb::verification_service_server::VerificationServiceServer::new(VerificationService::new(app))
             .max_decoding_message_size(limits.max_verification_message_bytes),
         limits.max_in_flight_verify,
         limits.shed_retry_after,
-    );
+    )
+    .with_instruments(instruments);
 
     let incoming = tls::incoming(listener, tls_config, handshake_timeout);
     let mut builder = builder(&limits)

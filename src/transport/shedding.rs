@@ -39,6 +39,8 @@ pub struct Shed<S> {
     inner: S,
     permits: Option<Arc<Semaphore>>,
     retry_after: Duration,
+    /// Counts shed calls (`idgate.load_shed`), when set.
+    instruments: Option<crate::metrics::Instruments>,
 }
 
 impl<S> Shed<S> {
@@ -47,7 +49,14 @@ impl<S> Shed<S> {
             inner,
             permits: (limit > 0).then(|| Arc::new(Semaphore::new(limit))),
             retry_after,
+            instruments: None,
         }
+    }
+
+    /// Counts every shed call on `instruments`.
+    pub fn with_instruments(mut self, instruments: crate::metrics::Instruments) -> Self {
+        self.instruments = Some(instruments);
+        self
     }
 }
 
@@ -75,6 +84,9 @@ where
             Some(permits) if request.uri().path() == VERIFY_PATH => match permits.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
+                    if let Some(instruments) = &self.instruments {
+                        instruments.shed();
+                    }
                     let response = overloaded(self.retry_after).into_http();
                     return Box::pin(async move { Ok(response) });
                 }
@@ -155,6 +167,40 @@ mod tests {
         let again = tokio::spawn(shed.call(request(VERIFY_PATH)));
         held.recv().await.unwrap().send(()).unwrap();
         assert_eq!(status_of(&again.await.unwrap().unwrap()).code(), tonic::Code::Ok);
+    }
+
+    #[tokio::test]
+    async fn every_shed_call_is_counted() {
+        use opentelemetry::metrics::MeterProvider as _;
+        use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+        let exporter = opentelemetry_sdk::metrics::InMemoryMetricExporter::default();
+        let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+            .with_periodic_exporter(exporter.clone())
+            .build();
+        let instruments = crate::metrics::Instruments::new(&provider.meter("test"));
+        let (tx, mut held) = mpsc::unbounded_channel();
+        let mut shed = Shed::new(Held(tx), 1, Duration::from_millis(10)).with_instruments(instruments);
+        let first = tokio::spawn(shed.call(request(VERIFY_PATH)));
+        let release = held.recv().await.unwrap();
+        for _ in 0..3 {
+            shed.call(request(VERIFY_PATH)).await.unwrap();
+        }
+        release.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        provider.force_flush().unwrap();
+        let exported = exporter.get_finished_metrics().unwrap();
+        let shed_count: u64 = exported
+            .last()
+            .expect("an export")
+            .scope_metrics()
+            .flat_map(|scope| scope.metrics())
+            .filter(|m| m.name() == crate::metrics::names::LOAD_SHED)
+            .map(|m| match m.data() {
+                AggregatedMetrics::U64(MetricData::Sum(sum)) => sum.data_points().map(|p| p.value()).sum(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(shed_count, 3);
     }
 
     #[tokio::test]
