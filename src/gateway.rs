@@ -436,7 +436,10 @@ impl Gateway {
             checks: vec![
                 Arc::new(store_check),
                 Arc::new(ProvidersCheck {
-                    verifier: verifier.clone(),
+                    states: {
+                        let verifier = verifier.clone();
+                        Arc::new(move || verifier.breaker_states())
+                    },
                 }),
             ],
             every: Duration::from_millis(config.server.health_probe_interval_ms),

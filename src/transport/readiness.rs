@@ -60,7 +60,8 @@ impl ReadinessCheck for StoreCheck {
 /// Some provider can be used: not every circuit breaker is open (a gateway without providers, or
 /// whose breakers are closed or probing, is ready).
 pub struct ProvidersCheck {
-    pub verifier: Arc<crate::verify::Verifier>,
+    /// Each provider's breaker state (the verifier's router).
+    pub states: Arc<dyn Fn() -> Vec<(String, crate::providers::breaker::BreakerState)> + Send + Sync>,
 }
 
 #[async_trait::async_trait]
@@ -70,7 +71,7 @@ impl ReadinessCheck for ProvidersCheck {
     }
 
     async fn check(&self) -> Result<(), String> {
-        let states = self.verifier.breaker_states();
+        let states = (self.states)();
         let all_open = !states.is_empty()
             && states
                 .iter()
@@ -162,6 +163,31 @@ mod tests {
                 Err("switched off".into())
             }
         }
+    }
+
+    #[tokio::test]
+    async fn no_usable_provider_means_not_ready() {
+        use crate::providers::breaker::BreakerState::{Closed, HalfOpen, Open};
+        let check = |states: Vec<(String, crate::providers::breaker::BreakerState)>| ProvidersCheck {
+            states: Arc::new(move || states.clone()),
+        };
+        assert!(
+            check(vec![("a".into(), Open), ("b".into(), Open)])
+                .check()
+                .await
+                .is_err()
+        );
+        assert!(
+            check(vec![("a".into(), Open), ("b".into(), HalfOpen)])
+                .check()
+                .await
+                .is_ok()
+        );
+        assert!(check(vec![("a".into(), Closed)]).check().await.is_ok());
+        assert!(
+            check(Vec::new()).check().await.is_ok(),
+            "no providers configured: nothing to wait for"
+        );
     }
 
     #[tokio::test]
