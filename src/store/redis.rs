@@ -823,16 +823,8 @@ impl RedisStore {
         record: &CaseRecord,
         claim: &super::AnchorClaim,
     ) -> Result<(), StoreError> {
-        let key = self.inner.keys.binding(&claim.index);
-        self.binding_script(
-            op,
-            &self.inner.scripts.drop_binding,
-            &key,
-            &record.account_id,
-            &record.id,
-            claim.ttl_seconds,
-        )
-        .await
+        self.claim_script(op, &self.inner.scripts.drop_binding, record, claim)
+            .await
     }
 
     /// After the step that verified `record`: its candidate becomes a confirmed binding (if this
@@ -843,16 +835,21 @@ impl RedisStore {
         record: &CaseRecord,
         claim: &super::AnchorClaim,
     ) -> Result<(), StoreError> {
+        self.claim_script(op, &self.inner.scripts.confirm_binding, record, claim)
+            .await
+    }
+
+    /// Runs a binding script on `record`'s entry under `claim`.
+    async fn claim_script(
+        &self,
+        op: &'static str,
+        script: &Script,
+        record: &CaseRecord,
+        claim: &super::AnchorClaim,
+    ) -> Result<(), StoreError> {
         let key = self.inner.keys.binding(&claim.index);
-        self.binding_script(
-            op,
-            &self.inner.scripts.confirm_binding,
-            &key,
-            &record.account_id,
-            &record.id,
-            claim.ttl_seconds,
-        )
-        .await
+        self.binding_script(op, script, &key, &record.account_id, &record.id, claim.ttl_seconds)
+            .await
     }
 
     async fn sweep_expired(&self, now_unix: i64) -> Result<u64, StoreError> {
