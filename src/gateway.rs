@@ -280,7 +280,7 @@ impl Gateway {
         let redis_options = RedisOptions {
             record_ttl: Duration::from_secs(config.retention.case_record_ttl_seconds),
             // Case records carry an integrity tag under the gateway's keys (never stored in Redis).
-            record_keys: indexer.clone(),
+            record_keys: Some(indexer.clone()),
             ..RedisOptions::default()
         };
         let (store, review_queue): (Arc<dyn Store>, Arc<dyn ReviewQueue>) =

@@ -96,8 +96,10 @@ pub struct RedisOptions {
     pub record_ttl: Duration,
     /// The keys of the records' integrity tags (the gateway's blind-index keys; never stored in
     /// Redis). Every gateway sharing a Redis must hold the same keys.
-    /// Replaced by a key reload (SIGHUP) like the gateway's other keys.
-    pub record_keys: Live<BlindIndexer>,
+    /// Replaced by a key reload (SIGHUP) like the gateway's other keys. `None`: a fresh random key
+    /// made when the store connects, so records are readable by this store only (tests; a
+    /// deployment must set it).
+    pub record_keys: Option<Live<BlindIndexer>>,
 }
 
 /// Default record retention: 90 days.
@@ -110,13 +112,7 @@ impl Default for RedisOptions {
             response_timeout: Duration::from_secs(2),
             key_prefix: "idg".to_owned(),
             record_ttl: DEFAULT_RECORD_TTL,
-            // A fresh key unless the gateway hands in its own: records made under it are readable only
-            // by this process (fine for tests, wrong for a deployment, which must set it).
-            record_keys: Live::new(BlindIndexer::new(
-                "ephemeral".to_owned(),
-                &crate::crypto::SecretKey32::random()
-                    .unwrap_or_else(|_| crate::crypto::SecretKey32::from_bytes([0; 32])),
-            )),
+            record_keys: None,
         }
     }
 }
@@ -506,7 +502,7 @@ impl RedisStore {
                 StoreError::Unavailable
             })?
             .map_err(|e| unavailable("connect", &e))?;
-        let store = Self::with_connection(Connection::Standalone(manager), options);
+        let store = Self::with_connection(Connection::Standalone(manager), options)?;
         store.ping().await?;
         Ok(store)
     }
@@ -527,13 +523,23 @@ impl RedisStore {
                 StoreError::Unavailable
             })?
             .map_err(|e| unavailable("connect", &e))?;
-        let store = Self::with_connection(Connection::Cluster(connection), options);
+        let store = Self::with_connection(Connection::Cluster(connection), options)?;
         store.ping().await?;
         Ok(store)
     }
 
-    fn with_connection(connection: Connection, options: RedisOptions) -> Self {
-        Self {
+    fn with_connection(connection: Connection, options: RedisOptions) -> Result<Self, StoreError> {
+        let record_keys = match options.record_keys {
+            Some(keys) => keys,
+            None => {
+                let key = crate::crypto::SecretKey32::random().map_err(|_| {
+                    tracing::warn!("no randomness for an ephemeral record key");
+                    StoreError::Unavailable
+                })?;
+                Live::new(BlindIndexer::new("ephemeral".to_owned(), &key))
+            }
+        };
+        Ok(Self {
             inner: Arc::new(Inner {
                 connection,
                 keys: Keys {
@@ -542,10 +548,10 @@ impl RedisStore {
                 scripts: Scripts::new(),
                 response_timeout: options.response_timeout,
                 record_ttl_seconds: options.record_ttl.as_secs().max(1),
-                record_keys: options.record_keys,
+                record_keys,
                 step_hook: None,
             }),
-        }
+        })
     }
 
     /// The same store with `hook` called between the steps of multi-step changes (for failure
