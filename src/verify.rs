@@ -672,6 +672,18 @@ mod tests {
         })
     }
 
+    /// A provider that answers `answer` only once the returned gate gets a permit.
+    fn held(answer: Outcome) -> (Arc<Fake>, Arc<Semaphore>) {
+        let gate = Arc::new(Semaphore::new(0));
+        let p = Arc::new(Fake {
+            name: "slow",
+            answer: Ok(answer),
+            calls: AtomicUsize::new(0),
+            gate: Some(gate.clone()),
+        });
+        (p, gate)
+    }
+
     const NOW: i64 = 1_795_000_000;
 
     fn settings(pending_review_ttl: Duration) -> VerifySettings {
@@ -791,13 +803,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_duplicates_share_one_provider_call() {
         let clock = ManualClock::new(NOW);
-        let gate = Arc::new(Semaphore::new(0));
-        let p = Arc::new(Fake {
-            name: "slow",
-            answer: Ok(Outcome::Match),
-            calls: AtomicUsize::new(0),
-            gate: Some(gate.clone()),
-        });
+        let (p, gate) = held(Outcome::Match);
         let (v, _) = verifier(std::slice::from_ref(&p), &clock);
         let v = Arc::new(v);
         let tasks: Vec<_> = (0..8)
@@ -1279,13 +1285,7 @@ mod tests {
     #[tokio::test]
     async fn a_case_still_processing_when_erasure_arrives_ends_erased() {
         let clock = ManualClock::new(NOW);
-        let gate = Arc::new(Semaphore::new(0));
-        let p = Arc::new(Fake {
-            name: "slow",
-            answer: Ok(Outcome::CannotDecide),
-            calls: AtomicUsize::new(0),
-            gate: Some(gate.clone()),
-        });
+        let (p, gate) = held(Outcome::CannotDecide);
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let (v, _) = verifier_on(
             store.clone(),

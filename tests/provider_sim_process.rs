@@ -2,10 +2,13 @@
 //! checks, faults from flags, and faults changed at run time through the admin endpoint.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
+use support::sim_admin::{requests, set_faults};
 
 use idgate::clock::SystemClock;
 use idgate::providers::aliyun::{AliyunCloudAuth, AliyunConfig};
@@ -86,23 +89,9 @@ async fn the_aliyun_simulator_process_answers_and_takes_faults_at_run_time() {
     assert_eq!(check(&p).await, Ok(Outcome::Match));
 
     let client = idgate::providers::http::http_client(Duration::from_secs(5), rustls::RootCertStore::empty()).unwrap();
-    let posted = client
-        .post(format!("{url}/_sim/faults"))
-        .body(r#"{"rate_limit_rate": 1.0}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(posted.status(), 204);
+    assert_eq!(set_faults(&client, &url, r#"{"rate_limit_rate": 1.0}"#).await, 204);
     assert!(matches!(check(&p).await, Err(ProviderError::RateLimited { .. })));
-    let stats: serde_json::Value = client
-        .get(format!("{url}/_sim/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(stats["requests"], 2, "{stats}");
+    assert_eq!(requests(&client, &url).await, 2);
 }
 
 #[tokio::test]

@@ -7,6 +7,8 @@
 //! the deadline".
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +20,7 @@ use idgate::providers::router::{Route, Routed, Router};
 use idgate::providers::sim::{self, Faults, SimConfig, SimControl};
 use idgate::providers::tencent::{SecretKey, TencentConfig, TencentFaceId};
 use idgate::providers::{Outcome, Provider, ProviderError, ProviderRequest};
+use support::sim_admin::{requests, set_faults};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -574,31 +577,11 @@ async fn faults_change_at_run_time_through_the_admin_endpoint() {
     let sim = start(Vendor::Tencent, Faults::default()).await;
     let client = http();
     let base = format!("http://{}", sim.addr);
-    let posted = client
-        .post(format!("{base}/_sim/faults"))
-        .body(r#"{"http_5xx_rate": 1.0}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(posted.status(), 204);
-    let bad = client
-        .post(format!("{base}/_sim/faults"))
-        .body(r#"{"http_5xx_rate": 2.0}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), 400);
+    assert_eq!(set_faults(&client, &base, r#"{"http_5xx_rate": 1.0}"#).await, 204);
+    assert_eq!(set_faults(&client, &base, r#"{"http_5xx_rate": 2.0}"#).await, 400);
     let p = provider(Vendor::Tencent, "p", sim.addr, Duration::from_secs(5));
     assert_eq!(check(&*p, 2, false).await, Err(ProviderError::Unavailable("http-5xx")));
-    let stats: serde_json::Value = client
-        .get(format!("{base}/_sim/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(stats["requests"], 1, "{stats}");
+    assert_eq!(requests(&client, &base).await, 1);
 }
 
 #[tokio::test]

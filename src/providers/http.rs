@@ -186,11 +186,39 @@ pub(crate) async fn exchange(
     }
 }
 
+/// What an adapter call yields: the action, the result, and the vendor's request id (for logs).
+pub(crate) type Called = (&'static str, Result<Outcome, ProviderError>, Option<String>);
+
+/// A vendor's reading of one answer (action, HTTP status, body) into a result and its request id.
+pub(crate) type Interpret = fn(&str, u16, &[u8]) -> (Result<Outcome, ProviderError>, Option<String>);
+
+/// Sends one signed vendor request and reads it with the vendor's `interpret`, honouring a
+/// `Retry-After` on rate limits. The caller's W3C trace goes along (ids only; no vendor signs these
+/// headers).
+pub(crate) async fn call_vendor(
+    action: &'static str,
+    mut builder: reqwest::RequestBuilder,
+    body: Vec<u8>,
+    timeout: Duration,
+    interpret: Interpret,
+) -> Called {
+    for (name, value) in crate::telemetry::trace_headers() {
+        builder = builder.header(name, value);
+    }
+    match exchange(builder, body, timeout).await {
+        Err(e) => (action, Err(e), None),
+        Ok(answer) => {
+            let (result, request_id) = interpret(action, answer.status, &answer.body);
+            (action, with_retry_after(result, answer.retry_after), request_id)
+        }
+    }
+}
+
 /// Runs one adapter call (`action`, result, vendor request id) and logs how it went: action,
 /// outcome or error kind, sanitized request id, time. Never the request.
 pub(crate) async fn logged(
     provider: &str,
-    call: impl std::future::Future<Output = (&'static str, Result<Outcome, ProviderError>, Option<String>)>,
+    call: impl std::future::Future<Output = Called>,
 ) -> Result<Outcome, ProviderError> {
     let started = tokio::time::Instant::now();
     let (action, result, request_id) = call.await;

@@ -18,3 +18,4 @@ pub fn sealed_pii() -> idgate::store::SealedPii {
         },
     }
 }
+pub mod sim_admin;

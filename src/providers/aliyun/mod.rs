@@ -210,13 +210,7 @@ impl AliyunCloudAuth {
             .header("x-acs-date", date.as_str())
             .header("x-acs-signature-nonce", nonce.as_str())
             .header("x-acs-content-sha256", content_sha256);
-        match http::exchange(builder, body, self.timeout).await {
-            Err(e) => (action, Err(e), None),
-            Ok(answer) => {
-                let (result, request_id) = interpret(action, answer.status, &answer.body);
-                (action, http::with_retry_after(result, answer.retry_after), request_id)
-            }
-        }
+        http::call_vendor(action, builder, body, self.timeout, interpret).await
     }
 }
 

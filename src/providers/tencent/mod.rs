@@ -221,17 +221,7 @@ impl TencentFaceId {
         if let Some(region) = &self.region {
             builder = builder.header("X-TC-Region", region.as_str());
         }
-        // The trace goes along (ids only; not part of the TC3 signature, which signs two headers).
-        for (name, value) in crate::telemetry::trace_headers() {
-            builder = builder.header(name, value);
-        }
-        match http::exchange(builder, body, self.timeout).await {
-            Err(e) => (action, Err(e), None),
-            Ok(answer) => {
-                let (result, request_id) = interpret(action, answer.status, &answer.body);
-                (action, http::with_retry_after(result, answer.retry_after), request_id)
-            }
-        }
+        http::call_vendor(action, builder, body, self.timeout, interpret).await
     }
 }
 
