@@ -43,12 +43,6 @@ pub use limits::{AnchorClaim, ID_ACCOUNT_LIMIT, LimitStore};
 pub use retention::RetentionStore;
 pub use review::{Claim, Lease, QueueStats, ReviewError, ReviewQueue, ReviewState, ReviewVerdict};
 
-/// The storage interfaces, for code that calls them on a concrete store (`use crate::store::prelude::*`).
-/// Through `dyn Store` every method is reachable without imports.
-pub mod prelude {
-    pub use super::{AuditLog, CaseStore, KeyMaintenance, LimitStore, RetentionStore, ReviewQueue, Store};
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the store is unavailable")]
@@ -66,6 +60,9 @@ pub enum StoreError {
 
 /// The whole storage interface (every concern but the review queue), for code that needs all of it.
 /// Every change of one case is atomic. Implemented by every type that implements the parts.
+///
+/// Through `dyn Store` every method of the parts can be called without importing their traits; on a
+/// concrete store, import the interfaces called.
 pub trait Store: CaseStore + RetentionStore + AuditLog + LimitStore + KeyMaintenance {}
 
 impl<T: CaseStore + RetentionStore + AuditLog + LimitStore + KeyMaintenance + ?Sized> Store for T {}
