@@ -9,7 +9,7 @@
 //! | [`clock`] | time as an input (system and manual clocks) | — |
 //! | [`decision`] | what a provider outcome means (thresholds, review reasons) | know a provider by name |
 //! | [`providers`] | the provider trait; Tencent FaceID and Alibaba Cloud adapters; circuit breakers and routing; the simulator of both protocols | retry a billed call blindly, put PII in an error |
-//! | [`store`] | the storage interface; [`store::memory`] (embedded) and [`store::redis`] (standalone and Cluster, review queue in `redis_review.rs`) | see plaintext, decide anything |
+//! | [`store`] | the storage interfaces, one per concern (cases, retention, audit log, limits, key maintenance, review queue; [`store::Store`] is the first five together); [`store::memory`] (embedded) and [`store::redis`] (standalone and Cluster), each a folder with one file per interface and, for Redis, its Lua scripts beside it | see plaintext, decide anything |
 //! | [`verify`] | the verification use case: checks, idempotency bound to content, providers, decision, store | know gRPC, protobuf or Redis |
 //! | [`review`] | the manual-review use case: leases, four-eyes, re-sealing to the reviewer, supplements, audit listing | hand out plaintext |
 //! | [`material`] | the at-rest encoding of review material | keep unknown fields a client sent |

@@ -17,7 +17,10 @@ use idgate::domain::Purpose;
 use idgate::pb;
 use idgate::pb::Purpose::ShortVideo;
 use idgate::store::redis::RedisStore;
-use idgate::store::{AnchorClaim, CaseRecord, CaseStatus, Finish, ReviewQueue, SealedPii, Store, StoreError};
+use idgate::store::{
+    AnchorClaim, CaseRecord, CaseStatus, CaseStore, Finish, LimitStore, RetentionStore, ReviewQueue, SealedPii,
+    StoreError,
+};
 use support::redis::{RedisServer, redis_tests_enabled, test_options};
 use tonic::Code;
 

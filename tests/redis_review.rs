@@ -2,7 +2,7 @@
 //! (an entry per queued case, owned by the reviewer holding it, gone when the case ends), and the
 //! repairs for a gateway that died half-way (a case without an entry, an entry twice) hold.
 //!
-//! The behaviour every backend shares is in `review_conformance.rs`; this file checks what only the
+//! The behaviour every backend shares is in `conformance/review.rs`; this file checks what only the
 //! Redis layout can get wrong. Each test starts its own `redis-server`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -11,11 +11,11 @@ mod support;
 use idgate::crypto::envelope::{Body, WrappedKey};
 use idgate::domain::Purpose;
 use idgate::store::redis::RedisStore;
-use idgate::store::{CaseRecord, CaseStatus, Finish, ReviewQueue, ReviewVerdict, SealedPii, Store};
+use idgate::store::{CaseRecord, CaseStatus, CaseStore, Finish, RetentionStore, ReviewQueue, ReviewVerdict, SealedPii};
 use redis::aio::MultiplexedConnection;
 use support::redis::{RedisServer, redis_tests_enabled, test_options};
 
-/// In the past of any machine running this (see `review_conformance.rs`).
+/// In the past of any machine running this (see `conformance/review.rs`).
 const NOW: i64 = 1_700_000_000;
 const LEASE: i64 = 60;
 

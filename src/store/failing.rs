@@ -1,13 +1,17 @@
 //! A store that fails on purpose: wraps another and answers the N-th call with
 //! [`StoreError::Unavailable`] without passing it on, as a store that died between two steps of a
-//! use case would. For tests that prove no failure between steps leaves half-made state.
+//! use case would. For tests that prove no failure between steps leaves half-made state. One count
+//! runs across every storage interface, so "the N-th call" means the N-th call of any of them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::stream::BoxStream;
 
-use super::{AuditEvent, Begin, CaseRecord, Finish, SealedPii, Store, StoreError};
+use super::{
+    AuditEvent, AuditLog, Begin, CaseRecord, CaseStore, Finish, KeyMaintenance, LimitStore, RetentionStore, SealedPii,
+    Store, StoreError,
+};
 use crate::crypto::envelope::WrappedKey;
 
 pub struct FailingStore {
@@ -44,7 +48,7 @@ impl FailingStore {
 }
 
 #[async_trait::async_trait]
-impl Store for FailingStore {
+impl CaseStore for FailingStore {
     async fn begin(&self, record: CaseRecord, now_unix: i64) -> Result<Begin, StoreError> {
         self.gate()?;
         self.inner.begin(record, now_unix).await
@@ -69,6 +73,10 @@ impl Store for FailingStore {
         self.gate()?;
         self.inner.sealed_pii(id).await
     }
+}
+
+#[async_trait::async_trait]
+impl RetentionStore for FailingStore {
     async fn sweep(&self, now_unix: i64, records_before_unix: i64) -> Result<u64, StoreError> {
         self.gate()?;
         self.inner.sweep(now_unix, records_before_unix).await
@@ -82,6 +90,10 @@ impl Store for FailingStore {
         self.gate()?;
         self.inner.erase_account(account_id, principal, now_unix).await
     }
+}
+
+#[async_trait::async_trait]
+impl AuditLog for FailingStore {
     async fn append_audit(&self, event: AuditEvent, retention_seconds: u64) -> Result<(), StoreError> {
         self.gate()?;
         self.inner.append_audit(event, retention_seconds).await
@@ -90,6 +102,10 @@ impl Store for FailingStore {
         self.gate()?;
         self.inner.audit_events(after, limit).await
     }
+}
+
+#[async_trait::async_trait]
+impl LimitStore for FailingStore {
     async fn count_in_window(&self, key: &str, window_seconds: u64, now_unix: i64) -> Result<u64, StoreError> {
         self.gate()?;
         self.inner.count_in_window(key, window_seconds, now_unix).await
@@ -102,6 +118,10 @@ impl Store for FailingStore {
         self.gate()?;
         self.inner.anchor_accounts(indexes, now_unix).await
     }
+}
+
+#[async_trait::async_trait]
+impl KeyMaintenance for FailingStore {
     async fn wrapped_keys_not_under(
         &self,
         kek_id: &str,

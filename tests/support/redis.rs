@@ -14,10 +14,8 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use idgate::store::Store;
 use idgate::store::redis::{RedisOptions, RedisStore};
 use tokio::sync::OnceCell;
 use tokio::time::{Instant, sleep};
@@ -362,32 +360,7 @@ pub fn test_options() -> RedisOptions {
 static STANDALONE: OnceCell<RedisServer> = OnceCell::const_new();
 static CLUSTER: OnceCell<RedisCluster> = OnceCell::const_new();
 
-/// A store on this test binary's shared standalone server (`None`: skipped).
-pub async fn standalone_store() -> Option<Arc<dyn Store>> {
-    if !redis_tests_enabled() {
-        return None;
-    }
-    let server = STANDALONE.get_or_init(|| RedisServer::start_with(&[], true)).await;
-    let store = RedisStore::standalone(&server.url(), test_options())
-        .await
-        .expect("connect to the test redis-server");
-    Some(Arc::new(store))
-}
-
-/// A store on this test binary's shared Cluster (`None`: skipped).
-pub async fn cluster_store() -> Option<Arc<dyn Store>> {
-    if !redis_tests_enabled() {
-        return None;
-    }
-    let cluster = CLUSTER.get_or_init(RedisCluster::start).await;
-    let store = RedisStore::cluster(&cluster.urls(), test_options())
-        .await
-        .expect("connect to the test Redis cluster");
-    Some(Arc::new(store))
-}
-
-/// The Redis store itself on this test binary's shared standalone server, for suites that need more
-/// than [`Store`] (the review queue). `None`: skipped.
+/// A Redis store on this test binary's shared standalone server (`None`: skipped).
 pub async fn standalone_redis() -> Option<RedisStore> {
     if !redis_tests_enabled() {
         return None;
@@ -399,7 +372,7 @@ pub async fn standalone_redis() -> Option<RedisStore> {
     Some(store)
 }
 
-/// The Redis store itself on this test binary's shared Cluster (`None`: skipped).
+/// A Redis store on this test binary's shared Cluster (`None`: skipped).
 pub async fn cluster_redis() -> Option<RedisStore> {
     if !redis_tests_enabled() {
         return None;

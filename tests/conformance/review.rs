@@ -1,25 +1,21 @@
-//! The review-queue conformance suite: every backend's `ReviewQueue` must behave like the embedded
+//! [`ReviewQueue`](idgate::store::ReviewQueue): every backend's `ReviewQueue` must behave like the embedded
 //! one — oldest first, one holder per case, leases on the caller's clock, four-eyes, supplements, and
 //! every ending (decision, retention, erasure) shredding the data and leaving the queue.
 //!
-//! Each backend supplies a [`Backend`] (one store seen through both traits): embedded, Redis
-//! standalone and Redis Cluster (real `redis-server` processes from `support::redis`, each test under
-//! its own key prefix). Time is passed in, never slept: leases run out by moving `now`.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
-
-mod support;
+//! Each test takes a [`Backend`]: one store seen through the case interfaces and the queue. Time is
+//! passed in, never slept: leases run out by moving `now`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use idgate::crypto::envelope::{Body, WrappedKey};
 use idgate::domain::Purpose;
-use idgate::store::memory::MemoryStore;
 use idgate::store::{
     CaseRecord, CaseStatus, Finish, QueueStats, ReviewError, ReviewQueue, ReviewVerdict, SealedPii, Store, StoreError,
 };
+
+use crate::FullStore;
 
 /// A base time in the past of any machine running this suite. Redis keeps a lease's start (the
 /// caller's clock) as the hand-out time of its queue entry and measures idle time on its own clock;
@@ -30,8 +26,6 @@ const NOW: i64 = 1_700_000_000;
 const LEASE: i64 = 60;
 /// When the sealed data of a test case is due.
 const PII_TTL: i64 = 3_600;
-/// Bound of every test (Redis watchers poll; a hang must fail, not stall the run).
-const TEST_BOUND: Duration = Duration::from_secs(60);
 
 /// One store seen through both traits.
 #[derive(Clone)]
@@ -41,8 +35,7 @@ struct Backend {
 }
 
 impl Backend {
-    fn of<T: Store + ReviewQueue>(store: T) -> Self {
-        let store = Arc::new(store);
+    fn of(store: Arc<dyn FullStore>) -> Self {
         Self {
             store: store.clone(),
             queue: store,
@@ -123,12 +116,6 @@ fn pii(n: u8) -> SealedPii {
             ciphertext: vec![3; 64],
         },
     }
-}
-
-async fn bounded(test: impl std::future::Future<Output = ()>) {
-    tokio::time::timeout(TEST_BOUND, test)
-        .await
-        .expect("the test finished within its bound");
 }
 
 async fn oldest_first(b: Backend) {
@@ -604,47 +591,22 @@ async fn reviewer_keys_are_bound_to_principals(b: Backend) {
     assert_eq!(q.reviewer_key("rev-2").await.unwrap(), Some([2; 32]));
 }
 
-/// `$make` is awaited inside each test and gives `Option<Backend>`; `None` only when the backend's
-/// tests are explicitly skipped (see `support::redis`).
-macro_rules! conformance {
-    ($backend:ident, $make:expr, [$($test:ident),* $(,)?]) => {
-        mod $backend {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    if let Some(backend) = $make {
-                        bounded(super::$test(backend)).await
-                    }
-                }
-            )*
-        }
-    };
-    ($backend:ident, $make:expr) => {
-        conformance!($backend, $make, [
-            oldest_first,
-            a_case_is_claimed_exactly_once_under_contention,
-            an_expired_lease_returns_the_case,
-            decisions_need_the_callers_live_lease,
-            four_eyes_needs_two_different_reviewers,
-            a_case_not_ready_for_one_reviewer_stays_available_to_others,
-            a_rejection_ends_the_case_at_once,
-            a_release_returns_the_case_at_once,
-            anchors_wait_for_their_supplement,
-            without_gating_an_anchor_is_ready_at_once,
-            retention_while_claimed_ends_the_case,
-            erasure_while_claimed_ends_the_case,
-            an_approval_destroys_the_data,
-            queue_stats_count_held_and_waiting_cases,
-            reviewer_keys_are_bound_to_principals,
-            an_approval_binds_the_anchor_account_in_the_same_step,
-        ]);
-    };
-}
-
-conformance!(embedded, Some(Backend::of(MemoryStore::new())));
-conformance!(
-    redis_standalone,
-    support::redis::standalone_redis().await.map(Backend::of)
+on_every_backend!(
+    adapt Backend::of;
+    oldest_first,
+    a_case_is_claimed_exactly_once_under_contention,
+    an_expired_lease_returns_the_case,
+    decisions_need_the_callers_live_lease,
+    four_eyes_needs_two_different_reviewers,
+    a_case_not_ready_for_one_reviewer_stays_available_to_others,
+    a_rejection_ends_the_case_at_once,
+    a_release_returns_the_case_at_once,
+    anchors_wait_for_their_supplement,
+    without_gating_an_anchor_is_ready_at_once,
+    retention_while_claimed_ends_the_case,
+    erasure_while_claimed_ends_the_case,
+    an_approval_destroys_the_data,
+    queue_stats_count_held_and_waiting_cases,
+    reviewer_keys_are_bound_to_principals,
+    an_approval_binds_the_anchor_account_in_the_same_step,
 );
-conformance!(redis_cluster, support::redis::cluster_redis().await.map(Backend::of));

@@ -65,9 +65,8 @@ use std::sync::LazyLock;
 use futures_util::future::try_join_all;
 use redis::{Cmd, FromRedisValue, Script, Value};
 
-use super::{
-    RedisStore, Reply, corrupt, decode_record, decode_wrapped_key, encode_wrapped_key, mac_after, unavailable,
-};
+use super::record::{decode_record, decode_wrapped_key, encode_wrapped_key, mac_after};
+use super::{RedisStore, Reply, corrupt, unavailable};
 use crate::crypto::envelope::{Body, WrappedKey};
 use crate::domain::Purpose;
 use crate::store::{
@@ -90,161 +89,23 @@ const STATS_PAGE: usize = 256;
 /// queued, so that a `finish` still on its way to `XADD` is not raced.
 const ORPHAN_GRACE_SECONDS: i64 = 60;
 
-/// List helpers shared by the case scripts. Lists (claimed by, approvals, supplement requests) are
-/// JSON arrays of strings in one hash field; `cjson` would write an empty table as `{}`, hence `enc`.
-const LISTS: &str = r"
-local function list(v)
-  if not v or v == '' then return {} end
-  return cjson.decode(v)
-end
-local function enc(t)
-  if #t == 0 then return '[]' end
-  return cjson.encode(t)
-end
-local function has(t, x)
-  for _, v in ipairs(t) do if v == x then return true end end
-  return false
-end
-local function pending()
-  return redis.call('HGET', KEYS[1], 'status') == 'pending_review' and redis.call('EXISTS', KEYS[4]) == 1
-end
-";
-
-/// Leases the case to a reviewer if it is ready for them. KEYS: case, pii key, pii body, review.
-/// ARGV: reviewer, now, lease until, four-eyes (`1`/`0`), anchors need a supplement (`1`/`0`),
-/// the anchor purpose, the queue entry handed to the claimer.
-/// Replies: `gone` | `held`, holder, lease start | `not_ready` | `granted`, pii key, pii body, case.
-const GRANT: &str = r"
-if not pending() then return {'gone'} end
-local entry = redis.call('HGET', KEYS[4], 'entry')
--- A second entry of the same case (orphan repair raced a slow finish) is dropped.
-if entry and entry ~= ARGV[7] then return {'gone'} end
-local key = redis.call('GET', KEYS[2])
-local body = redis.call('GET', KEYS[3])
--- Data gone by its TTL: the sweep will expire the case; nothing to review.
-if not key or not body then return {'gone'} end
-if not entry then redis.call('HSET', KEYS[4], 'entry', ARGV[7]) end
-local now = tonumber(ARGV[2])
-local holder = redis.call('HGET', KEYS[4], 'holder')
-local lease_until = tonumber(redis.call('HGET', KEYS[4], 'until'))
-if holder and lease_until and lease_until > now then
-  return {'held', holder, redis.call('HGET', KEYS[4], 'leased') or ARGV[2]}
-end
-local claimed = list(redis.call('HGET', KEYS[4], 'claimed'))
-if has(list(redis.call('HGET', KEYS[4], 'approvals')), ARGV[1]) then return {'not_ready'} end
-if ARGV[4] == '1' and has(claimed, ARGV[1]) then return {'not_ready'} end
-if ARGV[5] == '1' and redis.call('HGET', KEYS[1], 'purpose') == ARGV[6]
-   and redis.call('HGET', KEYS[4], 'supplement') ~= '1' then
-  return {'not_ready'}
-end
-if not has(claimed, ARGV[1]) then table.insert(claimed, ARGV[1]) end
-redis.call('HSET', KEYS[4], 'holder', ARGV[1], 'until', ARGV[3], 'leased', ARGV[2], 'claimed', enc(claimed))
-return {'granted', key, body, unpack(redis.call('HGETALL', KEYS[1]))}
-";
-
-/// Records a verdict under the caller's live lease. KEYS: case, pii key, pii body, review.
-/// ARGV: 1 reviewer, 2 `approve` | `reject`, 3 approvals required (>= 1), 4 now, 5 record ttl (s),
-/// 6 the case's tag read before (compare-and-set), 7 the tag if verified, 8 the tag if rejected,
-/// 9 the tag if refused by the anchor limit, 10 refused by the anchor limit (`1`/`0`), 11 the anchor
-/// index bound by a verifying approval (empty: none).
-/// Replies: `not_pending` | `expired` | `foreign` | `changed` | `requeued`, entry, case | `ended`,
-/// entry, case.
-const DECIDE: &str = r"
-if not pending() then return {'not_pending'} end
-local holder = redis.call('HGET', KEYS[4], 'holder')
-local lease_until = tonumber(redis.call('HGET', KEYS[4], 'until'))
-if not holder or not lease_until or lease_until <= tonumber(ARGV[4]) then return {'expired'} end
-if holder ~= ARGV[1] then return {'foreign'} end
-if redis.call('HGET', KEYS[1], 'mac') ~= ARGV[6] then return {'changed'} end
-local entry = redis.call('HGET', KEYS[4], 'entry') or ''
-local final = 'not_verified'
-local mac = ARGV[8]
-if ARGV[2] == 'approve' then
-  local approvals = list(redis.call('HGET', KEYS[4], 'approvals'))
-  if not has(approvals, ARGV[1]) then table.insert(approvals, ARGV[1]) end
-  if #approvals < tonumber(ARGV[3]) then
-    -- Back to the queue for another reviewer.
-    redis.call('HSET', KEYS[4], 'approvals', enc(approvals))
-    redis.call('HDEL', KEYS[4], 'holder', 'until', 'leased')
-    redis.call('HSET', KEYS[1], 'updated', ARGV[4])
-    return {'requeued', entry, unpack(redis.call('HGETALL', KEYS[1]))}
-  end
-  if ARGV[10] == '1' then
-    -- The person is who they claim, but this ID already verified its allowed anchor accounts.
-    redis.call('HSET', KEYS[1], 'refusal', 'ID_ACCOUNT_LIMIT')
-    mac = ARGV[9]
-  else
-    final = 'verified'
-    mac = ARGV[7]
-    if ARGV[11] ~= '' then redis.call('HSET', KEYS[1], 'anchor', ARGV[11]) end
-  end
-end
--- The end of the case: crypto-shredding and out of the queue in one step.
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
-redis.call('HDEL', KEYS[1], 'pii_exp')
-redis.call('HSET', KEYS[1], 'status', final, 'updated', ARGV[4], 'status_at', ARGV[4], 'mac', mac)
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-return {'ended', entry, unpack(redis.call('HGETALL', KEYS[1]))}
-";
-
-/// Gives a leased case back. KEYS: case, pii key, pii body, review. ARGV: reviewer, now.
-/// Replies: `not_pending` | `expired` | `foreign` | `released`, entry.
-const RELEASE: &str = r"
-if not pending() then return {'not_pending'} end
-local holder = redis.call('HGET', KEYS[4], 'holder')
-local lease_until = tonumber(redis.call('HGET', KEYS[4], 'until'))
-if not holder or not lease_until or lease_until <= tonumber(ARGV[2]) then return {'expired'} end
-if holder ~= ARGV[1] then return {'foreign'} end
-redis.call('HDEL', KEYS[4], 'holder', 'until', 'leased')
-return {'released', redis.call('HGET', KEYS[4], 'entry') or ''}
-";
-
-/// Replaces the sealed data with supplemented material (compare-and-set on the wrapped key,
-/// idempotent by request id; TTLs kept). KEYS: case, pii key, pii body, review.
-/// ARGV: request id, expected wrapped key, new wrapped key, new body, complete (`1`/`0`).
-/// Replies: `not_pending` | `duplicate` | `conflict` | `applied`.
-const SUPPLEMENT: &str = r"
-if not pending() then return {'not_pending'} end
-local current = redis.call('GET', KEYS[2])
-if not current or redis.call('EXISTS', KEYS[3]) == 0 then return {'not_pending'} end
-local requests = list(redis.call('HGET', KEYS[4], 'supplements'))
-if has(requests, ARGV[1]) then return {'duplicate'} end
-if current ~= ARGV[2] then return {'conflict'} end
-redis.call('SET', KEYS[2], ARGV[3], 'KEEPTTL')
-redis.call('SET', KEYS[3], ARGV[4], 'KEEPTTL')
-table.insert(requests, ARGV[1])
-redis.call('HSET', KEYS[4], 'supplements', enc(requests))
-if ARGV[5] == '1' then redis.call('HSET', KEYS[4], 'supplement', '1') end
-return {'applied'}
-";
-
-/// Records a case's queue entry unless it has one. KEYS: case, pii key, pii body, review.
-/// ARGV: entry. Replies: `gone` | `has`, entry | `ok`.
-const RECORD_ENTRY: &str = r"
-if not pending() then return {'gone'} end
-local entry = redis.call('HGET', KEYS[4], 'entry')
-if entry then return {'has', entry} end
-redis.call('HSET', KEYS[4], 'entry', ARGV[1])
-return {'ok'}
-";
-
-/// Whether a pending case has no queue entry though queued before a time.
-/// KEYS: case, pii key, pii body, review. ARGV: queued before. Replies: `no` | `orphan`.
-const ORPHAN: &str = r"
-if not pending() or redis.call('HEXISTS', KEYS[4], 'entry') == 1 then return {'no'} end
-local queued = tonumber(redis.call('HGET', KEYS[4], 'queued'))
-if queued == nil or queued > tonumber(ARGV[1]) then return {'no'} end
-return {'orphan'}
-";
-
-/// Moves a pending entry to another consumer with a delivery time, only if `expected` still owns
-/// it. KEYS: queue stream. ARGV: group, entry, expected owner, new owner, delivery time (ms).
-const MOVE_IF_OWNER: &str = r"
-local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
-if type(p) ~= 'table' or p.err or #p == 0 or p[1][2] ~= ARGV[3] then return 0 end
-redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[4], 0, ARGV[2], 'TIME', ARGV[5], 'JUSTID')
-return 1
-";
+/// List helpers (`list`, `enc`, `has`, `pending`) run before each case script (`review_lists.lua`).
+const LISTS: &str = include_str!("review_lists.lua");
+/// Leases the case to a reviewer if it is ready for them (`review_grant.lua`).
+const GRANT: &str = include_str!("review_grant.lua");
+/// Records a verdict under the caller's live lease (`review_decide.lua`).
+const DECIDE: &str = include_str!("review_decide.lua");
+/// Gives a leased case back (`review_release.lua`).
+const RELEASE: &str = include_str!("review_release.lua");
+/// Replaces the sealed data with supplemented material (`review_supplement.lua`).
+const SUPPLEMENT: &str = include_str!("review_supplement.lua");
+/// Records a case's queue entry unless it has one (`review_record_entry.lua`).
+const RECORD_ENTRY: &str = include_str!("review_record_entry.lua");
+/// Whether a pending case has no queue entry though queued before a time (`review_orphan.lua`).
+const ORPHAN: &str = include_str!("review_orphan.lua");
+/// Moves a pending entry to another consumer, only if the expected one still owns it
+/// (`review_move_if_owner.lua`).
+const MOVE_IF_OWNER: &str = include_str!("review_move_if_owner.lua");
 
 struct ReviewScripts {
     grant: Script,
@@ -337,7 +198,7 @@ fn decode_number(op: &'static str, field: &'static str, raw: &[u8]) -> Result<i6
         .ok_or_else(|| corrupt(op, field))
 }
 
-/// The review hash as `HGETALL` pairs (see the module docs of `redis.rs` for its fields).
+/// The review hash as `HGETALL` pairs (see the module docs of `redis/mod.rs` for its fields).
 fn decode_review(op: &'static str, pairs: Vec<Vec<u8>>) -> Result<ReviewState, StoreError> {
     if !pairs.len().is_multiple_of(2) {
         return Err(corrupt(op, "review"));

@@ -1,0 +1,79 @@
+//! [`RetentionStore`] of the embedded store: the sweep (which also drops audit events, rate windows
+//! and bindings past their time, as Redis does by TTL) and erasure.
+
+use super::limits::WINDOW_KEEP_SECONDS;
+use super::{MemoryStore, end_pending};
+use crate::store::{CaseStatus, RetentionStore, StoreError};
+
+#[async_trait::async_trait]
+impl RetentionStore for MemoryStore {
+    async fn sweep(&self, now_unix: i64, records_before_unix: i64) -> Result<u64, StoreError> {
+        let mut state = self.lock()?;
+        let mut expired = 0;
+        for entry in state.cases.values_mut() {
+            let due = entry.record.pii_expires_at_unix.is_some_and(|at| at <= now_unix);
+            if entry.record.status == CaseStatus::PendingReview && due {
+                end_pending(entry, CaseStatus::Expired, now_unix);
+                expired += 1;
+            }
+        }
+        let old: Vec<String> = state
+            .cases
+            .values()
+            .filter(|e| e.record.status.is_final() && e.record.updated_at_unix < records_before_unix)
+            .map(|e| e.record.id.clone())
+            .collect();
+        for id in old {
+            if let Some(entry) = state.cases.remove(&id) {
+                state
+                    .idempotency
+                    .remove(&(entry.record.account_id, entry.record.request_id));
+            }
+        }
+        state.audit.retain(|(_, _, until)| *until > now_unix);
+        state.anchors.retain(|_, (_, until)| *until > now_unix);
+        state
+            .windows
+            .retain(|_, (start, _)| *start + WINDOW_KEEP_SECONDS > now_unix);
+        Ok(expired)
+    }
+
+    async fn erase_account(
+        &self,
+        account_id: &str,
+        principal: Option<&str>,
+        now_unix: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut guard = self.lock()?;
+        let state = &mut *guard;
+        let mut erased = Vec::new();
+        let mut bindings = Vec::new();
+        for entry in state.cases.values_mut() {
+            let record = &mut entry.record;
+            if record.account_id != account_id || principal.is_some_and(|p| p != record.principal) {
+                continue;
+            }
+            if let Some(index) = record.anchor_index.take() {
+                bindings.push(index);
+            }
+            match record.status {
+                CaseStatus::PendingReview => {
+                    end_pending(entry, CaseStatus::Erased, now_unix);
+                    erased.push(entry.record.id.clone());
+                }
+                CaseStatus::Processing if !record.erase_requested => {
+                    record.erase_requested = true;
+                    erased.push(record.id.clone());
+                }
+                _ => {}
+            }
+        }
+        for index in bindings {
+            if let Some((accounts, _)) = state.anchors.get_mut(&index) {
+                accounts.remove(account_id);
+            }
+        }
+        erased.sort();
+        Ok(erased)
+    }
+}

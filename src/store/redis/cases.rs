@@ -1,0 +1,308 @@
+//! [`CaseStore`] on Redis: `begin` claims the idempotency key, then creates or takes over the case in
+//! one script on the case's slot; `finish` ends the provider phase in one script (applying an
+//! anchor claim judged just before it, see `limits.rs`); `watch` polls.
+//!
+//! Scripts: `cases_claim.lua`, `cases_finish.lua`, `cases_add_to_set.lua`.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use redis::Script;
+
+use super::record::{decode_wrapped_key, encode_record, encode_wrapped_key, mac_after};
+use super::{RedisStore, Reply, corrupt};
+use crate::crypto::envelope::Body;
+use crate::store::{Begin, CaseRecord, CaseStatus, CaseStore, Finish, ID_ACCOUNT_LIMIT, SealedPii, StoreError};
+
+/// How often `watch` reloads a case.
+const WATCH_POLL: Duration = Duration::from_millis(250);
+/// A watch ends after this many failed reloads in a row (Redis gone for a while): the watcher can
+/// come back, but must not be left waiting on a stream that can no longer change.
+const WATCH_MAX_FAILURES: u32 = 20;
+
+/// Creates, takes over or reports a case for `begin` (`cases_claim.lua`).
+static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("cases_claim.lua")));
+/// Ends the provider phase of a case (`cases_finish.lua`).
+static FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("cases_finish.lua")));
+/// Adds a member to a set and renews its TTL (`cases_add_to_set.lua`).
+static ADD_TO_SET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("cases_add_to_set.lua")));
+
+impl RedisStore {
+    /// Adds `member` to the set `key` (the account index) and renews the set's TTL to the record TTL.
+    async fn add_to_set(&self, op: &'static str, key: String, member: &str) -> Result<(), StoreError> {
+        let mut invocation = ADD_TO_SET.prepare_invoke();
+        invocation.key(key).arg(member).arg(self.inner.record_ttl_seconds);
+        let _: i64 = self.eval(op, &invocation).await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl CaseStore for RedisStore {
+    async fn begin(&self, record: CaseRecord, now_unix: i64) -> Result<Begin, StoreError> {
+        const OP: &str = "begin";
+        let keys = &self.inner.keys;
+        let idem = keys.idem(&record.account_id, &record.request_id);
+        // Step 1 (idempotency slot): claim the request for our id, or learn whose it is. The key
+        // can vanish between SET NX and GET (TTL, forgetting): then try again, a bounded number of
+        // times.
+        let mut claimed_id = None;
+        for _ in 0..3 {
+            let set: Option<String> = self
+                .query(
+                    OP,
+                    redis::cmd("SET")
+                        .arg(&idem)
+                        .arg(&record.id)
+                        .arg("NX")
+                        .arg("EX")
+                        .arg(self.inner.record_ttl_seconds),
+                )
+                .await?;
+            if set.is_some() {
+                claimed_id = Some(record.id.clone());
+                break;
+            }
+            let holder: Option<Vec<u8>> = self.query(OP, redis::cmd("GET").arg(&idem)).await?;
+            if let Some(holder) = holder {
+                claimed_id = Some(String::from_utf8(holder).map_err(|_| corrupt(OP, "idem"))?);
+                break;
+            }
+        }
+        let Some(id) = claimed_id else {
+            tracing::warn!(op = OP, "idempotency key kept vanishing");
+            return Err(StoreError::Unavailable);
+        };
+        // Index first, so that erasure can never miss the case (a stale entry is harmless).
+        self.add_to_set(OP, keys.account(&record.account_id), &id).await?;
+        // Step 2 (case slot), one script whoever gets here: creates the case if absent (we won step
+        // 1, or the winner died before creating it), takes over a Processing case whose lease ran
+        // out, or reports the case. Exactly one concurrent caller sees it absent or expired.
+        let mut fresh = record;
+        fresh.id.clone_from(&id);
+        let lease = fresh.lease_until_unix.to_string();
+        let now = now_unix.to_string();
+        let ttl = self.inner.record_ttl_seconds.to_string();
+        let mut invocation = CLAIM.prepare_invoke();
+        invocation
+            .key(keys.case(&id))
+            .arg(&now)
+            .arg(&lease)
+            .arg(&ttl)
+            .arg(&fresh.fingerprint);
+        for (field, value) in encode_record(&self.inner.record_keys.load(), &fresh) {
+            invocation.arg(field).arg(value);
+        }
+        let raw: Vec<Vec<u8>> = self.eval(OP, &invocation).await?;
+        let reply = Reply::parse(OP, raw)?;
+        let started = match reply.status.as_str() {
+            "started" => true,
+            "existing" => false,
+            _ => return Err(corrupt(OP, "reply")),
+        };
+        let case = reply.record(&self.inner.record_keys.load(), OP, &id)?;
+        // The case under this id must be this request's (a clash of random ids, or a tampered
+        // idempotency key, must not hand out another request's case).
+        if case.account_id != fresh.account_id || case.request_id != fresh.request_id {
+            tracing::warn!(op = OP, "case id already used by another request");
+            return Err(StoreError::Conflict);
+        }
+        Ok(if started {
+            Begin::Started(case)
+        } else {
+            Begin::Existing(case)
+        })
+    }
+
+    async fn find(&self, account_id: &str, request_id: &str) -> Result<Option<CaseRecord>, StoreError> {
+        const OP: &str = "find";
+        let holder: Option<Vec<u8>> = self
+            .query(OP, redis::cmd("GET").arg(self.inner.keys.idem(account_id, request_id)))
+            .await?;
+        let Some(holder) = holder else { return Ok(None) };
+        let id = String::from_utf8(holder).map_err(|_| corrupt(OP, "idem"))?;
+        let Some(case) = self.get(&id).await? else {
+            // Claimed but not created yet (or forgotten): `begin` settles it.
+            return Ok(None);
+        };
+        if case.account_id != account_id || case.request_id != request_id {
+            tracing::warn!(op = OP, "idempotency key names another request's case");
+            return Err(StoreError::Conflict);
+        }
+        Ok(Some(case))
+    }
+
+    async fn finish(&self, id: &str, finish: Finish, now_unix: i64) -> Result<CaseRecord, StoreError> {
+        const OP: &str = "finish";
+        if !CaseStatus::Processing.may_become(finish.status) {
+            return Err(StoreError::Conflict);
+        }
+        let (current, old_mac) = self.read_tagged(OP, id).await?.ok_or(StoreError::NotFound)?;
+        if current.status != CaseStatus::Processing {
+            return Err(StoreError::Conflict);
+        }
+        let mut status = finish.status;
+        let mut refusal = finish.refusal;
+        // The anchor limit is judged before the step that verifies the case; the binding counts only
+        // once that step has made the case `verified` (see `bound_accounts`).
+        let mut anchor = None;
+        if status == CaseStatus::Verified
+            && let Some(claim) = &finish.anchor
+        {
+            if self
+                .anchor_allows(OP, &current, claim, current.lease_until_unix, now_unix)
+                .await?
+            {
+                anchor = Some(claim.clone());
+            } else {
+                status = CaseStatus::NotVerified;
+                refusal = Some(ID_ACCOUNT_LIMIT.to_owned());
+            }
+        }
+        self.step("finish:before-script");
+        // Personal data is kept for a pending review only.
+        let pii = match (status, finish.pii) {
+            (CaseStatus::PendingReview, Some((pii, expires_at))) => Some((pii, expires_at)),
+            _ => None,
+        };
+        let (expires_at, ttl_ms, key, body) = match &pii {
+            Some((pii, expires_at)) => {
+                let ttl_ms = expires_at.saturating_sub(now_unix).saturating_mul(1000);
+                // Already due: keep nothing; the case still records the due time so that a sweep
+                // expires it.
+                let ttl_ms = if ttl_ms > 0 { ttl_ms.to_string() } else { String::new() };
+                (
+                    expires_at.to_string(),
+                    ttl_ms,
+                    encode_wrapped_key(&pii.wrapped_key)?,
+                    pii.body.to_bytes(),
+                )
+            }
+            None => (String::new(), String::new(), Vec::new(), Vec::new()),
+        };
+        if let Some((_, at)) = &pii {
+            // The status index first: a gateway that dies right after the case script leaves a
+            // pending case the sweep still finds (to queue it, and to expire it).
+            let _: i64 = self
+                .query(OP, redis::cmd("ZADD").arg(self.inner.keys.expiry()).arg(*at).arg(id))
+                .await?;
+        }
+        let keys = &self.inner.record_keys.load();
+        let new_mac = mac_after(keys, &current, status, refusal.as_deref(), now_unix);
+        let erased_mac = mac_after(keys, &current, CaseStatus::Erased, None, now_unix);
+        let anchor_index = anchor.as_ref().map(|c| c.index.as_str()).unwrap_or("");
+        let review_reason = match status {
+            CaseStatus::PendingReview => finish.review_reason.as_deref().unwrap_or(""),
+            _ => "",
+        };
+        let reply = self
+            .case_script(
+                OP,
+                &FINISH,
+                id,
+                &[
+                    status.as_str().as_bytes(),
+                    now_unix.to_string().as_bytes(),
+                    self.inner.record_ttl_seconds.to_string().as_bytes(),
+                    if status.is_final() { b"1" } else { b"0" },
+                    finish.provider.as_deref().unwrap_or("").as_bytes(),
+                    refusal.as_deref().unwrap_or("").as_bytes(),
+                    expires_at.as_bytes(),
+                    ttl_ms.as_bytes(),
+                    &key,
+                    &body,
+                    old_mac.as_bytes(),
+                    new_mac.as_bytes(),
+                    erased_mac.as_bytes(),
+                    anchor_index.as_bytes(),
+                    review_reason.as_bytes(),
+                ],
+            )
+            .await?;
+        match reply.status.as_str() {
+            "not_found" => return Err(StoreError::NotFound),
+            "conflict" => return Err(StoreError::Conflict),
+            "ok" | "erased" => {}
+            _ => return Err(corrupt(OP, "reply")),
+        }
+        let record = reply.record(keys, OP, id)?;
+        self.step("finish:after-script");
+        if let Some(claim) = &anchor
+            && record.status == CaseStatus::Verified
+        {
+            self.confirm_anchor(OP, &record, claim).await?;
+        }
+        // Only a case whose data is held gets a review hash (see FINISH) and so a queue entry.
+        if record.status == CaseStatus::PendingReview && !ttl_ms.is_empty() {
+            self.enqueue_review(OP, id).await?;
+        }
+        if record.status.is_final() {
+            self.after_final(OP, &record).await?;
+        }
+        Ok(record)
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<CaseRecord>, StoreError> {
+        // A pending case past its due time is reported as it is: expiring is the sweep's (or the
+        // use case's) decision, on the caller's clock.
+        Ok(self.read_tagged("get", id).await?.map(|(record, _)| record))
+    }
+
+    async fn watch(&self, id: &str) -> Result<Option<BoxStream<'static, CaseRecord>>, StoreError> {
+        let Some(first) = self.get(id).await? else {
+            return Ok(None);
+        };
+        // Polling keeps this the same on standalone and Cluster and needs no server configuration
+        // (keyspace notifications are off by default). State: last record sent, failures in a row.
+        let store = self.clone();
+        let id = id.to_owned();
+        let changes = futures_util::stream::unfold(
+            (store, id, first.clone(), 0u32),
+            |(store, id, last, mut failures)| async move {
+                if last.status.is_final() {
+                    return None;
+                }
+                loop {
+                    tokio::time::sleep(WATCH_POLL).await;
+                    match store.get(&id).await {
+                        Ok(Some(record)) if record != last => {
+                            return Some((record.clone(), (store, id, record, 0)));
+                        }
+                        Ok(Some(_)) => failures = 0,
+                        // Forgotten: nothing more will happen to it.
+                        Ok(None) => return None,
+                        Err(_) => {
+                            failures += 1;
+                            if failures >= WATCH_MAX_FAILURES {
+                                tracing::warn!(op = "watch", "watch ended: redis unavailable");
+                                return None;
+                            }
+                        }
+                    }
+                }
+            },
+        );
+        Ok(Some(
+            futures_util::stream::once(async move { first }).chain(changes).boxed(),
+        ))
+    }
+
+    async fn sealed_pii(&self, id: &str) -> Result<Option<SealedPii>, StoreError> {
+        const OP: &str = "sealed_pii";
+        let keys = &self.inner.keys;
+        // Both keys share the case's slot, so one MGET reads them together.
+        let (key, body): (Option<Vec<u8>>, Option<Vec<u8>>) = self
+            .query(OP, redis::cmd("MGET").arg(keys.pii_key(id)).arg(keys.pii_body(id)))
+            .await?;
+        match (key, body) {
+            (Some(key), Some(body)) => Ok(Some(SealedPii {
+                wrapped_key: decode_wrapped_key(OP, &key)?,
+                body: Body::from_bytes(&body).map_err(|_| corrupt(OP, "pii:body"))?,
+            })),
+            // Half gone means being shredded or expiring: the data is not usable.
+            _ => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,7 @@
+-- Replaces a wrapped data key if unchanged and the body still exists, keeping its TTL.
+-- KEYS: pii key, pii body. ARGV: old, new.
+if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+  return 1
+end
+return 0

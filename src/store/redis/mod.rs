@@ -1,0 +1,493 @@
+//! The production store: Redis, standalone or Cluster, shared by any number of gateways.
+//!
+//! It keeps the rules of the embedded store (the conformance suite runs against both) and adds what one
+//! process cannot give: durability, and retention that Redis enforces by itself with TTLs even when no
+//! gateway is running.
+//!
+//! # Key layout
+//!
+//! `P` is [`RedisOptions::key_prefix`] (default `idg`). Keys of one case share the hash tag `{<case id>}`
+//! so that every multi-key change of a case is one Lua script on one Cluster slot.
+//!
+//! | key | type | holds | expires |
+//! |---|---|---|---|
+//! | `P:{<case>}:case` | hash | the [`CaseRecord`], no personal data (fields below) | record TTL after creation, again after a final status |
+//! | `P:{<case>}:pii:key` | string | the wrapped data key: `0x01 ‖ u16 BE len ‖ kek id ‖ wrapped bytes` | when the personal data is due |
+//! | `P:{<case>}:pii:body` | string | the sealed body ([`Body::to_bytes`](crate::crypto::envelope::Body::to_bytes)) | when the personal data is due |
+//! | `P:idem:{<account>}:<request>` | string | the case id holding this request | record TTL, refreshed at a final status |
+//! | `P:acct:{<account>}` | set | ids of the account's cases (erasure index) | record TTL, refreshed on each new case |
+//! | `P:expiry` | zset | case id → `pii_expires_at_unix` (sweep index, re-wrapping index) | — (entries removed by `sweep`) |
+//! | `P:records` | zset | final case id → `updated_at_unix` (index for forgetting old records) | — (entries removed by `sweep`) |
+//! | `P:audit` | stream | audit events; the event id is the stream id | trimmed with `MINID ~` on append |
+//! | `P:rl:{<key>}:<window secs>:<window start>` | string | a rate-window counter | window length + 60 s |
+//! | `P:bind:{<id index>}` | hash | account → `v:<case>` (bound by that verified case) or `c:<case>:<until>` (a candidate written just before the step that would verify the case; it binds only once that case is `verified`, counts while the case is in flight, and is dropped otherwise) | `ttl_seconds` after the last change |
+//! | `P:{<case>}:review` | hash | a case in the review queue (fields below); the truth about its lease | with the personal data; deleted when the case ends |
+//! | `P:review:queue` | stream + group `reviewers` | one entry `case=<id>` per queued case; the group's pending entries are the leases (see `review.rs`) | entries deleted when their case ends (or by the next claim that meets them) |
+//! | `P:reviewer:{<principal>}` | string | a reviewer's X25519 public key (32 bytes) | — (replaced on registration) |
+//!
+//! Case hash fields: `v` (encoding version, `2`), `id`, `account`, `request`, `principal`, `purpose`
+//! ([`Purpose::as_str`](crate::domain::Purpose::as_str)), `status` ([`CaseStatus::as_str`](crate::store::CaseStatus::as_str)), `created`, `updated`, `lease`,
+//! `status_at` (decimal unix seconds), `fp` (the keyed content fingerprint), `mac` (the integrity
+//! tag, see `record.rs`), and when present `provider`, `refusal`, `pii_exp`, `anchor` (the blind
+//! index a verified anchor case bound), `erase` (`1`: erasure arrived while processing), `why` (a
+//! review reason code: why the case went to review). An absent
+//! optional field is `None`. A record whose tag does not verify is [`StoreError::Integrity`].
+//!
+//! Review hash fields: `queued` (unix seconds, caller's clock), `entry` (its queue stream id), `holder`,
+//! `until`, `leased` (the lease: reviewer, end, start), `claimed`, `approvals`, `supplements` (JSON arrays of
+//! principals / supplement request ids), `supplement` (`1` once the supplement is complete). No personal data.
+//!
+//! The indexes live on other slots than the cases they point to, so they are updated in separate
+//! commands and may be stale: every reader of an index re-checks the case inside the case's script.
+//! The account index is written *before* the case (so erasure can never miss a case), and so is the
+//! expiry zset entry of a case about to become pending review: it is the status index by which the
+//! sweep finds such a case even if the gateway dies right after the case script — to queue it (the
+//! queue entry comes after the script) and to expire it. The records zset comes after the case
+//! script (a missed entry only delays forgetting, which the record's own TTL bounds).
+//!
+//! # Files
+//!
+//! This file holds the connection, the key names and what every concern shares (script replies, the
+//! index updates after a final status). Each storage interface is implemented in the file of its
+//! name — `cases.rs`, `retention.rs`, `audit.rs`, `limits.rs`, `keys.rs`, `review.rs` — with its Lua
+//! scripts beside it (`<file>_<script>.lua`, loaded with `include_str!`; each starts with its `KEYS`,
+//! `ARGV` and replies). Each script touches the keys of one case (or one other key) only, so it runs
+//! on one Cluster slot and is atomic; its reply starts with a status word, and a case script then
+//! appends the case hash (`HGETALL`). The case hash and wrapped-key encodings are in `record.rs`.
+//!
+//! # Time
+//!
+//! The store has no clock: times come from the caller. TTLs of personal data are therefore relative
+//! (`pii_expires_at_unix − now_unix`, set with `PX`), not `PEXPIREAT` on Redis's clock, which also
+//! keeps retention right when the gateway's and Redis's clocks disagree.
+//!
+//! # What it must never do
+//!
+//! Receive, store or log plaintext personal data (it only ever gets sealed bytes); log or put in an
+//! error any stored value (errors name the operation and the Redis error kind only); panic on what
+//! Redis returns (a malformed value is [`StoreError::Unavailable`] with a warning naming the field);
+//! wait on a dead Redis longer than the response timeout.
+
+mod audit;
+mod cases;
+mod keys;
+mod limits;
+mod record;
+mod retention;
+mod review;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Script, ScriptInvocation, Value};
+
+use self::record::{decode_record, decode_record_tagged};
+use super::{CaseRecord, StoreError};
+use crate::crypto::blind_index::BlindIndexer;
+use crate::crypto::live::Live;
+
+/// Connection settings of the Redis store.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// Longest wait to open a connection to one Redis node.
+    pub connect_timeout: Duration,
+    /// Longest wait for one reply; a dead or stalled Redis fails a call after this.
+    pub response_timeout: Duration,
+    /// First part of every key, so several deployments (or tests) can share one Redis.
+    /// Must not contain `{` or `}` (they would change the Cluster hash tags).
+    pub key_prefix: String,
+    /// How long a case record and its idempotency key are kept: from creation, and again from the
+    /// final status. `CaseRecord` carries no TTL of its own.
+    pub record_ttl: Duration,
+    /// The keys of the records' integrity tags (the gateway's blind-index keys; never stored in
+    /// Redis). Every gateway sharing a Redis must hold the same keys.
+    /// Replaced by a key reload (SIGHUP) like the gateway's other keys. `None`: a fresh random key
+    /// made when the store connects, so records are readable by this store only (tests; a
+    /// deployment must set it).
+    pub record_keys: Option<Live<BlindIndexer>>,
+}
+
+/// Default record retention: 90 days.
+pub const DEFAULT_RECORD_TTL: Duration = Duration::from_secs(90 * 86_400);
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(2),
+            key_prefix: "idg".to_owned(),
+            record_ttl: DEFAULT_RECORD_TTL,
+            record_keys: None,
+        }
+    }
+}
+
+/// Index entries handled per round trip by `sweep` and the re-wrapping scan.
+const BATCH: isize = 256;
+
+/// The one connection type every operation is written against: a reconnecting standalone
+/// connection or a Cluster connection. Both are cheap to clone (they share one multiplexed link).
+#[derive(Clone)]
+enum Connection {
+    Standalone(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Standalone(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Standalone(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Standalone(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Key names (see the module docs).
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn case(&self, id: &str) -> String {
+        format!("{}:{{{id}}}:case", self.prefix)
+    }
+    fn pii_key(&self, id: &str) -> String {
+        format!("{}:{{{id}}}:pii:key", self.prefix)
+    }
+    fn pii_body(&self, id: &str) -> String {
+        format!("{}:{{{id}}}:pii:body", self.prefix)
+    }
+    fn idem(&self, account_id: &str, request_id: &str) -> String {
+        format!("{}:idem:{{{account_id}}}:{request_id}", self.prefix)
+    }
+    fn account(&self, account_id: &str) -> String {
+        format!("{}:acct:{{{account_id}}}", self.prefix)
+    }
+    fn expiry(&self) -> String {
+        format!("{}:expiry", self.prefix)
+    }
+    fn records(&self) -> String {
+        format!("{}:records", self.prefix)
+    }
+    fn audit(&self) -> String {
+        format!("{}:audit", self.prefix)
+    }
+    fn window(&self, key: &str, window_seconds: u64, start: i64) -> String {
+        format!("{}:rl:{{{key}}}:{window_seconds}:{start}", self.prefix)
+    }
+    fn binding(&self, id_index: &str) -> String {
+        format!("{}:bind:{{{id_index}}}", self.prefix)
+    }
+    fn review(&self, id: &str) -> String {
+        format!("{}:{{{id}}}:review", self.prefix)
+    }
+    fn review_queue(&self) -> String {
+        format!("{}:review:queue", self.prefix)
+    }
+    fn reviewer(&self, principal: &str) -> String {
+        format!("{}:reviewer:{{{principal}}}", self.prefix)
+    }
+}
+
+struct Inner {
+    connection: Connection,
+    keys: Keys,
+    response_timeout: Duration,
+    /// [`RedisOptions::record_ttl`] in whole seconds (what `EXPIRE` takes), at least 1.
+    record_ttl_seconds: u64,
+    /// [`RedisOptions::record_keys`].
+    record_keys: Live<BlindIndexer>,
+    /// Test hook: called with a step name between the steps of a multi-step change (see
+    /// [`RedisStore::with_step_hook`]).
+    step_hook: Option<StepHook>,
+}
+
+/// A function called between steps, for tests that kill Redis (or fail) right there.
+pub type StepHook = Arc<dyn Fn(&'static str) + Send + Sync>;
+
+/// The Redis store (see the module docs). Cheap to clone.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.inner.connection {
+            Connection::Standalone(_) => "standalone",
+            Connection::Cluster(_) => "cluster",
+        };
+        f.debug_struct("RedisStore")
+            .field("kind", &kind)
+            .field("key_prefix", &self.inner.keys.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(op: &'static str, error: &redis::RedisError) -> StoreError {
+    // The kind only: a Redis error message can quote a command argument, which may be a stored value.
+    tracing::warn!(op, kind = ?error.kind(), "redis call failed");
+    StoreError::Unavailable
+}
+
+fn corrupt(op: &'static str, field: &'static str) -> StoreError {
+    tracing::warn!(op, field, "unexpected data in redis");
+    StoreError::Unavailable
+}
+
+fn check_options(options: &RedisOptions) -> Result<(), StoreError> {
+    if options.key_prefix.is_empty() || options.key_prefix.contains(['{', '}']) {
+        tracing::warn!("redis key prefix must be non-empty and must not contain '{{' or '}}'");
+        return Err(StoreError::Unavailable);
+    }
+    Ok(())
+}
+
+impl RedisStore {
+    /// Connects to a standalone Redis (`redis://host:port/db`). The connection reconnects by itself
+    /// after Redis comes back; until then calls fail with [`StoreError::Unavailable`].
+    pub async fn standalone(url: &str, options: RedisOptions) -> Result<Self, StoreError> {
+        check_options(&options)?;
+        let client = redis::Client::open(url).map_err(|e| unavailable("connect", &e))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.connect_timeout))
+            .set_response_timeout(Some(options.response_timeout))
+            // Reconnect quickly once Redis is back; the backoff stays under one connect timeout.
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(options.connect_timeout);
+        let connect = ConnectionManager::new_with_config(client, config);
+        let manager = tokio::time::timeout(options.connect_timeout * 2, connect)
+            .await
+            .map_err(|_| {
+                tracing::warn!(op = "connect", "redis connection timed out");
+                StoreError::Unavailable
+            })?
+            .map_err(|e| unavailable("connect", &e))?;
+        let store = Self::with_connection(Connection::Standalone(manager), options)?;
+        store.ping().await?;
+        Ok(store)
+    }
+
+    /// Connects to a Redis Cluster through any of its nodes (`redis://host:port`).
+    pub async fn cluster(nodes: &[String], options: RedisOptions) -> Result<Self, StoreError> {
+        check_options(&options)?;
+        let client = ClusterClientBuilder::new(nodes.to_vec())
+            .connection_timeout(options.connect_timeout)
+            .response_timeout(options.response_timeout)
+            .build()
+            .map_err(|e| unavailable("connect", &e))?;
+        let connect = client.get_async_connection();
+        let connection = tokio::time::timeout(options.connect_timeout * 2, connect)
+            .await
+            .map_err(|_| {
+                tracing::warn!(op = "connect", "redis cluster connection timed out");
+                StoreError::Unavailable
+            })?
+            .map_err(|e| unavailable("connect", &e))?;
+        let store = Self::with_connection(Connection::Cluster(connection), options)?;
+        store.ping().await?;
+        Ok(store)
+    }
+
+    fn with_connection(connection: Connection, options: RedisOptions) -> Result<Self, StoreError> {
+        let record_keys = match options.record_keys {
+            Some(keys) => keys,
+            None => {
+                let key = crate::crypto::SecretKey32::random().map_err(|_| {
+                    tracing::warn!("no randomness for an ephemeral record key");
+                    StoreError::Unavailable
+                })?;
+                Live::new(BlindIndexer::new("ephemeral".to_owned(), &key))
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                connection,
+                keys: Keys {
+                    prefix: options.key_prefix,
+                },
+                response_timeout: options.response_timeout,
+                record_ttl_seconds: options.record_ttl.as_secs().max(1),
+                record_keys,
+                step_hook: None,
+            }),
+        })
+    }
+
+    /// The same store with `hook` called between the steps of multi-step changes (for failure
+    /// tests: the hook may kill Redis, so the next step fails as after a crash).
+    #[doc(hidden)]
+    pub fn with_step_hook(&self, hook: StepHook) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                connection: inner.connection.clone(),
+                keys: Keys {
+                    prefix: inner.keys.prefix.clone(),
+                },
+                response_timeout: inner.response_timeout,
+                record_ttl_seconds: inner.record_ttl_seconds,
+                record_keys: inner.record_keys.clone(),
+                step_hook: Some(hook),
+            }),
+        }
+    }
+
+    fn step(&self, name: &'static str) {
+        if let Some(hook) = &self.inner.step_hook {
+            hook(name);
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = self.query("ping", &redis::cmd("PING")).await?;
+        Ok(())
+    }
+
+    /// Runs one round trip, bounded by the response timeout whatever the connection does meanwhile
+    /// (a reconnecting manager would otherwise make callers wait through its backoff).
+    async fn bounded<T>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.inner.response_timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(unavailable(op, &error)),
+            Err(_) => {
+                tracing::warn!(op, "redis call timed out");
+                Err(StoreError::Unavailable)
+            }
+        }
+    }
+
+    async fn query<T: FromRedisValue>(&self, op: &'static str, cmd: &Cmd) -> Result<T, StoreError> {
+        let mut connection = self.inner.connection.clone();
+        self.bounded(op, cmd.query_async(&mut connection)).await
+    }
+
+    async fn eval<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.inner.connection.clone();
+        self.bounded(op, invocation.invoke_async(&mut connection)).await
+    }
+
+    /// Runs a case script (`KEYS` = case, pii key, pii body, review) and splits its reply.
+    async fn case_script(
+        &self,
+        op: &'static str,
+        script: &Script,
+        id: &str,
+        args: &[&[u8]],
+    ) -> Result<Reply, StoreError> {
+        let keys = &self.inner.keys;
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(keys.case(id))
+            .key(keys.pii_key(id))
+            .key(keys.pii_body(id))
+            .key(keys.review(id));
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let raw: Vec<Vec<u8>> = self.eval(op, &invocation).await?;
+        Reply::parse(op, raw)
+    }
+
+    /// Index updates after a case reached a final status: keep its idempotency key as long as the
+    /// record, and list it for forgetting.
+    async fn after_final(&self, op: &'static str, record: &CaseRecord) -> Result<(), StoreError> {
+        let keys = &self.inner.keys;
+        let _: i64 = self
+            .query(
+                op,
+                redis::cmd("EXPIRE")
+                    .arg(keys.idem(&record.account_id, &record.request_id))
+                    .arg(self.inner.record_ttl_seconds),
+            )
+            .await?;
+        let _: i64 = self
+            .query(
+                op,
+                redis::cmd("ZADD")
+                    .arg(keys.records())
+                    .arg(record.updated_at_unix)
+                    .arg(&record.id),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Removes `ids` from an index zset.
+    async fn zrem(&self, op: &'static str, key: String, ids: &[String]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let _: i64 = self.query(op, redis::cmd("ZREM").arg(key).arg(ids)).await?;
+        Ok(())
+    }
+
+    /// The case and its stored integrity tag (checked), or `None` for an unknown case.
+    async fn read_tagged(&self, op: &'static str, id: &str) -> Result<Option<(CaseRecord, String)>, StoreError> {
+        let pairs: Vec<Vec<u8>> = self
+            .query(op, redis::cmd("HGETALL").arg(self.inner.keys.case(id)))
+            .await?;
+        if pairs.is_empty() {
+            return Ok(None);
+        }
+        decode_record_tagged(&self.inner.record_keys.load(), op, id, pairs).map(Some)
+    }
+}
+
+/// A script reply: a status word, then either a case hash (field/value pairs) or more words.
+struct Reply {
+    status: String,
+    rest: Vec<Vec<u8>>,
+}
+
+impl Reply {
+    fn parse(op: &'static str, mut raw: Vec<Vec<u8>>) -> Result<Self, StoreError> {
+        if raw.is_empty() {
+            return Err(corrupt(op, "reply"));
+        }
+        let status = String::from_utf8(raw.remove(0)).map_err(|_| corrupt(op, "reply"))?;
+        Ok(Self { status, rest: raw })
+    }
+
+    fn word(&self, op: &'static str, index: usize) -> Result<String, StoreError> {
+        self.rest
+            .get(index)
+            .and_then(|w| String::from_utf8(w.clone()).ok())
+            .ok_or_else(|| corrupt(op, "reply"))
+    }
+
+    fn record(self, keys: &BlindIndexer, op: &'static str, id: &str) -> Result<CaseRecord, StoreError> {
+        decode_record(keys, op, id, self.rest)
+    }
+}

@@ -1,0 +1,30 @@
+-- Leases the case to a reviewer if it is ready for them. KEYS: case, pii key, pii body, review.
+-- ARGV: reviewer, now, lease until, four-eyes (`1`/`0`), anchors need a supplement (`1`/`0`),
+-- the anchor purpose, the queue entry handed to the claimer.
+-- Replies: `gone` | `held`, holder, lease start | `not_ready` | `granted`, pii key, pii body, case.
+-- Runs after `review_lists.lua` (its helpers, e.g. `pending()`).
+if not pending() then return {'gone'} end
+local entry = redis.call('HGET', KEYS[4], 'entry')
+-- A second entry of the same case (orphan repair raced a slow finish) is dropped.
+if entry and entry ~= ARGV[7] then return {'gone'} end
+local key = redis.call('GET', KEYS[2])
+local body = redis.call('GET', KEYS[3])
+-- Data gone by its TTL: the sweep will expire the case; nothing to review.
+if not key or not body then return {'gone'} end
+if not entry then redis.call('HSET', KEYS[4], 'entry', ARGV[7]) end
+local now = tonumber(ARGV[2])
+local holder = redis.call('HGET', KEYS[4], 'holder')
+local lease_until = tonumber(redis.call('HGET', KEYS[4], 'until'))
+if holder and lease_until and lease_until > now then
+  return {'held', holder, redis.call('HGET', KEYS[4], 'leased') or ARGV[2]}
+end
+local claimed = list(redis.call('HGET', KEYS[4], 'claimed'))
+if has(list(redis.call('HGET', KEYS[4], 'approvals')), ARGV[1]) then return {'not_ready'} end
+if ARGV[4] == '1' and has(claimed, ARGV[1]) then return {'not_ready'} end
+if ARGV[5] == '1' and redis.call('HGET', KEYS[1], 'purpose') == ARGV[6]
+   and redis.call('HGET', KEYS[4], 'supplement') ~= '1' then
+  return {'not_ready'}
+end
+if not has(claimed, ARGV[1]) then table.insert(claimed, ARGV[1]) end
+redis.call('HSET', KEYS[4], 'holder', ARGV[1], 'until', ARGV[3], 'leased', ARGV[2], 'claimed', enc(claimed))
+return {'granted', key, body, unpack(redis.call('HGETALL', KEYS[1]))}

@@ -1,0 +1,8 @@
+-- Records a case's queue entry unless it has one. KEYS: case, pii key, pii body, review.
+-- ARGV: entry. Replies: `gone` | `has`, entry | `ok`.
+-- Runs after `review_lists.lua` (its helpers, e.g. `pending()`).
+if not pending() then return {'gone'} end
+local entry = redis.call('HGET', KEYS[4], 'entry')
+if entry then return {'has', entry} end
+redis.call('HSET', KEYS[4], 'entry', ARGV[1])
+return {'ok'}

@@ -1,0 +1,28 @@
+//! Retention and erasure: the sweep that expires a pending case's personal data when it is due and
+//! forgets old records, and erasure of everything an account left in the store.
+//!
+//! Both end a case and destroy its sealed data in the same atomic step (crypto-shredding); watchers
+//! are told. Must never keep a case's personal data past its due time or after erasure, nor change the
+//! status of a case that already has a final one.
+
+use super::StoreError;
+
+/// The retention sweep and erasure.
+#[async_trait::async_trait]
+pub trait RetentionStore: Send + Sync + 'static {
+    /// Retention: every pending case whose personal data is due becomes `Expired` and its data is
+    /// destroyed; case records older than `records_before_unix` are forgotten. Returns the number of
+    /// cases expired.
+    async fn sweep(&self, now_unix: i64, records_before_unix: i64) -> Result<u64, StoreError>;
+
+    /// Erasure: every `PendingReview` case of `account_id` loses its sealed data (crypto-shredding)
+    /// and becomes `Erased`, and every `Processing` one is marked so that it ends `Erased` instead of
+    /// storing anything; watchers are told. The account's anchor bindings are removed. With
+    /// `principal`, only cases that principal created are touched. Returns the ids erased (or marked).
+    async fn erase_account(
+        &self,
+        account_id: &str,
+        principal: Option<&str>,
+        now_unix: i64,
+    ) -> Result<Vec<String>, StoreError>;
+}

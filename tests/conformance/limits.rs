@@ -1,0 +1,94 @@
+//! [`LimitStore`](idgate::store::LimitStore): rate windows count and restart; anchor bindings are
+//! limited per ID in the step that verifies a case, and a step that fails leaves none.
+
+use std::sync::Arc;
+
+use idgate::store::{CaseStatus, CaseStore, Finish, LimitStore, StoreError};
+
+use super::fixtures::{NOW, claim, finish, record, verify_anchor};
+
+async fn window_counters_count_and_restart(store: Arc<dyn LimitStore>) {
+    let start = NOW - NOW.rem_euclid(60);
+    assert_eq!(store.count_in_window("rl:acct:a", 60, start).await.unwrap(), 1);
+    assert_eq!(store.count_in_window("rl:acct:a", 60, start + 59).await.unwrap(), 2);
+    assert_eq!(store.count_in_window("rl:acct:b", 60, start + 59).await.unwrap(), 1);
+    assert_eq!(
+        store.count_in_window("rl:acct:a", 60, start + 60).await.unwrap(),
+        1,
+        "a new window"
+    );
+}
+
+async fn peeking_a_window_counts_nothing(store: Arc<dyn LimitStore>) {
+    let start = NOW - NOW.rem_euclid(60);
+    assert_eq!(store.peek_window("rl:p", 60, start).await.unwrap(), 0);
+    store.count_in_window("rl:p", 60, start).await.unwrap();
+    assert_eq!(store.peek_window("rl:p", 60, start + 1).await.unwrap(), 1);
+    assert_eq!(store.peek_window("rl:p", 60, start + 1).await.unwrap(), 1);
+    assert_eq!(
+        store.peek_window("rl:p", 60, start + 60).await.unwrap(),
+        0,
+        "a new window"
+    );
+}
+
+async fn anchor_bindings_are_limited_per_id_in_the_verifying_step<S: CaseStore + LimitStore + ?Sized>(store: Arc<S>) {
+    let a = verify_anchor(&store, "vf_a", "acct-1", claim("bi:x", &["bi:x"], 2)).await;
+    assert_eq!(
+        (a.status, a.anchor_index.as_deref()),
+        (CaseStatus::Verified, Some("bi:x"))
+    );
+    let again = verify_anchor(&store, "vf_a2", "acct-1", claim("bi:x", &["bi:x"], 2)).await;
+    assert_eq!(again.status, CaseStatus::Verified, "the same account again");
+    let b = verify_anchor(&store, "vf_b", "acct-2", claim("bi:x", &["bi:x"], 2)).await;
+    assert_eq!(b.status, CaseStatus::Verified);
+    let c = verify_anchor(&store, "vf_c", "acct-3", claim("bi:x", &["bi:x"], 2)).await;
+    assert_eq!(
+        (c.status, c.refusal.as_deref(), c.anchor_index),
+        (CaseStatus::NotVerified, Some("ID_ACCOUNT_LIMIT"), None),
+        "a third account is refused in the same step"
+    );
+    assert_eq!(
+        store.anchor_accounts(&["bi:x".into()], NOW + 2).await.unwrap(),
+        ["acct-1", "acct-2"]
+    );
+    // After a blind-index key rotation the old index is consulted too: the limit does not reset.
+    let d = verify_anchor(&store, "vf_d", "acct-4", claim("bi2:x", &["bi2:x", "bi:x"], 2)).await;
+    assert_eq!(d.status, CaseStatus::NotVerified);
+    let e = verify_anchor(&store, "vf_e", "acct-4", claim("bi:y", &["bi:y"], 2)).await;
+    assert_eq!(e.status, CaseStatus::Verified, "another ID");
+}
+
+async fn a_step_that_fails_leaves_no_binding<S: CaseStore + LimitStore + ?Sized>(store: Arc<S>) {
+    store.begin(record("vf_1", "r-1"), NOW).await.unwrap();
+    store
+        .finish("vf_1", finish(CaseStatus::PendingReview, true), NOW)
+        .await
+        .unwrap();
+    // A stale finish (the lease was lost: the case left Processing) is refused and binds nothing.
+    let stale = Finish {
+        status: CaseStatus::Verified,
+        anchor: Some(claim("bi:z", &["bi:z"], 1)),
+        ..Finish::default()
+    };
+    assert!(matches!(
+        store.finish("vf_1", stale, NOW + 1).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(
+        store
+            .anchor_accounts(&["bi:z".into()], NOW + 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let other = verify_anchor(&store, "vf_2", "acct-2", claim("bi:z", &["bi:z"], 1)).await;
+    assert_eq!(other.status, CaseStatus::Verified, "nothing was left holding the ID");
+}
+
+on_every_backend!(
+    window_counters_count_and_restart,
+    peeking_a_window_counts_nothing,
+    anchor_bindings_are_limited_per_id_in_the_verifying_step,
+    a_step_that_fails_leaves_no_binding,
+);
