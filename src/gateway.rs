@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::audit::AuditTrail;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, KeysConfig, ProviderConfig};
 use crate::crypto::blind_index::BlindIndexer;
@@ -20,6 +21,9 @@ use crate::crypto::envelope::KekRing;
 use crate::crypto::keyfile;
 use crate::crypto::live::Live;
 use crate::crypto::sealing::SealingKeyring;
+use crate::decision::Limits;
+use crate::erasure::Erasure;
+use crate::key_rotation::KeyRotation;
 use crate::metrics::{
     BreakerGauge, Instruments, KeyAgeGauge, QueueFigures, QueueGauges, register_breaker_gauge, register_key_age_gauge,
     register_queue_gauges,
@@ -30,15 +34,17 @@ use crate::providers::router::{Route, Router};
 use crate::providers::tencent::{SecretKey, TencentConfig, TencentFaceId};
 use crate::providers::traced::Traced;
 use crate::providers::{Provider, sim};
+use crate::retention::Retention;
 use crate::review::{ReviewDesk, ReviewSettings};
 use crate::store::ReviewQueue;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisOptions, RedisStore};
+use crate::supplements::Supplements;
 use crate::transport::readiness::{ProvidersCheck, Readiness, StoreCheck};
 use crate::transport::services::App;
 use crate::transport::{server, tls};
-use crate::verify::{Limits, Verifier, VerifySettings};
+use crate::verify::{Verifier, VerifySettings};
 
 /// The default address of `serve --dev`.
 pub const DEV_LISTEN: &str = "127.0.0.1:50051";
@@ -400,25 +406,44 @@ impl Gateway {
                 max_anchor_accounts_per_id: config.limits.max_anchor_accounts_per_id,
                 anchor_binding_ttl: Duration::from_secs(config.limits.anchor_binding_ttl_seconds),
             },
-            audit_ttl: Duration::from_secs(config.retention.audit_ttl_seconds),
         };
+        let audit = AuditTrail::new(
+            store.clone(),
+            clock.clone(),
+            Duration::from_secs(config.retention.audit_ttl_seconds),
+        );
         let review = {
             let review_settings = ReviewSettings {
                 lease: Duration::from_secs(config.review.lease_seconds),
                 approvals_required: config.review.approvals_required,
                 anchor_needs_supplement: config.review.anchor_requires_supplement,
-                audit_ttl: Duration::from_secs(config.retention.audit_ttl_seconds),
                 anchor_limits: settings.limits,
             };
             Arc::new(ReviewDesk::new(
-                review_queue,
+                review_queue.clone(),
                 store.clone(),
                 keks.clone(),
                 indexer.clone(),
+                audit.clone(),
                 clock.clone(),
                 review_settings,
             ))
         };
+        let supplements = Arc::new(Supplements::new(
+            review_queue,
+            store.clone(),
+            keks.clone(),
+            audit.clone(),
+            clock.clone(),
+        ));
+        let erasure = Arc::new(Erasure::new(store.clone(), audit.clone(), clock.clone()));
+        let retention = Arc::new(Retention::new(
+            store.clone(),
+            audit.clone(),
+            clock.clone(),
+            Duration::from_secs(config.retention.case_record_ttl_seconds),
+        ));
+        let key_rotation = Arc::new(KeyRotation::new(store.clone(), keks.clone(), audit.clone()));
         let store_check = StoreCheck {
             store: store.clone(),
             timeout: Duration::from_millis(config.server.health_probe_timeout_ms),
@@ -428,6 +453,7 @@ impl Gateway {
             Router::new(routes).with_reserve(Duration::from_millis(config.server.decide_reserve_ms)),
             keks,
             indexer,
+            audit.clone(),
             clock.clone(),
             settings,
         ));
@@ -447,6 +473,9 @@ impl Gateway {
         let app = Arc::new(App {
             verifier,
             review,
+            supplements,
+            erasure,
+            audit,
             sealing,
             clock,
             verify_deadline: Duration::from_millis(config.server.verify_deadline_ms),
@@ -476,8 +505,9 @@ impl Gateway {
             limits: config.server.limits(),
             shutdown_grace: Duration::from_millis(config.server.shutdown_grace_ms),
             maintenance: Maintenance {
+                retention,
                 sweep_every: Duration::from_secs(config.retention.sweep_interval_seconds),
-                record_ttl: Duration::from_secs(config.retention.case_record_ttl_seconds),
+                key_rotation,
                 rewrap_every: Duration::from_secs(config.keys.rewrap_interval_seconds),
                 queue_figures: queue_figures.clone(),
             },
@@ -587,9 +617,10 @@ fn build_provider(
 /// Background upkeep of every gateway (safe to run on all of them at once: each step is idempotent).
 struct Maintenance {
     /// Retention: expire pending cases whose data is due, forget old records.
+    retention: Arc<Retention>,
     sweep_every: Duration,
-    record_ttl: Duration,
     /// Key rotation: move data keys still wrapped by an older KEK to the current one.
+    key_rotation: Arc<KeyRotation>,
     rewrap_every: Duration,
     /// The review-queue figures the metrics report, refreshed with every sweep.
     queue_figures: Arc<QueueFigures>,
@@ -617,7 +648,7 @@ impl Maintenance {
         loop {
             tokio::select! {
                                 _ = sweep.tick() => {
-                    match app.verifier.sweep(self.record_ttl).await {
+                    match self.retention.sweep().await {
                         Ok(0) => {}
                         Ok(expired) => {
                             app.instruments.retention_expired(expired);
@@ -630,7 +661,7 @@ impl Maintenance {
                         Err(error) => tracing::warn!(%error, "review queue figures unavailable"),
                     }
                 }
-                _ = rewrap.tick() => match app.verifier.rewrap_pending(REWRAP_BATCH).await {
+                _ = rewrap.tick() => match self.key_rotation.rewrap_pending(REWRAP_BATCH).await {
                     Ok(0) => {}
                     Ok(moved) => tracing::info!(moved, "data keys re-wrapped to the current KEK"),
                     Err(error) => tracing::warn!(%error, "re-wrap pass failed"),

@@ -22,20 +22,25 @@
 //!
 //! Personal data never appears in logs, traces, errors or `Debug` output.
 
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod decision;
 pub mod domain;
+pub mod erasure;
 pub mod gateway;
+pub mod key_rotation;
 pub mod loadtest;
 pub mod material;
 pub mod metrics;
 pub mod pki;
 pub mod providers;
+pub mod retention;
 pub mod review;
 pub mod store;
+pub mod supplements;
 pub mod telemetry;
 pub mod transport;
 pub mod verify;
