@@ -1,10 +1,16 @@
-//! The decision policy: what a provider's outcome means for the case. Knows no provider by name.
+//! The decision policy: what a provider's outcome means for the case, and the abuse limits that
+//! bound how often and for how many accounts a person is verified. Knows no provider by name.
 //!
 //! Thresholds are configuration (`[decision]`); the defaults are those of API.md §5: similarity >= 80
-//! verified, 50–80 manual review, below 50 not verified.
+//! verified, 50–80 manual review, below 50 not verified. Limits are configuration (`[limits]`); the
+//! anchor rule applies on the provider path (verification) and on the review path alike.
 
+use std::time::Duration;
+
+use crate::crypto::blind_index::{BlindIndexer, IndexUse};
 use crate::domain::Purpose;
 use crate::providers::Outcome;
+use crate::store::AnchorClaim;
 
 /// Similarity thresholds (0–100).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -117,6 +123,44 @@ pub fn judge(thresholds: Thresholds, purpose: Purpose, outcome: Outcome) -> Verd
         Outcome::Mismatch => Verdict::NotVerified,
         Outcome::PhotoUnusable => Verdict::PhotoUnusable,
         Outcome::CannotDecide => Verdict::Review,
+    }
+}
+
+/// The rate-limit windows: per account per hour, per ID number per day.
+pub const ACCOUNT_WINDOW_SECONDS: u64 = 3_600;
+pub const ID_WINDOW_SECONDS: u64 = 86_400;
+
+/// Abuse limits (0 = no limit for the counters).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub per_account_per_hour: u64,
+    pub per_id_per_day: u64,
+    pub max_anchor_accounts_per_id: u32,
+    pub anchor_binding_ttl: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            per_account_per_hour: 20,
+            per_id_per_day: 10,
+            max_anchor_accounts_per_id: 1,
+            anchor_binding_ttl: Duration::from_secs(365 * 86_400),
+        }
+    }
+}
+
+/// The "accounts per ID number" rule for anchors, shared by the provider path and the review path:
+/// the claim the store applies in the step that verifies the case. It consults the ID number's index
+/// under every blind-index key that may still hold bindings, so a key rotation never resets the limit.
+pub fn anchor_claim(indexer: &BlindIndexer, limits: Limits, id_number: &str, now_unix: i64) -> AnchorClaim {
+    let lifetime = limits.anchor_binding_ttl.as_secs();
+    let consult = indexer.indexes_within(IndexUse::AnchorAccounts, id_number, now_unix, lifetime);
+    AnchorClaim {
+        index: indexer.index(IndexUse::AnchorAccounts, id_number),
+        consult,
+        max_accounts: limits.max_anchor_accounts_per_id,
+        ttl_seconds: lifetime.max(1),
     }
 }
 

@@ -7,35 +7,45 @@
 //! | [`domain`] | parsed values that cannot be invalid (ID number, name, phone, image, consent, ids, refusal reasons) | do I/O, read the clock, print PII |
 //! | [`crypto`] | HPKE sealing, at-rest envelopes, key files, blind indexes and keyed tags (fingerprints, record MACs), randomness | know gRPC or Redis, print key material |
 //! | [`clock`] | time as an input (system and manual clocks) | — |
-//! | [`decision`] | what a provider outcome means (thresholds, review reasons) | know a provider by name |
-//! | [`providers`] | the provider trait; Tencent FaceID and Alibaba Cloud adapters; circuit breakers and routing; the simulator of both protocols | retry a billed call blindly, put PII in an error |
+//! | [`decision`] | what a provider outcome means (thresholds, review reasons); the abuse limits and the anchor-accounts-per-ID claim both paths apply | know a provider by name |
+//! | [`providers`] | the provider trait; Tencent FaceID and Alibaba Cloud adapters; circuit breakers and routing; the chain built from configuration ([`providers::setup`]); the simulator of both protocols and the one `--dev` starts ([`providers::sim::dev`]) | retry a billed call blindly, put PII in an error |
 //! | [`store`] | the storage interfaces, one per concern (cases, retention, audit log, limits, key maintenance, review queue; [`store::Store`] is the first five together); [`store::memory`] (embedded) and [`store::redis`] (standalone and Cluster), each a folder with one file per interface and, for Redis, its Lua scripts beside it | see plaintext, decide anything |
-//! | [`verify`] | the verification use case: checks, idempotency bound to content, providers, decision, store | know gRPC, protobuf or Redis |
-//! | [`review`] | the manual-review use case: leases, four-eyes, re-sealing to the reviewer, supplements, audit listing | hand out plaintext |
-//! | [`material`] | the at-rest encoding of review material | keep unknown fields a client sent |
+//! | [`verify`] | the verification use case: checks, idempotency bound to content, rate limits, providers, decision, store; reading and watching a case | know gRPC, protobuf or Redis |
+//! | [`review`] | the manual-review use case: reviewer keys, leases, four-eyes, re-sealing to the reviewer | hand out plaintext |
+//! | [`supplements`] | the supplement use case: an applicant adds ID-card and handheld photos to a pending case | store plaintext, touch another client's case |
+//! | [`erasure`] | erasure on request: a subject's pending cases lose their data and end `ERASED` | touch another client's case under `Own` scope |
+//! | [`retention`] | the retention sweep: expire due pending cases, forget old records | keep personal data past its deadline |
+//! | [`key_rotation`] | re-wrapping data keys under the current KEK after a rotation | open a case's body, drop a key it cannot move |
+//! | [`audit`] | the audit trail every use case records through, and its paged listing for operators | record personal data or key material |
+//! | [`material`] | the at-rest encoding of review material and the field name it is sealed under | keep unknown fields a client sent |
 //! | [`transport`] | TLS 1.3 + mTLS, caller roles, gRPC services, load shedding, error → status | hold business rules |
 //! | [`metrics`] | OpenTelemetry instruments | carry PII in a name or label |
 //! | [`loadtest`] | the load tool: sealed synthetic payloads, schedules, HDR reports, echo baseline | depend on the gateway's internals |
-//! | [`gateway`] | assembling a gateway from configuration (keys, store, providers, use cases, server) | — |
+//! | [`gateway`] | assembling a gateway from configuration, one step per room: plan and dev defaults, keys, store, providers, use cases, readiness and gauges, background upkeep, server | hold a business rule, guess a setting outside `--dev` |
 //! | [`config`], [`pki`], [`telemetry`] | typed layered configuration; the dev PKI; logging and OTLP set-up | print a secret |
 //! | [`cli`] | one file per subcommand (`serve`, `verify`, `review` and `review --web`, `loadtest`, `provider-sim`, `keys`, `dev-certs`, `config`) | hold logic the library should |
 //!
 //! Personal data never appears in logs, traces, errors or `Debug` output.
 
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod decision;
 pub mod domain;
+pub mod erasure;
 pub mod gateway;
+pub mod key_rotation;
 pub mod loadtest;
 pub mod material;
 pub mod metrics;
 pub mod pki;
 pub mod providers;
+pub mod retention;
 pub mod review;
 pub mod store;
+pub mod supplements;
 pub mod telemetry;
 pub mod transport;
 pub mod verify;

@@ -10,6 +10,10 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::domain::{Applicant, IdentityFields};
 use crate::pb::IdentityPayload;
 
+/// The `field` name under which a case's identity material is sealed at rest (bound into the
+/// envelope: material sealed under another field name does not open as a case's identity).
+pub const PII_FIELD_IDENTITY: &str = "identity";
+
 impl Drop for IdentityPayload {
     fn drop(&mut self) {
         self.name.zeroize();

@@ -1,5 +1,5 @@
-//! The manual-review use case: reviewers claim cases under a lease, read them sealed to their own key,
-//! and decide; applicants add supplement material to a pending case.
+//! The manual-review use case: reviewers register a key, claim cases under a lease, read them sealed
+//! to their own key, and decide (one approval, or two for four-eyes) or release.
 //!
 //! The gateway never hands a reviewer plaintext: a claimed case's material is opened from its at-rest
 //! envelope only to be re-sealed at once to the reviewer's registered X25519 key, bound to the case id
@@ -9,19 +9,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::audit::AuditTrail;
 use crate::clock::Clock;
 use crate::crypto::blind_index::BlindIndexer;
 use crate::crypto::envelope::KekRing;
 use crate::crypto::live::Live;
 use crate::crypto::sealing::{self, Context, Sealed};
-use crate::domain::{Applicant, IdentityFields, Purpose};
-use crate::material;
+use crate::decision::{Limits, anchor_claim};
+use crate::domain::Purpose;
+use crate::material::{self, PII_FIELD_IDENTITY};
 use crate::store::{AnchorClaim, ID_ACCOUNT_LIMIT};
-use crate::store::{
-    AuditEvent, CaseRecord, CaseStatus, QueueStats, ReviewError, ReviewQueue, ReviewVerdict, SealedPii, Store,
-    StoreError,
-};
-use crate::verify::{Limits, PII_FIELD_IDENTITY, anchor_claim};
+use crate::store::{CaseStatus, QueueStats, ReviewError, ReviewQueue, ReviewVerdict, Store, StoreError};
 
 /// Review settings (`[review]`).
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +29,6 @@ pub struct ReviewSettings {
     pub approvals_required: u8,
     /// An anchor case is offered to reviewers only once its supplement is complete.
     pub anchor_needs_supplement: bool,
-    pub audit_ttl: Duration,
     /// The anchor-accounts-per-ID limit (the other counters do not apply to reviews).
     pub anchor_limits: Limits,
 }
@@ -54,13 +51,6 @@ pub struct ClaimedCase {
     pub approvals_required: u8,
 }
 
-/// A page of audit events.
-pub struct AuditPage {
-    pub events: Vec<(String, AuditEvent)>,
-    /// Where the next page starts; `None` at the end.
-    pub next: Option<String>,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewUseError {
     #[error(transparent)]
@@ -73,12 +63,6 @@ pub enum ReviewUseError {
     BadReasonCode,
     #[error("decision must be APPROVE or REJECT")]
     BadDecision,
-    /// Unknown case, or a case of another client (the same answer for both).
-    #[error("verification not found")]
-    NotFound,
-    /// The supplement's images failed the local checks.
-    #[error(transparent)]
-    Refused(#[from] crate::domain::Refusal),
     #[error("internal error")]
     Internal(&'static str),
 }
@@ -96,6 +80,8 @@ pub struct ReviewDesk {
     keks: Live<KekRing>,
     /// For the anchor-accounts-per-ID limit, which a reviewer's approval must respect too.
     indexer: Live<BlindIndexer>,
+    /// Every claim, hand-out, decision and release is recorded here.
+    audit: AuditTrail,
     clock: Arc<dyn Clock>,
     settings: ReviewSettings,
 }
@@ -113,6 +99,7 @@ impl ReviewDesk {
         store: Arc<dyn Store>,
         keks: impl Into<Live<KekRing>>,
         indexer: impl Into<Live<BlindIndexer>>,
+        audit: AuditTrail,
         clock: Arc<dyn Clock>,
         settings: ReviewSettings,
     ) -> Self {
@@ -121,20 +108,10 @@ impl ReviewDesk {
             store,
             keks: keks.into(),
             indexer: indexer.into(),
+            audit,
             clock,
             settings,
         }
-    }
-
-    async fn audit(&self, actor: &str, action: &str, case_id: Option<&str>, detail: String) -> Result<(), StoreError> {
-        let event = AuditEvent {
-            at_unix: self.clock.now_unix(),
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            case_id: case_id.map(str::to_owned),
-            detail,
-        };
-        self.store.append_audit(event, self.settings.audit_ttl.as_secs()).await
     }
 
     /// Binds `public_key` to `principal`. The key is checked by sealing to it once.
@@ -143,13 +120,14 @@ impl ReviewDesk {
         // Rejects keys HPKE cannot seal to (e.g. low-order points giving an all-zero shared secret).
         sealing::seal(&key, &Context::review("probe", principal), b"").map_err(|_| ReviewUseError::BadReviewerKey)?;
         self.queue.register_reviewer_key(principal, key).await?;
-        self.audit(
-            principal,
-            "reviewer_key_registered",
-            None,
-            format!("key={}", hex::encode(&key[..8])),
-        )
-        .await?;
+        self.audit
+            .record(
+                principal,
+                "reviewer_key_registered",
+                None,
+                format!("key={}", hex::encode(&key[..8])),
+            )
+            .await?;
         Ok(())
     }
 
@@ -177,13 +155,14 @@ impl ReviewDesk {
             return Ok(None);
         };
         let case_id = claim.case.id.clone();
-        self.audit(
-            principal,
-            "case_claimed",
-            Some(&case_id),
-            format!("lease_until={lease_until}"),
-        )
-        .await?;
+        self.audit
+            .record(
+                principal,
+                "case_claimed",
+                Some(&case_id),
+                format!("lease_until={lease_until}"),
+            )
+            .await?;
         let plaintext = self
             .keks
             .load()
@@ -192,13 +171,14 @@ impl ReviewDesk {
         let sealed = sealing::seal(&key, &Context::review(&case_id, principal), &plaintext)
             .map_err(|_| ReviewUseError::Internal("sealing to the reviewer"))?;
         drop(plaintext);
-        self.audit(
-            principal,
-            "case_material_handed_out",
-            Some(&case_id),
-            "sealed_to=reviewer_key".into(),
-        )
-        .await?;
+        self.audit
+            .record(
+                principal,
+                "case_material_handed_out",
+                Some(&case_id),
+                "sealed_to=reviewer_key".into(),
+            )
+            .await?;
         tracing::info!(verification_id = %case_id, reviewer = %principal, "case claimed");
         // What a console shows next to the material (no personal data).
         let state = self.queue.review_state(&case_id).await?.unwrap_or_default();
@@ -257,7 +237,9 @@ impl ReviewDesk {
             "decision={verdict_name} reason={reason_code} status={}",
             record.status.as_str()
         );
-        self.audit(principal, "case_decided", Some(case_id), detail).await?;
+        self.audit
+            .record(principal, "case_decided", Some(case_id), detail)
+            .await?;
         tracing::info!(verification_id = %case_id, reviewer = %principal, status = record.status.as_str(), "review decision");
         Ok(record.status)
     }
@@ -291,111 +273,13 @@ impl ReviewDesk {
 
     pub async fn release(&self, principal: &str, case_id: &str) -> Result<(), ReviewUseError> {
         self.queue.release(case_id, principal, self.clock.now_unix()).await?;
-        self.audit(principal, "case_released", Some(case_id), String::new())
+        self.audit
+            .record(principal, "case_released", Some(case_id), String::new())
             .await?;
         Ok(())
     }
 
     pub async fn stats(&self) -> Result<QueueStats, ReviewUseError> {
         Ok(self.queue.queue_stats(self.clock.now_unix()).await?)
-    }
-
-    /// Adds review material (ID card front, back, handheld-ID photo) to a pending case created by
-    /// `principal`. Idempotent by `request_id`. Returns the case.
-    pub async fn supplement(
-        &self,
-        principal: &str,
-        case_id: &str,
-        request_id: &str,
-        supplied: IdentityFields,
-    ) -> Result<CaseRecord, ReviewUseError> {
-        let record = match self.store.get(case_id).await? {
-            Some(record) if record.principal == principal => record,
-            _ => return Err(ReviewUseError::NotFound),
-        };
-        if record.status != CaseStatus::PendingReview {
-            return Err(ReviewError::NotPending.into());
-        }
-        let current = self.store.sealed_pii(case_id).await?.ok_or(ReviewError::NotPending)?;
-        let plaintext = self
-            .keks
-            .load()
-            .open(case_id, PII_FIELD_IDENTITY, &current.wrapped_key, &current.body)
-            .map_err(|_| ReviewUseError::Internal("opening review material"))?;
-        let mut fields = material::decode(&plaintext).ok_or(ReviewUseError::Internal("decoding review material"))?;
-        drop(plaintext);
-        let mut supplied = supplied;
-        for (slot, new) in [
-            (&mut fields.id_card_front, &mut supplied.id_card_front),
-            (&mut fields.id_card_back, &mut supplied.id_card_back),
-            (&mut fields.handheld_id_photo, &mut supplied.handheld_id_photo),
-        ] {
-            if !new.is_empty() {
-                *slot = std::mem::take(new);
-            }
-        }
-        // Every image is checked like any other (format by content, size, dimensions).
-        let merged = Applicant::check(record.purpose, fields, self.clock.today_cst())?;
-        let complete =
-            merged.id_card_front().is_some() && merged.id_card_back().is_some() && merged.handheld_id_photo().is_some();
-        let (wrapped_key, body) = self
-            .keks
-            .load()
-            .seal(case_id, PII_FIELD_IDENTITY, &material::encode_applicant(&merged))
-            .map_err(|_| ReviewUseError::Internal("sealing review material"))?;
-        drop(merged);
-        let applied = self
-            .queue
-            .apply_supplement(
-                case_id,
-                request_id,
-                &current.wrapped_key,
-                SealedPii { wrapped_key, body },
-                complete,
-            )
-            .await?;
-        if applied {
-            self.audit(
-                principal,
-                "supplement_added",
-                Some(case_id),
-                format!("complete={complete}"),
-            )
-            .await?;
-        }
-        self.store.get(case_id).await?.ok_or(ReviewUseError::NotFound)
-    }
-
-    /// Audit events, oldest first, optionally only those of one case or one principal, a page at a time.
-    pub async fn audit_events(
-        &self,
-        case_id: Option<&str>,
-        principal: Option<&str>,
-        after: Option<String>,
-        page_size: usize,
-    ) -> Result<AuditPage, ReviewUseError> {
-        let page_size = page_size.clamp(1, 500);
-        let mut cursor = after;
-        let mut events = Vec::new();
-        // Scan forward in batches until the page is full or the trail ends.
-        loop {
-            let batch = self.store.audit_events(cursor.as_deref(), 500).await?;
-            let Some((last_id, _)) = batch.last() else {
-                return Ok(AuditPage { events, next: None });
-            };
-            let last_id = last_id.clone();
-            for (id, event) in batch {
-                let wanted = case_id.is_none_or(|c| event.case_id.as_deref() == Some(c))
-                    && principal.is_none_or(|p| event.actor == p);
-                cursor = Some(id.clone());
-                if wanted {
-                    events.push((id, event));
-                    if events.len() == page_size {
-                        return Ok(AuditPage { events, next: cursor });
-                    }
-                }
-            }
-            cursor = Some(last_id);
-        }
     }
 }

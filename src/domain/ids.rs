@@ -5,6 +5,9 @@
 
 use super::refusal::{Reason, Refusal};
 
+/// Who the gateway itself is in the audit trail (retention, key rotation, integrity alarms).
+pub const GATEWAY_ACTOR: &str = "idgate";
+
 /// Longest accepted identifier, in bytes (all accepted characters are ASCII).
 pub const MAX_ID_LEN: usize = 128;
 

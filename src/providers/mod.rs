@@ -97,6 +97,7 @@ pub mod aliyun;
 pub mod breaker;
 pub mod http;
 pub mod router;
+pub mod setup;
 pub mod sim;
 pub mod tencent;
 pub mod traced;

@@ -31,6 +31,7 @@
 //! accept fault changes from anything but a loopback peer.
 
 mod aliyun;
+pub mod dev;
 
 use std::future::Future;
 use std::net::SocketAddr;

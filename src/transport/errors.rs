@@ -9,6 +9,9 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain::{Refusal, RefusalClass};
+use crate::review::ReviewUseError;
+use crate::store::{ReviewError, StoreError};
+use crate::supplements::SupplementError;
 use crate::verify::VerifyError;
 
 pub const ERROR_DOMAIN: &str = "idgate";
@@ -125,29 +128,42 @@ pub fn verify_error(error: VerifyError) -> Status {
     }
 }
 
-pub fn review_error(error: crate::review::ReviewUseError) -> Status {
-    use crate::review::ReviewUseError as E;
-    use crate::store::ReviewError as Q;
+/// A store failure of a use case that fails in no other way (erasure, the audit listing): answered
+/// like the same failure during a verification.
+pub fn store_error(error: StoreError) -> Status {
+    verify_error(VerifyError::from(error))
+}
+
+/// A review-queue refusal (shared by review and supplements).
+fn queue_error(error: ReviewError) -> Status {
+    use ReviewError as Q;
     match error {
-        E::Queue(Q::Store(e)) => verify_error(VerifyError::from(e)),
-        E::Queue(Q::NotPending) => status_with_reason(
+        Q::Store(e) => store_error(e),
+        Q::NotPending => status_with_reason(
             Code::FailedPrecondition,
             "the case is no longer pending review",
             "NOT_PENDING",
             &[],
         ),
-        E::Queue(Q::LeaseExpired) => status_with_reason(
+        Q::LeaseExpired => status_with_reason(
             Code::FailedPrecondition,
             "no live lease on this case; claim it again",
             "LEASE_EXPIRED",
             &[],
         ),
-        E::Queue(Q::Foreign) => status_with_reason(
+        Q::Foreign => status_with_reason(
             Code::PermissionDenied,
             "the case is held by another reviewer",
             "FOREIGN_LEASE",
             &[],
         ),
+    }
+}
+
+pub fn review_error(error: ReviewUseError) -> Status {
+    use ReviewUseError as E;
+    match error {
+        E::Queue(q) => queue_error(q),
         E::BadReviewerKey => invalid("REVIEWER_KEY_INVALID", "public_key must be a valid 32-byte X25519 key"),
         E::NoReviewerKey => status_with_reason(
             Code::FailedPrecondition,
@@ -160,11 +176,20 @@ pub fn review_error(error: crate::review::ReviewUseError) -> Status {
             "reason_code must be 1-64 characters of A-Z, 0-9 and _",
         ),
         E::BadDecision => invalid("DECISION_INVALID", "decision must be APPROVE or REJECT"),
+        E::Internal(what) => verify_error(VerifyError::Internal(what)),
+    }
+}
+
+pub fn supplement_error(error: SupplementError) -> Status {
+    use SupplementError as E;
+    match error {
+        E::Queue(q) => queue_error(q),
         E::NotFound => verify_error(VerifyError::NotFound),
         E::Refused(r) => refusal(&r),
         E::Internal(what) => verify_error(VerifyError::Internal(what)),
     }
 }
+
 /// The canonical name of a gRPC status code (`INVALID_ARGUMENT`): metric attributes, load reports.
 pub fn code_name(code: Code) -> &'static str {
     match code {

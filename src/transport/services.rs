@@ -10,23 +10,32 @@ use tonic::{Request, Response, Status};
 
 use super::auth::{Role, Rpc, authorize};
 use super::errors;
+use crate::audit::AuditTrail;
 use crate::clock::Clock;
 use crate::crypto::live::Live;
 use crate::crypto::sealing::{Context, SealingKeyring};
 use crate::domain::{AccountId, IdentityFields, Purpose, RequestId};
+use crate::erasure::{EraseScope, Erasure};
 use crate::material;
 use crate::metrics::Instruments;
 use crate::pb;
 use crate::review::{ReviewDesk, ReviewUseError};
 use crate::store::CaseStatus;
 use crate::store::ReviewVerdict;
-use crate::verify::{Answer, EraseScope, Verifier, VerifyCommand};
+use crate::supplements::Supplements;
+use crate::verify::{Answer, Verifier, VerifyCommand};
 
 /// What the services share.
 pub struct App {
     pub verifier: Arc<Verifier>,
     /// Manual review.
     pub review: Arc<ReviewDesk>,
+    /// Review material an applicant adds to a pending case.
+    pub supplements: Arc<Supplements>,
+    /// Erasure on request.
+    pub erasure: Arc<Erasure>,
+    /// The audit trail operators list.
+    pub audit: AuditTrail,
     /// Replaced by a key reload (SIGHUP); a call uses the keyring current when it looks.
     pub sealing: Live<SealingKeyring>,
     pub clock: Arc<dyn Clock>,
@@ -246,10 +255,10 @@ impl pb::verification_service_server::VerificationService for VerificationServic
         let fields = self.app.open_payload(message.payload, &context)?;
         let record = self
             .app
-            .review
+            .supplements
             .supplement(&caller.principal, &message.verification_id, request_id.as_str(), fields)
             .await
-            .map_err(errors::review_error)?;
+            .map_err(errors::supplement_error)?;
         Ok(Response::new(pb::VerifyResponse {
             verification_id: record.id.clone(),
             status: status_to_pb(record.status) as i32,
@@ -271,10 +280,10 @@ impl pb::verification_service_server::VerificationService for VerificationServic
         };
         let cases_erased = self
             .app
-            .verifier
+            .erasure
             .erase_subject(&caller.principal, scope, &account_id)
             .await
-            .map_err(errors::verify_error)?;
+            .map_err(errors::store_error)?;
         self.app.instruments.erased(u64::from(cases_erased));
         Ok(Response::new(pb::EraseSubjectResponse { cases_erased }))
     }
@@ -413,15 +422,15 @@ impl pb::audit_service_server::AuditService for AuditService {
         let page_size = if m.page_size == 0 { 100 } else { m.page_size as usize };
         let page = self
             .app
-            .review
-            .audit_events(
+            .audit
+            .page(
                 non_empty(&m.case_id).as_deref(),
                 non_empty(&m.principal).as_deref(),
                 non_empty(&m.page_token),
                 page_size,
             )
             .await
-            .map_err(errors::review_error)?;
+            .map_err(errors::store_error)?;
         Ok(Response::new(pb::ListAuditEventsResponse {
             events: page
                 .events

@@ -1,0 +1,159 @@
+//! Assembling a gateway from configuration, one named step per room: keys (`keys`), store
+//! (`store`), providers (`crate::providers::setup`, or the simulator `--dev` starts in
+//! `crate::providers::sim::dev`), use cases (`use_cases`), what operators watch (`observe`),
+//! background upkeep (`maintenance`) and the TLS server. `idgate serve` and the end-to-end tests
+//! both start here; `plan` fills in the dev-mode defaults (API.md §6).
+//!
+//! It must never hold a business rule, nor start with a setting it had to guess outside `--dev`.
+
+mod keys;
+mod maintenance;
+mod observe;
+mod plan;
+mod store;
+mod use_cases;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use keys::KeyReloader;
+use maintenance::Maintenance;
+use observe::Gauges;
+pub use plan::{DEV_LISTEN, Plan, ProviderPlan, StartError};
+
+use crate::clock::Clock;
+use crate::metrics::{Instruments, QueueFigures};
+use crate::transport::readiness::Readiness;
+use crate::transport::services::App;
+use crate::transport::{server, tls};
+
+/// A gateway ready to serve.
+pub struct Gateway {
+    pub app: Arc<App>,
+    serving: Serving,
+    maintenance: Maintenance,
+    /// Stops background tasks (simulator, maintenance) when the gateway stops.
+    stop: watch::Sender<bool>,
+    /// Reloads the keys in place (`idgate serve` calls it on SIGHUP).
+    pub keys: KeyReloader,
+    /// Human-readable facts for the start-up banner (no secrets).
+    pub notes: Vec<String>,
+    /// The review-queue figures as last measured (also exported as metrics).
+    pub queue_figures: Arc<QueueFigures>,
+    /// Keeps the metric callbacks registered while the gateway lives.
+    _gauges: Gauges,
+}
+
+/// How the gRPC server runs.
+struct Serving {
+    tls: Arc<rustls::ServerConfig>,
+    handshake_timeout: Duration,
+    /// In-flight, stream and message-size bounds of the gRPC server.
+    limits: server::Limits,
+    shutdown_grace: Duration,
+    /// What the idgate services' health entries follow.
+    readiness: Readiness,
+}
+
+impl Serving {
+    /// The server step: TLS 1.3 with client certificates, and the server's bounds, from `plan`.
+    fn new(plan: &Plan, readiness: Readiness) -> Result<Self, StartError> {
+        let server = &plan.config.server;
+        Ok(Self {
+            tls: Arc::new(tls::server_config(&plan.tls_cert, &plan.tls_key, &plan.client_ca)?),
+            handshake_timeout: Duration::from_millis(server.handshake_timeout_ms),
+            limits: server.limits(),
+            shutdown_grace: Duration::from_millis(server.shutdown_grace_ms),
+            readiness,
+        })
+    }
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+impl Gateway {
+    /// Builds every part from `plan`. Spawns the built-in simulator if the plan asks for it.
+    pub async fn build(plan: Plan, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        let config = &plan.config;
+        let (stop, _) = watch::channel(false);
+        let mut notes = Vec::new();
+        let keys = keys::load(&plan.keys_dir, &config.keys, &mut notes)?;
+        let stores = store::connect(config, &keys.indexer, &mut notes).await?;
+        // On the process-wide meter: `serve` installs an OTLP provider there when one is configured;
+        // without one the instruments cost nothing.
+        let meter = opentelemetry::global::meter("idgate");
+        let instruments = Instruments::new(&meter);
+        let until_stopped = stopped(stop.subscribe());
+        let routes = plan
+            .providers
+            .start(&clock, &instruments, until_stopped, &mut notes)
+            .await?;
+        let use_cases = use_cases::assemble(config, &keys, &stores, routes, &clock);
+        let queue_figures = Arc::new(QueueFigures::default());
+        let gauges = Gauges::register(&meter, &queue_figures, &keys, &use_cases.verifier, &clock);
+        let readiness = observe::readiness(&config.server, &stores.store, &use_cases.verifier);
+        let serving = Serving::new(&plan, readiness)?;
+        Ok(Self {
+            app: Arc::new(use_cases.app(config, &keys, &clock, &instruments)),
+            serving,
+            maintenance: Maintenance::new(config, &use_cases, &queue_figures, &instruments),
+            stop,
+            keys: keys.reloader,
+            notes,
+            queue_figures,
+            _gauges: gauges,
+        })
+    }
+
+    /// Serves on `listener` until `shutdown` resolves; then stops accepting, lets in-flight calls finish
+    /// (up to the configured grace), and stops the background tasks.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), tonic::transport::Error> {
+        let Gateway {
+            app,
+            serving:
+                Serving {
+                    tls,
+                    handshake_timeout,
+                    limits,
+                    shutdown_grace,
+                    readiness,
+                },
+            maintenance,
+            stop,
+            ..
+        } = self;
+        let sweeper = tokio::spawn(maintenance.run(stop.subscribe()));
+        let (shutdown_started_tx, shutdown_started) = watch::channel(false);
+        let shutdown = async move {
+            shutdown.await;
+            let _ = shutdown_started_tx.send(true);
+        };
+        let served = server::run(listener, tls, app, handshake_timeout, limits, readiness, shutdown);
+        tokio::pin!(served);
+        // After shutdown starts, in-flight calls get `shutdown_grace` to finish.
+        let result = tokio::select! {
+            r = &mut served => r,
+            _ = async {
+                stopped(shutdown_started).await;
+                tokio::time::sleep(shutdown_grace).await;
+            } => {
+                tracing::warn!("shutdown grace period over; abandoning calls still in flight");
+                Ok(())
+            }
+        };
+        let _ = stop.send(true);
+        let _ = sweeper.await;
+        result
+    }
+}

@@ -1,0 +1,135 @@
+//! Supplements: an applicant adds review material (ID card front, back, handheld-ID photo) to a
+//! pending case its onboarding client created. Idempotent by `request_id`.
+//!
+//! The case's sealed material is opened in memory only, merged with the new images, checked like any
+//! other input and sealed again under a fresh data key; the plaintext is wiped before returning. An
+//! anchor case is offered to reviewers once its supplement is complete. It must never store plaintext,
+//! touch another client's case (unknown and foreign cases get the same answer), or record personal
+//! data in the audit trail. Knows no gRPC, protobuf or Redis.
+
+use std::sync::Arc;
+
+use crate::audit::AuditTrail;
+use crate::clock::Clock;
+use crate::crypto::envelope::KekRing;
+use crate::crypto::live::Live;
+use crate::domain::{Applicant, IdentityFields, Refusal};
+use crate::material::{self, PII_FIELD_IDENTITY};
+use crate::store::{CaseRecord, CaseStatus, ReviewError, ReviewQueue, SealedPii, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupplementError {
+    /// The case is no longer pending review, or the store failed.
+    #[error(transparent)]
+    Queue(#[from] ReviewError),
+    /// Unknown case, or a case of another client (the same answer for both).
+    #[error("verification not found")]
+    NotFound,
+    /// The supplement's images failed the local checks.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error("internal error")]
+    Internal(&'static str),
+}
+
+impl From<StoreError> for SupplementError {
+    fn from(e: StoreError) -> Self {
+        SupplementError::Queue(ReviewError::Store(e))
+    }
+}
+
+/// The supplement use case.
+pub struct Supplements {
+    queue: Arc<dyn ReviewQueue>,
+    store: Arc<dyn Store>,
+    /// Replaced by a key reload; each step loads the keys current when it starts.
+    keks: Live<KekRing>,
+    audit: AuditTrail,
+    /// For the image checks (an applicant's age is judged by today's date in China).
+    clock: Arc<dyn Clock>,
+}
+
+impl Supplements {
+    pub fn new(
+        queue: Arc<dyn ReviewQueue>,
+        store: Arc<dyn Store>,
+        keks: impl Into<Live<KekRing>>,
+        audit: AuditTrail,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            queue,
+            store,
+            keks: keks.into(),
+            audit,
+            clock,
+        }
+    }
+
+    /// Adds the non-empty images of `supplied` to a pending case created by `principal`. Returns the
+    /// case.
+    pub async fn supplement(
+        &self,
+        principal: &str,
+        case_id: &str,
+        request_id: &str,
+        supplied: IdentityFields,
+    ) -> Result<CaseRecord, SupplementError> {
+        let record = match self.store.get(case_id).await? {
+            Some(record) if record.principal == principal => record,
+            _ => return Err(SupplementError::NotFound),
+        };
+        if record.status != CaseStatus::PendingReview {
+            return Err(ReviewError::NotPending.into());
+        }
+        let current = self.store.sealed_pii(case_id).await?.ok_or(ReviewError::NotPending)?;
+        let plaintext = self
+            .keks
+            .load()
+            .open(case_id, PII_FIELD_IDENTITY, &current.wrapped_key, &current.body)
+            .map_err(|_| SupplementError::Internal("opening review material"))?;
+        let mut fields = material::decode(&plaintext).ok_or(SupplementError::Internal("decoding review material"))?;
+        drop(plaintext);
+        let mut supplied = supplied;
+        for (slot, new) in [
+            (&mut fields.id_card_front, &mut supplied.id_card_front),
+            (&mut fields.id_card_back, &mut supplied.id_card_back),
+            (&mut fields.handheld_id_photo, &mut supplied.handheld_id_photo),
+        ] {
+            if !new.is_empty() {
+                *slot = std::mem::take(new);
+            }
+        }
+        // Every image is checked like any other (format by content, size, dimensions).
+        let merged = Applicant::check(record.purpose, fields, self.clock.today_cst())?;
+        let complete =
+            merged.id_card_front().is_some() && merged.id_card_back().is_some() && merged.handheld_id_photo().is_some();
+        let (wrapped_key, body) = self
+            .keks
+            .load()
+            .seal(case_id, PII_FIELD_IDENTITY, &material::encode_applicant(&merged))
+            .map_err(|_| SupplementError::Internal("sealing review material"))?;
+        drop(merged);
+        let applied = self
+            .queue
+            .apply_supplement(
+                case_id,
+                request_id,
+                &current.wrapped_key,
+                SealedPii { wrapped_key, body },
+                complete,
+            )
+            .await?;
+        if applied {
+            self.audit
+                .record(
+                    principal,
+                    "supplement_added",
+                    Some(case_id),
+                    format!("complete={complete}"),
+                )
+                .await?;
+        }
+        self.store.get(case_id).await?.ok_or(SupplementError::NotFound)
+    }
+}
