@@ -187,8 +187,8 @@ fn fingerprint_parts<'a>(principal: &'a str, purpose: Purpose, applicant: &'a Ap
 }
 
 /// The rate-limit windows: per account per hour, per ID number per day.
-const ACCOUNT_WINDOW_SECONDS: u64 = 3_600;
-const ID_WINDOW_SECONDS: u64 = 86_400;
+pub const ACCOUNT_WINDOW_SECONDS: u64 = 3_600;
+pub const ID_WINDOW_SECONDS: u64 = 86_400;
 
 /// Who the gateway itself is in the audit trail.
 pub const GATEWAY_ACTOR: &str = "idgate";

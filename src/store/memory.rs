@@ -47,7 +47,7 @@ struct State {
 }
 
 /// How long a rate-limit window's counter is kept after the window starts (longest window we use).
-const WINDOW_KEEP_SECONDS: i64 = 86_400;
+pub const WINDOW_KEEP_SECONDS: i64 = 86_400;
 
 /// The in-process store.
 #[derive(Default)]

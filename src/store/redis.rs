@@ -118,7 +118,7 @@ impl Default for RedisOptions {
 }
 
 /// How long a rate-window counter outlives its window (clock skew between gateways).
-const WINDOW_MARGIN_SECONDS: u64 = 60;
+pub const WINDOW_MARGIN_SECONDS: u64 = 60;
 /// How often `watch` reloads a case.
 const WATCH_POLL: Duration = Duration::from_millis(250);
 /// A watch ends after this many failed reloads in a row (Redis gone for a while): the watcher can
