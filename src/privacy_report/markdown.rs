@@ -45,7 +45,7 @@ impl DataMap {
             self.mode
         ));
         line("\n## Personal data and who receives it\n".into());
-        line("| data | required for | sent to providers | stored | reviewers |".into());
+        line("| data | required for | may be sent to (providers, purposes) | stored | reviewers |".into());
         line("|---|---|---|---|---|".into());
         for c in &self.categories {
             let mut required: Vec<&str> = c.required_for.clone();
@@ -99,7 +99,11 @@ impl DataMap {
             ));
         }
         line(String::new());
-        line("Phone numbers and ID card images are never sent to a provider.".into());
+        line(
+            "A provider further down the list receives data only when those before it failed or were passed \
+             over. Phone numbers and ID card images are never sent to a provider."
+                .into(),
+        );
         line("\n## Store\n".into());
         let nodes = |nodes: &[RedisNode]| {
             list(
