@@ -22,8 +22,9 @@
 //! | [`metrics`] | OpenTelemetry instruments | carry PII in a name or label |
 //! | [`loadtest`] | the load tool: sealed synthetic payloads, schedules, HDR reports, echo baseline | depend on the gateway's internals |
 //! | [`gateway`] | assembling a gateway from configuration, one step per room: plan and dev defaults, keys, store, providers, use cases, readiness and gauges, background upkeep, server | hold a business rule, guess a setting outside `--dev` |
+//! | [`privacy_report`] | the data map for the privacy office: recipients, protection and lifetimes of personal data, derived from the configuration | print a secret or a figure typed in by hand |
 //! | [`config`], [`pki`], [`telemetry`] | typed layered configuration; the dev PKI; logging and OTLP set-up | print a secret |
-//! | [`cli`] | one file per subcommand (`serve`, `verify`, `review` and `review --web`, `loadtest`, `provider-sim`, `keys`, `dev-certs`, `config`) | hold logic the library should |
+//! | [`cli`] | one file per subcommand (`serve`, `verify`, `review` and `review --web`, `loadtest`, `provider-sim`, `keys`, `dev-certs`, `config`, `privacy report`) | hold logic the library should |
 //!
 //! Personal data never appears in logs, traces, errors or `Debug` output.
 
@@ -41,6 +42,7 @@ pub mod loadtest;
 pub mod material;
 pub mod metrics;
 pub mod pki;
+pub mod privacy_report;
 pub mod providers;
 pub mod retention;
 pub mod review;

@@ -5,6 +5,7 @@ pub mod config_cmd;
 pub mod dev_certs;
 pub mod keys;
 pub mod loadtest;
+pub mod privacy;
 pub mod provider_sim;
 pub mod review;
 pub mod review_web;
@@ -43,6 +44,8 @@ pub enum Command {
     /// Drive Verify at a rate or concurrency with sealed synthetic payloads; optionally against a bare
     /// echo baseline in the same run.
     Loadtest(loadtest::LoadtestArgs),
+    /// The data map for the privacy office: what the configuration does with personal data.
+    Privacy(privacy::PrivacyArgs),
 }
 
 /// How a subcommand failed: bad usage or configuration (exit 64), or anything else (exit 1).
@@ -74,5 +77,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Review(args) => review::run(args).await,
         Command::Config(args) => config_cmd::run(args),
         Command::Loadtest(args) => loadtest::run(args).await,
+        Command::Privacy(args) => privacy::run(args),
     }
 }

@@ -25,7 +25,7 @@ use super::random::{self, RandomError};
 
 /// Version of the byte layout and of the associated data.
 pub const FORMAT_VERSION: u8 = 1;
-const NONCE_LEN: usize = 24;
+pub const NONCE_LEN: usize = 24;
 const COMMIT_LABEL: &[u8] = b"idgate.v1.key-commitment";
 
 #[derive(Debug, thiserror::Error)]

@@ -14,9 +14,9 @@ use zeroize::Zeroizing;
 
 use super::SecretKey32;
 
-type Kem = hpke::kem::X25519HkdfSha256;
-type Kdf = hpke::kdf::HkdfSha256;
-type Aead = hpke::aead::ChaCha20Poly1305;
+pub type Kem = hpke::kem::X25519HkdfSha256;
+pub type Kdf = hpke::kdf::HkdfSha256;
+pub type Aead = hpke::aead::ChaCha20Poly1305;
 
 /// Length of an X25519 public key and of HPKE's `enc` for this suite.
 pub const PUBLIC_KEY_LEN: usize = 32;

@@ -7,7 +7,7 @@ use super::MemoryStore;
 use crate::store::{AnchorClaim, CaseRecord, CaseStatus, ID_ACCOUNT_LIMIT, LimitStore, StoreError};
 
 /// How long a rate-limit window's counter is kept after the window starts (longest window we use).
-pub(super) const WINDOW_KEEP_SECONDS: i64 = 86_400;
+pub const WINDOW_KEEP_SECONDS: i64 = 86_400;
 
 /// Start of the fixed window of `window_seconds` (at least 1) that contains `now_unix`.
 fn window_start(window_seconds: u64, now_unix: i64) -> i64 {

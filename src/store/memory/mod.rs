@@ -12,6 +12,7 @@ mod audit;
 mod cases;
 mod keys;
 mod limits;
+pub use limits::WINDOW_KEEP_SECONDS;
 mod retention;
 mod review;
 

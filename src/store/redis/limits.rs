@@ -19,7 +19,7 @@ use super::RedisStore;
 use crate::store::{AnchorClaim, CaseRecord, LimitStore, StoreError};
 
 /// How long a rate-window counter outlives its window (clock skew between gateways).
-const WINDOW_MARGIN_SECONDS: u64 = 60;
+pub const WINDOW_MARGIN_SECONDS: u64 = 60;
 
 /// Counts one event in a window (`limits_count.lua`).
 static COUNT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("limits_count.lua")));

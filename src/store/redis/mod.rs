@@ -72,6 +72,7 @@ mod audit;
 mod cases;
 mod keys;
 mod limits;
+pub use limits::WINDOW_MARGIN_SECONDS;
 mod record;
 mod retention;
 mod review;

@@ -1,0 +1,50 @@
+//! Subcommands of the real binary that need no running gateway: their output and exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::process::{Command, Output};
+
+/// `idgate ARGS` with only the `IDGATE_` variables given here (none inherited from the caller).
+fn idgate(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_idgate"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("IDGATE_")) {
+        command.env_remove(key);
+    }
+    command.args(args).envs(env.iter().copied()).output().unwrap()
+}
+
+#[test]
+fn privacy_report_prints_the_data_map_and_refuses_a_bad_configuration() {
+    let out = idgate(&["privacy", "report", "--dev"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let markdown = String::from_utf8(out.stdout).unwrap();
+    assert!(markdown.starts_with("# idgate data map"), "{markdown}");
+    assert!(
+        markdown.contains("| 259200 s (3 d) |"),
+        "the default pending-review retention"
+    );
+
+    // The environment layers over the defaults as for `serve`; JSON carries the same figure.
+    let out = idgate(
+        &["privacy", "report", "--dev", "--format", "json"],
+        &[("IDGATE_RETENTION__PENDING_REVIEW_TTL_SECONDS", "7200")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pending = json["lifetimes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["data"] == "pending_review_material")
+        .unwrap();
+    assert_eq!(pending["seconds"], 7200);
+
+    // An unknown key is refused by name with exit code 64, like `config check`.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("idgate.toml");
+    std::fs::write(&file, "[retention]\npending_review_ttl = 60\n").unwrap();
+    let out = idgate(&["privacy", "report", "--config", file.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("pending_review_ttl"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no partial report");
+}
