@@ -28,6 +28,8 @@ pub mod config;
 pub mod crypto;
 pub mod decision;
 pub mod domain;
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod gateway;
 pub mod loadtest;
 pub mod material;

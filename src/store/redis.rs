@@ -75,7 +75,7 @@ use super::{AuditEvent, Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store,
 // The review queue (`impl ReviewQueue for RedisStore`): a child module, so that it shares this
 // module's connection, key names and reply decoding without widening their visibility.
 #[path = "redis_review.rs"]
-mod review;
+pub(crate) mod review;
 use crate::crypto::blind_index::{BlindIndexer, IndexUse};
 use crate::crypto::envelope::{Body, WrappedKey};
 use crate::crypto::live::Live;
@@ -1064,7 +1064,7 @@ fn mac_after(
 }
 
 /// The case hash of a record (see the module docs), as field/value pairs, with its integrity tag.
-fn encode_record(keys: &BlindIndexer, record: &CaseRecord) -> Vec<(&'static str, String)> {
+pub(crate) fn encode_record(keys: &BlindIndexer, record: &CaseRecord) -> Vec<(&'static str, String)> {
     let mut fields = vec![
         ("v", RECORD_VERSION.to_owned()),
         ("id", record.id.clone()),
@@ -1171,7 +1171,7 @@ fn decode_record_tagged(
 }
 
 /// [`decode_record_tagged`] without the tag.
-fn decode_record(
+pub(crate) fn decode_record(
     keys: &BlindIndexer,
     op: &'static str,
     id: &str,
@@ -1181,7 +1181,7 @@ fn decode_record(
 }
 
 /// `0x01 ‖ u16 BE length of the KEK id ‖ KEK id ‖ wrapped bytes`.
-fn encode_wrapped_key(key: &WrappedKey) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn encode_wrapped_key(key: &WrappedKey) -> Result<Vec<u8>, StoreError> {
     let id = key.kek_id.as_bytes();
     let len = u16::try_from(id.len()).map_err(|_| corrupt("encode", "kek_id"))?;
     let mut out = Vec::with_capacity(3 + id.len() + key.bytes.len());
@@ -1192,7 +1192,7 @@ fn encode_wrapped_key(key: &WrappedKey) -> Result<Vec<u8>, StoreError> {
     Ok(out)
 }
 
-fn decode_wrapped_key(op: &'static str, bytes: &[u8]) -> Result<WrappedKey, StoreError> {
+pub(crate) fn decode_wrapped_key(op: &'static str, bytes: &[u8]) -> Result<WrappedKey, StoreError> {
     let bad = || corrupt(op, "pii:key");
     let (&version, rest) = bytes.split_first().ok_or_else(bad)?;
     if version != WRAPPED_KEY_VERSION || rest.len() < 2 {
@@ -1738,7 +1738,7 @@ fn is_stream_id(s: &str) -> bool {
     parts.next().is_some_and(digits) && parts.next().is_none_or(digits)
 }
 
-fn decode_audit(fields: Vec<Vec<u8>>) -> Result<AuditEvent, StoreError> {
+pub(crate) fn decode_audit(fields: Vec<Vec<u8>>) -> Result<AuditEvent, StoreError> {
     const OP: &str = "audit_events";
     if !fields.len().is_multiple_of(2) {
         return Err(corrupt(OP, "audit"));
