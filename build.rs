@@ -17,6 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out.join("idgate_descriptor.bin"))
         // IdentityPayload holds plaintext PII: no derived Debug (a redacted one is written by hand).
         .skip_debug(["idgate.v1.IdentityPayload"])
+        // A message that does not decode is INVALID_ARGUMENT / MESSAGE_MALFORMED (API.md §4), not INTERNAL.
+        .codec_path("crate::transport::codec::WireCodec")
         .compile_with_config(config()?, &["proto/idgate/v1/idgate.proto"], &["proto"])?;
     tonic_prost_build::configure().compile_with_config(
         config()?,

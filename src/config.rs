@@ -387,10 +387,16 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        let config: Config = figment
-            .merge(env)
-            .extract()
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        Self::extract(figment.merge(env))
+    }
+
+    /// Defaults, then `text` as the TOML file, and no environment (the fuzz harness's entry).
+    pub(crate) fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Self::extract(Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text)))
+    }
+
+    fn extract(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }

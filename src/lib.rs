@@ -36,6 +36,8 @@ pub mod crypto;
 pub mod decision;
 pub mod domain;
 pub mod erasure;
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod gateway;
 pub mod key_rotation;
 pub mod loadtest;

@@ -4,6 +4,7 @@
 //! Must never log a request message, put input into a status message, or hold business rules.
 
 pub mod auth;
+pub mod codec;
 pub mod errors;
 pub mod readiness;
 pub mod rpc_layer;

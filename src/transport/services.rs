@@ -47,25 +47,75 @@ pub struct App {
     pub instruments: Instruments,
 }
 
-impl App {
-    /// Opens a client-sealed `IdentityPayload` bound to `context`; every failure is the one
-    /// `PAYLOAD_UNOPENABLE` answer of API.md §2. The plaintext buffer is wiped before returning.
-    fn open_payload(&self, sealed: Option<pb::SealedPayload>, context: &Context) -> Result<IdentityFields, Status> {
-        let sealed = sealed.ok_or_else(|| errors::invalid("PAYLOAD_MISSING", "payload is required"))?;
-        let _opening = tracing::info_span!("open_payload").entered();
-        let plaintext = self
-            .sealing
-            .load()
-            .open(
-                &sealed.key_id,
-                context,
-                &sealed.enc,
-                &sealed.ciphertext,
-                self.clock.now_unix(),
-            )
-            .map_err(|_| errors::unopenable_payload())?;
-        material::decode(&plaintext).ok_or_else(errors::unopenable_payload)
-    }
+/// Opens a client-sealed `IdentityPayload` bound to `context` with `keyring` at `now_unix`; every
+/// failure is the one `PAYLOAD_UNOPENABLE` answer of API.md §2. The plaintext buffer is wiped before
+/// returning.
+fn open_payload(
+    keyring: &SealingKeyring,
+    now_unix: i64,
+    sealed: Option<pb::SealedPayload>,
+    context: &Context,
+) -> Result<IdentityFields, Status> {
+    let sealed = sealed.ok_or_else(|| errors::invalid("PAYLOAD_MISSING", "payload is required"))?;
+    let _opening = tracing::info_span!("open_payload").entered();
+    let plaintext = keyring
+        .open(&sealed.key_id, context, &sealed.enc, &sealed.ciphertext, now_unix)
+        .map_err(|_| errors::unopenable_payload())?;
+    material::decode(&plaintext).ok_or_else(errors::unopenable_payload)
+}
+
+/// A decoded `VerifyRequest` turned into checked ids, purpose and consent and its opened payload:
+/// everything `Verify` takes from the wire before the use case runs.
+pub struct VerifyInput {
+    pub request_id: RequestId,
+    pub account_id: AccountId,
+    pub purpose: Purpose,
+    pub consent: pb::Consent,
+    pub fields: IdentityFields,
+}
+
+/// Converts a decoded `VerifyRequest` (ids, purpose, consent present, payload opened under
+/// `keyring` at `now_unix`); the refusal is the status the caller gets. Pure: no store, no provider.
+pub fn verify_input(
+    message: pb::VerifyRequest,
+    keyring: &SealingKeyring,
+    now_unix: i64,
+) -> Result<VerifyInput, Status> {
+    let request_id = RequestId::parse(&message.request_id).map_err(|r| errors::refusal(&r))?;
+    let account_id = AccountId::parse(&message.account_id).map_err(|r| errors::refusal(&r))?;
+    let purpose = purpose_from_pb(message.purpose)
+        .ok_or_else(|| errors::invalid("PURPOSE_INVALID", "purpose must be SHORT_VIDEO, RADIO or ANCHOR"))?;
+    let consent = message.consent.ok_or_else(|| {
+        errors::status_with_reason(
+            tonic::Code::InvalidArgument,
+            "consent is required",
+            "CONSENT_MISSING",
+            &[],
+        )
+    })?;
+    let context = Context::identity(message.purpose, account_id.as_str(), request_id.as_str());
+    let fields = open_payload(keyring, now_unix, message.payload, &context)?;
+    Ok(VerifyInput {
+        request_id,
+        account_id,
+        purpose,
+        consent,
+        fields,
+    })
+}
+
+/// Converts a decoded `SubmitSupplementRequest`: the request id checked and the payload opened
+/// under `keyring` at `now_unix`. The verification id is left to the use case (an unknown one is
+/// `NOT_FOUND` there).
+pub fn supplement_input(
+    message: pb::SubmitSupplementRequest,
+    keyring: &SealingKeyring,
+    now_unix: i64,
+) -> Result<(String, RequestId, IdentityFields), Status> {
+    let request_id = RequestId::parse(&message.request_id).map_err(|r| errors::refusal(&r))?;
+    let context = Context::supplement(&message.verification_id, request_id.as_str());
+    let fields = open_payload(keyring, now_unix, message.payload, &context)?;
+    Ok((message.verification_id, request_id, fields))
 }
 
 fn status_to_pb(status: CaseStatus) -> pb::Status {
@@ -166,20 +216,13 @@ impl pb::verification_service_server::VerificationService for VerificationServic
         let plan_deadline = deadline - (budget / 10).min(Duration::from_millis(200));
         let message = request.into_inner();
 
-        let request_id = RequestId::parse(&message.request_id).map_err(|r| errors::refusal(&r))?;
-        let account_id = AccountId::parse(&message.account_id).map_err(|r| errors::refusal(&r))?;
-        let purpose = purpose_from_pb(message.purpose)
-            .ok_or_else(|| errors::invalid("PURPOSE_INVALID", "purpose must be SHORT_VIDEO, RADIO or ANCHOR"))?;
-        let consent = message.consent.ok_or_else(|| {
-            errors::status_with_reason(
-                tonic::Code::InvalidArgument,
-                "consent is required",
-                "CONSENT_MISSING",
-                &[],
-            )
-        })?;
-        let context = Context::identity(message.purpose, account_id.as_str(), request_id.as_str());
-        let fields = self.app.open_payload(message.payload, &context)?;
+        let VerifyInput {
+            request_id,
+            account_id,
+            purpose,
+            consent,
+            fields,
+        } = verify_input(message, &self.app.sealing.load(), self.app.clock.now_unix())?;
 
         let command = VerifyCommand {
             principal: caller.principal,
@@ -250,13 +293,12 @@ impl pb::verification_service_server::VerificationService for VerificationServic
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let caller = authorize(&request, Rpc::SubmitSupplement)?;
         let message = request.into_inner();
-        let request_id = RequestId::parse(&message.request_id).map_err(|r| errors::refusal(&r))?;
-        let context = Context::supplement(&message.verification_id, request_id.as_str());
-        let fields = self.app.open_payload(message.payload, &context)?;
+        let (verification_id, request_id, fields) =
+            supplement_input(message, &self.app.sealing.load(), self.app.clock.now_unix())?;
         let record = self
             .app
             .supplements
-            .supplement(&caller.principal, &message.verification_id, request_id.as_str(), fields)
+            .supplement(&caller.principal, &verification_id, request_id.as_str(), fields)
             .await
             .map_err(errors::supplement_error)?;
         Ok(Response::new(pb::VerifyResponse {

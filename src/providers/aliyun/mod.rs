@@ -268,7 +268,7 @@ fn code_text(v: &Value) -> Option<String> {
 }
 
 /// Turns one HTTP answer into an outcome. Pure, total, never panics.
-fn interpret(action: &str, status: u16, body: &[u8]) -> (Result<Outcome, ProviderError>, Option<String>) {
+pub(crate) fn interpret(action: &str, status: u16, body: &[u8]) -> (Result<Outcome, ProviderError>, Option<String>) {
     let envelope = serde_json::from_slice::<Envelope>(body).ok();
     let request_id = envelope
         .as_ref()

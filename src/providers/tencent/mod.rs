@@ -278,7 +278,7 @@ struct ErrorBody {
 }
 
 /// Turns one HTTP answer into an outcome. Pure, total, and never panics on any input.
-fn interpret(action: &str, status: u16, body: &[u8]) -> (Result<Outcome, ProviderError>, Option<String>) {
+pub(crate) fn interpret(action: &str, status: u16, body: &[u8]) -> (Result<Outcome, ProviderError>, Option<String>) {
     if (500..=599).contains(&status) {
         // Tencent answers API errors with 200 and an Error object; a 5xx comes from its front end.
         return (Err(ProviderError::Unavailable("http-5xx")), None);

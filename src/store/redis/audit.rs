@@ -71,7 +71,7 @@ fn is_stream_id(s: &str) -> bool {
     parts.next().is_some_and(digits) && parts.next().is_none_or(digits)
 }
 
-fn decode_audit(fields: Vec<Vec<u8>>) -> Result<AuditEvent, StoreError> {
+pub(crate) fn decode_audit(fields: Vec<Vec<u8>>) -> Result<AuditEvent, StoreError> {
     const OP: &str = "audit_events";
     if !fields.len().is_multiple_of(2) {
         return Err(corrupt(OP, "audit"));

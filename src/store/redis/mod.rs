@@ -68,14 +68,14 @@
 //! Redis returns (a malformed value is [`StoreError::Unavailable`] with a warning naming the field);
 //! wait on a dead Redis longer than the response timeout.
 
-mod audit;
+pub(crate) mod audit;
 mod cases;
 mod keys;
 mod limits;
 pub use limits::WINDOW_MARGIN_SECONDS;
-mod record;
+pub(crate) mod record;
 mod retention;
-mod review;
+pub(crate) mod review;
 
 use std::future::Future;
 use std::sync::Arc;

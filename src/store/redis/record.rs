@@ -69,7 +69,7 @@ pub(super) fn mac_after(
 }
 
 /// The case hash of a record (see the module docs), as field/value pairs, with its integrity tag.
-pub(super) fn encode_record(keys: &BlindIndexer, record: &CaseRecord) -> Vec<(&'static str, String)> {
+pub(crate) fn encode_record(keys: &BlindIndexer, record: &CaseRecord) -> Vec<(&'static str, String)> {
     let mut fields = vec![
         ("v", RECORD_VERSION.to_owned()),
         ("id", record.id.clone()),
@@ -176,7 +176,7 @@ pub(super) fn decode_record_tagged(
 }
 
 /// [`decode_record_tagged`] without the tag.
-pub(super) fn decode_record(
+pub(crate) fn decode_record(
     keys: &BlindIndexer,
     op: &'static str,
     id: &str,
@@ -186,7 +186,7 @@ pub(super) fn decode_record(
 }
 
 /// `0x01 ‖ u16 BE length of the KEK id ‖ KEK id ‖ wrapped bytes`.
-pub(super) fn encode_wrapped_key(key: &WrappedKey) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn encode_wrapped_key(key: &WrappedKey) -> Result<Vec<u8>, StoreError> {
     let id = key.kek_id.as_bytes();
     let len = u16::try_from(id.len()).map_err(|_| corrupt("encode", "kek_id"))?;
     let mut out = Vec::with_capacity(3 + id.len() + key.bytes.len());
@@ -197,7 +197,7 @@ pub(super) fn encode_wrapped_key(key: &WrappedKey) -> Result<Vec<u8>, StoreError
     Ok(out)
 }
 
-pub(super) fn decode_wrapped_key(op: &'static str, bytes: &[u8]) -> Result<WrappedKey, StoreError> {
+pub(crate) fn decode_wrapped_key(op: &'static str, bytes: &[u8]) -> Result<WrappedKey, StoreError> {
     let bad = || corrupt(op, "pii:key");
     let (&version, rest) = bytes.split_first().ok_or_else(bad)?;
     if version != WRAPPED_KEY_VERSION || rest.len() < 2 {

@@ -132,9 +132,9 @@ static SCRIPTS: LazyLock<ReviewScripts> = LazyLock::new(|| {
 });
 
 /// A queue entry as delivered: its id, and the case it names (`None`: deleted or malformed).
-struct Entry {
+pub(crate) struct Entry {
     id: String,
-    case: Option<String>,
+    pub(crate) case: Option<String>,
 }
 
 fn text(value: &Value) -> Option<String> {
@@ -170,7 +170,7 @@ fn decode_entries(op: &'static str, value: &Value) -> Result<Vec<Entry>, StoreEr
 }
 
 /// The entries of an `XREADGROUP` reply on one stream (RESP2 array or RESP3 map; nil when none).
-fn decode_read(op: &'static str, value: &Value) -> Result<Vec<Entry>, StoreError> {
+pub(crate) fn decode_read(op: &'static str, value: &Value) -> Result<Vec<Entry>, StoreError> {
     let stream = match value {
         Value::Nil => return Ok(Vec::new()),
         Value::Array(streams) => match streams.first() {
@@ -199,7 +199,7 @@ fn decode_number(op: &'static str, field: &'static str, raw: &[u8]) -> Result<i6
 }
 
 /// The review hash as `HGETALL` pairs (see the module docs of `redis/mod.rs` for its fields).
-fn decode_review(op: &'static str, pairs: Vec<Vec<u8>>) -> Result<ReviewState, StoreError> {
+pub(crate) fn decode_review(op: &'static str, pairs: Vec<Vec<u8>>) -> Result<ReviewState, StoreError> {
     if !pairs.len().is_multiple_of(2) {
         return Err(corrupt(op, "review"));
     }
