@@ -36,6 +36,7 @@ use crate::store::Store;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisOptions, RedisStore};
 use crate::transport::readiness::{ProvidersCheck, Readiness, StoreCheck};
+use crate::transport::revocation::{DenyListError, Revocation};
 use crate::transport::services::App;
 use crate::transport::{server, tls};
 use crate::verify::{Limits, Verifier, VerifySettings};
@@ -76,6 +77,8 @@ pub enum StartError {
     Pki(#[from] pki::PkiError),
     #[error(transparent)]
     Tls(#[from] tls::TlsSetupError),
+    #[error(transparent)]
+    DenyList(#[from] DenyListError),
     #[error("{0}")]
     Unsupported(String),
     #[error("{what}: {source}")]
@@ -452,6 +455,10 @@ impl Gateway {
             verify_deadline: Duration::from_millis(config.server.verify_deadline_ms),
             call_deadline: Duration::from_millis(config.server.call_deadline_ms),
             instruments,
+            revocation: Revocation::load(
+                config.server.client_deny_list.as_deref(),
+                Duration::from_millis(config.server.client_deny_list_poll_ms),
+            )?,
         });
         let queue_figures = Arc::new(QueueFigures::default());
         let queue_gauges = register_queue_gauges(&meter, queue_figures.clone());
@@ -468,7 +475,13 @@ impl Gateway {
             let verifier = app.verifier.clone();
             register_breaker_gauge(&meter, move || verifier.breaker_states())
         };
-        let tls = Arc::new(tls::server_config(&plan.tls_cert, &plan.tls_key, &plan.client_ca)?);
+        let revocation = app.revocation.clone();
+        let tls = Arc::new(tls::server_config(
+            &plan.tls_cert,
+            &plan.tls_key,
+            &plan.client_ca,
+            revocation,
+        )?);
         Ok(Self {
             app,
             tls,
@@ -511,6 +524,7 @@ impl Gateway {
             ..
         } = self;
         let sweeper = tokio::spawn(maintenance.run(app.clone(), stop.subscribe()));
+        tokio::spawn(app.revocation.clone().watch(stopped(stop.subscribe())));
         let (shutdown_started_tx, shutdown_started) = watch::channel(false);
         let shutdown = async move {
             shutdown.await;

@@ -36,6 +36,8 @@ pub struct App {
     pub call_deadline: Duration,
     /// Metrics: RPC durations, decisions, retention and erasure counts.
     pub instruments: Instruments,
+    /// Revoked client certificates, checked again at every call (SIGHUP and polling reload it).
+    pub revocation: super::revocation::Revocation,
 }
 
 impl App {
