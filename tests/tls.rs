@@ -204,6 +204,17 @@ async fn a_certificate_on_the_deny_list_is_shut_out_at_once_and_let_in_again_whe
     gw.stop().await;
 }
 
+/// Waits (bounded) until the gateway process has logged `needle`.
+async fn wait_for_log(gateway: &GatewayProcess, needle: &str) {
+    for _ in 0..400 {
+        if gateway.stderr().contains(needle) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no {needle:?} in stderr:\n{}", gateway.stderr());
+}
+
 #[tokio::test]
 async fn sighup_reloads_the_deny_list_and_a_malformed_list_is_refused_keeping_the_old_one() {
     const SIGHUP: i32 = 1;
@@ -226,23 +237,14 @@ async fn sighup_reloads_the_deny_list_and_a_malformed_list_is_refused_keeping_th
     let (_, serial) = fingerprint_and_serial(&dev, "reviewer-1");
     std::fs::write(&deny, format!("serial:{serial}\n")).unwrap();
     gateway.signal(SIGHUP);
-    until_connects(gateway.addr, &dev, "reviewer-1", Err(())).await;
-    assert!(
-        gateway
-            .stderr()
-            .contains("SIGHUP: deny list reloaded (1 serials, 0 fingerprints)")
-    );
+    wait_for_log(&gateway, "SIGHUP: deny list reloaded (1 serials, 0 fingerprints)").await;
+    assert_eq!(connects(gateway.addr, &dev, "reviewer-1").await, Err(()));
     connects(gateway.addr, &dev, "reviewer-2").await.expect("others served");
 
     // A malformed list: one log line, and the list in force stays.
     std::fs::write(&deny, "serial:not-hex\n").unwrap();
     gateway.signal(SIGHUP);
-    for _ in 0..200 {
-        if gateway.stderr().contains("SIGHUP: deny list refused") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_for_log(&gateway, "SIGHUP: deny list refused").await;
     let stderr = gateway.stderr();
     assert_eq!(stderr.matches("SIGHUP: deny list refused").count(), 1, "{stderr}");
     assert!(stderr.contains("line 1"), "the bad line is named: {stderr}");
