@@ -1,7 +1,8 @@
 //! Side-channel check of the sealed-payload opener: "unknown sealing key id" and "bad ciphertext" must
-//! cost the same work (both are answered `PAYLOAD_UNOPENABLE`; API.md §2). Times N opens of each kind,
-//! interleaved so that machine noise falls on all kinds alike, and prints the distributions side by
-//! side. A measurement to read, not an assertion (shared, noisy machines).
+//! cost the same work (both are answered `PAYLOAD_UNOPENABLE`; API.md §2). Times N opens of each kind
+//! of the same ciphertext, interleaved in random order so that machine noise falls on all kinds
+//! alike, and prints the distributions side by side. A measurement to read, not an assertion
+//! (shared, noisy machines).
 //!
 //! `cargo bench --bench open_timing` (optimised), or quicker to build, `cargo test --bench open_timing`
 //! (the dev profile: dependencies at opt-level 1). `IDGATE_OPEN_TIMING_N` overrides N (5000).
@@ -64,13 +65,13 @@ fn main() {
         Kind {
             name: "bad ciphertext (current key, one bit flipped)",
             key_id: "sk-current",
-            ciphertext: tampered,
+            ciphertext: tampered.clone(),
             samples: Vec::with_capacity(n),
         },
         Kind {
             name: "unknown key id",
             key_id: "sk-unknown",
-            ciphertext: sealed.ciphertext.clone(),
+            ciphertext: tampered.clone(),
             samples: Vec::with_capacity(n),
         },
         Kind {
@@ -92,10 +93,20 @@ fn main() {
             let _ = black_box(keyring.open(kind.key_id, &context, &sealed.enc, &kind.ciphertext, now));
         }
     }
-    for round in 0..n {
-        // Each round starts with another kind, so that no kind always follows the same one.
-        for step in 0..kinds.len() {
-            let kind = &mut kinds[(round + step) % 4];
+    // Each round runs the kinds in a fresh random order, so that no kind always follows the same one
+    // (a kind run right after a full open would pay for its cache misses).
+    let mut order: Vec<usize> = (0..kinds.len()).collect();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..n {
+        for i in (1..order.len()).rev() {
+            // xorshift64: a shuffle, not a secret.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            order.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        for &k in &order {
+            let kind = &mut kinds[k];
             let started = Instant::now();
             let opened = keyring.open(black_box(kind.key_id), &context, &sealed.enc, &kind.ciphertext, now);
             kind.samples.push(started.elapsed());
