@@ -83,6 +83,11 @@ pub struct ServerConfig {
     pub tls_key: Option<PathBuf>,
     /// CA that issues client certificates (PEM).
     pub client_ca: Option<PathBuf>,
+    /// Revoked client certificates: serials and SHA-256 fingerprints, one a line (see
+    /// `transport::revocation`). Re-read when it changes and on SIGHUP.
+    pub client_deny_list: Option<PathBuf>,
+    /// How often the deny list is looked at for changes.
+    pub client_deny_list_poll_ms: u64,
     pub handshake_timeout_ms: u64,
     /// Longest a `Verify` call may take when the client sets no shorter deadline.
     pub verify_deadline_ms: u64,
@@ -129,6 +134,8 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             client_ca: None,
+            client_deny_list: None,
+            client_deny_list_poll_ms: 5_000,
             handshake_timeout_ms: 5_000,
             verify_deadline_ms: 10_000,
             call_deadline_ms: 15_000,
@@ -428,9 +435,14 @@ impl Config {
                 "server.decide_reserve_ms must be shorter than server.verify_deadline_ms".into(),
             ));
         }
-        if self.server.health_probe_interval_ms == 0 || self.server.health_probe_timeout_ms == 0 {
+        if self.server.health_probe_interval_ms == 0
+            || self.server.health_probe_timeout_ms == 0
+            || self.server.client_deny_list_poll_ms == 0
+        {
             return Err(ConfigError::Invalid(
-                "server.health_probe_interval_ms and server.health_probe_timeout_ms must be positive".into(),
+                "server.health_probe_interval_ms, server.health_probe_timeout_ms and \
+                 server.client_deny_list_poll_ms must be positive"
+                    .into(),
             ));
         }
         let mut names = std::collections::HashSet::new();

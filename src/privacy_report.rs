@@ -20,11 +20,11 @@ use serde::Serialize;
 
 use crate::config::{Config, ProviderConfig};
 use crate::crypto::{SecretKey32, envelope, sealing};
+use crate::decision::{ACCOUNT_WINDOW_SECONDS, ID_WINDOW_SECONDS};
 use crate::domain::Purpose;
 use crate::providers::{aliyun, http, tencent};
 use crate::store::memory;
 use crate::store::redis as redis_store;
-use crate::decision::{ACCOUNT_WINDOW_SECONDS, ID_WINDOW_SECONDS};
 
 /// Every purpose, in the order the report shows them.
 const PURPOSES: [Purpose; 3] = [Purpose::ShortVideo, Purpose::Radio, Purpose::Anchor];

@@ -1,27 +1,29 @@
 //! The transport's promises, checked below gRPC with a raw rustls client: TLS 1.3 only, a client
 //! certificate required (the server itself refuses a client without one), and the standard services
-//! (health, reflection) served to a client that has one.
+//! (health, reflection) served to a client that has one. Revocation: a certificate put on the deny
+//! list is refused at the handshake and on connections already open, and served again once removed.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-use common::TestGateway;
+use common::{GatewayProcess, TestGateway};
+use idgate::pb;
+use idgate::pb::review_service_client::ReviewServiceClient;
 use idgate::transport::tls::{crypto_provider, load_certs, load_key};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 
-/// A rustls client trusting the dev CA, offering only `versions`, with the client identity `stem`
-/// (or none).
-fn client(
-    gw: &TestGateway,
-    versions: &[&'static rustls::SupportedProtocolVersion],
-    stem: Option<&str>,
-) -> TlsConnector {
+/// A rustls client trusting the dev CA in `certs`, offering only `versions`, with the client identity
+/// `stem` (or none).
+fn client(certs: &Path, versions: &[&'static rustls::SupportedProtocolVersion], stem: Option<&str>) -> TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in load_certs("ca", &gw.certs().join("ca.pem")).unwrap() {
+    for cert in load_certs("ca", &certs.join("ca.pem")).unwrap() {
         roots.add(cert).unwrap();
     }
     let builder = rustls::ClientConfig::builder_with_provider(crypto_provider())
@@ -31,8 +33,8 @@ fn client(
     let mut config = match stem {
         Some(stem) => builder
             .with_client_auth_cert(
-                load_certs("cert", &gw.certs().join(format!("{stem}.pem"))).unwrap(),
-                load_key("key", &gw.certs().join(format!("{stem}.key"))).unwrap(),
+                load_certs("cert", &certs.join(format!("{stem}.pem"))).unwrap(),
+                load_key("key", &certs.join(format!("{stem}.key"))).unwrap(),
             )
             .unwrap(),
         None => builder.with_no_client_auth(),
@@ -43,8 +45,8 @@ fn client(
 
 /// Connects, sends the HTTP/2 preface and reads once: `Ok` with bytes when the server talks to us,
 /// the TLS error otherwise (a refused client certificate shows only on the first read in TLS 1.3).
-async fn talk(gw: &TestGateway, connector: TlsConnector) -> Result<usize, std::io::Error> {
-    let tcp = tokio::net::TcpStream::connect(gw.addr).await?;
+async fn talk(addr: SocketAddr, connector: TlsConnector) -> Result<usize, std::io::Error> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
     let mut tls = connector
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await?;
@@ -65,17 +67,21 @@ fn alert(error: &std::io::Error) -> Option<rustls::AlertDescription> {
 async fn only_tls_13_with_a_client_certificate_is_served() {
     let gw = TestGateway::start().await;
     // The control: TLS 1.3 with a certificate gets an HTTP/2 answer.
-    let ok = talk(&gw, client(&gw, &[&rustls::version::TLS13], Some("onboarding"))).await;
+    let tls13 = [&rustls::version::TLS13];
+    let ok = talk(gw.addr, client(&gw.certs(), &tls13, Some("onboarding"))).await;
     assert!(ok.expect("served") > 0);
 
     // TLS 1.2, even with a valid certificate: the handshake fails on the version.
-    let old = talk(&gw, client(&gw, &[&rustls::version::TLS12], Some("onboarding")))
-        .await
-        .expect_err("TLS 1.2 refused");
+    let old = talk(
+        gw.addr,
+        client(&gw.certs(), &[&rustls::version::TLS12], Some("onboarding")),
+    )
+    .await
+    .expect_err("TLS 1.2 refused");
     assert_eq!(alert(&old), Some(rustls::AlertDescription::ProtocolVersion), "{old}");
 
     // No certificate: the server itself says a certificate is required.
-    let anonymous = talk(&gw, client(&gw, &[&rustls::version::TLS13], None))
+    let anonymous = talk(gw.addr, client(&gw.certs(), &tls13, None))
         .await
         .expect_err("no certificate refused");
     assert_eq!(
@@ -119,4 +125,129 @@ async fn reflection_lists_the_idgate_services() {
     }
     drop(answers);
     gw.stop().await;
+}
+
+/// `certs/<stem>.pem`'s SHA-256 fingerprint (colon-separated, as `openssl x509 -fingerprint` prints
+/// it) and its serial (hex).
+fn fingerprint_and_serial(certs: &Path, stem: &str) -> (String, String) {
+    use sha2::Digest as _;
+    use x509_parser::prelude::FromDer as _;
+    let der = load_certs("cert", &certs.join(format!("{stem}.pem")))
+        .unwrap()
+        .remove(0);
+    let digest = sha2::Sha256::digest(der.as_ref());
+    let fingerprint: Vec<String> = digest.iter().map(|b| format!("{b:02X}")).collect();
+    let (_, parsed) = x509_parser::certificate::X509Certificate::from_der(der.as_ref()).unwrap();
+    (fingerprint.join(":"), hex::encode(parsed.raw_serial()))
+}
+
+/// Whether a new TLS connection with `stem`'s certificate is served (`Ok`) or refused as revoked.
+async fn connects(addr: SocketAddr, certs: &Path, stem: &str) -> Result<(), ()> {
+    match talk(addr, client(certs, &[&rustls::version::TLS13], Some(stem))).await {
+        Ok(read) if read > 0 => Ok(()),
+        Err(error) if alert(&error) == Some(rustls::AlertDescription::CertificateRevoked) => Err(()),
+        other => panic!("neither served nor revoked: {other:?}"),
+    }
+}
+
+/// Waits (bounded) until new connections with `stem` are `want` (`Ok` served, `Err` revoked).
+async fn until_connects(addr: SocketAddr, certs: &Path, stem: &str, want: Result<(), ()>) {
+    for _ in 0..200 {
+        if connects(addr, certs, stem).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{stem}: new connections never became {want:?}");
+}
+
+#[tokio::test]
+async fn a_certificate_on_the_deny_list_is_shut_out_at_once_and_let_in_again_when_removed() {
+    let lists = tempfile::tempdir().unwrap();
+    let deny = lists.path().join("deny.list");
+    std::fs::write(&deny, "# nobody is revoked\n").unwrap();
+    let mut config = TestGateway::config();
+    config.server.client_deny_list = Some(deny.clone());
+    config.server.client_deny_list_poll_ms = 20;
+    let gw = TestGateway::start_with(config, None).await;
+    let certs = gw.certs();
+
+    // A reviewer's connection, open and working before the revocation.
+    let mut open = ReviewServiceClient::new(gw.channel("reviewer-1").await);
+    open.get_queue_stats(pb::GetQueueStatsRequest {}).await.expect("served");
+    connects(gw.addr, &certs, "reviewer-1").await.expect("served");
+
+    // Revoked by fingerprint: new handshakes fail with `certificate_revoked` ...
+    let (fingerprint, _) = fingerprint_and_serial(&certs, "reviewer-1");
+    std::fs::write(&deny, format!("# leaked laptop\nsha256:{fingerprint}\n")).unwrap();
+    until_connects(gw.addr, &certs, "reviewer-1", Err(())).await;
+    // ... and the connection already open gets no further call.
+    let refused = open
+        .get_queue_stats(pb::GetQueueStatsRequest {})
+        .await
+        .expect_err("revoked on the open connection");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+    assert_eq!(common::reason(&refused).as_deref(), Some("CERTIFICATE_REVOKED"));
+    // Others are not touched.
+    let mut other = ReviewServiceClient::new(gw.channel("reviewer-2").await);
+    other
+        .get_queue_stats(pb::GetQueueStatsRequest {})
+        .await
+        .expect("reviewer-2 served");
+
+    // Removed from the list: served again, on the open connection and on new ones.
+    std::fs::write(&deny, "# reviewer-1 has a new laptop\n").unwrap();
+    until_connects(gw.addr, &certs, "reviewer-1", Ok(())).await;
+    open.get_queue_stats(pb::GetQueueStatsRequest {})
+        .await
+        .expect("served again");
+    gw.stop().await;
+}
+
+/// Waits (bounded) until the gateway process has logged `needle`.
+async fn wait_for_log(gateway: &GatewayProcess, needle: &str) {
+    for _ in 0..400 {
+        if gateway.stderr().contains(needle) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no {needle:?} in stderr:\n{}", gateway.stderr());
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_deny_list_and_a_malformed_list_is_refused_keeping_the_old_one() {
+    const SIGHUP: i32 = 1;
+    let dir = tempfile::tempdir().unwrap();
+    let dev = dir.path().join("dev");
+    let deny = dir.path().join("deny.list");
+    std::fs::write(&deny, "").unwrap();
+    let deny_path = deny.to_str().unwrap();
+    // Polling as good as off: only SIGHUP reloads within this test.
+    let gateway = GatewayProcess::start(
+        &dev,
+        &[
+            ("IDGATE_SERVER__CLIENT_DENY_LIST", deny_path),
+            ("IDGATE_SERVER__CLIENT_DENY_LIST_POLL_MS", "3600000"),
+        ],
+    )
+    .await;
+    connects(gateway.addr, &dev, "reviewer-1").await.expect("served");
+
+    let (_, serial) = fingerprint_and_serial(&dev, "reviewer-1");
+    std::fs::write(&deny, format!("serial:{serial}\n")).unwrap();
+    gateway.signal(SIGHUP);
+    wait_for_log(&gateway, "SIGHUP: deny list reloaded (1 serials, 0 fingerprints)").await;
+    assert_eq!(connects(gateway.addr, &dev, "reviewer-1").await, Err(()));
+    connects(gateway.addr, &dev, "reviewer-2").await.expect("others served");
+
+    // A malformed list: one log line, and the list in force stays.
+    std::fs::write(&deny, "serial:not-hex\n").unwrap();
+    gateway.signal(SIGHUP);
+    wait_for_log(&gateway, "SIGHUP: deny list refused").await;
+    let stderr = gateway.stderr();
+    assert_eq!(stderr.matches("SIGHUP: deny list refused").count(), 1, "{stderr}");
+    assert!(stderr.contains("line 1"), "the bad line is named: {stderr}");
+    assert_eq!(connects(gateway.addr, &dev, "reviewer-1").await, Err(()));
+    assert!(!stderr.contains("reviewer-1"), "refusals name no subject: {stderr}");
 }

@@ -1,4 +1,5 @@
-//! `idgate serve`: the gateway. Graceful shutdown on SIGTERM / Ctrl-C; SIGHUP reloads the keys.
+//! `idgate serve`: the gateway. Graceful shutdown on SIGTERM / Ctrl-C; SIGHUP reloads the keys and
+//! the client-certificate deny list.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -71,7 +72,7 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
             "  cargo run -- verify --target {bound} --certs {dir} --purpose short-video --name 张三 --id-number 11010519491231002X"
         );
     }
-    let reload = tokio::spawn(reload_keys_on_hangup(gateway.keys.clone()));
+    let reload = tokio::spawn(reload_on_hangup(gateway.keys.clone(), gateway.app.revocation.clone()));
     let served = gateway.serve(listener, shutdown_signal()).await;
     reload.abort();
     // Sends the last spans and figures; a collector that is gone or hung must not keep us from
@@ -88,9 +89,10 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// On every SIGHUP: reloads sealing keys, KEKs and blind-index keys. A set that does not load (a
-/// malformed or too-open key file, a missing kind) is refused with one log line; the keys in use stay.
-async fn reload_keys_on_hangup(keys: crate::gateway::KeyReloader) {
+/// On every SIGHUP: reloads sealing keys, KEKs and blind-index keys, then the deny list. A set that
+/// does not load (a malformed or too-open key file, a missing kind, a bad deny-list line) is refused
+/// with one log line; what is in use stays. Keys and deny list are independent of each other.
+async fn reload_on_hangup(keys: crate::gateway::KeyReloader, revocation: crate::transport::revocation::Revocation) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -106,10 +108,15 @@ async fn reload_keys_on_hangup(keys: crate::gateway::KeyReloader) {
                 Ok(current) => tracing::info!("SIGHUP: keys reloaded ({current})"),
                 Err(error) => tracing::error!(%error, "SIGHUP: key reload refused; the keys in use stay"),
             }
+            match revocation.reload() {
+                Ok(None) => {}
+                Ok(Some(current)) => tracing::info!("SIGHUP: deny list reloaded ({current})"),
+                Err(error) => tracing::error!(%error, "SIGHUP: deny list refused; the list in use stays"),
+            }
         }
     }
     #[cfg(not(unix))]
-    drop(keys);
+    drop((keys, revocation));
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

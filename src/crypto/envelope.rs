@@ -50,22 +50,56 @@ impl std::fmt::Debug for Kek {
     }
 }
 
-/// The data key of one record, wrapped by a KEK.
-#[derive(Clone, PartialEq, Eq)]
+/// The data key of one record, wrapped by a KEK. Equality is constant-time in the wrapped bytes (they
+/// hold an AEAD tag): stores compare them to swap keys only if unchanged.
+#[derive(Clone)]
 pub struct WrappedKey {
     pub kek_id: String,
     /// nonce (24) || ciphertext of the 32-byte data key || tag (16)
     pub bytes: Vec<u8>,
 }
 
-/// The encrypted body of one record.
-#[derive(Clone, PartialEq, Eq)]
+/// The encrypted body of one record. Equality is constant-time in its commitment, nonce and
+/// ciphertext.
+#[derive(Clone)]
 pub struct Body {
     pub version: u8,
     pub commitment: [u8; 32],
     pub nonce: [u8; NONCE_LEN],
     pub ciphertext: Vec<u8>,
 }
+
+impl ConstantTimeEq for WrappedKey {
+    fn ct_eq(&self, other: &Self) -> subtle::Choice {
+        // Key ids are public; only the wrapped bytes are compared in constant time.
+        subtle::Choice::from(u8::from(self.kek_id == other.kek_id)) & self.bytes.ct_eq(&other.bytes)
+    }
+}
+
+impl PartialEq for WrappedKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other).into()
+    }
+}
+
+impl Eq for WrappedKey {}
+
+impl ConstantTimeEq for Body {
+    fn ct_eq(&self, other: &Self) -> subtle::Choice {
+        self.version.ct_eq(&other.version)
+            & self.commitment.ct_eq(&other.commitment)
+            & self.nonce.ct_eq(&other.nonce)
+            & self.ciphertext.ct_eq(&other.ciphertext)
+    }
+}
+
+impl PartialEq for Body {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other).into()
+    }
+}
+
+impl Eq for Body {}
 
 impl std::fmt::Debug for WrappedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -4,12 +4,15 @@
 //! The `info` and `aad` strings are part of the public contract (API.md §2); [`Context`] builds them so
 //! that no caller assembles them by hand. Opening fails with one error, [`OpenError`], whatever the
 //! cause (unknown key id, retired key, bad `enc`, wrong bound fields, tampering): a caller learns
-//! nothing about which check failed.
+//! nothing about which check failed — not from the time it takes either: a key id that names no usable
+//! key is opened under a decoy key, so it costs the same work as a bad ciphertext
+//! (`benches/open_timing.rs` measures both).
 //!
 //! Never log or print a private key or an opened plaintext; plaintexts come back in [`Plaintext`],
 //! which wipes itself on drop.
 
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::SecretKey32;
@@ -122,6 +125,20 @@ impl OpeningKey {
         &self.public
     }
 
+    /// A key pair derived from this one's private key under a label: unknown to anyone who lacks
+    /// that private key, so no sender can seal to it, and never handed out.
+    fn decoy(&self) -> Self {
+        let mut ikm = Zeroizing::new(b"idgate.v1 decoy opening key|".to_vec());
+        ikm.extend_from_slice(&Zeroizing::new(self.private.to_bytes().to_vec()));
+        let (private, public) = Kem::derive_keypair(&ikm);
+        let mut public_bytes = [0u8; PUBLIC_KEY_LEN];
+        public_bytes.copy_from_slice(&public.to_bytes());
+        Self {
+            private,
+            public: public_bytes,
+        }
+    }
+
     /// Opens one single-shot message.
     pub fn open(&self, context: &Context, enc: &[u8], ciphertext: &[u8]) -> Result<Plaintext, OpenError> {
         if ciphertext.len() > MAX_SEALED_LEN {
@@ -162,6 +179,9 @@ pub struct SealingKeyring {
     current: IdentifiedKey,
     previous: Option<IdentifiedKey>,
     grace_seconds: i64,
+    /// Opened instead when a key id names no usable key, so that an unknown or retired key id costs
+    /// the same work as a bad ciphertext; its result is always refused.
+    decoy: OpeningKey,
 }
 
 impl SealingKeyring {
@@ -172,10 +192,12 @@ impl SealingKeyring {
         let mut keys = keys.into_iter();
         let current = keys.next()?;
         let previous = keys.next();
+        let decoy = current.key.decoy();
         Some(Self {
             current,
             previous,
             grace_seconds,
+            decoy,
         })
     }
 
@@ -185,11 +207,12 @@ impl SealingKeyring {
 
     /// The key that `key_id` names, if it may still be used at `now_unix`.
     fn usable(&self, key_id: &str, now_unix: i64) -> Option<&OpeningKey> {
-        if key_id == self.current.id {
+        let names = |id: &str| bool::from(id.as_bytes().ct_eq(key_id.as_bytes()));
+        if names(&self.current.id) {
             return Some(&self.current.key);
         }
         match &self.previous {
-            Some(prev) if prev.id == key_id && now_unix < self.current.created_at_unix + self.grace_seconds => {
+            Some(prev) if names(&prev.id) && now_unix < self.current.created_at_unix + self.grace_seconds => {
                 Some(&prev.key)
             }
             _ => None,
@@ -205,9 +228,13 @@ impl SealingKeyring {
         ciphertext: &[u8],
         now_unix: i64,
     ) -> Result<Plaintext, OpenError> {
-        self.usable(key_id, now_unix)
-            .ok_or(OpenError)?
-            .open(context, enc, ciphertext)
+        let usable = self.usable(key_id, now_unix);
+        // The same work whether or not the key id names a usable key; the decoy's result is dropped.
+        let opened = usable.unwrap_or(&self.decoy).open(context, enc, ciphertext);
+        match usable {
+            Some(_) => opened,
+            None => Err(OpenError),
+        }
     }
 }
 
@@ -333,6 +360,36 @@ mod tests {
         );
         assert_eq!(
             keyring.open("sk-9", &ctx, &sealed_old.enc, &sealed_old.ciphertext, 2_000),
+            Err(OpenError)
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_id_is_refused_even_for_a_message_the_decoy_would_open() {
+        let current = OpeningKey::generate().unwrap();
+        let decoy = current.decoy();
+        assert_ne!(decoy.public_key(), current.public_key());
+        assert_eq!(decoy.public_key(), current.decoy().public_key(), "derived, not random");
+        let keyring = SealingKeyring::new(
+            vec![IdentifiedKey {
+                id: "sk-1".into(),
+                created_at_unix: 0,
+                key: current,
+            }],
+            600,
+        )
+        .unwrap();
+        let ctx = Context::identity(1, "a", "r");
+        let to_decoy = seal(decoy.public_key(), &ctx, b"x").unwrap();
+        assert!(decoy.open(&ctx, &to_decoy.enc, &to_decoy.ciphertext).is_ok());
+        for key_id in ["sk-unknown", "", "sk-1x"] {
+            assert_eq!(
+                keyring.open(key_id, &ctx, &to_decoy.enc, &to_decoy.ciphertext, 0),
+                Err(OpenError)
+            );
+        }
+        assert_eq!(
+            keyring.open("sk-1", &ctx, &to_decoy.enc, &to_decoy.ciphertext, 0),
             Err(OpenError)
         );
     }

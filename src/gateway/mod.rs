@@ -28,6 +28,7 @@ pub use plan::{DEV_LISTEN, Plan, ProviderPlan, StartError};
 use crate::clock::Clock;
 use crate::metrics::{Instruments, QueueFigures};
 use crate::transport::readiness::Readiness;
+use crate::transport::revocation::Revocation;
 use crate::transport::services::App;
 use crate::transport::{server, tls};
 
@@ -61,10 +62,16 @@ struct Serving {
 
 impl Serving {
     /// The server step: TLS 1.3 with client certificates, and the server's bounds, from `plan`.
-    fn new(plan: &Plan, readiness: Readiness) -> Result<Self, StartError> {
+    /// Client certificates on `revocation`'s deny list are refused at the handshake.
+    fn new(plan: &Plan, readiness: Readiness, revocation: Revocation) -> Result<Self, StartError> {
         let server = &plan.config.server;
         Ok(Self {
-            tls: Arc::new(tls::server_config(&plan.tls_cert, &plan.tls_key, &plan.client_ca)?),
+            tls: Arc::new(tls::server_config(
+                &plan.tls_cert,
+                &plan.tls_key,
+                &plan.client_ca,
+                revocation,
+            )?),
             handshake_timeout: Duration::from_millis(server.handshake_timeout_ms),
             limits: server.limits(),
             shutdown_grace: Duration::from_millis(server.shutdown_grace_ms),
@@ -99,9 +106,13 @@ impl Gateway {
         let queue_figures = Arc::new(QueueFigures::default());
         let gauges = Gauges::register(&meter, &queue_figures, &keys, &use_cases.verifier, &clock);
         let readiness = observe::readiness(&config.server, &stores.store, &use_cases.verifier);
-        let serving = Serving::new(&plan, readiness)?;
+        let revocation = Revocation::load(
+            config.server.client_deny_list.as_deref(),
+            Duration::from_millis(config.server.client_deny_list_poll_ms),
+        )?;
+        let serving = Serving::new(&plan, readiness, revocation.clone())?;
         Ok(Self {
-            app: Arc::new(use_cases.app(config, &keys, &clock, &instruments)),
+            app: Arc::new(use_cases.app(config, &keys, &clock, &instruments, revocation)),
             serving,
             maintenance: Maintenance::new(config, &use_cases, &queue_figures, &instruments),
             stop,
@@ -134,6 +145,7 @@ impl Gateway {
             ..
         } = self;
         let sweeper = tokio::spawn(maintenance.run(stop.subscribe()));
+        tokio::spawn(app.revocation.clone().watch(stopped(stop.subscribe())));
         let (shutdown_started_tx, shutdown_started) = watch::channel(false);
         let shutdown = async move {
             shutdown.await;

@@ -55,6 +55,8 @@ pub enum StartError {
     Pki(#[from] pki::PkiError),
     #[error(transparent)]
     Tls(#[from] tls::TlsSetupError),
+    #[error(transparent)]
+    DenyList(#[from] crate::transport::revocation::DenyListError),
     #[error("{0}")]
     Unsupported(String),
     #[error("{what}: {source}")]

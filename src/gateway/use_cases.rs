@@ -20,6 +20,7 @@ use crate::providers::router::{Route, Router};
 use crate::retention::Retention;
 use crate::review::{ReviewDesk, ReviewSettings};
 use crate::supplements::Supplements;
+use crate::transport::revocation::Revocation;
 use crate::transport::services::App;
 use crate::verify::{Verifier, VerifySettings};
 
@@ -111,7 +112,14 @@ pub(super) fn assemble(
 
 impl UseCases {
     /// What the gRPC services share: the use cases they call, the sealing keys, deadlines, metrics.
-    pub(super) fn app(&self, config: &Config, keys: &Keys, clock: &Arc<dyn Clock>, instruments: &Instruments) -> App {
+    pub(super) fn app(
+        &self,
+        config: &Config,
+        keys: &Keys,
+        clock: &Arc<dyn Clock>,
+        instruments: &Instruments,
+        revocation: Revocation,
+    ) -> App {
         App {
             verifier: self.verifier.clone(),
             review: self.review.clone(),
@@ -123,6 +131,7 @@ impl UseCases {
             verify_deadline: Duration::from_millis(config.server.verify_deadline_ms),
             call_deadline: Duration::from_millis(config.server.call_deadline_ms),
             instruments: instruments.clone(),
+            revocation,
         }
     }
 }

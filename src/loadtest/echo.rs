@@ -52,6 +52,7 @@ impl EchoServer {
             &certs.join("server.pem"),
             &certs.join("server.key"),
             &certs.join("ca.pem"),
+            crate::transport::revocation::Revocation::disabled(),
         )
         .context("--baseline serves the echo with server.pem / server.key / ca.pem of --certs")?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

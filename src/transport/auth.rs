@@ -2,9 +2,19 @@
 //!
 //! The client certificate's subject OU is the role, its CN the principal (API.md §3). [`authorize`]
 //! is called first by every RPC handler with the RPC's name; [`allowed_roles`] is the single table.
+//! Before any handler, [`RevocationLayer`] refuses every call (health and reflection included) whose
+//! connection's certificate is now on the deny list.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::{Request, Status};
 use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::errors;
+use super::revocation::Revocation;
 
 /// A caller's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,4 +140,69 @@ pub fn authorize<T>(request: &Request<T>, rpc: Rpc) -> Result<Caller, Status> {
         )));
     }
     Ok(caller)
+}
+
+/// Wraps every service in [`Revoked`]: a certificate put on the deny list after its connection was
+/// opened is refused at its next call (`UNAUTHENTICATED`, reason `CERTIFICATE_REVOKED`).
+#[derive(Clone)]
+pub struct RevocationLayer {
+    revocation: Revocation,
+}
+
+impl RevocationLayer {
+    pub fn new(revocation: Revocation) -> Self {
+        Self { revocation }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for RevocationLayer {
+    type Service = Revoked<S>;
+    fn layer(&self, inner: S) -> Revoked<S> {
+        Revoked {
+            inner,
+            revocation: self.revocation.clone(),
+        }
+    }
+}
+
+/// Checks the connection's client certificate against the current deny list before the call runs.
+#[derive(Clone)]
+pub struct Revoked<S> {
+    inner: S,
+    revocation: Revocation,
+}
+
+impl<S, ReqBody, ResBody> tower_service::Service<http::Request<ReqBody>> for Revoked<S>
+where
+    S: tower_service::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = http::Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<http::Response<ResBody>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        let certs = request
+            .extensions()
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(|info| info.peer_certs());
+        if let Some(certs) = certs
+            && let Err(denied) = self.revocation.check(&certs)
+        {
+            tracing::warn!(
+                serial = %denied.serial,
+                fingerprint = %denied.fingerprint,
+                "call refused: the connection's client certificate is on the deny list"
+            );
+            let response = errors::certificate_revoked().into_http();
+            return Box::pin(async move { Ok(response) });
+        }
+        Box::pin(self.inner.call(request))
+    }
 }

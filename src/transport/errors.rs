@@ -51,6 +51,17 @@ pub fn unopenable_payload() -> Status {
     )
 }
 
+/// A call on a connection whose client certificate has been put on the deny list since the
+/// connection was opened (new connections with it fail the TLS handshake).
+pub fn certificate_revoked() -> Status {
+    status_with_reason(
+        Code::Unauthenticated,
+        "the client certificate has been revoked",
+        "CERTIFICATE_REVOKED",
+        &[],
+    )
+}
+
 /// The call's deadline passed before its answer was ready (the work may still finish: a retry with
 /// the same `request_id` gets its answer).
 pub fn deadline_exceeded() -> Status {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use super::auth::RevocationLayer;
 use super::readiness::Readiness;
 use super::rpc_layer::RpcLayer;
 use super::services::{App, AuditService, ReviewService, VerificationService};
@@ -94,6 +95,7 @@ pub async fn run(
         .max_decoding_message_size(limits.max_review_message_bytes);
     let call_deadline = app.call_deadline;
     let rpc_layer = RpcLayer::new(app.instruments.clone());
+    let revocation_layer = RevocationLayer::new(app.revocation.clone());
     let instruments = app.instruments.clone();
     let verification = Shed::new(
         pb::verification_service_server::VerificationServiceServer::new(VerificationService::new(app))
@@ -109,6 +111,8 @@ pub async fn run(
         .timeout(call_deadline)
         // Outermost: a span and a duration for every call, deadline answers included.
         .layer(rpc_layer)
+        // Then: a connection whose certificate was revoked after it opened gets no further call.
+        .layer(revocation_layer)
         .add_service(health_service)
         .add_service(verification)
         .add_service(review)

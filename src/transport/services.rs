@@ -45,6 +45,8 @@ pub struct App {
     pub call_deadline: Duration,
     /// Metrics: RPC durations, decisions, retention and erasure counts.
     pub instruments: Instruments,
+    /// Revoked client certificates, checked again at every call (SIGHUP and polling reload it).
+    pub revocation: super::revocation::Revocation,
 }
 
 /// Opens a client-sealed `IdentityPayload` bound to `context` with `keyring` at `now_unix`; every

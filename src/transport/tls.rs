@@ -1,21 +1,25 @@
 //! TLS 1.3 with required client certificates (rustls), and the accept loop feeding tonic.
 //!
-//! Only TLS 1.3 is offered; a client must present a certificate chaining to the configured client CA.
-//! Each handshake runs in its own task with a timeout, so a client that stalls cannot hold up others.
+//! Only TLS 1.3 is offered; a client must present a certificate chaining to the configured client CA
+//! and not on the deny list ([`super::revocation`]). Each handshake runs in its own task with a
+//! timeout, so a client that stalls cannot hold up others.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
+
+use super::revocation::Revocation;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
@@ -64,16 +68,80 @@ pub fn load_key(what: &'static str, path: &Path) -> Result<PrivateKeyDer<'static
     })
 }
 
-/// A TLS 1.3-only server configuration that requires a client certificate from `client_ca`.
-pub fn server_config(cert: &Path, key: &Path, client_ca: &Path) -> Result<rustls::ServerConfig, TlsSetupError> {
+/// The WebPKI client verifier, then the deny list: a certificate the CA vouches for but the deny list
+/// names is refused with the `certificate_revoked` alert.
+#[derive(Debug)]
+struct DenyListVerifier {
+    chain: Arc<dyn ClientCertVerifier>,
+    revocation: Revocation,
+}
+
+impl ClientCertVerifier for DenyListVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.chain.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self.chain.verify_client_cert(end_entity, intermediates, now)?;
+        let mut chain = Vec::with_capacity(1 + intermediates.len());
+        chain.push(end_entity.clone());
+        chain.extend(intermediates.iter().cloned());
+        if let Err(denied) = self.revocation.check(&chain) {
+            tracing::warn!(
+                serial = %denied.serial,
+                fingerprint = %denied.fingerprint,
+                "TLS handshake refused: the client certificate is on the deny list"
+            );
+            return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked));
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.chain.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.chain.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.chain.supported_verify_schemes()
+    }
+}
+
+/// A TLS 1.3-only server configuration that requires a client certificate from `client_ca` that
+/// `revocation` does not deny.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: &Path,
+    revocation: Revocation,
+) -> Result<rustls::ServerConfig, TlsSetupError> {
     let provider = crypto_provider();
     let mut roots = RootCertStore::empty();
     for ca in load_certs("client CA", client_ca)? {
         roots.add(ca).map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
     }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+    let chain = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
+    let verifier = Arc::new(DenyListVerifier { chain, revocation });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsSetupError::Rustls(e.to_string()))?

@@ -874,7 +874,9 @@ async fn image(
     let Some(index) = SLOTS.iter().position(|(s, _)| *s == slot) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    if case.case_id != case_id || nonce.as_deref() != Some(case.nonce.as_str()) {
+    // The nonce keeps image URLs unguessable: compared in constant time, like the token.
+    let nonce_matches = nonce.is_some_and(|n| bool::from(n.as_bytes().ct_eq(case.nonce.as_bytes())));
+    if case.case_id != case_id || !nonce_matches {
         return StatusCode::NOT_FOUND.into_response();
     }
     let Some(image) = case.images[index].clone() else {
