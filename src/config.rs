@@ -211,6 +211,45 @@ pub struct StoreConfig {
     /// Redis Cluster seed nodes. In the environment: comma-separated.
     #[serde(deserialize_with = "list_or_comma_separated")]
     pub cluster_nodes: Option<Vec<String>>,
+    /// The Redis ACL user (standalone and Cluster); absent: `default`.
+    pub username: Option<String>,
+    /// The ACL user's password (a secret; `IDGATE_STORE__PASSWORD`). Replaces one in the URLs.
+    pub password: Option<Secret>,
+    /// The same password read from a file (`IDGATE_STORE__PASSWORD_FILE`; trailing newline trimmed).
+    pub password_file: Option<PathBuf>,
+    /// PEM CA certificates that sign Redis's certificate, for `rediss://`; absent: the system's roots.
+    pub tls_ca_file: Option<PathBuf>,
+    /// A PEM client certificate for Redis servers that require one (with `tls_key_file`).
+    pub tls_cert_file: Option<PathBuf>,
+    /// The client certificate's PEM private key (mode 0600).
+    pub tls_key_file: Option<PathBuf>,
+}
+
+impl StoreConfig {
+    /// The Redis password from `password` or `password_file` (not both); `None` when neither is set.
+    pub fn resolve_password(&self) -> Result<Option<Secret>, ConfigError> {
+        match (&self.password, &self.password_file) {
+            (Some(_), Some(_)) => Err(ConfigError::Invalid(
+                "set store.password or store.password_file, not both".into(),
+            )),
+            (Some(password), None) => Ok(Some(password.clone())),
+            (None, Some(path)) => {
+                let text =
+                    zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                        what: "store.password_file",
+                        path: path.clone(),
+                        source,
+                    })?);
+                Ok(Some(Secret::new(text.trim_end_matches(['\r', '\n']).to_owned())))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Whether any TLS file is set (then every Redis URL must be `rediss://`).
+    pub fn has_tls_files(&self) -> bool {
+        self.tls_ca_file.is_some() || self.tls_cert_file.is_some() || self.tls_key_file.is_some()
+    }
 }
 
 fn list_or_comma_separated<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {

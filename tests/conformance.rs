@@ -2,9 +2,9 @@
 //! interface, in `conformance/<interface>.rs` (`cases`, `retention`, `audit`, `limits`, `keys`,
 //! `review`), each written against the narrowest interface it can (`Arc<dyn CaseStore>`, or a store
 //! generic over the few interfaces one test needs), so that each backend only supplies a
-//! constructor: embedded, Redis standalone and Redis Cluster (real `redis-server` processes from
-//! `support::redis`, one standalone server and one Cluster for this binary, each test under its own
-//! key prefix).
+//! constructor: embedded, Redis standalone, Redis Cluster and a locked-down Redis (TLS, ACL user
+//! limited to its own keys and the commands the gateway needs) — real `redis-server` processes from
+//! `support::redis`, one of each for this binary, each test under its own key prefix.
 //!
 //! One test binary for every suite: each binary costs a link and its disk space, and a Redis
 //! Cluster to start.
@@ -43,6 +43,13 @@ mod backends {
     pub async fn redis_cluster() -> Option<Arc<dyn FullStore>> {
         Some(Arc::new(support::redis::cluster_redis().await?))
     }
+
+    /// TLS with a client certificate, the `default` user off, and a gateway ACL user that may
+    /// touch only its own `<prefix>:*` keys with `support::redis::GATEWAY_COMMANDS`: the suites
+    /// passing here prove the gateway needs no more than that.
+    pub async fn redis_locked_down() -> Option<Arc<dyn FullStore>> {
+        Some(Arc::new(support::redis::locked_down_redis().await?))
+    }
 }
 
 /// Bound of every test (Redis watchers poll; a hang must fail, not stall the run).
@@ -70,6 +77,7 @@ macro_rules! on_every_backend {
         on_every_backend!(@one embedded [$adapt] $($test),*);
         on_every_backend!(@one redis_standalone [$adapt] $($test),*);
         on_every_backend!(@one redis_cluster [$adapt] $($test),*);
+        on_every_backend!(@one redis_locked_down [$adapt] $($test),*);
     };
     (@one $backend:ident [$adapt:path] $($test:ident),*) => {
         mod $backend {

@@ -282,3 +282,94 @@ async fn every_flow_through_the_gateway_leaves_no_plaintext_at_rest() {
     }
     assert!(scanned > 40 * 1024, "the AOF saw the sealed material ({scanned} bytes)");
 }
+
+/// The gateway on a locked-down Redis: TLS only with a client certificate, the `default` user off,
+/// and an ACL user that may touch only `idg:*` keys with `support::redis::GATEWAY_COMMANDS`. A
+/// verification and a case sent to review go through; a wrong password, a plain `redis://` URL and
+/// TLS files with a plain URL each stop the start with a clear error that names no password.
+#[tokio::test]
+async fn the_gateway_runs_on_a_locked_down_redis_and_a_wrong_login_stops_the_start() {
+    if !redis_tests_enabled() {
+        return;
+    }
+    let redis = support::redis::LockedDown::start().await;
+    let (username, password) = redis.gateway_user("idg").await;
+    // The user is locked down indeed: other keys and dangerous commands are refused.
+    let mut as_gateway = redis
+        .admin
+        .client_as(&redis.server.url(), &username, &password)
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for cmd in [
+        redis::cmd("GET").arg("other:key").clone(),
+        redis::cmd("FLUSHALL"),
+        redis::cmd("KEYS").arg("*").clone(),
+    ] {
+        let refused = cmd.query_async::<redis::Value>(&mut as_gateway).await.unwrap_err();
+        assert_eq!(
+            refused.kind(),
+            redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm),
+            "{refused:?}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let mut config = redis_config(&redis.server.url());
+    config.store.username = Some(username);
+    config.store.password_file = Some(file("password", format!("{password}\n").as_bytes()));
+    config.store.tls_ca_file = Some(file("ca.pem", &redis.admin.ca));
+    config.store.tls_cert_file = Some(file("client.pem", &redis.admin.client_cert));
+    config.store.tls_key_file = Some(file("client.key", &redis.admin.client_key));
+
+    let gw = TestGateway::start_with(config.clone(), None).await;
+    let mut client = gw.onboarding().await;
+    let verified = verify(&mut client, ShortVideo, "locked-0", &Person::adult("123"))
+        .await
+        .unwrap();
+    assert_eq!(verified.status, pb::Status::Verified as i32);
+    let pending = verify(&mut client, Anchor, "locked-1", &Person::adult("945"))
+        .await
+        .unwrap();
+    assert_eq!(pending.status, pb::Status::PendingReview as i32);
+    gw.stop().await;
+
+    const WRONG: &str = "wrong-password-never-printed-7f3a";
+    let mut wrong = config.clone();
+    wrong.store.password_file = None;
+    wrong.store.password = Some(idgate::config::Secret::new(WRONG.to_owned()));
+    let error = start_error(wrong).await;
+    assert!(error.contains("refused the login"), "{error}");
+    assert!(!error.contains(WRONG) && !error.contains(&password), "{error}");
+
+    let mut plain = config.clone();
+    plain.store.url = Some(redis.server.url().replace("rediss://", "redis://"));
+    let error = start_error(plain.clone()).await;
+    assert!(error.contains("rediss://"), "TLS files need rediss://: {error}");
+    plain.store.tls_ca_file = None;
+    plain.store.tls_cert_file = None;
+    plain.store.tls_key_file = None;
+    let error = start_error(plain).await;
+    assert!(
+        error.contains("could not be reached"),
+        "no plain link to a TLS port: {error}"
+    );
+    assert!(!error.contains(&password), "{error}");
+}
+
+/// The start-up error of a gateway built from `config` (it must not start).
+async fn start_error(config: idgate::config::Config) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = "127.0.0.1:0".parse().unwrap();
+    let clock = idgate::clock::SystemClock;
+    let now = idgate::clock::Clock::now_unix(&clock);
+    let plan = idgate::gateway::Plan::dev(config, Some(listen), &dir.path().join("dev"), now).unwrap();
+    match idgate::gateway::Gateway::build(plan, std::sync::Arc::new(clock)).await {
+        Ok(_) => panic!("the gateway started"),
+        Err(error) => error.to_string(),
+    }
+}

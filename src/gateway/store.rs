@@ -1,8 +1,9 @@
 //! The store step: the embedded store, or Redis standalone or Cluster, chosen by `[store]`.
 //! Every store holds the review queue too: one object, seen through both interfaces.
 //!
-//! It must never print a store password (URLs are redacted in notes and errors), nor fall back to
-//! the embedded store when a configured Redis cannot be reached.
+//! It must never print a store password (URLs are redacted in notes and errors; `store.password` is a
+//! [`Secret`](crate::config::Secret)), nor fall back to the embedded store when a configured Redis
+//! cannot be reached, nor send a configured TLS CA or client certificate over a plain `redis://` link.
 //!
 //! (Construction lives here rather than in `crate::store` while the storage interface is being
 //! split; it can move there unchanged.)
@@ -15,7 +16,7 @@ use crate::config::{Config, ConfigError};
 use crate::crypto::blind_index::BlindIndexer;
 use crate::crypto::live::Live;
 use crate::store::memory::MemoryStore;
-use crate::store::redis::{RedisOptions, RedisStore};
+use crate::store::redis::{RedisAccess, RedisOptions, RedisStore, RedisTls};
 use crate::store::{ReviewQueue, Store};
 
 /// The store and its review queue (the same object).
@@ -34,6 +35,7 @@ pub(super) async fn connect(
         record_ttl: Duration::from_secs(config.retention.case_record_ttl_seconds),
         // Case records carry an integrity tag under the gateway's keys (never stored in Redis).
         record_keys: Some(record_keys.clone()),
+        access: access(config)?,
         ..RedisOptions::default()
     };
     let (store, queue): (Arc<dyn Store>, Arc<dyn ReviewQueue>) =
@@ -60,6 +62,46 @@ pub(super) async fn connect(
             (memory.clone(), memory)
         };
     Ok(Stores { store, queue })
+}
+
+/// The ACL login and TLS material of `[store]`, files read. TLS files need `rediss://` URLs.
+fn access(config: &Config) -> Result<RedisAccess, StartError> {
+    let store = &config.store;
+    let urls: Vec<&String> = store.url.iter().chain(store.cluster_nodes.iter().flatten()).collect();
+    if store.has_tls_files() && urls.iter().any(|u| !u.starts_with("rediss://")) {
+        return Err(ConfigError::Invalid("store.tls_* files are set: every Redis URL must be rediss://".into()).into());
+    }
+    let read = |what: &'static str, path: &std::path::PathBuf| {
+        std::fs::read(path).map_err(|source| ConfigError::Read {
+            what,
+            path: path.clone(),
+            source,
+        })
+    };
+    let client = match (&store.tls_cert_file, &store.tls_key_file) {
+        (Some(cert), Some(key)) => Some((
+            read("store.tls_cert_file", cert)?,
+            zeroize::Zeroizing::new(read("store.tls_key_file", key)?),
+        )),
+        (None, None) => None,
+        _ => {
+            return Err(ConfigError::Invalid("set store.tls_cert_file and store.tls_key_file together".into()).into());
+        }
+    };
+    let tls = match (&store.tls_ca_file, client) {
+        (None, None) => None,
+        (ca, client) => Some(RedisTls {
+            ca_pem: ca.as_ref().map(|ca| read("store.tls_ca_file", ca)).transpose()?,
+            client,
+        }),
+    };
+    Ok(RedisAccess {
+        username: store.username.clone(),
+        password: store
+            .resolve_password()?
+            .map(|p| zeroize::Zeroizing::new(p.expose().to_owned())),
+        tls,
+    })
 }
 
 /// A Redis URL without its password, for log lines.

@@ -85,6 +85,8 @@ pub struct RedisServer {
     args: Vec<String>,
     supervisor: Option<Child>,
     redis_pid: u32,
+    /// TLS and the harness's own ACL login, for a locked-down server (see [`LockedDown`]).
+    admin: Option<Admin>,
 }
 
 impl RedisServer {
@@ -94,6 +96,10 @@ impl RedisServer {
     }
 
     async fn start_with(extra: &[&str], shared: bool) -> Self {
+        Self::start_as(extra, shared, None).await
+    }
+
+    async fn start_as(extra: &[&str], shared: bool, admin: Option<Admin>) -> Self {
         let temp = tempfile::Builder::new()
             .prefix("idgate-redis-")
             .tempdir()
@@ -101,27 +107,33 @@ impl RedisServer {
         let dir = temp.path().to_path_buf();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
-            let mut args: Vec<String> = [
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                dir.to_str().expect("utf-8 temp path"),
-                "--logfile",
-                "redis.log",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appenddirname",
-                "aof",
-                // Every write reaches the AOF before the reply, so tests can read it right away.
-                "--appendfsync",
-                "always",
-            ]
-            .map(str::to_owned)
-            .to_vec();
+            let port_text = port.to_string();
+            // A locked-down server listens with TLS only.
+            let ports = match admin {
+                Some(_) => ["--port", "0", "--tls-port", &port_text],
+                None => ["--port", &port_text, "--bind", "127.0.0.1"],
+            };
+            let mut args: Vec<String> = ports.map(str::to_owned).to_vec();
+            args.extend(
+                [
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    dir.to_str().expect("utf-8 temp path"),
+                    "--logfile",
+                    "redis.log",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes",
+                    "--appenddirname",
+                    "aof",
+                    // Every write reaches the AOF before the reply, so tests can read it right away.
+                    "--appendfsync",
+                    "always",
+                ]
+                .map(str::to_owned),
+            );
             args.extend(extra.iter().map(|a| (*a).to_owned()));
             if extra.contains(&"--cluster-enabled") {
                 // The cluster bus needs a free port too (the default, port + 10000, may be taken or
@@ -136,6 +148,7 @@ impl RedisServer {
                 args,
                 supervisor: None,
                 redis_pid: 0,
+                admin: admin.clone(),
             };
             server.spawn();
             if server.wait_ready().await {
@@ -183,7 +196,7 @@ impl RedisServer {
             if !self.alive() {
                 return false;
             }
-            if let Some(dir) = config_dir(&self.url()).await {
+            if let Some(dir) = config_dir(&self.url(), self.admin.as_ref()).await {
                 return Path::new(&dir) == self.dir;
             }
             sleep(POLL).await;
@@ -192,7 +205,10 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match self.admin {
+            Some(_) => format!("rediss://127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     /// Kills the server (a crash: no shutdown); the directory and its AOF stay for [`Self::restart`].
@@ -256,24 +272,27 @@ fn signal(pid: u32, sig: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-async fn connection(url: &str) -> Option<redis::aio::MultiplexedConnection> {
-    let client = redis::Client::open(url).ok()?;
+async fn connection(url: &str, admin: Option<&Admin>) -> Option<redis::aio::MultiplexedConnection> {
+    let client = match admin {
+        Some(admin) => admin.client(url),
+        None => redis::Client::open(url).ok()?,
+    };
     tokio::time::timeout(Duration::from_millis(500), client.get_multiplexed_async_connection())
         .await
         .ok()?
         .ok()
 }
 
-async fn command<T: redis::FromRedisValue>(url: &str, cmd: &redis::Cmd) -> Option<T> {
-    let mut con = connection(url).await?;
+async fn command<T: redis::FromRedisValue>(url: &str, admin: Option<&Admin>, cmd: &redis::Cmd) -> Option<T> {
+    let mut con = connection(url, admin).await?;
     tokio::time::timeout(Duration::from_millis(500), cmd.query_async(&mut con))
         .await
         .ok()?
         .ok()
 }
 
-async fn config_dir(url: &str) -> Option<String> {
-    let reply: Vec<String> = command(url, redis::cmd("CONFIG").arg("GET").arg("dir")).await?;
+async fn config_dir(url: &str, admin: Option<&Admin>) -> Option<String> {
+    let reply: Vec<String> = command(url, admin, redis::cmd("CONFIG").arg("GET").arg("dir")).await?;
     reply.get(1).cloned()
 }
 
@@ -326,7 +345,7 @@ impl RedisCluster {
         loop {
             let mut ok = true;
             for node in &cluster.nodes {
-                let info: Option<String> = command(&node.url(), redis::cmd("CLUSTER").arg("INFO")).await;
+                let info: Option<String> = command(&node.url(), None, redis::cmd("CLUSTER").arg("INFO")).await;
                 ok &= info.is_some_and(|i| i.contains("cluster_state:ok"));
             }
             if ok {
@@ -345,6 +364,166 @@ impl RedisCluster {
     }
 }
 
+/// The commands the gateway's ACL user needs, and no more: the storage conformance suites pass
+/// against a server whose gateway user has exactly these (backend `redis_locked_down` in
+/// `tests/conformance.rs`; the README lists them for operators). Scripts run with `EVALSHA`, loaded
+/// by `SCRIPT LOAD` on `NOSCRIPT` (`EVAL` is the client's fallback); The client's greeting `CLIENT SETINFO`
+/// (Redis 7.2+) may be refused: the client ignores that.
+pub const GATEWAY_COMMANDS: &str = "-@all +ping +evalsha +eval +script|load \
+     +get +set +del +mget +expire +pexpire +exists +incr \
+     +hgetall +hget +hmget +hset +hdel +hexists +sadd +srem +smembers +zadd +zrange +zrem \
+     +xadd +xack +xautoclaim +xclaim +xdel +xgroup|create +xrange +xreadgroup +xpending";
+
+/// The harness's own login to a locked-down server: TLS with a client certificate, as the `admin`
+/// ACL user (all commands; the gateway's user is made by [`LockedDown::gateway_user`]).
+#[derive(Clone)]
+pub struct Admin {
+    pub ca: Vec<u8>,
+    pub client_cert: Vec<u8>,
+    pub client_key: Vec<u8>,
+    password: String,
+}
+
+impl Admin {
+    fn certificates(&self) -> redis::TlsCertificates {
+        redis::TlsCertificates {
+            client_tls: Some(redis::ClientTlsConfig {
+                client_cert: self.client_cert.clone(),
+                client_key: self.client_key.clone(),
+            }),
+            root_cert: Some(self.ca.clone()),
+        }
+    }
+
+    fn client(&self, url: &str) -> redis::Client {
+        self.client_as(url, "admin", &self.password)
+    }
+
+    /// A TLS client with the harness's certificate, logged in as `username`.
+    pub fn client_as(&self, url: &str, username: &str, password: &str) -> redis::Client {
+        use redis::IntoConnectionInfo as _;
+        let info = url.into_connection_info().expect("a Redis URL");
+        let login = info
+            .redis_settings()
+            .clone()
+            .set_username(username)
+            .set_password(password);
+        redis::Client::build_with_tls(info.set_redis_settings(login), self.certificates()).expect("a TLS client")
+    }
+
+    /// The TLS material for the gateway's own connection (the same CA and client certificate).
+    pub fn tls(&self) -> idgate::store::redis::RedisTls {
+        idgate::store::redis::RedisTls {
+            ca_pem: Some(self.ca.clone()),
+            client: Some((
+                self.client_cert.clone(),
+                zeroize::Zeroizing::new(self.client_key.clone()),
+            )),
+        }
+    }
+}
+
+fn random_hex() -> String {
+    let mut random = [0u8; 12];
+    getrandom::fill(&mut random).expect("randomness");
+    hex::encode(random)
+}
+
+/// A locked-down standalone `redis-server`: TLS only (`--port 0`), client certificates required
+/// (a CA made with rcgen by `idgate::pki`), the `default` user disabled, an `admin` user for the
+/// harness, and gateway users that may touch only their own `<prefix>:*` keys with
+/// [`GATEWAY_COMMANDS`].
+pub struct LockedDown {
+    pub server: RedisServer,
+    pub admin: Admin,
+}
+
+impl LockedDown {
+    pub async fn start() -> Self {
+        Self::start_shared(false).await
+    }
+
+    async fn start_shared(shared: bool) -> Self {
+        let pki_dir = tempfile::tempdir().expect("temporary directory");
+        let pki = idgate::pki::generate_dev_pki(&pki_dir.path().join("pki"), false).expect("a test PKI");
+        let read = |path: PathBuf| std::fs::read(path).expect("read a test PKI file");
+        let admin = Admin {
+            ca: read(pki.ca()),
+            client_cert: read(pki.client_cert("onboarding")),
+            client_key: read(pki.client_key("onboarding")),
+            password: random_hex(),
+        };
+        let path = |p: PathBuf| p.to_str().expect("utf-8 temp path").to_owned();
+        // ACL rules cannot be given on the command line (it joins `--user`'s words into a name).
+        let acl = pki_dir.path().join("users.acl");
+        let rules = format!("user default off\nuser admin on >{} ~* &* +@all\n", admin.password);
+        std::fs::write(&acl, rules).expect("write the ACL file");
+        let (cert, key, ca, acl) = (
+            path(pki.server_cert()),
+            path(pki.server_key()),
+            path(pki.ca()),
+            path(acl),
+        );
+        let args = [
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "yes",
+            "--aclfile",
+            &acl,
+        ];
+        // redis-server has read its certificates and users by the time it answers; the directory can go.
+        let server = RedisServer::start_as(&args, shared, Some(admin.clone())).await;
+        Self { server, admin }
+    }
+
+    /// A new ACL user that may touch only `<prefix>:*` keys (no channels) with [`GATEWAY_COMMANDS`]:
+    /// its name and password.
+    pub async fn gateway_user(&self, prefix: &str) -> (String, String) {
+        let (name, password) = (format!("gw-{}", random_hex()), random_hex());
+        let mut setuser = redis::cmd("ACL");
+        setuser
+            .arg("SETUSER")
+            .arg(&name)
+            .arg("reset")
+            .arg("on")
+            .arg(format!(">{password}"))
+            .arg(format!("~{prefix}:*"))
+            .arg("resetchannels");
+        for rule in GATEWAY_COMMANDS.split_whitespace() {
+            setuser.arg(rule);
+        }
+        // No short bound here (unlike readiness polling): a TLS handshake on a loaded machine is slow.
+        let mut admin = self
+            .admin
+            .client(&self.server.url())
+            .get_multiplexed_async_connection()
+            .await
+            .expect("the harness's admin connection");
+        let () = setuser
+            .query_async(&mut admin)
+            .await
+            .expect("ACL SETUSER for the gateway user");
+        (name, password)
+    }
+
+    /// Store options for one test: its own prefix, its own gateway user, TLS with the test CA.
+    pub async fn options(&self) -> RedisOptions {
+        let mut options = test_options();
+        let (username, password) = self.gateway_user(&options.key_prefix).await;
+        options.access = idgate::store::redis::RedisAccess {
+            username: Some(username),
+            password: Some(zeroize::Zeroizing::new(password)),
+            tls: Some(self.admin.tls()),
+        };
+        options
+    }
+}
+
 /// Options for one test: its own random key prefix, so tests sharing a server never see each other.
 pub fn test_options() -> RedisOptions {
     let mut random = [0u8; 8];
@@ -359,6 +538,20 @@ pub fn test_options() -> RedisOptions {
 
 static STANDALONE: OnceCell<RedisServer> = OnceCell::const_new();
 static CLUSTER: OnceCell<RedisCluster> = OnceCell::const_new();
+static LOCKED_DOWN: OnceCell<LockedDown> = OnceCell::const_new();
+
+/// A Redis store on this test binary's shared locked-down server ([`LockedDown`]), as a gateway
+/// user limited to the test's own key prefix (`None`: skipped).
+pub async fn locked_down_redis() -> Option<RedisStore> {
+    if !redis_tests_enabled() {
+        return None;
+    }
+    let server = LOCKED_DOWN.get_or_init(|| LockedDown::start_shared(true)).await;
+    let store = RedisStore::standalone(&server.server.url(), server.options().await)
+        .await
+        .expect("connect to the locked-down redis-server as the gateway user");
+    Some(store)
+}
 
 /// A Redis store on this test binary's shared standalone server (`None`: skipped).
 pub async fn standalone_redis() -> Option<RedisStore> {

@@ -68,6 +68,8 @@
 //! Redis returns (a malformed value is [`StoreError::Unavailable`] with a warning naming the field);
 //! wait on a dead Redis longer than the response timeout.
 
+mod access;
+pub use access::{RedisAccess, RedisTls};
 pub(crate) mod audit;
 mod cases;
 mod keys;
@@ -110,6 +112,8 @@ pub struct RedisOptions {
     /// made when the store connects, so records are readable by this store only (tests; a
     /// deployment must set it).
     pub record_keys: Option<Live<BlindIndexer>>,
+    /// The ACL login and the TLS material of `rediss://` URLs.
+    pub access: RedisAccess,
 }
 
 /// Default record retention: 90 days.
@@ -123,6 +127,7 @@ impl Default for RedisOptions {
             key_prefix: "idg".to_owned(),
             record_ttl: DEFAULT_RECORD_TTL,
             record_keys: None,
+            access: RedisAccess::default(),
         }
     }
 }
@@ -259,58 +264,90 @@ fn corrupt(op: &'static str, field: &'static str) -> StoreError {
     StoreError::Unavailable
 }
 
-fn check_options(options: &RedisOptions) -> Result<(), StoreError> {
+fn check_options(options: &RedisOptions) -> Result<(), ConnectError> {
     if options.key_prefix.is_empty() || options.key_prefix.contains(['{', '}']) {
-        tracing::warn!("redis key prefix must be non-empty and must not contain '{{' or '}}'");
-        return Err(StoreError::Unavailable);
+        return Err(ConnectError(
+            "the Redis key prefix must be non-empty and must not contain '{' or '}'",
+        ));
     }
     Ok(())
 }
 
+/// Why the store could not connect, in words fit for a start-up error: never a value from Redis,
+/// never a password. Every such failure is [`StoreError::Unavailable`] to the storage interfaces.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConnectError(&'static str);
+
+impl From<ConnectError> for StoreError {
+    fn from(_: ConnectError) -> Self {
+        StoreError::Unavailable
+    }
+}
+
+fn connect_failed(error: &redis::RedisError) -> ConnectError {
+    tracing::warn!(op = "connect", kind = ?error.kind(), "redis connection failed");
+    ConnectError(access::connect_failure(error))
+}
+
+/// Bounds a connection attempt by twice the connect timeout.
+async fn connect_within<T>(
+    options: &RedisOptions,
+    connect: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, ConnectError> {
+    tokio::time::timeout(options.connect_timeout * 2, connect)
+        .await
+        .map_err(|_| {
+            tracing::warn!(op = "connect", "redis connection timed out");
+            ConnectError("Redis did not answer within the connect timeout")
+        })?
+        .map_err(|e| connect_failed(&e))
+}
+
 impl RedisStore {
-    /// Connects to a standalone Redis (`redis://host:port/db`). The connection reconnects by itself
-    /// after Redis comes back; until then calls fail with [`StoreError::Unavailable`].
-    pub async fn standalone(url: &str, options: RedisOptions) -> Result<Self, StoreError> {
+    /// Connects to a standalone Redis (`redis://host:port/db`, or `rediss://` for TLS) with the login
+    /// and TLS material of [`RedisOptions::access`]. The connection reconnects by itself after Redis
+    /// comes back; until then calls fail with [`StoreError::Unavailable`].
+    pub async fn standalone(url: &str, options: RedisOptions) -> Result<Self, ConnectError> {
         check_options(&options)?;
-        let client = redis::Client::open(url).map_err(|e| unavailable("connect", &e))?;
+        let client = options.access.client(url).map_err(|e| connect_failed(&e))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
             .set_response_timeout(Some(options.response_timeout))
             // Reconnect quickly once Redis is back; the backoff stays under one connect timeout.
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(options.connect_timeout);
-        let connect = ConnectionManager::new_with_config(client, config);
-        let manager = tokio::time::timeout(options.connect_timeout * 2, connect)
-            .await
-            .map_err(|_| {
-                tracing::warn!(op = "connect", "redis connection timed out");
-                StoreError::Unavailable
-            })?
-            .map_err(|e| unavailable("connect", &e))?;
-        let store = Self::with_connection(Connection::Standalone(manager), options)?;
-        store.ping().await?;
-        Ok(store)
+        // One plain attempt first: the manager retries a refused login until the timeout, hiding why.
+        let mut probe = connect_within(&options, client.get_multiplexed_async_connection()).await?;
+        let ping = async { redis::cmd("PING").query_async::<String>(&mut probe).await };
+        connect_within(&options, ping).await?;
+        drop(probe);
+        let manager = connect_within(&options, ConnectionManager::new_with_config(client, config)).await?;
+        Self::connected(Connection::Standalone(manager), options).await
     }
 
-    /// Connects to a Redis Cluster through any of its nodes (`redis://host:port`).
-    pub async fn cluster(nodes: &[String], options: RedisOptions) -> Result<Self, StoreError> {
+    /// Connects to a Redis Cluster through any of its nodes (`redis://host:port`, or `rediss://`),
+    /// with the login and TLS material of [`RedisOptions::access`].
+    pub async fn cluster(nodes: &[String], options: RedisOptions) -> Result<Self, ConnectError> {
         check_options(&options)?;
-        let client = ClusterClientBuilder::new(nodes.to_vec())
+        let builder = ClusterClientBuilder::new(nodes.to_vec())
             .connection_timeout(options.connect_timeout)
-            .response_timeout(options.response_timeout)
+            .response_timeout(options.response_timeout);
+        let client = options
+            .access
+            .cluster(builder)
             .build()
-            .map_err(|e| unavailable("connect", &e))?;
-        let connect = client.get_async_connection();
-        let connection = tokio::time::timeout(options.connect_timeout * 2, connect)
-            .await
-            .map_err(|_| {
-                tracing::warn!(op = "connect", "redis cluster connection timed out");
-                StoreError::Unavailable
-            })?
-            .map_err(|e| unavailable("connect", &e))?;
-        let store = Self::with_connection(Connection::Cluster(connection), options)?;
-        store.ping().await?;
-        Ok(store)
+            .map_err(|e| connect_failed(&e))?;
+        let connection = connect_within(&options, client.get_async_connection()).await?;
+        Self::connected(Connection::Cluster(connection), options).await
+    }
+
+    /// The store over a fresh connection, once a first `PING` went through (a refused login or ACL
+    /// shows here, not at the first real call).
+    async fn connected(mut connection: Connection, options: RedisOptions) -> Result<Self, ConnectError> {
+        let ping = async { redis::cmd("PING").query_async::<String>(&mut connection).await };
+        connect_within(&options, ping).await?;
+        Self::with_connection(connection, options).map_err(|_| ConnectError("no randomness for a record key"))
     }
 
     fn with_connection(connection: Connection, options: RedisOptions) -> Result<Self, StoreError> {
@@ -361,11 +398,6 @@ impl RedisStore {
         if let Some(hook) = &self.inner.step_hook {
             hook(name);
         }
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        let _: String = self.query("ping", &redis::cmd("PING")).await?;
-        Ok(())
     }
 
     /// Runs one round trip, bounded by the response timeout whatever the connection does meanwhile
