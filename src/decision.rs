@@ -63,14 +63,18 @@ pub enum ReviewReason {
     SimilarityGreyZone,
     /// Name and ID number match, but the face was not compared.
     FaceNotCompared,
+    /// The applicant chose document review instead of face recognition: a reviewer decides from the
+    /// ID card front, back and handheld-ID photo.
+    DocumentReviewRequested,
 }
 
 impl ReviewReason {
-    const ALL: [ReviewReason; 4] = [
+    const ALL: [ReviewReason; 5] = [
         ReviewReason::ProvidersUnavailable,
         ReviewReason::ProviderCannotDecide,
         ReviewReason::SimilarityGreyZone,
         ReviewReason::FaceNotCompared,
+        ReviewReason::DocumentReviewRequested,
     ];
 
     /// The stable code stored with the case and sent to review consoles.
@@ -80,6 +84,7 @@ impl ReviewReason {
             ReviewReason::ProviderCannotDecide => "PROVIDER_CANNOT_DECIDE",
             ReviewReason::SimilarityGreyZone => "SIMILARITY_GREY_ZONE",
             ReviewReason::FaceNotCompared => "FACE_NOT_COMPARED",
+            ReviewReason::DocumentReviewRequested => "DOCUMENT_REVIEW_REQUESTED",
         }
     }
 
@@ -96,6 +101,9 @@ impl ReviewReason {
             }
             ReviewReason::SimilarityGreyZone => "the face resembles the photo on file, but not clearly enough",
             ReviewReason::FaceNotCompared => "name and ID number match; the face was not compared",
+            ReviewReason::DocumentReviewRequested => {
+                "the applicant chose document review instead of face recognition; decide from the ID card photos"
+            }
         }
     }
 
@@ -123,6 +131,18 @@ pub fn judge(thresholds: Thresholds, purpose: Purpose, outcome: Outcome) -> Verd
         Outcome::Mismatch => Verdict::NotVerified,
         Outcome::PhotoUnusable => Verdict::PhotoUnusable,
         Outcome::CannotDecide => Verdict::Review,
+    }
+}
+
+/// Judges the two-factor outcome of an applicant who chose document review instead of face
+/// recognition: a clear mismatch ends the case, anything else goes to a reviewer (never verified
+/// without one, since no face was compared).
+pub fn judge_document_review(outcome: Outcome) -> Verdict {
+    match outcome {
+        Outcome::Mismatch => Verdict::NotVerified,
+        Outcome::Match | Outcome::CannotDecide | Outcome::PhotoUnusable | Outcome::FaceCompared { .. } => {
+            Verdict::Review
+        }
     }
 }
 
@@ -169,6 +189,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn document_review_never_verifies_without_a_reviewer() {
+        assert_eq!(judge_document_review(Outcome::Mismatch), Verdict::NotVerified);
+        for o in [
+            Outcome::Match,
+            Outcome::CannotDecide,
+            Outcome::PhotoUnusable,
+            Outcome::FaceCompared { similarity: 99.0 },
+        ] {
+            assert_eq!(judge_document_review(o), Verdict::Review, "{o:?}");
+        }
+    }
+
+    #[test]
     fn default_thresholds_follow_the_contract() {
         let t = Thresholds::default();
         let face = |s| judge(t, Purpose::Anchor, Outcome::FaceCompared { similarity: s });
@@ -211,6 +244,10 @@ mod tests {
             Some(ReviewReason::ProviderCannotDecide)
         );
         assert_eq!(ReviewReason::of(t, Purpose::Radio, Outcome::Match), None);
+        assert_eq!(
+            ReviewReason::from_code("DOCUMENT_REVIEW_REQUESTED"),
+            Some(ReviewReason::DocumentReviewRequested)
+        );
         for r in ReviewReason::ALL {
             assert_eq!(ReviewReason::from_code(r.code()), Some(r));
             assert!(!r.words().is_empty());

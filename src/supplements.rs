@@ -13,7 +13,8 @@ use crate::audit::AuditTrail;
 use crate::clock::Clock;
 use crate::crypto::envelope::KekRing;
 use crate::crypto::live::Live;
-use crate::domain::{Applicant, IdentityFields, Refusal};
+use crate::decision::ReviewReason;
+use crate::domain::{Applicant, FaceUse, IdentityFields, Refusal};
 use crate::material::{self, PII_FIELD_IDENTITY};
 use crate::store::{CaseRecord, CaseStatus, ReviewError, ReviewQueue, SealedPii, Store, StoreError};
 
@@ -101,7 +102,13 @@ impl Supplements {
             }
         }
         // Every image is checked like any other (format by content, size, dimensions).
-        let merged = Applicant::check(record.purpose, fields, self.clock.today_cst())?;
+        // A case whose applicant chose document review keeps no face, and needs none.
+        let face = if record.review_reason.as_deref() == Some(ReviewReason::DocumentReviewRequested.code()) {
+            FaceUse::DocumentReview
+        } else {
+            FaceUse::NotCompared
+        };
+        let merged = Applicant::check_on(record.purpose, &face, fields, self.clock.today_cst())?;
         let complete =
             merged.id_card_front().is_some() && merged.id_card_back().is_some() && merged.handheld_id_photo().is_some();
         let (wrapped_key, body) = self

@@ -20,7 +20,9 @@ use crate::crypto::envelope::KekRing;
 use crate::crypto::live::Live;
 use crate::crypto::random;
 use crate::decision::{self, ACCOUNT_WINDOW_SECONDS, ID_WINDOW_SECONDS, Limits, ReviewReason, Thresholds, Verdict};
-use crate::domain::{AccountId, Applicant, Consent, GATEWAY_ACTOR, IdentityFields, Purpose, Refusal, RequestId};
+use crate::domain::{
+    AccountId, Applicant, Consent, FaceUse, GATEWAY_ACTOR, IdentityFields, Purpose, Refusal, RequestId,
+};
 use crate::material::{self, PII_FIELD_IDENTITY};
 use crate::providers::ProviderRequest;
 use crate::providers::router::{Routed, Router};
@@ -41,6 +43,11 @@ pub struct VerifyCommand {
     pub purpose: Purpose,
     pub consent_policy_version: String,
     pub consent_granted_at_unix: i64,
+    /// The separate consent to face processing (empty version: none given).
+    pub biometric_policy_version: String,
+    pub biometric_granted_at_unix: i64,
+    /// The applicant chose document review instead of face recognition (purposes that compare a face).
+    pub document_review: bool,
     pub fields: IdentityFields,
     /// When the caller stops waiting.
     pub deadline: Instant,
@@ -133,12 +140,23 @@ pub struct VerifySettings {
     pub limits: Limits,
 }
 
-/// The parts of a request's keyed fingerprint: what the caller sealed, and who asked for what.
-fn fingerprint_parts<'a>(principal: &'a str, purpose: Purpose, applicant: &'a Applicant) -> [&'a [u8]; 10] {
+/// The parts of a request's keyed fingerprint: what the caller sealed, and who asked for what. The
+/// face path is bound through the purpose part, spelled as before for face recognition so that stored
+/// fingerprints keep matching their retries.
+fn fingerprint_parts<'a>(
+    principal: &'a str,
+    purpose: Purpose,
+    face: &FaceUse,
+    applicant: &'a Applicant,
+) -> [&'a [u8]; 10] {
     let image = |i: Option<&'a crate::domain::Image>| i.map_or(&[][..], |i| i.as_bytes());
+    let asked: &'static str = match face {
+        FaceUse::DocumentReview => "anchor.document_review",
+        FaceUse::NotCompared | FaceUse::Recognition(_) => purpose.as_str(),
+    };
     [
         b"idgate.v1.request",
-        purpose.as_str().as_bytes(),
+        asked.as_bytes(),
         principal.as_bytes(),
         applicant.name().as_str().as_bytes(),
         applicant.id_number().as_str().as_bytes(),
@@ -212,12 +230,22 @@ impl Verifier {
             ..
         } = command;
         // Checks that cost nothing come first; no provider is paid for bad input.
-        let applicant = {
+        let (applicant, face) = {
             let _checks = tracing::info_span!("local_checks").entered();
             Consent::parse(&command.consent_policy_version, command.consent_granted_at_unix, now)?;
-            Applicant::check(purpose, fields, self.clock.today_cst())?
+            // No face reaches a provider or the store without its own consent (or the applicant chose
+            // document review, and the face is dropped unread).
+            let biometric = (
+                command.biometric_policy_version.as_str(),
+                command.biometric_granted_at_unix,
+            );
+            let face = FaceUse::decide(purpose, command.document_review, Some(biometric), now)?;
+            (
+                Applicant::check_on(purpose, &face, fields, self.clock.today_cst())?,
+                face,
+            )
         };
-        let parts = fingerprint_parts(&principal, purpose, &applicant);
+        let parts = fingerprint_parts(&principal, purpose, &face, &applicant);
         let indexer = self.indexer.load();
         let same_content = |stored: &str| indexer.tag_matches(IndexUse::RequestFingerprint, stored, &parts);
 
@@ -277,13 +305,20 @@ impl Verifier {
         let request = ProviderRequest {
             name: applicant.name().as_str(),
             id_number: applicant.id_number().as_str(),
-            face_image: if purpose.requires_face() {
+            face_image: if face.sends_face() {
                 applicant.face_image().map(|i| i.as_bytes())
             } else {
                 None
             },
         };
+        let document_review = face == FaceUse::DocumentReview;
         let (verdict, provider, review_reason) = match self.router.check(&request, deadline).await {
+            // The applicant's choice is what the reviewer must see, whatever the providers said.
+            Routed::Answered { provider, outcome } if document_review => (
+                decision::judge_document_review(outcome),
+                Some(provider),
+                Some(ReviewReason::DocumentReviewRequested),
+            ),
             Routed::Answered { provider, outcome } => (
                 decision::judge(self.settings.thresholds, purpose, outcome),
                 Some(provider),
@@ -291,7 +326,12 @@ impl Verifier {
             ),
             Routed::AllFailed { attempts } => {
                 tracing::warn!(verification_id = %case.id, attempts = attempts.len(), "no provider answered; manual review");
-                (Verdict::Review, None, Some(ReviewReason::ProvidersUnavailable))
+                let reason = if document_review {
+                    ReviewReason::DocumentReviewRequested
+                } else {
+                    ReviewReason::ProvidersUnavailable
+                };
+                (Verdict::Review, None, Some(reason))
             }
         };
 
@@ -506,7 +546,7 @@ mod tests {
         let applicant = Applicant::check(command.purpose, command.fields, time::macros::date!(2026 - 11 - 30)).unwrap();
         indexer.tag(
             IndexUse::RequestFingerprint,
-            &fingerprint_parts(principal, command.purpose, &applicant),
+            &fingerprint_parts(principal, command.purpose, &FaceUse::NotCompared, &applicant),
         )
     }
 
@@ -661,6 +701,91 @@ mod tests {
             assert!(matches!(v.verify(c).await, Err(VerifyError::Refused(_))));
         }
         assert_eq!(p.calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn no_face_reaches_a_provider_or_the_store_without_biometric_consent() {
+        let clock = ManualClock::new(NOW);
+        let p = fake("p", Ok(Outcome::FaceCompared { similarity: 95.0 }));
+        let (v, _) = verifier(std::slice::from_ref(&p), &clock);
+        let mut c = command("r-1", Purpose::Anchor);
+        c.biometric_policy_version.clear();
+        match v.verify(c).await {
+            Err(VerifyError::Refused(r)) => assert_eq!(r.code(), "BIOMETRIC_CONSENT_MISSING"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(p.calls.load(Ordering::SeqCst), 0);
+        assert!(
+            v.store().find("acct-1", "r-1").await.unwrap().is_none(),
+            "nothing stored"
+        );
+        // Other purposes compare no face and need no biometric consent.
+        let mut radio = command("r-2", Purpose::Radio);
+        radio.biometric_policy_version.clear();
+        assert_eq!(v.verify(radio).await.unwrap().status, CaseStatus::Verified);
+        assert_eq!(p.faces.load(Ordering::SeqCst), 0);
+        // With it, the face is compared.
+        assert_eq!(
+            v.verify(command("r-3", Purpose::Anchor)).await.unwrap().status,
+            CaseStatus::Verified
+        );
+        assert_eq!(p.faces.load(Ordering::SeqCst), 1);
+    }
+
+    /// An ANCHOR command of an applicant who chose document review and gave no biometric consent.
+    fn document_review(request_id: &str) -> VerifyCommand {
+        let mut c = command(request_id, Purpose::Anchor);
+        c.document_review = true;
+        c.biometric_policy_version.clear();
+        c
+    }
+
+    #[tokio::test]
+    async fn document_review_checks_name_and_id_without_the_face_then_asks_a_reviewer() {
+        let clock = ManualClock::new(NOW);
+        let p = fake("p", Ok(Outcome::Match));
+        let (v, keks) = verifier(std::slice::from_ref(&p), &clock);
+        let answer = v.verify(document_review("r-1")).await.unwrap();
+        assert_eq!(answer.status, CaseStatus::PendingReview);
+        assert_eq!((p.calls.load(Ordering::SeqCst), p.faces.load(Ordering::SeqCst)), (1, 0));
+        let id = &answer.verification_id;
+        let record = v.store().get(id).await.unwrap().unwrap();
+        assert_eq!(record.review_reason.as_deref(), Some("DOCUMENT_REVIEW_REQUESTED"));
+        // The face the client sealed anyway was dropped, not stored.
+        let sealed = v.store().sealed_pii(id).await.unwrap().expect("kept for review");
+        let plain = keks
+            .open(id, PII_FIELD_IDENTITY, &sealed.wrapped_key, &sealed.body)
+            .unwrap();
+        let fields = material::decode(&plain).unwrap();
+        assert!(fields.face_image.is_empty());
+        assert!(!fields.id_number.is_empty());
+
+        // The applicant's choice is bound to the request: the same request_id asking for face
+        // recognition is another request.
+        assert!(matches!(
+            v.verify(command("r-1", Purpose::Anchor)).await,
+            Err(VerifyError::RequestIdReused)
+        ));
+        // Providers down: still the reviewer, still labelled as the applicant's choice.
+        let down = fake("down", Err(ProviderError::Timeout));
+        let (v, _) = verifier(std::slice::from_ref(&down), &clock);
+        let answer = v.verify(document_review("r-2")).await.unwrap();
+        let record = v.store().get(&answer.verification_id).await.unwrap().unwrap();
+        assert_eq!(
+            (record.status, record.review_reason.as_deref()),
+            (CaseStatus::PendingReview, Some("DOCUMENT_REVIEW_REQUESTED"))
+        );
+    }
+
+    #[tokio::test]
+    async fn document_review_ends_a_two_factor_mismatch_without_review() {
+        let clock = ManualClock::new(NOW);
+        let p = fake("p", Ok(Outcome::Mismatch));
+        let (v, _) = verifier(std::slice::from_ref(&p), &clock);
+        let answer = v.verify(document_review("r-1")).await.unwrap();
+        assert_eq!(answer.status, CaseStatus::NotVerified);
+        assert!(v.store().sealed_pii(&answer.verification_id).await.unwrap().is_none());
+        assert_eq!(p.faces.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]

@@ -121,6 +121,19 @@ async fn no_personal_data_in_logs_or_errors() {
     );
     tampered.request_id = "pii-t".into();
     errors.push(format!("{:?}", client.verify(tampered).await.expect_err("tampered")));
+    // Face recognition without the separate biometric consent (refused), and the document-review
+    // path (a sealed face dropped; pending review, or not verified on a two-factor mismatch).
+    let mut no_biometric = common::sealed_request(&key, Anchor, "acct-1", "pii-nobio", &people[0].fields(), None);
+    no_biometric.consent.as_mut().expect("consent").biometric = None;
+    let status = client.verify(no_biometric).await.expect_err("no biometric consent");
+    errors.push(format!("{status:?} {}", status.message()));
+    for (i, person) in people.iter().take(2).enumerate() {
+        let request_id = format!("pii-doc-{i}");
+        let mut by_documents = common::sealed_request(&key, Anchor, "acct-1", &request_id, &person.fields(), None);
+        by_documents.document_review = true;
+        let answer = client.verify(by_documents).await.expect("document review");
+        errors.push(format!("{answer:?}"));
+    }
 
     // An anchor case's supplement (three more images), so that it can be reviewed.
     let anchor_case = pending_anchors.first().expect("an anchor case pending review");

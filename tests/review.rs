@@ -575,3 +575,68 @@ async fn a_reviewer_approval_respects_the_anchor_accounts_per_id_limit() {
     );
     gw.stop().await;
 }
+
+/// An ANCHOR request of `person` who chose document review instead of face recognition and gave no
+/// biometric consent (the face they sealed anyway must be dropped).
+async fn verify_by_documents(gw: &TestGateway, request_id: &str, person: &Person) -> pb::VerifyResponse {
+    let mut onboarding = gw.onboarding().await;
+    let key = onboarding
+        .get_sealing_key(pb::GetSealingKeyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut request = common::sealed_request(&key, pb::Purpose::Anchor, "acct-1", request_id, &person.fields(), None);
+    request.document_review = true;
+    request.consent.as_mut().unwrap().biometric = None;
+    onboarding.verify(request).await.unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn document_review_instead_of_face_recognition_end_to_end() {
+    let gw = TestGateway::start().await;
+    // Face recognition without the separate biometric consent is refused before anything happens.
+    let mut onboarding = gw.onboarding().await;
+    let key = onboarding
+        .get_sealing_key(pb::GetSealingKeyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let person = Person::adult("123");
+    let mut no_consent = common::sealed_request(&key, pb::Purpose::Anchor, "acct-1", "face-1", &person.fields(), None);
+    no_consent.consent.as_mut().unwrap().biometric = None;
+    let status = onboarding.verify(no_consent).await.unwrap_err();
+    assert_eq!(
+        (status.code(), reason(&status).as_deref()),
+        (Code::FailedPrecondition, Some("BIOMETRIC_CONSENT_MISSING"))
+    );
+    assert!(!status.message().contains(&person.name) && !status.message().contains(&person.id_number));
+
+    // The non-face alternative: name + ID pass the two-factor check, then a reviewer decides from the
+    // ID card photos; the face never reaches the case.
+    let pending = verify_by_documents(&gw, "doc-1", &person).await;
+    assert_eq!(pending.status, pb::Status::PendingReview as i32);
+    let mut r1 = ReviewerConsole::open(&gw, "reviewer-1").await;
+    assert!(r1.claim().await.is_none(), "the case waits for the ID card photos");
+    supplement(&gw, &pending.verification_id, "supp-doc-1").await;
+    let claim = r1.claim().await.expect("ready once the photos are in");
+    assert_eq!(claim.case_id, pending.verification_id);
+    assert_eq!(claim.review_reason, "DOCUMENT_REVIEW_REQUESTED");
+    assert!(claim.supplement_complete);
+    let fields = r1.read(&claim);
+    assert!(fields.face_image.is_empty(), "the face was dropped, not stored");
+    assert_eq!(fields.id_number, person.id_number);
+    assert_eq!(fields.id_card_back, png(801, 500));
+    assert_eq!(
+        r1.decide(&claim.case_id, pb::Decision::Approve).await.unwrap(),
+        pb::Status::Verified
+    );
+
+    // A two-factor mismatch ends the case at once, without a reviewer.
+    let mismatch = verify_by_documents(&gw, "doc-2", &Person::adult("905")).await;
+    assert_eq!(
+        (mismatch.status, mismatch.verified),
+        (pb::Status::NotVerified as i32, false)
+    );
+    assert!(r1.claim().await.is_none());
+    gw.stop().await;
+}

@@ -57,5 +57,6 @@ pub fn sealed_verify_request(
             enc: sealed.enc,
             ciphertext: sealed.ciphertext,
         }),
+        document_review: false,
     })
 }

@@ -64,6 +64,14 @@ pub struct VerifyArgs {
     /// The privacy policy version the user consented to.
     #[arg(long, default_value = "2026-01")]
     pub policy_version: String,
+    /// The policy version of the user's separate consent to face processing (anchor face
+    /// recognition needs it); empty: none given.
+    #[arg(long, default_value = "2026-01")]
+    pub biometric_policy_version: String,
+    /// Anchor only: ask for document review (ID card front, back, handheld photo) instead of face
+    /// recognition; no face is sent to any provider.
+    #[arg(long)]
+    pub document_review: bool,
     /// Keep watching a pending case until it reaches a final status.
     #[arg(long)]
     pub watch: bool,
@@ -114,8 +122,12 @@ pub async fn run(args: VerifyArgs) -> Result<(), CliError> {
     let consent = pb::Consent {
         policy_version: args.policy_version.clone(),
         granted_at_unix: now,
+        biometric: (!args.biometric_policy_version.is_empty()).then(|| pb::BiometricConsent {
+            policy_version: args.biometric_policy_version.clone(),
+            granted_at_unix: now,
+        }),
     };
-    let request = sealed_verify_request(
+    let mut request = sealed_verify_request(
         &key,
         args.purpose.to_pb(),
         args.account_id.clone(),
@@ -124,6 +136,7 @@ pub async fn run(args: VerifyArgs) -> Result<(), CliError> {
         &plaintext,
     )
     .context("sealing to the gateway key")?;
+    request.document_review = args.document_review;
     let answer = match client.verify(request).await {
         Ok(r) => r.into_inner(),
         Err(status) => {

@@ -13,6 +13,7 @@ use std::fmt;
 use time::Date;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use super::consent::FaceUse;
 use super::id_number::IdNumber;
 use super::image::Image;
 use super::name::Name;
@@ -66,7 +67,22 @@ impl Applicant {
     /// Checks `fields` for `purpose`. `today` is the date in China Standard Time
     /// ([`Clock::today_cst`](crate::clock::Clock::today_cst)); it bounds the birth date and decides
     /// the age rule.
-    pub fn check(purpose: Purpose, mut fields: IdentityFields, today: Date) -> Result<Applicant, Refusal> {
+    pub fn check(purpose: Purpose, fields: IdentityFields, today: Date) -> Result<Applicant, Refusal> {
+        Self::check_on(purpose, &FaceUse::NotCompared, fields, today)
+    }
+
+    /// [`check`](Applicant::check) on the face path `face`: on [`FaceUse::DocumentReview`] a face
+    /// image the client sealed anyway is wiped unread, and none is required.
+    pub fn check_on(
+        purpose: Purpose,
+        face: &FaceUse,
+        mut fields: IdentityFields,
+        today: Date,
+    ) -> Result<Applicant, Refusal> {
+        let face_required = purpose.requires_face() && *face != FaceUse::DocumentReview;
+        if *face == FaceUse::DocumentReview {
+            fields.face_image.zeroize();
+        }
         let name = Name::parse(&fields.name)?;
         let id_number = IdNumber::parse(&fields.id_number, today)?;
         if let Some(min_age) = purpose.minimum_age()
@@ -86,7 +102,7 @@ impl Applicant {
         };
 
         let face_image = optional_image(FACE_IMAGE_FIELD, &mut fields.face_image)?;
-        if face_image.is_none() && purpose.requires_face() {
+        if face_image.is_none() && face_required {
             return Err(Refusal::with_field(Reason::FaceImageMissing, FACE_IMAGE_FIELD));
         }
         let id_card_front = optional_image(ID_CARD_FRONT_FIELD, &mut fields.id_card_front)?;
@@ -208,6 +224,26 @@ mod tests {
 
     fn ok(purpose: Purpose, fields: IdentityFields) -> Applicant {
         check(purpose, fields).unwrap_or_else(|e| panic!("refused: {} {:?}", e.code(), e.field()))
+    }
+
+    #[test]
+    fn document_review_drops_the_face_and_requires_none() {
+        let a = Applicant::check_on(Purpose::Anchor, &FaceUse::DocumentReview, full(), today())
+            .unwrap_or_else(|e| panic!("refused: {}", e.code()));
+        assert!(a.face_image().is_none());
+        assert!(a.id_card_front().is_some() && a.id_card_back().is_some() && a.handheld_id_photo().is_some());
+        // No face at all is fine on this path; every other anchor rule still holds.
+        let mut f = full();
+        f.face_image.clear();
+        assert!(Applicant::check_on(Purpose::Anchor, &FaceUse::DocumentReview, f, today()).is_ok());
+        let mut f = full();
+        f.phone.clear();
+        let r = Applicant::check_on(Purpose::Anchor, &FaceUse::DocumentReview, f, today()).err();
+        assert_eq!(r.map(|r| r.reason()), Some(Reason::PhoneMissing));
+        // A garbage face is not even read on this path.
+        let mut f = full();
+        f.face_image = b"GIF89a..........".to_vec();
+        assert!(Applicant::check_on(Purpose::Anchor, &FaceUse::DocumentReview, f, today()).is_ok());
     }
 
     #[test]
@@ -438,6 +474,8 @@ mod tests {
         record(Refusal::new(Reason::PurposeInvalid));
         record(e(Consent::parse("", 1, NOW).map(|_| ())));
         record(e(Consent::parse("policy!", 1, NOW).map(|_| ())));
+        record(e(FaceUse::decide(Purpose::Anchor, false, None, NOW).map(|_| ())));
+        record(e(crate::domain::BiometricConsent::parse("face!", 1, NOW).map(|_| ())));
         record(e(Name::parse("  ").map(|_| ())));
         record(e(Name::parse("阿卜杜拉··买买提").map(|_| ())));
         record(e(IdNumber::parse("", today()).map(|_| ())));

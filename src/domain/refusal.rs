@@ -54,6 +54,8 @@ reasons! {
     ImageMalformed,
     ImageTooLarge,
     ImageDimensions,
+    BiometricConsentMissing,
+    BiometricConsentInvalid,
 }
 
 impl Reason {
@@ -79,6 +81,8 @@ impl Reason {
             Reason::ImageMalformed => "IMAGE_MALFORMED",
             Reason::ImageTooLarge => "IMAGE_TOO_LARGE",
             Reason::ImageDimensions => "IMAGE_DIMENSIONS",
+            Reason::BiometricConsentMissing => "BIOMETRIC_CONSENT_MISSING",
+            Reason::BiometricConsentInvalid => "BIOMETRIC_CONSENT_INVALID",
         }
     }
 
@@ -87,6 +91,9 @@ impl Reason {
         match self {
             // A correctly formed request from a minor: nothing to fix in the request itself.
             Reason::Underage => RefusalClass::NotAllowed,
+            // A well-formed request whose applicant did not agree to face processing: the face may
+            // not be used (the applicant can consent, or ask for document review instead).
+            Reason::BiometricConsentMissing => RefusalClass::NotAllowed,
             Reason::RequestIdInvalid
             | Reason::AccountIdInvalid
             | Reason::PurposeInvalid
@@ -104,7 +111,8 @@ impl Reason {
             | Reason::ImageFormat
             | Reason::ImageMalformed
             | Reason::ImageTooLarge
-            | Reason::ImageDimensions => RefusalClass::Malformed,
+            | Reason::ImageDimensions
+            | Reason::BiometricConsentInvalid => RefusalClass::Malformed,
         }
     }
 
@@ -132,6 +140,12 @@ impl Reason {
             Reason::ImageMalformed => "image header could not be read",
             Reason::ImageTooLarge => "image exceeds the maximum size",
             Reason::ImageDimensions => "image dimensions are outside the accepted range",
+            Reason::BiometricConsentMissing => {
+                "face recognition needs the applicant's separate biometric consent, or ask for document review"
+            }
+            Reason::BiometricConsentInvalid => {
+                "biometric consent must carry a valid policy version and a grant time that is not in the future"
+            }
         }
     }
 }
@@ -218,9 +232,9 @@ mod tests {
     }
 
     #[test]
-    fn only_underage_is_not_allowed() {
+    fn only_underage_and_missing_biometric_consent_are_not_allowed() {
         for r in Reason::ALL {
-            let expected = if *r == Reason::Underage {
+            let expected = if matches!(r, Reason::Underage | Reason::BiometricConsentMissing) {
                 RefusalClass::NotAllowed
             } else {
                 RefusalClass::Malformed

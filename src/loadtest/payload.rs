@@ -228,6 +228,11 @@ impl Factory {
         let consent = pb::Consent {
             policy_version: "2026-01".into(),
             granted_at_unix: self.consent_unix,
+            // The synthetic applicants agreed to face processing too (ANCHOR needs it).
+            biometric: Some(pb::BiometricConsent {
+                policy_version: "face-2026-01".into(),
+                granted_at_unix: self.consent_unix,
+            }),
         };
         let id = format!("lt-{}-{index}", self.run_id);
         sealed_verify_request(&self.key, self.purpose, id.clone(), id, consent, &plaintext)

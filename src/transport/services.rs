@@ -73,6 +73,8 @@ pub struct VerifyInput {
     pub account_id: AccountId,
     pub purpose: Purpose,
     pub consent: pb::Consent,
+    /// The applicant chose document review instead of face recognition.
+    pub document_review: bool,
     pub fields: IdentityFields,
 }
 
@@ -102,6 +104,7 @@ pub fn verify_input(
         account_id,
         purpose,
         consent,
+        document_review: message.document_review,
         fields,
     })
 }
@@ -222,10 +225,13 @@ impl pb::verification_service_server::VerificationService for VerificationServic
             request_id,
             account_id,
             purpose,
-            consent,
+            mut consent,
+            document_review,
             fields,
         } = verify_input(message, &self.app.sealing.load(), self.app.clock.now_unix())?;
 
+        // Absent biometric consent reads as an empty record; the use case decides whether it is needed.
+        let biometric = consent.biometric.take().unwrap_or_default();
         let command = VerifyCommand {
             principal: caller.principal,
             account_id,
@@ -233,6 +239,9 @@ impl pb::verification_service_server::VerificationService for VerificationServic
             purpose,
             consent_policy_version: consent.policy_version,
             consent_granted_at_unix: consent.granted_at_unix,
+            biometric_policy_version: biometric.policy_version,
+            biometric_granted_at_unix: biometric.granted_at_unix,
+            document_review,
             fields,
             deadline: plan_deadline,
         };

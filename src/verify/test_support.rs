@@ -28,6 +28,8 @@ pub(crate) struct Fake {
     answer: Result<Outcome, ProviderError>,
     /// How often `check` was called.
     pub(crate) calls: AtomicUsize,
+    /// How many of those calls carried a face image.
+    pub(crate) faces: AtomicUsize,
     gate: Option<Arc<Semaphore>>,
 }
 
@@ -35,9 +37,12 @@ impl Provider for Fake {
     fn name(&self) -> &str {
         self.name
     }
-    fn check<'a>(&'a self, _request: &'a ProviderRequest<'a>) -> CheckFuture<'a> {
+    fn check<'a>(&'a self, request: &'a ProviderRequest<'a>) -> CheckFuture<'a> {
         Box::pin(async move {
             self.calls.fetch_add(1, Ordering::SeqCst);
+            if request.face_image.is_some() {
+                self.faces.fetch_add(1, Ordering::SeqCst);
+            }
             if let Some(gate) = &self.gate {
                 let _ = gate.acquire().await.map(|p| p.forget());
             }
@@ -51,6 +56,7 @@ pub(crate) fn fake(name: &'static str, answer: Result<Outcome, ProviderError>) -
         name,
         answer,
         calls: AtomicUsize::new(0),
+        faces: AtomicUsize::new(0),
         gate: None,
     })
 }
@@ -62,6 +68,7 @@ pub(crate) fn held(answer: Outcome) -> (Arc<Fake>, Arc<Semaphore>) {
         name: "slow",
         answer: Ok(answer),
         calls: AtomicUsize::new(0),
+        faces: AtomicUsize::new(0),
         gate: Some(gate.clone()),
     });
     (p, gate)
@@ -146,6 +153,9 @@ pub(crate) fn command(request_id: &str, purpose: Purpose) -> VerifyCommand {
         purpose,
         consent_policy_version: "2026-01".into(),
         consent_granted_at_unix: NOW - 10,
+        biometric_policy_version: "face-2026-01".into(),
+        biometric_granted_at_unix: NOW - 10,
+        document_review: false,
         fields,
         deadline: Instant::now() + Duration::from_secs(10),
     }

@@ -231,12 +231,17 @@ pub fn sealed_request(
         consent: Some(pb::Consent {
             policy_version: "2026-01".into(),
             granted_at_unix: SystemClock.now_unix(),
+            biometric: Some(pb::BiometricConsent {
+                policy_version: "face-2026-01".into(),
+                granted_at_unix: SystemClock.now_unix(),
+            }),
         }),
         payload: Some(pb::SealedPayload {
             key_id: key.key_id.clone(),
             enc: sealed.enc,
             ciphertext: sealed.ciphertext,
         }),
+        document_review: false,
     }
 }
 

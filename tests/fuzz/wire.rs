@@ -81,8 +81,13 @@ fn request(keyring: &SealingKeyring, purpose: i32, account: &str, rid: &str, pla
         consent: Some(pb::Consent {
             policy_version: "2026-01".into(),
             granted_at_unix: NOW - 5,
+            biometric: Some(pb::BiometricConsent {
+                policy_version: "face-2026-01".into(),
+                granted_at_unix: NOW - 5,
+            }),
         }),
         payload: Some(sealed(keyring, &Context::identity(purpose, account, rid), plaintext)),
+        document_review: false,
     }
 }
 
