@@ -30,7 +30,6 @@ pub mod signing;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 use serde_json::Value;
@@ -154,7 +153,8 @@ impl AliyunCloudAuth {
                     ("ParamType", "normal"),
                     ("IdentifyNum", request.id_number),
                     ("UserName", request.name),
-                ]),
+                ])
+                .into_bytes(),
             ),
             Some(image) => {
                 if let Some(reason) = unusable_image(image) {
@@ -167,18 +167,21 @@ impl AliyunCloudAuth {
                 let Ok(order) = crate::crypto::random::bytes::<16>() else {
                     return (ACTION_FACE, Err(ProviderError::Unavailable("randomness")), None);
                 };
-                let picture = base64::engine::general_purpose::STANDARD.encode(image);
+                let order = hex::encode(order);
                 (
                     ACTION_FACE,
-                    signing::form_body(&[
-                        ("SceneId", scene),
-                        ("OuterOrderNo", &hex::encode(order)),
-                        ("ProductCode", "ID_MIN"),
-                        ("CertType", "IDENTITY_CARD"),
-                        ("CertName", request.name),
-                        ("CertNo", request.id_number),
-                        ("FaceContrastPicture", &picture),
-                    ]),
+                    signing::form_body_with_base64(
+                        &[
+                            ("SceneId", scene),
+                            ("OuterOrderNo", &order),
+                            ("ProductCode", "ID_MIN"),
+                            ("CertType", "IDENTITY_CARD"),
+                            ("CertName", request.name),
+                            ("CertNo", request.id_number),
+                        ],
+                        "FaceContrastPicture",
+                        image,
+                    ),
                 )
             }
         };
@@ -188,7 +191,6 @@ impl AliyunCloudAuth {
         let Ok(nonce) = crate::crypto::random::bytes::<16>().map(hex::encode) else {
             return (action, Err(ProviderError::Unavailable("randomness")), None);
         };
-        let body = body.into_bytes();
         let signed = signing::Signed {
             host: &self.host,
             action,

@@ -147,24 +147,66 @@ pub fn parse_date(date: &str) -> Option<i64> {
 /// RFC 3986 percent-encoding (unreserved characters kept, space as `%20`), as the V3 document asks
 /// for parameter names and values.
 pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
+    let mut out = Vec::with_capacity(s.len());
+    percent_encode_into(&mut out, s.as_bytes());
+    // Only ASCII is ever written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends the RFC 3986 percent-encoding of `bytes` to `out` (no allocation per escaped byte).
+fn percent_encode_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in bytes {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
+            out.push(b);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]]);
         }
     }
-    out
+}
+
+/// Appends `name=value` pairs, `&`-separated, to `out` (a leading `&` when `out` is not empty).
+fn append_pairs(out: &mut Vec<u8>, pairs: &[(&str, &str)]) {
+    for (k, v) in pairs {
+        if !out.is_empty() {
+            out.push(b'&');
+        }
+        percent_encode_into(out, k.as_bytes());
+        out.push(b'=');
+        percent_encode_into(out, v.as_bytes());
+    }
 }
 
 /// A form body from name/value pairs, in the given order.
 pub fn form_body(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    let mut out = Vec::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
+    append_pairs(&mut out, pairs);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// A form body from name/value pairs followed by `name` = the standard base64 of `bytes`
+/// (percent-encoded, as every value is): the same bytes as [`form_body`] given the base64 string,
+/// but the base64 is written straight into the body, in stack-sized chunks, instead of through a
+/// string of its own.
+pub fn form_body_with_base64(pairs: &[(&str, &str)], name: &str, bytes: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    /// Input bytes per chunk: a multiple of 3, so only the last chunk can carry padding.
+    const CHUNK: usize = 3 * 1024;
+    let b64_len = bytes.len().div_ceil(3) * 4;
+    // Base64 of an image is about 1/32 `+` and 1/32 `/`, 3 bytes each once encoded; `=` at most twice.
+    let estimate =
+        pairs.iter().map(|(k, v)| k.len() + 3 * v.len() + 2).sum::<usize>() + name.len() + b64_len + b64_len / 8 + 8;
+    let mut out = Vec::with_capacity(estimate);
+    append_pairs(&mut out, pairs);
+    append_pairs(&mut out, &[(name, "")]);
+    let mut scratch = [0u8; CHUNK / 3 * 4];
+    for chunk in bytes.chunks(CHUNK) {
+        let written = base64::engine::general_purpose::STANDARD
+            .encode_slice(chunk, &mut scratch)
+            .unwrap_or_default();
+        percent_encode_into(&mut out, &scratch[..written]);
+    }
+    out
 }
 
 /// Decodes a form body (`+` is a space, as in HTML forms). `None` on bad escapes or non-UTF-8.
@@ -396,6 +438,20 @@ mod tests {
             Some(vec![("UserName".into(), "张 三+".into()), ("X".into(), "a/b=c".into())])
         );
         assert_eq!(parse_form(b"a=%zz"), None);
+        // The streamed base64 value gives exactly the bytes of the one built from a string, across
+        // chunk boundaries and with every padding length.
+        use base64::Engine as _;
+        for len in [0, 1, 2, 3, 3071, 3072, 3073, 10_000] {
+            let image: Vec<u8> = (0..len).map(|i| (i * 7 + 250) as u8).collect();
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&image);
+            let pairs = [("CertName", "张 三"), ("CertNo", "11010519491231002X")];
+            let expected = form_body(&[pairs[0], pairs[1], ("FaceContrastPicture", &b64)]);
+            assert_eq!(
+                form_body_with_base64(&pairs, "FaceContrastPicture", &image),
+                expected.into_bytes(),
+                "{len}"
+            );
+        }
         assert_eq!(parse_form(b"a=%e5"), None, "not UTF-8");
     }
 }
