@@ -30,7 +30,7 @@ use crate::store::{Begin, CaseRecord, CaseStatus, Finish, ID_ACCOUNT_LIMIT, Seal
 pub(crate) mod test_support;
 
 /// Reason code of a case ended because the provider could not use the face photo.
-pub const FACE_IMAGE_UNUSABLE: &str = "FACE_IMAGE_UNUSABLE";
+pub const FACE_IMAGE_UNUSABLE: &str = crate::domain::CaseRefusal::FaceImageUnusable.code();
 
 /// One verification as the transport hands it over.
 pub struct VerifyCommand {
