@@ -45,6 +45,12 @@ error_reasons! {
     PayloadMissing => "PAYLOAD_MISSING",
     /// The sealed payload does not open, whatever the cause (`INVALID_ARGUMENT`, API.md §2).
     PayloadUnopenable => "PAYLOAD_UNOPENABLE",
+    /// The call came without a client certificate (`UNAUTHENTICATED`).
+    CertificateRequired => "CERTIFICATE_REQUIRED",
+    /// The client certificate names no known role, or no usable principal (`PERMISSION_DENIED`).
+    CertificateUnrecognized => "CERTIFICATE_UNRECOGNIZED",
+    /// The caller's role may not call this RPC (`PERMISSION_DENIED`).
+    RoleNotAllowed => "ROLE_NOT_ALLOWED",
     /// The connection's client certificate was put on the deny list (`UNAUTHENTICATED`).
     CertificateRevoked => "CERTIFICATE_REVOKED",
     /// The call's deadline passed before its answer was ready (`DEADLINE_EXCEEDED`).
@@ -143,6 +149,8 @@ mod tests {
         "RECORD_INTEGRITY",
         "RATE_LIMITED",
         "ID_ACCOUNT_LIMIT",
+        "ROLE_NOT_ALLOWED",
+        "CERTIFICATE_UNRECOGNIZED",
         // README, `server.max_in_flight_verify`
         "OVERLOADED",
         // README, "Security operations" (deny list)
@@ -162,6 +170,8 @@ mod tests {
         "PHONE_MISSING",
         "IMAGE_MALFORMED",
         "PAYLOAD_MISSING",
+        // Unreachable over mutual TLS (the handshake requires a certificate); kept by the check.
+        "CERTIFICATE_REQUIRED",
         "NOT_FOUND",
         "INTERNAL",
         "NOT_PENDING",
