@@ -15,7 +15,7 @@ use crate::crypto::envelope::KekRing;
 use crate::crypto::live::Live;
 use crate::domain::{Applicant, IdentityFields, Refusal};
 use crate::material::{self, PII_FIELD_IDENTITY};
-use crate::store::{CaseRecord, CaseStatus, ReviewError, ReviewQueue, SealedPii, Store, StoreError};
+use crate::store::{AuditAction, CaseRecord, CaseStatus, ReviewError, ReviewQueue, SealedPii, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SupplementError {
@@ -124,7 +124,7 @@ impl Supplements {
             self.audit
                 .record(
                     principal,
-                    "supplement_added",
+                    AuditAction::SupplementAdded,
                     Some(case_id),
                     format!("complete={complete}"),
                 )

@@ -24,7 +24,9 @@ use crate::domain::{AccountId, Applicant, Consent, GATEWAY_ACTOR, IdentityFields
 use crate::material::{self, PII_FIELD_IDENTITY};
 use crate::providers::ProviderRequest;
 use crate::providers::router::{Routed, Router};
-use crate::store::{Begin, CaseRecord, CaseStatus, Finish, ID_ACCOUNT_LIMIT, SealedPii, Store, StoreError};
+use crate::store::{
+    AuditAction, Begin, CaseRecord, CaseStatus, Finish, ID_ACCOUNT_LIMIT, SealedPii, Store, StoreError,
+};
 
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -387,7 +389,12 @@ impl Verifier {
             tracing::error!(verification_id = %case_id, "case record failed its integrity check; refusing to use it");
             let recorded = self
                 .audit
-                .record(GATEWAY_ACTOR, "record_integrity_failed", Some(case_id), String::new())
+                .record(
+                    GATEWAY_ACTOR,
+                    AuditAction::RecordIntegrityFailed,
+                    Some(case_id),
+                    String::new(),
+                )
                 .await;
             if recorded.is_err() {
                 tracing::warn!(verification_id = %case_id, "could not audit the integrity failure");

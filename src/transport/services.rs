@@ -483,7 +483,7 @@ impl pb::audit_service_server::AuditService for AuditService {
                     id,
                     at_unix: e.at_unix,
                     actor: e.actor,
-                    action: e.action,
+                    action: e.action.as_str().to_owned(),
                     case_id: e.case_id.unwrap_or_default(),
                     detail: e.detail,
                 })
