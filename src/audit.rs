@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::store::{AuditEvent, Store, StoreError};
+use crate::store::{AuditAction, AuditEvent, Store, StoreError};
 
 /// Largest page a caller may ask for, and the batch the listing reads the trail in.
 const MAX_PAGE: usize = 500;
@@ -40,14 +40,14 @@ impl AuditTrail {
     pub async fn record(
         &self,
         actor: &str,
-        action: &str,
+        action: AuditAction,
         case_id: Option<&str>,
         detail: String,
     ) -> Result<(), StoreError> {
         let event = AuditEvent {
             at_unix: self.clock.now_unix(),
             actor: actor.to_owned(),
-            action: action.to_owned(),
+            action,
             case_id: case_id.map(str::to_owned),
             detail,
         };

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::audit::AuditTrail;
 use crate::clock::Clock;
 use crate::domain::AccountId;
-use crate::store::{Store, StoreError};
+use crate::store::{AuditAction, Store, StoreError};
 
 /// Whose cases an erasure may touch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,9 @@ impl Erasure {
             scope.as_str(),
             erased.join(",")
         );
-        self.audit.record(actor, "erase_subject", None, detail).await?;
+        self.audit
+            .record(actor, AuditAction::EraseSubject, None, detail)
+            .await?;
         tracing::info!(cases = erased.len(), "subject erased");
         Ok(erased.len() as u32)
     }
@@ -109,7 +111,7 @@ mod tests {
         let audit = v.store().audit_events(None, 10).await.unwrap();
         let (_, event) = audit
             .iter()
-            .find(|(_, e)| e.action == "erase_subject")
+            .find(|(_, e)| e.action == AuditAction::EraseSubject)
             .expect("audited");
         assert_eq!(event.actor, "admin-dev");
         assert!(event.detail.contains(&pending.verification_id));

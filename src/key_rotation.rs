@@ -13,7 +13,7 @@ use crate::crypto::envelope::KekRing;
 use crate::crypto::live::Live;
 use crate::domain::GATEWAY_ACTOR;
 use crate::material::PII_FIELD_IDENTITY;
-use crate::store::{Store, StoreError};
+use crate::store::{AuditAction, Store, StoreError};
 
 /// The re-wrapping use case.
 pub struct KeyRotation {
@@ -55,7 +55,7 @@ impl KeyRotation {
             self.audit
                 .record(
                     GATEWAY_ACTOR,
-                    "pii_rewrapped",
+                    AuditAction::PiiRewrapped,
                     None,
                     format!("count={moved} kek={current}"),
                 )

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::audit::AuditTrail;
 use crate::clock::Clock;
 use crate::domain::GATEWAY_ACTOR;
-use crate::store::{Store, StoreError};
+use crate::store::{AuditAction, Store, StoreError};
 
 /// The retention use case.
 pub struct Retention {
@@ -39,7 +39,12 @@ impl Retention {
         let expired = self.store.sweep(now, now - self.record_ttl.as_secs() as i64).await?;
         if expired > 0 {
             self.audit
-                .record(GATEWAY_ACTOR, "retention_expired", None, format!("count={expired}"))
+                .record(
+                    GATEWAY_ACTOR,
+                    AuditAction::RetentionExpired,
+                    None,
+                    format!("count={expired}"),
+                )
                 .await?;
         }
         Ok(expired)
@@ -77,7 +82,7 @@ mod tests {
         assert!(
             audit
                 .iter()
-                .any(|(_, e)| e.action == "retention_expired" && e.actor == GATEWAY_ACTOR)
+                .any(|(_, e)| e.action == AuditAction::RetentionExpired && e.actor == GATEWAY_ACTOR)
         );
     }
 }

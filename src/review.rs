@@ -18,7 +18,7 @@ use crate::crypto::sealing::{self, Context, Sealed};
 use crate::decision::{Limits, anchor_claim};
 use crate::domain::Purpose;
 use crate::material::{self, PII_FIELD_IDENTITY};
-use crate::store::{AnchorClaim, ID_ACCOUNT_LIMIT};
+use crate::store::{AnchorClaim, AuditAction, ID_ACCOUNT_LIMIT};
 use crate::store::{CaseStatus, QueueStats, ReviewError, ReviewQueue, ReviewVerdict, Store, StoreError};
 
 /// Review settings (`[review]`).
@@ -123,7 +123,7 @@ impl ReviewDesk {
         self.audit
             .record(
                 principal,
-                "reviewer_key_registered",
+                AuditAction::ReviewerKeyRegistered,
                 None,
                 format!("key={}", hex::encode(&key[..8])),
             )
@@ -158,7 +158,7 @@ impl ReviewDesk {
         self.audit
             .record(
                 principal,
-                "case_claimed",
+                AuditAction::CaseClaimed,
                 Some(&case_id),
                 format!("lease_until={lease_until}"),
             )
@@ -174,7 +174,7 @@ impl ReviewDesk {
         self.audit
             .record(
                 principal,
-                "case_material_handed_out",
+                AuditAction::CaseMaterialHandedOut,
                 Some(&case_id),
                 "sealed_to=reviewer_key".into(),
             )
@@ -238,7 +238,7 @@ impl ReviewDesk {
             record.status.as_str()
         );
         self.audit
-            .record(principal, "case_decided", Some(case_id), detail)
+            .record(principal, AuditAction::CaseDecided, Some(case_id), detail)
             .await?;
         tracing::info!(verification_id = %case_id, reviewer = %principal, status = record.status.as_str(), "review decision");
         Ok(record.status)
@@ -274,7 +274,7 @@ impl ReviewDesk {
     pub async fn release(&self, principal: &str, case_id: &str) -> Result<(), ReviewUseError> {
         self.queue.release(case_id, principal, self.clock.now_unix()).await?;
         self.audit
-            .record(principal, "case_released", Some(case_id), String::new())
+            .record(principal, AuditAction::CaseReleased, Some(case_id), String::new())
             .await?;
         Ok(())
     }

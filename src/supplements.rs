@@ -16,7 +16,7 @@ use crate::crypto::live::Live;
 use crate::decision::ReviewReason;
 use crate::domain::{Applicant, FaceUse, IdentityFields, Refusal};
 use crate::material::{self, PII_FIELD_IDENTITY};
-use crate::store::{CaseRecord, CaseStatus, ReviewError, ReviewQueue, SealedPii, Store, StoreError};
+use crate::store::{AuditAction, CaseRecord, CaseStatus, ReviewError, ReviewQueue, SealedPii, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SupplementError {
@@ -131,7 +131,7 @@ impl Supplements {
             self.audit
                 .record(
                     principal,
-                    "supplement_added",
+                    AuditAction::SupplementAdded,
                     Some(case_id),
                     format!("complete={complete}"),
                 )

@@ -26,13 +26,15 @@ use crate::domain::{
 use crate::material::{self, PII_FIELD_IDENTITY};
 use crate::providers::ProviderRequest;
 use crate::providers::router::{Routed, Router};
-use crate::store::{Begin, CaseRecord, CaseStatus, Finish, ID_ACCOUNT_LIMIT, SealedPii, Store, StoreError};
+use crate::store::{
+    AuditAction, Begin, CaseRecord, CaseStatus, Finish, ID_ACCOUNT_LIMIT, SealedPii, Store, StoreError,
+};
 
 #[cfg(test)]
 pub(crate) mod test_support;
 
 /// Reason code of a case ended because the provider could not use the face photo.
-pub const FACE_IMAGE_UNUSABLE: &str = "FACE_IMAGE_UNUSABLE";
+pub const FACE_IMAGE_UNUSABLE: &str = crate::domain::CaseRefusal::FaceImageUnusable.code();
 
 /// One verification as the transport hands it over.
 pub struct VerifyCommand {
@@ -427,7 +429,12 @@ impl Verifier {
             tracing::error!(verification_id = %case_id, "case record failed its integrity check; refusing to use it");
             let recorded = self
                 .audit
-                .record(GATEWAY_ACTOR, "record_integrity_failed", Some(case_id), String::new())
+                .record(
+                    GATEWAY_ACTOR,
+                    AuditAction::RecordIntegrityFailed,
+                    Some(case_id),
+                    String::new(),
+                )
                 .await;
             if recorded.is_err() {
                 tracing::warn!(verification_id = %case_id, "could not audit the integrity failure");

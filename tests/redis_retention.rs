@@ -18,7 +18,7 @@ use idgate::crypto::SecretKey32;
 use idgate::crypto::envelope::{Kek, KekRing};
 use idgate::domain::Purpose;
 use idgate::store::redis::{RedisOptions, RedisStore};
-use idgate::store::{AuditEvent, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
+use idgate::store::{AuditAction, AuditEvent, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
 use support::redis::{RedisCluster, RedisServer, all_values, contains, redis_tests_enabled, test_options};
 use tokio::time::{Instant, timeout};
 
@@ -154,7 +154,7 @@ async fn full_flow(store: &dyn Store, prefix: &str, urls: &[String]) -> ([String
             AuditEvent {
                 at_unix: NOW + 2,
                 actor: "admin-dev".into(),
-                action: "erase_subject".into(),
+                action: AuditAction::EraseSubject,
                 case_id: Some("vf_erased".into()),
                 detail: "cases=1".into(),
             },

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::TestGateway;
+use std::path::Path;
+
+use common::{TestGateway, reason};
 use idgate::pb;
 use idgate::pb::review_service_client::ReviewServiceClient;
 use idgate::pb::verification_service_client::VerificationServiceClient;
@@ -62,8 +64,56 @@ async fn every_rpc_with_every_role() {
             if let Err(status) = &result {
                 // Unauthenticated would mean the certificate was not read at all.
                 assert_ne!(status.code(), Code::Unauthenticated, "{rpc:?} as {role:?}");
+                // A refusal by the table carries its reason like every other refusal; an allowed
+                // call that fails fails for another reason.
+                let by_the_table = reason(status).as_deref() == Some("ROLE_NOT_ALLOWED");
+                assert_eq!(by_the_table, !allowed, "{rpc:?} as {role:?}: {status:?}");
             }
         }
+    }
+    gw.stop().await;
+}
+
+/// Writes `<stem>.pem` / `<stem>.key` into the dev PKI `dir`: a client certificate issued by the dev
+/// CA whose subject OU is `ou` and CN is `cn`.
+fn issue_client_certificate(dir: &Path, stem: &str, ou: &str, cn: &str) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    // The dev CA as `idgate::pki` made it (its name and key): enough to sign with.
+    let ca_key = KeyPair::from_pem(&read("ca.key")).unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut ca_name = DistinguishedName::new();
+    ca_name.push(DnType::OrganizationName, "idgate development");
+    ca_name.push(DnType::CommonName, "idgate development CA");
+    ca.distinguished_name = ca_name;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut name = DistinguishedName::new();
+    name.push(DnType::OrganizationName, "idgate development");
+    name.push(DnType::OrganizationalUnitName, ou);
+    name.push(DnType::CommonName, cn);
+    params.distinguished_name = name;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    std::fs::write(dir.join(format!("{stem}.pem")), cert.pem()).unwrap();
+    std::fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).unwrap();
+}
+
+#[tokio::test]
+async fn a_certificate_of_no_known_role_is_refused_with_a_reason() {
+    let gw = TestGateway::start().await;
+    // Issued by the trusted CA, so the TLS handshake succeeds: the refusal is the role check's.
+    issue_client_certificate(&gw.certs(), "auditor", "auditor", "auditor-1");
+    let channel = gw.channel("auditor").await;
+    for rpc in Rpc::ALL {
+        let status = call(rpc, channel.clone()).await.expect_err("no role, no call");
+        assert_eq!(status.code(), Code::PermissionDenied, "{rpc:?}: {status:?}");
+        assert_eq!(status.message(), "the client certificate names no known role");
+        assert_eq!(reason(&status).as_deref(), Some("CERTIFICATE_UNRECOGNIZED"), "{rpc:?}");
     }
     gw.stop().await;
 }

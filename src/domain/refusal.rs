@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use super::codes::stable_codes;
+
 /// How the transport should report a refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RefusalClass {
@@ -16,76 +18,35 @@ pub enum RefusalClass {
     NotAllowed,
 }
 
-/// Declares [`Reason`] and [`Reason::ALL`] from one list, so the list of every reason is complete by
-/// construction (a variant cannot be added without being in `ALL`).
-macro_rules! reasons {
-    ($($variant:ident),* $(,)?) => {
-        /// One variant per distinct refusal. The [`code`](Reason::code) strings are part of the public
-        /// API contract: never rename or reuse one.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum Reason {
-            $($variant),*
-        }
-
-        impl Reason {
-            /// Every reason, in declaration order (for tests, docs and metrics label sets).
-            pub const ALL: &'static [Reason] = &[$(Reason::$variant),*];
-        }
-    };
-}
-
-reasons! {
-    RequestIdInvalid,
-    AccountIdInvalid,
-    PurposeInvalid,
-    ConsentMissing,
-    ConsentInvalid,
-    NameMissing,
-    NameInvalid,
-    IdNumberMissing,
-    IdNumberFormat,
-    IdNumberChecksum,
-    IdNumberBirthDate,
-    Underage,
-    PhoneMissing,
-    PhoneInvalid,
-    FaceImageMissing,
-    ImageFormat,
-    ImageMalformed,
-    ImageTooLarge,
-    ImageDimensions,
-    BiometricConsentMissing,
-    BiometricConsentInvalid,
+stable_codes! {
+    /// One variant per distinct refusal. The [`code`](Reason::code) strings
+    /// (`SCREAMING_SNAKE_CASE`) are part of the public API contract: never rename or reuse one.
+    pub enum Reason {
+        RequestIdInvalid => "REQUEST_ID_INVALID",
+        AccountIdInvalid => "ACCOUNT_ID_INVALID",
+        PurposeInvalid => "PURPOSE_INVALID",
+        ConsentMissing => "CONSENT_MISSING",
+        ConsentInvalid => "CONSENT_INVALID",
+        NameMissing => "NAME_MISSING",
+        NameInvalid => "NAME_INVALID",
+        IdNumberMissing => "ID_NUMBER_MISSING",
+        IdNumberFormat => "ID_NUMBER_FORMAT",
+        IdNumberChecksum => "ID_NUMBER_CHECKSUM",
+        IdNumberBirthDate => "ID_NUMBER_BIRTH_DATE",
+        Underage => "UNDERAGE",
+        PhoneMissing => "PHONE_MISSING",
+        PhoneInvalid => "PHONE_INVALID",
+        FaceImageMissing => "FACE_IMAGE_MISSING",
+        ImageFormat => "IMAGE_FORMAT",
+        ImageMalformed => "IMAGE_MALFORMED",
+        ImageTooLarge => "IMAGE_TOO_LARGE",
+        ImageDimensions => "IMAGE_DIMENSIONS",
+        BiometricConsentMissing => "BIOMETRIC_CONSENT_MISSING",
+        BiometricConsentInvalid => "BIOMETRIC_CONSENT_INVALID",
+    }
 }
 
 impl Reason {
-    /// Stable machine-readable code, `SCREAMING_SNAKE_CASE`.
-    pub fn code(self) -> &'static str {
-        match self {
-            Reason::RequestIdInvalid => "REQUEST_ID_INVALID",
-            Reason::AccountIdInvalid => "ACCOUNT_ID_INVALID",
-            Reason::PurposeInvalid => "PURPOSE_INVALID",
-            Reason::ConsentMissing => "CONSENT_MISSING",
-            Reason::ConsentInvalid => "CONSENT_INVALID",
-            Reason::NameMissing => "NAME_MISSING",
-            Reason::NameInvalid => "NAME_INVALID",
-            Reason::IdNumberMissing => "ID_NUMBER_MISSING",
-            Reason::IdNumberFormat => "ID_NUMBER_FORMAT",
-            Reason::IdNumberChecksum => "ID_NUMBER_CHECKSUM",
-            Reason::IdNumberBirthDate => "ID_NUMBER_BIRTH_DATE",
-            Reason::Underage => "UNDERAGE",
-            Reason::PhoneMissing => "PHONE_MISSING",
-            Reason::PhoneInvalid => "PHONE_INVALID",
-            Reason::FaceImageMissing => "FACE_IMAGE_MISSING",
-            Reason::ImageFormat => "IMAGE_FORMAT",
-            Reason::ImageMalformed => "IMAGE_MALFORMED",
-            Reason::ImageTooLarge => "IMAGE_TOO_LARGE",
-            Reason::ImageDimensions => "IMAGE_DIMENSIONS",
-            Reason::BiometricConsentMissing => "BIOMETRIC_CONSENT_MISSING",
-            Reason::BiometricConsentInvalid => "BIOMETRIC_CONSENT_INVALID",
-        }
-    }
-
     /// Whether the request was malformed or well formed but not allowed.
     pub fn class(self) -> RefusalClass {
         match self {
@@ -225,8 +186,8 @@ mod tests {
 
     #[test]
     fn all_lists_each_reason_once_with_a_distinct_code() {
-        // `ALL` is generated from the same list as the enum (see `reasons!`), so it is complete by
-        // construction; this checks that no code is shared.
+        // `ALL` is generated from the same list as the enum (see `stable_codes!`), so it is complete
+        // by construction; this checks that no code is shared.
         let codes: std::collections::HashSet<&str> = Reason::ALL.iter().map(|r| r.code()).collect();
         assert_eq!(codes.len(), Reason::ALL.len());
     }

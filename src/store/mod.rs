@@ -36,7 +36,7 @@ pub mod redis;
 mod retention;
 mod review;
 
-pub use audit::{AuditEvent, AuditLog};
+pub use audit::{AuditAction, AuditEvent, AuditLog};
 pub use cases::{Begin, CaseRecord, CaseStatus, CaseStore, Finish, SealedPii};
 pub use keys::KeyMaintenance;
 pub use limits::{AnchorClaim, ID_ACCOUNT_LIMIT, LimitStore};

@@ -10,10 +10,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
-use tonic::{Request, Status};
+use tonic::{Code, Request, Status};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::errors;
+use super::reasons::ErrorReason;
 use super::revocation::Revocation;
 
 /// A caller's role.
@@ -123,21 +124,36 @@ pub fn caller_from_certificate(der: &[u8]) -> Option<Caller> {
     })
 }
 
-/// The check every handler runs first.
+/// The check every handler runs first. Its refusals carry an `ErrorInfo` like every other:
+/// `UNAUTHENTICATED` / `CERTIFICATE_REQUIRED` without a client certificate, `PERMISSION_DENIED` /
+/// `CERTIFICATE_UNRECOGNIZED` for one that names no known role or no usable principal, and
+/// `PERMISSION_DENIED` / `ROLE_NOT_ALLOWED` for a role the table does not allow.
 pub fn authorize<T>(request: &Request<T>, rpc: Rpc) -> Result<Caller, Status> {
-    let certs = request
-        .peer_certs()
-        .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
-    let leaf = certs
-        .first()
-        .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
-    let caller = caller_from_certificate(leaf.as_ref())
-        .ok_or_else(|| Status::permission_denied("the client certificate names no known role"))?;
+    let required = || {
+        errors::status_with_reason(
+            Code::Unauthenticated,
+            "a client certificate is required",
+            ErrorReason::CertificateRequired,
+            &[],
+        )
+    };
+    let certs = request.peer_certs().ok_or_else(required)?;
+    let leaf = certs.first().ok_or_else(required)?;
+    let caller = caller_from_certificate(leaf.as_ref()).ok_or_else(|| {
+        errors::status_with_reason(
+            Code::PermissionDenied,
+            "the client certificate names no known role",
+            ErrorReason::CertificateUnrecognized,
+            &[],
+        )
+    })?;
     if !allowed_roles(rpc).contains(&caller.role) {
-        return Err(Status::permission_denied(format!(
-            "role {} may not call {rpc:?}",
-            caller.role.as_str()
-        )));
+        return Err(errors::status_with_reason(
+            Code::PermissionDenied,
+            &format!("role {} may not call {rpc:?}", caller.role.as_str()),
+            ErrorReason::RoleNotAllowed,
+            &[],
+        ));
     }
     Ok(caller)
 }
@@ -204,5 +220,23 @@ where
             return Box::pin(async move { Ok(response) });
         }
         Box::pin(self.inner.call(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(status: &Status) -> Option<String> {
+        tonic_types::StatusExt::get_details_error_info(status).map(|info| info.reason)
+    }
+
+    #[test]
+    fn a_call_without_a_certificate_is_refused_with_a_reason() {
+        // Over mTLS the handshake already requires one; the check does not rely on it.
+        let status = authorize(&Request::new(()), Rpc::Verify).expect_err("no certificate");
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert_eq!(status.message(), "a client certificate is required");
+        assert_eq!(reason(&status).as_deref(), Some("CERTIFICATE_REQUIRED"));
     }
 }

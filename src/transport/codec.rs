@@ -50,7 +50,7 @@ impl<U: Message + Default> Decoder for WireDecoder<U> {
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
         self.0.decode(buf).map_err(|_| {
             errors::invalid(
-                "MESSAGE_MALFORMED",
+                super::reasons::ErrorReason::MessageMalformed,
                 "the message is not a valid protobuf encoding of its type",
             )
         })

@@ -1,14 +1,16 @@
 //! Errors become gRPC statuses here and nowhere else.
 //!
 //! Every refusal carries a machine-readable reason in a standard `google.rpc.ErrorInfo` detail
-//! (domain `idgate`), readable by clients in any language. No status message ever contains input.
+//! (domain `idgate`), readable by clients in any language; its reason is an [`ErrorReason`], never a
+//! string. No status message ever contains input.
 
 use std::collections::HashMap;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::domain::{Refusal, RefusalClass};
+use super::reasons::ErrorReason;
+use crate::domain::{CaseRefusal, Refusal, RefusalClass};
 use crate::review::ReviewUseError;
 use crate::store::{ReviewError, StoreError};
 use crate::supplements::SupplementError;
@@ -17,7 +19,7 @@ use crate::verify::VerifyError;
 pub const ERROR_DOMAIN: &str = "idgate";
 
 /// A status with an `ErrorInfo { reason, domain: "idgate", metadata }` detail.
-pub fn status_with_reason(code: Code, message: &str, reason: &str, metadata: &[(&str, &str)]) -> Status {
+pub fn status_with_reason(code: Code, message: &str, reason: ErrorReason, metadata: &[(&str, &str)]) -> Status {
     let metadata: HashMap<String, String> = metadata
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -25,7 +27,7 @@ pub fn status_with_reason(code: Code, message: &str, reason: &str, metadata: &[(
     Status::with_error_details(
         code,
         message,
-        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
+        ErrorDetails::with_error_info(reason.code(), ERROR_DOMAIN, metadata),
     )
 }
 
@@ -36,8 +38,8 @@ pub fn refusal(refusal: &Refusal) -> Status {
         RefusalClass::NotAllowed => Code::FailedPrecondition,
     };
     match refusal.field() {
-        Some(field) => status_with_reason(code, reason.message(), reason.code(), &[("field", field)]),
-        None => status_with_reason(code, reason.message(), reason.code(), &[]),
+        Some(field) => status_with_reason(code, reason.message(), reason.into(), &[("field", field)]),
+        None => status_with_reason(code, reason.message(), reason.into(), &[]),
     }
 }
 
@@ -46,7 +48,7 @@ pub fn unopenable_payload() -> Status {
     status_with_reason(
         Code::InvalidArgument,
         "the sealed payload could not be opened",
-        "PAYLOAD_UNOPENABLE",
+        ErrorReason::PayloadUnopenable,
         &[],
     )
 }
@@ -57,7 +59,7 @@ pub fn certificate_revoked() -> Status {
     status_with_reason(
         Code::Unauthenticated,
         "the client certificate has been revoked",
-        "CERTIFICATE_REVOKED",
+        ErrorReason::CertificateRevoked,
         &[],
     )
 }
@@ -68,12 +70,12 @@ pub fn deadline_exceeded() -> Status {
     status_with_reason(
         Code::DeadlineExceeded,
         "the deadline passed before the answer was ready; retry with the same request_id",
-        "DEADLINE_EXCEEDED",
+        ErrorReason::DeadlineExceeded,
         &[],
     )
 }
 
-pub fn invalid(reason: &str, message: &str) -> Status {
+pub fn invalid(reason: ErrorReason, message: &str) -> Status {
     status_with_reason(Code::InvalidArgument, message, reason, &[])
 }
 
@@ -83,11 +85,12 @@ pub fn verify_error(error: VerifyError) -> Status {
         VerifyError::PhotoUnusable { verification_id } => status_with_reason(
             Code::FailedPrecondition,
             "the face photo could not be used; take a new one and retry with a new request_id",
-            crate::verify::FACE_IMAGE_UNUSABLE,
+            CaseRefusal::FaceImageUnusable.into(),
             &[("verification_id", &verification_id)],
         ),
         VerifyError::RateLimited { retry_after_seconds } => {
-            let mut details = ErrorDetails::with_error_info("RATE_LIMITED", ERROR_DOMAIN, HashMap::new());
+            let mut details =
+                ErrorDetails::with_error_info(ErrorReason::RateLimited.code(), ERROR_DOMAIN, HashMap::new());
             details.set_retry_info(Some(std::time::Duration::from_secs(retry_after_seconds)));
             Status::with_error_details(
                 Code::ResourceExhausted,
@@ -98,19 +101,19 @@ pub fn verify_error(error: VerifyError) -> Status {
         VerifyError::IdAccountLimit { verification_id } => status_with_reason(
             Code::FailedPrecondition,
             "this ID number already verified the maximum number of anchor accounts",
-            crate::store::ID_ACCOUNT_LIMIT,
+            CaseRefusal::IdAccountLimit.into(),
             &[("verification_id", &verification_id)],
         ),
         VerifyError::RequestIdReused => status_with_reason(
             Code::AlreadyExists,
             "request_id was already used for a different request",
-            "REQUEST_ID_REUSED",
+            ErrorReason::RequestIdReused,
             &[],
         ),
         VerifyError::InProgress { verification_id } => status_with_reason(
             Code::Unavailable,
             "the same request is still being processed; retry with the same request_id or watch the verification",
-            "IN_PROGRESS",
+            ErrorReason::InProgress,
             &[("verification_id", &verification_id)],
         ),
         VerifyError::Integrity { case_id } => {
@@ -118,23 +121,25 @@ pub fn verify_error(error: VerifyError) -> Status {
             status_with_reason(
                 Code::Internal,
                 "a stored record failed its integrity check",
-                "RECORD_INTEGRITY",
+                ErrorReason::RecordIntegrity,
                 &[],
             )
         }
-        VerifyError::NotFound => status_with_reason(Code::NotFound, "verification not found", "NOT_FOUND", &[]),
+        VerifyError::NotFound => {
+            status_with_reason(Code::NotFound, "verification not found", ErrorReason::NotFound, &[])
+        }
         VerifyError::Store(e) => {
             tracing::warn!(error = %e, "store failure");
             status_with_reason(
                 Code::Unavailable,
                 "storage is unavailable; retry",
-                "STORE_UNAVAILABLE",
+                ErrorReason::StoreUnavailable,
                 &[],
             )
         }
         VerifyError::Internal(what) => {
             tracing::error!(what, "internal error");
-            status_with_reason(Code::Internal, "internal error", "INTERNAL", &[])
+            status_with_reason(Code::Internal, "internal error", ErrorReason::Internal, &[])
         }
     }
 }
@@ -153,19 +158,19 @@ fn queue_error(error: ReviewError) -> Status {
         Q::NotPending => status_with_reason(
             Code::FailedPrecondition,
             "the case is no longer pending review",
-            "NOT_PENDING",
+            ErrorReason::NotPending,
             &[],
         ),
         Q::LeaseExpired => status_with_reason(
             Code::FailedPrecondition,
             "no live lease on this case; claim it again",
-            "LEASE_EXPIRED",
+            ErrorReason::LeaseExpired,
             &[],
         ),
         Q::Foreign => status_with_reason(
             Code::PermissionDenied,
             "the case is held by another reviewer",
-            "FOREIGN_LEASE",
+            ErrorReason::ForeignLease,
             &[],
         ),
     }
@@ -175,18 +180,21 @@ pub fn review_error(error: ReviewUseError) -> Status {
     use ReviewUseError as E;
     match error {
         E::Queue(q) => queue_error(q),
-        E::BadReviewerKey => invalid("REVIEWER_KEY_INVALID", "public_key must be a valid 32-byte X25519 key"),
+        E::BadReviewerKey => invalid(
+            ErrorReason::ReviewerKeyInvalid,
+            "public_key must be a valid 32-byte X25519 key",
+        ),
         E::NoReviewerKey => status_with_reason(
             Code::FailedPrecondition,
             "register a reviewer key first",
-            "NO_REVIEWER_KEY",
+            ErrorReason::NoReviewerKey,
             &[],
         ),
         E::BadReasonCode => invalid(
-            "REASON_CODE_INVALID",
+            ErrorReason::ReasonCodeInvalid,
             "reason_code must be 1-64 characters of A-Z, 0-9 and _",
         ),
-        E::BadDecision => invalid("DECISION_INVALID", "decision must be APPROVE or REJECT"),
+        E::BadDecision => invalid(ErrorReason::DecisionInvalid, "decision must be APPROVE or REJECT"),
         E::Internal(what) => verify_error(VerifyError::Internal(what)),
     }
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod codec;
 pub mod errors;
 pub mod readiness;
+pub mod reasons;
 pub mod revocation;
 pub mod rpc_layer;
 pub mod server;

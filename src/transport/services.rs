@@ -10,11 +10,12 @@ use tonic::{Request, Response, Status};
 
 use super::auth::{Role, Rpc, authorize};
 use super::errors;
+use super::reasons::ErrorReason;
 use crate::audit::AuditTrail;
 use crate::clock::Clock;
 use crate::crypto::live::Live;
 use crate::crypto::sealing::{Context, SealingKeyring};
-use crate::domain::{AccountId, IdentityFields, Purpose, RequestId};
+use crate::domain::{AccountId, IdentityFields, Purpose, Reason, RequestId};
 use crate::erasure::{EraseScope, Erasure};
 use crate::material;
 use crate::metrics::Instruments;
@@ -58,7 +59,7 @@ fn open_payload(
     sealed: Option<pb::SealedPayload>,
     context: &Context,
 ) -> Result<IdentityFields, Status> {
-    let sealed = sealed.ok_or_else(|| errors::invalid("PAYLOAD_MISSING", "payload is required"))?;
+    let sealed = sealed.ok_or_else(|| errors::invalid(ErrorReason::PayloadMissing, "payload is required"))?;
     let _opening = tracing::info_span!("open_payload").entered();
     let plaintext = keyring
         .open(&sealed.key_id, context, &sealed.enc, &sealed.ciphertext, now_unix)
@@ -87,16 +88,15 @@ pub fn verify_input(
 ) -> Result<VerifyInput, Status> {
     let request_id = RequestId::parse(&message.request_id).map_err(|r| errors::refusal(&r))?;
     let account_id = AccountId::parse(&message.account_id).map_err(|r| errors::refusal(&r))?;
-    let purpose = purpose_from_pb(message.purpose)
-        .ok_or_else(|| errors::invalid("PURPOSE_INVALID", "purpose must be SHORT_VIDEO, RADIO or ANCHOR"))?;
-    let consent = message.consent.ok_or_else(|| {
-        errors::status_with_reason(
-            tonic::Code::InvalidArgument,
-            "consent is required",
-            "CONSENT_MISSING",
-            &[],
+    let purpose = purpose_from_pb(message.purpose).ok_or_else(|| {
+        errors::invalid(
+            Reason::PurposeInvalid.into(),
+            "purpose must be SHORT_VIDEO, RADIO or ANCHOR",
         )
     })?;
+    let consent = message
+        .consent
+        .ok_or_else(|| errors::refusal(&Reason::ConsentMissing.into()))?;
     let context = Context::identity(message.purpose, account_id.as_str(), request_id.as_str());
     let fields = open_payload(keyring, now_unix, message.payload, &context)?;
     Ok(VerifyInput {
@@ -492,7 +492,7 @@ impl pb::audit_service_server::AuditService for AuditService {
                     id,
                     at_unix: e.at_unix,
                     actor: e.actor,
-                    action: e.action,
+                    action: e.action.as_str().to_owned(),
                     case_id: e.case_id.unwrap_or_default(),
                     detail: e.detail,
                 })

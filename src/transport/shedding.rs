@@ -18,13 +18,18 @@ use tonic::server::NamedService;
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::errors::ERROR_DOMAIN;
+use super::reasons::ErrorReason;
 
 /// The path of the method that is shed.
 pub const VERIFY_PATH: &str = "/idgate.v1.VerificationService/Verify";
 
 /// The answer to a call past the limit.
 pub fn overloaded(retry_after: Duration) -> tonic::Status {
-    let mut details = ErrorDetails::with_error_info("OVERLOADED", ERROR_DOMAIN, std::collections::HashMap::new());
+    let mut details = ErrorDetails::with_error_info(
+        ErrorReason::Overloaded.code(),
+        ERROR_DOMAIN,
+        std::collections::HashMap::new(),
+    );
     details.set_retry_info(Some(retry_after));
     tonic::Status::with_error_details(
         tonic::Code::ResourceExhausted,

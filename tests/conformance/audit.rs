@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use idgate::store::{AuditEvent, AuditLog, StoreError};
+use idgate::store::{AuditAction, AuditEvent, AuditLog, StoreError};
 
 use super::fixtures::NOW;
 
@@ -12,7 +12,7 @@ async fn audit_trail_is_append_only_and_paged(store: Arc<dyn AuditLog>) {
         let event = AuditEvent {
             at_unix: NOW + i,
             actor: "admin-dev".into(),
-            action: "erase_subject".into(),
+            action: AuditAction::EraseSubject,
             case_id: Some(format!("vf_{i}")),
             detail: format!("n={i}"),
         };
@@ -39,22 +39,35 @@ async fn audit_events_read_back_as_appended(store: Arc<dyn AuditLog>) {
     let gateway = AuditEvent {
         at_unix: NOW,
         actor: "idgate".into(),
-        action: "pii_rewrapped".into(),
+        action: AuditAction::PiiRewrapped,
         case_id: None,
         detail: "kek=kek-2 n=3".into(),
     };
     let admin = AuditEvent {
         at_unix: NOW + 1,
         actor: "admin-dev".into(),
-        action: "erase_subject".into(),
+        action: AuditAction::EraseSubject,
         case_id: Some("vf_1".into()),
         detail: "erased=1".into(),
     };
+    // An action this version does not record (another version wrote it) reads back as stored.
+    let other = AuditEvent {
+        at_unix: NOW + 2,
+        actor: "idgate".into(),
+        action: AuditAction::parse("case_expired"),
+        case_id: None,
+        detail: String::new(),
+    };
     store.append_audit(gateway.clone(), 86_400).await.unwrap();
     store.append_audit(admin.clone(), 86_400).await.unwrap();
+    store.append_audit(other.clone(), 86_400).await.unwrap();
     let all = store.audit_events(None, 10).await.unwrap();
-    assert_eq!(all.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(), [gateway, admin]);
+    assert_eq!(
+        all.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(),
+        [gateway, admin, other]
+    );
     assert_ne!(all[0].0, all[1].0, "each event has its own id");
+    assert!(matches!(&all[2].1.action, AuditAction::Other(text) if text == "case_expired"));
     assert!(store.audit_events(None, 0).await.unwrap().is_empty(), "a page of none");
 }
 
@@ -64,7 +77,7 @@ async fn a_malformed_audit_cursor_is_refused(store: Arc<dyn AuditLog>) {
     let event = AuditEvent {
         at_unix: NOW,
         actor: "admin-dev".into(),
-        action: "erase_subject".into(),
+        action: AuditAction::EraseSubject,
         case_id: None,
         detail: "erased=0".into(),
     };

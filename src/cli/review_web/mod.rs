@@ -38,6 +38,7 @@ use crate::pb;
 use crate::pb::audit_service_client::AuditServiceClient;
 use crate::pb::review_service_client::ReviewServiceClient;
 use crate::transport::auth::Role;
+use crate::transport::reasons::ErrorReason;
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const ADMIN_HTML: &str = include_str!("assets/admin.html");
@@ -255,8 +256,9 @@ fn gateway_down(status: &tonic::Status) -> bool {
     )
 }
 
-fn reason_of(status: &tonic::Status) -> Option<String> {
-    tonic_types::StatusExt::get_details_error_info(status).map(|i| i.reason)
+/// The gateway's reason for refusing a call, if it is one this version knows.
+fn reason_of(status: &tonic::Status) -> Option<ErrorReason> {
+    tonic_types::StatusExt::get_details_error_info(status).and_then(|i| ErrorReason::from_code(&i.reason))
 }
 
 fn purpose_words(purpose: i32) -> &'static str {
@@ -708,7 +710,7 @@ async fn claim(State(console): State<Arc<Console>>) -> Response {
     let mut review = review.clone();
     let mut answer = bounded(review.claim_next(pb::ClaimNextRequest {})).await;
     if let Err(status) = &answer
-        && reason_of(status).as_deref() == Some("NO_REVIEWER_KEY")
+        && reason_of(status) == Some(ErrorReason::NoReviewerKey)
     {
         // The gateway forgot our key (e.g. it restarted with an embedded store): register it again.
         if let Err(status) = bounded(register(&mut review, key)).await {
@@ -816,8 +818,8 @@ async fn decide(State(console): State<Arc<Console>>, axum::Json(body): axum::Jso
         Err(status) => {
             // A case that can no longer be decided under this lease is of no use here: drop it.
             if matches!(
-                reason_of(&status).as_deref(),
-                Some("LEASE_EXPIRED" | "NOT_PENDING" | "FOREIGN_LEASE")
+                reason_of(&status),
+                Some(ErrorReason::LeaseExpired | ErrorReason::NotPending | ErrorReason::ForeignLease)
             ) {
                 held.case = None;
             }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use super::{RedisStore, corrupt};
-use crate::store::{AuditEvent, AuditLog, StoreError};
+use crate::store::{AuditAction, AuditEvent, AuditLog, StoreError};
 
 #[async_trait::async_trait]
 impl AuditLog for RedisStore {
@@ -25,7 +25,7 @@ impl AuditLog for RedisStore {
             .arg("actor")
             .arg(&event.actor)
             .arg("action")
-            .arg(&event.action)
+            .arg(event.action.as_str())
             .arg("detail")
             .arg(&event.detail);
         if let Some(case_id) = &event.case_id {
@@ -88,7 +88,8 @@ pub(crate) fn decode_audit(fields: Vec<Vec<u8>>) -> Result<AuditEvent, StoreErro
     Ok(AuditEvent {
         at_unix: at.parse().map_err(|_| corrupt(OP, "at"))?,
         actor: required(take("actor"), "actor")?,
-        action: required(take("action"), "action")?,
+        // An action this version does not know is kept as stored (`AuditAction::Other`).
+        action: AuditAction::parse(&required(take("action"), "action")?),
         case_id: take("case"),
         detail: required(take("detail"), "detail")?,
     })
