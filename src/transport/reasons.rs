@@ -155,6 +155,9 @@ mod tests {
         "OVERLOADED",
         // README, "Security operations" (deny list)
         "CERTIFICATE_REVOKED",
+        // README, API additions (separate biometric consent)
+        "BIOMETRIC_CONSENT_MISSING",
+        "BIOMETRIC_CONSENT_INVALID",
     ];
 
     /// Reasons the gateway answers with that the documentation does not name (yet). A new reason
