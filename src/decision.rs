@@ -52,69 +52,16 @@ pub enum Verdict {
     PhotoUnusable,
 }
 
-/// Why a case went to manual review, for the reviewer (no score, no provider detail).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReviewReason {
-    /// No provider answered in time (down, failing, or too slow).
-    ProvidersUnavailable,
-    /// A provider answered that it cannot decide: no record, no photo on file, its source down.
-    ProviderCannotDecide,
-    /// The face was compared and the similarity fell in the grey zone.
-    SimilarityGreyZone,
-    /// Name and ID number match, but the face was not compared.
-    FaceNotCompared,
-    /// The applicant chose document review instead of face recognition: a reviewer decides from the
-    /// ID card front, back and handheld-ID photo.
-    DocumentReviewRequested,
-}
+/// Why a case goes to review is stored with it, so the type lives in the domain.
+pub use crate::domain::ReviewReason;
 
-impl ReviewReason {
-    const ALL: [ReviewReason; 5] = [
-        ReviewReason::ProvidersUnavailable,
-        ReviewReason::ProviderCannotDecide,
-        ReviewReason::SimilarityGreyZone,
-        ReviewReason::FaceNotCompared,
-        ReviewReason::DocumentReviewRequested,
-    ];
-
-    /// The stable code stored with the case and sent to review consoles.
-    pub fn code(self) -> &'static str {
-        match self {
-            ReviewReason::ProvidersUnavailable => "PROVIDERS_UNAVAILABLE",
-            ReviewReason::ProviderCannotDecide => "PROVIDER_CANNOT_DECIDE",
-            ReviewReason::SimilarityGreyZone => "SIMILARITY_GREY_ZONE",
-            ReviewReason::FaceNotCompared => "FACE_NOT_COMPARED",
-            ReviewReason::DocumentReviewRequested => "DOCUMENT_REVIEW_REQUESTED",
-        }
-    }
-
-    pub fn from_code(code: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.code() == code)
-    }
-
-    /// In words, for a reviewer.
-    pub fn words(self) -> &'static str {
-        match self {
-            ReviewReason::ProvidersUnavailable => "no provider answered in time",
-            ReviewReason::ProviderCannotDecide => {
-                "the provider could not decide (no record or no photo on file, or its source was down)"
-            }
-            ReviewReason::SimilarityGreyZone => "the face resembles the photo on file, but not clearly enough",
-            ReviewReason::FaceNotCompared => "name and ID number match; the face was not compared",
-            ReviewReason::DocumentReviewRequested => {
-                "the applicant chose document review instead of face recognition; decide from the ID card photos"
-            }
-        }
-    }
-
-    /// Why `outcome` sends a case to review (`None`: it does not).
-    pub fn of(thresholds: Thresholds, purpose: Purpose, outcome: Outcome) -> Option<Self> {
-        match (judge(thresholds, purpose, outcome), outcome) {
-            (Verdict::Review, Outcome::Match) => Some(ReviewReason::FaceNotCompared),
-            (Verdict::Review, Outcome::FaceCompared { .. }) => Some(ReviewReason::SimilarityGreyZone),
-            (Verdict::Review, _) => Some(ReviewReason::ProviderCannotDecide),
-            _ => None,
-        }
+/// Why `outcome` sends a case of `purpose` to review (`None`: it does not).
+pub fn review_reason(thresholds: Thresholds, purpose: Purpose, outcome: Outcome) -> Option<ReviewReason> {
+    match (judge(thresholds, purpose, outcome), outcome) {
+        (Verdict::Review, Outcome::Match) => Some(ReviewReason::FaceNotCompared),
+        (Verdict::Review, Outcome::FaceCompared { .. }) => Some(ReviewReason::SimilarityGreyZone),
+        (Verdict::Review, _) => Some(ReviewReason::ProviderCannotDecide),
+        _ => None,
     }
 }
 
@@ -229,29 +176,25 @@ mod tests {
     }
 
     #[test]
-    fn review_reasons_say_why_in_words_and_round_trip() {
+    fn review_reasons_follow_the_outcome() {
         let t = Thresholds::default();
         assert_eq!(
-            ReviewReason::of(t, Purpose::Anchor, Outcome::FaceCompared { similarity: 62.0 }),
+            review_reason(t, Purpose::Anchor, Outcome::FaceCompared { similarity: 62.0 }),
             Some(ReviewReason::SimilarityGreyZone)
         );
         assert_eq!(
-            ReviewReason::of(t, Purpose::Anchor, Outcome::Match),
+            review_reason(t, Purpose::Anchor, Outcome::Match),
             Some(ReviewReason::FaceNotCompared)
         );
         assert_eq!(
-            ReviewReason::of(t, Purpose::Radio, Outcome::CannotDecide),
+            review_reason(t, Purpose::Radio, Outcome::CannotDecide),
             Some(ReviewReason::ProviderCannotDecide)
         );
-        assert_eq!(ReviewReason::of(t, Purpose::Radio, Outcome::Match), None);
+        assert_eq!(review_reason(t, Purpose::Radio, Outcome::Match), None);
         assert_eq!(
             ReviewReason::from_code("DOCUMENT_REVIEW_REQUESTED"),
             Some(ReviewReason::DocumentReviewRequested)
         );
-        for r in ReviewReason::ALL {
-            assert_eq!(ReviewReason::from_code(r.code()), Some(r));
-            assert!(!r.words().is_empty());
-        }
     }
 
     #[test]

@@ -16,9 +16,9 @@ use crate::crypto::envelope::KekRing;
 use crate::crypto::live::Live;
 use crate::crypto::sealing::{self, Context, Sealed};
 use crate::decision::{Limits, anchor_claim};
-use crate::domain::Purpose;
+use crate::domain::{CaseRefusal, Purpose, ReviewReason};
 use crate::material::{self, PII_FIELD_IDENTITY};
-use crate::store::{AnchorClaim, AuditAction, ID_ACCOUNT_LIMIT};
+use crate::store::{AnchorClaim, AuditAction};
 use crate::store::{CaseStatus, QueueStats, ReviewError, ReviewQueue, ReviewVerdict, Store, StoreError};
 
 /// Review settings (`[review]`).
@@ -43,8 +43,8 @@ pub struct ClaimedCase {
     pub submitted_at_unix: i64,
     /// The provider whose answer sent the case to review, if one answered.
     pub provider: Option<String>,
-    /// Why the case went to review (a `decision::ReviewReason` code), if known.
-    pub review_reason: Option<String>,
+    /// Why the case went to review, if known.
+    pub review_reason: Option<ReviewReason>,
     pub supplement_complete: bool,
     /// Reviewers who approved the case so far.
     pub approved_by: Vec<String>,
@@ -227,7 +227,7 @@ impl ReviewDesk {
                 now,
             )
             .await?;
-        let limited = record.refusal.as_deref() == Some(ID_ACCOUNT_LIMIT);
+        let limited = record.refusal == Some(CaseRefusal::IdAccountLimit);
         let verdict_name = match (verdict, limited) {
             (_, true) => "approve_refused_by_id_account_limit",
             (ReviewVerdict::Approve, false) => "approve",

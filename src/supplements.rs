@@ -103,7 +103,7 @@ impl Supplements {
         }
         // Every image is checked like any other (format by content, size, dimensions).
         // A case whose applicant chose document review keeps no face, and needs none.
-        let face = if record.review_reason.as_deref() == Some(ReviewReason::DocumentReviewRequested.code()) {
+        let face = if record.review_reason == Some(ReviewReason::DocumentReviewRequested) {
             FaceUse::DocumentReview
         } else {
             FaceUse::NotCompared

@@ -21,20 +21,15 @@ use crate::crypto::live::Live;
 use crate::crypto::random;
 use crate::decision::{self, ACCOUNT_WINDOW_SECONDS, ID_WINDOW_SECONDS, Limits, ReviewReason, Thresholds, Verdict};
 use crate::domain::{
-    AccountId, Applicant, Consent, FaceUse, GATEWAY_ACTOR, IdentityFields, Purpose, Refusal, RequestId,
+    AccountId, Applicant, CaseRefusal, Consent, FaceUse, GATEWAY_ACTOR, IdentityFields, Purpose, Refusal, RequestId,
 };
 use crate::material::{self, PII_FIELD_IDENTITY};
 use crate::providers::ProviderRequest;
 use crate::providers::router::{Routed, Router};
-use crate::store::{
-    AuditAction, Begin, CaseRecord, CaseStatus, Finish, ID_ACCOUNT_LIMIT, SealedPii, Store, StoreError,
-};
+use crate::store::{AuditAction, Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
 
 #[cfg(test)]
 pub(crate) mod test_support;
-
-/// Reason code of a case ended because the provider could not use the face photo.
-pub const FACE_IMAGE_UNUSABLE: &str = crate::domain::CaseRefusal::FaceImageUnusable.code();
 
 /// One verification as the transport hands it over.
 pub struct VerifyCommand {
@@ -324,7 +319,7 @@ impl Verifier {
             Routed::Answered { provider, outcome } => (
                 decision::judge(self.settings.thresholds, purpose, outcome),
                 Some(provider),
-                ReviewReason::of(self.settings.thresholds, purpose, outcome),
+                decision::review_reason(self.settings.thresholds, purpose, outcome),
             ),
             Routed::AllFailed { attempts } => {
                 tracing::warn!(verification_id = %case.id, attempts = attempts.len(), "no provider answered; manual review");
@@ -362,7 +357,7 @@ impl Verifier {
             Verdict::PhotoUnusable => Finish {
                 status: CaseStatus::NotVerified,
                 provider,
-                refusal: Some(FACE_IMAGE_UNUSABLE.to_owned()),
+                refusal: Some(CaseRefusal::FaceImageUnusable),
                 ..Finish::default()
             },
             Verdict::Review => {
@@ -378,7 +373,7 @@ impl Verifier {
                     status: CaseStatus::PendingReview,
                     provider,
                     pii: Some((SealedPii { wrapped_key, body }, expires_at)),
-                    review_reason: review_reason.map(|r| r.code().to_owned()),
+                    review_reason,
                     ..Finish::default()
                 }
             }
@@ -522,11 +517,11 @@ impl Verifier {
 }
 
 fn answer_or_refusal(record: CaseRecord) -> Result<Answer, VerifyError> {
-    match record.refusal.as_deref() {
-        Some(FACE_IMAGE_UNUSABLE) => Err(VerifyError::PhotoUnusable {
+    match record.refusal {
+        Some(CaseRefusal::FaceImageUnusable) => Err(VerifyError::PhotoUnusable {
             verification_id: record.id,
         }),
-        Some(ID_ACCOUNT_LIMIT) => Err(VerifyError::IdAccountLimit {
+        Some(CaseRefusal::IdAccountLimit) => Err(VerifyError::IdAccountLimit {
             verification_id: record.id,
         }),
         _ => Ok(Answer::of(&record)),
@@ -757,7 +752,7 @@ mod tests {
         assert_eq!((p.calls.load(Ordering::SeqCst), p.faces.load(Ordering::SeqCst)), (1, 0));
         let id = &answer.verification_id;
         let record = v.store().get(id).await.unwrap().unwrap();
-        assert_eq!(record.review_reason.as_deref(), Some("DOCUMENT_REVIEW_REQUESTED"));
+        assert_eq!(record.review_reason, Some(ReviewReason::DocumentReviewRequested));
         // The face the client sealed anyway was dropped, not stored.
         let sealed = v.store().sealed_pii(id).await.unwrap().expect("kept for review");
         let plain = keks
@@ -779,8 +774,8 @@ mod tests {
         let answer = v.verify(document_review("r-2")).await.unwrap();
         let record = v.store().get(&answer.verification_id).await.unwrap().unwrap();
         assert_eq!(
-            (record.status, record.review_reason.as_deref()),
-            (CaseStatus::PendingReview, Some("DOCUMENT_REVIEW_REQUESTED"))
+            (record.status, record.review_reason),
+            (CaseStatus::PendingReview, Some(ReviewReason::DocumentReviewRequested))
         );
     }
 

@@ -24,7 +24,7 @@ pub(crate) mod test_support;
 pub use applicant::{
     Applicant, FACE_IMAGE_FIELD, HANDHELD_ID_PHOTO_FIELD, ID_CARD_BACK_FIELD, ID_CARD_FRONT_FIELD, IdentityFields,
 };
-pub use case_reasons::CaseRefusal;
+pub use case_reasons::{CaseRefusal, ReviewReason};
 pub use consent::{BiometricConsent, Consent, FaceUse, MAX_CONSENT_CLOCK_SKEW_SECS, MAX_POLICY_VERSION_LEN};
 pub use id_number::{EARLIEST_BIRTH_DATE, ID_NUMBER_LEN, IdNumber};
 pub use ids::{AccountId, GATEWAY_ACTOR, MAX_ID_LEN, RequestId};

@@ -9,7 +9,7 @@ use futures_util::stream::BoxStream;
 
 use super::{AnchorClaim, StoreError};
 use crate::crypto::envelope::{Body, WrappedKey};
-use crate::domain::Purpose;
+use crate::domain::{CaseRefusal, Purpose, ReviewReason};
 
 /// The life of a case. `Processing` is internal (a provider call is under way); the others are the
 /// public statuses of API.md §1.
@@ -63,8 +63,8 @@ pub struct CaseRecord {
     pub principal: String,
     pub purpose: Purpose,
     pub status: CaseStatus,
-    /// A refusal that ended the case (machine-readable reason code), e.g. `FACE_IMAGE_UNUSABLE`.
-    pub refusal: Option<String>,
+    /// A refusal that ended the case, e.g. [`CaseRefusal::FaceImageUnusable`] (stored as its code).
+    pub refusal: Option<CaseRefusal>,
     /// Name of the provider that answered, if one did.
     pub provider: Option<String>,
     pub created_at_unix: i64,
@@ -85,8 +85,8 @@ pub struct CaseRecord {
     pub anchor_index: Option<String>,
     /// Erasure arrived while the case was `Processing`: it ends `Erased` instead of storing anything.
     pub erase_requested: bool,
-    /// For a case sent to review: why (a `decision::ReviewReason` code), for the reviewer.
-    pub review_reason: Option<String>,
+    /// For a case sent to review: why, for the reviewer (stored as its code).
+    pub review_reason: Option<ReviewReason>,
 }
 
 impl CaseRecord {
@@ -155,13 +155,13 @@ pub enum Begin {
 pub struct Finish {
     pub status: CaseStatus,
     pub provider: Option<String>,
-    pub refusal: Option<String>,
+    pub refusal: Option<CaseRefusal>,
     /// Only with `PendingReview`: the sealed personal data and when it must be gone.
     pub pii: Option<(SealedPii, i64)>,
-    /// Only with `PendingReview`: why (a `decision::ReviewReason` code).
-    pub review_reason: Option<String>,
+    /// Only with `PendingReview`: why.
+    pub review_reason: Option<ReviewReason>,
     /// Only with `Verified` for an anchor: the binding it needs. When the limit refuses it, the case
-    /// ends `NotVerified` with refusal [`ID_ACCOUNT_LIMIT`](super::ID_ACCOUNT_LIMIT) instead, in the
+    /// ends `NotVerified` with refusal [`CaseRefusal::IdAccountLimit`] instead, in the
     /// same step.
     pub anchor: Option<AnchorClaim>,
 }

@@ -8,9 +8,6 @@
 
 use super::StoreError;
 
-/// Reason code stored in a case refused by the anchor-accounts-per-ID limit.
-pub const ID_ACCOUNT_LIMIT: &str = crate::domain::CaseRefusal::IdAccountLimit.code();
-
 /// The "one ID number, a limited number of anchor accounts" rule, applied by the store in the same
 /// atomic step that would make an anchor case `Verified` (the provider path's `finish` and the
 /// review path's final approval). The binding exists only together with a `Verified` case: a step

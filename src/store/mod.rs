@@ -39,7 +39,7 @@ mod review;
 pub use audit::{AuditAction, AuditEvent, AuditLog};
 pub use cases::{Begin, CaseRecord, CaseStatus, CaseStore, Finish, SealedPii};
 pub use keys::KeyMaintenance;
-pub use limits::{AnchorClaim, ID_ACCOUNT_LIMIT, LimitStore};
+pub use limits::{AnchorClaim, LimitStore};
 pub use retention::RetentionStore;
 pub use review::{Claim, Lease, QueueStats, ReviewError, ReviewQueue, ReviewState, ReviewVerdict};
 

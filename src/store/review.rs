@@ -99,7 +99,7 @@ pub trait ReviewQueue: Send + Sync + 'static {
     /// (`NotVerified`); an approval ends it (`Verified`) once `approvals_required` different reviewers
     /// approved, otherwise releases it for the next reviewer. An anchor case's final approval needs
     /// `anchor` (applied as in [`CaseStore::finish`](super::CaseStore::finish): refused by the limit,
-    /// the case ends `NotVerified` with [`ID_ACCOUNT_LIMIT`](super::ID_ACCOUNT_LIMIT) in the same
+    /// the case ends `NotVerified` with refusal [`CaseRefusal::IdAccountLimit`](crate::domain::CaseRefusal::IdAccountLimit) in the same
     /// step). Returns the case afterwards.
     async fn decide(
         &self,

@@ -392,7 +392,7 @@ impl pb::review_service_server::ReviewService for ReviewService {
                 ciphertext: case.sealed.ciphertext,
                 submitted_at_unix: case.submitted_at_unix,
                 provider: case.provider.unwrap_or_default(),
-                review_reason: case.review_reason.unwrap_or_default(),
+                review_reason: case.review_reason.map(|r| r.code().to_owned()).unwrap_or_default(),
                 supplement_complete: case.supplement_complete,
                 approved_by: case.approved_by,
                 approvals_required: u32::from(case.approvals_required),

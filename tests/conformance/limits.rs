@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use idgate::domain::CaseRefusal;
 use idgate::store::{CaseStatus, CaseStore, Finish, LimitStore, StoreError};
 
 use super::fixtures::{NOW, claim, finish, record, verify_anchor};
@@ -44,8 +45,8 @@ async fn anchor_bindings_are_limited_per_id_in_the_verifying_step<S: CaseStore +
     assert_eq!(b.status, CaseStatus::Verified);
     let c = verify_anchor(&store, "vf_c", "acct-3", claim("bi:x", &["bi:x"], 2)).await;
     assert_eq!(
-        (c.status, c.refusal.as_deref(), c.anchor_index),
-        (CaseStatus::NotVerified, Some("ID_ACCOUNT_LIMIT"), None),
+        (c.status, c.refusal, c.anchor_index),
+        (CaseStatus::NotVerified, Some(CaseRefusal::IdAccountLimit), None),
         "a third account is refused in the same step"
     );
     assert_eq!(

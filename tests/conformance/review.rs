@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use idgate::crypto::envelope::{Body, WrappedKey};
-use idgate::domain::Purpose;
+use idgate::domain::{CaseRefusal, Purpose, ReviewReason};
 use idgate::store::{
     CaseRecord, CaseStatus, Finish, QueueStats, ReviewError, ReviewQueue, ReviewVerdict, SealedPii, Store, StoreError,
 };
@@ -61,7 +61,7 @@ impl Backend {
             refusal: None,
             pii: Some((pii(1), at + PII_TTL)),
             anchor: None,
-            review_reason: Some("PROVIDER_CANNOT_DECIDE".into()),
+            review_reason: Some(ReviewReason::ProviderCannotDecide),
         };
         let record = self.store.finish(id, finish, at).await.unwrap();
         assert_eq!(record.status, CaseStatus::PendingReview);
@@ -82,8 +82,8 @@ impl Backend {
         assert_eq!(claim.lease.until_unix, now + LEASE);
         assert_eq!(claim.case.status, CaseStatus::PendingReview);
         assert_eq!(
-            claim.case.review_reason.as_deref(),
-            Some("PROVIDER_CANNOT_DECIDE"),
+            claim.case.review_reason,
+            Some(ReviewReason::ProviderCannotDecide),
             "why it is here"
         );
         Some(claim.case.id)
@@ -567,8 +567,8 @@ async fn an_approval_binds_the_anchor_account_in_the_same_step(b: Backend) {
         .await
         .unwrap();
     assert_eq!(
-        (refused.status, refused.refusal.as_deref()),
-        (CaseStatus::NotVerified, Some("ID_ACCOUNT_LIMIT"))
+        (refused.status, refused.refusal),
+        (CaseStatus::NotVerified, Some(CaseRefusal::IdAccountLimit))
     );
     assert!(
         b.store.sealed_pii("vf_b").await.unwrap().is_none(),

@@ -5,7 +5,7 @@
 use idgate::crypto::SecretKey32;
 use idgate::crypto::blind_index::BlindIndexer;
 use idgate::crypto::envelope::WrappedKey;
-use idgate::domain::Purpose;
+use idgate::domain::{CaseRefusal, Purpose, ReviewReason};
 use idgate::fuzz_api::{
     decode_audit, decode_case, decode_queue_read, decode_review, decode_wrapped_key, encode_case, encode_wrapped_key,
 };
@@ -38,12 +38,12 @@ fn records() -> Vec<CaseRecord> {
         status_at_unix: 1_796_083_201,
         anchor_index: None,
         erase_requested: false,
-        review_reason: Some("SIMILARITY_GREY_ZONE".into()),
+        review_reason: Some(ReviewReason::SimilarityGreyZone),
     };
     let mut refused = base.clone();
     refused.status = CaseStatus::NotVerified;
     refused.purpose = Purpose::ShortVideo;
-    refused.refusal = Some("UNDERAGE".into());
+    refused.refusal = Some(CaseRefusal::FaceImageUnusable);
     refused.pii_expires_at_unix = None;
     refused.review_reason = None;
     let mut verified = base.clone();
@@ -80,7 +80,7 @@ fn fuzz_store_case() {
                     r.principal.clone(),
                     r.purpose,
                     r.status,
-                    r.refusal.clone(),
+                    r.refusal,
                     r.fingerprint.clone(),
                     r.status_at_unix,
                 )

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use super::MemoryStore;
-use crate::store::{AnchorClaim, CaseRecord, CaseStatus, ID_ACCOUNT_LIMIT, LimitStore, StoreError};
+use crate::domain::CaseRefusal;
+use crate::store::{AnchorClaim, CaseRecord, CaseStatus, LimitStore, StoreError};
 
 /// How long a rate-limit window's counter is kept after the window starts (longest window we use).
 pub const WINDOW_KEEP_SECONDS: i64 = 86_400;
@@ -49,7 +50,7 @@ fn bind_anchor(
     true
 }
 
-/// Ends a case `Verified`, or `NotVerified` with [`ID_ACCOUNT_LIMIT`] when its anchor claim is
+/// Ends a case `Verified`, or `NotVerified` with [`CaseRefusal::IdAccountLimit`] when its anchor claim is
 /// refused: one step under the store's lock.
 pub(super) fn verify_or_limit(
     anchors: &mut HashMap<String, (HashMap<String, String>, i64)>,
@@ -64,7 +65,7 @@ pub(super) fn verify_or_limit(
         record.anchor_index = Some(claim.index.clone());
         CaseStatus::Verified
     } else {
-        record.refusal = Some(ID_ACCOUNT_LIMIT.to_owned());
+        record.refusal = Some(CaseRefusal::IdAccountLimit);
         CaseStatus::NotVerified
     }
 }

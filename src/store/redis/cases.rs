@@ -14,7 +14,8 @@ use redis::Script;
 use super::record::{decode_wrapped_key, encode_record, encode_wrapped_key, mac_after};
 use super::{RedisStore, Reply, corrupt};
 use crate::crypto::envelope::Body;
-use crate::store::{Begin, CaseRecord, CaseStatus, CaseStore, Finish, ID_ACCOUNT_LIMIT, SealedPii, StoreError};
+use crate::domain::{CaseRefusal, ReviewReason};
+use crate::store::{Begin, CaseRecord, CaseStatus, CaseStore, Finish, SealedPii, StoreError};
 
 /// How often `watch` reloads a case.
 const WATCH_POLL: Duration = Duration::from_millis(250);
@@ -158,7 +159,7 @@ impl CaseStore for RedisStore {
                 anchor = Some(claim.clone());
             } else {
                 status = CaseStatus::NotVerified;
-                refusal = Some(ID_ACCOUNT_LIMIT.to_owned());
+                refusal = Some(CaseRefusal::IdAccountLimit);
             }
         }
         self.step("finish:before-script");
@@ -190,11 +191,11 @@ impl CaseStore for RedisStore {
                 .await?;
         }
         let keys = &self.inner.record_keys.load();
-        let new_mac = mac_after(keys, &current, status, refusal.as_deref(), now_unix);
+        let new_mac = mac_after(keys, &current, status, refusal, now_unix);
         let erased_mac = mac_after(keys, &current, CaseStatus::Erased, None, now_unix);
         let anchor_index = anchor.as_ref().map(|c| c.index.as_str()).unwrap_or("");
         let review_reason = match status {
-            CaseStatus::PendingReview => finish.review_reason.as_deref().unwrap_or(""),
+            CaseStatus::PendingReview => finish.review_reason.map_or("", ReviewReason::code),
             _ => "",
         };
         let reply = self
@@ -208,7 +209,7 @@ impl CaseStore for RedisStore {
                     self.inner.record_ttl_seconds.to_string().as_bytes(),
                     if status.is_final() { b"1" } else { b"0" },
                     finish.provider.as_deref().unwrap_or("").as_bytes(),
-                    refusal.as_deref().unwrap_or("").as_bytes(),
+                    refusal.map_or("", CaseRefusal::code).as_bytes(),
                     expires_at.as_bytes(),
                     ttl_ms.as_bytes(),
                     &key,

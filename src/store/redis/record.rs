@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use super::corrupt;
 use crate::crypto::blind_index::{BlindIndexer, IndexUse};
 use crate::crypto::envelope::WrappedKey;
-use crate::domain::Purpose;
+use crate::domain::{CaseRefusal, Purpose, ReviewReason};
 use crate::store::{CaseRecord, CaseStatus, StoreError};
 
 /// Version of the case hash encoding (field `v`). Version 2 added the integrity tag (`mac`), the
@@ -27,29 +27,61 @@ fn parse_status(s: &str) -> Option<CaseStatus> {
         .find(|status| status.as_str() == s)
 }
 
+/// The fields the integrity tag covers, as the strings stored in the case hash. The tag is computed
+/// over these strings (not over typed values), so a stored record is checked exactly as written.
+struct Signed<'a> {
+    id: &'a str,
+    account: &'a str,
+    request: &'a str,
+    principal: &'a str,
+    purpose: &'a str,
+    fingerprint: &'a str,
+    status: &'a str,
+    /// Empty: no refusal.
+    refusal: &'a str,
+    status_at: &'a str,
+}
+
+impl<'a> Signed<'a> {
+    /// The stored strings of `record`'s signed fields (`status_at` given already formatted).
+    fn of(record: &'a CaseRecord, status_at: &'a str) -> Self {
+        Signed {
+            id: &record.id,
+            account: &record.account_id,
+            request: &record.request_id,
+            principal: &record.principal,
+            purpose: record.purpose.as_str(),
+            fingerprint: &record.fingerprint,
+            status: record.status.as_str(),
+            refusal: record.refusal.map_or("", CaseRefusal::code),
+            status_at,
+        }
+    }
+
+    fn parts(&self) -> [&'a [u8]; 11] {
+        [
+            b"idgate.v1.case",
+            RECORD_VERSION.as_bytes(),
+            self.id.as_bytes(),
+            self.account.as_bytes(),
+            self.request.as_bytes(),
+            self.principal.as_bytes(),
+            self.purpose.as_bytes(),
+            self.fingerprint.as_bytes(),
+            self.status.as_bytes(),
+            self.refusal.as_bytes(),
+            self.status_at.as_bytes(),
+        ]
+    }
+}
+
 /// The record's integrity tag (field `mac`): a keyed MAC, under a key the gateway holds and Redis
 /// never sees, over the fields an answer is made of — identity, purpose, content fingerprint,
 /// status, refusal and the time the status was set. Someone who can write to Redis cannot turn a
 /// case into `verified` without it.
 fn record_mac(keys: &BlindIndexer, record: &CaseRecord) -> String {
     let status_at = record.status_at_unix.to_string();
-    keys.tag(IndexUse::RecordMac, &record_mac_parts(record, &status_at))
-}
-
-fn record_mac_parts<'a>(record: &'a CaseRecord, status_at: &'a str) -> [&'a [u8]; 11] {
-    [
-        b"idgate.v1.case",
-        RECORD_VERSION.as_bytes(),
-        record.id.as_bytes(),
-        record.account_id.as_bytes(),
-        record.request_id.as_bytes(),
-        record.principal.as_bytes(),
-        record.purpose.as_str().as_bytes(),
-        record.fingerprint.as_bytes(),
-        record.status.as_str().as_bytes(),
-        record.refusal.as_deref().unwrap_or("").as_bytes(),
-        status_at.as_bytes(),
-    ]
+    keys.tag(IndexUse::RecordMac, &Signed::of(record, &status_at).parts())
 }
 
 /// The tag `record` would carry with `status` / `refusal` set at `now_unix` (what a script is about
@@ -58,12 +90,12 @@ pub(super) fn mac_after(
     keys: &BlindIndexer,
     record: &CaseRecord,
     status: CaseStatus,
-    refusal: Option<&str>,
+    refusal: Option<CaseRefusal>,
     now_unix: i64,
 ) -> String {
     let mut next = record.clone();
     next.status = status;
-    next.refusal = refusal.map(str::to_owned);
+    next.refusal = refusal;
     next.status_at_unix = now_unix;
     record_mac(keys, &next)
 }
@@ -88,8 +120,8 @@ pub(crate) fn encode_record(keys: &BlindIndexer, record: &CaseRecord) -> Vec<(&'
     if let Some(provider) = &record.provider {
         fields.push(("provider", provider.clone()));
     }
-    if let Some(refusal) = &record.refusal {
-        fields.push(("refusal", refusal.clone()));
+    if let Some(refusal) = record.refusal {
+        fields.push(("refusal", refusal.code().to_owned()));
     }
     if let Some(at) = record.pii_expires_at_unix {
         fields.push(("pii_exp", at.to_string()));
@@ -100,8 +132,8 @@ pub(crate) fn encode_record(keys: &BlindIndexer, record: &CaseRecord) -> Vec<(&'
     if record.erase_requested {
         fields.push(("erase", "1".to_owned()));
     }
-    if let Some(why) = &record.review_reason {
-        fields.push(("why", why.clone()));
+    if let Some(why) = record.review_reason {
+        fields.push(("why", why.code().to_owned()));
     }
     fields
 }
@@ -148,30 +180,66 @@ pub(super) fn decode_record_tagged(
     if stored_id != id {
         return Err(corrupt(op, "id"));
     }
-    let record = CaseRecord {
-        id: stored_id,
-        account_id: required("account")?,
-        request_id: required("request")?,
-        principal: required("principal")?,
-        purpose: Purpose::from_str_name(&required("purpose")?).ok_or_else(integrity)?,
-        status: parse_status(&required("status")?).ok_or_else(integrity)?,
-        refusal: text("refusal")?,
-        provider: text("provider")?,
-        created_at_unix: required_number("created")?,
-        updated_at_unix: required_number("updated")?,
-        lease_until_unix: required_number("lease")?,
-        pii_expires_at_unix: number("pii_exp")?,
-        fingerprint: required("fp")?,
-        status_at_unix: required_number("status_at")?,
-        anchor_index: text("anchor")?,
-        erase_requested: text("erase")?.as_deref() == Some("1"),
-        review_reason: text("why")?,
-    };
+    let account_id = required("account")?;
+    let request_id = required("request")?;
+    let principal = required("principal")?;
+    let purpose = Purpose::from_str_name(&required("purpose")?).ok_or_else(integrity)?;
+    let status = parse_status(&required("status")?).ok_or_else(integrity)?;
+    let refusal = text("refusal")?;
+    let provider = text("provider")?;
+    let created_at_unix = required_number("created")?;
+    let updated_at_unix = required_number("updated")?;
+    let lease_until_unix = required_number("lease")?;
+    let pii_expires_at_unix = number("pii_exp")?;
+    let fingerprint = required("fp")?;
+    let status_at_unix = required_number("status_at")?;
+    let anchor_index = text("anchor")?;
+    let erase_requested = text("erase")?.as_deref() == Some("1");
+    let why = text("why")?;
     let mac = text("mac")?.ok_or_else(integrity)?;
-    let status_at = record.status_at_unix.to_string();
-    if !keys.tag_matches(IndexUse::RecordMac, &mac, &record_mac_parts(&record, &status_at)) {
+    // The tag is checked over the strings as stored, before any of them is read as a typed value:
+    // an edited field fails here, whatever it was edited to.
+    let status_at = status_at_unix.to_string();
+    let signed = Signed {
+        id: &stored_id,
+        account: &account_id,
+        request: &request_id,
+        principal: &principal,
+        purpose: purpose.as_str(),
+        fingerprint: &fingerprint,
+        status: status.as_str(),
+        refusal: refusal.as_deref().unwrap_or(""),
+        status_at: &status_at,
+    };
+    if !keys.tag_matches(IndexUse::RecordMac, &mac, &signed.parts()) {
         return Err(integrity());
     }
+    // Signed, but a code this version does not know (a newer version wrote it): not answered from.
+    let refusal = refusal
+        .map(|code| CaseRefusal::from_code(&code).ok_or_else(|| corrupt(op, "refusal")))
+        .transpose()?;
+    let review_reason = why
+        .map(|code| ReviewReason::from_code(&code).ok_or_else(|| corrupt(op, "why")))
+        .transpose()?;
+    let record = CaseRecord {
+        id: stored_id,
+        account_id,
+        request_id,
+        principal,
+        purpose,
+        status,
+        refusal,
+        provider,
+        created_at_unix,
+        updated_at_unix,
+        lease_until_unix,
+        pii_expires_at_unix,
+        fingerprint,
+        status_at_unix,
+        anchor_index,
+        erase_requested,
+        review_reason,
+    };
     Ok((record, mac))
 }
 
@@ -237,7 +305,7 @@ mod tests {
             status_at_unix: 2,
             anchor_index: None,
             erase_requested: false,
-            review_reason: Some("SIMILARITY_GREY_ZONE".into()),
+            review_reason: Some(ReviewReason::SimilarityGreyZone),
         }
     }
 
@@ -259,7 +327,7 @@ mod tests {
         let mut none = r.clone();
         none.provider = None;
         none.pii_expires_at_unix = None;
-        none.refusal = Some("FACE_IMAGE_UNUSABLE".into());
+        none.refusal = Some(CaseRefusal::FaceImageUnusable);
         assert_eq!(decode_record(&keys(), "t", "vf_1", pairs(&none)).unwrap(), none);
         for status in [
             CaseStatus::Processing,
@@ -271,6 +339,127 @@ mod tests {
         ] {
             assert_eq!(parse_status(status.as_str()), Some(status));
         }
+    }
+
+    /// A case hash as the previous encoding (string fields) wrote it, field by field in its order,
+    /// with its tag computed by hand over the stored strings.
+    fn written_before(
+        id: &str,
+        status: &str,
+        refusal: Option<&str>,
+        extra: &[(&'static str, &str)],
+    ) -> Vec<(&'static str, String)> {
+        let mac = keys().tag(
+            IndexUse::RecordMac,
+            &[
+                b"idgate.v1.case",
+                b"2",
+                id.as_bytes(),
+                b"acct-7",
+                b"req-7",
+                b"onboarding-dev",
+                b"anchor",
+                b"bk-1:00ff",
+                status.as_bytes(),
+                refusal.unwrap_or("").as_bytes(),
+                b"1796083260",
+            ],
+        );
+        let mut fields: Vec<(&'static str, String)> = [
+            ("v", "2"),
+            ("id", id),
+            ("account", "acct-7"),
+            ("request", "req-7"),
+            ("principal", "onboarding-dev"),
+            ("purpose", "anchor"),
+            ("status", status),
+            ("created", "1796083200"),
+            ("updated", "1796083260"),
+            ("lease", "1796083230"),
+            ("fp", "bk-1:00ff"),
+            ("status_at", "1796083260"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_owned()))
+        .collect();
+        fields.push(("mac", mac));
+        fields.push(("provider", "tencent-primary".to_owned()));
+        if let Some(refusal) = refusal {
+            fields.push(("refusal", refusal.to_owned()));
+        }
+        fields.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        fields
+    }
+
+    #[test]
+    fn records_written_by_the_string_encoding_read_back_typed_and_encode_byte_identically() {
+        let id = "vf_abcdefghijklmnopqrstuvwxyz";
+        let cases = [
+            (
+                written_before(id, "not_verified", Some("ID_ACCOUNT_LIMIT"), &[]),
+                Some(CaseRefusal::IdAccountLimit),
+                None,
+            ),
+            (
+                written_before(id, "not_verified", Some("FACE_IMAGE_UNUSABLE"), &[]),
+                Some(CaseRefusal::FaceImageUnusable),
+                None,
+            ),
+            (
+                written_before(
+                    id,
+                    "pending_review",
+                    None,
+                    &[("pii_exp", "1796342460"), ("why", "SIMILARITY_GREY_ZONE")],
+                ),
+                None,
+                Some(ReviewReason::SimilarityGreyZone),
+            ),
+            (
+                written_before(
+                    id,
+                    "pending_review",
+                    None,
+                    &[("pii_exp", "1796342460"), ("why", "PROVIDERS_UNAVAILABLE")],
+                ),
+                None,
+                Some(ReviewReason::ProvidersUnavailable),
+            ),
+        ];
+        for (stored, refusal, review_reason) in cases {
+            let pairs = stored
+                .iter()
+                .flat_map(|(k, v)| [k.as_bytes().to_vec(), v.as_bytes().to_vec()])
+                .collect();
+            let record = decode_record(&keys(), "t", id, pairs).expect("an old record reads back");
+            assert_eq!((record.refusal, record.review_reason), (refusal, review_reason));
+            assert_eq!(record.account_id, "acct-7");
+            assert_eq!(record.request_id, "req-7");
+            // Written again, it is the same hash, byte for byte and in the same order.
+            assert_eq!(encode_record(&keys(), &record), stored);
+        }
+    }
+
+    #[test]
+    fn signed_but_unknown_codes_are_refused_not_guessed() {
+        let id = "vf_abcdefghijklmnopqrstuvwxyz";
+        let pairs = |fields: Vec<(&'static str, String)>| {
+            fields
+                .into_iter()
+                .flat_map(|(k, v)| [k.as_bytes().to_vec(), v.into_bytes()])
+                .collect()
+        };
+        // A refusal this version does not know, under a valid tag (a newer version wrote it).
+        let newer = written_before(id, "not_verified", Some("SOME_LATER_REFUSAL"), &[]);
+        assert!(matches!(
+            decode_record(&keys(), "t", id, pairs(newer)),
+            Err(StoreError::Unavailable)
+        ));
+        let why = written_before(id, "pending_review", None, &[("why", "SOME_LATER_REASON")]);
+        assert!(matches!(
+            decode_record(&keys(), "t", id, pairs(why)),
+            Err(StoreError::Unavailable)
+        ));
     }
 
     #[test]

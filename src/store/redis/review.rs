@@ -68,7 +68,7 @@ use redis::{Cmd, FromRedisValue, Script, Value};
 use super::record::{decode_record, decode_wrapped_key, encode_wrapped_key, mac_after};
 use super::{RedisStore, Reply, corrupt, unavailable};
 use crate::crypto::envelope::{Body, WrappedKey};
-use crate::domain::Purpose;
+use crate::domain::{CaseRefusal, Purpose};
 use crate::store::{
     AnchorClaim, CaseRecord, CaseStatus, Claim, Lease, QueueStats, ReviewError, ReviewQueue, ReviewState,
     ReviewVerdict, SealedPii, StoreError,
@@ -625,7 +625,7 @@ impl ReviewQueue for RedisStore {
             keys,
             &current,
             CaseStatus::NotVerified,
-            Some(crate::store::ID_ACCOUNT_LIMIT),
+            Some(CaseRefusal::IdAccountLimit),
             now_unix,
         );
         let verdict_word = match verdict {
@@ -651,7 +651,12 @@ impl ReviewQueue for RedisStore {
                     verified_mac.as_bytes(),
                     rejected_mac.as_bytes(),
                     limited_mac.as_bytes(),
-                    if limited { b"1" } else { b"0" },
+                    if limited {
+                        CaseRefusal::IdAccountLimit.code()
+                    } else {
+                        ""
+                    }
+                    .as_bytes(),
                     anchor_index.as_bytes(),
                 ],
             )

@@ -1,8 +1,9 @@
 -- Records a verdict under the caller's live lease. KEYS: case, pii key, pii body, review.
 -- ARGV: 1 reviewer, 2 `approve` | `reject`, 3 approvals required (>= 1), 4 now, 5 record ttl (s),
 -- 6 the case's tag read before (compare-and-set), 7 the tag if verified, 8 the tag if rejected,
--- 9 the tag if refused by the anchor limit, 10 refused by the anchor limit (`1`/`0`), 11 the anchor
--- index bound by a verifying approval (empty: none).
+-- 9 the tag if refused by the anchor limit, 10 the refusal code if refused by the anchor limit
+-- (`ID_ACCOUNT_LIMIT`, passed in so that the code is written in one place; empty: not refused),
+-- 11 the anchor index bound by a verifying approval (empty: none).
 -- Replies: `not_pending` | `expired` | `foreign` | `changed` | `requeued`, entry, case | `ended`,
 -- entry, case.
 -- Runs after `review_lists.lua` (its helpers, e.g. `pending()`).
@@ -25,9 +26,9 @@ if ARGV[2] == 'approve' then
     redis.call('HSET', KEYS[1], 'updated', ARGV[4])
     return {'requeued', entry, unpack(redis.call('HGETALL', KEYS[1]))}
   end
-  if ARGV[10] == '1' then
+  if ARGV[10] ~= '' then
     -- The person is who they claim, but this ID already verified its allowed anchor accounts.
-    redis.call('HSET', KEYS[1], 'refusal', 'ID_ACCOUNT_LIMIT')
+    redis.call('HSET', KEYS[1], 'refusal', ARGV[10])
     mac = ARGV[9]
   else
     final = 'verified'
