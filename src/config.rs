@@ -323,7 +323,73 @@ pub struct TelemetryConfig {
     /// OTLP gRPC endpoint; traces and metrics are exported when set.
     pub otlp_endpoint: Option<String>,
     /// `text` (default) or `json` log lines.
-    pub log_format: Option<String>,
+    pub log_format: Option<LogFormat>,
+}
+
+/// Declares a configuration value chosen from a fixed list: an enum whose variants serialize to
+/// their strings (serde `rename`), `ALL`, `as_str()`, and a refusal at load that names the value and
+/// the supported ones (`<key> "x" is not supported (supported: a, b)`).
+macro_rules! config_choice {
+    (
+        $(#[$meta:meta])*
+        $name:ident as $key:literal {
+            $( $(#[$vmeta:meta])* $variant:ident => $text:literal ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(try_from = "String")]
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $text)] $variant ),*
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            /// The configuration string.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text ),*
+                }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+
+            fn try_from(text: String) -> Result<Self, String> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == text).ok_or_else(|| {
+                    let supported: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
+                    format!(
+                        concat!($key, " {:?} is not supported (supported: {})"),
+                        text,
+                        supported.join(", ")
+                    )
+                })
+            }
+        }
+    };
+}
+
+config_choice! {
+    /// The format of log lines (`telemetry.log_format`).
+    LogFormat as "log_format" {
+        /// Human-readable lines (the default).
+        Text => "text",
+        /// One JSON object a line.
+        Json => "json",
+    }
+}
+
+config_choice! {
+    /// Which provider protocol a `[[providers]]` entry speaks (`kind`).
+    ProviderKind as "kind" {
+        /// Tencent Cloud FaceID (API 3.0, TC3-HMAC-SHA256).
+        TencentFaceId => "tencent-faceid",
+        /// Alibaba Cloud ID Verification (CloudAuth, ACS3-HMAC-SHA256).
+        AliyunCloudAuth => "aliyun-cloudauth",
+    }
 }
 
 /// One identity provider, tried in the order listed.
@@ -331,8 +397,8 @@ pub struct TelemetryConfig {
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     pub name: String,
-    /// `tencent-faceid` or `aliyun-cloudauth`.
-    pub kind: String,
+    /// `tencent-faceid` or `aliyun-cloudauth`; any other value is refused at load.
+    pub kind: ProviderKind,
     pub endpoint: String,
     pub secret_id: String,
     #[serde(default)]
@@ -562,6 +628,40 @@ consecutive_failures = 3
             assert!(error.contains("pending_review_ttl"), "{error}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn kinds_and_log_formats_are_their_strings_and_others_are_refused_at_load() {
+        let load = |text: &str| Config::from_toml(text).map_err(|e| e.to_string());
+        let provider = |kind: &str| {
+            format!("[[providers]]\nname = \"p\"\nkind = \"{kind}\"\nendpoint = \"https://x\"\nsecret_id = \"a\"\n")
+        };
+        for kind in ProviderKind::ALL {
+            let config = load(&provider(kind.as_str())).expect("a known kind loads");
+            assert_eq!(config.providers[0].kind, *kind);
+            let written = toml::to_string(&config).expect("serialize");
+            assert!(written.contains(&format!("kind = \"{}\"", kind.as_str())), "{written}");
+        }
+        assert_eq!(ProviderKind::TencentFaceId.as_str(), "tencent-faceid");
+        assert_eq!(ProviderKind::AliyunCloudAuth.as_str(), "aliyun-cloudauth");
+        let refused = load(&provider("openai")).expect_err("an unknown kind is refused at load");
+        assert!(
+            refused.contains(r#"kind "openai" is not supported (supported: tencent-faceid, aliyun-cloudauth)"#),
+            "{refused}"
+        );
+        assert!(refused.contains("providers"), "the key is named: {refused}");
+
+        for format in LogFormat::ALL {
+            let config = load(&format!("[telemetry]\nlog_format = \"{}\"\n", format.as_str())).expect("loads");
+            assert_eq!(config.telemetry.log_format, Some(*format));
+        }
+        assert_eq!((LogFormat::Text.as_str(), LogFormat::Json.as_str()), ("text", "json"));
+        assert_eq!(load("").expect("loads").telemetry.log_format, None, "text by default");
+        let refused = load("[telemetry]\nlog_format = \"pretty\"\n").expect_err("refused at load");
+        assert!(
+            refused.contains(r#"log_format "pretty" is not supported (supported: text, json)"#),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::{Config, ProviderConfig};
+use crate::config::{Config, ProviderConfig, ProviderKind};
 use crate::crypto::{SecretKey32, envelope, sealing};
 use crate::decision::{ACCOUNT_WINDOW_SECONDS, ID_WINDOW_SECONDS};
 use crate::domain::Purpose;
@@ -249,8 +249,6 @@ pub struct Lifetime {
 pub enum ReportError {
     #[error("[[providers]] is missing (at least one); with --dev the built-in simulator stands in")]
     NoProviders,
-    #[error("provider {provider}: kind {kind:?} is not supported (supported: tencent-faceid, aliyun-cloudauth)")]
-    UnsupportedKind { provider: String, kind: String },
     #[error("provider {provider}: {source}")]
     Endpoint {
         provider: String,
@@ -262,53 +260,30 @@ pub enum ReportError {
     StoreUrl(&'static str),
 }
 
-/// The provider kinds `serve` can build (gateway.rs `build_provider`).
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Tencent,
-    Aliyun,
-}
-
-impl Kind {
-    fn parse(kind: &str) -> Option<Self> {
-        match kind {
-            "tencent-faceid" => Some(Kind::Tencent),
-            "aliyun-cloudauth" => Some(Kind::Aliyun),
-            _ => None,
-        }
+/// What the verify flow asks a provider of `kind` for `purpose`: name and ID number always, the
+/// face image only where the purpose requires it (`ProviderRequest` has no other field), and the
+/// action the adapter picks for that request.
+fn call(kind: ProviderKind, has_scene: bool, purpose: Purpose) -> PurposeCall {
+    let face = purpose.requires_face();
+    let mut categories = vec![Category::Name, Category::IdNumber];
+    if face {
+        categories.push(Category::FaceImage);
     }
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Tencent => "tencent-faceid",
-            Kind::Aliyun => "aliyun-cloudauth",
-        }
+    let (action, skipped_because) = match (kind, face) {
+        (ProviderKind::TencentFaceId, false) => (Some(tencent::ACTION_ID_CARD), None),
+        (ProviderKind::TencentFaceId, true) => (Some(tencent::ACTION_FACE), None),
+        (ProviderKind::AliyunCloudAuth, false) => (Some(aliyun::ACTION_ID2), None),
+        (ProviderKind::AliyunCloudAuth, true) if has_scene => (Some(aliyun::ACTION_FACE), None),
+        (ProviderKind::AliyunCloudAuth, true) => (None, Some("no scene_id: the face check is not configured here")),
+    };
+    if action.is_none() {
+        categories.clear();
     }
-
-    /// What the verify flow asks a provider of this kind for `purpose`: name and ID number always,
-    /// the face image only where the purpose requires it (`ProviderRequest` has no other field), and
-    /// the action the adapter picks for that request.
-    fn call(self, has_scene: bool, purpose: Purpose) -> PurposeCall {
-        let face = purpose.requires_face();
-        let mut categories = vec![Category::Name, Category::IdNumber];
-        if face {
-            categories.push(Category::FaceImage);
-        }
-        let (action, skipped_because) = match (self, face) {
-            (Kind::Tencent, false) => (Some(tencent::ACTION_ID_CARD), None),
-            (Kind::Tencent, true) => (Some(tencent::ACTION_FACE), None),
-            (Kind::Aliyun, false) => (Some(aliyun::ACTION_ID2), None),
-            (Kind::Aliyun, true) if has_scene => (Some(aliyun::ACTION_FACE), None),
-            (Kind::Aliyun, true) => (None, Some("no scene_id: the face check is not configured here")),
-        };
-        if action.is_none() {
-            categories.clear();
-        }
-        PurposeCall {
-            purpose: purpose.as_str(),
-            action,
-            categories,
-            skipped_because,
-        }
+    PurposeCall {
+        purpose: purpose.as_str(),
+        action,
+        categories,
+        skipped_because,
     }
 }
 
@@ -376,14 +351,15 @@ fn providers(config: &Config, dev: bool) -> Result<Vec<ProviderRoute>, ReportErr
         if !dev {
             return Err(ReportError::NoProviders);
         }
-        let kind = Kind::Tencent;
+        // The simulator speaks the Tencent protocol.
+        let kind = ProviderKind::TencentFaceId;
         return Ok(vec![ProviderRoute {
             order: 1,
             name: "simulator".to_owned(),
             kind: kind.as_str(),
             host: "127.0.0.1".to_owned(),
             built_in: true,
-            calls: PURPOSES.into_iter().map(|p| kind.call(false, p)).collect(),
+            calls: PURPOSES.into_iter().map(|p| call(kind, false, p)).collect(),
         }]);
     }
     config
@@ -395,10 +371,6 @@ fn providers(config: &Config, dev: bool) -> Result<Vec<ProviderRoute>, ReportErr
 }
 
 fn route(order: usize, p: &ProviderConfig) -> Result<ProviderRoute, ReportError> {
-    let kind = Kind::parse(&p.kind).ok_or_else(|| ReportError::UnsupportedKind {
-        provider: p.name.clone(),
-        kind: p.kind.clone(),
-    })?;
     let (_, host) = http::endpoint(&p.endpoint).map_err(|source| ReportError::Endpoint {
         provider: p.name.clone(),
         source,
@@ -408,12 +380,12 @@ fn route(order: usize, p: &ProviderConfig) -> Result<ProviderRoute, ReportError>
     Ok(ProviderRoute {
         order,
         name: p.name.clone(),
-        kind: kind.as_str(),
+        kind: p.kind.as_str(),
         host,
         built_in: false,
         calls: PURPOSES
             .into_iter()
-            .map(|purpose| kind.call(has_scene, purpose))
+            .map(|purpose| call(p.kind, has_scene, purpose))
             .collect(),
     })
 }

@@ -48,3 +48,34 @@ fn privacy_report_prints_the_data_map_and_refuses_a_bad_configuration() {
     assert!(stderr.contains("pending_review_ttl"), "{stderr}");
     assert!(out.stdout.is_empty(), "no partial report");
 }
+
+#[test]
+fn config_check_refuses_an_unknown_provider_kind_or_log_format_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("idgate.toml");
+    let check = |text: &str| {
+        std::fs::write(&file, text).unwrap();
+        let out = idgate(&["config", "check", "--dev", file.to_str().unwrap()], &[]);
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let provider = |kind: &str| {
+        format!(
+            "[[providers]]\nname = \"p\"\nkind = \"{kind}\"\nendpoint = \"https://x\"\nsecret_id = \"a\"\nsecret_key = \"s\"\n"
+        )
+    };
+    let (code, stderr) = check(&provider("tencent-faceid"));
+    assert_eq!(code, Some(0), "{stderr}");
+    // Refused when the configuration is loaded, as `serve` would be, with exit code 64.
+    let (code, stderr) = check(&provider("openai"));
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains(r#"kind "openai" is not supported (supported: tencent-faceid, aliyun-cloudauth)"#),
+        "{stderr}"
+    );
+    let (code, stderr) = check("[telemetry]\nlog_format = \"pretty\"\n");
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains(r#"log_format "pretty" is not supported (supported: text, json)"#),
+        "{stderr}"
+    );
+}

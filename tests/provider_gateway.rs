@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{Person, TestGateway, verify};
 use idgate::clock::SystemClock;
-use idgate::config::{ProviderConfig, Secret};
+use idgate::config::{ProviderConfig, ProviderKind, Secret};
 use idgate::pb;
 use idgate::pb::Purpose::{Anchor, ShortVideo};
 use idgate::providers::breaker::BreakerConfig;
@@ -36,10 +36,10 @@ async fn aliyun_sim(faults: Faults) -> (std::net::SocketAddr, Arc<SimControl>, o
     (addr, control, stop)
 }
 
-fn provider(name: &str, kind: &str, endpoint: String, timeout_ms: u64) -> ProviderConfig {
+fn provider(name: &str, kind: ProviderKind, endpoint: String, timeout_ms: u64) -> ProviderConfig {
     ProviderConfig {
         name: name.into(),
-        kind: kind.into(),
+        kind,
         endpoint,
         secret_id: KEY_ID.into(),
         secret_key: Some(Secret::new(SECRET.into())),
@@ -68,8 +68,18 @@ async fn aliyun_answers_behind_a_dead_tencent_and_all_down_means_review() {
     let mut config = TestGateway::config();
     config.server.verify_deadline_ms = 3_000;
     config.providers = vec![
-        provider("tencent-primary", "tencent-faceid", dead_endpoint().await, 1_000),
-        provider("aliyun-backup", "aliyun-cloudauth", format!("http://{addr}"), 1_000),
+        provider(
+            "tencent-primary",
+            ProviderKind::TencentFaceId,
+            dead_endpoint().await,
+            1_000,
+        ),
+        provider(
+            "aliyun-backup",
+            ProviderKind::AliyunCloudAuth,
+            format!("http://{addr}"),
+            1_000,
+        ),
     ];
     let gw = TestGateway::start_with(config, None).await;
     let mut client = gw.onboarding().await;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::CliError;
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
 use crate::gateway::{Gateway, Plan, StartError};
 
 #[derive(Debug, clap::Args)]
@@ -34,7 +34,7 @@ fn usage(e: impl std::fmt::Display) -> CliError {
 pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     let config = Config::load(args.config.as_deref()).map_err(usage)?;
     let telemetry = crate::telemetry::init(
-        config.telemetry.log_format.as_deref() == Some("json"),
+        config.telemetry.log_format == Some(LogFormat::Json),
         config.telemetry.otlp_endpoint.as_deref(),
     )
     .map_err(CliError::Usage)?;

@@ -2,14 +2,14 @@
 //! entry (Tencent FaceID or Alibaba Cloud ID Verification), in order, each traced and routed with its
 //! timeout, concurrency bound, circuit breaker and rate-limit back-off, all sharing one HTTP client.
 //!
-//! It must never print a secret key (errors name the provider, never its credentials), nor start
-//! with a provider kind it does not know.
+//! It must never print a secret key (errors name the provider, never its credentials). A provider
+//! kind it does not know never gets here: the configuration refuses it at load.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::config::{ConfigError, ProviderConfig};
+use crate::config::{ConfigError, ProviderConfig, ProviderKind};
 use crate::metrics::Instruments;
 use crate::providers::Provider;
 use crate::providers::aliyun::{AliyunCloudAuth, AliyunConfig};
@@ -92,8 +92,8 @@ fn build_provider(
     http: &reqwest::Client,
     clock: &Arc<dyn Clock>,
 ) -> Result<Arc<dyn Provider>, SetupError> {
-    match p.kind.as_str() {
-        "tencent-faceid" => {
+    match p.kind {
+        ProviderKind::TencentFaceId => {
             let secret = p.resolve_secret_key()?;
             Ok(Arc::new(
                 TencentFaceId::new(
@@ -111,7 +111,7 @@ fn build_provider(
                 .map_err(|e| SetupError::Unsupported(format!("provider {}: {e}", p.name)))?,
             ))
         }
-        "aliyun-cloudauth" => {
+        ProviderKind::AliyunCloudAuth => {
             let secret = p.resolve_secret_key()?;
             Ok(Arc::new(
                 AliyunCloudAuth::new(
@@ -129,9 +129,5 @@ fn build_provider(
                 .map_err(|e| SetupError::Unsupported(format!("provider {}: {e}", p.name)))?,
             ))
         }
-        other => Err(SetupError::Unsupported(format!(
-            "provider {}: kind {other:?} is not supported (supported: tencent-faceid, aliyun-cloudauth)",
-            p.name
-        ))),
     }
 }
