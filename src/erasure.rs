@@ -104,7 +104,10 @@ mod tests {
             1
         );
         assert_eq!(
-            v.get("onboarding-dev", &pending.verification_id).await.unwrap().status,
+            v.get("onboarding-dev", &parsed(&pending.verification_id))
+                .await
+                .unwrap()
+                .status,
             CaseStatus::Erased
         );
         assert!(v.store().sealed_pii(&pending.verification_id).await.unwrap().is_none());

@@ -67,7 +67,10 @@ mod tests {
         let pending = v.verify(command("r-1", Purpose::Anchor)).await.unwrap();
         clock.advance(3_600);
         assert_eq!(
-            v.get("onboarding-dev", &pending.verification_id).await.unwrap().status,
+            v.get("onboarding-dev", &parsed(&pending.verification_id))
+                .await
+                .unwrap()
+                .status,
             CaseStatus::Expired
         );
         let clock: Arc<dyn Clock> = Arc::new(clock);

@@ -16,7 +16,7 @@ use crate::crypto::envelope::KekRing;
 use crate::crypto::live::Live;
 use crate::crypto::sealing::{self, Context, Sealed};
 use crate::decision::{Limits, anchor_claim};
-use crate::domain::{CaseRefusal, Purpose, ReviewReason};
+use crate::domain::{CaseRefusal, Purpose, ReviewReason, VerificationId};
 use crate::material::{self, PII_FIELD_IDENTITY};
 use crate::store::{AnchorClaim, AuditAction};
 use crate::store::{CaseStatus, QueueStats, ReviewError, ReviewQueue, ReviewVerdict, Store, StoreError};
@@ -86,11 +86,27 @@ pub struct ReviewDesk {
     settings: ReviewSettings,
 }
 
-fn valid_reason_code(code: &str) -> bool {
-    (1..=64).contains(&code.len())
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+/// The reason a reviewer gives for a decision: 1–64 characters of `A-Z`, `0-9` and `_` (recorded in
+/// the audit trail, so never free text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReasonCode(String);
+
+impl ReasonCode {
+    pub fn parse(code: &str) -> Result<Self, ReviewUseError> {
+        let valid = (1..=64).contains(&code.len())
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if valid {
+            Ok(Self(code.to_owned()))
+        } else {
+            Err(ReviewUseError::BadReasonCode)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl ReviewDesk {
@@ -201,13 +217,11 @@ impl ReviewDesk {
     pub async fn decide(
         &self,
         principal: &str,
-        case_id: &str,
+        case_id: &VerificationId,
         verdict: ReviewVerdict,
-        reason_code: &str,
+        reason_code: &ReasonCode,
     ) -> Result<CaseStatus, ReviewUseError> {
-        if !valid_reason_code(reason_code) {
-            return Err(ReviewUseError::BadReasonCode);
-        }
+        let case_id = case_id.as_str();
         let now = self.clock.now_unix();
         // An approval of an anchor case carries the anchor-accounts-per-ID claim; the queue applies it
         // in the same step that verifies the case (only if this approval is the last one needed).
@@ -234,7 +248,8 @@ impl ReviewDesk {
             (ReviewVerdict::Reject, false) => "reject",
         };
         let detail = format!(
-            "decision={verdict_name} reason={reason_code} status={}",
+            "decision={verdict_name} reason={} status={}",
+            reason_code.as_str(),
             record.status.as_str()
         );
         self.audit
@@ -271,7 +286,8 @@ impl ReviewDesk {
         )))
     }
 
-    pub async fn release(&self, principal: &str, case_id: &str) -> Result<(), ReviewUseError> {
+    pub async fn release(&self, principal: &str, case_id: &VerificationId) -> Result<(), ReviewUseError> {
+        let case_id = case_id.as_str();
         self.queue.release(case_id, principal, self.clock.now_unix()).await?;
         self.audit
             .record(principal, AuditAction::CaseReleased, Some(case_id), String::new())

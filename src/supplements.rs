@@ -13,8 +13,7 @@ use crate::audit::AuditTrail;
 use crate::clock::Clock;
 use crate::crypto::envelope::KekRing;
 use crate::crypto::live::Live;
-use crate::decision::ReviewReason;
-use crate::domain::{Applicant, FaceUse, IdentityFields, Refusal};
+use crate::domain::{Applicant, FaceUse, IdentityFields, Refusal, RequestId, ReviewReason, VerificationId};
 use crate::material::{self, PII_FIELD_IDENTITY};
 use crate::store::{AuditAction, CaseRecord, CaseStatus, ReviewError, ReviewQueue, SealedPii, Store, StoreError};
 
@@ -72,10 +71,11 @@ impl Supplements {
     pub async fn supplement(
         &self,
         principal: &str,
-        case_id: &str,
-        request_id: &str,
+        case_id: &VerificationId,
+        request_id: &RequestId,
         supplied: IdentityFields,
     ) -> Result<CaseRecord, SupplementError> {
+        let (case_id, request_id) = (case_id.as_str(), request_id.as_str());
         let record = match self.store.get(case_id).await? {
             Some(record) if record.principal == principal => record,
             _ => return Err(SupplementError::NotFound),

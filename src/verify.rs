@@ -22,6 +22,7 @@ use crate::crypto::random;
 use crate::decision::{self, ACCOUNT_WINDOW_SECONDS, ID_WINDOW_SECONDS, Limits, ReviewReason, Thresholds, Verdict};
 use crate::domain::{
     AccountId, Applicant, CaseRefusal, Consent, FaceUse, GATEWAY_ACTOR, IdentityFields, Purpose, Refusal, RequestId,
+    VerificationId,
 };
 use crate::material::{self, PII_FIELD_IDENTITY};
 use crate::providers::ProviderRequest;
@@ -439,9 +440,9 @@ impl Verifier {
     }
 
     /// The current state of a case created by `principal`.
-    pub async fn get(&self, principal: &str, verification_id: &str) -> Result<Answer, VerifyError> {
+    pub async fn get(&self, principal: &str, verification_id: &VerificationId) -> Result<Answer, VerifyError> {
         let record = self
-            .alarm_on_integrity(self.owned(principal, verification_id).await)
+            .alarm_on_integrity(self.owned(principal, verification_id.as_str()).await)
             .await?;
         Ok(Answer::at(&record, self.clock.now_unix()))
     }
@@ -450,11 +451,15 @@ impl Verifier {
     pub async fn watch(
         &self,
         principal: &str,
-        verification_id: &str,
+        verification_id: &VerificationId,
     ) -> Result<BoxStream<'static, Answer>, VerifyError> {
-        self.alarm_on_integrity(self.owned(principal, verification_id).await)
+        self.alarm_on_integrity(self.owned(principal, verification_id.as_str()).await)
             .await?;
-        let stream = self.store.watch(verification_id).await?.ok_or(VerifyError::NotFound)?;
+        let stream = self
+            .store
+            .watch(verification_id.as_str())
+            .await?
+            .ok_or(VerifyError::NotFound)?;
         // `Processing` is internal: a watcher sees the case from its first public status on.
         let mut last = None;
         Ok(stream
@@ -650,7 +655,10 @@ mod tests {
         clock.advance(3_600);
         assert_eq!(v.store().sweep(clock.now_unix(), 0).await.unwrap(), 1);
         assert!(v.store().sealed_pii(id).await.unwrap().is_none());
-        assert_eq!(v.get("onboarding-dev", id).await.unwrap().status, CaseStatus::Expired);
+        assert_eq!(
+            v.get("onboarding-dev", &parsed(id)).await.unwrap().status,
+            CaseStatus::Expired
+        );
     }
 
     #[tokio::test]
@@ -679,15 +687,10 @@ mod tests {
         let clock = ManualClock::new(NOW);
         let (v, _) = verifier(&[fake("p", Ok(Outcome::Match))], &clock);
         let answer = v.verify(command("r-1", Purpose::Radio)).await.unwrap();
-        assert!(v.get("onboarding-dev", &answer.verification_id).await.is_ok());
-        assert!(matches!(
-            v.get("someone-else", &answer.verification_id).await,
-            Err(VerifyError::NotFound)
-        ));
-        assert!(matches!(
-            v.watch("someone-else", &answer.verification_id).await,
-            Err(VerifyError::NotFound)
-        ));
+        let id = parsed(&answer.verification_id);
+        assert!(v.get("onboarding-dev", &id).await.is_ok());
+        assert!(matches!(v.get("someone-else", &id).await, Err(VerifyError::NotFound)));
+        assert!(matches!(v.watch("someone-else", &id).await, Err(VerifyError::NotFound)));
     }
 
     #[tokio::test]

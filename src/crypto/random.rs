@@ -47,5 +47,7 @@ mod tests {
                 .all(|c| c.is_ascii_lowercase() || (b'2'..=b'7').contains(&c))
         );
         assert_ne!(a, b);
+        // What the transport parses a verification id from the wire into.
+        assert!(crate::domain::VerificationId::parse(&a).is_some());
     }
 }

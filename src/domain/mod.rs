@@ -27,7 +27,7 @@ pub use applicant::{
 pub use case_reasons::{CaseRefusal, ReviewReason};
 pub use consent::{BiometricConsent, Consent, FaceUse, MAX_CONSENT_CLOCK_SKEW_SECS, MAX_POLICY_VERSION_LEN};
 pub use id_number::{EARLIEST_BIRTH_DATE, ID_NUMBER_LEN, IdNumber};
-pub use ids::{AccountId, GATEWAY_ACTOR, MAX_ID_LEN, RequestId};
+pub use ids::{AccountId, GATEWAY_ACTOR, MAX_ID_LEN, RequestId, VerificationId};
 pub use image::{Image, ImageKind, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE};
 pub use name::{MAX_NAME_CHARS, MIN_NAME_CHARS, NAME_SEPARATOR, Name};
 pub use phone::{PHONE_DIGITS, Phone};

@@ -15,16 +15,16 @@ use crate::audit::AuditTrail;
 use crate::clock::Clock;
 use crate::crypto::live::Live;
 use crate::crypto::sealing::{Context, SealingKeyring};
-use crate::domain::{AccountId, IdentityFields, Purpose, Reason, RequestId};
+use crate::domain::{AccountId, IdentityFields, Purpose, Reason, RequestId, VerificationId};
 use crate::erasure::{EraseScope, Erasure};
 use crate::material;
 use crate::metrics::Instruments;
 use crate::pb;
-use crate::review::{ReviewDesk, ReviewUseError};
+use crate::review::{ReasonCode, ReviewDesk, ReviewUseError};
 use crate::store::CaseStatus;
-use crate::store::ReviewVerdict;
-use crate::supplements::Supplements;
-use crate::verify::{Answer, Verifier, VerifyCommand};
+use crate::store::{ReviewError, ReviewVerdict};
+use crate::supplements::{SupplementError, Supplements};
+use crate::verify::{Answer, Verifier, VerifyCommand, VerifyError};
 
 /// What the services share.
 pub struct App {
@@ -109,18 +109,38 @@ pub fn verify_input(
     })
 }
 
-/// Converts a decoded `SubmitSupplementRequest`: the request id checked and the payload opened
-/// under `keyring` at `now_unix`. The verification id is left to the use case (an unknown one is
-/// `NOT_FOUND` there).
+/// Converts a decoded `SubmitSupplementRequest`: the request id checked, the payload opened under
+/// `keyring` at `now_unix`, then the verification id parsed (a malformed one is `NOT_FOUND`, as an
+/// unknown one is in the use case).
 pub fn supplement_input(
     message: pb::SubmitSupplementRequest,
     keyring: &SealingKeyring,
     now_unix: i64,
-) -> Result<(String, RequestId, IdentityFields), Status> {
+) -> Result<(VerificationId, RequestId, IdentityFields), Status> {
     let request_id = RequestId::parse(&message.request_id).map_err(|r| errors::refusal(&r))?;
     let context = Context::supplement(&message.verification_id, request_id.as_str());
     let fields = open_payload(keyring, now_unix, message.payload, &context)?;
-    Ok((message.verification_id, request_id, fields))
+    let verification_id = verification_id(&message.verification_id, || {
+        errors::supplement_error(SupplementError::NotFound)
+    })?;
+    Ok((verification_id, request_id, fields))
+}
+
+/// A verification (case) id from the wire, parsed at the edge. A malformed one gets `unknown`: the
+/// answer the use case gives an id it does not know, so the shape of an id tells a caller nothing a
+/// lookup would not.
+fn verification_id(raw: &str, unknown: impl FnOnce() -> Status) -> Result<VerificationId, Status> {
+    VerificationId::parse(raw).ok_or_else(unknown)
+}
+
+/// The answer to a verification id no case has (`NOT_FOUND`).
+fn no_such_verification() -> Status {
+    errors::verify_error(VerifyError::NotFound)
+}
+
+/// The answer to a review of a case id no pending case has (`NOT_PENDING`).
+fn no_such_pending_case() -> Status {
+    errors::review_error(ReviewUseError::Queue(ReviewError::NotPending))
 }
 
 fn status_to_pb(status: CaseStatus) -> pb::Status {
@@ -257,7 +277,7 @@ impl pb::verification_service_server::VerificationService for VerificationServic
         let answer = match tokio::time::timeout_at(deadline, task).await {
             Err(_) => return Err(errors::deadline_exceeded()),
             Ok(joined) => joined
-                .map_err(|_| errors::verify_error(crate::verify::VerifyError::Internal("verification task")))?
+                .map_err(|_| errors::verify_error(VerifyError::Internal("verification task")))?
                 .map_err(errors::verify_error)?,
         };
         self.app.instruments.decision(answer.status.as_str(), purpose.as_str());
@@ -270,7 +290,7 @@ impl pb::verification_service_server::VerificationService for VerificationServic
         request: Request<pb::GetVerificationRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let caller = authorize(&request, Rpc::GetVerification)?;
-        let id = request.into_inner().verification_id;
+        let id = verification_id(&request.into_inner().verification_id, no_such_verification)?;
         let answer = self
             .app
             .verifier
@@ -288,7 +308,7 @@ impl pb::verification_service_server::VerificationService for VerificationServic
         request: Request<pb::GetVerificationRequest>,
     ) -> Result<Response<Self::WatchVerificationStream>, Status> {
         let caller = authorize(&request, Rpc::WatchVerification)?;
-        let id = request.into_inner().verification_id;
+        let id = verification_id(&request.into_inner().verification_id, no_such_verification)?;
         let answers = self
             .app
             .verifier
@@ -309,7 +329,7 @@ impl pb::verification_service_server::VerificationService for VerificationServic
         let record = self
             .app
             .supplements
-            .supplement(&caller.principal, &verification_id, request_id.as_str(), fields)
+            .supplement(&caller.principal, &verification_id, &request_id, fields)
             .await
             .map_err(errors::supplement_error)?;
         Ok(Response::new(pb::VerifyResponse {
@@ -412,10 +432,12 @@ impl pb::review_service_server::ReviewService for ReviewService {
             Ok(pb::Decision::Reject) => ReviewVerdict::Reject,
             _ => return Err(errors::review_error(ReviewUseError::BadDecision)),
         };
+        let reason_code = ReasonCode::parse(&message.reason_code).map_err(errors::review_error)?;
+        let case_id = verification_id(&message.case_id, no_such_pending_case)?;
         let status = self
             .app
             .review
-            .decide(&caller.principal, &message.case_id, verdict, &message.reason_code)
+            .decide(&caller.principal, &case_id, verdict, &reason_code)
             .await
             .map_err(errors::review_error)?;
         Ok(Response::new(pb::SubmitDecisionResponse {
@@ -429,7 +451,7 @@ impl pb::review_service_server::ReviewService for ReviewService {
         request: Request<pb::ReleaseCaseRequest>,
     ) -> Result<Response<pb::ReleaseCaseResponse>, Status> {
         let caller = authorize(&request, Rpc::ReleaseCase)?;
-        let case_id = request.into_inner().case_id;
+        let case_id = verification_id(&request.into_inner().case_id, no_such_pending_case)?;
         self.app
             .review
             .release(&caller.principal, &case_id)

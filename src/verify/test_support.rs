@@ -16,11 +16,16 @@ use crate::crypto::SecretKey32;
 use crate::crypto::blind_index::BlindIndexer;
 use crate::crypto::envelope::{Kek, KekRing};
 use crate::decision::{Limits, Thresholds};
-use crate::domain::{AccountId, IdentityFields, Purpose, RequestId, test_support};
+use crate::domain::{AccountId, IdentityFields, Purpose, RequestId, VerificationId, test_support};
 use crate::providers::router::{Route, Router};
 use crate::providers::{CheckFuture, Outcome, Provider, ProviderError, ProviderRequest};
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
+
+/// The typed id of a case a verifier made (`Answer::verification_id`).
+pub(crate) fn parsed(id: &str) -> VerificationId {
+    VerificationId::parse(id).expect("an id the gateway handed out")
+}
 
 /// A provider that counts its calls, answers a fixed result, and can be held until released.
 pub(crate) struct Fake {

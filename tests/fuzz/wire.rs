@@ -177,18 +177,17 @@ fn fuzz_verify_request() {
     });
 }
 
+/// A verification id of the shape the gateway hands out (`vf_` and 26 base32 characters).
+const CASE_ID: &str = "vf_abcdefghijklmnopqrstuvwxyz";
+
 #[test]
 fn fuzz_supplement_request() {
     let keyring = keyring();
     let plain = &payload_seeds()[2];
     let valid = pb::SubmitSupplementRequest {
-        verification_id: "vf_0123456789abcdef".into(),
+        verification_id: CASE_ID.into(),
         request_id: "sup-fuzz-00001".into(),
-        payload: Some(sealed(
-            &keyring,
-            &Context::supplement("vf_0123456789abcdef", "sup-fuzz-00001"),
-            plain,
-        )),
+        payload: Some(sealed(&keyring, &Context::supplement(CASE_ID, "sup-fuzz-00001"), plain)),
     };
     let seeds = [valid, pb::SubmitSupplementRequest::default()]
         .iter()
@@ -201,7 +200,7 @@ fn fuzz_supplement_request() {
         let sent = [message.verification_id.clone(), message.request_id.clone()];
         match supplement_input(message, &keyring, NOW) {
             Ok((vid, rid, _fields)) => {
-                assert_eq!(vid, sent[0]);
+                assert_eq!(vid.as_str(), sent[0]);
                 assert_eq!(rid.as_str(), sent[1]);
             }
             Err(status) => assert_clean(&status, &[&sent[0], &sent[1]]),
@@ -229,9 +228,9 @@ fn fuzz_identity_payload() {
             }
         }
         let supplement = pb::SubmitSupplementRequest {
-            verification_id: "vf_1".into(),
+            verification_id: CASE_ID.into(),
             request_id: "sup-1".into(),
-            payload: Some(sealed(&keyring, &Context::supplement("vf_1", "sup-1"), input)),
+            payload: Some(sealed(&keyring, &Context::supplement(CASE_ID, "sup-1"), input)),
         };
         assert_eq!(supplement_input(supplement, &keyring, NOW).is_ok(), decodes);
     });
