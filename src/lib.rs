@@ -4,7 +4,7 @@
 //!
 //! | module | what it is for | must never |
 //! |---|---|---|
-//! | [`domain`] | parsed values that cannot be invalid (ID number, name, phone, image, consent, ids, refusal reasons) | do I/O, read the clock, print PII |
+//! | [`domain`] | parsed values that cannot be invalid (ID number, name, phone, image, consent, ids, refusal reasons, the codes stored with a case) | do I/O, read the clock, print PII |
 //! | [`crypto`] | HPKE sealing, at-rest envelopes, key files, blind indexes and keyed tags (fingerprints, record MACs), randomness | know gRPC or Redis, print key material |
 //! | [`clock`] | time as an input (system and manual clocks) | — |
 //! | [`decision`] | what a provider outcome means (thresholds, review reasons); the abuse limits and the anchor-accounts-per-ID claim both paths apply | know a provider by name |
@@ -18,7 +18,7 @@
 //! | [`key_rotation`] | re-wrapping data keys under the current KEK after a rotation | open a case's body, drop a key it cannot move |
 //! | [`audit`] | the audit trail every use case records through, and its paged listing for operators | record personal data or key material |
 //! | [`material`] | the at-rest encoding of review material and the field name it is sealed under | keep unknown fields a client sent |
-//! | [`transport`] | TLS 1.3 + mTLS, caller roles, gRPC services, load shedding, error → status | hold business rules |
+//! | [`transport`] | TLS 1.3 + mTLS, caller roles, gRPC services (ids parsed at the edge), load shedding, error → status and the one list of reason codes | hold business rules |
 //! | [`metrics`] | OpenTelemetry instruments | carry PII in a name or label |
 //! | [`loadtest`] | the load tool: sealed synthetic payloads, schedules, HDR reports, echo baseline | depend on the gateway's internals |
 //! | [`gateway`] | assembling a gateway from configuration, one step per room: plan and dev defaults, keys, store, providers, use cases, readiness and gauges, background upkeep, server | hold a business rule, guess a setting outside `--dev` |

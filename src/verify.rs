@@ -251,8 +251,8 @@ impl Verifier {
         let lease = self.settings.processing_lease.as_secs() as i64;
         let mut fresh = CaseRecord::processing(
             id,
-            account_id.as_str(),
-            request_id.as_str(),
+            account_id.clone(),
+            request_id.clone(),
             principal.as_str(),
             purpose,
             indexer.tag(IndexUse::RequestFingerprint, &parts),
@@ -563,8 +563,8 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let stale = CaseRecord::processing(
             "vf_stale",
-            "acct-1",
-            "r-1",
+            AccountId::parse("acct-1").unwrap(),
+            RequestId::parse("r-1").unwrap(),
             "onboarding-dev",
             Purpose::ShortVideo,
             fingerprint_of(&indexer(), "onboarding-dev", command("r-1", Purpose::ShortVideo)),

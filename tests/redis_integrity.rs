@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use common::{Person, TestGateway, reason, verify};
-use idgate::domain::Purpose;
+use idgate::domain::{AccountId, Purpose, RequestId};
 use idgate::pb;
 use idgate::pb::Purpose::ShortVideo;
 use idgate::store::redis::RedisStore;
@@ -196,8 +196,8 @@ async fn redis_killed_after_a_case_became_pending_the_sweep_queues_and_expires_i
     let (hooked, server, store) = store_killed_at("finish:after-script").await;
     let record = CaseRecord::processing(
         "vf_k",
-        "acct-1",
-        "r-1",
+        AccountId::parse("acct-1").unwrap(),
+        RequestId::parse("r-1").unwrap(),
         "onboarding-dev",
         Purpose::Radio,
         "fp",
@@ -240,8 +240,8 @@ async fn redis_killed_before_the_verifying_step_leaves_no_binding() {
     let (hooked, server, store) = store_killed_at("finish:before-script").await;
     let record = CaseRecord::processing(
         "vf_b",
-        "acct-1",
-        "r-1",
+        AccountId::parse("acct-1").unwrap(),
+        RequestId::parse("r-1").unwrap(),
         "onboarding-dev",
         Purpose::Anchor,
         "fp",
@@ -274,8 +274,8 @@ async fn redis_killed_before_the_verifying_step_leaves_no_binding() {
     );
     let other = CaseRecord::processing(
         "vf_o",
-        "acct-2",
-        "r-2",
+        AccountId::parse("acct-2").unwrap(),
+        RequestId::parse("r-2").unwrap(),
         "onboarding-dev",
         Purpose::Anchor,
         "fp",

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use idgate::crypto::SecretKey32;
 use idgate::crypto::envelope::{Kek, KekRing};
-use idgate::domain::Purpose;
+use idgate::domain::{AccountId, Purpose, RequestId};
 use idgate::store::redis::{RedisOptions, RedisStore};
 use idgate::store::{AuditAction, AuditEvent, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
 use support::redis::{RedisCluster, RedisServer, all_values, contains, redis_tests_enabled, test_options};
@@ -72,8 +72,8 @@ fn sealed(ring: &KekRing, case_id: &str) -> SealedPii {
 fn record(id: &str, account: &str, request: &str) -> CaseRecord {
     CaseRecord::processing(
         id,
-        account,
-        request,
+        AccountId::parse(account).unwrap(),
+        RequestId::parse(request).unwrap(),
         "onboarding-dev",
         Purpose::Anchor,
         "fp",

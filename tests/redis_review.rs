@@ -9,7 +9,7 @@
 mod support;
 
 use idgate::crypto::envelope::{Body, WrappedKey};
-use idgate::domain::Purpose;
+use idgate::domain::{AccountId, Purpose, RequestId};
 use idgate::store::redis::RedisStore;
 use idgate::store::{CaseRecord, CaseStatus, CaseStore, Finish, RetentionStore, ReviewQueue, ReviewVerdict, SealedPii};
 use redis::aio::MultiplexedConnection;
@@ -59,8 +59,8 @@ impl Fixture {
     async fn queue_case(&self, id: &str, account: &str, at: i64) {
         let record = CaseRecord::processing(
             id,
-            account,
-            format!("req-{id}"),
+            AccountId::parse(account).unwrap(),
+            RequestId::parse(&format!("req-{id}")).unwrap(),
             "onboarding-dev",
             Purpose::Radio,
             "fp",

@@ -9,7 +9,7 @@ use futures_util::stream::BoxStream;
 
 use super::{AnchorClaim, StoreError};
 use crate::crypto::envelope::{Body, WrappedKey};
-use crate::domain::{CaseRefusal, Purpose, ReviewReason};
+use crate::domain::{AccountId, CaseRefusal, Purpose, RequestId, ReviewReason};
 
 /// The life of a case. `Processing` is internal (a provider call is under way); the others are the
 /// public statuses of API.md §1.
@@ -57,8 +57,8 @@ impl CaseStatus {
 pub struct CaseRecord {
     /// `vf_` + 26 base32 characters (128 random bits).
     pub id: String,
-    pub account_id: String,
-    pub request_id: String,
+    pub account_id: AccountId,
+    pub request_id: RequestId,
     /// The certificate CN of the onboarding client that created the case; only it may read the case.
     pub principal: String,
     pub purpose: Purpose,
@@ -95,8 +95,8 @@ impl CaseRecord {
     #[allow(clippy::too_many_arguments)]
     pub fn processing(
         id: impl Into<String>,
-        account_id: impl Into<String>,
-        request_id: impl Into<String>,
+        account_id: AccountId,
+        request_id: RequestId,
         principal: impl Into<String>,
         purpose: Purpose,
         fingerprint: impl Into<String>,
@@ -105,8 +105,8 @@ impl CaseRecord {
     ) -> Self {
         Self {
             id: id.into(),
-            account_id: account_id.into(),
-            request_id: request_id.into(),
+            account_id,
+            request_id,
             principal: principal.into(),
             purpose,
             status: CaseStatus::Processing,

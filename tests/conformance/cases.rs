@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt;
+use idgate::domain::AccountId;
 use idgate::store::{Begin, CaseStatus, CaseStore, RetentionStore, StoreError};
 
 use super::fixtures::{NOW, finish, pii, record};
@@ -18,7 +19,7 @@ async fn idempotency_key_is_claimed_once(store: Arc<dyn CaseStore>) {
         other => panic!("expected the existing case, got {other:?}"),
     }
     let mut other_account = record("vf_3", "r-1");
-    other_account.account_id = "acct-2".into();
+    other_account.account_id = AccountId::parse("acct-2").unwrap();
     assert!(matches!(
         store.begin(other_account, NOW).await.unwrap(),
         Begin::Started(_)

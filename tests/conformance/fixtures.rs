@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use idgate::domain::Purpose;
+use idgate::domain::{AccountId, Purpose, RequestId};
 use idgate::store::{AnchorClaim, CaseRecord, CaseStatus, CaseStore, Finish, SealedPii};
 
 use crate::support;
@@ -14,8 +14,8 @@ pub const NOW: i64 = 1_795_000_000;
 pub fn record(id: &str, request_id: &str) -> CaseRecord {
     CaseRecord::processing(
         id,
-        "acct-1",
-        request_id,
+        AccountId::parse("acct-1").unwrap(),
+        RequestId::parse(request_id).unwrap(),
         "onboarding-dev",
         Purpose::Anchor,
         "bk-1:fp",
@@ -57,7 +57,7 @@ pub async fn verify_anchor<S: CaseStore + ?Sized>(
     claim: AnchorClaim,
 ) -> CaseRecord {
     let mut r = record(id, &format!("r-{id}"));
-    r.account_id = account.into();
+    r.account_id = AccountId::parse(account).unwrap();
     store.begin(r, NOW).await.unwrap();
     let finish = Finish {
         status: CaseStatus::Verified,

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt;
+use idgate::domain::AccountId;
 use idgate::store::{Begin, CaseStatus, CaseStore, LimitStore, RetentionStore};
 
 use super::fixtures::{NOW, claim, finish, record, verify_anchor};
@@ -52,7 +53,7 @@ async fn erasure_shreds_pending_cases_of_one_account<S: CaseStore + RetentionSto
         .await
         .unwrap();
     let mut other = record("vf_o", "r-3");
-    other.account_id = "acct-2".into();
+    other.account_id = AccountId::parse("acct-2").unwrap();
     store.begin(other, NOW).await.unwrap();
     store
         .finish("vf_o", finish(CaseStatus::PendingReview, true), NOW)

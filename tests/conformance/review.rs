@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use idgate::crypto::envelope::{Body, WrappedKey};
-use idgate::domain::{CaseRefusal, Purpose, ReviewReason};
+use idgate::domain::{AccountId, CaseRefusal, Purpose, RequestId, ReviewReason};
 use idgate::store::{
     CaseRecord, CaseStatus, Finish, QueueStats, ReviewError, ReviewQueue, ReviewVerdict, SealedPii, Store, StoreError,
 };
@@ -46,8 +46,8 @@ impl Backend {
     async fn queue_case(&self, id: &str, account: &str, purpose: Purpose, at: i64) {
         let record = CaseRecord::processing(
             id,
-            account,
-            format!("req-{id}"),
+            AccountId::parse(account).unwrap(),
+            RequestId::parse(&format!("req-{id}")).unwrap(),
             "onboarding-dev",
             purpose,
             "fp",

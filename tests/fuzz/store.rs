@@ -5,7 +5,7 @@
 use idgate::crypto::SecretKey32;
 use idgate::crypto::blind_index::BlindIndexer;
 use idgate::crypto::envelope::WrappedKey;
-use idgate::domain::{CaseRefusal, Purpose, ReviewReason};
+use idgate::domain::{AccountId, CaseRefusal, Purpose, RequestId, ReviewReason};
 use idgate::fuzz_api::{
     decode_audit, decode_case, decode_queue_read, decode_review, decode_wrapped_key, encode_case, encode_wrapped_key,
 };
@@ -23,8 +23,8 @@ fn keys() -> BlindIndexer {
 fn records() -> Vec<CaseRecord> {
     let base = CaseRecord {
         id: CASE_ID.into(),
-        account_id: "acct-1".into(),
-        request_id: "req-1".into(),
+        account_id: AccountId::parse("acct-1").unwrap(),
+        request_id: RequestId::parse("req-1").unwrap(),
         principal: "onboarding-dev".into(),
         purpose: Purpose::Anchor,
         status: CaseStatus::PendingReview,

@@ -12,7 +12,10 @@ use crate::store::{Begin, CaseRecord, CaseStatus, CaseStore, Finish, ReviewState
 impl CaseStore for MemoryStore {
     async fn begin(&self, record: CaseRecord, now_unix: i64) -> Result<Begin, StoreError> {
         let mut state = self.lock()?;
-        let key = (record.account_id.clone(), record.request_id.clone());
+        let key = (
+            record.account_id.as_str().to_owned(),
+            record.request_id.as_str().to_owned(),
+        );
         // A key whose record was forgotten by retention may be used again.
         if let Some(existing_id) = state.idempotency.get(&key).cloned()
             && let Some(entry) = state.cases.get_mut(&existing_id)

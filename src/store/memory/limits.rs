@@ -61,7 +61,7 @@ pub(super) fn verify_or_limit(
     let Some(claim) = claim else {
         return CaseStatus::Verified;
     };
-    if bind_anchor(anchors, claim, &record.account_id, &record.id, now_unix) {
+    if bind_anchor(anchors, claim, record.account_id.as_str(), &record.id, now_unix) {
         record.anchor_index = Some(claim.index.clone());
         CaseStatus::Verified
     } else {

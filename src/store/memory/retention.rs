@@ -25,9 +25,10 @@ impl RetentionStore for MemoryStore {
             .collect();
         for id in old {
             if let Some(entry) = state.cases.remove(&id) {
-                state
-                    .idempotency
-                    .remove(&(entry.record.account_id, entry.record.request_id));
+                state.idempotency.remove(&(
+                    entry.record.account_id.as_str().to_owned(),
+                    entry.record.request_id.as_str().to_owned(),
+                ));
             }
         }
         state.audit.retain(|(_, _, until)| *until > now_unix);
@@ -50,7 +51,7 @@ impl RetentionStore for MemoryStore {
         let mut bindings = Vec::new();
         for entry in state.cases.values_mut() {
             let record = &mut entry.record;
-            if record.account_id != account_id || principal.is_some_and(|p| p != record.principal) {
+            if record.account_id.as_str() != account_id || principal.is_some_and(|p| p != record.principal) {
                 continue;
             }
             if let Some(index) = record.anchor_index.take() {

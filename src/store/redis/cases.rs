@@ -45,7 +45,7 @@ impl CaseStore for RedisStore {
     async fn begin(&self, record: CaseRecord, now_unix: i64) -> Result<Begin, StoreError> {
         const OP: &str = "begin";
         let keys = &self.inner.keys;
-        let idem = keys.idem(&record.account_id, &record.request_id);
+        let idem = keys.idem(record.account_id.as_str(), record.request_id.as_str());
         // Step 1 (idempotency slot): claim the request for our id, or learn whose it is. The key
         // can vanish between SET NX and GET (TTL, forgetting): then try again, a bounded number of
         // times.
@@ -77,7 +77,8 @@ impl CaseStore for RedisStore {
             return Err(StoreError::Unavailable);
         };
         // Index first, so that erasure can never miss the case (a stale entry is harmless).
-        self.add_to_set(OP, keys.account(&record.account_id), &id).await?;
+        self.add_to_set(OP, keys.account(record.account_id.as_str()), &id)
+            .await?;
         // Step 2 (case slot), one script whoever gets here: creates the case if absent (we won step
         // 1, or the winner died before creating it), takes over a Processing case whose lease ran
         // out, or reports the case. Exactly one concurrent caller sees it absent or expired.
@@ -128,7 +129,7 @@ impl CaseStore for RedisStore {
             // Claimed but not created yet (or forgotten): `begin` settles it.
             return Ok(None);
         };
-        if case.account_id != account_id || case.request_id != request_id {
+        if case.account_id.as_str() != account_id || case.request_id.as_str() != request_id {
             tracing::warn!(op = OP, "idempotency key names another request's case");
             return Err(StoreError::Conflict);
         }

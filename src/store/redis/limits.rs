@@ -117,7 +117,7 @@ impl RedisStore {
         let mut invocation = BIND_CANDIDATE.prepare_invoke();
         invocation
             .key(&key)
-            .arg(&record.account_id)
+            .arg(record.account_id.as_str())
             .arg(format!("c:{}:{in_flight_until}", record.id))
             .arg(claim.ttl_seconds.max(1));
         let _: i64 = self.eval(op, &invocation).await?;
@@ -126,7 +126,13 @@ impl RedisStore {
             consult.push(claim.index.clone());
         }
         let others = self
-            .bound_accounts(op, &consult, Some(&record.account_id), claim.ttl_seconds, now_unix)
+            .bound_accounts(
+                op,
+                &consult,
+                Some(record.account_id.as_str()),
+                claim.ttl_seconds,
+                now_unix,
+            )
             .await?;
         if others.len() >= claim.max_accounts as usize {
             self.drop_candidate(op, record, claim).await?;
@@ -176,8 +182,15 @@ impl RedisStore {
         claim: &AnchorClaim,
     ) -> Result<(), StoreError> {
         let key = self.inner.keys.binding(&claim.index);
-        self.binding_script(op, script, &key, &record.account_id, &record.id, claim.ttl_seconds)
-            .await
+        self.binding_script(
+            op,
+            script,
+            &key,
+            record.account_id.as_str(),
+            &record.id,
+            claim.ttl_seconds,
+        )
+        .await
     }
 }
 

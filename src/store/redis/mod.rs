@@ -461,7 +461,7 @@ impl RedisStore {
             .query(
                 op,
                 redis::cmd("EXPIRE")
-                    .arg(keys.idem(&record.account_id, &record.request_id))
+                    .arg(keys.idem(record.account_id.as_str(), record.request_id.as_str()))
                     .arg(self.inner.record_ttl_seconds),
             )
             .await?;

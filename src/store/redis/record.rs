@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use super::corrupt;
 use crate::crypto::blind_index::{BlindIndexer, IndexUse};
 use crate::crypto::envelope::WrappedKey;
-use crate::domain::{CaseRefusal, Purpose, ReviewReason};
+use crate::domain::{AccountId, CaseRefusal, Purpose, RequestId, ReviewReason};
 use crate::store::{CaseRecord, CaseStatus, StoreError};
 
 /// Version of the case hash encoding (field `v`). Version 2 added the integrity tag (`mac`), the
@@ -47,8 +47,8 @@ impl<'a> Signed<'a> {
     fn of(record: &'a CaseRecord, status_at: &'a str) -> Self {
         Signed {
             id: &record.id,
-            account: &record.account_id,
-            request: &record.request_id,
+            account: record.account_id.as_str(),
+            request: record.request_id.as_str(),
             principal: &record.principal,
             purpose: record.purpose.as_str(),
             fingerprint: &record.fingerprint,
@@ -105,8 +105,8 @@ pub(crate) fn encode_record(keys: &BlindIndexer, record: &CaseRecord) -> Vec<(&'
     let mut fields = vec![
         ("v", RECORD_VERSION.to_owned()),
         ("id", record.id.clone()),
-        ("account", record.account_id.clone()),
-        ("request", record.request_id.clone()),
+        ("account", record.account_id.as_str().to_owned()),
+        ("request", record.request_id.as_str().to_owned()),
         ("principal", record.principal.clone()),
         ("purpose", record.purpose.as_str().to_owned()),
         ("status", record.status.as_str().to_owned()),
@@ -214,6 +214,10 @@ pub(super) fn decode_record_tagged(
     if !keys.tag_matches(IndexUse::RecordMac, &mac, &signed.parts()) {
         return Err(integrity());
     }
+    // Signed, so written by a gateway, which only ever stores parsed ids: one that does not parse
+    // was not written by this version and is not answered from.
+    let account_id = AccountId::parse(&account_id).map_err(|_| corrupt(op, "account"))?;
+    let request_id = RequestId::parse(&request_id).map_err(|_| corrupt(op, "request"))?;
     // Signed, but a code this version does not know (a newer version wrote it): not answered from.
     let refusal = refusal
         .map(|code| CaseRefusal::from_code(&code).ok_or_else(|| corrupt(op, "refusal")))
@@ -290,8 +294,8 @@ mod tests {
     fn record() -> CaseRecord {
         CaseRecord {
             id: "vf_1".into(),
-            account_id: "acct".into(),
-            request_id: "r".into(),
+            account_id: AccountId::parse("acct").unwrap(),
+            request_id: RequestId::parse("r").unwrap(),
             principal: "onboarding".into(),
             purpose: Purpose::Radio,
             status: CaseStatus::PendingReview,
@@ -433,8 +437,8 @@ mod tests {
                 .collect();
             let record = decode_record(&keys(), "t", id, pairs).expect("an old record reads back");
             assert_eq!((record.refusal, record.review_reason), (refusal, review_reason));
-            assert_eq!(record.account_id, "acct-7");
-            assert_eq!(record.request_id, "req-7");
+            assert_eq!(record.account_id.as_str(), "acct-7");
+            assert_eq!(record.request_id.as_str(), "req-7");
             // Written again, it is the same hash, byte for byte and in the same order.
             assert_eq!(encode_record(&keys(), &record), stored);
         }

@@ -219,7 +219,7 @@ impl RetentionStore for RedisStore {
                 }
                 Err(other) => return Err(other),
             };
-            if record.account_id == account_id
+            if record.account_id.as_str() == account_id
                 && principal.is_none_or(|p| p == record.principal)
                 && let Some(index) = &record.anchor_index
             {
