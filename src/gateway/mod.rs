@@ -1,5 +1,5 @@
 //! Assembling a gateway from configuration, one named step per room: keys (`keys`), store
-//! (`store`), providers (`crate::providers::setup`, or the simulator `--dev` starts in
+//! (`crate::store::setup`), providers (`crate::providers::setup`, or the simulator `--dev` starts in
 //! `crate::providers::sim::dev`), use cases (`use_cases`), what operators watch (`observe`),
 //! background upkeep (`maintenance`) and the TLS server. `idgate serve` and the end-to-end tests
 //! both start here; `plan` fills in the dev-mode defaults (API.md §6).
@@ -10,7 +10,6 @@ mod keys;
 mod maintenance;
 mod observe;
 mod plan;
-mod store;
 mod use_cases;
 
 use std::future::Future;
@@ -92,7 +91,8 @@ impl Gateway {
         let (stop, _) = watch::channel(false);
         let mut notes = Vec::new();
         let keys = keys::load(&plan.keys_dir, &config.keys, &mut notes)?;
-        let stores = store::connect(config, &keys.indexer, &mut notes).await?;
+        let record_ttl = Duration::from_secs(config.retention.case_record_ttl_seconds);
+        let stores = crate::store::setup::connect(&config.store, record_ttl, &keys.indexer, &mut notes).await?;
         // On the process-wide meter: `serve` installs an OTLP provider there when one is configured;
         // without one the instruments cost nothing.
         let meter = opentelemetry::global::meter("idgate");

@@ -154,6 +154,15 @@ impl ProviderPlan {
 }
 
 /// Provider set-up failures are reported like the gateway's own (an I/O failure is not a usage error).
+impl From<crate::store::setup::SetupError> for StartError {
+    fn from(e: crate::store::setup::SetupError) -> Self {
+        match e {
+            crate::store::setup::SetupError::Config(e) => StartError::Config(e),
+            crate::store::setup::SetupError::Unreachable(what) => StartError::Unsupported(what),
+        }
+    }
+}
+
 impl From<SetupError> for StartError {
     fn from(e: SetupError) -> Self {
         match e {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::keys::Keys;
-use super::store::Stores;
 use crate::audit::AuditTrail;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -19,6 +18,7 @@ use crate::metrics::Instruments;
 use crate::providers::router::{Route, Router};
 use crate::retention::Retention;
 use crate::review::{ReviewDesk, ReviewSettings};
+use crate::store::setup::Stores;
 use crate::supplements::Supplements;
 use crate::transport::revocation::Revocation;
 use crate::transport::services::App;

@@ -13,7 +13,8 @@
 //!
 //! [`Store`] is all of the first five together, for code that needs the whole store; a use case that
 //! needs one concern takes that interface. A backend is a folder with one file per interface:
-//! [`memory`] (embedded) and [`redis`] (standalone and Cluster).
+//! [`memory`] (embedded) and [`redis`] (standalone and Cluster); [`setup`] builds the one `[store]`
+//! names.
 //!
 //! What is stored (DESIGN.md §3):
 //! - a [`CaseRecord`] per verification: ids, purpose, status, timestamps, which provider answered — no
@@ -35,6 +36,7 @@ pub mod memory;
 pub mod redis;
 mod retention;
 mod review;
+pub mod setup;
 
 pub use audit::{AuditAction, AuditEvent, AuditLog};
 pub use cases::{Begin, CaseRecord, CaseStatus, CaseStore, Finish, SealedPii};

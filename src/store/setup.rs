@@ -1,57 +1,66 @@
-//! The store step: the embedded store, or Redis standalone or Cluster, chosen by `[store]`.
-//! Every store holds the review queue too: one object, seen through both interfaces.
+//! The store a gateway uses, built from `[store]`: the embedded store, or Redis standalone or
+//! Cluster. Every store holds the review queue too: one object, seen through both interfaces.
 //!
 //! It must never print a store password (URLs are redacted in notes and errors; `store.password` is a
 //! [`Secret`](crate::config::Secret)), nor fall back to the embedded store when a configured Redis
 //! cannot be reached, nor send a configured TLS CA or client certificate over a plain `redis://` link.
-//!
-//! (Construction lives here rather than in `crate::store` while the storage interface is being
-//! split; it can move there unchanged.)
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::StartError;
-use crate::config::{Config, ConfigError};
+use crate::config::{ConfigError, StoreConfig};
 use crate::crypto::blind_index::BlindIndexer;
 use crate::crypto::live::Live;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisAccess, RedisOptions, RedisStore, RedisTls};
 use crate::store::{ReviewQueue, Store};
 
-/// The store and its review queue (the same object).
-pub(super) struct Stores {
-    pub(super) store: Arc<dyn Store>,
-    pub(super) queue: Arc<dyn ReviewQueue>,
+/// Why the configured store could not be used. Never a silent fall-back to the embedded store.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// `[store]` is inconsistent, or one of its files could not be read.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The configured Redis could not be reached or refused the login (the URL shown redacted).
+    #[error("{0}")]
+    Unreachable(String),
 }
 
-/// Connects the configured store; `record_keys` tag every case record (never stored in Redis).
-pub(super) async fn connect(
-    config: &Config,
+/// The store and its review queue (the same object).
+pub struct Stores {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn ReviewQueue>,
+}
+
+/// Connects the store `config` names; case records live `record_ttl` and carry a tag under
+/// `record_keys` (never stored in Redis). Adds one line for the start-up banner to `notes`.
+pub async fn connect(
+    config: &StoreConfig,
+    record_ttl: Duration,
     record_keys: &Live<BlindIndexer>,
     notes: &mut Vec<String>,
-) -> Result<Stores, StartError> {
+) -> Result<Stores, SetupError> {
     let redis_options = RedisOptions {
-        record_ttl: Duration::from_secs(config.retention.case_record_ttl_seconds),
+        record_ttl,
         // Case records carry an integrity tag under the gateway's keys (never stored in Redis).
         record_keys: Some(record_keys.clone()),
         access: access(config)?,
         ..RedisOptions::default()
     };
     let (store, queue): (Arc<dyn Store>, Arc<dyn ReviewQueue>) =
-        if let (Some(_), Some(_)) = (&config.store.url, &config.store.cluster_nodes) {
+        if let (Some(_), Some(_)) = (&config.url, &config.cluster_nodes) {
             return Err(ConfigError::Invalid("set store.url or store.cluster_nodes, not both".into()).into());
-        } else if let Some(url) = &config.store.url {
+        } else if let Some(url) = &config.url {
             let redis = RedisStore::standalone(url, redis_options)
                 .await
-                .map_err(|e| StartError::Unsupported(format!("store.url {}: {e}", redact_url(url))))?;
+                .map_err(|e| SetupError::Unreachable(format!("store.url {}: {e}", redact_url(url))))?;
             notes.push(format!("store: Redis {}", redact_url(url)));
             let redis = Arc::new(redis);
             (redis.clone(), redis)
-        } else if let Some(nodes) = &config.store.cluster_nodes {
+        } else if let Some(nodes) = &config.cluster_nodes {
             let redis = RedisStore::cluster(nodes, redis_options)
                 .await
-                .map_err(|e| StartError::Unsupported(format!("store.cluster_nodes: {e}")))?;
+                .map_err(|e| SetupError::Unreachable(format!("store.cluster_nodes: {e}")))?;
             let shown: Vec<String> = nodes.iter().map(|n| redact_url(n)).collect();
             notes.push(format!("store: Redis Cluster {}", shown.join(", ")));
             let redis = Arc::new(redis);
@@ -65,8 +74,7 @@ pub(super) async fn connect(
 }
 
 /// The ACL login and TLS material of `[store]`, files read. TLS files need `rediss://` URLs.
-fn access(config: &Config) -> Result<RedisAccess, StartError> {
-    let store = &config.store;
+fn access(store: &StoreConfig) -> Result<RedisAccess, SetupError> {
     let urls: Vec<&String> = store.url.iter().chain(store.cluster_nodes.iter().flatten()).collect();
     if store.has_tls_files() && urls.iter().any(|u| !u.starts_with("rediss://")) {
         return Err(ConfigError::Invalid("store.tls_* files are set: every Redis URL must be rediss://".into()).into());
