@@ -91,7 +91,7 @@ impl Gateway {
         let config = &plan.config;
         let (stop, _) = watch::channel(false);
         let mut notes = Vec::new();
-        let keys = keys::load(&plan.keys_dir, &config.keys, &mut notes)?;
+        let keys = keys::load(&plan.keys_dir, config, &clock, &mut notes)?;
         let stores = store::connect(config, &keys.indexer, &mut notes).await?;
         // On the process-wide meter: `serve` installs an OTLP provider there when one is configured;
         // without one the instruments cost nothing.
