@@ -264,3 +264,28 @@ async fn a_backup_taken_while_a_case_was_pending_opens_nothing_once_its_kek_is_d
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn with_no_kek_in_its_epoch_a_case_for_review_fails_closed_and_decided_cases_go_on() {
+    // The embedded store: nothing to restore, but the same rule — no wrapping past the epoch.
+    let clock = ManualClock::new(SystemClock.now_unix());
+    let gw = TestGateway::start_with(config_for_schedule(), Some(clock.clone())).await;
+    let mut client = gw.onboarding().await;
+    clock.advance(EPOCH as i64);
+
+    let refused = verify(&mut client, pb::Purpose::Anchor, "needs-review", &Person::adult("975"))
+        .await
+        .expect_err("nothing may wrap");
+    assert_eq!(refused.code(), tonic::Code::Unavailable);
+    assert_eq!(common::reason(&refused).as_deref(), Some("KEK_UNAVAILABLE"));
+    let person = Person::adult("975");
+    for secret in [&person.name, &person.id_number, &person.phone] {
+        assert!(!refused.message().contains(secret.as_str()));
+    }
+
+    let decided = verify(&mut client, pb::Purpose::ShortVideo, "decided", &Person::adult("123"))
+        .await
+        .expect("a case that stores nothing is decided as before");
+    assert_eq!(decided.status, pb::Status::Verified as i32);
+    gw.stop().await;
+}
