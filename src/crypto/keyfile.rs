@@ -76,6 +76,8 @@ pub enum KeyFileError {
     Malformed(PathBuf),
     #[error("key file {0} can be read by other users; run `chmod 600` on it")]
     TooOpen(PathBuf),
+    #[error("a KEK in {0} must be made with its dates (`idgate keys rotate --kind kek`)")]
+    Undated(PathBuf),
     #[error("no {0:?} key in {1}; create one with `idgate keys rotate --dir {1}`")]
     Missing(KeyKind, PathBuf),
     #[error(transparent)]
@@ -200,9 +202,12 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), KeyFileErr
     file.sync_all().map_err(io(path))
 }
 
-/// Generates a new sealing or blind-index key in `dir`; it becomes current. Returns its id. (A KEK
-/// made here is undated and never wraps: make KEKs with [`generate_kek`].)
+/// Generates a new sealing or blind-index key in `dir`; it becomes current. Returns its id. KEKs
+/// are made with [`generate_kek`] only (with dates): asked for one here, it refuses.
 pub fn generate(dir: &Path, kind: KeyKind, now_unix: i64) -> Result<String, KeyFileError> {
+    if kind == KeyKind::Kek {
+        return Err(KeyFileError::Undated(dir.join(kind.subdir())));
+    }
     generate_dated(dir, kind, now_unix, None)
 }
 
@@ -698,7 +703,22 @@ mod tests {
     #[test]
     fn an_undated_kek_from_an_earlier_version_opens_but_never_wraps_and_is_never_destroyed() {
         let dir = tempfile::tempdir().unwrap();
-        let old = generate(dir.path(), KeyKind::Kek, 1_000).unwrap();
+        assert!(matches!(
+            generate(dir.path(), KeyKind::Kek, 1_000),
+            Err(KeyFileError::Undated(_))
+        ));
+        // A file as the earlier version wrote it: no dates.
+        let old = generate_kek(dir.path(), 1_000, &SCHEDULE).unwrap();
+        let path = kek_path(dir.path(), &old);
+        let text = fs::read_to_string(&path).unwrap();
+        let legacy: String = text
+            .lines()
+            .filter(|l| !l.starts_with("wraps_until_unix") && !l.starts_with("destroy_after_unix"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(legacy, text);
+        fs::remove_file(&path).unwrap();
+        write_private_file(&path, legacy.as_bytes()).unwrap();
         let undated = ring(dir.path(), 0, 1_000).unwrap();
         assert!(!undated.can_wrap());
         let upkeep = maintain_keks(dir.path(), 1_000_000, &SCHEDULE, 0).unwrap();
