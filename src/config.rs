@@ -169,6 +169,12 @@ pub struct KeysConfig {
     pub keks: Option<Secret>,
     /// The same list read from a file (`IDGATE_KEYS__KEKS_FILE`, e.g. a mounted secret).
     pub keks_file: Option<PathBuf>,
+    /// How long a new KEK wraps data keys (its epoch). Past it the KEK only opens; a gateway with no
+    /// KEK in its epoch refuses to seal (`idgate keys maintain` rotates ahead of time). Default 7 days.
+    pub kek_epoch_seconds: u64,
+    /// Added to a KEK's destruction date (end of epoch + longest retention) for clock skew and late
+    /// sweeps. Default 1 day.
+    pub kek_destroy_grace_seconds: u64,
 }
 
 impl KeysConfig {
@@ -199,6 +205,8 @@ impl Default for KeysConfig {
             rewrap_interval_seconds: 300,
             keks: None,
             keks_file: None,
+            kek_epoch_seconds: 7 * 86_400,
+            kek_destroy_grace_seconds: 86_400,
         }
     }
 }
@@ -513,6 +521,20 @@ impl Config {
         Ok(config)
     }
 
+    /// How long KEKs live under this configuration: the epoch, the longest a data key wrapped in
+    /// it can stay within retention after the epoch (the pending-review TTL, plus one sweep interval
+    /// by which the embedded store may remove data late — the only retention that keeps wrapped
+    /// keys: decided, expired and erased cases keep none), and the grace.
+    pub fn kek_schedule(&self) -> crate::crypto::keyfile::KekSchedule {
+        let seconds = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+        crate::crypto::keyfile::KekSchedule {
+            epoch_seconds: seconds(self.keys.kek_epoch_seconds),
+            longest_retention_seconds: seconds(self.retention.pending_review_ttl_seconds)
+                .saturating_add(seconds(self.retention.sweep_interval_seconds)),
+            grace_seconds: seconds(self.keys.kek_destroy_grace_seconds),
+        }
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         if self.decision.checked().is_none() {
             return Err(ConfigError::Invalid(
@@ -531,6 +553,9 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "limits.max_anchor_accounts_per_id and keys.rewrap_interval_seconds must be positive".into(),
             ));
+        }
+        if self.keys.kek_epoch_seconds == 0 {
+            return Err(ConfigError::Invalid("keys.kek_epoch_seconds must be positive".into()));
         }
         if self.retention.pending_review_ttl_seconds == 0 || self.retention.sweep_interval_seconds == 0 {
             return Err(ConfigError::Invalid("retention periods must be positive".into()));

@@ -5,7 +5,7 @@
 //! | module | what it is for | must never |
 //! |---|---|---|
 //! | [`domain`] | parsed values that cannot be invalid (ID number, name, phone, image, consent, ids, refusal reasons, the codes stored with a case) | do I/O, read the clock, print PII |
-//! | [`crypto`] | HPKE sealing, at-rest envelopes, key files, blind indexes and keyed tags (fingerprints, record MACs), randomness | know gRPC or Redis, print key material |
+//! | [`crypto`] | HPKE sealing, at-rest envelopes, key files, time-boxed KEKs (epochs, destruction dates, scheduled upkeep), blind indexes and keyed tags (fingerprints, record MACs), randomness | know gRPC or Redis, print key material, wrap with a KEK past its epoch or use one past its destruction date |
 //! | [`clock`] | time as an input (system and manual clocks) | — |
 //! | [`decision`] | what a provider outcome means (thresholds, review reasons); the abuse limits and the anchor-accounts-per-ID claim both paths apply | know a provider by name |
 //! | [`providers`] | the provider trait; Tencent FaceID and Alibaba Cloud adapters; circuit breakers and routing; the chain built from configuration ([`providers::setup`]); the simulator of both protocols and the one `--dev` starts ([`providers::sim::dev`]) | retry a billed call blindly, put PII in an error |
@@ -15,7 +15,7 @@
 //! | [`supplements`] | the supplement use case: an applicant adds ID-card and handheld photos to a pending case | store plaintext, touch another client's case |
 //! | [`erasure`] | erasure on request: a subject's pending cases lose their data and end `ERASED` | touch another client's case under `Own` scope |
 //! | [`retention`] | the retention sweep: expire due pending cases, forget old records | keep personal data past its deadline |
-//! | [`key_rotation`] | re-wrapping data keys under the current KEK after a rotation | open a case's body, drop a key it cannot move |
+//! | [`key_rotation`] | re-wrapping data keys under the current KEK after a rotation (while it is in its epoch) | open a case's body, drop a key it cannot move |
 //! | [`audit`] | the audit trail every use case records through, and its paged listing for operators | record personal data or key material |
 //! | [`material`] | the at-rest encoding of review material and the field name it is sealed under | keep unknown fields a client sent |
 //! | [`transport`] | TLS 1.3 + mTLS, caller roles, gRPC services (ids parsed at the edge), load shedding, error → status and the one list of reason codes | hold business rules |

@@ -32,6 +32,8 @@ pub mod names {
     pub const SEALING_KEY_AGE: &str = "idgate.keys.sealing.age";
     /// Gauge, seconds: age of the current key-encryption key (from its key file).
     pub const KEK_AGE: &str = "idgate.keys.kek.age";
+    /// Seconds until the current KEK stops wrapping; 0 or less: no KEK wraps, sealing refuses.
+    pub const KEK_WRAPS_FOR: &str = "idgate.keys.kek.wraps_for";
     /// Gauge: each provider's circuit breaker, 0 closed, 1 half-open, 2 open (attribute: provider).
     pub const PROVIDER_BREAKER_STATE: &str = "idgate.provider.breaker.state";
     /// Counter: Verify calls shed because too many were in flight (`RESOURCE_EXHAUSTED` / `OVERLOADED`).
@@ -221,19 +223,29 @@ pub fn register_breaker_gauge(
 pub struct KeyAgeGauge {
     _sealing: ObservableGauge<i64>,
     _kek: ObservableGauge<i64>,
+    _kek_wraps_for: ObservableGauge<i64>,
 }
 
 /// Registers `idgate.keys.sealing.age`: seconds since the current sealing key (from `created_at`,
-/// read at each export, so a reload shows at once) was created, by `now`.
+/// read at each export, so a reload shows at once) was created, by `now`; the same for the KEK; and
+/// `idgate.keys.kek.wraps_for`: seconds the current KEK still wraps (`kek_wraps_for`: `None` when it
+/// is undated, reported as 0 — it never wraps).
 pub fn register_key_age_gauge(
     meter: &Meter,
     sealing_created_at: impl Fn() -> i64 + Send + Sync + 'static,
     kek_created_at: impl Fn() -> Option<i64> + Send + Sync + 'static,
+    kek_wraps_for: impl Fn() -> Option<i64> + Send + Sync + 'static,
     now: impl Fn() -> i64 + Send + Sync + 'static,
 ) -> KeyAgeGauge {
     let now = Arc::new(now);
     let kek_now = now.clone();
     KeyAgeGauge {
+        _kek_wraps_for: meter
+            .i64_observable_gauge(names::KEK_WRAPS_FOR)
+            .with_description("Seconds the current key-encryption key still wraps new data keys (0: none does)")
+            .with_unit("s")
+            .with_callback(move |o| o.observe(kek_wraps_for().unwrap_or(0).max(0), &[]))
+            .build(),
         _kek: meter
             .i64_observable_gauge(names::KEK_AGE)
             .with_description("Age of the current key-encryption key (when it came from a key file)")

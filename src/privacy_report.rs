@@ -226,6 +226,11 @@ pub struct KeyRotation {
     pub rewrap_interval_seconds: u64,
     /// KEKs below this version are retired (not loaded).
     pub kek_min_version: u32,
+    /// How long a KEK wraps new data keys (`keys.kek_epoch_seconds`).
+    pub kek_epoch_seconds: i64,
+    /// How long after its epoch ends a KEK is destroyed: the pending-review TTL + one sweep interval
+    /// + `keys.kek_destroy_grace_seconds` (from `Config::kek_schedule`).
+    pub kek_destroyed_after_epoch_seconds: i64,
     /// Where the keys come from: `keys.dir`, dev keys, plus `keys.keks` / `keys.keks_file` if set.
     pub sources: Vec<&'static str>,
 }
@@ -430,6 +435,7 @@ fn info(context: &sealing::Context) -> String {
 }
 
 fn protection(config: &Config, dev: bool) -> Protection {
+    let schedule = config.kek_schedule();
     use hpke::Kem as _;
     use hpke::aead::Aead as _;
     use hpke::kdf::Kdf as _;
@@ -470,6 +476,10 @@ fn protection(config: &Config, dev: bool) -> Protection {
             sealing_grace_seconds: config.keys.sealing_grace_seconds,
             rewrap_interval_seconds: config.keys.rewrap_interval_seconds,
             kek_min_version: config.keys.kek_min_version,
+            kek_epoch_seconds: schedule.epoch_seconds,
+            kek_destroyed_after_epoch_seconds: schedule
+                .longest_retention_seconds
+                .saturating_add(schedule.grace_seconds),
             sources,
         },
         blind_index: "keyed HMAC-SHA256, one derived key per use; the store never holds an ID number",
@@ -754,6 +764,8 @@ mod tests {
         config.retention.pending_review_ttl_seconds = 5_400;
         config.review.lease_seconds = 420;
         config.keys.rewrap_interval_seconds = 123;
+        config.keys.kek_epoch_seconds = 7_200;
+        config.keys.kek_destroy_grace_seconds = 60;
         config.server.verify_deadline_ms = 7_500;
         let map = DataMap::new(&config, false).unwrap();
         let json: serde_json::Value = serde_json::to_value(&map).unwrap();
@@ -776,6 +788,10 @@ mod tests {
         let protection = &json["protection"];
         for (figure, shown) in [
             (&protection["key_rotation"]["rewrap_interval_seconds"], "every 123 s"),
+            (
+                &protection["key_rotation"]["kek_epoch_seconds"],
+                "new data keys for 7200 s (2 h)",
+            ),
             (&json["review"]["lease_seconds"], "lease 420 s (7 min)"),
             (&protection["at_rest"]["nonce_bits"], "192-bit random nonces"),
             (&protection["at_rest"]["data_key_bits"], "256-bit data key"),

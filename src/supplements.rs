@@ -28,6 +28,9 @@ pub enum SupplementError {
     /// The supplement's images failed the local checks.
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// No KEK may wrap now (its epoch is over): the supplement was not stored.
+    #[error("no key-encryption key may wrap now")]
+    NoWrappingKek,
     #[error("internal error")]
     Internal(&'static str),
 }
@@ -115,7 +118,10 @@ impl Supplements {
             .keks
             .load()
             .seal(case_id, PII_FIELD_IDENTITY, &material::encode_applicant(&merged))
-            .map_err(|_| SupplementError::Internal("sealing review material"))?;
+            .map_err(|e| match e {
+                crate::crypto::envelope::EnvelopeError::NoWrappingKek => SupplementError::NoWrappingKek,
+                _ => SupplementError::Internal("sealing review material"),
+            })?;
         drop(merged);
         let applied = self
             .queue

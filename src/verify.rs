@@ -113,8 +113,21 @@ pub enum VerifyError {
     NotFound,
     #[error("storage is unavailable")]
     Store(#[source] StoreError),
+    /// The case must be stored for review, but no KEK may wrap now (its epoch is over).
+    #[error("no key-encryption key may wrap now")]
+    NoWrappingKek,
     #[error("internal error")]
     Internal(&'static str),
+}
+
+impl VerifyError {
+    /// Sealing at rest failed: no KEK in its epoch is its own answer; anything else is internal.
+    pub fn sealing(error: crate::crypto::envelope::EnvelopeError) -> Self {
+        match error {
+            crate::crypto::envelope::EnvelopeError::NoWrappingKek => VerifyError::NoWrappingKek,
+            _ => VerifyError::Internal("sealing at rest"),
+        }
+    }
 }
 
 impl From<StoreError> for VerifyError {
@@ -368,7 +381,7 @@ impl Verifier {
                     .keks
                     .load()
                     .seal(&case.id, PII_FIELD_IDENTITY, &plaintext)
-                    .map_err(|_| VerifyError::Internal("sealing at rest"))?;
+                    .map_err(VerifyError::sealing)?;
                 let expires_at = now + self.settings.pending_review_ttl.as_secs() as i64;
                 Finish {
                     status: CaseStatus::PendingReview,

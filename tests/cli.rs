@@ -79,3 +79,46 @@ fn config_check_refuses_an_unknown_provider_kind_or_log_format_by_name() {
         "{stderr}"
     );
 }
+
+#[test]
+fn keys_maintain_rotates_when_due_and_list_shows_the_kek_dates() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let keys = keys.to_str().unwrap();
+    let text = |out: &Output| String::from_utf8_lossy(&out.stdout).into_owned();
+
+    // No KEK: maintenance makes one, dated by the configuration (a one-hour epoch here).
+    let env = [("IDGATE_KEYS__KEK_EPOCH_SECONDS", "3600")];
+    let out = idgate(&["keys", "maintain", "--dir", keys], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = text(&out);
+    let id = said
+        .split_whitespace()
+        .find(|w| w.starts_with("kek-"))
+        .expect("names the new KEK")
+        .to_owned();
+    assert!(
+        said.contains("rotated: KEK") && said.contains("destroy after"),
+        "{said}"
+    );
+
+    // Run again inside the epoch (lead at most half an epoch): nothing is due.
+    let out = idgate(&["keys", "maintain", "--dir", keys, "--lead-seconds", "60"], &env);
+    assert_eq!(text(&out).trim(), "nothing due");
+
+    let out = idgate(&["keys", "list", "--dir", keys], &env);
+    let listed = text(&out);
+    let line = listed.lines().find(|l| l.contains(&id)).expect("listed");
+    assert!(
+        line.contains("epoch ends") && line.contains("destroy after") && line.contains("wraps"),
+        "{line}"
+    );
+    // Ids and dates only: no key material.
+    let file = std::fs::read_to_string(std::path::Path::new(keys).join("kek").join(format!("{id}.key"))).unwrap();
+    let secret = file
+        .lines()
+        .find_map(|l| l.strip_prefix("secret = \""))
+        .unwrap()
+        .trim_end_matches('"');
+    assert!(!said.contains(secret) && !listed.contains(secret));
+}

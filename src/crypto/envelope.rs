@@ -11,17 +11,25 @@
 //! them under separate keys: deleting the wrapped key destroys the record everywhere, including in
 //! replicas and backups that still hold the body.
 //!
+//! KEKs are time-boxed (issue 14 item 4). A ring loaded for a gateway knows each KEK's dates
+//! ([`KekDates`]) and a clock: the current KEK wraps new data keys (and re-wraps old ones) only
+//! before its `wraps_until` (the end of its epoch), and no KEK opens anything from its
+//! `destroy_after` on, even if it is still in memory. A ring with no dates ([`KekRing::new`] alone:
+//! tests and tools) wraps with its current KEK at any time.
+//!
 //! Never log or print a key or a plaintext.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use std::collections::HashMap;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::SecretKey32;
 use super::random::{self, RandomError};
+use crate::clock::Clock;
 
 /// Version of the byte layout and of the associated data.
 pub const FORMAT_VERSION: u8 = 1;
@@ -33,6 +41,13 @@ pub enum EnvelopeError {
     /// The record does not open: unknown or retired KEK, wrong case or field, tampering.
     #[error("the sealed record could not be opened")]
     Open,
+    /// No KEK may wrap a data key now: the current KEK's epoch is over, or it carries no dates.
+    /// Nothing is sealed; the operator must rotate (`idgate keys maintain` / `keys rotate`).
+    #[error(
+        "no key-encryption key may wrap new data keys now (the current one's epoch is over or it is undated); \
+         run `idgate keys maintain` (or `idgate keys rotate --kind kek`) and reload the gateways"
+    )]
+    NoWrappingKek,
     #[error(transparent)]
     Random(#[from] RandomError),
 }
@@ -47,6 +62,28 @@ pub struct Kek {
 impl std::fmt::Debug for Kek {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Kek").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// When a KEK stops wrapping and when it is destroyed (unix seconds), fixed when it is created.
+///
+/// `wraps_until` is the end of its epoch; `destroy_after` is `wraps_until` + the longest time a
+/// data key it wrapped can stay within retention + a grace (see `keyfile::KekSchedule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KekDates {
+    pub wraps_until_unix: i64,
+    pub destroy_after_unix: i64,
+}
+
+impl KekDates {
+    /// Whether the KEK may wrap a data key at `now`.
+    pub fn wraps_at(&self, now_unix: i64) -> bool {
+        now_unix < self.wraps_until_unix && now_unix < self.destroy_after_unix
+    }
+
+    /// Whether the KEK is past its destruction date at `now` (never to be used again).
+    pub fn destroyed_at(&self, now_unix: i64) -> bool {
+        now_unix >= self.destroy_after_unix
     }
 }
 
@@ -175,6 +212,17 @@ pub struct KekRing {
     keys: HashMap<String, Kek>,
     /// When each KEK was created, where known (key files; not KEKs given in the environment).
     created: HashMap<String, i64>,
+    /// The dates of every KEK and the clock they are read against; `None`: an undated ring (tests,
+    /// tools), whose current KEK wraps at any time.
+    lifetimes: Option<Lifetimes>,
+}
+
+/// What makes a ring time-boxed.
+struct Lifetimes {
+    /// KEKs without an entry are undated (from an earlier version, or the environment without
+    /// dates): they open and re-wrap from, never wrap.
+    dates: HashMap<String, KekDates>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for KekRing {
@@ -198,7 +246,53 @@ impl KekRing {
             current,
             keys: keys.into_iter().map(|k| (k.id.clone(), k)).collect(),
             created: HashMap::new(),
+            lifetimes: None,
         })
+    }
+
+    /// The same ring, time-boxed: a KEK wraps only before its `wraps_until`, and opens nothing from
+    /// its `destroy_after` on, both read on `clock` at every use. KEKs missing from `dates` never wrap.
+    pub fn with_dates(mut self, dates: HashMap<String, KekDates>, clock: Arc<dyn Clock>) -> Self {
+        self.lifetimes = Some(Lifetimes { dates, clock });
+        self
+    }
+
+    /// The dates of KEK `id`, if the ring is time-boxed and the KEK dated.
+    pub fn dates(&self, id: &str) -> Option<KekDates> {
+        self.lifetimes.as_ref()?.dates.get(id).copied()
+    }
+
+    /// The KEK that wraps new data keys now, or [`EnvelopeError::NoWrappingKek`].
+    fn wrapping_kek(&self) -> Result<&Kek, EnvelopeError> {
+        let kek = self.keys.get(&self.current).ok_or(EnvelopeError::NoWrappingKek)?;
+        match &self.lifetimes {
+            None => Ok(kek),
+            Some(l) => match l.dates.get(&self.current) {
+                Some(dates) if dates.wraps_at(l.clock.now_unix()) => Ok(kek),
+                _ => Err(EnvelopeError::NoWrappingKek),
+            },
+        }
+    }
+
+    /// Whether a new data key can be wrapped now (for readiness and the key gauges).
+    pub fn can_wrap(&self) -> bool {
+        self.wrapping_kek().is_ok()
+    }
+
+    /// Seconds until the current KEK stops wrapping (negative: over), when the ring is time-boxed
+    /// and the current KEK dated.
+    pub fn current_wraps_for(&self) -> Option<i64> {
+        let l = self.lifetimes.as_ref()?;
+        Some(l.dates.get(&self.current)?.wraps_until_unix - l.clock.now_unix())
+    }
+
+    /// KEK `id`, unless the ring is time-boxed and `id` is past its destruction date.
+    fn opening_kek(&self, id: &str) -> Result<&Kek, EnvelopeError> {
+        let kek = self.keys.get(id).ok_or(EnvelopeError::Open)?;
+        match &self.lifetimes {
+            Some(l) if l.dates.get(id).is_some_and(|d| d.destroyed_at(l.clock.now_unix())) => Err(EnvelopeError::Open),
+            _ => Ok(kek),
+        }
     }
 
     /// The same ring, knowing when its keys were created (`id → unix seconds`).
@@ -217,8 +311,9 @@ impl KekRing {
     }
 
     /// Encrypts `plaintext` for `case_id` / `field` under a fresh data key wrapped by the current KEK.
+    /// Fails with [`EnvelopeError::NoWrappingKek`] (nothing sealed) when no KEK may wrap now.
     pub fn seal(&self, case_id: &str, field: &str, plaintext: &[u8]) -> Result<(WrappedKey, Body), EnvelopeError> {
-        let kek = self.keys.get(&self.current).ok_or(EnvelopeError::Open)?;
+        let kek = self.wrapping_kek()?;
         let data_key = SecretKey32::random()?;
 
         let body_nonce: [u8; NONCE_LEN] = random::bytes()?;
@@ -233,26 +328,8 @@ impl KekRing {
             )
             .map_err(|_| EnvelopeError::Open)?;
 
-        let wrap_nonce: [u8; NONCE_LEN] = random::bytes()?;
-        let wrap_ad = associated_data("wrap", Some(&kek.id), case_id, field);
-        let wrapped = cipher(&kek.key)
-            .encrypt(
-                &XNonce::from(wrap_nonce),
-                Payload {
-                    msg: data_key.expose(),
-                    aad: &wrap_ad,
-                },
-            )
-            .map_err(|_| EnvelopeError::Open)?;
-        let mut bytes = Vec::with_capacity(NONCE_LEN + wrapped.len());
-        bytes.extend_from_slice(&wrap_nonce);
-        bytes.extend_from_slice(&wrapped);
-
         Ok((
-            WrappedKey {
-                kek_id: kek.id.clone(),
-                bytes,
-            },
+            wrap(kek, case_id, field, &data_key)?,
             Body {
                 version: FORMAT_VERSION,
                 commitment: commitment(&data_key)?,
@@ -263,7 +340,7 @@ impl KekRing {
     }
 
     fn unwrap_key(&self, case_id: &str, field: &str, wrapped: &WrappedKey) -> Result<SecretKey32, EnvelopeError> {
-        let kek = self.keys.get(&wrapped.kek_id).ok_or(EnvelopeError::Open)?;
+        let kek = self.opening_kek(&wrapped.kek_id)?;
         if wrapped.bytes.len() != NONCE_LEN + 32 + 16 {
             return Err(EnvelopeError::Open);
         }
@@ -304,28 +381,35 @@ impl KekRing {
             .map_err(|_| EnvelopeError::Open)
     }
 
-    /// Re-wraps a data key under the current KEK (key rotation without touching the body).
+    /// Re-wraps a data key under the current KEK (key rotation without touching the body); like
+    /// [`KekRing::seal`], only while the current KEK may wrap.
     pub fn rewrap(&self, case_id: &str, field: &str, wrapped: &WrappedKey) -> Result<WrappedKey, EnvelopeError> {
+        let kek = self.wrapping_kek()?;
         let data_key = self.unwrap_key(case_id, field, wrapped)?;
-        let kek = self.keys.get(&self.current).ok_or(EnvelopeError::Open)?;
-        let wrap_nonce: [u8; NONCE_LEN] = random::bytes()?;
-        let wrap_ad = associated_data("wrap", Some(&kek.id), case_id, field);
-        let ct = cipher(&kek.key)
-            .encrypt(
-                &XNonce::from(wrap_nonce),
-                Payload {
-                    msg: data_key.expose(),
-                    aad: &wrap_ad,
-                },
-            )
-            .map_err(|_| EnvelopeError::Open)?;
-        let mut bytes = wrap_nonce.to_vec();
-        bytes.extend_from_slice(&ct);
-        Ok(WrappedKey {
-            kek_id: kek.id.clone(),
-            bytes,
-        })
+        wrap(kek, case_id, field, &data_key)
     }
+}
+
+/// `data_key` wrapped by `kek` for `case_id` / `field`: nonce (24) || ciphertext || tag.
+fn wrap(kek: &Kek, case_id: &str, field: &str, data_key: &SecretKey32) -> Result<WrappedKey, EnvelopeError> {
+    let wrap_nonce: [u8; NONCE_LEN] = random::bytes()?;
+    let wrap_ad = associated_data("wrap", Some(&kek.id), case_id, field);
+    let ct = cipher(&kek.key)
+        .encrypt(
+            &XNonce::from(wrap_nonce),
+            Payload {
+                msg: data_key.expose(),
+                aad: &wrap_ad,
+            },
+        )
+        .map_err(|_| EnvelopeError::Open)?;
+    let mut bytes = Vec::with_capacity(NONCE_LEN + ct.len());
+    bytes.extend_from_slice(&wrap_nonce);
+    bytes.extend_from_slice(&ct);
+    Ok(WrappedKey {
+        kek_id: kek.id.clone(),
+        bytes,
+    })
 }
 
 #[cfg(test)]
@@ -382,6 +466,57 @@ mod tests {
         assert_eq!(moved.kek_id, "kek-2");
         assert_eq!(ring2.open("vf_a", "identity", &moved, &b).unwrap().as_slice(), b"x");
         assert!(ring2.rewrap("vf_b", "identity", &w).is_err());
+    }
+
+    #[test]
+    fn a_kek_wraps_only_in_its_epoch_and_opens_nothing_past_its_destruction_date() {
+        let clock = crate::clock::ManualClock::new(1_000);
+        let dates = KekDates {
+            wraps_until_unix: 2_000,
+            destroy_after_unix: 5_000,
+        };
+        let kek1 = kek("kek-1", 1);
+        let key1 = kek1.key.clone();
+        let ring = KekRing::new(vec![kek1])
+            .unwrap()
+            .with_dates(HashMap::from([("kek-1".to_owned(), dates)]), Arc::new(clock.clone()));
+        assert!(ring.can_wrap());
+        assert_eq!(ring.current_wraps_for(), Some(1_000));
+        let (w, b) = ring.seal("vf_a", "identity", b"x").unwrap();
+
+        clock.set(2_000);
+        assert!(!ring.can_wrap(), "the epoch is over");
+        assert!(matches!(
+            ring.seal("vf_a", "identity", b"y"),
+            Err(EnvelopeError::NoWrappingKek)
+        ));
+        assert!(matches!(
+            ring.rewrap("vf_a", "identity", &w),
+            Err(EnvelopeError::NoWrappingKek)
+        ));
+        assert!(
+            ring.open("vf_a", "identity", &w, &b).is_ok(),
+            "still opens in retention"
+        );
+
+        clock.set(5_000);
+        assert!(
+            ring.open("vf_a", "identity", &w, &b).is_err(),
+            "destroyed: never used again"
+        );
+
+        // An undated KEK in a time-boxed ring opens, never wraps.
+        let undated = KekRing::new(vec![Kek {
+            id: "kek-1".into(),
+            created_at_unix: 1,
+            key: key1,
+        }])
+        .unwrap()
+        .with_dates(HashMap::new(), Arc::new(clock.clone()));
+        assert!(!undated.can_wrap());
+        assert_eq!(undated.current_wraps_for(), None);
+        assert!(undated.open("vf_a", "identity", &w, &b).is_ok());
+        assert!(undated.seal("vf_a", "identity", b"z").is_err());
     }
 
     #[test]

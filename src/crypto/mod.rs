@@ -4,7 +4,8 @@
 //!   (clients, reviewer re-sealing), with the exact `info` / `aad` of the public contract.
 //! - [`envelope`]: at-rest encryption of a case's personal data under a per-case data key, wrapped by a
 //!   versioned key-encryption key (crypto-shredding: destroy the wrapped key, the data is gone).
-//! - [`keyfile`]: the on-disk form of sealing keys and key-encryption keys, their ids and rotation.
+//! - [`keyfile`]: the on-disk form of sealing keys and key-encryption keys, their ids and rotation;
+//!   KEK epochs and destruction dates, and the scheduled upkeep that rotates and destroys KEKs.
 //! - [`blind_index`]: keyed HMACs of ID numbers, so limits can count without storing the number.
 //! - [`live`]: key rings that a reload replaces while calls keep the keys they started with.
 //! - [`random`]: the one place randomness comes from.

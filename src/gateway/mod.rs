@@ -90,7 +90,7 @@ impl Gateway {
         let config = &plan.config;
         let (stop, _) = watch::channel(false);
         let mut notes = Vec::new();
-        let keys = keys::load(&plan.keys_dir, &config.keys, &mut notes)?;
+        let keys = keys::load(&plan.keys_dir, config, &clock, &mut notes)?;
         let record_ttl = Duration::from_secs(config.retention.case_record_ttl_seconds);
         let stores = crate::store::setup::connect(&config.store, record_ttl, &keys.indexer, &mut notes).await?;
         // On the process-wide meter: `serve` installs an OTLP provider there when one is configured;

@@ -53,6 +53,7 @@ impl Gauges {
         clock: &Arc<dyn Clock>,
     ) -> Self {
         let (sealing, keks, clock) = (keys.sealing.clone(), keys.keks.clone(), clock.clone());
+        let wrapping = keys.keks.clone();
         let verifier = verifier.clone();
         Self {
             _queue: register_queue_gauges(meter, queue_figures.clone()),
@@ -60,6 +61,7 @@ impl Gauges {
                 meter,
                 move || sealing.load().current().created_at_unix,
                 move || keks.load().current_created_at(),
+                move || wrapping.load().current_wraps_for(),
                 move || clock.now_unix(),
             ),
             _breaker: register_breaker_gauge(meter, move || verifier.breaker_states()),

@@ -106,7 +106,8 @@ impl Plan {
             Some(dir) => dir,
             None => {
                 let dir = dev_dir.join("keys");
-                keyfile::ensure_dev_keys(&dir, now_unix)?;
+                // Dev rotates its own KEK when the epoch is over (and destroys those past date).
+                keyfile::ensure_dev_keys(&dir, now_unix, &config.kek_schedule())?;
                 dir
             }
         };

@@ -163,6 +163,13 @@ impl DataMap {
                 v => format!("KEKs below version {v} are retired"),
             }
         ));
+        line(format!(
+            "- Key epochs: a key-encryption key wraps new data keys for {}, and is destroyed {} after its epoch \
+             ends (the longest a case it wrapped can be pending, plus grace); copies of the store (backups, \
+             replicas) open nothing after that. The key store's own backups must follow the same schedule.",
+            duration(rotation.kek_epoch_seconds.unsigned_abs()),
+            duration(rotation.kek_destroyed_after_epoch_seconds.unsigned_abs()),
+        ));
         line(format!("- Blind index: {}.", p.blind_index));
         line("\n## How long it lives\n".into());
         line("| data | kept at most | or until | setting |".into());

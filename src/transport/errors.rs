@@ -137,6 +137,17 @@ pub fn verify_error(error: VerifyError) -> Status {
                 &[],
             )
         }
+        VerifyError::NoWrappingKek => {
+            tracing::error!(
+                "a case for review was not stored: no key-encryption key may wrap now; run `idgate keys maintain` and reload"
+            );
+            status_with_reason(
+                Code::Unavailable,
+                "the case cannot be stored for review right now; retry later",
+                ErrorReason::KekUnavailable,
+                &[],
+            )
+        }
         VerifyError::Internal(what) => {
             tracing::error!(what, "internal error");
             status_with_reason(Code::Internal, "internal error", ErrorReason::Internal, &[])
@@ -205,6 +216,7 @@ pub fn supplement_error(error: SupplementError) -> Status {
         E::Queue(q) => queue_error(q),
         E::NotFound => verify_error(VerifyError::NotFound),
         E::Refused(r) => refusal(&r),
+        E::NoWrappingKek => verify_error(VerifyError::NoWrappingKek),
         E::Internal(what) => verify_error(VerifyError::Internal(what)),
     }
 }

@@ -85,6 +85,9 @@ error_reasons! {
     ReasonCodeInvalid => "REASON_CODE_INVALID",
     /// A decision other than approve or reject (`INVALID_ARGUMENT`).
     DecisionInvalid => "DECISION_INVALID",
+    /// The case needs storing for review, but no key-encryption key may wrap now (every KEK's
+    /// epoch is over): nothing was stored (`UNAVAILABLE`; retry once the operator has rotated).
+    KekUnavailable => "KEK_UNAVAILABLE",
 }
 
 impl ErrorReason {
@@ -158,6 +161,8 @@ mod tests {
         // README, API additions (separate biometric consent)
         "BIOMETRIC_CONSENT_MISSING",
         "BIOMETRIC_CONSENT_INVALID",
+        // README, "Key epochs and destruction"
+        "KEK_UNAVAILABLE",
     ];
 
     /// Reasons the gateway answers with that the documentation does not name (yet). A new reason

@@ -577,54 +577,62 @@ pub async fn cluster_redis() -> Option<RedisStore> {
     Some(store)
 }
 
+/// Every key of the server behind `con` that matches `pattern` (`SCAN MATCH`).
+pub async fn keys_matching(con: &mut redis::aio::MultiplexedConnection, pattern: &str) -> Vec<String> {
+    let mut all = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(100)
+            .query_async(con)
+            .await
+            .unwrap();
+        all.extend(keys);
+        if next == 0 {
+            return all;
+        }
+        cursor = next;
+    }
+}
+
 /// Every value under every key of the given nodes, read according to its type.
 pub async fn all_values(urls: &[String]) -> Vec<(String, Vec<u8>)> {
     let mut values = Vec::new();
     for url in urls {
         let client = redis::Client::open(url.as_str()).unwrap();
         let mut con = client.get_multiplexed_async_connection().await.unwrap();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(100)
-                .query_async(&mut con)
-                .await
-                .unwrap();
-            for key in keys {
-                let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut con).await.unwrap();
-                let parts: Vec<Vec<u8>> = match kind.as_str() {
-                    "string" => vec![redis::cmd("GET").arg(&key).query_async(&mut con).await.unwrap()],
-                    "hash" => redis::cmd("HGETALL").arg(&key).query_async(&mut con).await.unwrap(),
-                    "set" => redis::cmd("SMEMBERS").arg(&key).query_async(&mut con).await.unwrap(),
-                    "zset" => redis::cmd("ZRANGE")
+        for key in keys_matching(&mut con, "*").await {
+            let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut con).await.unwrap();
+            let parts: Vec<Vec<u8>> = match kind.as_str() {
+                "string" => vec![redis::cmd("GET").arg(&key).query_async(&mut con).await.unwrap()],
+                "hash" => redis::cmd("HGETALL").arg(&key).query_async(&mut con).await.unwrap(),
+                "set" => redis::cmd("SMEMBERS").arg(&key).query_async(&mut con).await.unwrap(),
+                "zset" => redis::cmd("ZRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES")
+                    .query_async(&mut con)
+                    .await
+                    .unwrap(),
+                "stream" => {
+                    let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
                         .arg(&key)
-                        .arg(0)
-                        .arg(-1)
-                        .arg("WITHSCORES")
+                        .arg("-")
+                        .arg("+")
                         .query_async(&mut con)
                         .await
-                        .unwrap(),
-                    "stream" => {
-                        let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
-                            .arg(&key)
-                            .arg("-")
-                            .arg("+")
-                            .query_async(&mut con)
-                            .await
-                            .unwrap();
-                        entries.into_iter().flat_map(|(_, fields)| fields).collect()
-                    }
-                    "none" => Vec::new(), // expired meanwhile
-                    other => panic!("unexpected type {other} of {key}"),
-                };
-                values.extend(parts.into_iter().map(|v| (key.clone(), v)));
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
+                        .unwrap();
+                    entries.into_iter().flat_map(|(_, fields)| fields).collect()
+                }
+                "none" => Vec::new(), // expired meanwhile
+                other => panic!("unexpected type {other} of {key}"),
+            };
+            values.extend(parts.into_iter().map(|v| (key.clone(), v)));
         }
     }
     values
