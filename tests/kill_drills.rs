@@ -46,10 +46,14 @@ const MIX: [(&str, pb::Status); 4] = [
     ("001", pb::Status::Verified),
     ("905", pb::Status::NotVerified),
     ("945", pb::Status::PendingReview),
-    // The simulated provider hangs: the call waits for its 1.5 s timeout, then goes to review. It
-    // keeps calls in flight at any moment of the load.
+    // The simulated provider hangs: the call waits for its 1.5 s timeout, then goes to review. In a
+    // load it keeps calls in flight at any moment (and, timing out, may open the breaker).
     ("995", pb::Status::PendingReview),
 ];
+
+/// The identities the simulator answers at once. Without the hanging one, the provider's circuit
+/// breaker stays closed, so a call made to hang (`GatewayProcess::call_in_flight`) really hangs.
+const DECIDED_AT_ONCE: &[&str] = &["001", "905", "945"];
 
 fn expected(seq: &str) -> pb::Status {
     MIX.iter().find(|(s, _)| *s == seq).expect("a seq of the mix").1
@@ -127,7 +131,12 @@ struct Load {
 }
 
 impl Load {
-    fn start(clients: Vec<VerificationServiceClient<Channel>>, key: &pb::GetSealingKeyResponse, tag: &str) -> Self {
+    fn start(
+        clients: Vec<VerificationServiceClient<Channel>>,
+        key: &pb::GetSealingKeyResponse,
+        tag: &str,
+        seqs: &'static [&'static str],
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let acknowledged = Arc::new(AtomicUsize::new(0));
         let workers = clients
@@ -140,7 +149,7 @@ impl Load {
                     let mut sent = Vec::new();
                     let mut i = 0;
                     while !stop.load(Ordering::SeqCst) {
-                        let seq = MIX[(w + i) % MIX.len()].0;
+                        let seq = seqs[(w + i) % seqs.len()];
                         let request_id = format!("{tag}-{w}-{i}");
                         i += 1;
                         let call = request(&key, "acct-1", &request_id, seq, SystemClock.now_unix());
@@ -189,21 +198,24 @@ impl Load {
 
 /// Retries `request_id` with the same content until it is answered (an answer replayed, or the
 /// case completed now by a gateway that took it over past its processing lease). A request still
-/// `IN_PROGRESS` (or unavailable) after [`WITHIN`] is stuck: the drill fails.
+/// `IN_PROGRESS` (or unavailable) after [`WITHIN`] is stuck: the drill fails. Also says whether the
+/// request was held by a processing lease at first (`IN_PROGRESS`): a case a dead caller left.
 async fn settle(
     client: &mut VerificationServiceClient<Channel>,
     key: &pb::GetSealingKeyResponse,
     request_id: &str,
     seq: &str,
-) -> pb::VerifyResponse {
+) -> (pb::VerifyResponse, bool) {
     let deadline = Instant::now() + WITHIN;
+    let mut held = false;
     loop {
         let call = request(key, "acct-1", request_id, seq, SystemClock.now_unix());
         match send(client, call).await {
-            Ok(answer) => return answer,
+            Ok(answer) => return (answer, held),
             Err(status)
                 if Instant::now() < deadline && matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded) =>
             {
+                held |= reason(&status).as_deref() == Some("IN_PROGRESS");
                 tokio::time::sleep(POLL).await;
             }
             Err(status) => panic!("{request_id} never settled: {:?} {:?}", status.code(), reason(&status)),
@@ -230,21 +242,24 @@ async fn check_acknowledged(client: &mut VerificationServiceClient<Channel>, sen
     count
 }
 
-/// Settles every call of the load that got no answer; returns the pending case ids among them.
+/// Settles every call of the load that got no answer; returns the pending case ids among them, and
+/// how many were held by a processing lease before they settled.
 async fn settle_unanswered(
     client: &mut VerificationServiceClient<Channel>,
     key: &pb::GetSealingKeyResponse,
     sent: &[Sent],
-) -> BTreeSet<String> {
+) -> (BTreeSet<String>, usize) {
     let mut pending = BTreeSet::new();
+    let mut held_by_a_lease = 0;
     for call in sent.iter().filter(|c| c.answer.is_err()) {
-        let answer = settle(client, key, &call.request_id, call.seq).await;
+        let (answer, held) = settle(client, key, &call.request_id, call.seq).await;
+        held_by_a_lease += usize::from(held);
         assert_outcome(call.seq, &answer, &call.request_id);
         if status_of(&answer) == pb::Status::PendingReview {
             pending.insert(answer.verification_id);
         }
     }
-    pending
+    (pending, held_by_a_lease)
 }
 
 fn pending_acknowledged(sent: &[Sent]) -> BTreeSet<String> {
@@ -311,6 +326,47 @@ async fn assert_queue_holds_exactly(client: &mut ReviewServiceClient<Channel>, p
     assert_eq!(&claimed, pending, "the queue holds exactly the pending cases");
 }
 
+/// Starts a Verify whose provider hangs (seq 995) and returns once Redis shows its case processing.
+/// The probe reads Redis directly (the key layout documented in `src/store/redis/mod.rs`, default
+/// prefix `idg`) so that it starts nothing itself.
+async fn call_held_in_flight(
+    mut client: VerificationServiceClient<Channel>,
+    key: &pb::GetSealingKeyResponse,
+    redis_url: &str,
+    request_id: &str,
+) -> tokio::task::JoinHandle<Result<pb::VerifyResponse, tonic::Status>> {
+    let call = request(key, "acct-1", request_id, "995", SystemClock.now_unix());
+    let in_flight = tokio::spawn(async move { send(&mut client, call).await });
+    let redis = redis::Client::open(redis_url).unwrap();
+    let mut con = redis.get_multiplexed_async_connection().await.unwrap();
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let case: Option<String> = redis::cmd("GET")
+            .arg(format!("idg:idem:{{acct-1}}:{request_id}"))
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        if let Some(case) = case {
+            let status: Option<String> = redis::cmd("HGET")
+                .arg(format!("idg:{{{case}}}:case"))
+                .arg("status")
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            assert_ne!(
+                status.as_deref(),
+                Some("pending_review"),
+                "decided before the probe saw it"
+            );
+            if status.as_deref() == Some("processing") {
+                return in_flight;
+            }
+        }
+        assert!(Instant::now() < deadline, "{request_id} never showed as processing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn drill_env(redis_url: &str) -> Vec<(&'static str, String)> {
     let deadline = CALL_DEADLINE.as_millis().to_string();
     vec![
@@ -346,14 +402,24 @@ async fn gateway_sigkilled_under_load_loses_nothing_acknowledged_and_leaves_noth
     for _ in 0..6 {
         clients.push(gateway.onboarding().await);
     }
-    let load = Load::start(clients, &key, "kill");
+    let load = Load::start(clients, &key, "kill", DECIDED_AT_ONCE);
     load.wait_for_acknowledged(16).await;
+    // One call certainly being processed at the kill (its provider hangs): its case must not stay
+    // processing for ever.
+    let held = call_held_in_flight(gateway.onboarding().await, &key, &redis.url(), "kill-held").await;
     gateway.signal(9);
     assert!(
         !gateway.wait_exit(Duration::from_secs(10)).success(),
         "killed, not exited"
     );
-    let sent = load.finish().await;
+    let mut sent = load.finish().await;
+    let answer = held.await.unwrap();
+    assert!(answer.is_err(), "killed before its answer");
+    sent.push(Sent {
+        request_id: "kill-held".into(),
+        seq: "995",
+        answer,
+    });
     drop(gateway);
     assert!(
         sent.iter().any(|c| c.answer.is_err()),
@@ -370,13 +436,27 @@ async fn gateway_sigkilled_under_load_loses_nothing_acknowledged_and_leaves_noth
         "the load verified somebody before the kill"
     );
     let mut pending = pending_acknowledged(&sent);
-    pending.extend(settle_unanswered(&mut client, &key, &sent).await);
+    let (settled, held_by_a_lease) = settle_unanswered(&mut client, &key, &sent).await;
+    assert!(
+        held_by_a_lease >= 1,
+        "the case in flight was held by the dead gateway's lease"
+    );
+    pending.extend(settled);
     assert!(!pending.is_empty());
 
+    println!(
+        "SIGKILL drill: {} calls, {acknowledged} acknowledged before the kill, {} unanswered \
+         ({held_by_a_lease} held by the dead gateway's lease until taken over), {} pending",
+        sent.len(),
+        sent.iter().filter(|c| c.answer.is_err()).count(),
+        pending.len()
+    );
     let channel = idgate::cli::client::connect(&gateway.addr.to_string(), &dev, "reviewer-1")
         .await
         .unwrap();
+    let queue_check = Instant::now();
     assert_queue_holds_exactly(&mut reviewer(channel).await, &pending).await;
+    println!("SIGKILL drill: the queue matched after {:?}", queue_check.elapsed());
 }
 
 /// **Invariant 4 with Redis down, and no acknowledged case lost when it comes back.** While Verify
@@ -405,7 +485,7 @@ async fn redis_restarted_under_load_answers_unavailable_in_time_and_loses_nothin
     for _ in 0..4 {
         clients.push(gw.onboarding().await);
     }
-    let load = Load::start(clients, &key, "outage");
+    let load = Load::start(clients, &key, "outage", &["001", "905", "945", "995"]);
     load.wait_for_acknowledged(8).await;
 
     redis.stop();
@@ -464,8 +544,15 @@ async fn redis_restarted_under_load_answers_unavailable_in_time_and_loses_nothin
             );
         }
     }
-    assert!(check_acknowledged(&mut client, &sent).await >= 12);
-    settle_unanswered(&mut client, &key, &sent).await;
+    let acknowledged = check_acknowledged(&mut client, &sent).await;
+    assert!(acknowledged >= 12);
+    let (_, held_by_a_lease) = settle_unanswered(&mut client, &key, &sent).await;
+    println!(
+        "Redis drill: {} calls, {acknowledged} acknowledged, {} failed during the outage and settled \
+         ({held_by_a_lease} held by a processing lease first)",
+        sent.len(),
+        sent.iter().filter(|c| c.answer.is_err()).count()
+    );
     gw.stop().await;
 }
 
@@ -634,11 +721,11 @@ async fn admitted_until_limited(
 }
 
 /// The clock drill on one store (`None`: embedded).
-async fn clock_jumps(store_url: Option<String>) {
+async fn clock_jumps(redis_url: Option<String>) {
     let t0 = SystemClock.now_unix();
     let clock = ManualClock::new(t0);
     let mut config: Config = TestGateway::config();
-    config.store.url = store_url;
+    config.store.url.clone_from(&redis_url);
     config.retention.pending_review_ttl_seconds = 3_600;
     config.retention.sweep_interval_seconds = 1;
     config.review.lease_seconds = 2;
@@ -663,6 +750,17 @@ async fn clock_jumps(store_url: Option<String>) {
     wait_for_retention_sweep(&gw).await;
     assert_eq!(read_status(&mut client, &pending).await, pb::Status::Expired);
     assert!(claim(&mut first).await.is_none(), "nothing left to review");
+    if let Some(url) = &redis_url {
+        // The wrapped data key and the body are gone from Redis itself (crypto-shredding).
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut con = client.get_multiplexed_async_connection().await.unwrap();
+        let left: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("*{{{}}}:pii:*", pending.verification_id))
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "{left:?}");
+    }
 
     // Back, to before the cases were made: nothing comes back.
     let back = t0 - 3_600;
