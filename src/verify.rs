@@ -284,7 +284,9 @@ impl Verifier {
                 if !self.is_same_request(&existing, &fresh, same_content(&existing.fingerprint)) {
                     return Err(VerifyError::RequestIdReused);
                 }
-                let abandoned = existing.status == CaseStatus::Processing && existing.lease_until_unix <= now;
+                // A lease from a clock that has gone back since is void, like one that ran out.
+                let abandoned = existing.status == CaseStatus::Processing
+                    && !crate::store::lease_holds(existing.lease_until_unix, now, fresh.lease_until_unix);
                 if !abandoned {
                     return self.replay(existing, deadline).await;
                 }
@@ -819,6 +821,24 @@ mod tests {
         }
         clock.advance(31);
         let answer = v.verify(command("r-1", Purpose::ShortVideo)).await.unwrap();
+        assert_eq!(
+            (answer.verification_id.as_str(), answer.status),
+            ("vf_stale", CaseStatus::Verified)
+        );
+        assert_eq!(p.calls.load(Ordering::SeqCst), 1);
+    }
+
+    /// Kill drill (issue 14): the clock went back an hour after a gateway took the case and died. Its
+    /// lease, now more than twice a lease length away, does not hold the case for that hour: a retry
+    /// takes it over at once, and the provider is still called once.
+    #[tokio::test]
+    async fn a_lease_from_a_clock_that_went_back_does_not_hold_the_case() {
+        let clock = ManualClock::new(NOW - 3_600);
+        let (v, p) = with_an_abandoned_case(&clock).await;
+        let mut retry = command("r-1", Purpose::ShortVideo);
+        retry.consent_granted_at_unix = NOW - 3_700;
+        retry.biometric_granted_at_unix = NOW - 3_700;
+        let answer = v.verify(retry).await.unwrap();
         assert_eq!(
             (answer.verification_id.as_str(), answer.status),
             ("vf_stale", CaseStatus::Verified)

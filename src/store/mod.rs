@@ -45,6 +45,19 @@ pub use limits::{AnchorClaim, LimitStore};
 pub use retention::RetentionStore;
 pub use review::{Claim, Lease, QueueStats, ReviewError, ReviewQueue, ReviewState, ReviewVerdict};
 
+/// Whether a lease ending at `until_unix` still holds at `now_unix`, judged against a fresh lease of
+/// the same kind, which would end at `fresh_until_unix`. Both kinds of lease (a gateway processing a
+/// case, a reviewer holding one) follow this rule, and the Redis scripts spell it out the same way.
+///
+/// A lease holds until its end — unless more than twice its length is left, which only a clock that
+/// has gone back since the lease was taken can produce (gateways' clocks may disagree by up to one
+/// lease length). Such a lease is void: a backwards clock jump never stretches a lease by the size
+/// of the jump.
+pub fn lease_holds(until_unix: i64, now_unix: i64, fresh_until_unix: i64) -> bool {
+    let length = fresh_until_unix.saturating_sub(now_unix);
+    until_unix > now_unix && until_unix.saturating_sub(now_unix) <= length.saturating_mul(2)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the store is unavailable")]

@@ -1,5 +1,6 @@
 //! Test harness shared by the integration tests that need real servers.
 
+pub mod broken_provider;
 pub mod redis;
 
 /// Sealed material of the right shape for storage tests that never open it.

@@ -21,7 +21,7 @@ impl CaseStore for MemoryStore {
             && let Some(entry) = state.cases.get_mut(&existing_id)
         {
             if entry.record.status == CaseStatus::Processing
-                && entry.record.lease_until_unix <= now_unix
+                && !crate::store::lease_holds(entry.record.lease_until_unix, now_unix, record.lease_until_unix)
                 && entry.record.same_request(&record)
             {
                 entry.record.lease_until_unix = record.lease_until_unix;

@@ -59,7 +59,10 @@ impl ReviewQueue for MemoryStore {
             let Some(review) = &entry.review else { return false };
             entry.record.status == CaseStatus::PendingReview
                 && entry.pii.is_some()
-                && live_lease(review, now_unix).is_none()
+                && !review
+                    .lease
+                    .as_ref()
+                    .is_some_and(|l| crate::store::lease_holds(l.until_unix, now_unix, lease_until_unix))
                 && !review.approvals.iter().any(|r| r == reviewer)
                 && !(four_eyes && review.claimed_by.iter().any(|r| r == reviewer))
                 && !(anchor_needs_supplement

@@ -15,7 +15,9 @@ if not entry then redis.call('HSET', KEYS[4], 'entry', ARGV[7]) end
 local now = tonumber(ARGV[2])
 local holder = redis.call('HGET', KEYS[4], 'holder')
 local lease_until = tonumber(redis.call('HGET', KEYS[4], 'until'))
-if holder and lease_until and lease_until > now then
+-- `store::lease_holds`: a lease with more than twice its length left was taken on a clock that has
+-- gone back since; it is void, not held until that clock catches up.
+if holder and lease_until and lease_until > now and lease_until - now <= 2 * (tonumber(ARGV[3]) - now) then
   return {'held', holder, redis.call('HGET', KEYS[4], 'leased') or ARGV[2]}
 end
 local claimed = list(redis.call('HGET', KEYS[4], 'claimed'))
