@@ -14,8 +14,8 @@ use crate::clock::Clock;
 use crate::crypto::envelope::KekRing;
 use crate::crypto::live::Live;
 use crate::domain::{Applicant, FaceUse, IdentityFields, Refusal, RequestId, ReviewReason, VerificationId};
-use crate::material::{self, PII_FIELD_IDENTITY};
-use crate::store::{AuditAction, CaseRecord, CaseStatus, ReviewError, ReviewQueue, SealedPii, Store, StoreError};
+use crate::material;
+use crate::store::{AuditAction, CaseRecord, CaseStatus, ReviewError, ReviewQueue, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SupplementError {
@@ -84,13 +84,9 @@ impl Supplements {
             return Err(ReviewError::NotPending.into());
         }
         let current = self.store.sealed_pii(case_id).await?.ok_or(ReviewError::NotPending)?;
-        let plaintext = self
-            .keks
-            .load()
-            .open(case_id, PII_FIELD_IDENTITY, &current.wrapped_key, &current.body)
+        // The identity material only: the face (kept apart) is not needed to add documents.
+        let mut fields = material::open_identity(&self.keks.load(), case_id, &current)
             .map_err(|_| SupplementError::Internal("opening review material"))?;
-        let mut fields = material::decode(&plaintext).ok_or(SupplementError::Internal("decoding review material"))?;
-        drop(plaintext);
         let mut supplied = supplied;
         for (slot, new) in [
             (&mut fields.id_card_front, &mut supplied.id_card_front),
@@ -103,29 +99,23 @@ impl Supplements {
         }
         // Every image is checked like any other (format by content, size, dimensions).
         // A case whose applicant chose document review keeps no face, and needs none.
-        let face = if record.review_reason == Some(ReviewReason::DocumentReviewRequested) {
-            FaceUse::DocumentReview
-        } else {
-            FaceUse::NotCompared
-        };
+        // Identity material sealed apart from the face holds none, and needs none here; a record written
+        // before the split still holds its face, which is checked and then sealed apart.
+        let face =
+            if record.review_reason == Some(ReviewReason::DocumentReviewRequested) || fields.face_image.is_empty() {
+                FaceUse::DocumentReview
+            } else {
+                FaceUse::NotCompared
+            };
         let merged = Applicant::check_on(record.purpose, &face, fields, self.clock.today_cst())?;
         let complete =
             merged.id_card_front().is_some() && merged.id_card_back().is_some() && merged.handheld_id_photo().is_some();
-        let (wrapped_key, body) = self
-            .keks
-            .load()
-            .seal(case_id, PII_FIELD_IDENTITY, &material::encode_applicant(&merged))
+        let sealed = material::seal_applicant(&self.keks.load(), case_id, &merged)
             .map_err(|_| SupplementError::Internal("sealing review material"))?;
         drop(merged);
         let applied = self
             .queue
-            .apply_supplement(
-                case_id,
-                request_id,
-                &current.wrapped_key,
-                SealedPii { wrapped_key, body },
-                complete,
-            )
+            .apply_supplement(case_id, request_id, &current.wrapped_key, sealed, complete)
             .await?;
         if applied {
             self.audit

@@ -66,7 +66,11 @@ fn sealed(ring: &KekRing, case_id: &str) -> SealedPii {
     let mut plaintext = format!("name={NAME};id_number={ID_NUMBER};phone={PHONE};face=").into_bytes();
     plaintext.extend_from_slice(&fake_image());
     let (wrapped_key, body) = ring.seal(case_id, "identity", &plaintext).unwrap();
-    SealedPii { wrapped_key, body }
+    SealedPii {
+        wrapped_key,
+        body,
+        face: None,
+    }
 }
 
 fn record(id: &str, account: &str, request: &str) -> CaseRecord {

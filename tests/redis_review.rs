@@ -79,6 +79,7 @@ impl Fixture {
                 nonce: [2; 24],
                 ciphertext: vec![3; 64],
             },
+            face: None,
         };
         let finish = Finish {
             status: CaseStatus::PendingReview,
