@@ -640,3 +640,131 @@ async fn document_review_instead_of_face_recognition_end_to_end() {
     assert!(r1.claim().await.is_none());
     gw.stop().await;
 }
+
+/// Item 3 of issue 13 on Redis, seen from inside Redis: a pending case's face and identity material
+/// are separate stored values under separate data keys; both reviewers of a four-eyes case get the
+/// face (a first approval does not end the need for it); the deciding step deletes the face's
+/// wrapped key and body, and nothing written after it — no stored value, no AOF write — holds that
+/// key again.
+#[tokio::test]
+async fn the_face_is_stored_apart_and_gone_with_the_decision_on_redis() {
+    if !support::redis::redis_tests_enabled() {
+        return;
+    }
+    let redis = support::redis::RedisServer::start().await;
+    let mut config = TestGateway::config();
+    config.store.url = Some(redis.url());
+    config.review.approvals_required = 2;
+    config.review.anchor_requires_supplement = false;
+    let prefix = "idg"; // the default key prefix
+    let gw = TestGateway::start_with(config, None).await;
+    let mut onboarding = gw.onboarding().await;
+    let mut person = Person::adult("975");
+    person.face.extend(std::iter::repeat_n(0xA5u8, 40 * 1024));
+    let pending = verify(&mut onboarding, pb::Purpose::Anchor, "apart-1", &person)
+        .await
+        .unwrap();
+    assert_eq!(pending.status, pb::Status::PendingReview as i32);
+    let id = &pending.verification_id;
+    let value = |values: &[(String, Vec<u8>)], suffix: &str| {
+        let name = format!("{prefix}:{{{id}}}:{suffix}");
+        values.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+    };
+
+    // Two values each, the face's body large enough for the face, the identity's not.
+    let stored = support::redis::all_values(&[redis.url()]).await;
+    let face_key = value(&stored, "face:key").expect("the face's own wrapped key");
+    let face_body = value(&stored, "face:body").expect("the face's own body");
+    let identity_key = value(&stored, "pii:key").expect("the identity material's wrapped key");
+    let identity_body = value(&stored, "pii:body").expect("the identity material's body");
+    assert!(
+        face_body.len() > person.face.len(),
+        "the face is sealed in its own value"
+    );
+    assert!(identity_body.len() < 40 * 1024, "the identity material holds no face");
+    assert_ne!(face_key, identity_key, "separate data keys");
+    let secrets = [
+        person.name.as_bytes().to_vec(),
+        person.id_number.as_bytes().to_vec(),
+        person.phone.as_bytes().to_vec(),
+        person.face[..64].to_vec(),
+        vec![0xA5; 64],
+    ];
+    for (key, v) in &stored {
+        for secret in &secrets {
+            assert!(!support::redis::contains(v, secret), "plaintext under {key}");
+        }
+    }
+    // The wrapped face key is a value of its own, in no other value.
+    let wrapped = &face_key[face_key.len() - 72..];
+    let holders: Vec<&String> = stored
+        .iter()
+        .filter(|(_, v)| support::redis::contains(v, wrapped))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(holders.len(), 1, "held by {holders:?}");
+
+    let mut r1 = ReviewerConsole::open(&gw, "reviewer-1").await;
+    let mut r2 = ReviewerConsole::open(&gw, "reviewer-2").await;
+    let claim = r1.claim().await.expect("the case");
+    assert_eq!(
+        r1.read(&claim).face_image,
+        person.face,
+        "the first reviewer sees the face"
+    );
+    assert_eq!(
+        r1.decide(id, pb::Decision::Approve).await.unwrap(),
+        pb::Status::PendingReview
+    );
+    let stored = support::redis::all_values(&[redis.url()]).await;
+    assert_eq!(
+        value(&stored, "face:key"),
+        Some(face_key.clone()),
+        "kept for the second reviewer"
+    );
+
+    let claim = r2.claim().await.expect("the case again");
+    assert_eq!(
+        r2.read(&claim).face_image,
+        person.face,
+        "the second reviewer sees it too"
+    );
+    let aof_before: Vec<(std::path::PathBuf, usize)> = redis
+        .data_files()
+        .into_iter()
+        .map(|f| {
+            let len = std::fs::read(&f).unwrap().len();
+            (f, len)
+        })
+        .collect();
+    assert_eq!(
+        r2.decide(id, pb::Decision::Approve).await.unwrap(),
+        pb::Status::Verified
+    );
+
+    let after = support::redis::all_values(&[redis.url()]).await;
+    assert!(value(&after, "face:key").is_none() && value(&after, "face:body").is_none());
+    for (key, v) in &after {
+        assert!(
+            !support::redis::contains(v, wrapped),
+            "the face's wrapped key outlived the decision under {key}"
+        );
+    }
+    // What the AOF gained from the decision on names the face's keys (their deletion) but never
+    // holds the wrapped key or the face's body again.
+    let mut grown = 0;
+    for file in redis.data_files() {
+        let bytes = std::fs::read(&file).unwrap();
+        let from = aof_before
+            .iter()
+            .find(|(f, _)| *f == file)
+            .map_or(0, |(_, len)| *len)
+            .min(bytes.len());
+        let new = &bytes[from..];
+        grown += new.len();
+        assert!(!support::redis::contains(new, wrapped), "AOF rewrote the face key");
+        assert!(!support::redis::contains(new, &face_body[face_body.len() - 64..]));
+    }
+    assert!(grown > 0, "the decision was written to the AOF");
+    gw.stop().await;
+}
