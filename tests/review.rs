@@ -768,3 +768,160 @@ async fn the_face_is_stored_apart_and_gone_with_the_decision_on_redis() {
     assert!(grown > 0, "the decision was written to the AOF");
     gw.stop().await;
 }
+
+/// Issue 13 item 4 end to end over gRPC on Redis: withdrawing the biometric consent destroys the
+/// pending case's face in the store and turns the case to document review, where a reviewer still
+/// decides it; withdrawing all consent erases the material. A reviewer may not withdraw, a missing
+/// scope is refused with its reason, an unknown account is OK with 0, and the audit trail records
+/// each withdrawal without personal data.
+#[tokio::test]
+async fn consent_withdrawal_end_to_end_on_redis() {
+    if !support::redis::redis_tests_enabled() {
+        return;
+    }
+    let redis = support::redis::RedisServer::start().await;
+    let mut config = TestGateway::config();
+    config.store.url = Some(redis.url());
+    config.review.anchor_requires_supplement = false;
+    let gw = TestGateway::start_with(config, None).await;
+    let mut onboarding = gw.onboarding().await;
+    let person = Person::adult("975");
+    let pending = verify(&mut onboarding, pb::Purpose::Anchor, "withdraw-1", &person)
+        .await
+        .unwrap();
+    assert_eq!(pending.status, pb::Status::PendingReview as i32);
+    let id = pending.verification_id.clone();
+    let stored = |suffix: &str| {
+        let name = format!("idg:{{{id}}}:{suffix}");
+        let url = redis.url();
+        async move {
+            support::redis::all_values(&[url])
+                .await
+                .into_iter()
+                .any(|(k, _)| k == name)
+        }
+    };
+    assert!(stored("face:key").await && stored("face:body").await && stored("pii:body").await);
+
+    // Only the onboarding role may withdraw.
+    let mut as_reviewer =
+        pb::verification_service_client::VerificationServiceClient::new(gw.channel("reviewer-1").await);
+    let refused = as_reviewer
+        .withdraw_consent(pb::WithdrawConsentRequest {
+            account_id: "acct-1".into(),
+            scope: pb::ConsentScope::BiometricOnly as i32,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refused.code(), reason(&refused).as_deref()),
+        (Code::PermissionDenied, Some("ROLE_NOT_ALLOWED"))
+    );
+    let no_scope = onboarding
+        .withdraw_consent(pb::WithdrawConsentRequest {
+            account_id: "acct-1".into(),
+            scope: pb::ConsentScope::Unspecified as i32,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (no_scope.code(), reason(&no_scope).as_deref()),
+        (Code::InvalidArgument, Some("CONSENT_SCOPE_INVALID"))
+    );
+    assert!(stored("face:key").await, "nothing changed by refused calls");
+
+    let withdraw = |account: &str, scope: pb::ConsentScope| pb::WithdrawConsentRequest {
+        account_id: account.into(),
+        scope: scope as i32,
+    };
+    let changed = onboarding
+        .withdraw_consent(withdraw("acct-1", pb::ConsentScope::BiometricOnly))
+        .await
+        .unwrap()
+        .into_inner()
+        .cases_changed;
+    assert_eq!(changed, 1);
+    assert!(
+        !stored("face:key").await && !stored("face:body").await,
+        "the face is gone from the store"
+    );
+    assert!(
+        stored("pii:key").await && stored("pii:body").await,
+        "the identity material stays"
+    );
+    let unknown = onboarding
+        .withdraw_consent(withdraw("acct-nobody", pb::ConsentScope::All))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(unknown.cases_changed, 0);
+
+    // The case is on the document path; a reviewer sees no face and still decides it.
+    let mut r1 = ReviewerConsole::open(&gw, "reviewer-1").await;
+    let claim = r1.claim().await.expect("still reviewable");
+    assert_eq!(claim.case_id, id);
+    assert_eq!(claim.review_reason, "DOCUMENT_REVIEW_REQUESTED");
+    let seen = r1.read(&claim);
+    assert!(seen.face_image.is_empty(), "no face for the reviewer");
+    assert_eq!(seen.id_number, person.id_number);
+    assert_eq!(
+        r1.decide(&id, pb::Decision::Approve).await.unwrap(),
+        pb::Status::Verified
+    );
+
+    // Withdrawing all consent erases the pending material.
+    let other = verify(&mut onboarding, pb::Purpose::Anchor, "withdraw-2", &person)
+        .await
+        .unwrap();
+    assert_eq!(other.status, pb::Status::PendingReview as i32);
+    let changed = onboarding
+        .withdraw_consent(withdraw("acct-1", pb::ConsentScope::All))
+        .await
+        .unwrap()
+        .into_inner()
+        .cases_changed;
+    assert_eq!(changed, 1);
+    let now = onboarding
+        .get_verification(pb::GetVerificationRequest {
+            verification_id: other.verification_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(now.status, pb::Status::Erased as i32);
+    let left = support::redis::all_values(&[redis.url()]).await;
+    assert!(
+        !left
+            .iter()
+            .any(|(k, _)| k.contains(&other.verification_id) && (k.contains(":pii:") || k.contains(":face:"))),
+        "the erased case's material is gone"
+    );
+
+    // Audited, without personal data.
+    let mut audit = AuditServiceClient::new(gw.channel("admin").await);
+    let events = audit
+        .list_audit_events(pb::ListAuditEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let withdrawals: Vec<_> = events.iter().filter(|e| e.action == "consent_withdrawn").collect();
+    assert_eq!(withdrawals.len(), 3, "biometric, unknown account, all");
+    assert!(
+        withdrawals[0]
+            .detail
+            .starts_with("withdrawn=biometric_only account=acct-1 cases=")
+    );
+    assert!(
+        withdrawals[2]
+            .detail
+            .starts_with("withdrawn=all account=acct-1 scope=own cases=")
+    );
+    for event in &events {
+        let text = format!("{event:?}");
+        for secret in [&person.name, &person.id_number, &person.phone] {
+            assert!(!text.contains(secret.as_str()), "personal data in the audit trail");
+        }
+    }
+    gw.stop().await;
+}

@@ -85,6 +85,8 @@ error_reasons! {
     ReasonCodeInvalid => "REASON_CODE_INVALID",
     /// A decision other than approve or reject (`INVALID_ARGUMENT`).
     DecisionInvalid => "DECISION_INVALID",
+    /// A consent withdrawal without a known scope (`INVALID_ARGUMENT`).
+    ConsentScopeInvalid => "CONSENT_SCOPE_INVALID",
 }
 
 impl ErrorReason {
@@ -158,6 +160,8 @@ mod tests {
         // README, API additions (separate biometric consent)
         "BIOMETRIC_CONSENT_MISSING",
         "BIOMETRIC_CONSENT_INVALID",
+        // README, API additions (consent withdrawal)
+        "CONSENT_SCOPE_INVALID",
     ];
 
     /// Reasons the gateway answers with that the documentation does not name (yet). A new reason
