@@ -25,7 +25,7 @@
 //! | [`gateway`] | assembling a gateway from configuration, one step per room: plan and dev defaults, keys, store, providers, use cases, readiness and gauges, background upkeep, server | hold a business rule, guess a setting outside `--dev` |
 //! | [`privacy_report`] | the data map for the privacy office: recipients, protection and lifetimes of personal data, derived from the configuration | print a secret or a figure typed in by hand |
 //! | [`config`], [`pki`], [`telemetry`] | typed layered configuration; the dev PKI; logging and OTLP set-up | print a secret |
-//! | [`cli`] | one file per subcommand (`serve`, `verify`, `review` and `review --web`, `loadtest`, `provider-sim`, `keys`, `dev-certs`, `config`, `privacy report`) | hold logic the library should |
+//! | [`cli`] | one file per subcommand (`serve`, `verify`, `review` and `review --web`, `loadtest`, `provider-sim`, `keys`, `dev-certs`, `config`, `privacy report`, `consent withdraw`) | hold logic the library should |
 //!
 //! Personal data never appears in logs, traces, errors or `Debug` output.
 

@@ -925,3 +925,62 @@ async fn consent_withdrawal_end_to_end_on_redis() {
     }
     gw.stop().await;
 }
+
+/// `idgate consent withdraw --account ID --biometric-only` against a running gateway: the pending
+/// case's face is destroyed and the case goes on to document review; without the flag, the case is
+/// erased.
+#[tokio::test]
+async fn the_consent_command_withdraws_biometric_consent_then_all() {
+    let gw = TestGateway::start().await;
+    let mut onboarding = gw.onboarding().await;
+    let pending = verify(
+        &mut onboarding,
+        pb::Purpose::Anchor,
+        "cli-withdraw",
+        &Person::adult("975"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pending.status, pb::Status::PendingReview as i32);
+    let run = |extra: &'static [&'static str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_idgate"));
+        command
+            .args([
+                "consent",
+                "withdraw",
+                "--target",
+                &gw.addr.to_string(),
+                "--account",
+                "acct-1",
+                "--certs",
+            ])
+            .arg(gw.certs())
+            .args(extra);
+        async move {
+            let output = tokio::task::spawn_blocking(move || command.output())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            String::from_utf8(output.stdout).unwrap()
+        }
+    };
+    assert_eq!(
+        run(&["--biometric-only"]).await.trim(),
+        "scope=CONSENT_SCOPE_BIOMETRIC_ONLY cases_changed=1"
+    );
+    let mut r1 = ReviewerConsole::open(&gw, "reviewer-1").await;
+    // The anchor case now waits for its documents (supplement) like any document-review case.
+    assert!(r1.claim().await.is_none());
+    assert_eq!(run(&[]).await.trim(), "scope=CONSENT_SCOPE_ALL cases_changed=1");
+    let status = onboarding
+        .get_verification(pb::GetVerificationRequest {
+            verification_id: pending.verification_id,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, pb::Status::Erased as i32);
+    gw.stop().await;
+}
