@@ -8,7 +8,8 @@
 //!   data key and body, in one store step per case) and turns those cases to the document-review
 //!   path (review reason `DOCUMENT_REVIEW_REQUESTED`): reviewers decide from the ID card and
 //!   handheld photos; approvals and a live lease given while the face was there are void. A face
-//!   already sent to a provider (a case still being processed) is not recalled.
+//!   already sent to a provider (a case still being processed) is not recalled; that case is marked
+//!   so that, should it go to review, it keeps no face and is a document-review case.
 //!
 //! Each withdrawal is one audit event (`consent_withdrawn`) with ids and counts only. Must never
 //! touch another client's case, record personal data, or fail a case that can still be decided from

@@ -31,9 +31,10 @@ pub trait RetentionStore: Send + Sync + 'static {
     /// document-review case (review reason
     /// [`ReviewReason::DocumentReviewRequested`](crate::domain::ReviewReason::DocumentReviewRequested));
     /// approvals and a live lease given while the face was there are dropped, so the remaining
-    /// decision is taken from the documents. One atomic step per case. `Processing` and final cases
-    /// are not touched. Returns the ids changed (a case already on the document path without a
-    /// face is not changed).
+    /// decision is taken from the documents. One atomic step per case. A `Processing` case is marked
+    /// so that, should it go to review, it keeps no face and is a document-review case (a face already
+    /// sent to a provider is not recalled). Final cases are not touched. Returns the ids changed (a
+    /// case already on the document path without a face, or already marked, is not changed).
     async fn withdraw_biometrics(
         &self,
         account_id: &str,

@@ -713,7 +713,8 @@ async fn withdrawing_biometric_consent_destroys_only_the_faces(b: Backend) {
     );
     assert_eq!(
         b.store.withdraw_biometrics("acct-1", None, NOW + 5).await.unwrap(),
-        ["vf_a"]
+        ["vf_a", "vf_p"],
+        "the pending case, and the one being processed (marked)"
     );
     let sealed = b
         .store
@@ -751,6 +752,28 @@ async fn withdrawing_biometric_consent_destroys_only_the_faces(b: Backend) {
         Vec::<String>::new(),
         "nothing left to change"
     );
+    // The case being processed when consent was withdrawn keeps no face if it goes to review.
+    let finish = Finish {
+        status: CaseStatus::PendingReview,
+        provider: Some("p".into()),
+        refusal: None,
+        pii: Some((pii(3), NOW + PII_TTL)),
+        anchor: None,
+        review_reason: Some(ReviewReason::ProviderCannotDecide),
+    };
+    let record = b.store.finish("vf_p", finish, NOW + 6).await.unwrap();
+    assert_eq!(
+        (record.status, record.review_reason),
+        (CaseStatus::PendingReview, Some(ReviewReason::DocumentReviewRequested))
+    );
+    let sealed = b
+        .store
+        .sealed_pii("vf_p")
+        .await
+        .unwrap()
+        .expect("identity material kept");
+    assert_eq!((sealed.wrapped_key, sealed.face), (pii(3).wrapped_key, None));
+    assert_eq!(face_keys(&b, "vf_p").await, 0);
     // The case is reviewable on the document path and decided from it.
     let claim = b
         .queue

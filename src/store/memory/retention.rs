@@ -89,10 +89,18 @@ impl RetentionStore for MemoryStore {
         let mut changed = Vec::new();
         for entry in state.cases.values_mut() {
             let record = &mut entry.record;
-            if record.account_id.as_str() != account_id
-                || principal.is_some_and(|p| p != record.principal)
-                || record.status != CaseStatus::PendingReview
-            {
+            if record.account_id.as_str() != account_id || principal.is_some_and(|p| p != record.principal) {
+                continue;
+            }
+            if record.status == CaseStatus::Processing && !record.erase_requested {
+                // Its face may be with a provider (not recalled); it is not kept if the case goes to review.
+                if !entry.face_withdrawn {
+                    entry.face_withdrawn = true;
+                    changed.push(record.id.clone());
+                }
+                continue;
+            }
+            if record.status != CaseStatus::PendingReview {
                 continue;
             }
             let had_face = entry.pii.as_mut().is_some_and(|pii| pii.face.take().is_some());

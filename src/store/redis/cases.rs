@@ -222,6 +222,7 @@ impl CaseStore for RedisStore {
                     review_reason.as_bytes(),
                     &face_key,
                     &face_body,
+                    ReviewReason::DocumentReviewRequested.code().as_bytes(),
                 ],
             )
             .await?;

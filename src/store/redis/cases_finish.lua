@@ -4,7 +4,9 @@
 -- ARGV: 1 status, 2 now, 3 record ttl (s), 4 is final, 5 provider?, 6 refusal?, 7 pii_exp?,
 -- 8 pii ttl (ms)?, 9 wrapped key, 10 body, 11 the tag read before (compare-and-set), 12 the new
 -- tag, 13 the tag of the erased record, 14 anchor index?, 15 review reason?, 16 the face's wrapped
--- key?, 17 the face's body? — `?` = empty string for none.
+-- key?, 17 the face's body?, 18 the document-review reason code — `?` = empty string for none.
+-- A case whose biometric consent was withdrawn while processing (`nobio`) keeps no face and, if
+-- pending, is a document-review case.
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
 if redis.call('HGET', KEYS[1], 'status') ~= 'processing' then return {'conflict'} end
 if redis.call('HGET', KEYS[1], 'mac') ~= ARGV[11] then return {'conflict'} end
@@ -21,12 +23,14 @@ if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'provider', ARGV[5]) else redi
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'refusal', ARGV[6]) end
 if ARGV[14] ~= '' then redis.call('HSET', KEYS[1], 'anchor', ARGV[14]) end
 if ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'why', ARGV[15]) end
+local no_face = redis.call('HGET', KEYS[1], 'nobio') == '1'
+if no_face and ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'why', ARGV[18]) end
 if ARGV[7] ~= '' then
   redis.call('HSET', KEYS[1], 'pii_exp', ARGV[7])
   if ARGV[8] ~= '' then
     redis.call('SET', KEYS[2], ARGV[9], 'PX', ARGV[8])
     redis.call('SET', KEYS[3], ARGV[10], 'PX', ARGV[8])
-    if ARGV[16] ~= '' then
+    if ARGV[16] ~= '' and not no_face then
       redis.call('SET', KEYS[5], ARGV[16], 'PX', ARGV[8])
       redis.call('SET', KEYS[6], ARGV[17], 'PX', ARGV[8])
     end

@@ -31,7 +31,8 @@
 //! ([`Purpose::as_str`](crate::domain::Purpose::as_str)), `status` ([`CaseStatus::as_str`](crate::store::CaseStatus::as_str)), `created`, `updated`, `lease`,
 //! `status_at` (decimal unix seconds), `fp` (the keyed content fingerprint), `mac` (the integrity
 //! tag, see `record.rs`), and when present `provider`, `refusal`, `pii_exp`, `anchor` (the blind
-//! index a verified anchor case bound), `erase` (`1`: erasure arrived while processing), `why` (a
+//! index a verified anchor case bound), `erase` (`1`: erasure arrived while processing), `nobio` (`1`:
+//! the biometric consent was withdrawn while processing; no face is kept), `why` (a
 //! review reason code: why the case went to review). An absent
 //! optional field is `None`. A record whose tag does not verify is [`StoreError::Integrity`].
 //!

@@ -308,10 +308,14 @@ impl RetentionStore for RedisStore {
                     ],
                 )
                 .await?;
-            if reply.status == "withdrawn" {
-                // A lease given while the face was there is gone: the entry is free for a claim.
-                self.park_entry(OP, &reply.word(OP, 0)?).await?;
-                changed.push(id);
+            match reply.status.as_str() {
+                "withdrawn" => {
+                    // A lease given while the face was there is gone: the entry is free for a claim.
+                    self.park_entry(OP, &reply.word(OP, 0)?).await?;
+                    changed.push(id);
+                }
+                "marked" => changed.push(id),
+                _ => {}
             }
         }
         Ok(changed)
