@@ -50,6 +50,20 @@ impl Erasure {
         scope: EraseScope,
         account_id: &AccountId,
     ) -> Result<u32, StoreError> {
+        self.erase_recorded_as(actor, scope, account_id, AuditAction::EraseSubject, "")
+            .await
+    }
+
+    /// [`erase_subject`](Self::erase_subject), audited as `action` with `detail_prefix` before the
+    /// usual detail (e.g. a consent withdrawal: the same erasure, a different cause).
+    pub(crate) async fn erase_recorded_as(
+        &self,
+        actor: &str,
+        scope: EraseScope,
+        account_id: &AccountId,
+        action: AuditAction,
+        detail_prefix: &str,
+    ) -> Result<u32, StoreError> {
         let now = self.clock.now_unix();
         let principal = match scope {
             EraseScope::Own => Some(actor),
@@ -57,14 +71,12 @@ impl Erasure {
         };
         let erased = self.store.erase_account(account_id.as_str(), principal, now).await?;
         let detail = format!(
-            "account={} scope={} cases={}",
+            "{detail_prefix}account={} scope={} cases={}",
             account_id.as_str(),
             scope.as_str(),
             erased.join(",")
         );
-        self.audit
-            .record(actor, AuditAction::EraseSubject, None, detail)
-            .await?;
+        self.audit.record(actor, action, None, detail).await?;
         tracing::info!(cases = erased.len(), "subject erased");
         Ok(erased.len() as u32)
     }

@@ -12,7 +12,7 @@ use crate::audit::AuditTrail;
 use crate::crypto::envelope::KekRing;
 use crate::crypto::live::Live;
 use crate::domain::GATEWAY_ACTOR;
-use crate::material::PII_FIELD_IDENTITY;
+use crate::material;
 use crate::store::{AuditAction, Store, StoreError};
 
 /// The re-wrapping use case.
@@ -44,10 +44,11 @@ impl KeyRotation {
             return Ok(0);
         }
         let mut moved = 0;
-        for (case_id, old) in self.store.wrapped_keys_not_under(&current, batch).await? {
-            match keks.rewrap(&case_id, PII_FIELD_IDENTITY, &old) {
+        // Both data keys of a case (identity and face) are listed, each under its own field name.
+        for (case_id, part, old) in self.store.wrapped_keys_not_under(&current, batch).await? {
+            match keks.rewrap(&case_id, material::field(part), &old) {
                 Ok(new) => {
-                    if self.store.replace_wrapped_key(&case_id, &old, new).await? {
+                    if self.store.replace_wrapped_key(&case_id, part, &old, new).await? {
                         moved += 1;
                     }
                 }
@@ -135,13 +136,21 @@ mod tests {
             rotated.clone(),
             audit_trail(store.clone(), Arc::new(clock.clone())),
         );
-        assert_eq!(second.rewrap_pending(100).await.unwrap(), 1);
+        // Both data keys of the case move: the identity material's and the face's.
+        assert_eq!(second.rewrap_pending(100).await.unwrap(), 2);
         assert_eq!(second.rewrap_pending(100).await.unwrap(), 0, "nothing left");
         let sealed = store.sealed_pii(&id).await.unwrap().unwrap();
         assert_eq!(sealed.wrapped_key.kek_id, "kek-2");
         assert!(
             rotated
-                .open(&id, PII_FIELD_IDENTITY, &sealed.wrapped_key, &sealed.body)
+                .open(&id, material::PII_FIELD_IDENTITY, &sealed.wrapped_key, &sealed.body)
+                .is_ok()
+        );
+        let face = sealed.face.expect("the face is kept apart");
+        assert_eq!(face.wrapped_key.kek_id, "kek-2");
+        assert!(
+            rotated
+                .open(&id, material::PII_FIELD_FACE, &face.wrapped_key, &face.body)
                 .is_ok()
         );
     }

@@ -14,17 +14,18 @@
 //! | [`review`] | the manual-review use case: reviewer keys, leases, four-eyes, re-sealing to the reviewer | hand out plaintext |
 //! | [`supplements`] | the supplement use case: an applicant adds ID-card and handheld photos to a pending case | store plaintext, touch another client's case |
 //! | [`erasure`] | erasure on request: a subject's pending cases lose their data and end `ERASED` | touch another client's case under `Own` scope |
+//! | [`consent`] | withdrawal of consent: all (an erasure) or only the biometric part (faces destroyed, cases on to document review) | touch another client's case, record personal data |
 //! | [`retention`] | the retention sweep: expire due pending cases, forget old records | keep personal data past its deadline |
 //! | [`key_rotation`] | re-wrapping data keys under the current KEK after a rotation (while it is in its epoch) | open a case's body, drop a key it cannot move |
 //! | [`audit`] | the audit trail every use case records through, and its paged listing for operators | record personal data or key material |
-//! | [`material`] | the at-rest encoding of review material and the field name it is sealed under | keep unknown fields a client sent |
+//! | [`material`] | the at-rest encoding of review material: identity material and face sealed apart, each under its own field name and data key; records of one envelope still read | keep unknown fields a client sent, or a face in the identity material |
 //! | [`transport`] | TLS 1.3 + mTLS, caller roles, gRPC services (ids parsed at the edge), load shedding, error → status and the one list of reason codes | hold business rules |
 //! | [`metrics`] | OpenTelemetry instruments | carry PII in a name or label |
 //! | [`loadtest`] | the load tool: sealed synthetic payloads, schedules, HDR reports, echo baseline | depend on the gateway's internals |
 //! | [`gateway`] | assembling a gateway from configuration, one step per room: plan and dev defaults, keys, store, providers, use cases, readiness and gauges, background upkeep, server | hold a business rule, guess a setting outside `--dev` |
 //! | [`privacy_report`] | the data map for the privacy office: recipients, protection and lifetimes of personal data, derived from the configuration | print a secret or a figure typed in by hand |
 //! | [`config`], [`pki`], [`telemetry`] | typed layered configuration; the dev PKI; logging and OTLP set-up | print a secret |
-//! | [`cli`] | one file per subcommand (`serve`, `verify`, `review` and `review --web`, `loadtest`, `provider-sim`, `keys`, `dev-certs`, `config`, `privacy report`) | hold logic the library should |
+//! | [`cli`] | one file per subcommand (`serve`, `verify`, `review` and `review --web`, `loadtest`, `provider-sim`, `keys`, `dev-certs`, `config`, `privacy report`, `consent withdraw`) | hold logic the library should |
 //!
 //! Personal data never appears in logs, traces, errors or `Debug` output.
 
@@ -32,6 +33,7 @@ pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod consent;
 pub mod crypto;
 pub mod decision;
 pub mod domain;

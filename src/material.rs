@@ -2,17 +2,38 @@
 //! from checked values only (so unknown fields a client sent are never stored), and the same bytes a
 //! reviewer console receives re-sealed. Buffers are wiped on drop.
 //!
-//! Depends on the generated message type only for its encoding; nothing here knows gRPC.
+//! Biometrics are kept apart (GB/T 35273-2020 §6.3): a pending case's identity material (name, ID
+//! number, phone, ID card images, handheld photo) is sealed under field [`PII_FIELD_IDENTITY`] with
+//! one data key, and its face image under field [`PII_FIELD_FACE`] with another, so the face can be
+//! destroyed alone. A record written before this split holds the face inside its identity material;
+//! [`open_for_review`] reads both shapes.
+//!
+//! Depends on the generated message type only for its encoding; nothing here knows gRPC. Must never
+//! keep a face in the identity material it seals.
 
 use prost::Message;
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::crypto::envelope::{EnvelopeError, KekRing};
 use crate::domain::{Applicant, IdentityFields};
 use crate::pb::IdentityPayload;
+use crate::store::{PiiPart, SealedPii, SealedValue};
 
 /// The `field` name under which a case's identity material is sealed at rest (bound into the
 /// envelope: material sealed under another field name does not open as a case's identity).
 pub const PII_FIELD_IDENTITY: &str = "identity";
+
+/// The `field` name under which a case's face image is sealed at rest, under a data key of its own.
+/// The body is the image bytes as the client sent them (checked).
+pub const PII_FIELD_FACE: &str = "face";
+
+/// The envelope field name of a sealed part.
+pub fn field(part: PiiPart) -> &'static str {
+    match part {
+        PiiPart::Identity => PII_FIELD_IDENTITY,
+        PiiPart::Face => PII_FIELD_FACE,
+    }
+}
 
 impl Drop for IdentityPayload {
     fn drop(&mut self) {
@@ -60,17 +81,67 @@ pub fn encode_fields(fields: &IdentityFields) -> Zeroizing<Vec<u8>> {
     Zeroizing::new(payload.encode_to_vec())
 }
 
-/// Encodes a checked applicant for sealing at rest.
-pub fn encode_applicant(applicant: &Applicant) -> Zeroizing<Vec<u8>> {
+/// Encodes a checked applicant's identity material for sealing at rest: every field but the face.
+pub fn encode_identity(applicant: &Applicant) -> Zeroizing<Vec<u8>> {
     let image = |i: Option<&crate::domain::Image>| i.map(|i| i.as_bytes().to_vec()).unwrap_or_default();
     let payload = IdentityPayload {
         name: applicant.name().as_str().to_owned(),
         id_number: applicant.id_number().as_str().to_owned(),
         phone: applicant.phone().map(|p| p.as_str().to_owned()).unwrap_or_default(),
-        face_image: image(applicant.face_image()),
+        face_image: Vec::new(),
         id_card_front: image(applicant.id_card_front()),
         id_card_back: image(applicant.id_card_back()),
         handheld_id_photo: image(applicant.handheld_id_photo()),
     };
     Zeroizing::new(payload.encode_to_vec())
+}
+
+/// Seals a checked applicant for a pending case: the identity material under one data key and the
+/// face (if the applicant gave one) under another.
+pub fn seal_applicant(keks: &KekRing, case_id: &str, applicant: &Applicant) -> Result<SealedPii, EnvelopeError> {
+    let (wrapped_key, body) = keks.seal(case_id, PII_FIELD_IDENTITY, &encode_identity(applicant))?;
+    let face = match applicant.face_image() {
+        Some(face) => {
+            let (wrapped_key, body) = keks.seal(case_id, PII_FIELD_FACE, face.as_bytes())?;
+            Some(SealedValue { wrapped_key, body })
+        }
+        None => None,
+    };
+    Ok(SealedPii {
+        wrapped_key,
+        body,
+        face,
+    })
+}
+
+/// Opens a case's identity material and decodes it (in a record written before faces were kept
+/// apart, the face is in it too).
+pub fn open_identity(keks: &KekRing, case_id: &str, pii: &SealedPii) -> Result<IdentityFields, EnvelopeError> {
+    let plaintext = keks.open(case_id, PII_FIELD_IDENTITY, &pii.wrapped_key, &pii.body)?;
+    decode(&plaintext).ok_or(EnvelopeError::Open)
+}
+
+/// The review material of a case as one `IdentityPayload` encoding (what a reviewer receives): the
+/// identity material with the face put back in while the case still holds one. Reads both the split
+/// shape and a record written before the split (one envelope holding everything). Whether the result
+/// holds a face is returned with it.
+pub fn open_for_review(
+    keks: &KekRing,
+    case_id: &str,
+    pii: &SealedPii,
+) -> Result<(Zeroizing<Vec<u8>>, bool), EnvelopeError> {
+    let plaintext = keks.open(case_id, PII_FIELD_IDENTITY, &pii.wrapped_key, &pii.body)?;
+    let Some(face) = &pii.face else {
+        let has_face = IdentityPayload::decode(plaintext.as_slice())
+            .map_err(|_| EnvelopeError::Open)?
+            .face_image
+            .is_empty();
+        return Ok((plaintext, !has_face));
+    };
+    let mut payload = IdentityPayload::decode(plaintext.as_slice()).map_err(|_| EnvelopeError::Open)?;
+    drop(plaintext);
+    let face = keks.open(case_id, PII_FIELD_FACE, &face.wrapped_key, &face.body)?;
+    payload.face_image = face.to_vec();
+    drop(face);
+    Ok((Zeroizing::new(payload.encode_to_vec()), true))
 }

@@ -21,13 +21,59 @@ use serde::Serialize;
 use crate::config::{Config, ProviderConfig, ProviderKind};
 use crate::crypto::{SecretKey32, envelope, sealing};
 use crate::decision::{ACCOUNT_WINDOW_SECONDS, ID_WINDOW_SECONDS};
-use crate::domain::Purpose;
+use crate::domain::{FaceUse, Purpose, Reason, ReviewReason};
+use crate::material;
 use crate::providers::{aliyun, http, tencent};
 use crate::store::memory;
 use crate::store::redis as redis_store;
 
 /// Every purpose, in the order the report shows them.
 const PURPOSES: [Purpose; 3] = [Purpose::ShortVideo, Purpose::Radio, Purpose::Anchor];
+
+/// A well-formed biometric consent record, granted at 1 and judged at 1 (its content is not what the
+/// map is about).
+const A_BIOMETRIC_CONSENT: (&str, i64) = ("v1", 1);
+
+/// The face path of a request for `purpose` with the biometric consent given (the normal path).
+/// (`A_BIOMETRIC_CONSENT` is well formed, so no refusal is hidden here; the tests check that the
+/// anchor path sends the face.)
+fn face_path(purpose: Purpose) -> FaceUse {
+    FaceUse::decide(purpose, false, Some(A_BIOMETRIC_CONSENT), 1).unwrap_or(FaceUse::NotCompared)
+}
+
+/// The face path of a request for `purpose` that asks for document review, if the purpose offers it.
+fn document_path(purpose: Purpose) -> Option<FaceUse> {
+    FaceUse::decide(purpose, true, None, 0)
+        .ok()
+        .filter(|f| *f == FaceUse::DocumentReview)
+}
+
+/// The purposes whose face recognition is refused without the biometric consent.
+fn biometric_consent_required_for() -> Vec<&'static str> {
+    PURPOSES
+        .into_iter()
+        .filter(|p| {
+            FaceUse::decide(*p, false, None, 0)
+                .err()
+                .is_some_and(|r| r.reason() == Reason::BiometricConsentMissing)
+        })
+        .map(Purpose::as_str)
+        .collect()
+}
+
+/// Every call of a provider of `kind`: one per purpose on the normal path, and one per purpose that
+/// offers document review on that path.
+fn calls(kind: ProviderKind, has_scene: bool) -> (Vec<PurposeCall>, Vec<PurposeCall>) {
+    let normal = PURPOSES
+        .into_iter()
+        .map(|p| call(kind, has_scene, p, &face_path(p)))
+        .collect();
+    let documents = PURPOSES
+        .into_iter()
+        .filter_map(|p| document_path(p).map(|f| call(kind, has_scene, p, &f)))
+        .collect();
+    (normal, documents)
+}
 
 /// A category of personal data an applicant hands over (the fields of `IdentityPayload`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -94,6 +140,8 @@ pub struct DataMap {
     pub providers: Vec<ProviderRoute>,
     pub store: StoreMap,
     pub review: ReviewMap,
+    /// Faces: separate consent, the document-review alternative, kept apart, withdrawal.
+    pub biometrics: BiometricsMap,
     pub telemetry: TelemetryMap,
     pub protection: Protection,
     pub lifetimes: Vec<Lifetime>,
@@ -136,6 +184,9 @@ pub struct ProviderRoute {
     /// The built-in simulator of `--dev` (loopback; nothing leaves the machine).
     pub built_in: bool,
     pub calls: Vec<PurposeCall>,
+    /// What it is sent, for the purposes that compare a face, when the applicant chose document
+    /// review instead (`VerifyRequest.document_review`).
+    pub document_review_calls: Vec<PurposeCall>,
 }
 
 /// What one provider is sent for one purpose.
@@ -179,6 +230,30 @@ pub struct ReviewMap {
     /// Reviewers who must approve (2 = four-eyes); each of them sees the case.
     pub approvals_required: u8,
     pub lease_seconds: u64,
+}
+
+/// Face recognition as the law asks (PIPL Art. 29; the face-recognition measures Art. 6 and 10;
+/// GB/T 35273-2020 §6.3), as the code enforces it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BiometricsMap {
+    /// Purposes whose face recognition needs the separate biometric consent (`Consent.biometric`).
+    pub consent_required_for: Vec<&'static str>,
+    /// The refusal of a face-recognition request without it (nothing stored or sent).
+    pub missing_consent_refusal: &'static str,
+    /// Purposes that offer the non-face alternative.
+    pub document_review_for: Vec<&'static str>,
+    /// Whether a face goes to any provider on the document-review path.
+    pub document_review_sends_face: bool,
+    /// The review reason reviewers see on that path.
+    pub document_review_reason: &'static str,
+    /// What a reviewer decides from on that path.
+    pub document_review_material: Vec<Category>,
+    /// The envelope field the face is sealed under, with a data key of its own.
+    pub face_sealed_as: &'static str,
+    /// The envelope field of the identity material (another data key).
+    pub identity_sealed_as: &'static str,
+    /// The RPC by which an applicant withdraws consent (all, or only the biometric part).
+    pub withdrawal_rpc: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -265,11 +340,11 @@ pub enum ReportError {
     StoreUrl(&'static str),
 }
 
-/// What the verify flow asks a provider of `kind` for `purpose`: name and ID number always, the
-/// face image only where the purpose requires it (`ProviderRequest` has no other field), and the
-/// action the adapter picks for that request.
-fn call(kind: ProviderKind, has_scene: bool, purpose: Purpose) -> PurposeCall {
-    let face = purpose.requires_face();
+/// What the verify flow asks a provider of `kind` for `purpose` on the face path `face_use`: name and
+/// ID number always, the face image only where that path sends one (`ProviderRequest` has no other
+/// field), and the action the adapter picks for that request.
+fn call(kind: ProviderKind, has_scene: bool, purpose: Purpose, face_use: &FaceUse) -> PurposeCall {
+    let face = face_use.sends_face();
     let mut categories = vec![Category::Name, Category::IdNumber];
     if face {
         categories.push(Category::FaceImage);
@@ -328,6 +403,22 @@ impl DataMap {
             approvals_required: config.review.approvals_required,
             lease_seconds: config.review.lease_seconds,
         };
+        let document_review_for: Vec<&'static str> = PURPOSES
+            .into_iter()
+            .filter(|p| document_path(*p).is_some())
+            .map(Purpose::as_str)
+            .collect();
+        let biometrics = BiometricsMap {
+            consent_required_for: biometric_consent_required_for(),
+            missing_consent_refusal: Reason::BiometricConsentMissing.code(),
+            document_review_sends_face: PURPOSES.into_iter().filter_map(document_path).any(|f| f.sends_face()),
+            document_review_for,
+            document_review_reason: ReviewReason::DocumentReviewRequested.code(),
+            document_review_material: Category::ALL.into_iter().filter(|c| c.is_review_supplement()).collect(),
+            face_sealed_as: material::PII_FIELD_FACE,
+            identity_sealed_as: material::PII_FIELD_IDENTITY,
+            withdrawal_rpc: "VerificationService.WithdrawConsent",
+        };
         let telemetry = TelemetryMap {
             otlp_host: config
                 .telemetry
@@ -342,6 +433,7 @@ impl DataMap {
             providers,
             store,
             review,
+            biometrics,
             telemetry,
             protection: protection(config, dev),
             lifetimes,
@@ -358,13 +450,15 @@ fn providers(config: &Config, dev: bool) -> Result<Vec<ProviderRoute>, ReportErr
         }
         // The simulator speaks the Tencent protocol.
         let kind = ProviderKind::TencentFaceId;
+        let (calls, document_review_calls) = calls(kind, false);
         return Ok(vec![ProviderRoute {
             order: 1,
             name: "simulator".to_owned(),
             kind: kind.as_str(),
             host: "127.0.0.1".to_owned(),
             built_in: true,
-            calls: PURPOSES.into_iter().map(|p| call(kind, false, p)).collect(),
+            calls,
+            document_review_calls,
         }]);
     }
     config
@@ -381,17 +475,15 @@ fn route(order: usize, p: &ProviderConfig) -> Result<ProviderRoute, ReportError>
         source,
     })?;
     // Only the Alibaba adapter reads `scene_id`.
-    let has_scene = p.scene_id.is_some();
+    let (calls, document_review_calls) = calls(p.kind, p.scene_id.is_some());
     Ok(ProviderRoute {
         order,
         name: p.name.clone(),
         kind: p.kind.as_str(),
         host,
         built_in: false,
-        calls: PURPOSES
-            .into_iter()
-            .map(|purpose| call(p.kind, has_scene, purpose))
-            .collect(),
+        calls,
+        document_review_calls,
     })
 }
 
@@ -522,9 +614,24 @@ fn lifetimes(config: &Config, store: &StoreMap) -> Vec<Lifetime> {
         },
         Lifetime {
             data: "pending_review_material",
-            what: "sealed material of a case waiting for manual review".to_owned(),
+            what: format!(
+                "sealed identity material (name, ID number, phone, ID card images; envelope field `{}`) of a \
+                 case waiting for manual review",
+                material::PII_FIELD_IDENTITY
+            ),
             seconds: Some(retention.pending_review_ttl_seconds),
             ends_earlier: "the review decision or an erasure (the data key is destroyed)",
+            source: "retention.pending_review_ttl_seconds",
+        },
+        Lifetime {
+            data: "pending_review_face",
+            what: format!(
+                "sealed face of a case waiting for manual review, under a data key of its own (envelope field `{}`)",
+                material::PII_FIELD_FACE
+            ),
+            seconds: Some(retention.pending_review_ttl_seconds),
+            ends_earlier: "the last review decision the case needs, a withdrawal of the biometric consent \
+                           (the case goes on to document review) or an erasure (its data key is destroyed)",
             source: "retention.pending_review_ttl_seconds",
         },
         Lifetime {
@@ -610,6 +717,58 @@ mod tests {
 
     fn row<'a>(map: &'a DataMap, data: &str) -> &'a Lifetime {
         map.lifetimes.iter().find(|l| l.data == data).expect("row")
+    }
+
+    #[test]
+    fn faces_have_their_own_consent_alternative_key_and_lifetime() {
+        let map = DataMap::new(&config(), false).unwrap();
+        let b = &map.biometrics;
+        assert_eq!(b.consent_required_for, [Purpose::Anchor.as_str()]);
+        assert_eq!(b.missing_consent_refusal, "BIOMETRIC_CONSENT_MISSING");
+        assert_eq!(b.document_review_for, [Purpose::Anchor.as_str()]);
+        assert!(!b.document_review_sends_face);
+        assert_eq!(b.document_review_reason, "DOCUMENT_REVIEW_REQUESTED");
+        assert_eq!(
+            b.document_review_material,
+            [Category::IdCardFront, Category::IdCardBack, Category::HandheldIdPhoto]
+        );
+        // On the document path the provider gets name and ID number by the two-factor action; on
+        // the normal anchor path, the face too.
+        let p = &map.providers[0];
+        assert_eq!(p.document_review_calls.len(), 1);
+        assert_eq!(p.document_review_calls[0].action, Some(tencent::ACTION_ID_CARD));
+        assert_eq!(
+            p.document_review_calls[0].categories,
+            [Category::Name, Category::IdNumber]
+        );
+        let anchor = p.calls.iter().find(|c| c.purpose == "anchor").unwrap();
+        assert_eq!(anchor.action, Some(tencent::ACTION_FACE));
+        assert!(anchor.categories.contains(&Category::FaceImage));
+        // Kept apart under its own field (and data key), with its own lifetime row.
+        assert_eq!(
+            (b.face_sealed_as, b.identity_sealed_as),
+            (material::PII_FIELD_FACE, material::PII_FIELD_IDENTITY)
+        );
+        assert_ne!(b.face_sealed_as, b.identity_sealed_as);
+        let face = row(&map, "pending_review_face");
+        assert_eq!(face.seconds, row(&map, "pending_review_material").seconds);
+        assert!(face.ends_earlier.contains("biometric consent"));
+        let mut shorter = config();
+        shorter.retention.pending_review_ttl_seconds = 1_800;
+        let shorter = DataMap::new(&shorter, false).unwrap();
+        assert_eq!(row(&shorter, "pending_review_face").seconds, Some(1_800));
+        let md = map.to_markdown();
+        for text in [
+            "## Faces",
+            "BIOMETRIC_CONSENT_MISSING",
+            "DOCUMENT_REVIEW_REQUESTED",
+            "`face`",
+            "WithdrawConsent",
+        ] {
+            assert!(md.contains(text), "{text} missing from the Markdown");
+        }
+        let json = serde_json::to_string(&map).unwrap();
+        assert!(json.contains("\"document_review_calls\"") && json.contains("\"face_sealed_as\":\"face\""));
     }
 
     #[test]

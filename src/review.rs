@@ -17,7 +17,7 @@ use crate::crypto::live::Live;
 use crate::crypto::sealing::{self, Context, Sealed};
 use crate::decision::{Limits, anchor_claim};
 use crate::domain::{CaseRefusal, Purpose, ReviewReason, VerificationId};
-use crate::material::{self, PII_FIELD_IDENTITY};
+use crate::material;
 use crate::store::{AnchorClaim, AuditAction};
 use crate::store::{CaseStatus, QueueStats, ReviewError, ReviewQueue, ReviewVerdict, Store, StoreError};
 
@@ -179,10 +179,8 @@ impl ReviewDesk {
                 format!("lease_until={lease_until}"),
             )
             .await?;
-        let plaintext = self
-            .keks
-            .load()
-            .open(&case_id, PII_FIELD_IDENTITY, &claim.pii.wrapped_key, &claim.pii.body)
+        // Identity material with the face put back in while the case still holds one.
+        let (plaintext, has_face) = material::open_for_review(&self.keks.load(), &case_id, &claim.pii)
             .map_err(|_| ReviewUseError::Internal("opening review material"))?;
         let sealed = sealing::seal(&key, &Context::review(&case_id, principal), &plaintext)
             .map_err(|_| ReviewUseError::Internal("sealing to the reviewer"))?;
@@ -192,7 +190,10 @@ impl ReviewDesk {
                 principal,
                 AuditAction::CaseMaterialHandedOut,
                 Some(&case_id),
-                "sealed_to=reviewer_key".into(),
+                format!(
+                    "sealed_to=reviewer_key face={}",
+                    if has_face { "included" } else { "none" }
+                ),
             )
             .await?;
         tracing::info!(verification_id = %case_id, reviewer = %principal, "case claimed");
@@ -271,13 +272,8 @@ impl ReviewDesk {
         let Some(pii) = self.store.sealed_pii(case_id).await? else {
             return Ok(None);
         };
-        let plaintext = self
-            .keks
-            .load()
-            .open(case_id, PII_FIELD_IDENTITY, &pii.wrapped_key, &pii.body)
+        let fields = material::open_identity(&self.keks.load(), case_id, &pii)
             .map_err(|_| ReviewUseError::Internal("opening review material"))?;
-        let fields = material::decode(&plaintext).ok_or(ReviewUseError::Internal("decoding review material"))?;
-        drop(plaintext);
         Ok(Some(anchor_claim(
             &self.indexer.load(),
             self.settings.anchor_limits,

@@ -14,8 +14,8 @@ use crate::clock::Clock;
 use crate::crypto::envelope::KekRing;
 use crate::crypto::live::Live;
 use crate::domain::{Applicant, FaceUse, IdentityFields, Refusal, RequestId, ReviewReason, VerificationId};
-use crate::material::{self, PII_FIELD_IDENTITY};
-use crate::store::{AuditAction, CaseRecord, CaseStatus, ReviewError, ReviewQueue, SealedPii, Store, StoreError};
+use crate::material;
+use crate::store::{AuditAction, CaseRecord, CaseStatus, ReviewError, ReviewQueue, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SupplementError {
@@ -87,13 +87,9 @@ impl Supplements {
             return Err(ReviewError::NotPending.into());
         }
         let current = self.store.sealed_pii(case_id).await?.ok_or(ReviewError::NotPending)?;
-        let plaintext = self
-            .keks
-            .load()
-            .open(case_id, PII_FIELD_IDENTITY, &current.wrapped_key, &current.body)
+        // The identity material only: the face (kept apart) is not needed to add documents.
+        let mut fields = material::open_identity(&self.keks.load(), case_id, &current)
             .map_err(|_| SupplementError::Internal("opening review material"))?;
-        let mut fields = material::decode(&plaintext).ok_or(SupplementError::Internal("decoding review material"))?;
-        drop(plaintext);
         let mut supplied = supplied;
         for (slot, new) in [
             (&mut fields.id_card_front, &mut supplied.id_card_front),
@@ -106,32 +102,25 @@ impl Supplements {
         }
         // Every image is checked like any other (format by content, size, dimensions).
         // A case whose applicant chose document review keeps no face, and needs none.
-        let face = if record.review_reason == Some(ReviewReason::DocumentReviewRequested) {
-            FaceUse::DocumentReview
-        } else {
-            FaceUse::NotCompared
-        };
+        // Identity material sealed apart from the face holds none, and needs none here; a record written
+        // before the split still holds its face, which is checked and then sealed apart.
+        let face =
+            if record.review_reason == Some(ReviewReason::DocumentReviewRequested) || fields.face_image.is_empty() {
+                FaceUse::DocumentReview
+            } else {
+                FaceUse::NotCompared
+            };
         let merged = Applicant::check_on(record.purpose, &face, fields, self.clock.today_cst())?;
         let complete =
             merged.id_card_front().is_some() && merged.id_card_back().is_some() && merged.handheld_id_photo().is_some();
-        let (wrapped_key, body) = self
-            .keks
-            .load()
-            .seal(case_id, PII_FIELD_IDENTITY, &material::encode_applicant(&merged))
-            .map_err(|e| match e {
-                crate::crypto::envelope::EnvelopeError::NoWrappingKek => SupplementError::NoWrappingKek,
-                _ => SupplementError::Internal("sealing review material"),
-            })?;
+        let sealed = material::seal_applicant(&self.keks.load(), case_id, &merged).map_err(|e| match e {
+            crate::crypto::envelope::EnvelopeError::NoWrappingKek => SupplementError::NoWrappingKek,
+            _ => SupplementError::Internal("sealing review material"),
+        })?;
         drop(merged);
         let applied = self
             .queue
-            .apply_supplement(
-                case_id,
-                request_id,
-                &current.wrapped_key,
-                SealedPii { wrapped_key, body },
-                complete,
-            )
+            .apply_supplement(case_id, request_id, &current.wrapped_key, sealed, complete)
             .await?;
         if applied {
             self.audit
@@ -144,5 +133,93 @@ impl Supplements {
                 .await?;
         }
         self.store.get(case_id).await?.ok_or(SupplementError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::crypto::SecretKey32;
+    use crate::crypto::envelope::Kek;
+    use crate::domain::test_support::png;
+    use crate::domain::{AccountId, Purpose};
+    use crate::store::memory::MemoryStore;
+    use crate::store::{CaseStore, Finish, SealedPii};
+    use crate::verify::test_support::{NOW, audit_trail, command};
+
+    /// A record written before faces were kept apart (one envelope holding the face too) is split on
+    /// its first supplement: the identity material is sealed again without the face, and the face
+    /// gets its own data key and values.
+    #[tokio::test]
+    async fn a_supplement_splits_a_record_written_as_one_envelope() {
+        let store = Arc::new(MemoryStore::new());
+        let keks = Arc::new(
+            KekRing::new(vec![Kek {
+                id: "kek-1".into(),
+                created_at_unix: 1,
+                key: SecretKey32::random().unwrap(),
+            }])
+            .unwrap(),
+        );
+        let id = crate::crypto::random::id("vf_").unwrap();
+        let fields = command("r-old", Purpose::Anchor).fields;
+        let (wrapped_key, body) = keks
+            .seal(&id, material::PII_FIELD_IDENTITY, &material::encode_fields(&fields))
+            .unwrap();
+        let record = CaseRecord::processing(
+            id.as_str(),
+            AccountId::parse("acct-1").unwrap(),
+            RequestId::parse("r-old").unwrap(),
+            "onboarding-dev",
+            Purpose::Anchor,
+            "fp",
+            NOW,
+            NOW + 30,
+        );
+        store.begin(record, NOW).await.unwrap();
+        let old = SealedPii {
+            wrapped_key,
+            body,
+            face: None,
+        };
+        let finish = Finish {
+            status: CaseStatus::PendingReview,
+            pii: Some((old, NOW + 3_600)),
+            ..Finish::default()
+        };
+        store.finish(&id, finish, NOW).await.unwrap();
+
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(NOW + 1));
+        let supplements = Supplements::new(
+            store.clone(),
+            store.clone(),
+            keks.clone(),
+            audit_trail(store.clone(), clock.clone()),
+            clock,
+        );
+        let mut supplied = IdentityFields::default();
+        supplied.id_card_front = png(640, 400);
+        supplied.id_card_back = png(640, 400);
+        supplied.handheld_id_photo = png(480, 640);
+        supplements
+            .supplement(
+                "onboarding-dev",
+                &VerificationId::parse(&id).unwrap(),
+                &RequestId::parse("s-1").unwrap(),
+                supplied,
+            )
+            .await
+            .unwrap();
+        let sealed = store.sealed_pii(&id).await.unwrap().unwrap();
+        let identity = material::open_identity(&keks, &id, &sealed).unwrap();
+        assert!(identity.face_image.is_empty(), "the face left the identity material");
+        assert!(!identity.id_card_front.is_empty(), "the supplement is in");
+        let face = sealed.face.expect("the face in values of its own");
+        assert_ne!(face.wrapped_key, sealed.wrapped_key);
+        let opened = keks
+            .open(&id, material::PII_FIELD_FACE, &face.wrapped_key, &face.body)
+            .unwrap();
+        assert_eq!(opened.as_slice(), fields.face_image.as_slice());
     }
 }

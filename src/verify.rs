@@ -24,10 +24,10 @@ use crate::domain::{
     AccountId, Applicant, CaseRefusal, Consent, FaceUse, GATEWAY_ACTOR, IdentityFields, Purpose, Refusal, RequestId,
     VerificationId,
 };
-use crate::material::{self, PII_FIELD_IDENTITY};
+use crate::material;
 use crate::providers::ProviderRequest;
 use crate::providers::router::{Routed, Router};
-use crate::store::{AuditAction, Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
+use crate::store::{AuditAction, Begin, CaseRecord, CaseStatus, Finish, Store, StoreError};
 
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -377,18 +377,15 @@ impl Verifier {
                 ..Finish::default()
             },
             Verdict::Review => {
-                let plaintext = material::encode_applicant(&applicant);
                 let _sealing = tracing::info_span!("seal_at_rest").entered();
-                let (wrapped_key, body) = self
-                    .keks
-                    .load()
-                    .seal(&case.id, PII_FIELD_IDENTITY, &plaintext)
+                // Identity material and face under separate data keys, so the face can go alone.
+                let sealed = material::seal_applicant(&self.keks.load(), &case.id, &applicant)
                     .map_err(VerifyError::sealing)?;
                 let expires_at = now + self.settings.pending_review_ttl.as_secs() as i64;
                 Finish {
                     status: CaseStatus::PendingReview,
                     provider,
-                    pii: Some((SealedPii { wrapped_key, body }, expires_at)),
+                    pii: Some((sealed, expires_at)),
                     review_reason,
                     ..Finish::default()
                 }
@@ -660,11 +657,37 @@ mod tests {
         let id = &answer.verification_id;
         let sealed = v.store().sealed_pii(id).await.unwrap().expect("kept for review");
         let plain = keks
-            .open(id, PII_FIELD_IDENTITY, &sealed.wrapped_key, &sealed.body)
+            .open(id, material::PII_FIELD_IDENTITY, &sealed.wrapped_key, &sealed.body)
             .unwrap();
         let fields = material::decode(&plain).unwrap();
         assert_eq!(fields.id_number, command("x", Purpose::Anchor).fields.id_number);
         assert!(!sealed.body.ciphertext.windows(9).any(|w| w == "王小明".as_bytes()));
+        // The face is kept apart: not in the identity material, sealed under its own data key and
+        // field (it does not open as identity material, nor the identity key as a face).
+        assert!(fields.face_image.is_empty(), "no face in the identity material");
+        let face = sealed.face.as_ref().expect("the face is kept for the reviewer");
+        assert_ne!(face.wrapped_key, sealed.wrapped_key);
+        let face_plain = keks
+            .open(id, material::PII_FIELD_FACE, &face.wrapped_key, &face.body)
+            .unwrap();
+        assert_eq!(
+            face_plain.as_slice(),
+            command("x", Purpose::Anchor).fields.face_image.as_slice()
+        );
+        assert!(
+            keks.open(id, material::PII_FIELD_IDENTITY, &face.wrapped_key, &face.body)
+                .is_err()
+        );
+        assert!(
+            keks.open(id, material::PII_FIELD_FACE, &sealed.wrapped_key, &face.body)
+                .is_err()
+        );
+        // What a reviewer receives still holds everything.
+        let (combined, has_face) = material::open_for_review(&keks, id, &sealed).unwrap();
+        let combined = material::decode(&combined).unwrap();
+        assert!(has_face);
+        assert_eq!(combined.face_image, command("x", Purpose::Anchor).fields.face_image);
+        assert_eq!(combined.id_number, fields.id_number);
 
         // Retention: after the limit the data is gone and the case expired.
         clock.advance(3_600);
@@ -774,11 +797,12 @@ mod tests {
         // The face the client sealed anyway was dropped, not stored.
         let sealed = v.store().sealed_pii(id).await.unwrap().expect("kept for review");
         let plain = keks
-            .open(id, PII_FIELD_IDENTITY, &sealed.wrapped_key, &sealed.body)
+            .open(id, material::PII_FIELD_IDENTITY, &sealed.wrapped_key, &sealed.body)
             .unwrap();
         let fields = material::decode(&plain).unwrap();
         assert!(fields.face_image.is_empty());
         assert!(!fields.id_number.is_empty());
+        assert!(sealed.face.is_none(), "no face part on the document path");
 
         // The applicant's choice is bound to the request: the same request_id asking for face
         // recognition is another request.

@@ -174,6 +174,26 @@ async fn no_personal_data_in_logs_or_errors() {
         .into_inner();
     assert!(trail.events.iter().any(|e| e.action == "case_decided"));
     errors.push(format!("{trail:?}"));
+    // Withdrawal of the biometric consent for what is still pending (faces destroyed), and a refused
+    // withdrawal without a scope.
+    let withdrawn = client
+        .withdraw_consent(pb::WithdrawConsentRequest {
+            account_id: "acct-1".into(),
+            scope: pb::ConsentScope::BiometricOnly as i32,
+        })
+        .await
+        .expect("withdraw")
+        .into_inner();
+    assert!(withdrawn.cases_changed > 0, "pending cases lost their faces");
+    errors.push(format!("{withdrawn:?}"));
+    let refused = client
+        .withdraw_consent(pb::WithdrawConsentRequest {
+            account_id: "acct-1".into(),
+            scope: pb::ConsentScope::Unspecified as i32,
+        })
+        .await
+        .expect_err("no scope");
+    errors.push(format!("{refused:?}"));
     // Erasure of what is still pending.
     let erased = client
         .erase_subject(pb::EraseSubjectRequest {
@@ -193,6 +213,7 @@ async fn no_personal_data_in_logs_or_errors() {
         "idgate.v1.VerificationService/Verify",
         "idgate.v1.ReviewService/ClaimNext",
         "idgate.v1.VerificationService/EraseSubject",
+        "idgate.v1.VerificationService/WithdrawConsent",
         "idgate.v1.VerificationService/SubmitSupplement",
         "idgate.v1.ReviewService/SubmitDecision",
         "local_checks",

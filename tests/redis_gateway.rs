@@ -215,6 +215,23 @@ async fn every_flow_through_the_gateway_leaves_no_plaintext_at_rest() {
         }
     };
     check(&stored);
+    // Faces are kept apart: each pending anchor case holds its (40 KiB) face in a value of its own,
+    // and identity material too small to hold a face in another.
+    let mut anchors_seen = 0;
+    for id in &pending {
+        let value = |suffix: &str| {
+            let name = format!("idg:{{{id}}}:{suffix}");
+            stored.iter().find(|(k, _)| *k == name).map(|(_, v)| v.len())
+        };
+        let identity = value("pii:body").expect("identity material stored");
+        assert!(identity < 40 * 1024, "a face in the identity material of {id}");
+        if let Some(face) = value("face:body") {
+            assert!(face > 40 * 1024, "the face of {id} in its own value");
+            assert!(value("face:key").is_some(), "under its own data key");
+            anchors_seen += 1;
+        }
+    }
+    assert!(anchors_seen > 0, "some pending anchor case holds a face");
 
     // Erase one pending case's account… (a separate account, so the others stay pending)
     let person = Person::adult("946");

@@ -18,7 +18,9 @@ use idgate::crypto::SecretKey32;
 use idgate::crypto::envelope::{Kek, KekRing};
 use idgate::domain::{AccountId, Purpose, RequestId};
 use idgate::store::redis::{RedisOptions, RedisStore};
-use idgate::store::{AuditAction, AuditEvent, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
+use idgate::store::{
+    AuditAction, AuditEvent, CaseRecord, CaseStatus, Finish, SealedPii, SealedValue, Store, StoreError,
+};
 use support::redis::{RedisCluster, RedisServer, all_values, contains, redis_tests_enabled, test_options};
 use tokio::time::{Instant, timeout};
 
@@ -62,11 +64,19 @@ fn ring() -> KekRing {
     .unwrap()
 }
 
+/// Identity material and face sealed apart, as a gateway seals a pending case.
 fn sealed(ring: &KekRing, case_id: &str) -> SealedPii {
-    let mut plaintext = format!("name={NAME};id_number={ID_NUMBER};phone={PHONE};face=").into_bytes();
-    plaintext.extend_from_slice(&fake_image());
+    let plaintext = format!("name={NAME};id_number={ID_NUMBER};phone={PHONE}").into_bytes();
     let (wrapped_key, body) = ring.seal(case_id, "identity", &plaintext).unwrap();
-    SealedPii { wrapped_key, body }
+    let (face_key, face_body) = ring.seal(case_id, "face", &fake_image()).unwrap();
+    SealedPii {
+        wrapped_key,
+        body,
+        face: Some(SealedValue {
+            wrapped_key: face_key,
+            body: face_body,
+        }),
+    }
 }
 
 fn record(id: &str, account: &str, request: &str) -> CaseRecord {
@@ -110,7 +120,7 @@ async fn full_flow(store: &dyn Store, prefix: &str, urls: &[String]) -> ([String
     // Pending, then expired by retention.
     store.begin(record("vf_expired", "acct-1", "r-2"), NOW).await.unwrap();
     let pending = sealed(&ring, "vf_expired");
-    let sealed_piece = pending.body.ciphertext[25_000..25_064].to_vec();
+    let sealed_piece = pending.face.as_ref().unwrap().body.ciphertext[25_000..25_064].to_vec();
     store
         .finish("vf_expired", finish(CaseStatus::PendingReview, pending), NOW + 1)
         .await
@@ -126,16 +136,19 @@ async fn full_flow(store: &dyn Store, prefix: &str, urls: &[String]) -> ([String
         .await
         .unwrap();
 
-    // While pending, the sealed data is in Redis (the scan sees it) and carries a TTL.
-    let big = all_values(urls)
+    // While pending, the sealed data is in Redis (the scan sees it) and carries a TTL; each face is
+    // a value of its own (the only large ones), apart from the identity material.
+    let big: Vec<String> = all_values(urls)
         .await
         .into_iter()
         .filter(|(_, v)| v.len() > MAX_VALUE)
-        .count();
-    assert_eq!(big, 2, "two sealed bodies while pending");
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(big.len(), 2, "two sealed faces while pending");
+    assert!(big.iter().all(|k| k.ends_with(":face:body")), "{big:?}");
     for id in ["vf_expired", "vf_erased"] {
-        for part in ["key", "body"] {
-            let key = format!("{prefix}:{{{id}}}:pii:{part}");
+        for part in ["pii:key", "pii:body", "face:key", "face:body"] {
+            let key = format!("{prefix}:{{{id}}}:{part}");
             let ttl = pttl(urls, &key).await;
             assert!(
                 ttl > 0 && ttl <= RETAIN * 1000,

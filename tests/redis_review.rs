@@ -3,7 +3,8 @@
 //! repairs for a gateway that died half-way (a case without an entry, an entry twice) hold.
 //!
 //! The behaviour every backend shares is in `conformance/review.rs`; this file checks what only the
-//! Redis layout can get wrong. Each test starts its own `redis-server`.
+//! Redis layout can get wrong (and that a record written before faces were kept apart is still
+//! reviewed, here and on the embedded store). Each Redis test starts its own `redis-server`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod support;
@@ -79,6 +80,7 @@ impl Fixture {
                 nonce: [2; 24],
                 ciphertext: vec![3; 64],
             },
+            face: None,
         };
         let finish = Finish {
             status: CaseStatus::PendingReview,
@@ -229,4 +231,145 @@ async fn a_second_entry_of_a_case_is_dropped() {
     assert_eq!(f.claim("rev-1", NOW + 1).await.as_deref(), Some("vf_a"));
     assert_eq!(f.claim("rev-2", NOW + 1).await, None, "not handed out twice");
     assert_eq!(f.entries().await.len(), 1, "the duplicate is gone");
+}
+
+/// A record written by the version before faces were kept apart: one envelope (field `identity`)
+/// holding everything, face included, and no face values. The review use case still opens it, hands
+/// the reviewer the face with the rest, and decides it — on the embedded store and on Redis.
+async fn a_record_written_as_one_envelope_is_still_reviewed(store: std::sync::Arc<dyn FullStoreForOldShape>) {
+    use idgate::audit::AuditTrail;
+    use idgate::clock::ManualClock;
+    use idgate::crypto::SecretKey32;
+    use idgate::crypto::blind_index::BlindIndexer;
+    use idgate::crypto::envelope::{Kek, KekRing};
+    use idgate::crypto::sealing::{Context, OpeningKey};
+    use idgate::domain::{IdentityFields, VerificationId};
+    use idgate::review::{ReasonCode, ReviewDesk, ReviewSettings};
+    use std::sync::Arc;
+
+    let keks = Arc::new(
+        KekRing::new(vec![Kek {
+            id: "kek-1".into(),
+            created_at_unix: 1,
+            key: SecretKey32::random().unwrap(),
+        }])
+        .unwrap(),
+    );
+    let id = idgate::crypto::random::id("vf_").unwrap();
+    let mut fields = IdentityFields::default();
+    fields.name = "张三丰".into();
+    fields.id_number = "11010519491231002X".into();
+    fields.phone = "13800138000".into();
+    fields.face_image = vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 4];
+    // Exactly what the previous version stored: the whole payload under one data key.
+    let (wrapped_key, body) = keks
+        .seal(
+            &id,
+            idgate::material::PII_FIELD_IDENTITY,
+            &idgate::material::encode_fields(&fields),
+        )
+        .unwrap();
+    let record = CaseRecord::processing(
+        id.as_str(),
+        AccountId::parse("acct-old").unwrap(),
+        RequestId::parse("req-old").unwrap(),
+        "onboarding-dev",
+        Purpose::Radio,
+        "fp",
+        NOW,
+        NOW + 30,
+    );
+    store.begin(record, NOW).await.unwrap();
+    let finish = Finish {
+        status: CaseStatus::PendingReview,
+        pii: Some((
+            SealedPii {
+                wrapped_key,
+                body,
+                face: None,
+            },
+            NOW + 3_600,
+        )),
+        ..Finish::default()
+    };
+    store.finish(&id, finish, NOW).await.unwrap();
+
+    let clock = Arc::new(ManualClock::new(NOW + 1));
+    let audit = AuditTrail::new(
+        store.clone().as_store(),
+        clock.clone(),
+        std::time::Duration::from_secs(86_400),
+    );
+    let review = ReviewDesk::new(
+        store.clone().as_queue(),
+        store.clone().as_store(),
+        keks,
+        Arc::new(BlindIndexer::new("bk".into(), &SecretKey32::random().unwrap())),
+        audit,
+        clock,
+        ReviewSettings {
+            lease: std::time::Duration::from_secs(LEASE as u64),
+            approvals_required: 1,
+            anchor_needs_supplement: false,
+            anchor_limits: idgate::decision::Limits::default(),
+        },
+    );
+    let key = OpeningKey::generate().unwrap();
+    review.register_key("rev-1", key.public_key()).await.unwrap();
+    let claimed = review
+        .claim_next("rev-1")
+        .await
+        .unwrap()
+        .expect("the old record is offered");
+    assert_eq!(claimed.case_id, id);
+    let plain = key
+        .open(
+            &Context::review(&id, "rev-1"),
+            &claimed.sealed.enc,
+            &claimed.sealed.ciphertext,
+        )
+        .unwrap();
+    let seen = idgate::material::decode(&plain).unwrap();
+    assert_eq!(
+        (seen.name.as_str(), seen.face_image.as_slice()),
+        (fields.name.as_str(), fields.face_image.as_slice())
+    );
+    let status = review
+        .decide(
+            "rev-1",
+            &VerificationId::parse(&id).unwrap(),
+            ReviewVerdict::Approve,
+            &ReasonCode::parse("DOCS_MATCH").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, CaseStatus::Verified);
+    assert!(store.sealed_pii(&id).await.unwrap().is_none(), "shredded as before");
+}
+
+/// A store seen as both interfaces the review use case takes.
+trait FullStoreForOldShape: idgate::store::Store + ReviewQueue {
+    fn as_store(self: std::sync::Arc<Self>) -> std::sync::Arc<dyn idgate::store::Store>;
+    fn as_queue(self: std::sync::Arc<Self>) -> std::sync::Arc<dyn ReviewQueue>;
+}
+
+impl<T: idgate::store::Store + ReviewQueue> FullStoreForOldShape for T {
+    fn as_store(self: std::sync::Arc<Self>) -> std::sync::Arc<dyn idgate::store::Store> {
+        self
+    }
+    fn as_queue(self: std::sync::Arc<Self>) -> std::sync::Arc<dyn ReviewQueue> {
+        self
+    }
+}
+
+#[tokio::test]
+async fn a_record_written_as_one_envelope_is_still_reviewed_embedded() {
+    a_record_written_as_one_envelope_is_still_reviewed(std::sync::Arc::new(idgate::store::memory::MemoryStore::new()))
+        .await;
+}
+
+#[tokio::test]
+async fn a_record_written_as_one_envelope_is_still_reviewed_on_redis() {
+    let Some(fixture) = Fixture::start().await else { return };
+    a_record_written_as_one_envelope_is_still_reviewed(std::sync::Arc::new(fixture.store.clone())).await;
 }

@@ -640,3 +640,347 @@ async fn document_review_instead_of_face_recognition_end_to_end() {
     assert!(r1.claim().await.is_none());
     gw.stop().await;
 }
+
+/// Item 3 of issue 13 on Redis, seen from inside Redis: a pending case's face and identity material
+/// are separate stored values under separate data keys; both reviewers of a four-eyes case get the
+/// face (a first approval does not end the need for it); the deciding step deletes the face's
+/// wrapped key and body, and nothing written after it — no stored value, no AOF write — holds that
+/// key again.
+#[tokio::test]
+async fn the_face_is_stored_apart_and_gone_with_the_decision_on_redis() {
+    if !support::redis::redis_tests_enabled() {
+        return;
+    }
+    let redis = support::redis::RedisServer::start().await;
+    let mut config = TestGateway::config();
+    config.store.url = Some(redis.url());
+    config.review.approvals_required = 2;
+    config.review.anchor_requires_supplement = false;
+    let prefix = "idg"; // the default key prefix
+    let gw = TestGateway::start_with(config, None).await;
+    let mut onboarding = gw.onboarding().await;
+    let mut person = Person::adult("975");
+    person.face.extend(std::iter::repeat_n(0xA5u8, 40 * 1024));
+    let pending = verify(&mut onboarding, pb::Purpose::Anchor, "apart-1", &person)
+        .await
+        .unwrap();
+    assert_eq!(pending.status, pb::Status::PendingReview as i32);
+    let id = &pending.verification_id;
+    let value = |values: &[(String, Vec<u8>)], suffix: &str| {
+        let name = format!("{prefix}:{{{id}}}:{suffix}");
+        values.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+    };
+
+    // Two values each, the face's body large enough for the face, the identity's not.
+    let stored = support::redis::all_values(&[redis.url()]).await;
+    let face_key = value(&stored, "face:key").expect("the face's own wrapped key");
+    let face_body = value(&stored, "face:body").expect("the face's own body");
+    let identity_key = value(&stored, "pii:key").expect("the identity material's wrapped key");
+    let identity_body = value(&stored, "pii:body").expect("the identity material's body");
+    assert!(
+        face_body.len() > person.face.len(),
+        "the face is sealed in its own value"
+    );
+    assert!(identity_body.len() < 40 * 1024, "the identity material holds no face");
+    assert_ne!(face_key, identity_key, "separate data keys");
+    let secrets = [
+        person.name.as_bytes().to_vec(),
+        person.id_number.as_bytes().to_vec(),
+        person.phone.as_bytes().to_vec(),
+        person.face[..64].to_vec(),
+        vec![0xA5; 64],
+    ];
+    for (key, v) in &stored {
+        for secret in &secrets {
+            assert!(!support::redis::contains(v, secret), "plaintext under {key}");
+        }
+    }
+    // The wrapped face key is a value of its own, in no other value.
+    let wrapped = &face_key[face_key.len() - 72..];
+    let holders: Vec<&String> = stored
+        .iter()
+        .filter(|(_, v)| support::redis::contains(v, wrapped))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(holders.len(), 1, "held by {holders:?}");
+
+    let mut r1 = ReviewerConsole::open(&gw, "reviewer-1").await;
+    let mut r2 = ReviewerConsole::open(&gw, "reviewer-2").await;
+    let claim = r1.claim().await.expect("the case");
+    assert_eq!(
+        r1.read(&claim).face_image,
+        person.face,
+        "the first reviewer sees the face"
+    );
+    assert_eq!(
+        r1.decide(id, pb::Decision::Approve).await.unwrap(),
+        pb::Status::PendingReview
+    );
+    let stored = support::redis::all_values(&[redis.url()]).await;
+    assert_eq!(
+        value(&stored, "face:key"),
+        Some(face_key.clone()),
+        "kept for the second reviewer"
+    );
+
+    let claim = r2.claim().await.expect("the case again");
+    assert_eq!(
+        r2.read(&claim).face_image,
+        person.face,
+        "the second reviewer sees it too"
+    );
+    let aof_before: Vec<(std::path::PathBuf, usize)> = redis
+        .data_files()
+        .into_iter()
+        .map(|f| {
+            let len = std::fs::read(&f).unwrap().len();
+            (f, len)
+        })
+        .collect();
+    assert_eq!(
+        r2.decide(id, pb::Decision::Approve).await.unwrap(),
+        pb::Status::Verified
+    );
+
+    let after = support::redis::all_values(&[redis.url()]).await;
+    assert!(value(&after, "face:key").is_none() && value(&after, "face:body").is_none());
+    for (key, v) in &after {
+        assert!(
+            !support::redis::contains(v, wrapped),
+            "the face's wrapped key outlived the decision under {key}"
+        );
+    }
+    // What the AOF gained from the decision on names the face's keys (their deletion) but never
+    // holds the wrapped key or the face's body again.
+    let mut grown = 0;
+    for file in redis.data_files() {
+        let bytes = std::fs::read(&file).unwrap();
+        let from = aof_before
+            .iter()
+            .find(|(f, _)| *f == file)
+            .map_or(0, |(_, len)| *len)
+            .min(bytes.len());
+        let new = &bytes[from..];
+        grown += new.len();
+        assert!(!support::redis::contains(new, wrapped), "AOF rewrote the face key");
+        assert!(!support::redis::contains(new, &face_body[face_body.len() - 64..]));
+    }
+    assert!(grown > 0, "the decision was written to the AOF");
+    gw.stop().await;
+}
+
+/// Issue 13 item 4 end to end over gRPC on Redis: withdrawing the biometric consent destroys the
+/// pending case's face in the store and turns the case to document review, where a reviewer still
+/// decides it; withdrawing all consent erases the material. A reviewer may not withdraw, a missing
+/// scope is refused with its reason, an unknown account is OK with 0, and the audit trail records
+/// each withdrawal without personal data.
+#[tokio::test]
+async fn consent_withdrawal_end_to_end_on_redis() {
+    if !support::redis::redis_tests_enabled() {
+        return;
+    }
+    let redis = support::redis::RedisServer::start().await;
+    let mut config = TestGateway::config();
+    config.store.url = Some(redis.url());
+    config.review.anchor_requires_supplement = false;
+    let gw = TestGateway::start_with(config, None).await;
+    let mut onboarding = gw.onboarding().await;
+    let person = Person::adult("975");
+    let pending = verify(&mut onboarding, pb::Purpose::Anchor, "withdraw-1", &person)
+        .await
+        .unwrap();
+    assert_eq!(pending.status, pb::Status::PendingReview as i32);
+    let id = pending.verification_id.clone();
+    let stored = |suffix: &str| {
+        let name = format!("idg:{{{id}}}:{suffix}");
+        let url = redis.url();
+        async move {
+            support::redis::all_values(&[url])
+                .await
+                .into_iter()
+                .any(|(k, _)| k == name)
+        }
+    };
+    assert!(stored("face:key").await && stored("face:body").await && stored("pii:body").await);
+
+    // Only the onboarding role may withdraw.
+    let mut as_reviewer =
+        pb::verification_service_client::VerificationServiceClient::new(gw.channel("reviewer-1").await);
+    let refused = as_reviewer
+        .withdraw_consent(pb::WithdrawConsentRequest {
+            account_id: "acct-1".into(),
+            scope: pb::ConsentScope::BiometricOnly as i32,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refused.code(), reason(&refused).as_deref()),
+        (Code::PermissionDenied, Some("ROLE_NOT_ALLOWED"))
+    );
+    let no_scope = onboarding
+        .withdraw_consent(pb::WithdrawConsentRequest {
+            account_id: "acct-1".into(),
+            scope: pb::ConsentScope::Unspecified as i32,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (no_scope.code(), reason(&no_scope).as_deref()),
+        (Code::InvalidArgument, Some("CONSENT_SCOPE_INVALID"))
+    );
+    assert!(stored("face:key").await, "nothing changed by refused calls");
+
+    let withdraw = |account: &str, scope: pb::ConsentScope| pb::WithdrawConsentRequest {
+        account_id: account.into(),
+        scope: scope as i32,
+    };
+    let changed = onboarding
+        .withdraw_consent(withdraw("acct-1", pb::ConsentScope::BiometricOnly))
+        .await
+        .unwrap()
+        .into_inner()
+        .cases_changed;
+    assert_eq!(changed, 1);
+    assert!(
+        !stored("face:key").await && !stored("face:body").await,
+        "the face is gone from the store"
+    );
+    assert!(
+        stored("pii:key").await && stored("pii:body").await,
+        "the identity material stays"
+    );
+    let unknown = onboarding
+        .withdraw_consent(withdraw("acct-nobody", pb::ConsentScope::All))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(unknown.cases_changed, 0);
+
+    // The case is on the document path; a reviewer sees no face and still decides it.
+    let mut r1 = ReviewerConsole::open(&gw, "reviewer-1").await;
+    let claim = r1.claim().await.expect("still reviewable");
+    assert_eq!(claim.case_id, id);
+    assert_eq!(claim.review_reason, "DOCUMENT_REVIEW_REQUESTED");
+    let seen = r1.read(&claim);
+    assert!(seen.face_image.is_empty(), "no face for the reviewer");
+    assert_eq!(seen.id_number, person.id_number);
+    assert_eq!(
+        r1.decide(&id, pb::Decision::Approve).await.unwrap(),
+        pb::Status::Verified
+    );
+
+    // Withdrawing all consent erases the pending material.
+    let other = verify(&mut onboarding, pb::Purpose::Anchor, "withdraw-2", &person)
+        .await
+        .unwrap();
+    assert_eq!(other.status, pb::Status::PendingReview as i32);
+    let changed = onboarding
+        .withdraw_consent(withdraw("acct-1", pb::ConsentScope::All))
+        .await
+        .unwrap()
+        .into_inner()
+        .cases_changed;
+    assert_eq!(changed, 1);
+    let now = onboarding
+        .get_verification(pb::GetVerificationRequest {
+            verification_id: other.verification_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(now.status, pb::Status::Erased as i32);
+    let left = support::redis::all_values(&[redis.url()]).await;
+    assert!(
+        !left
+            .iter()
+            .any(|(k, _)| k.contains(&other.verification_id) && (k.contains(":pii:") || k.contains(":face:"))),
+        "the erased case's material is gone"
+    );
+
+    // Audited, without personal data.
+    let mut audit = AuditServiceClient::new(gw.channel("admin").await);
+    let events = audit
+        .list_audit_events(pb::ListAuditEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let withdrawals: Vec<_> = events.iter().filter(|e| e.action == "consent_withdrawn").collect();
+    assert_eq!(withdrawals.len(), 3, "biometric, unknown account, all");
+    assert!(
+        withdrawals[0]
+            .detail
+            .starts_with("withdrawn=biometric_only account=acct-1 cases=")
+    );
+    assert!(
+        withdrawals[2]
+            .detail
+            .starts_with("withdrawn=all account=acct-1 scope=own cases=")
+    );
+    for event in &events {
+        let text = format!("{event:?}");
+        for secret in [&person.name, &person.id_number, &person.phone] {
+            assert!(!text.contains(secret.as_str()), "personal data in the audit trail");
+        }
+    }
+    gw.stop().await;
+}
+
+/// `idgate consent withdraw --account ID --biometric-only` against a running gateway: the pending
+/// case's face is destroyed and the case goes on to document review; without the flag, the case is
+/// erased.
+#[tokio::test]
+async fn the_consent_command_withdraws_biometric_consent_then_all() {
+    let gw = TestGateway::start().await;
+    let mut onboarding = gw.onboarding().await;
+    let pending = verify(
+        &mut onboarding,
+        pb::Purpose::Anchor,
+        "cli-withdraw",
+        &Person::adult("975"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pending.status, pb::Status::PendingReview as i32);
+    let run = |extra: &'static [&'static str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_idgate"));
+        command
+            .args([
+                "consent",
+                "withdraw",
+                "--target",
+                &gw.addr.to_string(),
+                "--account",
+                "acct-1",
+                "--certs",
+            ])
+            .arg(gw.certs())
+            .args(extra);
+        async move {
+            let output = tokio::task::spawn_blocking(move || command.output())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            String::from_utf8(output.stdout).unwrap()
+        }
+    };
+    assert_eq!(
+        run(&["--biometric-only"]).await.trim(),
+        "scope=CONSENT_SCOPE_BIOMETRIC_ONLY cases_changed=1"
+    );
+    let mut r1 = ReviewerConsole::open(&gw, "reviewer-1").await;
+    // The anchor case now waits for its documents (supplement) like any document-review case.
+    assert!(r1.claim().await.is_none());
+    assert_eq!(run(&[]).await.trim(), "scope=CONSENT_SCOPE_ALL cases_changed=1");
+    let status = onboarding
+        .get_verification(pb::GetVerificationRequest {
+            verification_id: pending.verification_id,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, pb::Status::Erased as i32);
+    gw.stop().await;
+}

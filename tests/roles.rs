@@ -31,6 +31,10 @@ async fn call(rpc: Rpc, channel: Channel) -> Result<(), Status> {
             .await
             .map(drop),
         Rpc::EraseSubject => v.erase_subject(pb::EraseSubjectRequest::default()).await.map(drop),
+        Rpc::WithdrawConsent => v
+            .withdraw_consent(pb::WithdrawConsentRequest::default())
+            .await
+            .map(drop),
         Rpc::RegisterReviewerKey => r
             .register_reviewer_key(pb::RegisterReviewerKeyRequest::default())
             .await
@@ -130,6 +134,7 @@ fn the_table_matches_the_contract() {
         Rpc::GetVerification,
         Rpc::WatchVerification,
         Rpc::SubmitSupplement,
+        Rpc::WithdrawConsent,
     ] {
         assert_eq!(allowed_roles(rpc), &[Onboarding]);
     }

@@ -35,6 +35,18 @@ pub async fn connect(target: &str, certs: &Path, stem: &str) -> anyhow::Result<C
         .with_context(|| format!("connecting to {target}"))
 }
 
+/// A refused call as a command-line error: its code, message and reason (never input: answers carry
+/// none).
+pub fn refused(status: tonic::Status) -> super::CliError {
+    let reason = tonic_types::StatusExt::get_details_error_info(&status).map(|i| i.reason);
+    super::CliError::Other(anyhow::anyhow!(
+        "{:?}: {} (reason {})",
+        status.code(),
+        status.message(),
+        reason.as_deref().unwrap_or("-")
+    ))
+}
+
 /// A `VerifyRequest` whose `plaintext` (an encoded `IdentityPayload`) is sealed to the gateway's `key`,
 /// bound to `purpose`, `account_id` and `request_id` (API.md §2).
 pub fn sealed_verify_request(

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod config_cmd;
+pub mod consent;
 pub mod dev_certs;
 pub mod keys;
 pub mod loadtest;
@@ -46,6 +47,8 @@ pub enum Command {
     Loadtest(loadtest::LoadtestArgs),
     /// The data map for the privacy office: what the configuration does with personal data.
     Privacy(privacy::PrivacyArgs),
+    /// An applicant's consent withdrawal, sent as the onboarding client (`consent withdraw`).
+    Consent(consent::ConsentArgs),
 }
 
 /// How a subcommand failed: bad usage or configuration (exit 64), or anything else (exit 1).
@@ -78,5 +81,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Config(args) => config_cmd::run(args),
         Command::Loadtest(args) => loadtest::run(args).await,
         Command::Privacy(args) => privacy::run(args),
+        Command::Consent(args) => consent::run(args).await,
     }
 }

@@ -206,6 +206,9 @@ pub async fn run(args: ReviewArgs) -> Result<(), CliError> {
         ("id_card_back", &fields.id_card_back),
         ("handheld_id_photo", &fields.handheld_id_photo),
     ] {
+        if bytes.is_empty() && label == "face" {
+            println!("  {label:<18} {}", crate::cli::review_web::NO_FACE_NOTE);
+        }
         if !bytes.is_empty() {
             let path = dir.0.join(format!("{label}.{}", extension(bytes)));
             write_private_file(&path, bytes).context("writing an image")?;

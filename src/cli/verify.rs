@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use super::CliError;
-use super::client::{connect, sealed_verify_request};
+use super::client::{connect, refused, sealed_verify_request};
 use crate::domain::IdentityFields;
 use crate::material;
 use crate::pb;
@@ -137,18 +137,7 @@ pub async fn run(args: VerifyArgs) -> Result<(), CliError> {
     )
     .context("sealing to the gateway key")?;
     request.document_review = args.document_review;
-    let answer = match client.verify(request).await {
-        Ok(r) => r.into_inner(),
-        Err(status) => {
-            let reason = tonic_types::StatusExt::get_details_error_info(&status).map(|i| i.reason);
-            return Err(CliError::Other(anyhow::anyhow!(
-                "{:?}: {} (reason {})",
-                status.code(),
-                status.message(),
-                reason.as_deref().unwrap_or("-")
-            )));
-        }
-    };
+    let answer = client.verify(request).await.map_err(refused)?.into_inner();
     print_answer(&answer);
     if args.watch && answer.status == pb::Status::PendingReview as i32 {
         let mut stream = client

@@ -11,6 +11,7 @@ use super::keys::Keys;
 use crate::audit::AuditTrail;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::consent::ConsentWithdrawal;
 use crate::decision::Limits;
 use crate::erasure::Erasure;
 use crate::key_rotation::KeyRotation;
@@ -30,6 +31,7 @@ pub(super) struct UseCases {
     pub(super) review: Arc<ReviewDesk>,
     pub(super) supplements: Arc<Supplements>,
     pub(super) erasure: Arc<Erasure>,
+    pub(super) consent: Arc<ConsentWithdrawal>,
     pub(super) audit: AuditTrail,
     /// Run in the background, not by any RPC.
     pub(super) retention: Arc<Retention>,
@@ -72,6 +74,7 @@ pub(super) fn assemble(
     };
     let router = Router::new(routes).with_reserve(Duration::from_millis(config.server.decide_reserve_ms));
     let keks = &keys.keks;
+    let erasure = Arc::new(Erasure::new(store.clone(), audit.clone(), clock.clone()));
     UseCases {
         verifier: Arc::new(Verifier::new(
             store.clone(),
@@ -98,7 +101,13 @@ pub(super) fn assemble(
             audit.clone(),
             clock.clone(),
         )),
-        erasure: Arc::new(Erasure::new(store.clone(), audit.clone(), clock.clone())),
+        consent: Arc::new(ConsentWithdrawal::new(
+            store.clone(),
+            erasure.clone(),
+            audit.clone(),
+            clock.clone(),
+        )),
+        erasure,
         retention: Arc::new(Retention::new(
             store.clone(),
             audit.clone(),
@@ -125,6 +134,7 @@ impl UseCases {
             review: self.review.clone(),
             supplements: self.supplements.clone(),
             erasure: self.erasure.clone(),
+            consent: self.consent.clone(),
             audit: self.audit.clone(),
             sealing: keys.sealing.clone(),
             clock: clock.clone(),

@@ -58,7 +58,9 @@ impl DataMap {
                     .iter()
                     .map(|p| format!("{} ({})", p.provider, p.purposes.join(", "))),
             );
-            let stored = if c.stored_while_pending_review {
+            let stored = if c.stored_while_pending_review && c.category == Category::FaceImage {
+                "sealed apart (own data key), only while a decision needs it"
+            } else if c.stored_while_pending_review {
                 "sealed, only while pending review"
             } else {
                 "never"
@@ -126,6 +128,50 @@ impl DataMap {
             labels(&self.review.receives),
             self.review.sealed_with_info,
             self.review.approvals_required
+        ));
+        let b = &self.biometrics;
+        line("\n## Faces\n".into());
+        line(format!(
+            "- Separate consent: face recognition ({}) needs the applicant's biometric consent, recorded apart \
+             from the general consent; without it the request is refused `{}` before anything is stored or sent.",
+            list(&b.consent_required_for),
+            b.missing_consent_refusal
+        ));
+        let document_calls: Vec<String> = self
+            .providers
+            .iter()
+            .flat_map(|p| {
+                p.document_review_calls.iter().map(move |c| match c.action {
+                    Some(action) => format!("{} `{action}`: {}", p.name, labels(&c.categories)),
+                    None => format!("{}: nothing", p.name),
+                })
+            })
+            .collect();
+        line(format!(
+            "- Alternative without a face ({}): with `VerifyRequest.document_review` {} goes to any provider \
+             (they receive: {}); the case goes to manual review (reason `{}`), where the reviewer decides from \
+             {}.",
+            list(&b.document_review_for),
+            if b.document_review_sends_face {
+                "a face still"
+            } else {
+                "no face"
+            },
+            list(document_calls),
+            b.document_review_reason,
+            labels(&b.document_review_material)
+        ));
+        line(format!(
+            "- Kept apart: in a pending case the face is sealed under a data key of its own (envelope field \
+             `{}`), in stored values of its own, apart from the identity material (field `{}`); it is destroyed \
+             as soon as no decision needs it (see below).",
+            b.face_sealed_as, b.identity_sealed_as
+        ));
+        line(format!(
+            "- Withdrawal: `{}` withdraws all consent (the pending material is erased) or only the biometric \
+             part (the faces of pending cases are destroyed and the cases go on to document review); faces \
+             already sent to a provider are not recalled.",
+            b.withdrawal_rpc
         ));
         line("\n## Telemetry\n".into());
         line(match &self.telemetry.otlp_host {

@@ -62,6 +62,8 @@ audit_actions! {
     RetentionExpired => "retention_expired",
     /// A subject's cases were erased on request.
     EraseSubject => "erase_subject",
+    /// An applicant withdrew consent (all of it, or only the biometric part) for an account.
+    ConsentWithdrawn => "consent_withdrawn",
     /// A stored case record failed its integrity check.
     RecordIntegrityFailed => "record_integrity_failed",
 }
@@ -122,6 +124,7 @@ mod tests {
             (AuditAction::PiiRewrapped, "pii_rewrapped"),
             (AuditAction::RetentionExpired, "retention_expired"),
             (AuditAction::EraseSubject, "erase_subject"),
+            (AuditAction::ConsentWithdrawn, "consent_withdrawn"),
             (AuditAction::RecordIntegrityFailed, "record_integrity_failed"),
         ];
         assert_eq!(stored.len(), AuditAction::KNOWN.len());

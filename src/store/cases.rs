@@ -134,11 +134,49 @@ impl CaseRecord {
     }
 }
 
+/// Which sealed value of a pending case: its identity material or its face. Each is sealed under a
+/// data key of its own and stored apart, so that either can be destroyed alone (GB/T 35273-2020 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PiiPart {
+    /// Name, ID number, phone, ID card front and back, handheld photo (and, in a record written before
+    /// faces were kept apart, the face too).
+    Identity,
+    /// The face image: destroyed as soon as no decision needs it.
+    Face,
+}
+
+impl PiiPart {
+    pub const ALL: [PiiPart; 2] = [PiiPart::Identity, PiiPart::Face];
+}
+
+/// One sealed value: a wrapped data key and the body it opens (see `crypto::envelope`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    pub wrapped_key: WrappedKey,
+    pub body: Body,
+}
+
 /// A case's personal data, sealed (see `crypto::envelope`). The wrapped key and body are kept apart.
+/// `wrapped_key` / `body` seal the identity material; `face` (if the case holds one) is sealed under
+/// its own data key and stored in values of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedPii {
     pub wrapped_key: WrappedKey,
     pub body: Body,
+    pub face: Option<SealedValue>,
+}
+
+impl SealedPii {
+    /// The sealed value of `part`, if held.
+    pub fn part(&self, part: PiiPart) -> Option<SealedValue> {
+        match part {
+            PiiPart::Identity => Some(SealedValue {
+                wrapped_key: self.wrapped_key.clone(),
+                body: self.body.clone(),
+            }),
+            PiiPart::Face => self.face.clone(),
+        }
+    }
 }
 
 /// The result of claiming an idempotency key.

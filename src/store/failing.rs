@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use futures_util::stream::BoxStream;
 
 use super::{
-    AuditEvent, AuditLog, Begin, CaseRecord, CaseStore, Finish, KeyMaintenance, LimitStore, RetentionStore, SealedPii,
-    Store, StoreError,
+    AuditEvent, AuditLog, Begin, CaseRecord, CaseStore, Finish, KeyMaintenance, LimitStore, PiiPart, RetentionStore,
+    SealedPii, Store, StoreError,
 };
 use crate::crypto::envelope::WrappedKey;
 
@@ -90,6 +90,15 @@ impl RetentionStore for FailingStore {
         self.gate()?;
         self.inner.erase_account(account_id, principal, now_unix).await
     }
+    async fn withdraw_biometrics(
+        &self,
+        account_id: &str,
+        principal: Option<&str>,
+        now_unix: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.gate()?;
+        self.inner.withdraw_biometrics(account_id, principal, now_unix).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -126,12 +135,18 @@ impl KeyMaintenance for FailingStore {
         &self,
         kek_id: &str,
         limit: usize,
-    ) -> Result<Vec<(String, WrappedKey)>, StoreError> {
+    ) -> Result<Vec<(String, PiiPart, WrappedKey)>, StoreError> {
         self.gate()?;
         self.inner.wrapped_keys_not_under(kek_id, limit).await
     }
-    async fn replace_wrapped_key(&self, case_id: &str, old: &WrappedKey, new: WrappedKey) -> Result<bool, StoreError> {
+    async fn replace_wrapped_key(
+        &self,
+        case_id: &str,
+        part: PiiPart,
+        old: &WrappedKey,
+        new: WrappedKey,
+    ) -> Result<bool, StoreError> {
         self.gate()?;
-        self.inner.replace_wrapped_key(case_id, old, new).await
+        self.inner.replace_wrapped_key(case_id, part, old, new).await
     }
 }

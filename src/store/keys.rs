@@ -5,18 +5,28 @@
 //! re-wrapping happen in the use case. Must never see an unwrapped data key, and never touch a sealed
 //! body.
 
+use super::PiiPart;
 use super::StoreError;
 use crate::crypto::envelope::WrappedKey;
 
 /// Finding and replacing wrapped data keys.
 #[async_trait::async_trait]
 pub trait KeyMaintenance: Send + Sync + 'static {
-    /// Pending cases whose data key is wrapped by a KEK other than `kek_id` (for re-wrapping), at most
-    /// `limit`.
-    async fn wrapped_keys_not_under(&self, kek_id: &str, limit: usize)
-    -> Result<Vec<(String, WrappedKey)>, StoreError>;
+    /// Data keys of pending cases (each part: identity and face) wrapped by a KEK other than `kek_id`
+    /// (for re-wrapping), at most `limit`.
+    async fn wrapped_keys_not_under(
+        &self,
+        kek_id: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, PiiPart, WrappedKey)>, StoreError>;
 
-    /// Replaces a case's wrapped data key if it is still `old` (compare-and-set). `false` if the case
-    /// or its data is gone or the key changed meanwhile.
-    async fn replace_wrapped_key(&self, case_id: &str, old: &WrappedKey, new: WrappedKey) -> Result<bool, StoreError>;
+    /// Replaces the wrapped data key of a case's `part` if it is still `old` (compare-and-set).
+    /// `false` if the case or that part is gone or the key changed meanwhile.
+    async fn replace_wrapped_key(
+        &self,
+        case_id: &str,
+        part: PiiPart,
+        old: &WrappedKey,
+        new: WrappedKey,
+    ) -> Result<bool, StoreError>;
 }

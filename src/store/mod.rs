@@ -21,8 +21,10 @@
 //!   personal data;
 //! - the idempotency index `(account_id, request_id) → case`, so a retried request gets the same answer
 //!   and never calls a provider twice;
-//! - for a case pending review only, its personal data sealed under a per-case data key
-//!   ([`SealedPii`]); destroyed when the case reaches a final status or its retention ends.
+//! - for a case pending review only, its personal data sealed under per-case data keys
+//!   ([`SealedPii`]): the identity material under one, the face under another ([`PiiPart`]), in
+//!   separate values; both destroyed when the case reaches a final status or its retention ends, and
+//!   the face alone when biometric consent is withdrawn.
 //!
 //! A store never sees plaintext personal data, never decides anything, and never talks gRPC.
 
@@ -39,7 +41,7 @@ mod review;
 pub mod setup;
 
 pub use audit::{AuditAction, AuditEvent, AuditLog};
-pub use cases::{Begin, CaseRecord, CaseStatus, CaseStore, Finish, SealedPii};
+pub use cases::{Begin, CaseRecord, CaseStatus, CaseStore, Finish, PiiPart, SealedPii, SealedValue};
 pub use keys::KeyMaintenance;
 pub use limits::{AnchorClaim, LimitStore};
 pub use retention::RetentionStore;

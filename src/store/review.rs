@@ -119,8 +119,10 @@ pub trait ReviewQueue: Send + Sync + 'static {
     /// The review state of a case (`None` if it is not, or no longer, queued).
     async fn review_state(&self, case_id: &str) -> Result<Option<ReviewState>, StoreError>;
 
-    /// Replaces a pending case's sealed data with `pii` (the material with a supplement merged in) if
-    /// its wrapped key is still `expected` and `request_id` was not applied before. Returns `false`
+    /// Replaces a pending case's sealed identity material with `pii` (the material with a supplement
+    /// merged in) if its wrapped key is still `expected` and `request_id` was not applied before. The
+    /// case's face is kept as it is unless `pii` carries one (a record written before faces were kept
+    /// apart, split on its first supplement), which is then stored apart with the same lifetime. Returns `false`
     /// when the request was applied already (an idempotent retry).
     async fn apply_supplement(
         &self,

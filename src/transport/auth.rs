@@ -63,6 +63,7 @@ pub enum Rpc {
     WatchVerification,
     SubmitSupplement,
     EraseSubject,
+    WithdrawConsent,
     RegisterReviewerKey,
     ClaimNext,
     SubmitDecision,
@@ -72,13 +73,14 @@ pub enum Rpc {
 }
 
 impl Rpc {
-    pub const ALL: [Rpc; 12] = [
+    pub const ALL: [Rpc; 13] = [
         Rpc::GetSealingKey,
         Rpc::Verify,
         Rpc::GetVerification,
         Rpc::WatchVerification,
         Rpc::SubmitSupplement,
         Rpc::EraseSubject,
+        Rpc::WithdrawConsent,
         Rpc::RegisterReviewerKey,
         Rpc::ClaimNext,
         Rpc::SubmitDecision,
@@ -92,9 +94,13 @@ impl Rpc {
 pub fn allowed_roles(rpc: Rpc) -> &'static [Role] {
     use Role::*;
     match rpc {
-        Rpc::GetSealingKey | Rpc::Verify | Rpc::GetVerification | Rpc::WatchVerification | Rpc::SubmitSupplement => {
-            &[Onboarding]
-        }
+        // Consent is withdrawn through the app the applicant gave it in: its onboarding backend.
+        Rpc::GetSealingKey
+        | Rpc::Verify
+        | Rpc::GetVerification
+        | Rpc::WatchVerification
+        | Rpc::SubmitSupplement
+        | Rpc::WithdrawConsent => &[Onboarding],
         Rpc::EraseSubject => &[Onboarding, Admin],
         Rpc::RegisterReviewerKey | Rpc::ClaimNext | Rpc::SubmitDecision | Rpc::ReleaseCase => &[Reviewer],
         // Queue figures are operational data: reviewers and operators both need them.

@@ -88,6 +88,8 @@ error_reasons! {
     /// The case needs storing for review, but no key-encryption key may wrap now (every KEK's
     /// epoch is over): nothing was stored (`UNAVAILABLE`; retry once the operator has rotated).
     KekUnavailable => "KEK_UNAVAILABLE",
+    /// A consent withdrawal without a known scope (`INVALID_ARGUMENT`).
+    ConsentScopeInvalid => "CONSENT_SCOPE_INVALID",
 }
 
 impl ErrorReason {
@@ -163,6 +165,8 @@ mod tests {
         "BIOMETRIC_CONSENT_INVALID",
         // README, "Key epochs and destruction"
         "KEK_UNAVAILABLE",
+        // README, API additions (consent withdrawal)
+        "CONSENT_SCOPE_INVALID",
     ];
 
     /// Reasons the gateway answers with that the documentation does not name (yet). A new reason

@@ -13,6 +13,7 @@ use super::errors;
 use super::reasons::ErrorReason;
 use crate::audit::AuditTrail;
 use crate::clock::Clock;
+use crate::consent::{ConsentWithdrawal, WithdrawalScope};
 use crate::crypto::live::Live;
 use crate::crypto::sealing::{Context, SealingKeyring};
 use crate::domain::{AccountId, IdentityFields, Purpose, Reason, RequestId, VerificationId};
@@ -35,6 +36,8 @@ pub struct App {
     pub supplements: Arc<Supplements>,
     /// Erasure on request.
     pub erasure: Arc<Erasure>,
+    /// Withdrawal of consent (all, or only the biometric part).
+    pub consent: Arc<ConsentWithdrawal>,
     /// The audit trail operators list.
     pub audit: AuditTrail,
     /// Replaced by a key reload (SIGHUP); a call uses the keyring current when it looks.
@@ -359,6 +362,35 @@ impl pb::verification_service_server::VerificationService for VerificationServic
             .map_err(errors::store_error)?;
         self.app.instruments.erased(u64::from(cases_erased));
         Ok(Response::new(pb::EraseSubjectResponse { cases_erased }))
+    }
+
+    async fn withdraw_consent(
+        &self,
+        request: Request<pb::WithdrawConsentRequest>,
+    ) -> Result<Response<pb::WithdrawConsentResponse>, Status> {
+        let caller = authorize(&request, Rpc::WithdrawConsent)?;
+        let request = request.into_inner();
+        let account_id = AccountId::parse(&request.account_id).map_err(|r| errors::refusal(&r))?;
+        let scope = match pb::ConsentScope::try_from(request.scope) {
+            Ok(pb::ConsentScope::All) => WithdrawalScope::All,
+            Ok(pb::ConsentScope::BiometricOnly) => WithdrawalScope::BiometricOnly,
+            _ => {
+                return Err(errors::invalid(
+                    ErrorReason::ConsentScopeInvalid,
+                    "scope must be CONSENT_SCOPE_ALL or CONSENT_SCOPE_BIOMETRIC_ONLY",
+                ));
+            }
+        };
+        let cases_changed = self
+            .app
+            .consent
+            .withdraw(&caller.principal, &account_id, scope)
+            .await
+            .map_err(errors::store_error)?;
+        if scope == WithdrawalScope::All {
+            self.app.instruments.erased(u64::from(cases_changed));
+        }
+        Ok(Response::new(pb::WithdrawConsentResponse { cases_changed }))
     }
 }
 

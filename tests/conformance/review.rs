@@ -12,7 +12,8 @@ use futures_util::StreamExt;
 use idgate::crypto::envelope::{Body, WrappedKey};
 use idgate::domain::{AccountId, CaseRefusal, Purpose, RequestId, ReviewReason};
 use idgate::store::{
-    CaseRecord, CaseStatus, Finish, QueueStats, ReviewError, ReviewQueue, ReviewVerdict, SealedPii, Store, StoreError,
+    CaseRecord, CaseStatus, Finish, PiiPart, QueueStats, ReviewError, ReviewQueue, ReviewVerdict, SealedPii,
+    SealedValue, Store, StoreError,
 };
 
 use crate::FullStore;
@@ -105,6 +106,18 @@ impl Backend {
 /// Distinct sealed data per `n` (only sealed bytes ever reach a store).
 fn pii(n: u8) -> SealedPii {
     SealedPii {
+        face: Some(SealedValue {
+            wrapped_key: WrappedKey {
+                kek_id: "kek-1".into(),
+                bytes: vec![n.wrapping_add(100); 72],
+            },
+            body: Body {
+                version: 1,
+                commitment: [n.wrapping_add(100); 32],
+                nonce: [5; 24],
+                ciphertext: vec![6; 64],
+            },
+        }),
         wrapped_key: WrappedKey {
             kek_id: "kek-1".into(),
             bytes: vec![n; 72],
@@ -591,8 +604,196 @@ async fn reviewer_keys_are_bound_to_principals(b: Backend) {
     assert_eq!(q.reviewer_key("rev-2").await.unwrap(), Some([2; 32]));
 }
 
+/// How many face keys of `id` the store holds (listed under any KEK).
+async fn face_keys(b: &Backend, id: &str) -> usize {
+    b.store
+        .wrapped_keys_not_under("kek-none", 100)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|(case, part, _)| case == id && *part == PiiPart::Face)
+        .count()
+}
+
+/// The face is needed until the last decision: a first approval of two keeps it (and the next
+/// claim hands it out); the decision that ends the case destroys it in the same step as the status.
+async fn the_deciding_step_destroys_the_face_with_the_status(b: Backend) {
+    b.queue_case("vf_a", "acct-1", Purpose::Anchor, NOW).await;
+    b.queue_case("vf_b", "acct-1", Purpose::Radio, NOW + 1).await;
+    let claim = b
+        .queue
+        .claim_next("rev-1", NOW + 2, NOW + 2 + LEASE, true, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claim.case.id, "vf_a");
+    assert_eq!(
+        claim.pii.face,
+        pii(1).face,
+        "the face is handed out with the identity material"
+    );
+    assert_eq!(
+        b.decide("vf_a", "rev-1", ReviewVerdict::Approve, 2, NOW + 3).await,
+        CaseStatus::PendingReview
+    );
+    assert_eq!(
+        b.store.sealed_pii("vf_a").await.unwrap().and_then(|p| p.face),
+        pii(1).face,
+        "a first approval alone does not end the need for the face"
+    );
+    assert_eq!(face_keys(&b, "vf_a").await, 1);
+    let claim = b
+        .queue
+        .claim_next("rev-2", NOW + 4, NOW + 4 + LEASE, true, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((claim.case.id.as_str(), claim.pii.face.is_some()), ("vf_a", true));
+    let record = b
+        .queue
+        .decide("vf_a", "rev-2", ReviewVerdict::Approve, 2, None, NOW + 5)
+        .await
+        .unwrap();
+    assert_eq!(record.status, CaseStatus::Verified);
+    assert_eq!(face_keys(&b, "vf_a").await, 0, "the face went with the status change");
+    assert!(b.store.sealed_pii("vf_a").await.unwrap().is_none());
+    // A rejection too.
+    assert_eq!(face_keys(&b, "vf_b").await, 1);
+    assert_eq!(b.claim("rev-3", NOW + 6).await.as_deref(), Some("vf_b"));
+    assert_eq!(
+        b.decide("vf_b", "rev-3", ReviewVerdict::Reject, 1, NOW + 7).await,
+        CaseStatus::NotVerified
+    );
+    assert_eq!(face_keys(&b, "vf_b").await, 0);
+    assert!(
+        b.store
+            .wrapped_keys_not_under("kek-none", 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Withdrawal of biometric consent: the account's pending cases lose their faces (and only those)
+/// and go on as document-review cases; approvals and a live lease given with the face are void.
+async fn withdrawing_biometric_consent_destroys_only_the_faces(b: Backend) {
+    b.queue_case("vf_a", "acct-1", Purpose::Anchor, NOW).await;
+    b.queue_case("vf_b", "acct-2", Purpose::Anchor, NOW + 1).await;
+    let processing = CaseRecord::processing(
+        "vf_p",
+        AccountId::parse("acct-1").unwrap(),
+        RequestId::parse("req-vf_p").unwrap(),
+        "onboarding-dev",
+        Purpose::Anchor,
+        "fp",
+        NOW,
+        NOW + 30,
+    );
+    b.store.begin(processing, NOW).await.unwrap();
+    assert_eq!(
+        b.claim_with("rev-1", NOW + 2, true, false).await.as_deref(),
+        Some("vf_a")
+    );
+    assert_eq!(
+        b.decide("vf_a", "rev-1", ReviewVerdict::Approve, 2, NOW + 3).await,
+        CaseStatus::PendingReview
+    );
+    assert_eq!(
+        b.claim_with("rev-2", NOW + 4, true, false).await.as_deref(),
+        Some("vf_a")
+    );
+
+    assert_eq!(
+        b.store
+            .withdraw_biometrics("acct-1", Some("another-client"), NOW + 5)
+            .await
+            .unwrap(),
+        Vec::<String>::new(),
+        "only the principal's own cases"
+    );
+    assert_eq!(
+        b.store.withdraw_biometrics("acct-1", None, NOW + 5).await.unwrap(),
+        ["vf_a", "vf_p"],
+        "the pending case, and the one being processed (marked)"
+    );
+    let sealed = b
+        .store
+        .sealed_pii("vf_a")
+        .await
+        .unwrap()
+        .expect("identity material kept");
+    assert_eq!(
+        (sealed.wrapped_key, sealed.body, sealed.face),
+        (pii(1).wrapped_key, pii(1).body, None)
+    );
+    assert_eq!(face_keys(&b, "vf_a").await, 0);
+    let record = b.store.get("vf_a").await.unwrap().unwrap();
+    assert_eq!(
+        (record.status, record.review_reason),
+        (CaseStatus::PendingReview, Some(ReviewReason::DocumentReviewRequested))
+    );
+    let state = b.queue.review_state("vf_a").await.unwrap().unwrap();
+    assert!(state.approvals.is_empty(), "an approval given with the face is void");
+    assert!(
+        state.lease.is_none(),
+        "so is the lease of a reviewer who holds the face"
+    );
+    assert!(matches!(
+        b.queue
+            .decide("vf_a", "rev-2", ReviewVerdict::Approve, 2, None, NOW + 6)
+            .await,
+        Err(ReviewError::LeaseExpired)
+    ));
+    // Another account's face and a case still processing are not touched.
+    assert_eq!(b.store.sealed_pii("vf_b").await.unwrap(), Some(pii(1)));
+    assert_eq!(b.status("vf_p").await, CaseStatus::Processing);
+    assert_eq!(
+        b.store.withdraw_biometrics("acct-1", None, NOW + 6).await.unwrap(),
+        Vec::<String>::new(),
+        "nothing left to change"
+    );
+    // The case being processed when consent was withdrawn keeps no face if it goes to review.
+    let finish = Finish {
+        status: CaseStatus::PendingReview,
+        provider: Some("p".into()),
+        refusal: None,
+        pii: Some((pii(3), NOW + PII_TTL)),
+        anchor: None,
+        review_reason: Some(ReviewReason::ProviderCannotDecide),
+    };
+    let record = b.store.finish("vf_p", finish, NOW + 6).await.unwrap();
+    assert_eq!(
+        (record.status, record.review_reason),
+        (CaseStatus::PendingReview, Some(ReviewReason::DocumentReviewRequested))
+    );
+    let sealed = b
+        .store
+        .sealed_pii("vf_p")
+        .await
+        .unwrap()
+        .expect("identity material kept");
+    assert_eq!((sealed.wrapped_key, sealed.face), (pii(3).wrapped_key, None));
+    assert_eq!(face_keys(&b, "vf_p").await, 0);
+    // The case is reviewable on the document path and decided from it.
+    let claim = b
+        .queue
+        .claim_next("rev-3", NOW + 7, NOW + 7 + LEASE, true, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claim.case.id, "vf_a");
+    assert_eq!(claim.case.review_reason, Some(ReviewReason::DocumentReviewRequested));
+    assert!(claim.pii.face.is_none());
+    assert_eq!(
+        b.decide("vf_a", "rev-3", ReviewVerdict::Approve, 1, NOW + 8).await,
+        CaseStatus::Verified
+    );
+}
+
 on_every_backend!(
     adapt Backend::of;
+    the_deciding_step_destroys_the_face_with_the_status,
+    withdrawing_biometric_consent_destroys_only_the_faces,
     oldest_first,
     a_case_is_claimed_exactly_once_under_contention,
     an_expired_lease_returns_the_case,

@@ -370,7 +370,7 @@ impl RedisCluster {
 /// by `SCRIPT LOAD` on `NOSCRIPT` (`EVAL` is the client's fallback); The client's greeting `CLIENT SETINFO`
 /// (Redis 7.2+) may be refused: the client ignores that.
 pub const GATEWAY_COMMANDS: &str = "-@all +ping +evalsha +eval +script|load \
-     +get +set +del +mget +expire +pexpire +exists +incr \
+     +get +set +del +mget +expire +pexpire +pttl +exists +incr \
      +hgetall +hget +hmget +hset +hdel +hexists +sadd +srem +smembers +zadd +zrange +zrem \
      +xadd +xack +xautoclaim +xclaim +xdel +xgroup|create +xrange +xreadgroup +xpending";
 

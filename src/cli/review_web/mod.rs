@@ -599,6 +599,9 @@ struct CaseView<'a> {
     phone: &'a str,
     /// In slot order: the image URL, or `None` when not supplied.
     images: Vec<Option<String>>,
+    /// Shown in place of the face when the case holds none (document review, or biometric consent
+    /// withdrawn: the face was destroyed); empty when it holds one.
+    face_note: &'static str,
 }
 
 #[derive(Serialize)]
@@ -645,8 +648,12 @@ fn case_view(case: &OpenCase) -> CaseView<'_> {
                     .map(|_| format!("/case/{}/image/{slot}?n={}", case.case_id, case.nonce))
             })
             .collect(),
+        face_note: if case.images[0].is_some() { "" } else { NO_FACE_NOTE },
     }
 }
+
+/// What the console says where the face would be when the case holds none.
+pub const NO_FACE_NOTE: &str = "(no face: document review; decide from the ID card and handheld photos)";
 
 async fn state(State(console): State<Arc<Console>>) -> Response {
     let mut review = console.review_client();

@@ -40,6 +40,7 @@ impl CaseStore for MemoryStore {
                 review: None,
                 queue_order: 0,
                 changes,
+                face_withdrawn: false,
             },
         );
         Ok(Begin::Started(record))
@@ -80,8 +81,13 @@ impl CaseStore for MemoryStore {
         };
         entry.record.status = status;
         match (status, finish.pii) {
-            (CaseStatus::PendingReview, Some((pii, expires_at))) => {
+            (CaseStatus::PendingReview, Some((mut pii, expires_at))) => {
                 entry.record.review_reason = finish.review_reason;
+                if entry.face_withdrawn {
+                    // Biometric consent withdrawn meanwhile: the face is not kept.
+                    pii.face = None;
+                    entry.record.review_reason = Some(crate::domain::ReviewReason::DocumentReviewRequested);
+                }
                 entry.pii = Some(pii);
                 entry.record.pii_expires_at_unix = Some(expires_at);
                 entry.review = Some(ReviewState {

@@ -32,6 +32,9 @@ struct Entry {
     queue_order: u64,
     /// Tells watchers about every change of `record`.
     changes: watch::Sender<CaseRecord>,
+    /// The biometric consent was withdrawn while the case was being processed: if it goes to review,
+    /// it keeps no face and is a document-review case.
+    face_withdrawn: bool,
 }
 
 #[derive(Default)]

@@ -3,6 +3,7 @@
 
 use super::limits::WINDOW_KEEP_SECONDS;
 use super::{MemoryStore, end_pending};
+use crate::domain::ReviewReason;
 use crate::store::{CaseStatus, RetentionStore, StoreError};
 
 #[async_trait::async_trait]
@@ -76,5 +77,46 @@ impl RetentionStore for MemoryStore {
         }
         erased.sort();
         Ok(erased)
+    }
+
+    async fn withdraw_biometrics(
+        &self,
+        account_id: &str,
+        principal: Option<&str>,
+        now_unix: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut state = self.lock()?;
+        let mut changed = Vec::new();
+        for entry in state.cases.values_mut() {
+            let record = &mut entry.record;
+            if record.account_id.as_str() != account_id || principal.is_some_and(|p| p != record.principal) {
+                continue;
+            }
+            if record.status == CaseStatus::Processing && !record.erase_requested {
+                // Its face may be with a provider (not recalled); it is not kept if the case goes to review.
+                if !entry.face_withdrawn {
+                    entry.face_withdrawn = true;
+                    changed.push(record.id.clone());
+                }
+                continue;
+            }
+            if record.status != CaseStatus::PendingReview {
+                continue;
+            }
+            let had_face = entry.pii.as_mut().is_some_and(|pii| pii.face.take().is_some());
+            if !had_face && record.review_reason == Some(ReviewReason::DocumentReviewRequested) {
+                continue;
+            }
+            record.review_reason = Some(ReviewReason::DocumentReviewRequested);
+            record.updated_at_unix = now_unix;
+            if let Some(review) = entry.review.as_mut() {
+                review.approvals.clear();
+                review.lease = None;
+            }
+            changed.push(record.id.clone());
+            super::publish(entry);
+        }
+        changed.sort();
+        Ok(changed)
     }
 }

@@ -178,7 +178,12 @@ impl ReviewQueue for MemoryStore {
         if &current.wrapped_key != expected {
             return Err(ReviewError::Store(StoreError::Conflict));
         }
-        *current = pii;
+        // The supplement re-seals the identity material only; the face keeps its own key.
+        current.wrapped_key = pii.wrapped_key;
+        current.body = pii.body;
+        if pii.face.is_some() {
+            current.face = pii.face;
+        }
         review.supplement_requests.push(request_id.to_owned());
         review.supplement_complete |= complete;
         entry.record.updated_at_unix = entry.record.updated_at_unix.max(review.queued_at_unix);

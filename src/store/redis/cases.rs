@@ -11,9 +11,8 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use redis::Script;
 
-use super::record::{decode_wrapped_key, encode_record, encode_wrapped_key, mac_after};
+use super::record::{decode_sealed_value, encode_record, encode_sealed_value, encode_wrapped_key, mac_after};
 use super::{RedisStore, Reply, corrupt};
-use crate::crypto::envelope::Body;
 use crate::domain::{CaseRefusal, ReviewReason};
 use crate::store::{Begin, CaseRecord, CaseStatus, CaseStore, Finish, SealedPii, StoreError};
 
@@ -169,6 +168,7 @@ impl CaseStore for RedisStore {
             (CaseStatus::PendingReview, Some((pii, expires_at))) => Some((pii, expires_at)),
             _ => None,
         };
+        let (face_key, face_body) = encode_sealed_value(pii.as_ref().and_then(|(pii, _)| pii.face.as_ref()))?;
         let (expires_at, ttl_ms, key, body) = match &pii {
             Some((pii, expires_at)) => {
                 let ttl_ms = expires_at.saturating_sub(now_unix).saturating_mul(1000);
@@ -220,6 +220,9 @@ impl CaseStore for RedisStore {
                     erased_mac.as_bytes(),
                     anchor_index.as_bytes(),
                     review_reason.as_bytes(),
+                    &face_key,
+                    &face_body,
+                    ReviewReason::DocumentReviewRequested.code().as_bytes(),
                 ],
             )
             .await?;
@@ -294,17 +297,26 @@ impl CaseStore for RedisStore {
     async fn sealed_pii(&self, id: &str) -> Result<Option<SealedPii>, StoreError> {
         const OP: &str = "sealed_pii";
         let keys = &self.inner.keys;
-        // Both keys share the case's slot, so one MGET reads them together.
-        let (key, body): (Option<Vec<u8>>, Option<Vec<u8>>) = self
-            .query(OP, redis::cmd("MGET").arg(keys.pii_key(id)).arg(keys.pii_body(id)))
+        // Every key shares the case's slot, so one MGET reads them together.
+        type Four = (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
+        let (key, body, face_key, face_body): Four = self
+            .query(
+                OP,
+                redis::cmd("MGET")
+                    .arg(keys.pii_key(id))
+                    .arg(keys.pii_body(id))
+                    .arg(keys.face_key(id))
+                    .arg(keys.face_body(id)),
+            )
             .await?;
-        match (key, body) {
-            (Some(key), Some(body)) => Ok(Some(SealedPii {
-                wrapped_key: decode_wrapped_key(OP, &key)?,
-                body: Body::from_bytes(&body).map_err(|_| corrupt(OP, "pii:body"))?,
-            })),
-            // Half gone means being shredded or expiring: the data is not usable.
-            _ => Ok(None),
-        }
+        // Half gone means being shredded or expiring: the data is not usable.
+        let Some(identity) = decode_sealed_value(OP, key, body)? else {
+            return Ok(None);
+        };
+        Ok(Some(SealedPii {
+            wrapped_key: identity.wrapped_key,
+            body: identity.body,
+            face: decode_sealed_value(OP, face_key, face_body)?,
+        }))
     }
 }

@@ -1,14 +1,16 @@
 -- Ends the provider phase; a case pending review gets its review hash (queued now, same TTL as
 -- its personal data). A case whose erasure was requested meanwhile ends `erased` with nothing kept.
--- KEYS: case, pii key, pii body, review.
+-- KEYS: case, pii key, pii body, review, face key, face body.
 -- ARGV: 1 status, 2 now, 3 record ttl (s), 4 is final, 5 provider?, 6 refusal?, 7 pii_exp?,
 -- 8 pii ttl (ms)?, 9 wrapped key, 10 body, 11 the tag read before (compare-and-set), 12 the new
--- tag, 13 the tag of the erased record, 14 anchor index?, 15 review reason? — `?` = empty string
--- for none.
+-- tag, 13 the tag of the erased record, 14 anchor index?, 15 review reason?, 16 the face's wrapped
+-- key?, 17 the face's body?, 18 the document-review reason code — `?` = empty string for none.
+-- A case whose biometric consent was withdrawn while processing (`nobio`) keeps no face and, if
+-- pending, is a document-review case.
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
 if redis.call('HGET', KEYS[1], 'status') ~= 'processing' then return {'conflict'} end
 if redis.call('HGET', KEYS[1], 'mac') ~= ARGV[11] then return {'conflict'} end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 redis.call('HDEL', KEYS[1], 'pii_exp', 'refusal', 'anchor')
 if redis.call('HGET', KEYS[1], 'erase') == '1' then
   redis.call('HSET', KEYS[1], 'status', 'erased', 'updated', ARGV[2], 'status_at', ARGV[2], 'mac', ARGV[13])
@@ -21,11 +23,17 @@ if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'provider', ARGV[5]) else redi
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'refusal', ARGV[6]) end
 if ARGV[14] ~= '' then redis.call('HSET', KEYS[1], 'anchor', ARGV[14]) end
 if ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'why', ARGV[15]) end
+local no_face = redis.call('HGET', KEYS[1], 'nobio') == '1'
+if no_face and ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'why', ARGV[18]) end
 if ARGV[7] ~= '' then
   redis.call('HSET', KEYS[1], 'pii_exp', ARGV[7])
   if ARGV[8] ~= '' then
     redis.call('SET', KEYS[2], ARGV[9], 'PX', ARGV[8])
     redis.call('SET', KEYS[3], ARGV[10], 'PX', ARGV[8])
+    if ARGV[16] ~= '' and not no_face then
+      redis.call('SET', KEYS[5], ARGV[16], 'PX', ARGV[8])
+      redis.call('SET', KEYS[6], ARGV[17], 'PX', ARGV[8])
+    end
     redis.call('HSET', KEYS[4], 'queued', ARGV[2])
     redis.call('PEXPIRE', KEYS[4], ARGV[8])
   end

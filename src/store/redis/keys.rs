@@ -1,5 +1,6 @@
 //! [`KeyMaintenance`] on Redis: every case holding sealed data is in the expiry index, so the
-//! re-wrapping scan walks it; a key is replaced by compare-and-set in one script, keeping its TTL.
+//! re-wrapping scan walks it and reads both wrapped keys of each case (identity and face); a key is
+//! replaced by compare-and-set in one script, keeping its TTL.
 //!
 //! Script: `keys_replace_key.lua`.
 
@@ -10,7 +11,7 @@ use redis::Script;
 use super::record::{decode_wrapped_key, encode_wrapped_key};
 use super::{BATCH, RedisStore};
 use crate::crypto::envelope::WrappedKey;
-use crate::store::{KeyMaintenance, StoreError};
+use crate::store::{KeyMaintenance, PiiPart, StoreError};
 
 /// Replaces a wrapped data key if unchanged, keeping its TTL (`keys_replace_key.lua`).
 static REPLACE_KEY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("keys_replace_key.lua")));
@@ -21,7 +22,7 @@ impl KeyMaintenance for RedisStore {
         &self,
         kek_id: &str,
         limit: usize,
-    ) -> Result<Vec<(String, WrappedKey)>, StoreError> {
+    ) -> Result<Vec<(String, PiiPart, WrappedKey)>, StoreError> {
         const OP: &str = "wrapped_keys_not_under";
         let keys = &self.inner.keys;
         let mut found = Vec::new();
@@ -37,14 +38,18 @@ impl KeyMaintenance for RedisStore {
                         .arg(offset + BATCH - 1),
                 )
                 .await?;
-            for id in &ids {
-                let key: Option<Vec<u8>> = self.query(OP, redis::cmd("GET").arg(keys.pii_key(id))).await?;
-                if let Some(key) = key {
+            'cases: for id in &ids {
+                // Both wrapped keys share the case's slot: one MGET.
+                let (identity, face): (Option<Vec<u8>>, Option<Vec<u8>>) = self
+                    .query(OP, redis::cmd("MGET").arg(keys.pii_key(id)).arg(keys.face_key(id)))
+                    .await?;
+                for (part, key) in [(PiiPart::Identity, identity), (PiiPart::Face, face)] {
+                    let Some(key) = key else { continue };
                     let key = decode_wrapped_key(OP, &key)?;
                     if key.kek_id != kek_id {
-                        found.push((id.clone(), key));
+                        found.push((id.clone(), part, key));
                         if found.len() == limit {
-                            break;
+                            break 'cases;
                         }
                     }
                 }
@@ -57,12 +62,18 @@ impl KeyMaintenance for RedisStore {
         Ok(found)
     }
 
-    async fn replace_wrapped_key(&self, case_id: &str, old: &WrappedKey, new: WrappedKey) -> Result<bool, StoreError> {
-        let keys = &self.inner.keys;
+    async fn replace_wrapped_key(
+        &self,
+        case_id: &str,
+        part: PiiPart,
+        old: &WrappedKey,
+        new: WrappedKey,
+    ) -> Result<bool, StoreError> {
+        let (key, body) = self.inner.keys.part(case_id, part);
         let mut invocation = REPLACE_KEY.prepare_invoke();
         invocation
-            .key(keys.pii_key(case_id))
-            .key(keys.pii_body(case_id))
+            .key(key)
+            .key(body)
             .arg(encode_wrapped_key(old)?)
             .arg(encode_wrapped_key(&new)?);
         let replaced: i64 = self.eval("replace_wrapped_key", &invocation).await?;

@@ -12,8 +12,10 @@
 //! | key | type | holds | expires |
 //! |---|---|---|---|
 //! | `P:{<case>}:case` | hash | the [`CaseRecord`], no personal data (fields below) | record TTL after creation, again after a final status |
-//! | `P:{<case>}:pii:key` | string | the wrapped data key: `0x01 ‖ u16 BE len ‖ kek id ‖ wrapped bytes` | when the personal data is due |
-//! | `P:{<case>}:pii:body` | string | the sealed body ([`Body::to_bytes`](crate::crypto::envelope::Body::to_bytes)) | when the personal data is due |
+//! | `P:{<case>}:pii:key` | string | the wrapped data key of the identity material: `0x01 ‖ u16 BE len ‖ kek id ‖ wrapped bytes` | when the personal data is due |
+//! | `P:{<case>}:pii:body` | string | the sealed identity material ([`Body::to_bytes`](crate::crypto::envelope::Body::to_bytes); in a record written before faces were kept apart, the face too) | when the personal data is due |
+//! | `P:{<case>}:face:key` | string | the wrapped data key of the face (its own data key, same encoding) | when the personal data is due; deleted with the case's end, or alone when biometric consent is withdrawn |
+//! | `P:{<case>}:face:body` | string | the sealed face image | as `face:key` |
 //! | `P:idem:{<account>}:<request>` | string | the case id holding this request | record TTL, refreshed at a final status |
 //! | `P:acct:{<account>}` | set | ids of the account's cases (erasure index) | record TTL, refreshed on each new case |
 //! | `P:expiry` | zset | case id → `pii_expires_at_unix` (sweep index, re-wrapping index) | — (entries removed by `sweep`) |
@@ -29,7 +31,8 @@
 //! ([`Purpose::as_str`](crate::domain::Purpose::as_str)), `status` ([`CaseStatus::as_str`](crate::store::CaseStatus::as_str)), `created`, `updated`, `lease`,
 //! `status_at` (decimal unix seconds), `fp` (the keyed content fingerprint), `mac` (the integrity
 //! tag, see `record.rs`), and when present `provider`, `refusal`, `pii_exp`, `anchor` (the blind
-//! index a verified anchor case bound), `erase` (`1`: erasure arrived while processing), `why` (a
+//! index a verified anchor case bound), `erase` (`1`: erasure arrived while processing), `nobio` (`1`:
+//! the biometric consent was withdrawn while processing; no face is kept), `why` (a
 //! review reason code: why the case went to review). An absent
 //! optional field is `None`. A record whose tag does not verify is [`StoreError::Integrity`].
 //!
@@ -89,7 +92,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Script, ScriptInvocation, Value};
 
 use self::record::{decode_record, decode_record_tagged};
-use super::{CaseRecord, StoreError};
+use super::{CaseRecord, PiiPart, StoreError};
 use crate::crypto::blind_index::BlindIndexer;
 use crate::crypto::live::Live;
 
@@ -185,6 +188,19 @@ impl Keys {
     }
     fn pii_body(&self, id: &str) -> String {
         format!("{}:{{{id}}}:pii:body", self.prefix)
+    }
+    fn face_key(&self, id: &str) -> String {
+        format!("{}:{{{id}}}:face:key", self.prefix)
+    }
+    fn face_body(&self, id: &str) -> String {
+        format!("{}:{{{id}}}:face:body", self.prefix)
+    }
+    /// The wrapped-key and body keys of one sealed part of a case.
+    fn part(&self, id: &str, part: PiiPart) -> (String, String) {
+        match part {
+            PiiPart::Identity => (self.pii_key(id), self.pii_body(id)),
+            PiiPart::Face => (self.face_key(id), self.face_body(id)),
+        }
     }
     fn idem(&self, account_id: &str, request_id: &str) -> String {
         format!("{}:idem:{{{account_id}}}:{request_id}", self.prefix)
@@ -431,7 +447,8 @@ impl RedisStore {
         self.bounded(op, invocation.invoke_async(&mut connection)).await
     }
 
-    /// Runs a case script (`KEYS` = case, pii key, pii body, review) and splits its reply.
+    /// Runs a case script (`KEYS` = case, pii key, pii body, review, face key, face body) and splits
+    /// its reply.
     async fn case_script(
         &self,
         op: &'static str,
@@ -445,7 +462,9 @@ impl RedisStore {
             .key(keys.case(id))
             .key(keys.pii_key(id))
             .key(keys.pii_body(id))
-            .key(keys.review(id));
+            .key(keys.review(id))
+            .key(keys.face_key(id))
+            .key(keys.face_body(id));
         for arg in args {
             invocation.arg(*arg);
         }

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 
 use super::corrupt;
 use crate::crypto::blind_index::{BlindIndexer, IndexUse};
-use crate::crypto::envelope::WrappedKey;
+use crate::crypto::envelope::{Body, WrappedKey};
 use crate::domain::{AccountId, CaseRefusal, Purpose, RequestId, ReviewReason};
-use crate::store::{CaseRecord, CaseStatus, StoreError};
+use crate::store::{CaseRecord, CaseStatus, SealedValue, StoreError};
 
 /// Version of the case hash encoding (field `v`). Version 2 added the integrity tag (`mac`), the
 /// content fingerprint (`fp`), `status_at`, `anchor` and `erase`; a version-1 record has no tag and
@@ -285,6 +285,31 @@ pub(crate) fn decode_wrapped_key(op: &'static str, bytes: &[u8]) -> Result<Wrapp
         kek_id: String::from_utf8(id.to_vec()).map_err(|_| bad())?,
         bytes: wrapped.to_vec(),
     })
+}
+
+/// A sealed value as the two stored strings (wrapped key, body); two empty strings for none (what
+/// the scripts take as "no face").
+pub(crate) fn encode_sealed_value(value: Option<&SealedValue>) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
+    match value {
+        Some(value) => Ok((encode_wrapped_key(&value.wrapped_key)?, value.body.to_bytes())),
+        None => Ok((Vec::new(), Vec::new())),
+    }
+}
+
+/// A sealed value read as its wrapped key and body (`None` when either is absent or empty: a part
+/// half gone is being destroyed and is not usable).
+pub(crate) fn decode_sealed_value(
+    op: &'static str,
+    key: Option<Vec<u8>>,
+    body: Option<Vec<u8>>,
+) -> Result<Option<SealedValue>, StoreError> {
+    match (key, body) {
+        (Some(key), Some(body)) if !key.is_empty() && !body.is_empty() => Ok(Some(SealedValue {
+            wrapped_key: decode_wrapped_key(op, &key)?,
+            body: Body::from_bytes(&body).map_err(|_| corrupt(op, "body"))?,
+        })),
+        _ => Ok(None),
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use redis::Script;
 
 use super::record::mac_after;
 use super::{BATCH, RedisStore};
+use crate::domain::ReviewReason;
 use crate::store::{CaseStatus, RetentionStore, StoreError};
 
 /// Ends a pending case by expiry or erasure and destroys its personal data (`retention_shred.lua`).
@@ -17,6 +18,8 @@ static SHRED: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("rete
 /// Forgets a final case last changed before a time (`retention_forget.lua`).
 static FORGET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("retention_forget.lua")));
 /// Deletes a key if it still holds a value (`retention_delete_if_equal.lua`).
+/// Destroys one pending case's face on withdrawal of biometric consent (`retention_withdraw_face.lua`).
+static WITHDRAW_FACE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("retention_withdraw_face.lua")));
 static DELETE_IF_EQUAL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("retention_delete_if_equal.lua")));
 
 impl RedisStore {
@@ -212,6 +215,8 @@ impl RetentionStore for RedisStore {
                             redis::cmd("DEL")
                                 .arg(keys.pii_key(&id))
                                 .arg(keys.pii_body(&id))
+                                .arg(keys.face_key(&id))
+                                .arg(keys.face_body(&id))
                                 .arg(keys.review(&id)),
                         )
                         .await?;
@@ -271,5 +276,48 @@ impl RetentionStore for RedisStore {
         }
         self.zrem(OP, keys.expiry(), &erased).await?;
         Ok(erased)
+    }
+
+    async fn withdraw_biometrics(
+        &self,
+        account_id: &str,
+        principal: Option<&str>,
+        now_unix: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        const OP: &str = "withdraw_biometrics";
+        let mut ids: Vec<String> = self
+            .query(OP, redis::cmd("SMEMBERS").arg(self.inner.keys.account(account_id)))
+            .await?;
+        ids.sort();
+        let now = now_unix.to_string();
+        let reason = ReviewReason::DocumentReviewRequested.code();
+        let mut changed = Vec::new();
+        for id in ids {
+            // The script checks account, principal and status on the case itself (the index is not
+            // trusted).
+            let reply = self
+                .case_script(
+                    OP,
+                    &WITHDRAW_FACE,
+                    &id,
+                    &[
+                        account_id.as_bytes(),
+                        principal.unwrap_or("").as_bytes(),
+                        now.as_bytes(),
+                        reason.as_bytes(),
+                    ],
+                )
+                .await?;
+            match reply.status.as_str() {
+                "withdrawn" => {
+                    // A lease given while the face was there is gone: the entry is free for a claim.
+                    self.park_entry(OP, &reply.word(OP, 0)?).await?;
+                    changed.push(id);
+                }
+                "marked" => changed.push(id),
+                _ => {}
+            }
+        }
+        Ok(changed)
     }
 }

@@ -65,7 +65,9 @@ use std::sync::LazyLock;
 use futures_util::future::try_join_all;
 use redis::{Cmd, FromRedisValue, Script, Value};
 
-use super::record::{decode_record, decode_wrapped_key, encode_wrapped_key, mac_after};
+use super::record::{
+    decode_record, decode_sealed_value, decode_wrapped_key, encode_sealed_value, encode_wrapped_key, mac_after,
+};
 use super::{RedisStore, Reply, corrupt, unavailable};
 use crate::crypto::envelope::{Body, WrappedKey};
 use crate::domain::{CaseRefusal, Purpose};
@@ -336,7 +338,7 @@ impl RedisStore {
 
     /// Parks an entry on [`UNASSIGNED`], visible to the next claim at once. Unconditional: freeing
     /// an entry is always safe (the case script has the last word).
-    async fn park_entry(&self, op: &'static str, entry: &str) -> Result<(), StoreError> {
+    pub(super) async fn park_entry(&self, op: &'static str, entry: &str) -> Result<(), StoreError> {
         if entry.is_empty() {
             return Ok(());
         }
@@ -416,17 +418,20 @@ impl RedisStore {
             .await?;
         match reply.status.as_str() {
             "granted" => {
-                if reply.rest.len() < 2 {
+                if reply.rest.len() < 4 {
                     return Err(corrupt(OP, "reply"));
                 }
-                let mut parts = reply.rest.drain(..2);
-                let (Some(key), Some(body)) = (parts.next(), parts.next()) else {
+                let mut parts = reply.rest.drain(..4);
+                let (Some(key), Some(body), Some(face_key), Some(face_body)) =
+                    (parts.next(), parts.next(), parts.next(), parts.next())
+                else {
                     return Err(corrupt(OP, "reply"));
                 };
                 drop(parts);
                 let pii = SealedPii {
                     wrapped_key: decode_wrapped_key(OP, &key)?,
                     body: Body::from_bytes(&body).map_err(|_| corrupt(OP, "pii:body"))?,
+                    face: decode_sealed_value(OP, Some(face_key), Some(face_body))?,
                 };
                 let case = reply.record(&self.inner.record_keys.load(), OP, &case_id)?;
                 self.hide_entry(OP, &entry.id, reviewer, reviewer, now_unix).await?;
@@ -789,6 +794,7 @@ impl ReviewQueue for RedisStore {
         let expected = encode_wrapped_key(expected)?;
         let new_key = encode_wrapped_key(&pii.wrapped_key)?;
         let body = pii.body.to_bytes();
+        let (face_key, face_body) = encode_sealed_value(pii.face.as_ref())?;
         let reply = self
             .case_script(
                 OP,
@@ -800,6 +806,8 @@ impl ReviewQueue for RedisStore {
                     &new_key,
                     &body,
                     if complete { b"1" } else { b"0" },
+                    &face_key,
+                    &face_body,
                 ],
             )
             .await?;

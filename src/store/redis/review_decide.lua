@@ -1,4 +1,4 @@
--- Records a verdict under the caller's live lease. KEYS: case, pii key, pii body, review.
+-- Records a verdict under the caller's live lease. KEYS: case, pii key, pii body, review, face key, face body.
 -- ARGV: 1 reviewer, 2 `approve` | `reject`, 3 approvals required (>= 1), 4 now, 5 record ttl (s),
 -- 6 the case's tag read before (compare-and-set), 7 the tag if verified, 8 the tag if rejected,
 -- 9 the tag if refused by the anchor limit, 10 the refusal code if refused by the anchor limit
@@ -37,7 +37,7 @@ if ARGV[2] == 'approve' then
   end
 end
 -- The end of the case: crypto-shredding and out of the queue in one step.
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 redis.call('HDEL', KEYS[1], 'pii_exp')
 redis.call('HSET', KEYS[1], 'status', final, 'updated', ARGV[4], 'status_at', ARGV[4], 'mac', mac)
 redis.call('EXPIRE', KEYS[1], ARGV[5])

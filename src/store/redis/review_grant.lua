@@ -1,7 +1,8 @@
--- Leases the case to a reviewer if it is ready for them. KEYS: case, pii key, pii body, review.
+-- Leases the case to a reviewer if it is ready for them. KEYS: case, pii key, pii body, review, face key, face body.
 -- ARGV: reviewer, now, lease until, four-eyes (`1`/`0`), anchors need a supplement (`1`/`0`),
 -- the anchor purpose, the queue entry handed to the claimer.
--- Replies: `gone` | `held`, holder, lease start | `not_ready` | `granted`, pii key, pii body, case.
+-- Replies: `gone` | `held`, holder, lease start | `not_ready` | `granted`, pii key, pii body, face
+-- key, face body (both empty when the case holds no face), case.
 -- Runs after `review_lists.lua` (its helpers, e.g. `pending()`).
 if not pending() then return {'gone'} end
 local entry = redis.call('HGET', KEYS[4], 'entry')
@@ -29,4 +30,10 @@ if ARGV[5] == '1' and redis.call('HGET', KEYS[1], 'purpose') == ARGV[6]
 end
 if not has(claimed, ARGV[1]) then table.insert(claimed, ARGV[1]) end
 redis.call('HSET', KEYS[4], 'holder', ARGV[1], 'until', ARGV[3], 'leased', ARGV[2], 'claimed', enc(claimed))
-return {'granted', key, body, unpack(redis.call('HGETALL', KEYS[1]))}
+local face_key = redis.call('GET', KEYS[5])
+local face_body = redis.call('GET', KEYS[6])
+if not face_key or not face_body then
+  face_key = ''
+  face_body = ''
+end
+return {'granted', key, body, face_key, face_body, unpack(redis.call('HGETALL', KEYS[1]))}

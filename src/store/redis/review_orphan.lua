@@ -1,5 +1,5 @@
 -- Whether a pending case has no queue entry though queued before a time.
--- KEYS: case, pii key, pii body, review. ARGV: queued before. Replies: `no` | `orphan`.
+-- KEYS: case, pii key, pii body, review, face key, face body. ARGV: queued before. Replies: `no` | `orphan`.
 -- Runs after `review_lists.lua` (its helpers, e.g. `pending()`).
 if not pending() or redis.call('HEXISTS', KEYS[4], 'entry') == 1 then return {'no'} end
 local queued = tonumber(redis.call('HGET', KEYS[4], 'queued'))

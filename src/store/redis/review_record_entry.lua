@@ -1,4 +1,4 @@
--- Records a case's queue entry unless it has one. KEYS: case, pii key, pii body, review.
+-- Records a case's queue entry unless it has one. KEYS: case, pii key, pii body, review, face key, face body.
 -- ARGV: entry. Replies: `gone` | `has`, entry | `ok`.
 -- Runs after `review_lists.lua` (its helpers, e.g. `pending()`).
 if not pending() then return {'gone'} end

@@ -1,4 +1,4 @@
--- Gives a leased case back. KEYS: case, pii key, pii body, review. ARGV: reviewer, now.
+-- Gives a leased case back. KEYS: case, pii key, pii body, review, face key, face body. ARGV: reviewer, now.
 -- Replies: `not_pending` | `expired` | `foreign` | `released`, entry.
 -- Runs after `review_lists.lua` (its helpers, e.g. `pending()`).
 if not pending() then return {'not_pending'} end

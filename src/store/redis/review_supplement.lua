@@ -1,6 +1,7 @@
--- Replaces the sealed data with supplemented material (compare-and-set on the wrapped key,
--- idempotent by request id; TTLs kept). KEYS: case, pii key, pii body, review.
--- ARGV: request id, expected wrapped key, new wrapped key, new body, complete (`1`/`0`).
+-- Replaces the sealed identity material with supplemented material (the face keeps its own key) (compare-and-set on the wrapped key,
+-- idempotent by request id; TTLs kept). KEYS: case, pii key, pii body, review, face key, face body.
+-- ARGV: request id, expected wrapped key, new wrapped key, new body, complete (`1`/`0`), the face's
+-- wrapped key and body (empty: keep the face as it is).
 -- Replies: `not_pending` | `duplicate` | `conflict` | `applied`.
 -- Runs after `review_lists.lua` (its helpers, e.g. `pending()`).
 if not pending() then return {'not_pending'} end
@@ -11,6 +12,14 @@ if has(requests, ARGV[1]) then return {'duplicate'} end
 if current ~= ARGV[2] then return {'conflict'} end
 redis.call('SET', KEYS[2], ARGV[3], 'KEEPTTL')
 redis.call('SET', KEYS[3], ARGV[4], 'KEEPTTL')
+if ARGV[6] ~= '' then
+  -- A record written before faces were kept apart, split now: the face gets the material's lifetime.
+  local ttl = redis.call('PTTL', KEYS[2])
+  if ttl > 0 then
+    redis.call('SET', KEYS[5], ARGV[6], 'PX', ttl)
+    redis.call('SET', KEYS[6], ARGV[7], 'PX', ttl)
+  end
+end
 table.insert(requests, ARGV[1])
 redis.call('HSET', KEYS[4], 'supplements', enc(requests))
 if ARGV[5] == '1' then redis.call('HSET', KEYS[4], 'supplement', '1') end

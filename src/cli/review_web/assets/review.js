@@ -146,7 +146,9 @@
       figures.forEach((f, i) => {
         const img = f.querySelector('img');
         const url = c.images[i];
-        f.querySelector('.missing').hidden = !!url;
+        const missing = f.querySelector('.missing');
+        missing.hidden = !!url;
+        if (i === 0) missing.textContent = c.face_note || '(not supplied)';
         img.hidden = !url;
         if (url) img.src = url; else img.removeAttribute('src');
       });
