@@ -379,8 +379,8 @@ impl Verifier {
             Verdict::Review => {
                 let _sealing = tracing::info_span!("seal_at_rest").entered();
                 // Identity material and face under separate data keys, so the face can go alone.
-                let sealed = material::seal_applicant(&self.keks.load(), &case.id, &applicant)
-                    .map_err(VerifyError::sealing)?;
+                let sealed =
+                    material::seal_applicant(&self.keks.load(), &case.id, &applicant).map_err(VerifyError::sealing)?;
                 let expires_at = now + self.settings.pending_review_ttl.as_secs() as i64;
                 Finish {
                     status: CaseStatus::PendingReview,

@@ -23,6 +23,7 @@ use idgate::clock::{Clock, ManualClock, SystemClock};
 use idgate::crypto::envelope::{Kek, KekRing};
 use idgate::crypto::keyfile::{self, KeyKind};
 use idgate::gateway::{Gateway, Plan};
+use idgate::material;
 use idgate::pb;
 use idgate::store::redis::{RedisOptions, RedisStore};
 use idgate::store::{CaseStore, SealedPii};
@@ -84,7 +85,15 @@ async fn sealed(store: &RedisStore, cases: &[String]) -> Vec<(String, SealedPii)
 /// and each key file of every kind — its raw secret and (for KEKs) the key the gateway derives —
 /// under its own id and under the id the wrapped key names. Returns how many attempts opened it.
 fn openings(dir: &Path, clock: &ManualClock, case_id: &str, pii: &SealedPii) -> (usize, usize) {
-    let open = |ring: &KekRing| ring.open(case_id, "identity", &pii.wrapped_key, &pii.body).is_ok();
+    // Both parts a pending case holds: its identity material and (kept apart) its face.
+    let open = |ring: &KekRing| {
+        ring.open(case_id, material::PII_FIELD_IDENTITY, &pii.wrapped_key, &pii.body)
+            .is_ok()
+            || pii.face.as_ref().is_some_and(|face| {
+                ring.open(case_id, material::PII_FIELD_FACE, &face.wrapped_key, &face.body)
+                    .is_ok()
+            })
+    };
     let mut attempts = 0;
     let mut opened = 0;
     let mut attempt = |ok: bool| {
@@ -219,6 +228,11 @@ async fn a_backup_taken_while_a_case_was_pending_opens_nothing_once_its_kek_is_d
     assert_eq!(restored_pii.len(), 1);
     for (case_id, pii) in &restored_pii {
         assert_eq!(pii.wrapped_key.kek_id, first_kek.id);
+        let face = pii
+            .face
+            .as_ref()
+            .expect("the anchor case's face, kept apart, is in the backup too");
+        assert_eq!(face.wrapped_key.kek_id, first_kek.id);
         let (attempts, opened) = openings(&keys, &clock, case_id, pii);
         assert!(attempts >= 9, "the ring, and every key file each way: {attempts}");
         eprintln!(
