@@ -310,8 +310,9 @@ pub struct ReviewConfig {
     pub lease_seconds: u64,
     /// 1, or 2 for four-eyes.
     pub approvals_required: u8,
-    /// An ANCHOR case is offered to reviewers only once its supplement (ID card front, back,
-    /// handheld-ID photo) is complete.
+    /// An ANCHOR case is offered to reviewers only once its documents (ID card front, back,
+    /// handheld-ID photo; sealed in the request or supplemented) are all in. A document-review case
+    /// always waits for them, whatever this says.
     pub anchor_requires_supplement: bool,
 }
 

@@ -111,8 +111,7 @@ impl Supplements {
                 FaceUse::NotCompared
             };
         let merged = Applicant::check_on(record.purpose, &face, fields, self.clock.today_cst())?;
-        let complete =
-            merged.id_card_front().is_some() && merged.id_card_back().is_some() && merged.handheld_id_photo().is_some();
+        let complete = merged.has_all_documents();
         let sealed = material::seal_applicant(&self.keks.load(), case_id, &merged).map_err(|e| match e {
             crate::crypto::envelope::EnvelopeError::NoWrappingKek => SupplementError::NoWrappingKek,
             _ => SupplementError::Internal("sealing review material"),

@@ -387,6 +387,7 @@ impl Verifier {
                     provider,
                     pii: Some((sealed, expires_at)),
                     review_reason,
+                    documents_complete: applicant.has_all_documents(),
                     ..Finish::default()
                 }
             }

@@ -100,6 +100,7 @@ fn finish(status: CaseStatus, pii: SealedPii) -> Finish {
         pii: Some((pii, NOW + RETAIN)),
         anchor: None,
         review_reason: None,
+        documents_complete: false,
     }
 }
 

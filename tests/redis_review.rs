@@ -89,6 +89,7 @@ impl Fixture {
             pii: Some((pii, at + 3_600)),
             anchor: None,
             review_reason: None,
+            documents_complete: false,
         };
         self.store.finish(id, finish, at).await.unwrap();
     }

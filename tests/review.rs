@@ -856,9 +856,12 @@ async fn consent_withdrawal_end_to_end_on_redis() {
         .into_inner();
     assert_eq!(unknown.cases_changed, 0);
 
-    // The case is on the document path; a reviewer sees no face and still decides it.
+    // The case is on the document path: it waits for the ID card and handheld photos, then a
+    // reviewer sees no face and still decides it.
     let mut r1 = ReviewerConsole::open(&gw, "reviewer-1").await;
-    let claim = r1.claim().await.expect("still reviewable");
+    assert!(r1.claim().await.is_none(), "no documents yet: nothing to decide from");
+    supplement(&gw, &id, "withdraw-documents").await;
+    let claim = r1.claim().await.expect("reviewable with its documents");
     assert_eq!(claim.case_id, id);
     assert_eq!(claim.review_reason, "DOCUMENT_REVIEW_REQUESTED");
     let seen = r1.read(&claim);

@@ -154,6 +154,12 @@ impl Applicant {
     pub fn handheld_id_photo(&self) -> Option<&Image> {
         self.handheld_id_photo.as_ref()
     }
+
+    /// Whether the ID card front, back and handheld-ID photo are all here: what a reviewer needs to
+    /// decide an anchor case from documents.
+    pub fn has_all_documents(&self) -> bool {
+        self.id_card_front.is_some() && self.id_card_back.is_some() && self.handheld_id_photo.is_some()
+    }
 }
 
 /// Redacted: the PII fields print through their own redacted `Debug`.

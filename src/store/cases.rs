@@ -198,6 +198,9 @@ pub struct Finish {
     pub pii: Option<(SealedPii, i64)>,
     /// Only with `PendingReview`: why.
     pub review_reason: Option<ReviewReason>,
+    /// Only with `PendingReview`: the sealed material already holds the ID card front, back and
+    /// handheld photo, so the case needs no supplement before a reviewer may take it.
+    pub documents_complete: bool,
     /// Only with `Verified` for an anchor: the binding it needs. When the limit refuses it, the case
     /// ends `NotVerified` with refusal [`CaseRefusal::IdAccountLimit`] instead, in the
     /// same step.

@@ -84,8 +84,9 @@ pub trait ReviewQueue: Send + Sync + 'static {
 
     /// Leases the oldest ready case to `reviewer` until `lease_until_unix`. A case is ready when it is
     /// pending with its data held, nobody holds a live lease, `reviewer` has not approved it (nor,
-    /// with `four_eyes`, claimed it before), and — if `anchor_needs_supplement` — an anchor case's
-    /// supplement is complete. `None` when no case is ready.
+    /// with `four_eyes`, claimed it before), and its documents (ID card front, back, handheld photo;
+    /// sealed in the request or supplemented) are all in when it needs them: an anchor case if
+    /// `anchor_needs_supplement`, a document-review case always. `None` when no case is ready.
     async fn claim_next(
         &self,
         reviewer: &str,

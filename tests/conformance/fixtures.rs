@@ -37,6 +37,7 @@ pub fn finish(status: CaseStatus, with_pii: bool) -> Finish {
         pii: with_pii.then(|| (pii(), NOW + 100)),
         anchor: None,
         review_reason: None,
+        documents_complete: false,
     }
 }
 

@@ -45,6 +45,20 @@ impl Backend {
 
     /// Creates a case of `purpose` and finishes it into the review queue at `at`.
     async fn queue_case(&self, id: &str, account: &str, purpose: Purpose, at: i64) {
+        self.queue_case_as(id, account, purpose, at, ReviewReason::ProviderCannotDecide, false)
+            .await
+    }
+
+    /// As [`Self::queue_case`], for `reason`, with the documents sealed in the request or not.
+    async fn queue_case_as(
+        &self,
+        id: &str,
+        account: &str,
+        purpose: Purpose,
+        at: i64,
+        reason: ReviewReason,
+        documents_complete: bool,
+    ) {
         let record = CaseRecord::processing(
             id,
             AccountId::parse(account).unwrap(),
@@ -62,7 +76,8 @@ impl Backend {
             refusal: None,
             pii: Some((pii(1), at + PII_TTL)),
             anchor: None,
-            review_reason: Some(ReviewReason::ProviderCannotDecide),
+            review_reason: Some(reason),
+            documents_complete,
         };
         let record = self.store.finish(id, finish, at).await.unwrap();
         assert_eq!(record.status, CaseStatus::PendingReview);
@@ -350,6 +365,67 @@ async fn a_release_returns_the_case_at_once(b: Backend) {
         "at once, and still before the newer case"
     );
     assert_eq!(b.claim("rev-1", NOW + 3).await.as_deref(), Some("vf_b"));
+}
+
+/// An anchor case whose request already sealed the ID card front, back and handheld photo is ready
+/// at once: waiting for a supplement it does not need would leave it unreviewed until it expires.
+async fn documents_sealed_in_the_request_need_no_supplement(b: Backend) {
+    b.queue_case_as(
+        "vf_docs",
+        "acct-1",
+        Purpose::Anchor,
+        NOW,
+        ReviewReason::ProviderCannotDecide,
+        true,
+    )
+    .await;
+    assert_eq!(
+        b.claim_with("rev-1", NOW + 1, false, true).await.as_deref(),
+        Some("vf_docs")
+    );
+    assert!(
+        b.queue
+            .review_state("vf_docs")
+            .await
+            .unwrap()
+            .unwrap()
+            .supplement_complete
+    );
+}
+
+/// A document-review case (no face) waits for its documents even where anchors need no supplement:
+/// without a face they are all a reviewer decides from.
+async fn document_review_always_waits_for_its_documents(b: Backend) {
+    let doc = ReviewReason::DocumentReviewRequested;
+    b.queue_case_as("vf_bare", "acct-1", Purpose::Anchor, NOW, doc, false)
+        .await;
+    b.queue_case_as("vf_docs", "acct-1", Purpose::Anchor, NOW + 1, doc, true)
+        .await;
+    // Anchors need no supplement here (the last argument): only the document path waits.
+    let claim = |reviewer: &'static str, now: i64| {
+        let queue = b.queue.clone();
+        async move {
+            let claim = queue
+                .claim_next(reviewer, now, now + LEASE, false, false)
+                .await
+                .unwrap()?;
+            assert_eq!(claim.case.review_reason, Some(ReviewReason::DocumentReviewRequested));
+            Some(claim.case.id)
+        }
+    };
+    assert_eq!(
+        claim("rev-1", NOW + 2).await.as_deref(),
+        Some("vf_docs"),
+        "the older case has no documents yet"
+    );
+    assert_eq!(claim("rev-2", NOW + 2).await, None);
+    assert!(
+        b.queue
+            .apply_supplement("vf_bare", "s-1", &pii(1).wrapped_key, pii(2), true)
+            .await
+            .unwrap()
+    );
+    assert_eq!(claim("rev-2", NOW + 3).await.as_deref(), Some("vf_bare"));
 }
 
 async fn anchors_wait_for_their_supplement(b: Backend) {
@@ -760,6 +836,7 @@ async fn withdrawing_biometric_consent_destroys_only_the_faces(b: Backend) {
         pii: Some((pii(3), NOW + PII_TTL)),
         anchor: None,
         review_reason: Some(ReviewReason::ProviderCannotDecide),
+        documents_complete: false,
     };
     let record = b.store.finish("vf_p", finish, NOW + 6).await.unwrap();
     assert_eq!(
@@ -774,7 +851,19 @@ async fn withdrawing_biometric_consent_destroys_only_the_faces(b: Backend) {
         .expect("identity material kept");
     assert_eq!((sealed.wrapped_key, sealed.face), (pii(3).wrapped_key, None));
     assert_eq!(face_keys(&b, "vf_p").await, 0);
-    // The case is reviewable on the document path and decided from it.
+    // The case is reviewable on the document path, once its documents are in, and decided from them.
+    assert_eq!(
+        b.claim_with("rev-4", NOW + 7, true, false).await.as_deref(),
+        Some("vf_b"),
+        "without a face, the older case waits for its documents"
+    );
+    let documents = SealedPii { face: None, ..pii(4) };
+    assert!(
+        b.queue
+            .apply_supplement("vf_a", "s-1", &pii(1).wrapped_key, documents, true)
+            .await
+            .unwrap()
+    );
     let claim = b
         .queue
         .claim_next("rev-3", NOW + 7, NOW + 7 + LEASE, true, false)
@@ -803,6 +892,8 @@ on_every_backend!(
     a_rejection_ends_the_case_at_once,
     a_release_returns_the_case_at_once,
     anchors_wait_for_their_supplement,
+    documents_sealed_in_the_request_need_no_supplement,
+    document_review_always_waits_for_its_documents,
     without_gating_an_anchor_is_ready_at_once,
     retention_while_claimed_ends_the_case,
     erasure_while_claimed_ends_the_case,

@@ -92,6 +92,7 @@ impl CaseStore for MemoryStore {
                 entry.record.pii_expires_at_unix = Some(expires_at);
                 entry.review = Some(ReviewState {
                     queued_at_unix: now_unix,
+                    supplement_complete: finish.documents_complete,
                     ..ReviewState::default()
                 });
             }

@@ -65,9 +65,7 @@ impl ReviewQueue for MemoryStore {
                     .is_some_and(|l| crate::store::lease_holds(l.until_unix, now_unix, lease_until_unix))
                 && !review.approvals.iter().any(|r| r == reviewer)
                 && !(four_eyes && review.claimed_by.iter().any(|r| r == reviewer))
-                && !(anchor_needs_supplement
-                    && entry.record.purpose == crate::domain::Purpose::Anchor
-                    && !review.supplement_complete)
+                && (review.supplement_complete || !needs_documents(&entry.record, anchor_needs_supplement))
         };
         let oldest = state
             .cases
@@ -189,4 +187,12 @@ impl ReviewQueue for MemoryStore {
         entry.record.updated_at_unix = entry.record.updated_at_unix.max(review.queued_at_unix);
         Ok(true)
     }
+}
+
+/// Whether a case waits for the ID card front, back and handheld photo before a reviewer may take
+/// it: an anchor case when the configuration asks so, and a document-review case always (without a
+/// face, the documents are all a reviewer decides from).
+fn needs_documents(record: &crate::store::CaseRecord, anchor_needs_supplement: bool) -> bool {
+    (anchor_needs_supplement && record.purpose == crate::domain::Purpose::Anchor)
+        || record.review_reason == Some(crate::domain::ReviewReason::DocumentReviewRequested)
 }

@@ -223,6 +223,7 @@ impl CaseStore for RedisStore {
                     &face_key,
                     &face_body,
                     ReviewReason::DocumentReviewRequested.code().as_bytes(),
+                    if finish.documents_complete { b"1" } else { b"0" },
                 ],
             )
             .await?;

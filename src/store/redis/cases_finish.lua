@@ -4,7 +4,8 @@
 -- ARGV: 1 status, 2 now, 3 record ttl (s), 4 is final, 5 provider?, 6 refusal?, 7 pii_exp?,
 -- 8 pii ttl (ms)?, 9 wrapped key, 10 body, 11 the tag read before (compare-and-set), 12 the new
 -- tag, 13 the tag of the erased record, 14 anchor index?, 15 review reason?, 16 the face's wrapped
--- key?, 17 the face's body?, 18 the document-review reason code — `?` = empty string for none.
+-- key?, 17 the face's body?, 18 the document-review reason code, 19 the documents (ID card front,
+-- back, handheld photo) are all in the sealed material (`1`/`0`) — `?` = empty string for none.
 -- A case whose biometric consent was withdrawn while processing (`nobio`) keeps no face and, if
 -- pending, is a document-review case.
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
@@ -35,6 +36,7 @@ if ARGV[7] ~= '' then
       redis.call('SET', KEYS[6], ARGV[17], 'PX', ARGV[8])
     end
     redis.call('HSET', KEYS[4], 'queued', ARGV[2])
+    if ARGV[19] == '1' then redis.call('HSET', KEYS[4], 'supplement', '1') end
     redis.call('PEXPIRE', KEYS[4], ARGV[8])
   end
 end

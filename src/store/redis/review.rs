@@ -70,7 +70,7 @@ use super::record::{
 };
 use super::{RedisStore, Reply, corrupt, unavailable};
 use crate::crypto::envelope::{Body, WrappedKey};
-use crate::domain::{CaseRefusal, Purpose};
+use crate::domain::{CaseRefusal, Purpose, ReviewReason};
 use crate::store::{
     AnchorClaim, CaseRecord, CaseStatus, Claim, Lease, QueueStats, ReviewError, ReviewQueue, ReviewState,
     ReviewVerdict, SealedPii, StoreError,
@@ -413,6 +413,7 @@ impl RedisStore {
                     flag(anchor_needs_supplement),
                     Purpose::Anchor.as_str().as_bytes(),
                     entry.id.as_bytes(),
+                    ReviewReason::DocumentReviewRequested.code().as_bytes(),
                 ],
             )
             .await?;

@@ -1,6 +1,7 @@
 -- Leases the case to a reviewer if it is ready for them. KEYS: case, pii key, pii body, review, face key, face body.
 -- ARGV: reviewer, now, lease until, four-eyes (`1`/`0`), anchors need a supplement (`1`/`0`),
--- the anchor purpose, the queue entry handed to the claimer.
+-- the anchor purpose, the queue entry handed to the claimer, the document-review reason code (such a
+-- case always waits for its documents: without a face they are all a reviewer decides from).
 -- Replies: `gone` | `held`, holder, lease start | `not_ready` | `granted`, pii key, pii body, face
 -- key, face body (both empty when the case holds no face), case.
 -- Runs after `review_lists.lua` (its helpers, e.g. `pending()`).
@@ -24,8 +25,9 @@ end
 local claimed = list(redis.call('HGET', KEYS[4], 'claimed'))
 if has(list(redis.call('HGET', KEYS[4], 'approvals')), ARGV[1]) then return {'not_ready'} end
 if ARGV[4] == '1' and has(claimed, ARGV[1]) then return {'not_ready'} end
-if ARGV[5] == '1' and redis.call('HGET', KEYS[1], 'purpose') == ARGV[6]
-   and redis.call('HGET', KEYS[4], 'supplement') ~= '1' then
+local needs_documents = (ARGV[5] == '1' and redis.call('HGET', KEYS[1], 'purpose') == ARGV[6])
+  or redis.call('HGET', KEYS[1], 'why') == ARGV[8]
+if needs_documents and redis.call('HGET', KEYS[4], 'supplement') ~= '1' then
   return {'not_ready'}
 end
 if not has(claimed, ARGV[1]) then table.insert(claimed, ARGV[1]) end
