@@ -122,26 +122,31 @@ pub fn open_identity(keks: &KekRing, case_id: &str, pii: &SealedPii) -> Result<I
 }
 
 /// The review material of a case as one `IdentityPayload` encoding (what a reviewer receives): the
-/// identity material with the face put back in while the case still holds one. Reads both the split
-/// shape and a record written before the split (one envelope holding everything). Whether the result
-/// holds a face is returned with it.
+/// identity material with the face put back in while the case still holds one — unless `with_face`
+/// is false (a document-review case: the applicant chose it or withdrew biometric consent), when no
+/// face is handed out at all, not even one inside a record written before the split (one envelope
+/// holding everything; both shapes are read). Whether the result holds a face is returned with it.
 pub fn open_for_review(
     keks: &KekRing,
     case_id: &str,
     pii: &SealedPii,
+    with_face: bool,
 ) -> Result<(Zeroizing<Vec<u8>>, bool), EnvelopeError> {
     let plaintext = keks.open(case_id, PII_FIELD_IDENTITY, &pii.wrapped_key, &pii.body)?;
-    let Some(face) = &pii.face else {
-        let has_face = IdentityPayload::decode(plaintext.as_slice())
-            .map_err(|_| EnvelopeError::Open)?
-            .face_image
-            .is_empty();
-        return Ok((plaintext, !has_face));
-    };
     let mut payload = IdentityPayload::decode(plaintext.as_slice()).map_err(|_| EnvelopeError::Open)?;
+    let face = match (&pii.face, with_face) {
+        (_, false) => {
+            payload.face_image.zeroize();
+            None
+        }
+        // A record written before the split: its face is in the identity material.
+        (None, true) => return Ok((plaintext, !payload.face_image.is_empty())),
+        (Some(face), true) => Some(keks.open(case_id, PII_FIELD_FACE, &face.wrapped_key, &face.body)?),
+    };
     drop(plaintext);
-    let face = keks.open(case_id, PII_FIELD_FACE, &face.wrapped_key, &face.body)?;
-    payload.face_image = face.to_vec();
-    drop(face);
-    Ok((Zeroizing::new(payload.encode_to_vec()), true))
+    let has_face = face.is_some();
+    if let Some(face) = face {
+        payload.face_image = face.to_vec();
+    }
+    Ok((Zeroizing::new(payload.encode_to_vec()), has_face))
 }

@@ -179,8 +179,10 @@ impl ReviewDesk {
                 format!("lease_until={lease_until}"),
             )
             .await?;
-        // Identity material with the face put back in while the case still holds one.
-        let (plaintext, has_face) = material::open_for_review(&self.keks.load(), &case_id, &claim.pii)
+        // Identity material with the face put back in while the case still holds one; never a face
+        // for a document-review case (an older record may still hold one inside its identity part).
+        let with_face = claim.case.review_reason != Some(ReviewReason::DocumentReviewRequested);
+        let (plaintext, has_face) = material::open_for_review(&self.keks.load(), &case_id, &claim.pii, with_face)
             .map_err(|_| ReviewUseError::Internal("opening review material"))?;
         let sealed = sealing::seal(&key, &Context::review(&case_id, principal), &plaintext)
             .map_err(|_| ReviewUseError::Internal("sealing to the reviewer"))?;

@@ -684,11 +684,29 @@ mod tests {
                 .is_err()
         );
         // What a reviewer receives still holds everything.
-        let (combined, has_face) = material::open_for_review(&keks, id, &sealed).unwrap();
+        let (combined, has_face) = material::open_for_review(&keks, id, &sealed, true).unwrap();
         let combined = material::decode(&combined).unwrap();
         assert!(has_face);
         assert_eq!(combined.face_image, command("x", Purpose::Anchor).fields.face_image);
         assert_eq!(combined.id_number, fields.id_number);
+        // A document-review case hands out no face: neither the one kept apart, nor one inside a
+        // record written before the split (one envelope holding everything).
+        let (wrapped_key, body) = keks
+            .seal(id, material::PII_FIELD_IDENTITY, &material::encode_fields(&combined))
+            .unwrap();
+        let one_envelope = crate::store::SealedPii {
+            wrapped_key,
+            body,
+            face: None,
+        };
+        for shape in [&sealed, &one_envelope] {
+            let (documents_only, has_face) = material::open_for_review(&keks, id, shape, false).unwrap();
+            let documents_only = material::decode(&documents_only).unwrap();
+            assert!(!has_face && documents_only.face_image.is_empty());
+            assert_eq!(documents_only.id_number, fields.id_number);
+        }
+        let (old_view, has_face) = material::open_for_review(&keks, id, &one_envelope, true).unwrap();
+        assert!(has_face && !material::decode(&old_view).unwrap().face_image.is_empty());
 
         // Retention: after the limit the data is gone and the case expired.
         clock.advance(3_600);
