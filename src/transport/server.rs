@@ -21,6 +21,11 @@ use crate::pb;
 /// Largest request accepted: four 4 MiB images sealed, plus text and framing.
 pub const MAX_MESSAGE_BYTES: usize = 18 * 1024 * 1024;
 
+/// HTTP/2's own default stream window (RFC 9113 §6.9.2), instead of hyper's 1 MiB.
+pub const DEFAULT_STREAM_WINDOW_BYTES: u32 = 65_535;
+/// Request bytes one connection may have in flight: enough for a few faces being read at once.
+pub const DEFAULT_CONNECTION_WINDOW_BYTES: u32 = 1024 * 1024;
+
 /// Bounds on the work the server takes in (`[server]` in the configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -31,6 +36,13 @@ pub struct Limits {
     pub shed_retry_after: Duration,
     /// HTTP/2 streams one connection may have open at once.
     pub max_concurrent_streams: u32,
+    /// HTTP/2 initial flow-control window of each stream: how much of a request body a client may
+    /// send before the server has read any of it. Small, so that a `Verify` shed on its headers has
+    /// not already pulled its 200 KB face over TLS (see the README's performance section).
+    pub http2_stream_window_bytes: u32,
+    /// HTTP/2 flow-control window of a whole connection: request body bytes in flight over all its
+    /// streams.
+    pub http2_connection_window_bytes: u32,
     /// Largest request of the verification service (it carries sealed images).
     pub max_verification_message_bytes: usize,
     /// Largest request of the review and audit services (ids and keys only).
@@ -43,6 +55,8 @@ impl Default for Limits {
             max_in_flight_verify: 128,
             shed_retry_after: Duration::from_secs(1),
             max_concurrent_streams: 256,
+            http2_stream_window_bytes: DEFAULT_STREAM_WINDOW_BYTES,
+            http2_connection_window_bytes: DEFAULT_CONNECTION_WINDOW_BYTES,
             max_verification_message_bytes: MAX_MESSAGE_BYTES,
             max_review_message_bytes: 1024 * 1024,
         }
@@ -55,6 +69,8 @@ pub fn builder(limits: &Limits) -> tonic::transport::Server {
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .max_concurrent_streams(Some(limits.max_concurrent_streams))
+        .initial_stream_window_size(Some(limits.http2_stream_window_bytes))
+        .initial_connection_window_size(Some(limits.http2_connection_window_bytes))
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight calls finish.
