@@ -138,6 +138,31 @@ pub struct VerifySettings {
     pub limits: Limits,
 }
 
+/// Review material at least this large (images) is sealed at rest on tokio's blocking pool, so that
+/// XChaCha20-Poly1305 over megabytes does not stall the runtime's workers; text-only material is
+/// sealed inline. The caller's deadline is enforced around the whole use case by the transport.
+const SEAL_OFF_RUNTIME_AT_BYTES: usize = 32 * 1024;
+
+/// Seals a case's review material under the current KEK (see [`SEAL_OFF_RUNTIME_AT_BYTES`]). The
+/// plaintext moves into the sealing thread and is wiped there when sealing ends.
+async fn seal_at_rest(
+    keks: Arc<KekRing>,
+    case_id: String,
+    plaintext: zeroize::Zeroizing<Vec<u8>>,
+) -> Result<(crate::crypto::envelope::WrappedKey, crate::crypto::envelope::Body), VerifyError> {
+    let small = plaintext.len() < SEAL_OFF_RUNTIME_AT_BYTES;
+    let seal = move || {
+        keks.seal(&case_id, PII_FIELD_IDENTITY, &plaintext)
+            .map_err(|_| VerifyError::Internal("sealing at rest"))
+    };
+    if small {
+        return seal();
+    }
+    tokio::task::spawn_blocking(seal)
+        .await
+        .map_err(|_| VerifyError::Internal("sealing at rest"))?
+}
+
 /// The parts of a request's keyed fingerprint: what the caller sealed, and who asked for what. The
 /// face path is bound through the purpose part, spelled as before for face recognition so that stored
 /// fingerprints keep matching their retries.
@@ -363,12 +388,9 @@ impl Verifier {
             },
             Verdict::Review => {
                 let plaintext = material::encode_applicant(&applicant);
-                let _sealing = tracing::info_span!("seal_at_rest").entered();
-                let (wrapped_key, body) = self
-                    .keks
-                    .load()
-                    .seal(&case.id, PII_FIELD_IDENTITY, &plaintext)
-                    .map_err(|_| VerifyError::Internal("sealing at rest"))?;
+                let (wrapped_key, body) = seal_at_rest(self.keks.load(), case.id.clone(), plaintext)
+                    .instrument(tracing::info_span!("seal_at_rest"))
+                    .await?;
                 let expires_at = now + self.settings.pending_review_ttl.as_secs() as i64;
                 Finish {
                     status: CaseStatus::PendingReview,
@@ -1081,5 +1103,23 @@ mod tests {
             matches!(rotated.verify(third).await, Err(VerifyError::RateLimited { .. })),
             "the per-ID daily limit survives the rotation"
         );
+    }
+
+    #[tokio::test]
+    async fn review_material_seals_the_same_inline_and_off_the_runtime() {
+        let (_, keks) = verifier(&[], &ManualClock::new(NOW));
+        for len in [SEAL_OFF_RUNTIME_AT_BYTES - 1, SEAL_OFF_RUNTIME_AT_BYTES, 300 * 1024] {
+            let material: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let (wrapped, body) = seal_at_rest(
+                keks.clone(),
+                "vf_case".into(),
+                zeroize::Zeroizing::new(material.clone()),
+            )
+            .await
+            .unwrap();
+            let opened = keks.open("vf_case", PII_FIELD_IDENTITY, &wrapped, &body).unwrap();
+            assert_eq!(*opened, material, "{len} bytes");
+            assert!(keks.open("vf_other", PII_FIELD_IDENTITY, &wrapped, &body).is_err());
+        }
     }
 }
