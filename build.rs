@@ -17,6 +17,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out.join("idgate_descriptor.bin"))
         // IdentityPayload holds plaintext PII: no derived Debug (a redacted one is written by hand).
         .skip_debug(["idgate.v1.IdentityPayload"])
+        // The sealed ciphertext (up to 17 MiB) is decoded as a `Bytes` slice of tonic's decode buffer
+        // instead of being copied into a fresh `Vec`. It is ciphertext, so nothing needs wiping; the
+        // plaintext fields of `IdentityPayload` stay `Vec`/`String`, wiped on drop (see
+        // `transport::payload` for why they must not become `Bytes`).
+        .bytes(".idgate.v1.SealedPayload.ciphertext")
         // A message that does not decode is INVALID_ARGUMENT / MESSAGE_MALFORMED (API.md §4), not INTERNAL.
         .codec_path("crate::transport::codec::WireCodec")
         .compile_with_config(config()?, &["proto/idgate/v1/idgate.proto"], &["proto"])?;

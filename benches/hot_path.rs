@@ -83,6 +83,16 @@ fn sealing_open(c: &mut Criterion) {
                 black_box(idgate::material::decode(&pt).unwrap());
             })
         });
+        // The decoding alone: the one-copy decoder against prost's generated one (two copies, see
+        // `src/material/wire.rs`), on the same plaintext.
+        g.bench_function(BenchmarkId::new("decode_one_copy", plaintext.len()), |b| {
+            b.iter(|| black_box(idgate::material::decode(black_box(&plaintext)).unwrap()))
+        });
+        g.bench_function(BenchmarkId::new("decode_prost", plaintext.len()), |b| {
+            b.iter(|| {
+                black_box(<idgate::pb::IdentityPayload as prost::Message>::decode(black_box(&plaintext[..])).unwrap())
+            })
+        });
         g.finish();
     }
 }

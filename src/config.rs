@@ -103,6 +103,10 @@ pub struct ServerConfig {
     pub shed_retry_after_ms: u64,
     /// HTTP/2 streams one connection may have open at once.
     pub max_concurrent_streams: u32,
+    /// HTTP/2 initial window of each stream: request body bytes a client may send unread.
+    pub http2_stream_window_bytes: u32,
+    /// HTTP/2 window of a whole connection.
+    pub http2_connection_window_bytes: u32,
     /// Largest request of the verification service, in bytes.
     pub max_verification_message_bytes: usize,
     /// Largest request of the review and audit services, in bytes.
@@ -120,6 +124,8 @@ impl ServerConfig {
             max_in_flight_verify: self.max_in_flight_verify,
             shed_retry_after: std::time::Duration::from_millis(self.shed_retry_after_ms),
             max_concurrent_streams: self.max_concurrent_streams,
+            http2_stream_window_bytes: self.http2_stream_window_bytes,
+            http2_connection_window_bytes: self.http2_connection_window_bytes,
             max_verification_message_bytes: self.max_verification_message_bytes,
             max_review_message_bytes: self.max_review_message_bytes,
         }
@@ -144,6 +150,8 @@ impl Default for ServerConfig {
             max_in_flight_verify: limits.max_in_flight_verify,
             shed_retry_after_ms: limits.shed_retry_after.as_millis() as u64,
             max_concurrent_streams: limits.max_concurrent_streams,
+            http2_stream_window_bytes: limits.http2_stream_window_bytes,
+            http2_connection_window_bytes: limits.http2_connection_window_bytes,
             max_verification_message_bytes: limits.max_verification_message_bytes,
             max_review_message_bytes: limits.max_review_message_bytes,
             health_probe_interval_ms: 2_000,

@@ -18,8 +18,8 @@
 //! | [`retention`] | the retention sweep: expire due pending cases, forget old records | keep personal data past its deadline |
 //! | [`key_rotation`] | re-wrapping data keys under the current KEK after a rotation (while it is in its epoch) | open a case's body, drop a key it cannot move |
 //! | [`audit`] | the audit trail every use case records through, and its paged listing for operators | record personal data or key material |
-//! | [`material`] | the at-rest encoding of review material: identity material and face sealed apart, each under its own field name and data key; records of one envelope still read | keep unknown fields a client sent, or a face in the identity material |
-//! | [`transport`] | TLS 1.3 + mTLS, caller roles, gRPC services (ids parsed at the edge), load shedding, error → status and the one list of reason codes | hold business rules |
+//! | [`material`] | the at-rest encoding of review material: identity material and face sealed apart, each under its own field name and data key; records of one envelope still read; decoding an opened payload with one copy per field | keep unknown fields a client sent, or a face in the identity material |
+//! | [`transport`] | TLS 1.3 + mTLS, caller roles, gRPC services (ids parsed at the edge), load shedding, large payloads opened off the async runtime, error → status and the one list of reason codes | hold business rules |
 //! | [`metrics`] | OpenTelemetry instruments | carry PII in a name or label |
 //! | [`loadtest`] | the load tool: sealed synthetic payloads, schedules, HDR reports, echo baseline | depend on the gateway's internals |
 //! | [`gateway`] | assembling a gateway from configuration, one step per room: plan and dev defaults, keys, store, providers, use cases, readiness and gauges, background upkeep, server | hold a business rule, guess a setting outside `--dev` |

@@ -14,6 +14,8 @@
 use prost::Message;
 use zeroize::{Zeroize, Zeroizing};
 
+mod wire;
+
 use crate::crypto::envelope::{EnvelopeError, KekRing};
 use crate::domain::{Applicant, IdentityFields};
 use crate::pb::IdentityPayload;
@@ -53,18 +55,10 @@ impl std::fmt::Debug for IdentityPayload {
     }
 }
 
-/// Decodes an opened payload into plaintext fields. `None` if the bytes are not an `IdentityPayload`.
+/// Decodes an opened payload into plaintext fields, each copied once and never through an unwiped
+/// buffer (see [`wire`]). `None` if the bytes are not an `IdentityPayload`.
 pub fn decode(plaintext: &[u8]) -> Option<IdentityFields> {
-    let mut payload = IdentityPayload::decode(plaintext).ok()?;
-    Some(IdentityFields {
-        name: std::mem::take(&mut payload.name),
-        id_number: std::mem::take(&mut payload.id_number),
-        phone: std::mem::take(&mut payload.phone),
-        face_image: std::mem::take(&mut payload.face_image),
-        id_card_front: std::mem::take(&mut payload.id_card_front),
-        id_card_back: std::mem::take(&mut payload.id_card_back),
-        handheld_id_photo: std::mem::take(&mut payload.handheld_id_photo),
-    })
+    wire::decode_identity(plaintext)
 }
 
 /// Encodes plaintext fields as an `IdentityPayload` (what a client seals).

@@ -27,7 +27,7 @@ use crate::domain::{
 use crate::material;
 use crate::providers::ProviderRequest;
 use crate::providers::router::{Routed, Router};
-use crate::store::{AuditAction, Begin, CaseRecord, CaseStatus, Finish, Store, StoreError};
+use crate::store::{AuditAction, Begin, CaseRecord, CaseStatus, Finish, SealedPii, Store, StoreError};
 
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -149,6 +149,31 @@ pub struct VerifySettings {
     /// How long one gateway holds a case it is processing before another may take over.
     pub processing_lease: Duration,
     pub limits: Limits,
+}
+
+/// Review material at least this large (images) is sealed at rest on tokio's blocking pool, so that
+/// XChaCha20-Poly1305 over megabytes does not stall the runtime's workers; text-only material is
+/// sealed inline. The caller's deadline is enforced around the whole use case by the transport.
+const SEAL_OFF_RUNTIME_AT_BYTES: usize = 32 * 1024;
+
+/// Seals a case's review material under the current KEK (see [`SEAL_OFF_RUNTIME_AT_BYTES`]):
+/// identity material and face apart ([`material::seal_applicant`]). The applicant moves into the
+/// sealing thread and is wiped there when sealing ends.
+async fn seal_at_rest(keks: Arc<KekRing>, case_id: String, applicant: Applicant) -> Result<SealedPii, VerifyError> {
+    let images = [
+        applicant.face_image(),
+        applicant.id_card_front(),
+        applicant.id_card_back(),
+        applicant.handheld_id_photo(),
+    ];
+    let image_bytes: usize = images.into_iter().flatten().map(|i| i.as_bytes().len()).sum();
+    let seal = move || material::seal_applicant(&keks, &case_id, &applicant).map_err(VerifyError::sealing);
+    if image_bytes < SEAL_OFF_RUNTIME_AT_BYTES {
+        return seal();
+    }
+    tokio::task::spawn_blocking(seal)
+        .await
+        .map_err(|_| VerifyError::Internal("sealing at rest"))?
 }
 
 /// The parts of a request's keyed fingerprint: what the caller sealed, and who asked for what. The
@@ -348,21 +373,35 @@ impl Verifier {
             }
         };
 
+        // One person, a limited number of anchor accounts: bound in the same step that verifies the
+        // case, so that nobody can use up someone else's ID number with a wrong face, and a step that
+        // fails leaves no binding.
+        let anchor = (verdict == Verdict::Verified && purpose == Purpose::Anchor).then(|| {
+            decision::anchor_claim(
+                &self.indexer.load(),
+                self.settings.limits,
+                applicant.id_number().as_str(),
+                now,
+            )
+        });
+        let documents_complete = applicant.has_all_documents();
+        // Review material is sealed (identity and face under separate data keys, so the face can go
+        // alone); the plaintext is wiped with the applicant before the store step, in every case.
+        let review_material = if verdict == Verdict::Review {
+            Some(
+                seal_at_rest(self.keks.load(), case.id.clone(), applicant)
+                    .instrument(tracing::info_span!("seal_at_rest"))
+                    .await?,
+            )
+        } else {
+            drop(applicant);
+            None
+        };
         let finish = match verdict {
-            // One person, a limited number of anchor accounts: bound in the same step that verifies
-            // the case, so that nobody can use up someone else's ID number with a wrong face, and a
-            // step that fails leaves no binding.
             Verdict::Verified => Finish {
                 status: CaseStatus::Verified,
                 provider,
-                anchor: (purpose == Purpose::Anchor).then(|| {
-                    decision::anchor_claim(
-                        &self.indexer.load(),
-                        self.settings.limits,
-                        applicant.id_number().as_str(),
-                        now,
-                    )
-                }),
+                anchor,
                 ..Finish::default()
             },
             Verdict::NotVerified => Finish {
@@ -376,23 +415,15 @@ impl Verifier {
                 refusal: Some(CaseRefusal::FaceImageUnusable),
                 ..Finish::default()
             },
-            Verdict::Review => {
-                let _sealing = tracing::info_span!("seal_at_rest").entered();
-                // Identity material and face under separate data keys, so the face can go alone.
-                let sealed =
-                    material::seal_applicant(&self.keks.load(), &case.id, &applicant).map_err(VerifyError::sealing)?;
-                let expires_at = now + self.settings.pending_review_ttl.as_secs() as i64;
-                Finish {
-                    status: CaseStatus::PendingReview,
-                    provider,
-                    pii: Some((sealed, expires_at)),
-                    review_reason,
-                    documents_complete: applicant.has_all_documents(),
-                    ..Finish::default()
-                }
-            }
+            Verdict::Review => Finish {
+                status: CaseStatus::PendingReview,
+                provider,
+                pii: review_material.map(|sealed| (sealed, now + self.settings.pending_review_ttl.as_secs() as i64)),
+                review_reason,
+                documents_complete,
+                ..Finish::default()
+            },
         };
-        drop(applicant);
         let finish_span = tracing::info_span!("store.finish", status = finish.status.as_str());
         let record = self
             .store
@@ -1157,5 +1188,50 @@ mod tests {
             matches!(rotated.verify(third).await, Err(VerifyError::RateLimited { .. })),
             "the per-ID daily limit survives the rotation"
         );
+    }
+
+    #[tokio::test]
+    async fn review_material_seals_the_same_inline_and_off_the_runtime() {
+        let (_, keks) = verifier(&[], &ManualClock::new(NOW));
+        let today = time::macros::date!(2026 - 11 - 30);
+        // Text only (inline), and a face past the threshold (on the blocking pool).
+        let text_only = Applicant::check(Purpose::ShortVideo, command("r", Purpose::ShortVideo).fields, today).unwrap();
+        let with_face = Applicant::check(Purpose::Anchor, command("r", Purpose::Anchor).fields, today).unwrap();
+        assert!(with_face.face_image().unwrap().as_bytes().len() >= SEAL_OFF_RUNTIME_AT_BYTES);
+        for (applicant, face) in [(text_only, false), (with_face, true)] {
+            let expected = material::encode_identity(&applicant);
+            let expected_face = applicant.face_image().map(|i| i.as_bytes().to_vec());
+            let sealed = seal_at_rest(keks.clone(), "vf_case".into(), applicant).await.unwrap();
+            let opened = keks
+                .open(
+                    "vf_case",
+                    material::PII_FIELD_IDENTITY,
+                    &sealed.wrapped_key,
+                    &sealed.body,
+                )
+                .unwrap();
+            assert_eq!(*opened, *expected);
+            assert!(
+                keks.open(
+                    "vf_other",
+                    material::PII_FIELD_IDENTITY,
+                    &sealed.wrapped_key,
+                    &sealed.body
+                )
+                .is_err()
+            );
+            assert_eq!(sealed.face.is_some(), face);
+            if let Some(sealed_face) = &sealed.face {
+                let opened = keks
+                    .open(
+                        "vf_case",
+                        material::PII_FIELD_FACE,
+                        &sealed_face.wrapped_key,
+                        &sealed_face.body,
+                    )
+                    .unwrap();
+                assert_eq!(Some(opened.to_vec()), expected_face);
+            }
+        }
     }
 }

@@ -199,7 +199,7 @@ fn sealed(key: &pb::GetSealingKeyResponse, context: &Context, plaintext: &[u8]) 
     pb::SealedPayload {
         key_id: key.key_id.clone(),
         enc: s.enc,
-        ciphertext: s.ciphertext,
+        ciphertext: s.ciphertext.into(),
     }
 }
 
@@ -403,7 +403,11 @@ fn rows(ctx: &Ctx, round: usize) -> Vec<Row> {
         ("payload.enc", "33 bytes (wrong length)", |p| p.enc.push(0)),
         ("payload.enc", "all-zero X25519 share", |p| p.enc = vec![0; 32]),
         ("payload.ciphertext", "empty", |p| p.ciphertext.clear()),
-        ("payload.ciphertext", "one bit flipped", |p| p.ciphertext[0] ^= 1),
+        ("payload.ciphertext", "one bit flipped", |p| {
+            let mut flipped = p.ciphertext.to_vec();
+            flipped[0] ^= 1;
+            p.ciphertext = flipped.into();
+        }),
         ("payload.ciphertext", "tag cut off", |p| {
             let n = p.ciphertext.len() - 16;
             p.ciphertext.truncate(n);
@@ -685,7 +689,7 @@ fn rows(ctx: &Ctx, round: usize) -> Vec<Row> {
     }
     // The whole message: beyond the server's limit, wrong wire type, bad UTF-8.
     let call = r.verify(ShortVideo, &adult(), |m| {
-        m.payload.as_mut().expect("payload").ciphertext = vec![0; 64 * MIB]
+        m.payload.as_mut().expect("payload").ciphertext = vec![0; 64 * MIB].into()
     });
     row("VerifyRequest", "64 MiB message", Expect::Err(OutOfRange, None), call);
     row(

@@ -95,7 +95,10 @@ async fn a_payload_sealed_with_other_bound_fields_is_refused_with_one_message() 
     let mut unknown_key = sealed_request(&key, Anchor, "acct-1", "r-1", &fields, None);
     unknown_key.payload.as_mut().expect("payload").key_id = "sk-nope".into();
     let mut damaged = sealed_request(&key, Anchor, "acct-1", "r-1", &fields, None);
-    damaged.payload.as_mut().expect("payload").ciphertext[3] ^= 0x40;
+    let payload = damaged.payload.as_mut().expect("payload");
+    let mut ciphertext = payload.ciphertext.to_vec();
+    ciphertext[3] ^= 0x40;
+    payload.ciphertext = ciphertext.into();
     for request in [unknown_key, damaged] {
         let status = client.verify(request).await.expect_err("must be refused");
         assert_eq!(status.code(), Code::InvalidArgument);

@@ -67,7 +67,7 @@ pub fn sealed_verify_request(
         payload: Some(pb::SealedPayload {
             key_id: key.key_id.clone(),
             enc: sealed.enc,
-            ciphertext: sealed.ciphertext,
+            ciphertext: sealed.ciphertext.into(),
         }),
         document_review: false,
     })

@@ -10,6 +10,14 @@
 //!
 //! Never log or print a private key or an opened plaintext; plaintexts come back in [`Plaintext`],
 //! which wipes itself on drop.
+//!
+//! Why opening is not done in place: the ciphertext arrives as a `Bytes` slice of tonic's decode
+//! buffer (shared with that buffer, so it cannot be written), and hpke's `open` already decrypts
+//! from that slice straight into one fresh buffer of the plaintext's size (ChaCha20 reads the
+//! ciphertext and writes the plaintext in the same pass; no copy of the ciphertext is made first).
+//! Decrypting into the decode buffer itself would save only that allocation, and would put
+//! plaintext into a buffer that tonic owns and nobody wipes. The fresh buffer is wrapped in
+//! [`Plaintext`] the moment it is returned; on a failed tag nothing is decrypted into it.
 
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
 use subtle::ConstantTimeEq;

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod codec;
 pub mod errors;
+pub mod offload;
 pub mod readiness;
 pub mod reasons;
 pub mod revocation;

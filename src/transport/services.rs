@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 
 use super::auth::{Role, Rpc, authorize};
 use super::errors;
+use super::offload;
 use super::reasons::ErrorReason;
 use crate::audit::AuditTrail;
 use crate::clock::Clock;
@@ -68,6 +69,12 @@ fn open_payload(
         .open(&sealed.key_id, context, &sealed.enc, &sealed.ciphertext, now_unix)
         .map_err(|_| errors::unopenable_payload())?;
     material::decode(&plaintext).ok_or_else(errors::unopenable_payload)
+}
+
+/// The size of a sealed payload's ciphertext (0 when absent): what decides whether opening it is
+/// worth moving off the runtime.
+fn sealed_len(sealed: Option<&pb::SealedPayload>) -> usize {
+    sealed.map_or(0, |sealed| sealed.ciphertext.len())
 }
 
 /// A decoded `VerifyRequest` turned into checked ids, purpose and consent and its opened payload:
@@ -244,6 +251,9 @@ impl pb::verification_service_server::VerificationService for VerificationServic
         let plan_deadline = deadline - (budget / 10).min(Duration::from_millis(200));
         let message = request.into_inner();
 
+        // A large payload (a face) is opened on the blocking pool, within this call's deadline.
+        let keyring = self.app.sealing.load();
+        let now_unix = self.app.clock.now_unix();
         let VerifyInput {
             request_id,
             account_id,
@@ -251,7 +261,10 @@ impl pb::verification_service_server::VerificationService for VerificationServic
             mut consent,
             document_review,
             fields,
-        } = verify_input(message, &self.app.sealing.load(), self.app.clock.now_unix())?;
+        } = offload::run(sealed_len(message.payload.as_ref()), Some(deadline), move || {
+            verify_input(message, &keyring, now_unix)
+        })
+        .await?;
 
         // Absent biometric consent reads as an empty record; the use case decides whether it is needed.
         let biometric = consent.biometric.take().unwrap_or_default();
@@ -327,8 +340,14 @@ impl pb::verification_service_server::VerificationService for VerificationServic
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let caller = authorize(&request, Rpc::SubmitSupplement)?;
         let message = request.into_inner();
+        let keyring = self.app.sealing.load();
+        let now_unix = self.app.clock.now_unix();
+        // Supplement photos are opened on the blocking pool; the server's call deadline bounds it.
         let (verification_id, request_id, fields) =
-            supplement_input(message, &self.app.sealing.load(), self.app.clock.now_unix())?;
+            offload::run(sealed_len(message.payload.as_ref()), None, move || {
+                supplement_input(message, &keyring, now_unix)
+            })
+            .await?;
         let record = self
             .app
             .supplements

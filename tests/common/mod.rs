@@ -239,7 +239,7 @@ pub fn sealed_request(
         payload: Some(pb::SealedPayload {
             key_id: key.key_id.clone(),
             enc: sealed.enc,
-            ciphertext: sealed.ciphertext,
+            ciphertext: sealed.ciphertext.into(),
         }),
         document_review: false,
     }
@@ -284,7 +284,7 @@ pub async fn submit_supplement(
         payload: Some(pb::SealedPayload {
             key_id: key.key_id,
             enc: sealed.enc,
-            ciphertext: sealed.ciphertext,
+            ciphertext: sealed.ciphertext.into(),
         }),
     };
     client.submit_supplement(request).await.map(|r| r.into_inner())

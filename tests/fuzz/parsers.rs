@@ -191,7 +191,25 @@ fn fuzz_material() {
         vec![0x0a, 0x02, 0xc3, 0x28],
     ];
     fuzz("material", seeds, 1 << 12, |input| {
-        if let Some(fields) = idgate::material::decode(input) {
+        // The hand-written decoder accepts exactly what prost's generated one does, to the same fields.
+        let by_prost = <idgate::pb::IdentityPayload as prost::Message>::decode(input).ok();
+        let decoded = idgate::material::decode(input);
+        assert_eq!(decoded.is_some(), by_prost.is_some());
+        if let (Some(fields), Some(p)) = (&decoded, &by_prost) {
+            assert_eq!(
+                (fields.name.as_str(), fields.id_number.as_str()),
+                (p.name.as_str(), p.id_number.as_str())
+            );
+            assert_eq!(
+                (fields.phone.as_str(), &fields.face_image),
+                (p.phone.as_str(), &p.face_image)
+            );
+            assert_eq!(
+                (&fields.id_card_front, &fields.id_card_back, &fields.handheld_id_photo),
+                (&p.id_card_front, &p.id_card_back, &p.handheld_id_photo)
+            );
+        }
+        if let Some(fields) = decoded {
             let once = idgate::material::encode_fields(&fields);
             let again = idgate::material::decode(&once).expect("re-decode");
             assert_eq!(*idgate::material::encode_fields(&again), *once);

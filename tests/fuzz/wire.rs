@@ -40,7 +40,7 @@ fn sealed(keyring: &SealingKeyring, context: &Context, plaintext: &[u8]) -> pb::
     pb::SealedPayload {
         key_id: KEY_ID.into(),
         enc: s.enc,
-        ciphertext: s.ciphertext,
+        ciphertext: s.ciphertext.into(),
     }
 }
 
