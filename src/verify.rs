@@ -1195,8 +1195,12 @@ mod tests {
         let (_, keks) = verifier(&[], &ManualClock::new(NOW));
         let today = time::macros::date!(2026 - 11 - 30);
         // Text only (inline), and a face past the threshold (on the blocking pool).
-        let text_only = Applicant::check(Purpose::ShortVideo, command("r", Purpose::ShortVideo).fields, today).unwrap();
-        let with_face = Applicant::check(Purpose::Anchor, command("r", Purpose::Anchor).fields, today).unwrap();
+        let mut fields = command("r", Purpose::ShortVideo).fields;
+        fields.face_image.clear();
+        let text_only = Applicant::check(Purpose::ShortVideo, fields, today).unwrap();
+        let mut fields = command("r", Purpose::Anchor).fields;
+        fields.face_image.resize(SEAL_OFF_RUNTIME_AT_BYTES + 1, 0);
+        let with_face = Applicant::check(Purpose::Anchor, fields, today).unwrap();
         assert!(with_face.face_image().unwrap().as_bytes().len() >= SEAL_OFF_RUNTIME_AT_BYTES);
         for (applicant, face) in [(text_only, false), (with_face, true)] {
             let expected = material::encode_identity(&applicant);
