@@ -412,8 +412,14 @@ impl GatewayProcess {
 
     /// Starts a `Verify` that stays in flight: sequence 995, which the simulated provider never
     /// answers, so the call waits for the provider timeout (1.5 s) and then goes to review (sealing its
-    /// data at rest). Returns once the case is certainly being processed (a duplicate with a short
-    /// deadline is answered `IN_PROGRESS` exactly then).
+    /// data at rest). Returns once the case is certainly being processed by that call.
+    ///
+    /// The probe is a duplicate with a short deadline, answered `IN_PROGRESS` while the case is
+    /// processing. A probe that reaches the gateway before the call begins the case itself; its short
+    /// deadline then decides the case within it (review), so the probe after it sees the case
+    /// decided, never `IN_PROGRESS`: that round is spoiled and a new one starts under a fresh request
+    /// id. A probe waits on a processing case for its whole deadline before it answers
+    /// `IN_PROGRESS`, so that answer proves a case alive longer than any probe's deadline: the call's.
     pub async fn call_in_flight(
         &self,
         request_id: &str,
@@ -425,25 +431,31 @@ impl GatewayProcess {
             .expect("sealing key")
             .into_inner();
         let person = Person::adult("995");
-        let request = sealed_request(
-            &key,
-            pb::Purpose::ShortVideo,
-            "acct-1",
-            request_id,
-            &person.fields(),
-            None,
-        );
-        let duplicate = request.clone();
-        let call = tokio::spawn(async move { client.verify(request).await });
         let mut probe = self.onboarding().await;
-        for _ in 0..100 {
-            let mut attempt = tonic::Request::new(duplicate.clone());
-            attempt.set_timeout(std::time::Duration::from_millis(300));
-            if let Err(status) = probe.verify(attempt).await
-                && reason(&status).as_deref() == Some("IN_PROGRESS")
-            {
-                return call;
+        for round in 0..20 {
+            let request = sealed_request(
+                &key,
+                pb::Purpose::ShortVideo,
+                "acct-1",
+                &format!("{request_id}.{round}"),
+                &person.fields(),
+                None,
+            );
+            let duplicate = request.clone();
+            let mut caller = client.clone();
+            let call = tokio::spawn(async move { caller.verify(request).await });
+            for _ in 0..100 {
+                let mut attempt = tonic::Request::new(duplicate.clone());
+                attempt.set_timeout(std::time::Duration::from_millis(300));
+                match probe.verify(attempt).await {
+                    Err(status) if reason(&status).as_deref() == Some("IN_PROGRESS") => return call,
+                    // Decided: a probe began this case and its deadline ended it.
+                    Ok(_) => break,
+                    // The probe's own deadline (it may have begun the case): look again.
+                    Err(_) => {}
+                }
             }
+            call.abort();
         }
         panic!("the call never showed as in progress");
     }
