@@ -944,7 +944,7 @@ fn rows(ctx: &Ctx, round: usize) -> Vec<Row> {
     row(
         "ListAuditEvents.page_token",
         "garbage",
-        err(NotFound, "NOT_FOUND"),
+        err(InvalidArgument, "PAGE_TOKEN_INVALID"),
         audit(pb::ListAuditEventsRequest {
             page_token: "\u{1}nonsense".into(),
             ..Default::default()

@@ -90,6 +90,8 @@ error_reasons! {
     KekUnavailable => "KEK_UNAVAILABLE",
     /// A consent withdrawal without a known scope (`INVALID_ARGUMENT`).
     ConsentScopeInvalid => "CONSENT_SCOPE_INVALID",
+    /// A `page_token` that no listing handed out (`INVALID_ARGUMENT`).
+    PageTokenInvalid => "PAGE_TOKEN_INVALID",
 }
 
 impl ErrorReason {
@@ -167,6 +169,8 @@ mod tests {
         "KEK_UNAVAILABLE",
         // README, API additions (consent withdrawal)
         "CONSENT_SCOPE_INVALID",
+        // README, API: ListAuditEvents
+        "PAGE_TOKEN_INVALID",
     ];
 
     /// Reasons the gateway answers with that the documentation does not name (yet). A new reason

@@ -24,6 +24,7 @@ use crate::metrics::Instruments;
 use crate::pb;
 use crate::review::{ReasonCode, ReviewDesk, ReviewUseError};
 use crate::store::CaseStatus;
+use crate::store::StoreError;
 use crate::store::{ReviewError, ReviewVerdict};
 use crate::supplements::{SupplementError, Supplements};
 use crate::verify::{Answer, Verifier, VerifyCommand, VerifyError};
@@ -556,7 +557,14 @@ impl pb::audit_service_server::AuditService for AuditService {
                 page_size,
             )
             .await
-            .map_err(errors::store_error)?;
+            .map_err(|e| match e {
+                // Only the caller's token can name no position in the trail.
+                StoreError::NotFound if !m.page_token.is_empty() => errors::invalid(
+                    ErrorReason::PageTokenInvalid,
+                    "page_token was not handed out by ListAuditEvents",
+                ),
+                other => errors::store_error(other),
+            })?;
         Ok(Response::new(pb::ListAuditEventsResponse {
             events: page
                 .events
