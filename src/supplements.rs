@@ -139,13 +139,11 @@ impl Supplements {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::crypto::SecretKey32;
-    use crate::crypto::envelope::Kek;
     use crate::domain::test_support::png;
     use crate::domain::{AccountId, Purpose};
     use crate::store::memory::MemoryStore;
     use crate::store::{CaseStore, Finish, SealedPii};
-    use crate::verify::test_support::{NOW, audit_trail, command};
+    use crate::verify::test_support::{NOW, audit_trail, command, test_keks};
 
     /// A record written before faces were kept apart (one envelope holding the face too) is split on
     /// its first supplement: the identity material is sealed again without the face, and the face
@@ -153,14 +151,7 @@ mod tests {
     #[tokio::test]
     async fn a_supplement_splits_a_record_written_as_one_envelope() {
         let store = Arc::new(MemoryStore::new());
-        let keks = Arc::new(
-            KekRing::new(vec![Kek {
-                id: "kek-1".into(),
-                created_at_unix: 1,
-                key: SecretKey32::random().unwrap(),
-            }])
-            .unwrap(),
-        );
+        let keks = test_keks();
         let id = crate::crypto::random::id("vf_").unwrap();
         let fields = command("r-old", Purpose::Anchor).fields;
         let (wrapped_key, body) = keks

@@ -583,7 +583,6 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::crypto::SecretKey32;
-    use crate::crypto::envelope::Kek;
     use crate::decision::anchor_claim;
     use crate::domain::test_support;
     use crate::providers::router::Route;
@@ -1160,14 +1159,7 @@ mod tests {
                 Duration::from_secs(5),
                 4,
             )]),
-            Arc::new(
-                KekRing::new(vec![Kek {
-                    id: "kek-1".into(),
-                    created_at_unix: 1,
-                    key: SecretKey32::random().unwrap(),
-                }])
-                .unwrap(),
-            ),
+            test_keks(),
             Arc::new(ring),
             audit_trail(store.clone(), Arc::new(clock.clone())),
             Arc::new(clock.clone()),

@@ -20,7 +20,6 @@ use std::time::Duration;
 use common::{GatewayProcess, Person, TestGateway, reason, sealed_request};
 use idgate::clock::{Clock, ManualClock, SystemClock};
 use idgate::config::{Config, ProviderConfig, ProviderKind, Secret};
-use idgate::crypto::sealing::OpeningKey;
 use idgate::pb;
 use idgate::pb::Purpose::ShortVideo;
 use idgate::pb::review_service_client::ReviewServiceClient;
@@ -272,15 +271,7 @@ fn pending_acknowledged(sent: &[Sent]) -> BTreeSet<String> {
 
 /// A reviewer console: its client with a registered key.
 async fn reviewer(channel: Channel) -> ReviewServiceClient<Channel> {
-    let mut client = ReviewServiceClient::new(channel);
-    let key = OpeningKey::generate().unwrap();
-    client
-        .register_reviewer_key(pb::RegisterReviewerKeyRequest {
-            public_key: key.public_key().to_vec(),
-        })
-        .await
-        .unwrap();
-    client
+    common::registered_reviewer(channel).await.0
 }
 
 async fn claim(client: &mut ReviewServiceClient<Channel>) -> Option<pb::ClaimNextResponse> {

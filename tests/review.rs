@@ -23,14 +23,7 @@ struct ReviewerConsole {
 
 impl ReviewerConsole {
     async fn open(gw: &TestGateway, principal: &'static str) -> Self {
-        let mut client = ReviewServiceClient::new(gw.channel(principal).await);
-        let key = OpeningKey::generate().unwrap();
-        client
-            .register_reviewer_key(pb::RegisterReviewerKeyRequest {
-                public_key: key.public_key().to_vec(),
-            })
-            .await
-            .unwrap();
+        let (client, key) = common::registered_reviewer(gw.channel(principal).await).await;
         Self { principal, key, client }
     }
 

@@ -91,6 +91,18 @@ pub(crate) fn settings(pending_review_ttl: Duration) -> VerifySettings {
     }
 }
 
+/// A KEK ring of one fresh, undated key (`kek-1`), as the use-case tests seal with.
+pub(crate) fn test_keks() -> Arc<KekRing> {
+    Arc::new(
+        KekRing::new(vec![Kek {
+            id: "kek-1".into(),
+            created_at_unix: 1,
+            key: SecretKey32::random().unwrap(),
+        }])
+        .unwrap(),
+    )
+}
+
 pub(crate) fn verifier_on(
     store: Arc<dyn Store>,
     providers: &[Arc<Fake>],
@@ -101,14 +113,7 @@ pub(crate) fn verifier_on(
         .iter()
         .map(|p| Route::new(p.clone() as Arc<dyn Provider>, Duration::from_secs(5), 64))
         .collect();
-    let keks = Arc::new(
-        KekRing::new(vec![Kek {
-            id: "kek-1".into(),
-            created_at_unix: 1,
-            key: SecretKey32::random().unwrap(),
-        }])
-        .unwrap(),
-    );
+    let keks = test_keks();
     let indexer = Arc::new(indexer());
     let clock: Arc<dyn Clock> = Arc::new(clock.clone());
     let audit = audit_trail(store.clone(), clock.clone());

@@ -488,3 +488,22 @@ impl Drop for GatewayProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A reviewer's client on `channel` with a freshly generated key registered, and that key (it opens
+/// what the gateway seals to this reviewer).
+pub async fn registered_reviewer(
+    channel: Channel,
+) -> (
+    pb::review_service_client::ReviewServiceClient<Channel>,
+    idgate::crypto::sealing::OpeningKey,
+) {
+    let mut client = pb::review_service_client::ReviewServiceClient::new(channel);
+    let key = idgate::crypto::sealing::OpeningKey::generate().unwrap();
+    client
+        .register_reviewer_key(pb::RegisterReviewerKeyRequest {
+            public_key: key.public_key().to_vec(),
+        })
+        .await
+        .unwrap();
+    (client, key)
+}
