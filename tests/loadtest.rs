@@ -97,6 +97,7 @@ async fn a_short_closed_loop_run_counts_every_answer() {
         pool_bytes: 1 << 20,
         pool_threads: 1,
         max_in_flight: 100,
+        honour_retry_info: true,
     };
     let report = idgate::loadtest::run(&options).await.expect("loadtest runs");
     let target = &report.target;

@@ -78,6 +78,10 @@ pub struct LoadtestArgs {
     /// Open loop: most calls in flight at once.
     #[arg(long, default_value_t = 2000)]
     pub max_in_flight: usize,
+    /// Closed loop: resend a shed call at once instead of waiting the delay the gateway's RetryInfo
+    /// suggests (what a client that ignores the hint does).
+    #[arg(long)]
+    pub ignore_retry_info: bool,
 }
 
 fn seconds(flag: &str, s: f64) -> Result<Duration, CliError> {
@@ -112,6 +116,7 @@ impl LoadtestArgs {
             pool_bytes: self.pool_mb.saturating_mul(1024 * 1024),
             pool_threads: self.pool_threads,
             max_in_flight: self.max_in_flight,
+            honour_retry_info: !self.ignore_retry_info,
         })
     }
 }

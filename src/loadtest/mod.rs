@@ -11,7 +11,10 @@
 //! call did no work, so its request id is unused. Each attempt is counted as a call. Besides being what
 //! clients do, it keeps the tool from sealing a fresh 200 KB payload for every shed call, which on a
 //! shared machine took the CPU the gateway needed (see the README's performance section); the resend
-//! is a cheap clone, the ciphertext being a shared `Bytes`.
+//! is a cheap clone, the ciphertext being a shared `Bytes`. Before resending, the caller waits the
+//! delay the gateway's `RetryInfo` suggests, jittered (half to one and a half times it) so that shed
+//! callers do not come back together, as gRPC clients honour retry pushback; `--ignore-retry-info`
+//! resends at once instead, to see what callers that ignore the hint do to the gateway.
 //!
 //! Only ever aims at the target it is given and at its own loopback echo. Never prints, logs or puts in
 //! an error the synthetic identities it sends, nor any status message the target returns.
@@ -78,6 +81,8 @@ pub struct Options {
     pub pool_threads: usize,
     /// Open loop: most calls in flight at once (past it, sending waits and the schedule slips).
     pub max_in_flight: usize,
+    /// Closed loop: a shed caller waits the delay the gateway's `RetryInfo` suggests before resending.
+    pub honour_retry_info: bool,
 }
 
 const VERIFY: &str = "Verify";
@@ -328,8 +333,35 @@ fn status_name(status: i32) -> &'static str {
         .unwrap_or("UNKNOWN_STATUS")
 }
 
+/// What one call came to: the method, its result and, for a shed call, the delay the target
+/// suggested in its `RetryInfo`.
+struct Outcome {
+    method: &'static str,
+    result: CallResult,
+    retry_after: Option<Duration>,
+}
+
+/// The delay a refused call's `RetryInfo` suggests, if it carries one.
+fn suggested_delay(status: &tonic::Status) -> Option<Duration> {
+    use tonic_types::StatusExt as _;
+    if status.code() != tonic::Code::ResourceExhausted {
+        return None;
+    }
+    status.get_details_retry_info().and_then(|info| info.retry_delay)
+}
+
+/// `delay` scaled by a factor in [0.5, 1.5) drawn from `state` (xorshift), so that callers shed
+/// together do not come back together.
+fn jittered(delay: Duration, state: &mut u64) -> Duration {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    let unit = (*state >> 11) as f64 / (1u64 << 53) as f64;
+    delay.mul_f64(0.5 + unit)
+}
+
 /// Makes one call with the per-call deadline (sent as `grpc-timeout`, and enforced here too).
-async fn call(client: &mut Client, job: Job, shared: &Shared) -> (&'static str, CallResult) {
+async fn call(client: &mut Client, job: Job, shared: &Shared) -> Outcome {
     let timeout = shared.timeout;
     fn with_deadline<T>(message: T, timeout: Duration) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
@@ -359,29 +391,41 @@ async fn call(client: &mut Client, job: Job, shared: &Shared) -> (&'static str, 
                 },
             };
             let answer = tokio::time::timeout(timeout, c.echo(with_deadline(request, timeout))).await;
-            let result = match answer {
-                Err(_) => Err(tonic::Code::DeadlineExceeded),
-                Ok(Err(status)) => Err(status.code()),
-                Ok(Ok(_)) => Ok("ECHOED"),
+            let (result, retry_after) = match answer {
+                Err(_) => (Err(tonic::Code::DeadlineExceeded), None),
+                Ok(Err(status)) => (Err(status.code()), suggested_delay(&status)),
+                Ok(Ok(_)) => (Ok("ECHOED"), None),
             };
-            return (ECHO, result);
+            return Outcome {
+                method: ECHO,
+                result,
+                retry_after,
+            };
         }
         (Client::Gateway(_), Job::Prepared(Prepared::Echo(_))) => {
             // The gateway phase's pool holds Verify requests only.
-            return (ECHO, Err(tonic::Code::Internal));
+            return Outcome {
+                method: ECHO,
+                result: Err(tonic::Code::Internal),
+                retry_after: None,
+            };
         }
     };
-    let result = match result {
-        Err(_) => Err(tonic::Code::DeadlineExceeded),
-        Ok(Err(status)) => Err(status.code()),
+    let (result, retry_after) = match result {
+        Err(_) => (Err(tonic::Code::DeadlineExceeded), None),
+        Ok(Err(status)) => (Err(status.code()), suggested_delay(&status)),
         Ok(Ok(answer)) => {
             if method == VERIFY && !answer.verification_id.is_empty() {
                 shared.remember(answer.verification_id);
             }
-            Ok(status_name(answer.status))
+            (Ok(status_name(answer.status)), None)
         }
     };
-    (method, result)
+    Outcome {
+        method,
+        result,
+        retry_after,
+    }
 }
 
 /// One phase: fills the pool, runs warm-up and the measured window, summarises.
@@ -424,7 +468,7 @@ async fn phase(
     let schedule = match options.load {
         Load::Rate(rate) => Some(open_loop(&shared, &clients, rate, start, total, options.max_in_flight).await),
         Load::Concurrency(c) => {
-            closed_loop(&shared, &clients, c, start + total).await;
+            closed_loop(&shared, &clients, c, start + total, options.honour_retry_info).await;
             None
         }
     };
@@ -452,6 +496,7 @@ async fn phase(
         warmup_s: options.warmup.as_secs_f64(),
         timeout_ms: options.timeout.as_millis() as u64,
         message_bytes,
+        honours_retry_info: options.honour_retry_info,
     };
     let waits = shared.pool.waits.load(Ordering::Relaxed);
     let schedule = schedule.map(|lag| ScheduleSummary {
@@ -461,11 +506,13 @@ async fn phase(
     Ok(RunSummary::new(service, settings, &stats, schedule, waits))
 }
 
-async fn closed_loop(shared: &Arc<Shared>, clients: &[Client], workers: usize, end: Instant) {
+async fn closed_loop(shared: &Arc<Shared>, clients: &[Client], workers: usize, end: Instant, honour_retry_info: bool) {
     let mut set = tokio::task::JoinSet::new();
     for w in 0..workers {
         let shared = shared.clone();
         let mut client = clients[w % clients.len()].clone();
+        // Any non-zero seed will do; distinct per caller.
+        let mut jitter = 0x9E37_79B9_7F4A_7C15_u64 ^ (w as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         set.spawn(async move {
             let mut shed: Option<Job> = None;
             while Instant::now() < end {
@@ -478,11 +525,15 @@ async fn closed_loop(shared: &Arc<Shared>, clients: &[Client], workers: usize, e
                 };
                 let again = job.resend();
                 let from = Instant::now();
-                let (method, result) = call(&mut client, job, &shared).await;
-                if result == Err(tonic::Code::ResourceExhausted) {
+                let outcome = call(&mut client, job, &shared).await;
+                if outcome.result == Err(tonic::Code::ResourceExhausted) {
                     shed = again;
                 }
-                shared.record(w, method, result, from);
+                shared.record(w, outcome.method, outcome.result, from);
+                if let Some(delay) = outcome.retry_after.filter(|_| honour_retry_info) {
+                    let until = (Instant::now() + jittered(delay, &mut jitter)).min(end);
+                    tokio::time::sleep_until(until).await;
+                }
             }
         });
     }
@@ -517,8 +568,8 @@ async fn open_loop(
         let mut client = clients[(n as usize) % clients.len()].clone();
         let shard = n as usize;
         set.spawn(async move {
-            let (method, result) = call(&mut client, job, &shared).await;
-            shared.record(shard, method, result, intended);
+            let outcome = call(&mut client, job, &shared).await;
+            shared.record(shard, outcome.method, outcome.result, intended);
         });
         n += 1;
     }
@@ -563,6 +614,26 @@ async fn progress_line(name: &'static str, shared: Arc<Shared>, start: Instant) 
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    /// The delay is read from the gateway's own shed answer, and only from a shed answer.
+    #[test]
+    fn the_suggested_delay_is_read_from_a_shed_answer() {
+        let shed = crate::transport::shedding::overloaded(Duration::from_millis(750));
+        assert_eq!(suggested_delay(&shed), Some(Duration::from_millis(750)));
+        assert_eq!(suggested_delay(&tonic::Status::resource_exhausted("no details")), None);
+        assert_eq!(suggested_delay(&tonic::Status::unavailable("other")), None);
+    }
+
+    /// Jitter stays within half to one and a half times the delay, and spreads callers out.
+    #[test]
+    fn jitter_stays_within_half_and_one_and_a_half_times_the_delay() {
+        let delay = Duration::from_millis(1000);
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let draws: Vec<Duration> = (0..10_000).map(|_| jittered(delay, &mut state)).collect();
+        assert!(draws.iter().all(|d| *d >= delay / 2 && *d < delay * 3 / 2));
+        let below = draws.iter().filter(|d| **d < delay).count();
+        assert!((4_000..6_000).contains(&below), "about half below the delay: {below}");
+    }
 
     #[test]
     fn status_names_drop_the_prefix() {

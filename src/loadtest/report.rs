@@ -174,6 +174,9 @@ pub struct Settings {
     pub timeout_ms: u64,
     /// Encoded size of one Verify request (and of one echo request's payload).
     pub message_bytes: usize,
+    /// Closed loop: whether a shed caller waited the delay its `RetryInfo` suggested before resending.
+    #[serde(default)]
+    pub honours_retry_info: bool,
 }
 
 /// One phase's figures: the target's or the baseline's.
@@ -486,6 +489,7 @@ mod tests {
             warmup_s: 0.0,
             timeout_ms: 1000,
             message_bytes: 100,
+            honours_retry_info: true,
         }
     }
 
