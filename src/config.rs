@@ -99,8 +99,11 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     /// `Verify` calls in flight at once; past it, calls are shed with `RESOURCE_EXHAUSTED` (0: no limit).
     pub max_in_flight_verify: usize,
-    /// The retry delay a shed call is told (`google.rpc.RetryInfo`).
+    /// The retry delay a shed call is told (`google.rpc.RetryInfo`) when shedding starts.
     pub shed_retry_after_ms: u64,
+    /// The longest retry delay it is raised to while shedding lasts, so that callers who honour it
+    /// return about as fast as calls are admitted.
+    pub shed_retry_after_max_ms: u64,
     /// HTTP/2 streams one connection may have open at once.
     pub max_concurrent_streams: u32,
     /// HTTP/2 initial window of each stream: request body bytes a client may send unread.
@@ -123,6 +126,7 @@ impl ServerConfig {
         crate::transport::server::Limits {
             max_in_flight_verify: self.max_in_flight_verify,
             shed_retry_after: std::time::Duration::from_millis(self.shed_retry_after_ms),
+            shed_retry_after_max: std::time::Duration::from_millis(self.shed_retry_after_max_ms),
             max_concurrent_streams: self.max_concurrent_streams,
             http2_stream_window_bytes: self.http2_stream_window_bytes,
             http2_connection_window_bytes: self.http2_connection_window_bytes,
@@ -149,6 +153,7 @@ impl Default for ServerConfig {
             shutdown_grace_ms: 15_000,
             max_in_flight_verify: limits.max_in_flight_verify,
             shed_retry_after_ms: limits.shed_retry_after.as_millis() as u64,
+            shed_retry_after_max_ms: limits.shed_retry_after_max.as_millis() as u64,
             max_concurrent_streams: limits.max_concurrent_streams,
             http2_stream_window_bytes: limits.http2_stream_window_bytes,
             http2_connection_window_bytes: limits.http2_connection_window_bytes,

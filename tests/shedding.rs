@@ -14,6 +14,8 @@ async fn a_verify_past_the_in_flight_limit_is_shed_with_retry_info() {
     let mut config = TestGateway::config();
     config.server.max_in_flight_verify = 1;
     config.server.shed_retry_after_ms = 2_000;
+    // Held at the base: how the delay adapts is `shedding::Pushback`'s unit test.
+    config.server.shed_retry_after_max_ms = 2_000;
     let gateway = TestGateway::start_with(config, None).await;
 
     let mut slow_client = gateway.onboarding().await;

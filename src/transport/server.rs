@@ -34,8 +34,10 @@ pub struct Limits {
     /// `Verify` calls in flight at once across all connections; past it, calls are shed with
     /// `RESOURCE_EXHAUSTED` / `OVERLOADED` (0: no limit).
     pub max_in_flight_verify: usize,
-    /// The delay a shed call's `RetryInfo` suggests.
+    /// The delay a shed call's `RetryInfo` suggests when shedding starts.
     pub shed_retry_after: Duration,
+    /// The longest delay it is raised to while shedding lasts (`shedding::Pushback`).
+    pub shed_retry_after_max: Duration,
     /// HTTP/2 streams one connection may have open at once.
     pub max_concurrent_streams: u32,
     /// HTTP/2 initial flow-control window of each stream: how much of a request body a client may
@@ -58,6 +60,7 @@ impl Default for Limits {
             // with a quarter of the queueing and no call past its deadline.
             max_in_flight_verify: 32,
             shed_retry_after: Duration::from_secs(1),
+            shed_retry_after_max: Duration::from_secs(30),
             max_concurrent_streams: 256,
             http2_stream_window_bytes: DEFAULT_STREAM_WINDOW_BYTES,
             http2_connection_window_bytes: DEFAULT_CONNECTION_WINDOW_BYTES,
@@ -122,6 +125,7 @@ pub async fn run(
             .max_decoding_message_size(limits.max_verification_message_bytes),
         limits.max_in_flight_verify,
         limits.shed_retry_after,
+        limits.shed_retry_after_max,
     )
     .with_instruments(instruments);
 
