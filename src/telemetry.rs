@@ -88,7 +88,9 @@ pub fn init(json: bool, otlp_endpoint: Option<&str>) -> Result<Telemetry, String
         meter = Some(provider);
     }
     let tracer = tracer.build();
-    install(json, &tracer, std::io::stderr);
+    // Colour only on a terminal: escape codes are noise in a log file or collector, and cost CPU.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    install(json, ansi, &tracer, std::io::stderr);
     Ok(Telemetry { tracer, meter })
 }
 
@@ -103,9 +105,9 @@ where
         .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
 }
 
-/// The subscriber: log lines to `writer` at the `IDGATE_LOG` level, and spans to `tracer` at `info`
-/// and above.
-pub fn install<W>(json: bool, tracer: &SdkTracerProvider, writer: W)
+/// The subscriber: log lines to `writer` at the `IDGATE_LOG` level (coloured with `ansi`), and spans
+/// to `tracer` at `info` and above.
+pub fn install<W>(json: bool, ansi: bool, tracer: &SdkTracerProvider, writer: W)
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -113,7 +115,10 @@ where
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let otel = otel_layer(tracer);
-    let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_target(false);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_target(false)
+        .with_ansi(ansi);
     let fmt = if json {
         // The span list puts the call span's fields, trace_id and span_id among them, on each line.
         fmt.json().with_span_list(true).with_current_span(false).boxed()
