@@ -96,6 +96,7 @@ pub trait Provider: Send + Sync + 'static {
 pub mod aliyun;
 pub mod breaker;
 pub mod http;
+pub mod image_base64;
 pub mod router;
 pub mod setup;
 pub mod sim;

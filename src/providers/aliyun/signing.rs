@@ -28,6 +28,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::providers::image_base64;
 use crate::providers::tencent::SecretKey;
 
 pub const ALGORITHM: &str = "ACS3-HMAC-SHA256";
@@ -189,22 +190,20 @@ pub fn form_body(pairs: &[(&str, &str)]) -> String {
 /// but the base64 is written straight into the body, in stack-sized chunks, instead of through a
 /// string of its own.
 pub fn form_body_with_base64(pairs: &[(&str, &str)], name: &str, bytes: &[u8]) -> Vec<u8> {
-    use base64::Engine as _;
     /// Input bytes per chunk: a multiple of 3, so only the last chunk can carry padding.
     const CHUNK: usize = 3 * 1024;
-    let b64_len = bytes.len().div_ceil(3) * 4;
+    let b64_len = image_base64::encoded_len(bytes.len());
     // Base64 of an image is about 1/32 `+` and 1/32 `/`, 3 bytes each once encoded; `=` at most twice.
     let estimate =
         pairs.iter().map(|(k, v)| k.len() + 3 * v.len() + 2).sum::<usize>() + name.len() + b64_len + b64_len / 8 + 8;
     let mut out = Vec::with_capacity(estimate);
     append_pairs(&mut out, pairs);
     append_pairs(&mut out, &[(name, "")]);
-    let mut scratch = [0u8; CHUNK / 3 * 4];
+    let mut scratch = Vec::with_capacity(CHUNK / 3 * 4);
     for chunk in bytes.chunks(CHUNK) {
-        let written = base64::engine::general_purpose::STANDARD
-            .encode_slice(chunk, &mut scratch)
-            .unwrap_or_default();
-        percent_encode_into(&mut out, &scratch[..written]);
+        scratch.clear();
+        image_base64::encode_into(&mut scratch, chunk);
+        percent_encode_into(&mut out, &scratch);
     }
     out
 }

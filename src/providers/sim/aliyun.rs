@@ -24,7 +24,6 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use serde_json::{Value, json};
 
 use super::{Fault, Faults, Sim, header_str, id_number_valid};
@@ -218,7 +217,7 @@ fn decide(
                 if product != "ID_MIN" || cert_type != "IDENTITY_CARD" {
                     return api("401");
                 }
-                let Ok(photo) = base64::engine::general_purpose::STANDARD.decode(picture) else {
+                let Some(photo) = crate::providers::image_base64::decode(picture.as_bytes()) else {
                     return api("401");
                 };
                 if photo.is_empty() || !crate::providers::http::is_jpeg_or_png(&photo) {

@@ -23,14 +23,13 @@ pub use signing::SecretKey;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 
 use crate::clock::Clock;
-use crate::providers::http;
 pub use crate::providers::http::{HttpClientError, http_client};
 use crate::providers::{CheckFuture, Outcome, Provider, ProviderError, ProviderRequest};
+use crate::providers::{http, image_base64};
 
 /// Tencent's public FaceID endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://faceid.tencentcloudapi.com";
@@ -209,7 +208,7 @@ impl Provider for TencentFaceId {
 /// through serde_json, so quotes and backslashes are escaped correctly. Not logged: it holds the
 /// personal data.
 fn json_body(request: &ProviderRequest<'_>, image: Option<&[u8]>) -> serde_json::Result<Vec<u8>> {
-    let b64_len = image.map_or(0, |i| i.len().div_ceil(3) * 4);
+    let b64_len = image.map_or(0, |i| image_base64::encoded_len(i.len()));
     let mut out = Vec::with_capacity(64 + 2 * (request.id_number.len() + request.name.len()) + b64_len);
     out.extend_from_slice(b"{\"IdCard\":");
     serde_json::to_writer(&mut out, request.id_number)?;
@@ -217,12 +216,7 @@ fn json_body(request: &ProviderRequest<'_>, image: Option<&[u8]>) -> serde_json:
     serde_json::to_writer(&mut out, request.name)?;
     if let Some(image) = image {
         out.extend_from_slice(b",\"ImageBase64\":\"");
-        let start = out.len();
-        out.resize(start + b64_len, 0);
-        let written = base64::engine::general_purpose::STANDARD
-            .encode_slice(image, &mut out[start..])
-            .map_err(|_| serde::ser::Error::custom("base64 length"))?;
-        out.truncate(start + written);
+        image_base64::encode_into(&mut out, image);
         out.push(b'"');
     }
     out.push(b'}');
@@ -235,9 +229,8 @@ fn unusable_image(image: &[u8]) -> Option<&'static str> {
     if image.is_empty() {
         return Some("empty");
     }
-    match base64::encoded_len(image.len(), true) {
-        Some(len) if len <= MAX_IMAGE_BASE64_BYTES => {}
-        _ => return Some("too large"),
+    if image_base64::encoded_len(image.len()) > MAX_IMAGE_BASE64_BYTES {
+        return Some("too large");
     }
     if !http::is_jpeg_or_png(image) {
         return Some("not jpeg or png");
@@ -312,6 +305,7 @@ mod tests {
     use crate::clock::{ManualClock, SystemClock};
     use crate::providers::sim::SimConfig;
     use crate::providers::sim::test_support::{RunningSim, start};
+    use base64::Engine as _;
     use std::sync::Mutex;
 
     const SECRET_ID: &str = "AKIDsimulator";
