@@ -203,9 +203,27 @@ pub fn form_body_with_base64(pairs: &[(&str, &str)], name: &str, bytes: &[u8]) -
     for chunk in bytes.chunks(CHUNK) {
         scratch.clear();
         image_base64::encode_into(&mut scratch, chunk);
-        percent_encode_into(&mut out, &scratch);
+        percent_encode_base64_into(&mut out, &scratch);
     }
     out
+}
+
+/// [`percent_encode_into`] for base64 text, whose only bytes to escape are `+`, `/` and `=`: the runs
+/// between them (16 bytes on average in an image) are copied whole, found with SIMD (`memchr3`),
+/// instead of byte by byte, which made the form body of a 200 KB face take about 0.7 ms.
+fn percent_encode_base64_into(out: &mut Vec<u8>, base64: &[u8]) {
+    let mut rest = base64;
+    while let Some(at) = memchr::memchr3(b'+', b'/', b'=', rest) {
+        debug_assert!(rest[..at].iter().all(u8::is_ascii_alphanumeric), "base64 only");
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(match rest[at] {
+            b'+' => b"%2B",
+            b'/' => b"%2F",
+            _ => b"%3D",
+        });
+        rest = &rest[at + 1..];
+    }
+    percent_encode_into(out, rest);
 }
 
 /// Decodes a form body (`+` is a space, as in HTML forms). `None` on bad escapes or non-UTF-8.
