@@ -146,8 +146,6 @@ fn image_sniffing(c: &mut Criterion) {
     }
 }
 
-/// The body the Tencent adapter sends for `ImageRecognitionV2` (the adapter's builder is private; this is
-/// the same serde shape and the same base64 engine), then its TC3-HMAC-SHA256 signature.
 /// Building and signing a provider request with a 200 KB face, for both vendors, as the adapters do;
 /// plus, for comparison in the same run, the scalar base64 + `serde_json` way the Tencent body was
 /// first built.

@@ -101,8 +101,9 @@ pub struct ServerConfig {
     pub max_in_flight_verify: usize,
     /// The retry delay a shed call is told (`google.rpc.RetryInfo`) when shedding starts.
     pub shed_retry_after_ms: u64,
-    /// The longest retry delay it is raised to while shedding lasts, so that callers who honour it
-    /// return about as fast as calls are admitted.
+    /// The longest retry delay it is raised to while shedding lasts (steering to about one shed call
+    /// for every two admitted). It may exceed a caller's deadline: under that much overload, such a
+    /// caller gives up rather than waits. At most [`MAX_SHED_RETRY_AFTER_MS`].
     pub shed_retry_after_max_ms: u64,
     /// HTTP/2 streams one connection may have open at once.
     pub max_concurrent_streams: u32,
@@ -119,6 +120,9 @@ pub struct ServerConfig {
     /// A readiness probe that takes longer counts as a failure.
     pub health_probe_timeout_ms: u64,
 }
+
+/// The longest retry delay a shed call may be told (5 minutes): longer is no longer "retry later".
+pub const MAX_SHED_RETRY_AFTER_MS: u64 = 300_000;
 
 impl ServerConfig {
     /// The transport's bounds from these settings.
@@ -579,6 +583,13 @@ impl Config {
                 "server.decide_reserve_ms must be shorter than server.verify_deadline_ms".into(),
             ));
         }
+        let (base, max) = (self.server.shed_retry_after_ms, self.server.shed_retry_after_max_ms);
+        if base == 0 || base > max || max > MAX_SHED_RETRY_AFTER_MS {
+            return Err(ConfigError::Invalid(format!(
+                "server.shed_retry_after_ms must be positive and at most server.shed_retry_after_max_ms, \
+                 which is at most {MAX_SHED_RETRY_AFTER_MS}"
+            )));
+        }
         if self.server.health_probe_interval_ms == 0
             || self.server.health_probe_timeout_ms == 0
             || self.server.client_deny_list_poll_ms == 0
@@ -722,6 +733,27 @@ consecutive_failures = 3
         )
         .unwrap();
         assert!(Config::load_from(Some(&file), Env::prefixed("IDGATE_TEST_NONE_")).is_err());
+        // Shed retry delays: positive, base ≤ max ≤ 5 minutes.
+        for server in [
+            "shed_retry_after_ms = 0",
+            "shed_retry_after_ms = 2000\nshed_retry_after_max_ms = 1000",
+            "shed_retry_after_max_ms = 300001",
+        ] {
+            std::fs::write(&file, format!("[server]\n{server}\n")).unwrap();
+            let refused = Config::load_from(Some(&file), Env::prefixed("IDGATE_TEST_NONE_"));
+            assert!(
+                refused
+                    .err()
+                    .is_some_and(|e| e.to_string().contains("shed_retry_after")),
+                "{server}"
+            );
+        }
+        std::fs::write(
+            &file,
+            "[server]\nshed_retry_after_ms = 300000\nshed_retry_after_max_ms = 300000\n",
+        )
+        .unwrap();
+        assert!(Config::load_from(Some(&file), Env::prefixed("IDGATE_TEST_NONE_")).is_ok());
         assert!(
             Config::load_from(
                 Some(&dir.path().join("missing.toml")),

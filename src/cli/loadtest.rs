@@ -80,7 +80,7 @@ pub struct LoadtestArgs {
     pub max_in_flight: usize,
     /// Closed loop: resend a shed call at once instead of waiting the delay the gateway's RetryInfo
     /// suggests (what a client that ignores the hint does).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "rate")]
     pub ignore_retry_info: bool,
 }
 

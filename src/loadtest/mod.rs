@@ -496,7 +496,8 @@ async fn phase(
         warmup_s: options.warmup.as_secs_f64(),
         timeout_ms: options.timeout.as_millis() as u64,
         message_bytes,
-        honours_retry_info: options.honour_retry_info,
+        // Only callers in closed loop resend; open loop sends on schedule whatever the answers.
+        honours_retry_info: options.honour_retry_info && matches!(options.load, Load::Concurrency(_)),
     };
     let waits = shared.pool.waits.load(Ordering::Relaxed);
     let schedule = schedule.map(|lag| ScheduleSummary {
@@ -531,8 +532,10 @@ async fn closed_loop(shared: &Arc<Shared>, clients: &[Client], workers: usize, e
                 }
                 shared.record(w, outcome.method, outcome.result, from);
                 if let Some(delay) = outcome.retry_after.filter(|_| honour_retry_info) {
-                    let until = (Instant::now() + jittered(delay, &mut jitter)).min(end);
-                    tokio::time::sleep_until(until).await;
+                    // Never past the end of the phase, whatever delay the target suggests.
+                    let now = Instant::now();
+                    let left = end.saturating_duration_since(now);
+                    tokio::time::sleep_until(now + jittered(delay.min(left), &mut jitter).min(left)).await;
                 }
             }
         });

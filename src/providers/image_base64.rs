@@ -12,6 +12,14 @@ pub fn encode_into(out: &mut Vec<u8>, image: &[u8]) {
     base64_simd::STANDARD.encode_append(image, out);
 }
 
+/// Writes the base64 of `image` into the start of `out` and returns it; `None` (nothing written) when
+/// `out` is shorter than [`encoded_len`] of it.
+pub fn encode_to_slice<'o>(image: &[u8], out: &'o mut [u8]) -> Option<&'o [u8]> {
+    use base64_simd::AsOut as _;
+    let out = out.get_mut(..encoded_len(image.len()))?;
+    Some(base64_simd::STANDARD.encode(image, out.as_out()))
+}
+
 /// Bytes of base64 for `len` bytes of image.
 pub const fn encoded_len(len: usize) -> usize {
     len.div_ceil(3) * 4
@@ -44,6 +52,11 @@ mod tests {
             assert_eq!(&out[..6], b"prefix");
             assert_eq!(&out[6..], expected.as_bytes(), "length {n}");
             assert_eq!(encoded_len(n), expected.len());
+            let mut slice = vec![0u8; expected.len() + 3];
+            assert_eq!(encode_to_slice(&image, &mut slice), Some(expected.as_bytes()));
+            if n > 0 {
+                assert_eq!(encode_to_slice(&image, &mut slice[..expected.len() - 1]), None);
+            }
             assert_eq!(decode(expected.as_bytes()).as_deref(), Some(&image[..]), "length {n}");
         }
     }
@@ -62,6 +75,7 @@ mod tests {
             b"abc=\x00",
             b"\xff\xfe\xfd\xfc",
             b"QR==",
+            b"QUJ=",
         ] {
             assert!(
                 base64::engine::general_purpose::STANDARD.decode(bad).is_err(),

@@ -679,7 +679,9 @@ impl Sim {
 }
 
 /// The parameters the simulator reads, borrowed from the body where JSON allows (the ~270 KB image
-/// is never copied); any other member is ignored, as the vendor does.
+/// is never copied); any other member is ignored, as the vendor does. A parameter given twice is
+/// refused as `InvalidParameter` (the vendor documents nothing for it; `serde_json::Value`, used
+/// before, kept the last).
 #[derive(Deserialize)]
 struct Params<'a> {
     #[serde(rename = "IdCard", default, borrow)]
@@ -855,10 +857,16 @@ mod tests {
     async fn rejects_bad_requests_with_documented_codes() {
         let sim = start(config(), Arc::new(SystemClock)).await;
         let id_body = br#"{"IdCard":"11010519491231002X","Name":"n"}"#;
-        let cases: [(&str, &[u8], &str, &str); 10] = [
+        let cases: [(&str, &[u8], &str, &str); 11] = [
             ("DescribeInstances", id_body, "k", "InvalidAction"),
             (ACTION_ID_CARD, b"not json", "k", "InvalidParameter"),
             (ACTION_ID_CARD, b"[1,2]", "k", "InvalidParameter"),
+            (
+                ACTION_ID_CARD,
+                br#"{"IdCard":"11010519491231002X","IdCard":"11010519491231002X","Name":"n"}"#,
+                "k",
+                "InvalidParameter",
+            ),
             (ACTION_ID_CARD, br#"{"Name":"n"}"#, "k", "MissingParameter"),
             (
                 ACTION_ID_CARD,

@@ -49,12 +49,12 @@ const WINDOW: Duration = Duration::from_secs(1);
 /// The shed calls per admitted call [`Pushback`] steers to.
 const SHED_PER_ADMITTED: f64 = 0.5;
 
-/// The retry delay shed calls are told. Once per [`WINDOW`] in which calls were shed, the delay is
-/// multiplied by the square root of shed calls per admitted call in that window (damped, so that it
-/// settles rather than swings), within `[base, max]`: callers who honour it then return about as
-/// fast as calls are admitted, which keeps the gateway saturated without paying for thousands of
-/// refused 200 KB bodies a second. A window without shedding, or a pause longer than a window,
-/// brings it back to `base`.
+/// The retry delay shed calls are told. Once per [`WINDOW`], the delay is multiplied by the square
+/// root of (shed calls per admitted call in that window ÷ [`SHED_PER_ADMITTED`]) (damped, so that it
+/// settles rather than swings), but never less than halved, within `[base, max]`: callers who honour
+/// it then come back at a pace that keeps the gateway's in-flight slots full without paying for
+/// thousands of refused 200 KB bodies a second. Windows without shedding halve it; a whole window
+/// without any call brings it back to `base`.
 #[derive(Debug)]
 pub struct Pushback {
     base: Duration,
@@ -71,6 +71,7 @@ struct Window {
 }
 
 impl Pushback {
+    /// Starts at `base`; a `max` below `base` is taken as `base` (configuration refuses it).
     pub fn new(base: Duration, max: Duration, now: Instant) -> Self {
         Self {
             base,
@@ -101,14 +102,19 @@ impl Pushback {
         let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
         let elapsed = now.saturating_duration_since(w.started);
         if elapsed >= WINDOW {
-            w.delay = if w.shed == 0 || elapsed >= 2 * WINDOW {
-                self.base
+            let factor = if elapsed >= 2 * WINDOW {
+                // A whole window passed without a call: whatever overload there was is over.
+                0.0
             } else {
+                // At most halved per window: callers told a long delay are still away, and a window
+                // without them says little about their coming back.
                 let per_admitted = w.shed as f64 / w.admitted.max(1) as f64;
-                w.delay
-                    .mul_f64((per_admitted / SHED_PER_ADMITTED).sqrt())
-                    .clamp(self.base, self.max)
+                (per_admitted / SHED_PER_ADMITTED).sqrt().max(0.5)
             };
+            // No overflow panic for any configured maximum: a product too large is the maximum.
+            w.delay = Duration::try_from_secs_f64(w.delay.as_secs_f64() * factor)
+                .unwrap_or(self.max)
+                .clamp(self.base, self.max);
             w.started = now;
             w.admitted = 0;
             w.shed = 0;
@@ -329,17 +335,36 @@ mod tests {
         );
         let capped = second(2.0, 16, 17, 1700);
         assert!(capped.iter().all(|d| *d == max));
-        // At the steered rate (one shed per two admitted) it holds; at a quarter of it, it halves.
+        // At the steered rate (one shed per two admitted) it holds; at a sixteenth of it, it still
+        // only halves.
         let steady = second(3.0, 1, 3, 300);
         assert!(steady.iter().all(|d| *d == max));
-        let _ = second(4.0, 1, 9, 900);
+        let _ = second(4.0, 1, 33, 3300);
         assert_eq!(pushback.shed(at(5.0)), max / 2);
-        // A window with nothing shed, then shedding again: back to the base.
-        pushback.admitted(at(6.0));
-        assert_eq!(pushback.shed(at(7.0)), base);
-        // A pause longer than a window also starts from the base.
-        let _ = second(7.0, 16, 17, 170);
-        assert_eq!(pushback.shed(at(9.5)), base, "a gap of more than a window");
+        // Windows where few calls are shed (one per twenty admitted) halve it each time, down to the
+        // base.
+        let twenty_admitted = |s: f64| (0..20).for_each(|i| pushback.admitted(at(s + i as f64 / 40.0)));
+        twenty_admitted(5.1);
+        let mut told = Vec::new();
+        for s in 6..12 {
+            twenty_admitted(s as f64);
+            told.push(pushback.shed(at(s as f64 + 0.9)));
+        }
+        assert_eq!(told[0], max / 4, "{told:?}");
+        assert_eq!(told[1], max / 8, "{told:?}");
+        assert_eq!(told.last(), Some(&base), "{told:?}");
+        // A whole window without a call starts again from the base.
+        let _ = second(12.0, 16, 17, 1700);
+        assert!(pushback.shed(at(13.0)) > base);
+        assert_eq!(pushback.shed(at(15.1)), base, "no call in the window after it");
+        // A maximum too large to multiply is not a panic.
+        let huge = Pushback::new(base, Duration::MAX, start);
+        for i in 0..400 {
+            let _ = huge.shed(at(i as f64 + 0.1));
+            let _ = huge.shed(at(i as f64 + 0.2));
+            huge.admitted(at(i as f64 + 0.3));
+        }
+        assert!(huge.shed(at(400.5)) > base);
     }
 
     #[tokio::test]

@@ -199,11 +199,11 @@ pub fn form_body_with_base64(pairs: &[(&str, &str)], name: &str, bytes: &[u8]) -
     let mut out = Vec::with_capacity(estimate);
     append_pairs(&mut out, pairs);
     append_pairs(&mut out, &[(name, "")]);
-    let mut scratch = Vec::with_capacity(CHUNK / 3 * 4);
+    // On the stack: a heap buffer would be freed unwiped.
+    let mut scratch = [0u8; CHUNK / 3 * 4];
     for chunk in bytes.chunks(CHUNK) {
-        scratch.clear();
-        image_base64::encode_into(&mut scratch, chunk);
-        percent_encode_base64_into(&mut out, &scratch);
+        let encoded = image_base64::encode_to_slice(chunk, &mut scratch).unwrap_or_default();
+        percent_encode_base64_into(&mut out, encoded);
     }
     out
 }

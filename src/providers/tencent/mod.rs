@@ -207,6 +207,7 @@ impl Provider for TencentFaceId {
 /// string (base64 needs no escaping) and it would need a string of its own. Name and ID number go
 /// through serde_json, so quotes and backslashes are escaped correctly. Not logged: it holds the
 /// personal data.
+#[doc(hidden)] // public for the benches only
 pub fn json_body(request: &ProviderRequest<'_>, image: Option<&[u8]>) -> serde_json::Result<Vec<u8>> {
     let b64_len = image.map_or(0, |i| image_base64::encoded_len(i.len()));
     let mut out = Vec::with_capacity(64 + 2 * (request.id_number.len() + request.name.len()) + b64_len);
