@@ -170,7 +170,11 @@ pub(crate) async fn exchange(
     timeout: Duration,
 ) -> Result<Exchanged, ProviderError> {
     let exchange = async {
-        let response = builder.body(body).send().await.map_err(transport_error)?;
+        let response = builder
+            .body(wiped_on_drop(body))
+            .send()
+            .await
+            .map_err(transport_error)?;
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
         let body = read_limited(response).await?;
@@ -184,6 +188,12 @@ pub(crate) async fn exchange(
         Err(_) => Err(ProviderError::Timeout),
         Ok(result) => result,
     }
+}
+
+/// A request body (name, ID number, base64 face) as `Bytes` that wipe it when the last reference is
+/// dropped, which is when the HTTP client has written it: `Bytes::from(Vec)` would free it unwiped.
+fn wiped_on_drop(body: Vec<u8>) -> bytes::Bytes {
+    bytes::Bytes::from_owner(zeroize::Zeroizing::new(body))
 }
 
 /// What an adapter call yields: the action, the result, and the vendor's request id (for logs).
