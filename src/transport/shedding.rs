@@ -4,10 +4,10 @@
 //! clients back off.
 //!
 //! The delay a shed call is told adapts to the overload ([`Pushback`]): while calls are being shed,
-//! it is raised once a second until the callers who honour it come back about as fast as calls are
-//! admitted, and it returns to `server.shed_retry_after_ms` as soon as nothing is shed. A fixed delay
-//! lets 2 000 callers return 2 000 times a second, each sending its 200 KB body for nothing; on a
-//! 2-core machine that took half the CPU the admitted calls needed (README, performance).
+//! it is raised once a second until about one call is shed for every two admitted, and it falls
+//! back towards `server.shed_retry_after_ms` (halving each second) once nothing is shed. A fixed
+//! delay lets 2 000 callers return 2 000 times a second, each sending its 200 KB body for nothing;
+//! on a 2-core machine that took half the CPU the admitted calls needed (README, performance).
 //!
 //! A tower wrapper around the generated service: it looks only at the request path, never at the body.
 
