@@ -177,6 +177,7 @@ pub struct ProviderUse {
 pub struct ProviderRoute {
     /// 1 = tried first.
     pub order: usize,
+    /// The provider's configured name (an operator's label, not personal data).
     pub name: String,
     pub kind: &'static str,
     /// Host (and port if not the default) of the endpoint; never a path, query or credential.

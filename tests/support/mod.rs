@@ -7,28 +7,28 @@ pub mod redis;
 /// face, each under its own (fake) data key.
 #[allow(dead_code)]
 pub fn sealed_pii() -> idgate::store::SealedPii {
+    let identity = sealed_value(7, [1, 2, 3]);
     idgate::store::SealedPii {
-        face: Some(idgate::store::SealedValue {
-            wrapped_key: idgate::crypto::envelope::WrappedKey {
-                kek_id: "kek-1".into(),
-                bytes: vec![8; 72],
-            },
-            body: idgate::crypto::envelope::Body {
-                version: 1,
-                commitment: [4; 32],
-                nonce: [5; 24],
-                ciphertext: vec![6; 64],
-            },
-        }),
+        face: Some(sealed_value(8, [4, 5, 6])),
+        wrapped_key: identity.wrapped_key,
+        body: identity.body,
+    }
+}
+
+/// A fake sealed value: a wrapped key of `key_fill` bytes under `kek-1`, and a body whose commitment,
+/// nonce and ciphertext are filled with the three `body_fills`.
+fn sealed_value(key_fill: u8, body_fills: [u8; 3]) -> idgate::store::SealedValue {
+    let [commitment, nonce, ciphertext] = body_fills;
+    idgate::store::SealedValue {
         wrapped_key: idgate::crypto::envelope::WrappedKey {
             kek_id: "kek-1".into(),
-            bytes: vec![7; 72],
+            bytes: vec![key_fill; 72],
         },
         body: idgate::crypto::envelope::Body {
             version: 1,
-            commitment: [1; 32],
-            nonce: [2; 24],
-            ciphertext: vec![3; 64],
+            commitment: [commitment; 32],
+            nonce: [nonce; 24],
+            ciphertext: vec![ciphertext; 64],
         },
     }
 }
