@@ -54,18 +54,33 @@ pub fn redis_tests_enabled() -> bool {
         );
         return false;
     }
-    let installed = Command::new("redis-server")
+    let version = Command::new("redis-server")
         .arg("--version")
-        .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned());
+    let Some(version) = version else {
+        panic!(
+            "redis-server is not installed: the Redis store tests need 7.0 or newer, with redis-cli \
+             (`scripts/dev-deps` installs them). Set IDGATE_SKIP_REDIS_TESTS=1 to skip them."
+        );
+    };
+    let major = redis_major_version(&version);
     assert!(
-        installed,
-        "redis-server is not installed: the Redis store tests need it \
-         (Debian: apt-get install redis-server). Set IDGATE_SKIP_REDIS_TESTS=1 to skip them."
+        major.is_some_and(|major| major >= 7),
+        "redis-server is too old or unreadable ({}): the tests need 7.0 or newer \
+         (--appenddirname, TLS cluster ports, ACL selectors); `scripts/dev-deps` checks it",
+        version.trim()
     );
     true
+}
+
+/// The major version in `redis-server --version`'s line (`Redis server v=7.0.15 sha=…`).
+fn redis_major_version(line: &str) -> Option<u32> {
+    let v = line.split_whitespace().find_map(|word| word.strip_prefix("v="))?;
+    v.split('.').next()?.parse().ok()
 }
 
 fn free_port() -> u16 {
