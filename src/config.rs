@@ -1,7 +1,11 @@
 //! The typed configuration, layered: defaults, then a TOML file, then `IDGATE_<SECTION>__<KEY>`
 //! environment variables (API.md §6). Secrets may come from files (`secret_key_file`).
 //!
-//! Nothing here prints a secret: secret values are [`Secret`], whose `Debug` is `***SECRET***`.
+//! Nothing here prints a secret: secret values are [`Secret`], whose `Debug` is `***SECRET***` and
+//! whose refusal of a value of another type names the key and the type, never the value; a TOML
+//! syntax error is reported without the line it quotes. Secret files must be their owner's only
+//! ([`ensure_private`]). Values that would break the gateway (a 0 deadline, TTL or limit, a case
+//! record outlived by its sealed data) are refused at load, each by key with the rule it breaks.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
