@@ -821,7 +821,7 @@ mod tests {
         write_private_file(&dead_file, planted.as_bytes()).unwrap();
         let live_text = fs::read(&live_file).unwrap();
 
-        let refused = maintain_keks(dir.path(), 2_400, &SCHEDULE, 0).err().expect("refused");
+        let refused = maintain_keks(dir.path(), 2_400, &SCHEDULE, 0).expect_err("refused");
         let text = refused.to_string();
         assert!(matches!(refused, KeyFileError::DuplicateId { .. }), "{text}");
         assert!(
@@ -859,7 +859,9 @@ mod tests {
         let path = kek_path(dir.path(), &id);
         for mode in [0o644, 0o640, 0o604, 0o620, 0o610] {
             fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
-            let refused = ring(dir.path(), 0, 1).err().expect("refused");
+            let Err(refused) = ring(dir.path(), 0, 1) else {
+                panic!("mode {mode:o} is refused")
+            };
             assert!(matches!(refused, KeyFileError::TooOpen(_, m) if m == mode), "{refused}");
             let text = refused.to_string();
             assert!(

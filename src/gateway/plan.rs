@@ -187,7 +187,8 @@ impl From<SetupError> for StartError {
     }
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
@@ -231,8 +232,7 @@ mod tests {
         // Opened up by hand, the dev server key is refused by name and rule.
         std::fs::set_permissions(&plan.tls_key, std::fs::Permissions::from_mode(0o644)).unwrap();
         let refused = Plan::dev(Config::default(), None, &dev, 1_002)
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(
             refused.contains("server.tls_key") && refused.contains("chmod 600"),
@@ -277,10 +277,7 @@ mod tests {
             let path = dir.path().join(name);
             for open in [0o640, 0o604] {
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(open)).unwrap();
-                let refused = Plan::production(config.clone(), None)
-                    .err()
-                    .expect("refused")
-                    .to_string();
+                let refused = Plan::production(config.clone(), None).expect_err("refused").to_string();
                 assert!(
                     refused.contains(setting) && refused.contains(&path.display().to_string()),
                     "{refused}"
