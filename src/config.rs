@@ -1,7 +1,11 @@
 //! The typed configuration, layered: defaults, then a TOML file, then `IDGATE_<SECTION>__<KEY>`
 //! environment variables (API.md §6). Secrets may come from files (`secret_key_file`).
 //!
-//! Nothing here prints a secret: secret values are [`Secret`], whose `Debug` is `***SECRET***`.
+//! Nothing here prints a secret: secret values are [`Secret`], whose `Debug` is `***SECRET***` and
+//! whose refusal of a value of another type names the key and the type, never the value; a TOML
+//! syntax error is reported without the line it quotes. Secret files must be their owner's only
+//! ([`ensure_private`]). Values that would break the gateway (a 0 deadline, TTL or limit, a case
+//! record outlived by its sealed data) are refused at load, each by key with the rule it breaks.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,10 +16,63 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::decision::Thresholds;
 
-/// A secret string from configuration. Wiped on drop, never printed.
-#[derive(Clone, Default, Deserialize, Serialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+/// A secret string from configuration. Wiped on drop, never printed — also not in the error that
+/// refuses a value of another type (a number or a boolean): that error names the key and the type
+/// expected, never the value (see [`SecretText`]).
+#[derive(Clone, Default, Serialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 #[serde(transparent)]
 pub struct Secret(String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_string(SecretText)
+    }
+}
+
+/// Reads a [`Secret`]: a string, and nothing else. serde's default refusals quote the value they
+/// refuse (figment prints `found unsigned int `12345678``, into logs); these name only its type.
+struct SecretText;
+
+impl SecretText {
+    fn refuse<E: serde::de::Error>(&self, kind: &'static str) -> Result<Secret, E> {
+        Err(E::invalid_type(serde::de::Unexpected::Other(kind), self))
+    }
+}
+
+impl serde::de::Visitor<'_> for SecretText {
+    type Value = Secret;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string (a secret: quote it; its value is not shown)")
+    }
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Secret, E> {
+        Ok(Secret(value.to_owned()))
+    }
+    fn visit_string<E: serde::de::Error>(self, value: String) -> Result<Secret, E> {
+        Ok(Secret(value))
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Secret, E> {
+        self.refuse("a boolean")
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Secret, E> {
+        self.refuse("a number")
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Secret, E> {
+        self.refuse("a number")
+    }
+    fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<Secret, E> {
+        self.refuse("a number")
+    }
+    fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<Secret, E> {
+        self.refuse("a number")
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Secret, E> {
+        self.refuse("a number")
+    }
+    fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<Secret, E> {
+        self.refuse("bytes")
+    }
+}
 
 impl Secret {
     pub fn new(value: String) -> Self {
@@ -201,12 +258,8 @@ impl KeysConfig {
             (Some(_), Some(_)) => Err(ConfigError::Invalid("set keys.keks or keys.keks_file, not both".into())),
             (Some(list), None) => Ok(Some(list.clone())),
             (None, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    what: "keys.keks_file",
-                    path: path.clone(),
-                    source,
-                })?;
-                Ok(Some(Secret::new(text)))
+                let text = read_secret_file("keys.keks_file", path)?;
+                Ok(Some(Secret::new(text.to_string())))
             }
             (None, None) => Ok(None),
         }
@@ -259,12 +312,7 @@ impl StoreConfig {
             )),
             (Some(password), None) => Ok(Some(password.clone())),
             (None, Some(path)) => {
-                let text =
-                    zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                        what: "store.password_file",
-                        path: path.clone(),
-                        source,
-                    })?);
+                let text = read_secret_file("store.password_file", path)?;
                 Ok(Some(Secret::new(text.trim_end_matches(['\r', '\n']).to_owned())))
             }
             (None, None) => Ok(None),
@@ -470,6 +518,34 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A key or secret file group or others may read (names the path and the mode, never content).
+    #[error("{what}: {source}")]
+    NotPrivate {
+        what: &'static str,
+        source: crate::crypto::keyfile::KeyFileError,
+    },
+}
+
+/// Refuses the key or secret file at `path` (the setting `what`) if group or others may read it:
+/// the check `crypto::keyfile` applies to key files, for every other file that holds a secret.
+pub fn ensure_private(what: &'static str, path: &Path) -> Result<(), ConfigError> {
+    use crate::crypto::keyfile::{self, KeyFileError};
+    keyfile::ensure_private(path).map_err(|e| match e {
+        KeyFileError::Io { path, source } => ConfigError::Read { what, path, source },
+        other => ConfigError::NotPrivate { what, source: other },
+    })
+}
+
+/// Reads the secret file `path` (the setting `what`), refused if group or others may read it.
+fn read_secret_file(what: &'static str, path: &Path) -> Result<zeroize::Zeroizing<String>, ConfigError> {
+    ensure_private(what, path)?;
+    std::fs::read_to_string(path)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|source| ConfigError::Read {
+            what,
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 impl ProviderConfig {
@@ -478,12 +554,7 @@ impl ProviderConfig {
         match (&self.secret_key, &self.secret_key_file) {
             (Some(secret), None) => Ok(secret.clone()),
             (None, Some(path)) => {
-                let text =
-                    zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                        what: "provider secret_key_file",
-                        path: path.clone(),
-                        source,
-                    })?);
+                let text = read_secret_file("provider secret_key_file", path)?;
                 Ok(Secret::new(text.trim_end_matches(['\r', '\n']).to_owned()))
             }
             (Some(_), Some(_)) => Err(ConfigError::Invalid(format!(
@@ -534,9 +605,31 @@ impl Config {
     }
 
     fn extract(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(without_quoted_lines(&e.to_string())))?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Every configured file that holds a key or a secret, with its setting: each must be readable
+    /// by its owner only ([`ensure_private`]). (`keys.dir` is checked file by file as it loads.)
+    pub fn private_files(&self) -> Vec<(&'static str, &Path)> {
+        let mut files = vec![
+            ("server.tls_key", self.server.tls_key.as_deref()),
+            ("store.tls_key_file", self.store.tls_key_file.as_deref()),
+            ("store.password_file", self.store.password_file.as_deref()),
+            ("keys.keks_file", self.keys.keks_file.as_deref()),
+        ];
+        files.extend(
+            self.providers
+                .iter()
+                .map(|p| ("provider secret_key_file", p.secret_key_file.as_deref())),
+        );
+        files
+            .into_iter()
+            .filter_map(|(what, path)| Some((what, path?)))
+            .collect()
     }
 
     /// How long KEKs live under this configuration: the epoch, the longest a data key wrapped in
@@ -554,6 +647,10 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        let broken = self.breaking_values();
+        if !broken.is_empty() {
+            return Err(ConfigError::Invalid(broken.join("; ")));
+        }
         if self.decision.checked().is_none() {
             return Err(ConfigError::Invalid(
                 "decision thresholds must satisfy 0 <= review_at <= verified_at <= 100".into(),
@@ -567,17 +664,6 @@ impl Config {
                 "retention.audit_ttl_seconds must be at least retention.case_record_ttl_seconds".into(),
             ));
         }
-        if self.limits.max_anchor_accounts_per_id == 0 || self.keys.rewrap_interval_seconds == 0 {
-            return Err(ConfigError::Invalid(
-                "limits.max_anchor_accounts_per_id and keys.rewrap_interval_seconds must be positive".into(),
-            ));
-        }
-        if self.keys.kek_epoch_seconds == 0 {
-            return Err(ConfigError::Invalid("keys.kek_epoch_seconds must be positive".into()));
-        }
-        if self.retention.pending_review_ttl_seconds == 0 || self.retention.sweep_interval_seconds == 0 {
-            return Err(ConfigError::Invalid("retention periods must be positive".into()));
-        }
         if self.server.decide_reserve_ms >= self.server.verify_deadline_ms {
             return Err(ConfigError::Invalid(
                 "server.decide_reserve_ms must be shorter than server.verify_deadline_ms".into(),
@@ -590,16 +676,6 @@ impl Config {
                  which is at most {MAX_SHED_RETRY_AFTER_MS}"
             )));
         }
-        if self.server.health_probe_interval_ms == 0
-            || self.server.health_probe_timeout_ms == 0
-            || self.server.client_deny_list_poll_ms == 0
-        {
-            return Err(ConfigError::Invalid(
-                "server.health_probe_interval_ms, server.health_probe_timeout_ms and \
-                 server.client_deny_list_poll_ms must be positive"
-                    .into(),
-            ));
-        }
         let mut names = std::collections::HashSet::new();
         for p in &self.providers {
             if !names.insert(p.name.as_str()) {
@@ -610,6 +686,208 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(format!("provider {}: {e}", p.name)))?;
         }
         Ok(())
+    }
+}
+
+/// A loading error without the configuration lines it quotes: a TOML syntax error shows the line
+/// it stopped at (`3 | password = "…`), which may hold a secret. The position and the reason stay.
+fn without_quoted_lines(text: &str) -> String {
+    let quoted = |line: &str| {
+        let line = line.trim_start();
+        line.starts_with('|')
+            || line
+                .split_once(" |")
+                .is_some_and(|(number, _)| !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()))
+    };
+    text.lines().filter(|line| !quoted(line)).collect::<Vec<_>>().join("\n")
+}
+
+/// The longest period a `_seconds` key may name (100 years): past it, the gateway's arithmetic on
+/// unix times would overflow.
+pub const MAX_PERIOD_SECONDS: u64 = 100 * 365 * 86_400;
+
+/// HTTP/2's largest flow-control window (2^31 - 1 bytes); the HTTP/2 library refuses more.
+pub const MAX_HTTP2_WINDOW_BYTES: u32 = (1 << 31) - 1;
+
+/// The values a configuration breaks the gateway with, each named by its key with the rule it
+/// breaks (and why, when the rule is not obvious).
+struct Rules(Vec<String>);
+
+impl Rules {
+    /// `key` is not 0: `zero` says what 0 would do.
+    fn positive(&mut self, key: &str, value: u64, zero: &str) {
+        if value == 0 {
+            self.0.push(format!("{key} must be positive ({zero})"));
+        }
+    }
+    /// A period in seconds: positive, and at most [`MAX_PERIOD_SECONDS`].
+    fn period(&mut self, key: &str, value: u64, zero: &str) {
+        self.positive(key, value, zero);
+        if value > MAX_PERIOD_SECONDS {
+            self.0
+                .push(format!("{key} must be at most {MAX_PERIOD_SECONDS} (100 years)"));
+        }
+    }
+    /// An HTTP/2 window: 1 ..= 2^31 - 1 bytes.
+    fn window(&mut self, key: &str, value: u32) {
+        self.positive(key, u64::from(value), "no request body could be sent");
+        if value > MAX_HTTP2_WINDOW_BYTES {
+            self.0.push(format!(
+                "{key} must be at most {MAX_HTTP2_WINDOW_BYTES} (HTTP/2's largest window)"
+            ));
+        }
+    }
+    fn require(&mut self, holds: bool, rule: impl FnOnce() -> String) {
+        if !holds {
+            self.0.push(rule());
+        }
+    }
+}
+
+impl Config {
+    /// Every duration, TTL and limit that would break the gateway: a 0 where 0 is not "off", and
+    /// the orderings retention relies on. Each problem names its key and the rule it breaks.
+    fn breaking_values(&self) -> Vec<String> {
+        let mut rules = Rules(Vec::new());
+        let server = &self.server;
+        rules.positive(
+            "server.client_deny_list_poll_ms",
+            server.client_deny_list_poll_ms,
+            "the deny list would be re-read without pause",
+        );
+        rules.positive(
+            "server.handshake_timeout_ms",
+            server.handshake_timeout_ms,
+            "every TLS handshake would time out",
+        );
+        rules.positive(
+            "server.verify_deadline_ms",
+            server.verify_deadline_ms,
+            "every Verify call would run out of time",
+        );
+        rules.positive(
+            "server.call_deadline_ms",
+            server.call_deadline_ms,
+            "every call would run out of time",
+        );
+        rules.positive(
+            "server.decide_reserve_ms",
+            server.decide_reserve_ms,
+            "providers would use the whole deadline, leaving none to decide and store",
+        );
+        rules.positive(
+            "server.max_concurrent_streams",
+            u64::from(server.max_concurrent_streams),
+            "no call could be made",
+        );
+        rules.window("server.http2_stream_window_bytes", server.http2_stream_window_bytes);
+        rules.window(
+            "server.http2_connection_window_bytes",
+            server.http2_connection_window_bytes,
+        );
+        for (key, value) in [
+            (
+                "server.max_verification_message_bytes",
+                server.max_verification_message_bytes,
+            ),
+            ("server.max_review_message_bytes", server.max_review_message_bytes),
+        ] {
+            rules.positive(key, value as u64, "every request would be too large");
+        }
+        rules.positive(
+            "server.health_probe_interval_ms",
+            server.health_probe_interval_ms,
+            "the store would be probed without pause",
+        );
+        rules.positive(
+            "server.health_probe_timeout_ms",
+            server.health_probe_timeout_ms,
+            "every readiness probe would fail",
+        );
+
+        let keys = &self.keys;
+        rules.require(keys.sealing_grace_seconds >= 0, || {
+            "keys.sealing_grace_seconds must not be negative".to_owned()
+        });
+        rules.period(
+            "keys.rewrap_interval_seconds",
+            keys.rewrap_interval_seconds,
+            "the re-wrap pass would run without pause",
+        );
+        rules.period(
+            "keys.kek_epoch_seconds",
+            keys.kek_epoch_seconds,
+            "a new KEK would never wrap",
+        );
+        rules.require(keys.kek_destroy_grace_seconds <= MAX_PERIOD_SECONDS, || {
+            format!("keys.kek_destroy_grace_seconds must be at most {MAX_PERIOD_SECONDS} (100 years)")
+        });
+
+        let retention = &self.retention;
+        rules.period(
+            "retention.pending_review_ttl_seconds",
+            retention.pending_review_ttl_seconds,
+            "a case would expire the moment it goes to review",
+        );
+        rules.period(
+            "retention.case_record_ttl_seconds",
+            retention.case_record_ttl_seconds,
+            "a case record would expire as it is written",
+        );
+        rules.period(
+            "retention.sweep_interval_seconds",
+            retention.sweep_interval_seconds,
+            "retention would run without pause",
+        );
+        rules.period(
+            "retention.audit_ttl_seconds",
+            retention.audit_ttl_seconds,
+            "audit events would expire as they are written",
+        );
+        // The record is how erasure and the sweep find a case's sealed data: it must outlive that
+        // data until the sweep that removes it has run.
+        let sealed_data_lives = retention
+            .pending_review_ttl_seconds
+            .saturating_add(retention.sweep_interval_seconds);
+        rules.require(retention.case_record_ttl_seconds >= sealed_data_lives, || {
+            format!(
+                "retention.case_record_ttl_seconds ({}) must be at least retention.pending_review_ttl_seconds \
+                 + retention.sweep_interval_seconds ({sealed_data_lives}): a case record that expires before \
+                 its sealed data leaves that data where erasure does not find it",
+                retention.case_record_ttl_seconds
+            )
+        });
+
+        rules.period(
+            "review.lease_seconds",
+            self.review.lease_seconds,
+            "every lease would end as it is granted",
+        );
+
+        rules.positive(
+            "limits.max_anchor_accounts_per_id",
+            u64::from(self.limits.max_anchor_accounts_per_id),
+            "no ANCHOR verification could succeed",
+        );
+        rules.period(
+            "limits.anchor_binding_ttl_seconds",
+            self.limits.anchor_binding_ttl_seconds,
+            "anchor bindings would be forgotten at once, lifting the anchor-accounts limit",
+        );
+
+        for p in &self.providers {
+            rules.positive(
+                &format!("providers.{}.timeout_ms", p.name),
+                p.timeout_ms,
+                "every call to it would time out",
+            );
+            rules.positive(
+                &format!("providers.{}.max_concurrency", p.name),
+                p.max_concurrency as u64,
+                "it could never be called",
+            );
+        }
+        rules.0
     }
 }
 
@@ -760,6 +1038,302 @@ consecutive_failures = 3
                 Env::prefixed("IDGATE_TEST_NONE_")
             )
             .is_err()
+        );
+    }
+
+    /// Every secret key, given a number or a boolean — in the environment and in the file — is
+    /// refused by name and expected type, and the error never holds the value (it goes to logs).
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API
+    fn a_secret_of_another_type_is_refused_by_key_without_its_value() {
+        let values = ["12345678", "-4242424242", "31415.9265", "true", "false"];
+        let provider = |secret: &str| {
+            format!(
+                "[[providers]]\nname = \"p\"\nkind = \"tencent-faceid\"\nendpoint = \"https://x\"\nsecret_id = \"a\"\nsecret_key = {secret}\n"
+            )
+        };
+        figment::Jail::expect_with(|jail| {
+            for value in values {
+                let mut refused = Vec::new();
+                for (key, env) in [
+                    ("store.password", "IDGATE_STORE__PASSWORD"),
+                    ("keys.keks", "IDGATE_KEYS__KEKS"),
+                ] {
+                    jail.set_env(env, value);
+                    refused.push((key, Config::load(None).map(drop)));
+                    jail.clear_env();
+                    let (section, name) = key.split_once('.').unwrap();
+                    jail.create_file("idgate.toml", &format!("[{section}]\n{name} = {value}\n"))?;
+                    refused.push((key, Config::load(Some(Path::new("idgate.toml"))).map(drop)));
+                }
+                jail.create_file("idgate.toml", &provider(value))?;
+                refused.push(("secret_key", Config::load(Some(Path::new("idgate.toml"))).map(drop)));
+                for (key, result) in refused {
+                    let error = result.expect_err("a secret must be a string").to_string();
+                    assert!(error.to_lowercase().contains(key), "names the key {key}: {error}");
+                    assert!(error.contains("expected a string"), "names the type: {error}");
+                    assert!(!error.contains(value), "{value} is shown: {error}");
+                }
+            }
+            // A TOML syntax error on a secret's line: the line is not quoted, the position is.
+            jail.create_file("idgate.toml", "[store]\npassword = \"hunter2-unterminated\n")?;
+            let error = Config::load(Some(Path::new("idgate.toml")))
+                .map(drop)
+                .expect_err("syntax")
+                .to_string();
+            assert!(!error.contains("hunter2"), "{error}");
+            assert!(error.contains("line 2"), "{error}");
+            // A string (quoted in the environment too) loads.
+            jail.set_env("IDGATE_STORE__PASSWORD", "\"12345678\"");
+            jail.create_file("idgate.toml", "")?;
+            let config = Config::load(Some(Path::new("idgate.toml"))).expect("a quoted number is a string");
+            assert_eq!(config.store.password.as_ref().map(Secret::expose), Some("12345678"));
+            Ok(())
+        });
+    }
+
+    /// Each duration, TTL and limit that would break the gateway is refused by its key, with the
+    /// rule it breaks; what is "off" at 0 stays allowed.
+    #[test]
+    fn values_that_break_the_gateway_are_refused_by_name_and_rule() {
+        let provider = "[[providers]]\nname = \"p\"\nkind = \"tencent-faceid\"\nendpoint = \"https://x\"\nsecret_id = \"a\"\nsecret_key = \"s\"\n";
+        for (text, named, rule) in [
+            (
+                "[review]\nlease_seconds = 0",
+                "review.lease_seconds",
+                "must be positive",
+            ),
+            (
+                "[retention]\npending_review_ttl_seconds = 0",
+                "retention.pending_review_ttl_seconds",
+                "must be positive",
+            ),
+            (
+                "[retention]\ncase_record_ttl_seconds = 0",
+                "retention.case_record_ttl_seconds",
+                "must be positive",
+            ),
+            (
+                "[retention]\nsweep_interval_seconds = 0",
+                "retention.sweep_interval_seconds",
+                "must be positive",
+            ),
+            (
+                "[retention]\naudit_ttl_seconds = 0",
+                "retention.audit_ttl_seconds",
+                "must be positive",
+            ),
+            (
+                "[retention]\npending_review_ttl_seconds = 7200\ncase_record_ttl_seconds = 3600",
+                "retention.case_record_ttl_seconds (3600) must be at least retention.pending_review_ttl_seconds",
+                "erasure does not find it",
+            ),
+            (
+                // Equal is not enough: the sealed data may stay until the next sweep.
+                "[retention]\npending_review_ttl_seconds = 7200\ncase_record_ttl_seconds = 7200",
+                "retention.case_record_ttl_seconds (7200)",
+                "+ retention.sweep_interval_seconds (7230)",
+            ),
+            (
+                "[retention]\npending_review_ttl_seconds = 9223372036854775807",
+                "retention.pending_review_ttl_seconds",
+                "100 years",
+            ),
+            (
+                "[server]\ncall_deadline_ms = 0",
+                "server.call_deadline_ms",
+                "must be positive",
+            ),
+            (
+                "[server]\nverify_deadline_ms = 0",
+                "server.verify_deadline_ms",
+                "must be positive",
+            ),
+            (
+                "[server]\nhandshake_timeout_ms = 0",
+                "server.handshake_timeout_ms",
+                "must be positive",
+            ),
+            (
+                "[server]\ndecide_reserve_ms = 0",
+                "server.decide_reserve_ms",
+                "must be positive",
+            ),
+            (
+                "[server]\nmax_concurrent_streams = 0",
+                "server.max_concurrent_streams",
+                "must be positive",
+            ),
+            (
+                "[server]\nhttp2_stream_window_bytes = 0",
+                "server.http2_stream_window_bytes",
+                "must be positive",
+            ),
+            (
+                "[server]\nhttp2_connection_window_bytes = 0",
+                "server.http2_connection_window_bytes",
+                "must be positive",
+            ),
+            (
+                "[server]\nhttp2_stream_window_bytes = 2147483648",
+                "server.http2_stream_window_bytes",
+                "at most 2147483647",
+            ),
+            (
+                "[server]\nmax_verification_message_bytes = 0",
+                "server.max_verification_message_bytes",
+                "must be positive",
+            ),
+            (
+                "[server]\nmax_review_message_bytes = 0",
+                "server.max_review_message_bytes",
+                "must be positive",
+            ),
+            (
+                "[server]\nhealth_probe_interval_ms = 0",
+                "server.health_probe_interval_ms",
+                "must be positive",
+            ),
+            (
+                "[server]\nhealth_probe_timeout_ms = 0",
+                "server.health_probe_timeout_ms",
+                "must be positive",
+            ),
+            (
+                "[server]\nclient_deny_list_poll_ms = 0",
+                "server.client_deny_list_poll_ms",
+                "must be positive",
+            ),
+            (
+                "[keys]\nrewrap_interval_seconds = 0",
+                "keys.rewrap_interval_seconds",
+                "must be positive",
+            ),
+            (
+                "[keys]\nkek_epoch_seconds = 0",
+                "keys.kek_epoch_seconds",
+                "must be positive",
+            ),
+            (
+                "[keys]\nsealing_grace_seconds = -1",
+                "keys.sealing_grace_seconds",
+                "must not be negative",
+            ),
+            (
+                "[limits]\nmax_anchor_accounts_per_id = 0",
+                "limits.max_anchor_accounts_per_id",
+                "must be positive",
+            ),
+            (
+                "[limits]\nanchor_binding_ttl_seconds = 0",
+                "limits.anchor_binding_ttl_seconds",
+                "anchor-accounts limit",
+            ),
+            (
+                &format!("{provider}timeout_ms = 0"),
+                "providers.p.timeout_ms",
+                "must be positive",
+            ),
+            (
+                &format!("{provider}max_concurrency = 0"),
+                "providers.p.max_concurrency",
+                "must be positive",
+            ),
+        ] {
+            let error = Config::from_toml(text).map(drop).expect_err(text).to_string();
+            assert!(error.contains(named) && error.contains(rule), "{text}: {error}");
+        }
+        // Several at once: each is named.
+        let error = Config::from_toml("[review]\nlease_seconds = 0\n[server]\ncall_deadline_ms = 0\n")
+            .map(drop)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains("review.lease_seconds") && error.contains("server.call_deadline_ms"),
+            "{error}"
+        );
+        // 0 where it means "off" (no limit), and the smallest sound values, load.
+        Config::from_toml(
+            "[server]\nmax_in_flight_verify = 0\nshutdown_grace_ms = 0\ndecide_reserve_ms = 1\n\
+             [limits]\nverifications_per_account_per_hour = 0\nverifications_per_id_per_day = 0\n\
+             [keys]\nkek_destroy_grace_seconds = 0\nsealing_grace_seconds = 0\n\
+             [retention]\npending_review_ttl_seconds = 60\nsweep_interval_seconds = 1\ncase_record_ttl_seconds = 61\naudit_ttl_seconds = 61\n\
+             [review]\nlease_seconds = 1\n",
+        )
+        .expect("sound values load");
+    }
+
+    /// `_file` secrets group or others may read are refused, naming the setting, the path and the
+    /// rule — never the content; the same files at 0600 are read.
+    #[cfg(unix)]
+    #[test]
+    fn secret_files_others_may_read_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, mode: u32| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, "content-not-shown\n").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            path
+        };
+        let refused = |result: Result<(), ConfigError>, what: &str, path: &Path| {
+            let error = result.expect_err("refused");
+            assert!(matches!(error, ConfigError::NotPrivate { .. }), "{error}");
+            let text = error.to_string();
+            assert!(
+                text.contains(what) && text.contains(&path.display().to_string()),
+                "{text}"
+            );
+            assert!(
+                text.contains("chmod 600") && !text.contains("content-not-shown"),
+                "{text}"
+            );
+        };
+        for mode in [0o640, 0o604, 0o660, 0o644] {
+            let path = file(&format!("password-{mode:o}"), mode);
+            let store = StoreConfig {
+                password_file: Some(path.clone()),
+                ..StoreConfig::default()
+            };
+            refused(store.resolve_password().map(drop), "store.password_file", &path);
+        }
+        let path = file("keks", 0o644);
+        let keys = KeysConfig {
+            keks_file: Some(path.clone()),
+            ..KeysConfig::default()
+        };
+        refused(keys.kek_list().map(drop), "keys.keks_file", &path);
+        let path = file("tencent", 0o640);
+        let mut config = Config::from_toml(&format!(
+            "[[providers]]\nname = \"p\"\nkind = \"tencent-faceid\"\nendpoint = \"https://x\"\nsecret_id = \"a\"\nsecret_key_file = {:?}\n",
+            path.display().to_string()
+        ))
+        .unwrap();
+        refused(
+            config.providers[0].resolve_secret_key().map(drop),
+            "secret_key_file",
+            &path,
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            config.providers[0].resolve_secret_key().unwrap().expose(),
+            "content-not-shown"
+        );
+        // Every such file is listed for the start-up check, TLS private keys included.
+        config.server.tls_key = Some(dir.path().join("server.key"));
+        config.store.tls_key_file = Some(dir.path().join("redis.key"));
+        config.store.password_file = Some(dir.path().join("redis.password"));
+        config.keys.keks_file = Some(dir.path().join("keks"));
+        let listed: Vec<&str> = config.private_files().iter().map(|(what, _)| *what).collect();
+        assert_eq!(
+            listed,
+            [
+                "server.tls_key",
+                "store.tls_key_file",
+                "store.password_file",
+                "keys.keks_file",
+                "provider secret_key_file"
+            ]
         );
     }
 }

@@ -122,3 +122,157 @@ fn keys_maintain_rotates_when_due_and_list_shows_the_kek_dates() {
         .trim_end_matches('"');
     assert!(!said.contains(secret) && !listed.contains(secret));
 }
+
+/// A secret of the wrong type (a number, a boolean) — in the environment or the file — is refused
+/// by `config check` and `serve` with exit code 64, naming the key and the type expected, and the
+/// value is in neither output (it would reach pod logs).
+#[test]
+fn config_check_and_serve_refuse_a_secret_of_another_type_without_showing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("idgate.toml");
+    let dev_dir = dir.path().join("dev");
+    let shown = |out: &Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    for value in ["12345678", "true", "false", "271828.18"] {
+        let mut runs = Vec::new();
+        std::fs::write(&file, "").unwrap();
+        for (key, env) in [
+            ("store.password", "IDGATE_STORE__PASSWORD"),
+            ("keys.keks", "IDGATE_KEYS__KEKS"),
+        ] {
+            let check = idgate(&["config", "check", "--dev", file.to_str().unwrap()], &[(env, value)]);
+            let serve = idgate(
+                &[
+                    "serve",
+                    "--dev",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--dev-dir",
+                    dev_dir.to_str().unwrap(),
+                ],
+                &[(env, value)],
+            );
+            runs.extend([(key, check), (key, serve)]);
+        }
+        for (section, key) in [("store", "password"), ("keys", "keks")] {
+            std::fs::write(&file, format!("[{section}]\n{key} = {value}\n")).unwrap();
+            runs.push((key, idgate(&["config", "check", "--dev", file.to_str().unwrap()], &[])));
+        }
+        std::fs::write(
+            &file,
+            format!(
+                "[[providers]]\nname = \"p\"\nkind = \"tencent-faceid\"\nendpoint = \"https://x\"\nsecret_id = \"a\"\nsecret_key = {value}\n"
+            ),
+        )
+        .unwrap();
+        runs.push((
+            "secret_key",
+            idgate(&["config", "check", "--dev", file.to_str().unwrap()], &[]),
+        ));
+        for (key, out) in runs {
+            let text = shown(&out);
+            assert_eq!(out.status.code(), Some(64), "{text}");
+            assert!(text.to_lowercase().contains(key), "names {key}: {text}");
+            assert!(text.contains("expected a string"), "{text}");
+            assert!(!text.contains(value), "{value} shown: {text}");
+        }
+    }
+}
+
+/// Values that would break the gateway are refused by `config check` (exit code 64) by key, with
+/// the rule they break.
+#[test]
+fn config_check_refuses_values_that_break_the_gateway_by_name_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("idgate.toml");
+    for (text, named) in [
+        ("[review]\nlease_seconds = 0\n", "review.lease_seconds must be positive"),
+        (
+            "[server]\ncall_deadline_ms = 0\n",
+            "server.call_deadline_ms must be positive",
+        ),
+        (
+            "[server]\nmax_concurrent_streams = 0\n",
+            "server.max_concurrent_streams must be positive",
+        ),
+        (
+            "[retention]\ncase_record_ttl_seconds = 0\n",
+            "retention.case_record_ttl_seconds must be positive",
+        ),
+        (
+            "[retention]\npending_review_ttl_seconds = 86400\ncase_record_ttl_seconds = 3600\n",
+            "retention.case_record_ttl_seconds (3600) must be at least retention.pending_review_ttl_seconds",
+        ),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let out = idgate(&["config", "check", "--dev", file.to_str().unwrap()], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{text}: {stderr}");
+        assert!(stderr.contains(named), "{text}: {stderr}");
+    }
+}
+
+/// A TLS private key or `_file` secret group or others may read: `config check` lists each by
+/// setting and path, `serve` refuses to start (exit code 64) naming it, and neither shows content.
+#[cfg(unix)]
+#[test]
+fn config_check_and_serve_refuse_key_and_secret_files_others_may_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, mode: u32| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, "content-not-shown").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (server_key, redis_key, password, secret) = (
+        file("server.key", 0o644),
+        file("redis.key", 0o640),
+        file("redis.password", 0o604),
+        file("tencent", 0o660),
+    );
+    let (cert, ca) = (file("server.pem", 0o644), file("ca.pem", 0o644));
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let config = dir.path().join("idgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ntls_cert = {cert:?}\ntls_key = {server_key:?}\nclient_ca = {ca:?}\n\
+             [keys]\ndir = {keys:?}\n\
+             [store]\nurl = \"rediss://127.0.0.1:1\"\ntls_cert_file = {cert:?}\ntls_key_file = {redis_key:?}\npassword_file = {password:?}\n\
+             [[providers]]\nname = \"p\"\nkind = \"tencent-faceid\"\nendpoint = \"https://x\"\nsecret_id = \"a\"\nsecret_key_file = {secret:?}\n"
+        ),
+    )
+    .unwrap();
+    let out = idgate(&["config", "check", config.to_str().unwrap()], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    for (setting, path) in [
+        ("server.tls_key", &server_key),
+        ("store.tls_key_file", &redis_key),
+        ("store.password_file", &password),
+        ("provider secret_key_file", &secret),
+    ] {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(setting) && l.contains(path.as_str()))
+            .unwrap_or_else(|| panic!("{setting} {path} in {stderr}"));
+        assert!(line.contains("group or others") && line.contains("chmod 600"), "{line}");
+    }
+    assert!(!stderr.contains("content-not-shown"), "{stderr}");
+
+    let out = idgate(&["serve", "--config", config.to_str().unwrap()], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains("server.tls_key") && stderr.contains(&server_key) && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("content-not-shown"), "{stderr}");
+}

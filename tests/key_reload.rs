@@ -142,3 +142,107 @@ async fn sighup_switches_keys_keeps_calls_in_flight_and_refuses_a_bad_key_file()
     wait_for_key(&gateway, &third).await;
     wait_for_log(&gateway, "keys reloaded", 2).await;
 }
+
+/// A SIGHUP during start-up does not end the gateway: it comes up, serves, and reloads its keys
+/// once (the hang-up is not lost). Deterministic: `keys.keks_file` is a FIFO, so start-up stops in
+/// its keys step until this test writes the KEK list; the SIGHUPs are sent while it waits there.
+#[tokio::test]
+async fn sighup_during_start_up_does_not_end_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = dir.path().join("dev");
+    let fifo = dir.path().join("keks");
+    let made = std::process::Command::new("mkfifo")
+        .args(["-m", "600"])
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // An undated extra KEK of version 0: it opens, never wraps, and leaves the dev KEK current.
+    let list = format!("kek-env-startup:0:{}\n", "5a".repeat(32));
+    let later = dir.path().join("keks.later");
+    std::fs::write(&later, &list).unwrap();
+    std::fs::set_permissions(&later, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // Where `GatewayProcess::stderr` looks for the log.
+    let log = dir.path().join("dev.stderr.log");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_idgate"))
+        .args(["serve", "--dev", "--listen", &addr.to_string(), "--dev-dir"])
+        .arg(&dev)
+        .env("IDGATE_KEYS__KEKS_FILE", &fifo)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut gateway = GatewayProcess {
+        child,
+        addr,
+        dev_dir: dev.clone(),
+    };
+
+    // Opening the FIFO for writing returns once the gateway has opened it to read: it is then
+    // inside start-up, past the configuration, before the store, providers and listener.
+    let (opened_tx, opened) = std::sync::mpsc::channel();
+    let path = fifo.clone();
+    std::thread::spawn(move || {
+        let _ = opened_tx.send(std::fs::OpenOptions::new().write(true).open(path));
+    });
+    let mut writer = loop {
+        if let Some(status) = gateway.child.try_wait().unwrap() {
+            panic!("exited before reading its KEK list ({status}): {}", gateway.stderr());
+        }
+        match opened.recv_timeout(Duration::from_millis(100)) {
+            Ok(writer) => break writer.unwrap(),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    // The reload after start-up reads the list again, from a plain file by then.
+    std::fs::rename(&later, &fifo).unwrap();
+    for _ in 0..3 {
+        gateway.signal(SIGHUP);
+    }
+    let written = std::io::Write::write_all(&mut writer, list.as_bytes());
+    drop(writer);
+    assert!(
+        written.is_ok(),
+        "the gateway stopped reading ({:?}, ended by SIGHUP?): {}",
+        gateway.child.try_wait(),
+        gateway.stderr()
+    );
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = gateway.child.try_wait().unwrap() {
+            panic!("the gateway ended ({status}): {}", gateway.stderr());
+        }
+        if let Ok(channel) = idgate::cli::client::connect(&addr.to_string(), &dev, "onboarding").await {
+            let mut client = pb::verification_service_client::VerificationServiceClient::new(channel);
+            if client.get_sealing_key(pb::GetSealingKeyRequest {}).await.is_ok() {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never ready: {}",
+            gateway.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut client = gateway.onboarding().await;
+    common::verify(
+        &mut client,
+        pb::Purpose::ShortVideo,
+        "after-hangup",
+        &Person::adult("002"),
+    )
+    .await
+    .expect("it serves");
+    wait_for_log(&gateway, "keys reloaded", 1).await;
+    assert!(gateway.child.try_wait().unwrap().is_none(), "still running");
+}

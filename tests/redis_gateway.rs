@@ -333,7 +333,8 @@ async fn the_gateway_runs_on_a_locked_down_redis_and_a_wrong_login_stops_the_sta
     let dir = tempfile::tempdir().unwrap();
     let file = |name: &str, bytes: &[u8]| {
         let path = dir.path().join(name);
-        std::fs::write(&path, bytes).unwrap();
+        // Owner-only: key and secret files others may read are refused.
+        idgate::crypto::keyfile::write_private_file(&path, bytes).unwrap();
         path
     };
     let mut config = redis_config(&redis.server.url());

@@ -104,7 +104,9 @@ fn issue_client_certificate(dir: &Path, stem: &str, ou: &str, cn: &str) {
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let cert = params.signed_by(&key, &issuer).unwrap();
     std::fs::write(dir.join(format!("{stem}.pem")), cert.pem()).unwrap();
-    std::fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).unwrap();
+    // Its owner's only, as the client tools require of a private key.
+    idgate::crypto::keyfile::write_private_file(&dir.join(format!("{stem}.key")), key.serialize_pem().as_bytes())
+        .unwrap();
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ pub async fn connect(target: &str, certs: &Path, stem: &str) -> anyhow::Result<C
     };
     let ca = read("ca.pem".into())?;
     let cert = read(format!("{stem}.pem"))?;
+    crate::crypto::keyfile::ensure_private(&certs.join(format!("{stem}.key")))?;
     let key = zeroize::Zeroizing::new(read(format!("{stem}.key"))?);
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(ca))

@@ -1,13 +1,15 @@
 //! `idgate config`: check a configuration without starting the gateway, and print a commented one.
 //!
 //! `check` loads exactly what `serve` would (defaults, the file, the `IDGATE_<SECTION>__<KEY>`
-//! environment), names any unknown key, and checks that every file the configuration points at —
-//! certificates, keys, secrets — can be read. It never prints a secret.
+//! environment), names any unknown key and any value that would break the gateway (with the rule it
+//! breaks), and checks that every file the configuration points at — certificates, keys, secrets —
+//! can be read, and that key and secret files are readable by their owner only. It never prints a
+//! secret, also not one of the wrong type.
 
 use std::path::{Path, PathBuf};
 
 use super::CliError;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, ensure_private};
 
 #[derive(Debug, clap::Args)]
 pub struct ConfigArgs {
@@ -71,6 +73,10 @@ pub fn check(config: &Config, dev: bool) -> Vec<String> {
     file("server.tls_key", &server.tls_key, !dev);
     file("server.client_ca", &server.client_ca, !dev);
     file("keys.keks_file", &config.keys.keks_file, false);
+    file("store.password_file", &config.store.password_file, false);
+    file("store.tls_ca_file", &config.store.tls_ca_file, false);
+    file("store.tls_cert_file", &config.store.tls_cert_file, false);
+    file("store.tls_key_file", &config.store.tls_key_file, false);
     match &config.keys.dir {
         Some(dir) if !dir.is_dir() => problems.push(format!("keys.dir {}: not a directory", dir.display())),
         None if !dev => problems.push("keys.dir is missing".to_owned()),
@@ -82,12 +88,26 @@ pub fn check(config: &Config, dev: bool) -> Vec<String> {
     if config.providers.is_empty() && !dev {
         problems.push("[[providers]] is missing (at least one)".to_owned());
     }
+    let mut note = |e: ConfigError| {
+        let text = message(e);
+        if !problems.contains(&text) {
+            problems.push(text);
+        }
+    };
+    for (what, path) in config.private_files() {
+        if let Err(e @ ConfigError::NotPrivate { .. }) = ensure_private(what, path) {
+            note(e);
+        }
+    }
     if let Err(e) = config.keys.kek_list() {
-        problems.push(message(e));
+        note(e);
+    }
+    if let Err(e) = config.store.resolve_password() {
+        note(e);
     }
     for provider in &config.providers {
         if let Err(e) = provider.resolve_secret_key() {
-            problems.push(message(e));
+            note(e);
         }
     }
     problems

@@ -1,5 +1,9 @@
 //! `idgate serve`: the gateway. Graceful shutdown on SIGTERM / Ctrl-C; SIGHUP reloads the keys and
 //! the client-certificate deny list.
+//!
+//! It must never be ended by a SIGHUP: the handler is installed before anything else (start-up —
+//! keys, Redis, providers — can take a while, and SIGHUP's default action ends the process); a
+//! hang-up during start-up reloads once the gateway is up.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +36,7 @@ fn usage(e: impl std::fmt::Display) -> CliError {
 }
 
 pub async fn run(args: ServeArgs) -> Result<(), CliError> {
+    let hangups = Hangups::listen();
     let config = Config::load(args.config.as_deref()).map_err(usage)?;
     let telemetry = crate::telemetry::init(
         config.telemetry.log_format == Some(LogFormat::Json),
@@ -72,7 +77,11 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
             "  cargo run -- verify --target {bound} --certs {dir} --purpose short-video --name 张三 --id-number 11010519491231002X"
         );
     }
-    let reload = tokio::spawn(reload_on_hangup(gateway.keys.clone(), gateway.app.revocation.clone()));
+    let reload = tokio::spawn(reload_on_hangup(
+        hangups,
+        gateway.keys.clone(),
+        gateway.app.revocation.clone(),
+    ));
     let served = gateway.serve(listener, shutdown_signal()).await;
     reload.abort();
     // Sends the last spans and figures; a collector that is gone or hung must not keep us from
@@ -89,14 +98,34 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// On every SIGHUP: reloads sealing keys, KEKs and blind-index keys, then the deny list. A set that
-/// does not load (a malformed or too-open key file, a missing kind, a bad deny-list line) is refused
-/// with one log line; what is in use stays. Keys and deny list are independent of each other.
-async fn reload_on_hangup(keys: crate::gateway::KeyReloader, revocation: crate::transport::revocation::Revocation) {
+/// SIGHUPs, caught from the first line of `serve` on (instead of their default action, which ends
+/// the process); those that arrive during start-up wait for [`reload_on_hangup`].
+struct Hangups {
+    #[cfg(unix)]
+    signal: std::io::Result<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    fn listen() -> Self {
+        Self {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()),
+        }
+    }
+}
+
+/// On every SIGHUP (one that came during start-up included): reloads sealing keys, KEKs and
+/// blind-index keys, then the deny list. A set that does not load (a malformed or too-open key
+/// file, a missing kind, a bad deny-list line) is refused with one log line; what is in use stays.
+/// Keys and deny list are independent of each other.
+async fn reload_on_hangup(
+    hangups: Hangups,
+    keys: crate::gateway::KeyReloader,
+    revocation: crate::transport::revocation::Revocation,
+) {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hangups = match signal(SignalKind::hangup()) {
+        let mut hangups = match hangups.signal {
             Ok(s) => s,
             Err(error) => {
                 tracing::warn!(%error, "cannot listen for SIGHUP: keys reload only on restart");
@@ -116,7 +145,7 @@ async fn reload_on_hangup(keys: crate::gateway::KeyReloader, revocation: crate::
         }
     }
     #[cfg(not(unix))]
-    drop((keys, revocation));
+    drop((hangups, keys, revocation));
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

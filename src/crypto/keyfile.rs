@@ -1,6 +1,8 @@
 //! Key files: where sealing keys and key-encryption keys live, and how they rotate.
 //!
-//! Layout of a key directory (created with mode 0700; each file 0600, refused if others can read it):
+//! Layout of a key directory (created with mode 0700; each file 0600, refused if group or others can
+//! read it — [`ensure_private`], the one check every key and secret file of the gateway goes through;
+//! two files of one kind claiming the same id are refused too):
 //!
 //! ```text
 //! <dir>/sealing/<id>.key   HPKE X25519 sealing keys; newest = current, the one before = previous
@@ -20,7 +22,8 @@
 //! change does not move them, and they are bound into the key itself: the KEK in use is
 //! HMAC-SHA256(secret, label ‖ id ‖ dates), so a file whose dates were edited opens nothing. A KEK
 //! past its `destroy_after` is not loaded ([`load_kek_ring`] names it in
-//! [`LoadedKeks::refused`]), and [`maintain_keks`] overwrites and unlinks its file. A KEK file
+//! [`LoadedKeks::refused`]), and [`maintain_keks`] overwrites and unlinks its file — the file it was
+//! read from, never one found by the id inside it. A KEK file
 //! without dates (written by an earlier version) opens and re-wraps from, but never wraps.
 //!
 //! Key material never leaves this module except as [`SecretKey32`], and no error message contains
@@ -74,8 +77,19 @@ pub enum KeyFileError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("key file {0} is not a valid key file")]
     Malformed(PathBuf),
-    #[error("key file {0} can be read by other users; run `chmod 600` on it")]
-    TooOpen(PathBuf),
+    #[error(
+        "{0} is open to group or others (mode {1:04o}): a key or secret file must be readable by its owner only; run `chmod 600` on it"
+    )]
+    TooOpen(PathBuf, u32),
+    /// Two files of one kind claim the same key id: one of them is not what it says (a copy, a
+    /// planted file). Refused rather than guessed at: the ring would open with either, and upkeep
+    /// could destroy the wrong one.
+    #[error("key files {first} and {second} both claim key id {id}: remove the one that is not that key")]
+    DuplicateId {
+        id: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
     #[error("a KEK in {0} must be made with its dates (`idgate keys rotate --kind kek`)")]
     Undated(PathBuf),
     #[error("no {0:?} key in {1}; create one with `idgate keys rotate --dir {1}`")]
@@ -102,6 +116,9 @@ struct KeyFile {
 
 /// One key as loaded from disk.
 pub struct LoadedKey {
+    /// The file it was read from (`None` for keys given in `keys.keks`): what destruction removes,
+    /// whatever id the file claims.
+    pub file: Option<PathBuf>,
     pub id: String,
     pub version: u32,
     pub created_at_unix: i64,
@@ -191,6 +208,24 @@ pub fn create_private_dir(dir: &Path) -> Result<(), KeyFileError> {
     builder.create(dir).map_err(io(dir))
 }
 
+/// Refuses a key or secret file that group or others may read, write or run (mode `& 0o077`): the
+/// one check for every such file — key files, `_file` secrets, TLS private keys. It follows
+/// symbolic links (a mounted secret is one), so the mode of the file itself is judged. The error
+/// names the path and the mode, never the content (nothing is read).
+pub fn ensure_private(path: &Path) -> Result<(), KeyFileError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path).map_err(io(path))?.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(KeyFileError::TooOpen(path.to_path_buf(), mode));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// Writes `contents` to a new file that only the owner can read. Fails if the file exists.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), KeyFileError> {
     let mut options = fs::OpenOptions::new();
@@ -259,14 +294,7 @@ pub fn load(dir: &Path, kind: KeyKind) -> Result<Vec<LoadedKey>, KeyFileError> {
         if path.extension().and_then(|e| e.to_str()) != Some("key") {
             continue;
         }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&path).map_err(io(&path))?.permissions().mode();
-            if mode & 0o077 != 0 {
-                return Err(KeyFileError::TooOpen(path));
-            }
-        }
+        ensure_private(&path)?;
         let text = Zeroizing::new(fs::read_to_string(&path).map_err(io(&path))?);
         let file: KeyFile = toml::from_str(&text).map_err(|_| KeyFileError::Malformed(path.clone()))?;
         let KeyFile {
@@ -292,7 +320,15 @@ pub fn load(dir: &Path, kind: KeyKind) -> Result<Vec<LoadedKey>, KeyFileError> {
         if file_kind != kind || hex::decode_to_slice(secret.as_bytes(), bytes.as_mut()).is_err() {
             return Err(KeyFileError::Malformed(path));
         }
+        if let Some(other) = keys.iter().find(|k: &&LoadedKey| k.id == id) {
+            return Err(KeyFileError::DuplicateId {
+                id,
+                first: other.file.clone().unwrap_or_default(),
+                second: path,
+            });
+        }
         keys.push(LoadedKey {
+            file: Some(path),
             id,
             version,
             created_at_unix,
@@ -357,6 +393,7 @@ pub fn parse_key_list(text: &str) -> Result<Vec<LoadedKey>, KeyFileError> {
             return Err(malformed());
         }
         keys.push(LoadedKey {
+            file: None,
             id: id.to_owned(),
             version,
             created_at_unix: 0,
@@ -437,7 +474,8 @@ pub struct KekUpkeep {
 }
 
 /// The scheduled upkeep of the KEKs in `dir` (what `idgate keys maintain` and `--dev` run):
-/// destroys every KEK file past its destruction date (overwritten with zeros, synced, unlinked),
+/// destroys every KEK file past its destruction date (overwritten with zeros, synced, unlinked; the
+/// file read, whatever its name — two files claiming one id are refused by [`load`]),
 /// then makes a new KEK if none will still wrap `rotate_lead_seconds` from now (the newest KEK's
 /// epoch is ending, or there is no dated KEK). Never touches a date; never destroys an undated KEK.
 pub fn maintain_keks(
@@ -448,20 +486,23 @@ pub fn maintain_keks(
 ) -> Result<KekUpkeep, KeyFileError> {
     let mut upkeep = KekUpkeep::default();
     let keys = load(dir, KeyKind::Kek)?;
+    let mut destroyed = Vec::new();
     for key in &keys {
-        match key.dates {
-            Some(dates) if dates.destroyed_at(now_unix) => {
-                destroy_key_file(&dir.join(KeyKind::Kek.subdir()).join(format!("{}.key", key.id)))?;
+        match (key.dates, &key.file) {
+            // The file that was read is the one destroyed, not one named after the id it claims.
+            (Some(dates), Some(file)) if dates.destroyed_at(now_unix) => {
+                destroy_key_file(file)?;
+                destroyed.push(file);
                 upkeep.destroyed.push(key.id.clone());
             }
-            Some(_) => {}
-            None => upkeep.undated.push(key.id.clone()),
+            (Some(_), _) => {}
+            (None, _) => upkeep.undated.push(key.id.clone()),
         }
     }
     // The newest KEK is the one gateways wrap with; a rotation is due when it stops wrapping soon.
     let newest = keys
         .iter()
-        .filter(|k| !upkeep.destroyed.contains(&k.id))
+        .filter(|k| k.file.as_ref().is_none_or(|f| !destroyed.contains(&f)))
         .max_by(|a, b| a.version.cmp(&b.version).then_with(|| a.id.cmp(&b.id)));
     let wraps_on = newest
         .and_then(|k| k.dates)
@@ -656,6 +697,7 @@ mod tests {
         fs::remove_file(&path).unwrap();
         write_private_file(&path, edited.as_bytes()).unwrap();
         let original = LoadedKey {
+            file: None,
             id: first.clone(),
             version: 1,
             created_at_unix: 1_000,
@@ -734,6 +776,80 @@ mod tests {
         );
     }
 
+    /// Two KEK files whose names and ids are swapped (a restore, a hand copy): the KEK past its date
+    /// is destroyed by the file it was read from, and the live KEK's file — named after the dead
+    /// one's id — stays. (Destroying by id removed the live KEK and kept the dead one.)
+    #[test]
+    fn a_kek_is_destroyed_by_the_file_it_was_read_from_not_the_id_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = generate_kek(dir.path(), 1_000, &SCHEDULE).unwrap();
+        let live = generate_kek(dir.path(), 1_900, &SCHEDULE).unwrap();
+        let (old_file, live_file) = (kek_path(dir.path(), &old), kek_path(dir.path(), &live));
+        let swap = dir.path().join("kek").join("swap");
+        fs::rename(&old_file, &swap).unwrap();
+        fs::rename(&live_file, &old_file).unwrap();
+        fs::rename(&swap, &live_file).unwrap();
+        let live_secret = fs::read(&old_file).unwrap();
+
+        let upkeep = maintain_keks(dir.path(), 2_400, &SCHEDULE, 0).unwrap();
+        assert_eq!(upkeep.destroyed, [old.as_str()]);
+        assert_eq!(upkeep.rotated, None, "the live KEK still wraps");
+        assert!(!live_file.exists(), "the file that held the dead KEK is destroyed");
+        assert_eq!(
+            fs::read(&old_file).unwrap(),
+            live_secret,
+            "the live KEK's file is untouched"
+        );
+        let loaded = load_kek_ring(dir.path(), Vec::new(), 0, &SCHEDULE, at(2_400)).unwrap();
+        assert_eq!(loaded.ring.current_id(), live);
+        assert!(loaded.refused.is_empty());
+    }
+
+    /// A second file claiming a live KEK's id (planted, or a stale copy) with a past destruction
+    /// date: upkeep refuses rather than destroying either, the gateway refuses to load the pair,
+    /// and the error names both files.
+    #[test]
+    fn two_files_claiming_one_key_id_are_refused_and_nothing_is_destroyed() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = generate_kek(dir.path(), 1_000, &SCHEDULE).unwrap();
+        let live = generate_kek(dir.path(), 1_900, &SCHEDULE).unwrap();
+        let (dead_file, live_file) = (kek_path(dir.path(), &dead), kek_path(dir.path(), &live));
+        let planted = fs::read_to_string(&dead_file)
+            .unwrap()
+            .replace(&format!("id = \"{dead}\""), &format!("id = \"{live}\""));
+        fs::remove_file(&dead_file).unwrap();
+        write_private_file(&dead_file, planted.as_bytes()).unwrap();
+        let live_text = fs::read(&live_file).unwrap();
+
+        let refused = maintain_keks(dir.path(), 2_400, &SCHEDULE, 0).expect_err("refused");
+        let text = refused.to_string();
+        assert!(matches!(refused, KeyFileError::DuplicateId { .. }), "{text}");
+        assert!(
+            text.contains(&live)
+                && text.contains(&dead_file.display().to_string())
+                && text.contains(&live_file.display().to_string()),
+            "{text}"
+        );
+        assert_eq!(fs::read(&live_file).unwrap(), live_text, "the live KEK stays");
+        assert!(dead_file.exists(), "nothing is guessed at");
+        assert!(matches!(
+            ring(dir.path(), 0, 2_400),
+            Err(KeyFileError::DuplicateId { .. })
+        ));
+        // The same for every kind of key.
+        let sealing = generate(dir.path(), KeyKind::Sealing, 1_000).unwrap();
+        let copy = dir.path().join("sealing").join("copy.key");
+        write_private_file(
+            &copy,
+            &fs::read(dir.path().join("sealing").join(format!("{sealing}.key"))).unwrap(),
+        )
+        .unwrap();
+        assert!(matches!(
+            load_sealing_keyring(dir.path(), 60),
+            Err(KeyFileError::DuplicateId { .. })
+        ));
+    }
+
     #[cfg(unix)]
     #[test]
     fn refuses_a_key_file_others_can_read() {
@@ -741,8 +857,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let id = generate_kek(dir.path(), 1, &SCHEDULE).unwrap();
         let path = kek_path(dir.path(), &id);
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(ring(dir.path(), 0, 1), Err(KeyFileError::TooOpen(_))));
+        for mode in [0o644, 0o640, 0o604, 0o620, 0o610] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            let Err(refused) = ring(dir.path(), 0, 1) else {
+                panic!("mode {mode:o} is refused")
+            };
+            assert!(matches!(refused, KeyFileError::TooOpen(_, m) if m == mode), "{refused}");
+            let text = refused.to_string();
+            assert!(
+                text.contains(&path.display().to_string()) && text.contains("chmod 600"),
+                "{text}"
+            );
+            let secret = load_secret_hex(&path);
+            assert!(!text.contains(&secret), "{text}");
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(ring(dir.path(), 0, 1).is_ok(), "read-only for its owner is fine");
+    }
+
+    /// The hex secret in a key file (to show an error does not hold it).
+    fn load_secret_hex(path: &Path) -> String {
+        let text = fs::read_to_string(path).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("secret = \""))
+            .unwrap()
+            .trim_end_matches('"')
+            .to_owned()
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //! already sealed still open and can be reviewed) but is logged as an error: sealing refuses until
 //! the operator rotates.
 //!
+//! Key files, and `keys.keks_file`, that group or others may read are refused
+//! (`keyfile::ensure_private`), as are two files claiming one key id.
+//!
 //! It must never print key material (log lines carry key ids only), nor make a partly loaded set
 //! current: a reload takes effect only if every key loads.
 

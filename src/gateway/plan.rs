@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, ProviderConfig};
+use crate::config::{self, Config, ConfigError, ProviderConfig};
 use crate::crypto::keyfile;
 use crate::metrics::Instruments;
 use crate::pki::{self, DevPki};
@@ -81,7 +81,7 @@ impl Plan {
             return Err(ConfigError::Missing("[[providers]] (at least one)").into());
         }
         let providers = ProviderPlan::Configured(config.providers.clone());
-        Ok(Self {
+        Self {
             config,
             listen,
             tls_cert,
@@ -90,7 +90,8 @@ impl Plan {
             keys_dir,
             providers,
             dev_pki: None,
-        })
+        }
+        .private_files_checked()
     }
 
     /// With `--dev`: fills in what the configuration leaves out, creating the dev PKI and keys in
@@ -122,7 +123,7 @@ impl Plan {
         } else {
             ProviderPlan::Configured(config.providers.clone())
         };
-        Ok(Self {
+        Self {
             listen,
             tls_cert: server.tls_cert.unwrap_or_else(|| dev_pki.server_cert()),
             tls_key: server.tls_key.unwrap_or_else(|| dev_pki.server_key()),
@@ -131,7 +132,19 @@ impl Plan {
             providers,
             dev_pki: needs_pki.then_some(dev_pki),
             config,
-        })
+        }
+        .private_files_checked()
+    }
+
+    /// The plan, once every key and secret file it names — the TLS server key (the dev one too),
+    /// the Redis client key, `_file` secrets — is readable by its owner only; else the error names
+    /// the first that is not, by setting and path. (Key files in `keys.dir` are checked as they load.)
+    fn private_files_checked(self) -> Result<Self, StartError> {
+        config::ensure_private("server.tls_key", &self.tls_key)?;
+        for (what, path) in self.config.private_files() {
+            config::ensure_private(what, path)?;
+        }
+        Ok(self)
     }
 }
 
@@ -170,6 +183,111 @@ impl From<SetupError> for StartError {
             SetupError::Config(e) => StartError::Config(e),
             SetupError::Unsupported(what) => StartError::Unsupported(what),
             SetupError::Io { what, source } => StartError::Io { what, source },
+        }
+    }
+}
+
+#[cfg(test)]
+#[cfg(unix)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    /// Every file under `dir`, recursively.
+    fn files(dir: &Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                found.extend(files(&path));
+            } else {
+                found.push(path);
+            }
+        }
+        found
+    }
+
+    /// `serve --dev` on a fresh machine: the dev PKI and keys it writes are its owner's only, so
+    /// the check that refuses open key files lets it start — and restart from them.
+    #[test]
+    fn dev_mode_on_a_fresh_directory_writes_private_files_and_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = dir.path().join("certs").join("dev");
+        let plan = Plan::dev(Config::default(), None, &dev, 1_000).expect("a fresh dev start");
+        let written = files(&dev);
+        assert!(written.iter().any(|p| p.ends_with("server.key")), "{written:?}");
+        assert!(written.iter().any(|p| p.ends_with("onboarding.key")), "{written:?}");
+        for path in &written {
+            assert_eq!(mode(path) & 0o077, 0, "{} is {:o}", path.display(), mode(path));
+        }
+        assert_eq!(mode(&dev) & 0o077, 0);
+        assert_eq!(plan.tls_key, dev.join("server.key"));
+        Plan::dev(Config::default(), None, &dev, 1_001).expect("a restart reuses them");
+
+        // Opened up by hand, the dev server key is refused by name and rule.
+        std::fs::set_permissions(&plan.tls_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let refused = Plan::dev(Config::default(), None, &dev, 1_002)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            refused.contains("server.tls_key") && refused.contains("chmod 600"),
+            "{refused}"
+        );
+    }
+
+    /// Without `--dev`: the TLS server key, the Redis client key and `_file` secrets that group or
+    /// others may read are refused before anything starts, each by its setting and path.
+    #[test]
+    fn production_refuses_key_and_secret_files_others_may_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = |name: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, "not shown").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            path
+        };
+        let secret = private("tencent");
+        let mut config = Config::from_toml(&format!(
+            "[[providers]]\nname = \"p\"\nkind = \"tencent-faceid\"\nendpoint = \"https://x\"\nsecret_id = \"a\"\nsecret_key_file = {:?}\n",
+            secret.display().to_string()
+        ))
+        .unwrap();
+        config.server.listen = Some("127.0.0.1:0".parse().unwrap());
+        config.server.tls_cert = Some(private("server.pem"));
+        config.server.tls_key = Some(private("server.key"));
+        config.server.client_ca = Some(private("ca.pem"));
+        config.store.tls_cert_file = Some(private("redis.pem"));
+        config.store.tls_key_file = Some(private("redis.key"));
+        config.store.password_file = Some(private("redis.password"));
+        config.keys.keks_file = Some(private("keks"));
+        config.keys.dir = Some(dir.path().to_path_buf());
+        Plan::production(config.clone(), None).expect("all private: starts");
+        for (setting, name) in [
+            ("server.tls_key", "server.key"),
+            ("store.tls_key_file", "redis.key"),
+            ("store.password_file", "redis.password"),
+            ("keys.keks_file", "keks"),
+            ("provider secret_key_file", "tencent"),
+        ] {
+            let path = dir.path().join(name);
+            for open in [0o640, 0o604] {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(open)).unwrap();
+                let refused = Plan::production(config.clone(), None).expect_err("refused").to_string();
+                assert!(
+                    refused.contains(setting) && refused.contains(&path.display().to_string()),
+                    "{refused}"
+                );
+                assert!(
+                    refused.contains("chmod 600") && !refused.contains("not shown"),
+                    "{refused}"
+                );
+            }
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
     }
 }
