@@ -778,4 +778,22 @@ consecutive_failures = 3
             .is_err()
         );
     }
+
+    #[test]
+    fn a_minimum_provider_budget_that_no_verify_deadline_leaves_is_refused() {
+        let load = |text: &str| Config::from_toml(text).map_err(|e| e.to_string());
+        assert_eq!(load("").expect("defaults").server.min_provider_budget_ms, 200);
+        assert!(
+            load("[server]\nmin_provider_budget_ms = 0\n").is_ok(),
+            "0: any deadline starts"
+        );
+        let refused =
+            load("[server]\nverify_deadline_ms = 1000\ndecide_reserve_ms = 100\nmin_provider_budget_ms = 900\n")
+                .expect_err("no Verify could start");
+        assert!(refused.contains("server.min_provider_budget_ms"), "{refused}");
+        assert!(
+            load("[server]\nverify_deadline_ms = 1000\ndecide_reserve_ms = 100\nmin_provider_budget_ms = 899\n")
+                .is_ok()
+        );
+    }
 }
