@@ -155,7 +155,10 @@ async fn callers_in_a_hurry_open_no_breaker_and_send_nothing_to_review() {
         })
         .collect();
     for call in hurried {
-        let status = call.await.unwrap().expect_err("the provider needs longer than the caller waits");
+        let status = call
+            .await
+            .unwrap()
+            .expect_err("the provider needs longer than the caller waits");
         assert!(
             matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
             "{status:?}"
@@ -163,7 +166,11 @@ async fn callers_in_a_hurry_open_no_breaker_and_send_nothing_to_review() {
     }
     // Each retry is answered with the provider's decision (a replay: no second provider call).
     for i in 0..6 {
-        let answer = client.verify(request(&format!("hurried-{i}"))).await.unwrap().into_inner();
+        let answer = client
+            .verify(request(&format!("hurried-{i}")))
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(status_of(&answer), pb::Status::NotVerified, "hurried-{i}");
     }
     assert_eq!(control.requests(), 6);
