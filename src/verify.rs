@@ -186,9 +186,10 @@ async fn seal_at_rest(keks: Arc<KekRing>, case_id: String, applicant: Applicant)
         .map_err(|_| VerifyError::Internal("sealing at rest"))?
 }
 
-/// The parts of a request's keyed fingerprint: what the caller sealed, and who asked for what. The
-/// face path is bound through the purpose part, spelled as before for face recognition so that stored
-/// fingerprints keep matching their retries.
+/// The parts of a request's keyed fingerprint: what the caller sealed and the gateway reads (a face
+/// the purpose does not compare was dropped unread, so it is no part of it), and who asked for what.
+/// The face path is bound through the purpose part, spelled as before for face recognition so that
+/// stored fingerprints keep matching their retries.
 fn fingerprint_parts<'a>(
     principal: &'a str,
     purpose: Purpose,
@@ -1086,6 +1087,44 @@ mod tests {
         let next = v.verify(command("r-next", Purpose::ShortVideo)).await.unwrap();
         assert_eq!(next.status, CaseStatus::NotVerified);
         assert_eq!(p.calls.load(Ordering::SeqCst), 7);
+    }
+
+    #[tokio::test]
+    async fn a_face_sent_with_a_purpose_that_compares_none_is_dropped_unread() {
+        for purpose in [Purpose::ShortVideo, Purpose::Radio] {
+            let clock = ManualClock::new(NOW);
+            let p = fake("p", Ok(Outcome::CannotDecide));
+            let (v, keks) = verifier(std::slice::from_ref(&p), &clock);
+            // Without a biometric consent, with a face sealed anyway: the case goes to review.
+            let mut with_face = command("r-1", purpose);
+            with_face.biometric_policy_version.clear();
+            let answer = v.verify(with_face).await.unwrap();
+            assert_eq!(answer.status, CaseStatus::PendingReview);
+            assert_eq!(p.faces.load(Ordering::SeqCst), 0, "no face sent");
+            // Nothing of it at rest: no face part, none inside the identity material, none for a
+            // reviewer.
+            let id = &answer.verification_id;
+            let sealed = v.store().sealed_pii(id).await.unwrap().expect("kept for review");
+            assert!(sealed.face.is_none(), "{purpose:?}: no face stored");
+            let identity = material::open_identity(&keks, id, &sealed).unwrap();
+            assert!(identity.face_image.is_empty());
+            let (view, has_face) = material::open_for_review(&keks, id, &sealed, true).unwrap();
+            assert!(!has_face && material::decode(&view).unwrap().face_image.is_empty());
+            // Not in the fingerprint: the same request without the face, or with a garbage one (not
+            // even read), is a replay of the same case.
+            let mut without = command("r-1", purpose);
+            without.fields.face_image.clear();
+            let mut garbage = command("r-1", purpose);
+            garbage.fields.face_image = b"GIF89a not an image".to_vec();
+            for replay in [without, garbage] {
+                assert_eq!(v.verify(replay).await.unwrap(), answer);
+            }
+            assert_eq!(p.calls.load(Ordering::SeqCst), 1);
+            // A new request with a garbage face is not refused over it.
+            let mut fresh = command("r-2", purpose);
+            fresh.fields.face_image = b"GIF89a not an image".to_vec();
+            assert!(v.verify(fresh).await.is_ok());
+        }
     }
 
     // ---- Issue 7: the verified flag means a decision about exactly what was sealed ----
