@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Person, TestGateway, reason, sealed_request, verify};
+use common::{Person, TestGateway, reason, sealed_request, sealing_key, verify};
 use idgate::pb;
 use idgate::pb::Purpose::{Anchor, ShortVideo};
 use idgate::pb::Status::{Expired, NotVerified, PendingReview, Verified};
@@ -460,11 +460,7 @@ async fn a_replay_of_a_request_in_progress_names_the_case_to_watch() {
 async fn a_face_sent_with_a_purpose_that_compares_none_is_dropped_unread() {
     let gw = TestGateway::start().await;
     let mut client = gw.onboarding().await;
-    let key = client
-        .get_sealing_key(pb::GetSealingKeyRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let key = sealing_key(&mut client).await;
     let without_biometric_consent = |request_id: &str, purpose: pb::Purpose, person: &Person| {
         let mut request = sealed_request(&key, purpose, "acct-1", request_id, &person.fields(), None);
         request.consent.as_mut().unwrap().biometric = None;
@@ -499,11 +495,7 @@ async fn a_face_sent_with_a_purpose_that_compares_none_is_dropped_unread() {
     assert_eq!(replay, pending);
 
     let (mut reviewer, opening) = common::registered_reviewer(gw.channel("reviewer-1").await).await;
-    let claim = reviewer
-        .claim_next(pb::ClaimNextRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let claim = reviewer.claim_next(pb::ClaimNextRequest {}).await.unwrap().into_inner();
     assert_eq!(claim.case_id, pending.verification_id);
     let plain = opening
         .open(

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Person, TestGateway, reason, sealed_request, verify};
+use common::{Person, TestGateway, reason, sealed_request, sealing_key, verify};
 use idgate::clock::SystemClock;
 use idgate::config::{ProviderConfig, ProviderKind, Secret};
 use idgate::pb;
@@ -136,11 +136,7 @@ async fn callers_in_a_hurry_open_no_breaker_and_send_nothing_to_review() {
     )];
     let gw = TestGateway::start_with(config, None).await;
     let mut client = gw.onboarding().await;
-    let key = client
-        .get_sealing_key(pb::GetSealingKeyRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let key = sealing_key(&mut client).await;
     // 905: a name/ID pair the authority refuses.
     let refused = Person::adult("905").fields();
     let request = |request_id: &str| sealed_request(&key, ShortVideo, "acct-1", request_id, &refused, None);

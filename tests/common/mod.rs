@@ -508,3 +508,12 @@ pub async fn registered_reviewer(
         .unwrap();
     (client, key)
 }
+
+/// The gateway's current sealing key, as a client fetches it before sealing a request.
+pub async fn sealing_key(client: &mut VerificationServiceClient<Channel>) -> pb::GetSealingKeyResponse {
+    client
+        .get_sealing_key(pb::GetSealingKeyRequest {})
+        .await
+        .expect("sealing key")
+        .into_inner()
+}
