@@ -152,6 +152,9 @@ pub struct ServerConfig {
     pub call_deadline_ms: u64,
     /// Kept back from a `Verify` deadline to decide and store: provider calls get the rest.
     pub decide_reserve_ms: u64,
+    /// A `Verify` whose deadline leaves providers less than this (after `decide_reserve_ms`) starts
+    /// nothing and is answered `DEADLINE_EXCEEDED` / `DEADLINE_TOO_SHORT` (0: any deadline starts).
+    pub min_provider_budget_ms: u64,
     /// How long shutdown waits for in-flight calls.
     pub shutdown_grace_ms: u64,
     /// `Verify` calls in flight at once; past it, calls are shed with `RESOURCE_EXHAUSTED` (0: no limit).
@@ -211,6 +214,7 @@ impl Default for ServerConfig {
             verify_deadline_ms: 10_000,
             call_deadline_ms: 15_000,
             decide_reserve_ms: 100,
+            min_provider_budget_ms: crate::providers::router::DEFAULT_MIN_PROVIDER_BUDGET.as_millis() as u64,
             shutdown_grace_ms: 15_000,
             max_in_flight_verify: limits.max_in_flight_verify,
             shed_retry_after_ms: limits.shed_retry_after.as_millis() as u64,
@@ -667,6 +671,18 @@ impl Config {
         if self.server.decide_reserve_ms >= self.server.verify_deadline_ms {
             return Err(ConfigError::Invalid(
                 "server.decide_reserve_ms must be shorter than server.verify_deadline_ms".into(),
+            ));
+        }
+        if self
+            .server
+            .decide_reserve_ms
+            .saturating_add(self.server.min_provider_budget_ms)
+            >= self.server.verify_deadline_ms
+        {
+            return Err(ConfigError::Invalid(
+                "server.decide_reserve_ms + server.min_provider_budget_ms must be shorter than \
+                 server.verify_deadline_ms (else no Verify could start)"
+                    .into(),
             ));
         }
         let (base, max) = (self.server.shed_retry_after_ms, self.server.shed_retry_after_max_ms);
@@ -1334,6 +1350,24 @@ consecutive_failures = 3
                 "keys.keks_file",
                 "provider secret_key_file"
             ]
+        );
+    }
+
+    #[test]
+    fn a_minimum_provider_budget_that_no_verify_deadline_leaves_is_refused() {
+        let load = |text: &str| Config::from_toml(text).map_err(|e| e.to_string());
+        assert_eq!(load("").expect("defaults").server.min_provider_budget_ms, 200);
+        assert!(
+            load("[server]\nmin_provider_budget_ms = 0\n").is_ok(),
+            "0: any deadline starts"
+        );
+        let refused =
+            load("[server]\nverify_deadline_ms = 1000\ndecide_reserve_ms = 100\nmin_provider_budget_ms = 900\n")
+                .expect_err("no Verify could start");
+        assert!(refused.contains("server.min_provider_budget_ms"), "{refused}");
+        assert!(
+            load("[server]\nverify_deadline_ms = 1000\ndecide_reserve_ms = 100\nmin_provider_budget_ms = 899\n")
+                .is_ok()
         );
     }
 }

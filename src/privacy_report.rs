@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::config::{Config, ProviderConfig, ProviderKind};
 use crate::crypto::{SecretKey32, envelope, sealing};
 use crate::decision::{ACCOUNT_WINDOW_SECONDS, ID_WINDOW_SECONDS};
-use crate::domain::{FaceUse, Purpose, Reason, ReviewReason};
+use crate::domain::{FaceUse, Purpose, Reason, ReviewReason, reads_face};
 use crate::material;
 use crate::providers::{aliyun, http, tencent};
 use crate::store::memory;
@@ -249,6 +249,9 @@ pub struct BiometricsMap {
     pub document_review_reason: &'static str,
     /// What a reviewer decides from on that path.
     pub document_review_material: Vec<Category>,
+    /// Purposes that compare no face: a face sealed with one anyway is dropped unread (never checked,
+    /// sent, fingerprinted, stored or shown to a reviewer), as on the document-review path.
+    pub face_dropped_for: Vec<&'static str>,
     /// The envelope field the face is sealed under, with a data key of its own.
     pub face_sealed_as: &'static str,
     /// The envelope field of the identity material (another data key).
@@ -416,6 +419,11 @@ impl DataMap {
             document_review_for,
             document_review_reason: ReviewReason::DocumentReviewRequested.code(),
             document_review_material: Category::ALL.into_iter().filter(|c| c.is_review_supplement()).collect(),
+            face_dropped_for: PURPOSES
+                .into_iter()
+                .filter(|p| !reads_face(*p, &face_path(*p)))
+                .map(Purpose::as_str)
+                .collect(),
             face_sealed_as: material::PII_FIELD_FACE,
             identity_sealed_as: material::PII_FIELD_IDENTITY,
             withdrawal_rpc: "VerificationService.WithdrawConsent",
@@ -727,6 +735,10 @@ mod tests {
         assert_eq!(b.consent_required_for, [Purpose::Anchor.as_str()]);
         assert_eq!(b.missing_consent_refusal, "BIOMETRIC_CONSENT_MISSING");
         assert_eq!(b.document_review_for, [Purpose::Anchor.as_str()]);
+        assert_eq!(
+            b.face_dropped_for,
+            [Purpose::ShortVideo.as_str(), Purpose::Radio.as_str()]
+        );
         assert!(!b.document_review_sends_face);
         assert_eq!(b.document_review_reason, "DOCUMENT_REVIEW_REQUESTED");
         assert_eq!(
@@ -765,6 +777,7 @@ mod tests {
             "DOCUMENT_REVIEW_REQUESTED",
             "`face`",
             "WithdrawConsent",
+            "Not compared, not kept (short_video, radio)",
         ] {
             assert!(md.contains(text), "{text} missing from the Markdown");
         }

@@ -4,6 +4,10 @@
 //! and errors to statuses. Personal data lives only in this call's memory (wiped on drop), except for a
 //! case that goes to manual review, whose data is sealed under a fresh data key before it is stored.
 //! Nothing here logs or returns personal data, a similarity score, or provider details.
+//!
+//! The caller's deadline decides whether a case starts, never how it ends: a case begun is decided by
+//! the providers within their own timeouts, and must never go to review because its caller was in a
+//! hurry.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +51,9 @@ pub struct VerifyCommand {
     /// The applicant chose document review instead of face recognition (purposes that compare a face).
     pub document_review: bool,
     pub fields: IdentityFields,
-    /// When the caller stops waiting.
+    /// When the caller stops waiting. A replay waits for a running attempt until then; a new case is
+    /// started only if it leaves the providers their minimum budget; a started case's provider calls
+    /// are not cut short by it.
     pub deadline: Instant,
 }
 
@@ -105,6 +111,10 @@ pub enum VerifyError {
     /// The same request is still being processed elsewhere and did not finish in time.
     #[error("the same request is still being processed; retry later")]
     InProgress { verification_id: String },
+    /// The caller's deadline leaves the providers less than the minimum budget: nothing was started
+    /// (no case, no provider call, nothing counted); a retry with a longer deadline may start it.
+    #[error("the deadline leaves too little time to ask a provider; nothing was started")]
+    DeadlineTooShort,
     /// A stored case record failed its integrity check; never answered as verified.
     #[error("a stored case record failed its integrity check")]
     Integrity { case_id: String },
@@ -176,9 +186,10 @@ async fn seal_at_rest(keks: Arc<KekRing>, case_id: String, applicant: Applicant)
         .map_err(|_| VerifyError::Internal("sealing at rest"))?
 }
 
-/// The parts of a request's keyed fingerprint: what the caller sealed, and who asked for what. The
-/// face path is bound through the purpose part, spelled as before for face recognition so that stored
-/// fingerprints keep matching their retries.
+/// The parts of a request's keyed fingerprint: what the caller sealed and the gateway reads (a face
+/// the purpose does not compare was dropped unread, so it is no part of it), and who asked for what.
+/// The face path is bound through the purpose part, spelled as before for face recognition so that
+/// stored fingerprints keep matching their retries.
 fn fingerprint_parts<'a>(
     principal: &'a str,
     purpose: Purpose,
@@ -255,6 +266,7 @@ impl Verifier {
     }
 
     async fn verify_inner(&self, command: VerifyCommand) -> Result<Answer, VerifyError> {
+        let started = Instant::now();
         let now = self.clock.now_unix();
         let VerifyCommand {
             principal,
@@ -299,7 +311,7 @@ impl Verifier {
         );
         // A request seen before is answered from its record before any limit is counted: replays
         // are free. Only a request that may start a new case counts against the limits.
-        match self
+        let takeover = match self
             .store
             .find(account_id.as_str(), request_id.as_str())
             .instrument(tracing::info_span!("store.find"))
@@ -317,11 +329,19 @@ impl Verifier {
                 }
                 // The same request, abandoned mid-call: take it over (under its own fingerprint).
                 fresh.fingerprint = existing.fingerprint;
+                true
             }
-            None => {
-                self.check_rates(account_id.as_str(), applicant.id_number().as_str(), now)
-                    .await?
-            }
+            None => false,
+        };
+        // A caller that cannot wait for any provider starts nothing: a case begun now could only go
+        // to review with no provider asked, so nothing is stored, counted or paid for.
+        if !self.router.leaves_time_for_a_call(deadline) {
+            tracing::info!("deadline too short to ask a provider; nothing started");
+            return Err(VerifyError::DeadlineTooShort);
+        }
+        if !takeover {
+            self.check_rates(account_id.as_str(), applicant.id_number().as_str(), now)
+                .await?
         }
         let case = match self
             .store
@@ -350,7 +370,14 @@ impl Verifier {
             },
         };
         let document_review = face == FaceUse::DocumentReview;
-        let (verdict, provider, review_reason) = match self.router.check(&request, deadline).await {
+        // Once begun, the case is decided as if its caller waited: each provider gets its own timeout,
+        // whatever is left of the caller's deadline, so no caller can steer a case past the providers
+        // into review (nor charge their breakers) by a short deadline. A caller that stops waiting is
+        // answered DEADLINE_EXCEEDED by the transport while this task finishes, and its retry gets the
+        // answer. Providers are asked for at most half the processing lease, so that no other gateway
+        // takes the case over while this one still works on it.
+        let work_deadline = deadline.max(started + self.settings.processing_lease / 2);
+        let (verdict, provider, review_reason) = match self.router.check(&request, work_deadline).await {
             // The applicant's choice is what the reviewer must see, whatever the providers said.
             Routed::Answered { provider, outcome } if document_review => (
                 decision::judge_document_review(outcome),
@@ -987,6 +1014,117 @@ mod tests {
         let mut short = command("r-4", Purpose::ShortVideo);
         short.account_id = AccountId::parse("acct-2").unwrap();
         assert!(v.verify(short).await.is_ok());
+    }
+
+    // ---- Issue 20: the caller's deadline decides whether a case starts, never how it ends ----
+
+    #[tokio::test]
+    async fn a_deadline_without_time_for_a_provider_starts_nothing() {
+        let clock = ManualClock::new(NOW);
+        let mut config = settings(Duration::from_secs(60));
+        config.limits.per_account_per_hour = 1;
+        let p = fake("p", Ok(Outcome::Mismatch));
+        let (v, _) = verifier_on(Arc::new(MemoryStore::new()), std::slice::from_ref(&p), &clock, config);
+        // 150 ms, less the 100 ms reserve, is under the 200 ms minimum.
+        let mut hurried = command("r-1", Purpose::ShortVideo);
+        hurried.deadline = Instant::now() + Duration::from_millis(150);
+        assert!(matches!(v.verify(hurried).await, Err(VerifyError::DeadlineTooShort)));
+        assert_eq!(p.calls.load(Ordering::SeqCst), 0, "no provider asked");
+        assert!(v.store().find("acct-1", "r-1").await.unwrap().is_none(), "no case");
+        // Nothing was counted either (one verification an hour): the same request with time to
+        // wait gets the provider's decision, not a review.
+        let answer = v.verify(command("r-1", Purpose::ShortVideo)).await.unwrap();
+        assert_eq!(answer.status, CaseStatus::NotVerified);
+        assert_eq!(p.calls.load(Ordering::SeqCst), 1);
+        // A request already decided is still answered to a caller in a hurry: a replay asks nobody.
+        let mut replay = command("r-1", Purpose::ShortVideo);
+        replay.deadline = Instant::now();
+        assert_eq!(v.verify(replay).await.unwrap(), answer);
+    }
+
+    #[tokio::test]
+    async fn a_case_begun_is_decided_by_its_provider_after_the_caller_stops_waiting() {
+        let clock = ManualClock::new(NOW);
+        let (p, gate) = held(Outcome::Mismatch);
+        let (v, _) = verifier(std::slice::from_ref(&p), &clock);
+        let v = Arc::new(v);
+        // More calls than the breaker's five failures in a row, each with a deadline that ends while
+        // its provider call runs (as the transport's task goes on after answering DEADLINE_EXCEEDED).
+        let deadline = Instant::now() + Duration::from_millis(400);
+        let rounds: Vec<_> = (0..6)
+            .map(|i| {
+                let mut hurried = command(&format!("r-{i}"), Purpose::ShortVideo);
+                hurried.deadline = deadline;
+                let v = v.clone();
+                tokio::spawn(async move { v.verify(hurried).await })
+            })
+            .collect();
+        let all_asked = async {
+            while p.calls.load(Ordering::SeqCst) < 6 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), all_asked)
+            .await
+            .expect("every call reached the provider");
+        tokio::time::sleep_until(deadline).await;
+        gate.add_permits(6);
+        for task in rounds {
+            let answer = task.await.unwrap().unwrap();
+            assert_eq!(
+                answer.status,
+                CaseStatus::NotVerified,
+                "the provider's decision, not a review"
+            );
+        }
+        assert!(
+            v.breaker_states()
+                .iter()
+                .all(|(_, state)| *state == crate::providers::breaker::BreakerState::Closed)
+        );
+        // The breaker let the next request through to the provider.
+        gate.add_permits(1);
+        let next = v.verify(command("r-next", Purpose::ShortVideo)).await.unwrap();
+        assert_eq!(next.status, CaseStatus::NotVerified);
+        assert_eq!(p.calls.load(Ordering::SeqCst), 7);
+    }
+
+    #[tokio::test]
+    async fn a_face_sent_with_a_purpose_that_compares_none_is_dropped_unread() {
+        for purpose in [Purpose::ShortVideo, Purpose::Radio] {
+            let clock = ManualClock::new(NOW);
+            let p = fake("p", Ok(Outcome::CannotDecide));
+            let (v, keks) = verifier(std::slice::from_ref(&p), &clock);
+            // Without a biometric consent, with a face sealed anyway: the case goes to review.
+            let mut with_face = command("r-1", purpose);
+            with_face.biometric_policy_version.clear();
+            let answer = v.verify(with_face).await.unwrap();
+            assert_eq!(answer.status, CaseStatus::PendingReview);
+            assert_eq!(p.faces.load(Ordering::SeqCst), 0, "no face sent");
+            // Nothing of it at rest: no face part, none inside the identity material, none for a
+            // reviewer.
+            let id = &answer.verification_id;
+            let sealed = v.store().sealed_pii(id).await.unwrap().expect("kept for review");
+            assert!(sealed.face.is_none(), "{purpose:?}: no face stored");
+            let identity = material::open_identity(&keks, id, &sealed).unwrap();
+            assert!(identity.face_image.is_empty());
+            let (view, has_face) = material::open_for_review(&keks, id, &sealed, true).unwrap();
+            assert!(!has_face && material::decode(&view).unwrap().face_image.is_empty());
+            // Not in the fingerprint: the same request without the face, or with a garbage one (not
+            // even read), is a replay of the same case.
+            let mut without = command("r-1", purpose);
+            without.fields.face_image.clear();
+            let mut garbage = command("r-1", purpose);
+            garbage.fields.face_image = b"GIF89a not an image".to_vec();
+            for replay in [without, garbage] {
+                assert_eq!(v.verify(replay).await.unwrap(), answer);
+            }
+            assert_eq!(p.calls.load(Ordering::SeqCst), 1);
+            // A new request with a garbage face is not refused over it.
+            let mut fresh = command("r-2", purpose);
+            fresh.fields.face_image = b"GIF89a not an image".to_vec();
+            assert!(v.verify(fresh).await.is_ok());
+        }
     }
 
     // ---- Issue 7: the verified flag means a decision about exactly what was sealed ----

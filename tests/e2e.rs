@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Person, TestGateway, reason, sealed_request, verify};
+use common::{Person, TestGateway, reason, sealed_request, sealing_key, verify};
 use idgate::pb;
 use idgate::pb::Purpose::{Anchor, ShortVideo};
 use idgate::pb::Status::{Expired, NotVerified, PendingReview, Verified};
@@ -449,5 +449,63 @@ async fn a_replay_of_a_request_in_progress_names_the_case_to_watch() {
         .expect("task")
         .expect("first call answered");
     assert_eq!(answer.into_inner().verification_id, id);
+    gw.stop().await;
+}
+
+/// Issue 20: a face sealed with a purpose that compares none (SHORT_VIDEO, RADIO: no biometric
+/// consent needed) is dropped unread. A broken one is not refused; a case that goes to review holds
+/// none, so the reviewer sees none; and it is no part of the request's content (a replay without it
+/// is the same request).
+#[tokio::test]
+async fn a_face_sent_with_a_purpose_that_compares_none_is_dropped_unread() {
+    let gw = TestGateway::start().await;
+    let mut client = gw.onboarding().await;
+    let key = sealing_key(&mut client).await;
+    let without_biometric_consent = |request_id: &str, purpose: pb::Purpose, person: &Person| {
+        let mut request = sealed_request(&key, purpose, "acct-1", request_id, &person.fields(), None);
+        request.consent.as_mut().unwrap().biometric = None;
+        request
+    };
+    let mut broken = Person::adult("123");
+    broken.face = b"GIF89a\x40\x00\x40\x00\x00\x00\x00;".to_vec();
+    for (i, purpose) in [ShortVideo, pb::Purpose::Radio].into_iter().enumerate() {
+        let answer = client
+            .verify(without_biometric_consent(&format!("broken-{i}"), purpose, &broken))
+            .await
+            .expect("a face that is not read is not refused")
+            .into_inner();
+        assert_eq!(status_of(&answer), Verified);
+    }
+
+    // 945: the provider cannot decide, so the case goes to manual review.
+    let person = Person::adult("945");
+    let pending = client
+        .verify(without_biometric_consent("face-0", ShortVideo, &person))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status_of(&pending), PendingReview);
+    let mut without_face = Person::adult("945");
+    without_face.face.clear();
+    let replay = client
+        .verify(without_biometric_consent("face-0", ShortVideo, &without_face))
+        .await
+        .expect("the same request without the face")
+        .into_inner();
+    assert_eq!(replay, pending);
+
+    let (mut reviewer, opening) = common::registered_reviewer(gw.channel("reviewer-1").await).await;
+    let claim = reviewer.claim_next(pb::ClaimNextRequest {}).await.unwrap().into_inner();
+    assert_eq!(claim.case_id, pending.verification_id);
+    let plain = opening
+        .open(
+            &idgate::crypto::sealing::Context::review(&claim.case_id, "reviewer-1"),
+            &claim.enc,
+            &claim.ciphertext,
+        )
+        .unwrap();
+    let seen = idgate::material::decode(&plain).unwrap();
+    assert_eq!(seen.id_number, person.id_number, "the reviewer sees the case");
+    assert!(seen.face_image.is_empty(), "but no face");
     gw.stop().await;
 }

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Person, TestGateway, verify};
+use common::{Person, TestGateway, reason, sealed_request, sealing_key, verify};
 use idgate::clock::SystemClock;
 use idgate::config::{ProviderConfig, ProviderKind, Secret};
 use idgate::pb;
@@ -17,6 +17,10 @@ use idgate::providers::breaker::BreakerConfig;
 use idgate::providers::sim::{self, Faults, SimConfig, SimControl};
 use idgate::providers::tencent::SecretKey;
 use tokio::sync::oneshot;
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 const KEY_ID: &str = "LTAIloopback";
 const SECRET: &str = "gateway-loopback-secret";
@@ -108,5 +112,93 @@ async fn aliyun_answers_behind_a_dead_tencent_and_all_down_means_review() {
         started.elapsed() < Duration::from_millis(3_000),
         "answered within the deadline"
     );
+    gw.stop().await;
+}
+
+/// Issue 20: a caller's short deadline is not the provider's failure. A provider answering in 600 ms
+/// (its timeout: 1.5 s) and callers that stop waiting after 500 ms: each caller is answered
+/// DEADLINE_EXCEEDED while its case is still decided by the provider; no breaker opens, readiness
+/// stays SERVING, and every retry gets the provider's decision, never a review.
+#[tokio::test]
+async fn callers_in_a_hurry_open_no_breaker_and_send_nothing_to_review() {
+    let (addr, control, _stop) = aliyun_sim(Faults {
+        latency_ms: 600,
+        ..Faults::default()
+    })
+    .await;
+    let mut config = TestGateway::config();
+    config.server.health_probe_interval_ms = 50;
+    config.providers = vec![provider(
+        "aliyun",
+        ProviderKind::AliyunCloudAuth,
+        format!("http://{addr}"),
+        1_500,
+    )];
+    let gw = TestGateway::start_with(config, None).await;
+    let mut client = gw.onboarding().await;
+    let key = sealing_key(&mut client).await;
+    // 905: a name/ID pair the authority refuses.
+    let refused = Person::adult("905").fields();
+    let request = |request_id: &str| sealed_request(&key, ShortVideo, "acct-1", request_id, &refused, None);
+
+    // More hurried callers than the five failures in a row that would open the breaker.
+    let hurried: Vec<_> = (0..6)
+        .map(|i| {
+            let mut call = tonic::Request::new(request(&format!("hurried-{i}")));
+            call.set_timeout(Duration::from_millis(500));
+            let mut client = client.clone();
+            tokio::spawn(async move { client.verify(call).await })
+        })
+        .collect();
+    for call in hurried {
+        let status = call
+            .await
+            .unwrap()
+            .expect_err("the provider needs longer than the caller waits");
+        assert!(
+            matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+            "{status:?}"
+        );
+    }
+    // Each retry is answered with the provider's decision (a replay: no second provider call).
+    for i in 0..6 {
+        let answer = client
+            .verify(request(&format!("hurried-{i}")))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(status_of(&answer), pb::Status::NotVerified, "hurried-{i}");
+    }
+    assert_eq!(control.requests(), 6);
+    // The breaker is closed: a caller with time gets the provider's decision too, and the gateway is
+    // ready.
+    let answer = client.verify(request("patient")).await.unwrap().into_inner();
+    assert_eq!(status_of(&answer), pb::Status::NotVerified);
+    assert_eq!(control.requests(), 7);
+    let mut health = HealthClient::new(gw.channel("onboarding").await);
+    let ready = health
+        .check(HealthCheckRequest {
+            service: "idgate.v1.VerificationService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ready.status, ServingStatus::Serving as i32);
+
+    // A deadline that leaves no provider time (200 ms, less the gateway's margins and the 200 ms
+    // minimum) starts nothing: DEADLINE_EXCEEDED with its reason, no provider call, no case.
+    let mut call = tonic::Request::new(request("too-short"));
+    call.set_timeout(Duration::from_millis(200));
+    let status = client.verify(call).await.expect_err("too short to start");
+    assert_eq!(
+        (status.code(), reason(&status).as_deref()),
+        (Code::DeadlineExceeded, Some("DEADLINE_TOO_SHORT"))
+    );
+    assert_eq!(control.requests(), 7, "no provider asked");
+    // No case was kept under that request id: the retry with time is a new case, decided by the
+    // provider (not a replay of a review case).
+    let answer = client.verify(request("too-short")).await.unwrap().into_inner();
+    assert_eq!(status_of(&answer), pb::Status::NotVerified);
+    assert_eq!(control.requests(), 8);
     gw.stop().await;
 }

@@ -23,6 +23,7 @@ pub(crate) mod test_support;
 
 pub use applicant::{
     Applicant, FACE_IMAGE_FIELD, HANDHELD_ID_PHOTO_FIELD, ID_CARD_BACK_FIELD, ID_CARD_FRONT_FIELD, IdentityFields,
+    reads_face,
 };
 pub use case_reasons::{CaseRefusal, ReviewReason};
 pub use consent::{BiometricConsent, Consent, FaceUse, MAX_CONSENT_CLOCK_SKEW_SECS, MAX_POLICY_VERSION_LEN};

@@ -72,7 +72,9 @@ pub(super) fn assemble(
         anchor_needs_supplement: config.review.anchor_requires_supplement,
         anchor_limits: limits,
     };
-    let router = Router::new(routes).with_reserve(Duration::from_millis(config.server.decide_reserve_ms));
+    let router = Router::new(routes)
+        .with_reserve(Duration::from_millis(config.server.decide_reserve_ms))
+        .with_min_budget(Duration::from_millis(config.server.min_provider_budget_ms));
     let keks = &keys.keks;
     let erasure = Arc::new(Erasure::new(store.clone(), audit.clone(), clock.clone()));
     UseCases {

@@ -162,6 +162,12 @@ impl DataMap {
             labels(&b.document_review_material)
         ));
         line(format!(
+            "- Not compared, not kept ({}): a face sealed with such a request anyway, like one sealed on the \
+             document-review path, is dropped unread: never checked, sent, fingerprinted, stored or shown to a \
+             reviewer.",
+            list(&b.face_dropped_for)
+        ));
+        line(format!(
             "- Kept apart: in a pending case the face is sealed under a data key of its own (envelope field \
              `{}`), in stored values of its own, apart from the identity material (field `{}`); it is destroyed \
              as soon as no decision needs it (see below).",

@@ -12,7 +12,9 @@
 //!
 //! What counts as a failure is the caller's business ([`CallResult`]): the router counts timeouts,
 //! unreachable or failing providers, protocol violations and refusals, never a vendor's "mismatch"
-//! or "no record" answer, which are successful calls.
+//! or "no record" answer, which are successful calls. A call cut short by the time its caller had
+//! left, before the provider's own timeout, is *abandoned*: no failure (the provider was not given its
+//! time), only a slow call when it had already run `slow_call_ms`.
 //!
 //! Time comes in through [`Monotonic`] (normally tokio's clock, so `tokio::time::pause()` drives
 //! it too), so that tests can move it by hand.
@@ -170,6 +172,11 @@ pub enum CallResult {
     Failure,
     /// Neither: the result says nothing about the provider's health (rate limit, local refusal).
     Ignored,
+    /// Given up by the caller before the provider's own timeout (its budget ran out first): never a
+    /// failure, so that callers with short deadlines cannot open the breaker of a healthy provider.
+    /// Counted as a slow call when it had run at least `slow_call_ms` (the provider was slow whoever
+    /// gave up); otherwise it counts for nothing, like [`CallResult::Ignored`].
+    Abandoned,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -318,14 +325,10 @@ impl Breaker {
         }
         let slow = self.config.slow_call_ms > 0 && elapsed >= Duration::from_millis(self.config.slow_call_ms);
         let failed = match result {
-            CallResult::Ignored => {
-                if ticket.probe {
-                    inner.probes_started = inner.probes_started.saturating_sub(1);
-                }
-                return;
-            }
+            CallResult::Ignored => return Self::forget(&mut inner, ticket),
+            CallResult::Abandoned if !slow => return Self::forget(&mut inner, ticket),
             CallResult::Failure => true,
-            CallResult::Success => false,
+            CallResult::Success | CallResult::Abandoned => false,
         };
         match inner.state {
             BreakerState::Closed => {
@@ -333,7 +336,12 @@ impl Breaker {
                     inner.window.pop_front();
                 }
                 inner.window.push_back(Recorded { failed, slow });
-                inner.consecutive = if failed { inner.consecutive + 1 } else { 0 };
+                // An abandoned call got no answer: it ends no run of failures.
+                inner.consecutive = match result {
+                    CallResult::Failure => inner.consecutive + 1,
+                    CallResult::Abandoned => inner.consecutive,
+                    _ => 0,
+                };
                 if let Some(reason) = self.should_open(&inner) {
                     self.open(&mut inner, reason);
                 }
@@ -353,6 +361,13 @@ impl Breaker {
             // Only reachable with a ticket of the current generation, which an open breaker never
             // issues; nothing to do.
             BreakerState::Open => {}
+        }
+    }
+
+    /// A result that counts for nothing: only a half-open probe slot it held is given back.
+    fn forget(inner: &mut Inner, ticket: &Ticket) {
+        if ticket.probe {
+            inner.probes_started = inner.probes_started.saturating_sub(1);
         }
     }
 
@@ -528,6 +543,55 @@ mod tests {
         call(&b, Failure);
         call(&b, Failure);
         assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    fn abandoned_after(b: &Arc<Breaker>, clock: &ManualMonotonic, took: Duration) {
+        let ticket = b.try_acquire().unwrap();
+        clock.advance(took);
+        ticket.record(CallResult::Abandoned);
+    }
+
+    #[test]
+    fn calls_the_caller_gave_up_on_are_no_failures() {
+        let (b, clock) = breaker(config());
+        // Cut short by callers' deadlines before the slow-call threshold: nothing at all.
+        for _ in 0..50 {
+            abandoned_after(&b, &clock, Duration::from_millis(100));
+        }
+        assert_eq!(b.state(), BreakerState::Closed);
+        // They end no run of failures either: two failures, an abandoned call, a third failure.
+        call(&b, Failure);
+        call(&b, Failure);
+        abandoned_after(&b, &clock, Duration::from_millis(100));
+        call(&b, Failure);
+        assert_eq!(b.state(), BreakerState::Open);
+
+        // Abandoned after running past the slow-call threshold: slow calls, which open on their rate.
+        let mut c = config();
+        c.consecutive_failures = 0;
+        let (b, clock) = breaker(c);
+        for _ in 0..3 {
+            abandoned_after(&b, &clock, Duration::from_millis(600));
+            assert_eq!(b.state(), BreakerState::Closed, "fewer than min_calls");
+        }
+        abandoned_after(&b, &clock, Duration::from_millis(600));
+        assert_eq!(b.state(), BreakerState::Open);
+    }
+
+    #[test]
+    fn an_abandoned_probe_frees_its_slot_unless_it_was_slow() {
+        let (b, clock) = opened();
+        clock.advance(Duration::from_millis(1_000));
+        let probes: Vec<Ticket> = (0..2).map(|_| b.try_acquire().unwrap()).collect();
+        assert!(b.try_acquire().is_none(), "every probe slot taken");
+        let mut probes = probes.into_iter();
+        probes.next().unwrap().record(CallResult::Abandoned);
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        let again = b.try_acquire().expect("the abandoned probe's slot is free again");
+        clock.advance(Duration::from_millis(500));
+        again.record(CallResult::Abandoned);
+        assert_eq!(b.state(), BreakerState::Open, "a probe abandoned as slow re-opens");
+        drop(probes);
     }
 
     fn opened() -> (Arc<Breaker>, Arc<ManualMonotonic>) {

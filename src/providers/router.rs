@@ -2,9 +2,13 @@
 //! concurrency limit and a timeout cut from the caller's deadline; failover to the next on an error;
 //! "all failed" when none answered (the caller sends the case to manual review).
 //!
-//! The deadline is the budget: an attempt gets what is left of the caller's deadline minus a reserve
+//! The deadline is the budget: an attempt gets what is left of the deadline it is given minus a reserve
 //! for deciding and storing the answer (never more than the provider's own timeout), and no attempt
-//! is started with less than [`MIN_CALL_BUDGET`] of that left.
+//! is started with less than [`MIN_CALL_BUDGET`] of that left. An attempt cut off by that budget
+//! before the provider's own timeout is *abandoned*, not failed: whoever set the deadline gave up,
+//! and the provider's breaker does not count it against the provider
+//! ([`CallResult::Abandoned`]). [`Router::leaves_time_for_a_call`] tells a caller beforehand whether a
+//! deadline leaves providers the minimum budget worth starting a verification for.
 //!
 //! The router never calls the same provider twice for one request (a call that may have reached the
 //! provider may be billed, and a repeat may bill twice), and never decides anything: it returns the
@@ -23,6 +27,12 @@ pub const DEFAULT_RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Time kept back from the caller's deadline to judge and store the answer.
 pub const DEFAULT_DECIDE_RESERVE: Duration = Duration::from_millis(100);
+
+/// The least time (after the reserve) a deadline must leave providers for a verification to start
+/// (`server.min_provider_budget_ms`): an identity check over HTTPS takes a cloud provider a few
+/// hundred milliseconds, so a caller leaving less than this would only pay for a call it cannot wait
+/// for.
+pub const DEFAULT_MIN_PROVIDER_BUDGET: Duration = Duration::from_millis(200);
 
 /// One provider with its limits.
 pub struct Route {
@@ -106,6 +116,8 @@ pub struct Router {
     routes: Vec<Route>,
     /// Kept back from the caller's deadline.
     reserve: Duration,
+    /// What a deadline must leave (after the reserve) for a verification to be started at all.
+    min_budget: Duration,
 }
 
 /// Below this much time left (after the reserve), another provider call is not started.
@@ -130,6 +142,7 @@ impl Router {
         Self {
             routes,
             reserve: DEFAULT_DECIDE_RESERVE,
+            min_budget: DEFAULT_MIN_PROVIDER_BUDGET,
         }
     }
 
@@ -137,6 +150,20 @@ impl Router {
     pub fn with_reserve(mut self, reserve: Duration) -> Self {
         self.reserve = reserve;
         self
+    }
+
+    /// Sets what a deadline must leave providers for a verification to start
+    /// ([`leaves_time_for_a_call`](Router::leaves_time_for_a_call)).
+    pub fn with_min_budget(mut self, min_budget: Duration) -> Self {
+        self.min_budget = min_budget;
+        self
+    }
+
+    /// Whether `deadline`, less the reserve, still leaves providers the minimum budget: asked before a
+    /// verification is started, so that a caller who cannot wait for any provider starts nothing.
+    pub fn leaves_time_for_a_call(&self, deadline: Instant) -> bool {
+        let decide_by = deadline.checked_sub(self.reserve).unwrap_or(deadline);
+        decide_by.saturating_duration_since(Instant::now()) >= self.min_budget.max(MIN_CALL_BUDGET)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -180,12 +207,18 @@ impl Router {
                 continue;
             };
             let budget = left.min(route.timeout);
-            let result = match tokio::time::timeout(budget, route.provider.check(request)).await {
-                Ok(result) => result,
-                Err(_) => Err(ProviderError::Timeout),
+            let (result, abandoned) = match tokio::time::timeout(budget, route.provider.check(request)).await {
+                Ok(result) => (result, false),
+                // Cut off by the deadline before the provider's own timeout: the provider was not
+                // given its time, so this is no failure of the provider's.
+                Err(_) => (Err(ProviderError::Timeout), budget < route.timeout),
             };
             let elapsed_ms = u64::try_from(now.elapsed().as_millis()).unwrap_or(u64::MAX);
-            ticket.record(breaker_result(&result));
+            ticket.record(if abandoned {
+                CallResult::Abandoned
+            } else {
+                breaker_result(&result)
+            });
             match result {
                 Ok(outcome) => {
                     tracing::debug!(provider = %name, elapsed_ms, ?outcome, "provider answered");
@@ -198,7 +231,7 @@ impl Router {
                     if let ProviderError::RateLimited { retry_after, .. } = &error {
                         route.back_off(retry_after.unwrap_or(route.rate_limit_backoff));
                     }
-                    tracing::warn!(provider = %name, elapsed_ms, %error, "provider failed; trying the next");
+                    tracing::warn!(provider = %name, elapsed_ms, abandoned, %error, "provider failed; trying the next");
                     attempts.push((name, error));
                 }
             }
@@ -406,6 +439,50 @@ mod tests {
             (1, 0),
             "B was not started without time to answer"
         );
+    }
+
+    #[tokio::test]
+    async fn a_call_cut_short_by_the_deadline_is_abandoned_its_own_timeout_is_a_failure() {
+        let a = Scripted::new("a", Answer::After(Duration::from_secs(5), Ok(Outcome::Match)));
+        let clock = ManualMonotonic::new();
+        // Three failures in a row would open it; the deadline, not the provider, ends each call.
+        let router = Router::new(vec![route(&a, &clock)]).with_reserve(Duration::ZERO);
+        for _ in 0..10 {
+            let routed = router
+                .check(&request(), Instant::now() + Duration::from_millis(40))
+                .await;
+            assert!(matches!(routed, Routed::AllFailed { .. }), "{routed:?}");
+        }
+        assert_eq!(a.calls(), 10, "never skipped");
+        assert_eq!(router.breaker_states()[0].1, BreakerState::Closed);
+
+        // With all the time it asks for, a provider that does not answer within its own timeout failed.
+        let router = Router::new(vec![
+            Route::new(a.clone() as Arc<dyn Provider>, Duration::from_millis(40), 8)
+                .with_breaker(breaker())
+                .with_clock(clock.clone()),
+        ]);
+        for _ in 0..3 {
+            ask(&router).await;
+        }
+        assert_eq!(router.breaker_states()[0].1, BreakerState::Open);
+    }
+
+    #[test]
+    fn a_deadline_leaves_time_for_a_call_only_past_the_reserve_and_the_minimum() {
+        let router = Router::new(Vec::new())
+            .with_reserve(Duration::from_millis(100))
+            .with_min_budget(Duration::from_millis(200));
+        let now = Instant::now();
+        assert!(router.leaves_time_for_a_call(now + Duration::from_secs(5)));
+        assert!(!router.leaves_time_for_a_call(now + Duration::from_millis(250)));
+        assert!(!router.leaves_time_for_a_call(now));
+        assert!(!router.leaves_time_for_a_call(now.checked_sub(Duration::from_secs(1)).unwrap_or(now)));
+        // A minimum of zero still wants the smallest budget an attempt is ever started with.
+        let router = Router::new(Vec::new())
+            .with_reserve(Duration::ZERO)
+            .with_min_budget(Duration::ZERO);
+        assert!(!router.leaves_time_for_a_call(Instant::now()));
     }
 
     #[tokio::test]

@@ -116,6 +116,12 @@ pub fn verify_error(error: VerifyError) -> Status {
             ErrorReason::InProgress,
             &[("verification_id", &verification_id)],
         ),
+        VerifyError::DeadlineTooShort => status_with_reason(
+            Code::DeadlineExceeded,
+            "the deadline leaves too little time to ask a provider; nothing was started; retry with a longer deadline",
+            ErrorReason::DeadlineTooShort,
+            &[],
+        ),
         VerifyError::Integrity { case_id } => {
             tracing::error!(verification_id = %case_id, "refusing to answer from a record that failed its integrity check");
             status_with_reason(

@@ -92,6 +92,9 @@ error_reasons! {
     ConsentScopeInvalid => "CONSENT_SCOPE_INVALID",
     /// A `page_token` that no listing handed out (`INVALID_ARGUMENT`).
     PageTokenInvalid => "PAGE_TOKEN_INVALID",
+    /// The `Verify` deadline leaves the providers less than `server.min_provider_budget_ms`: nothing
+    /// was started (`DEADLINE_EXCEEDED`; retry with a longer deadline).
+    DeadlineTooShort => "DEADLINE_TOO_SHORT",
 }
 
 impl ErrorReason {
@@ -171,6 +174,8 @@ mod tests {
         "CONSENT_SCOPE_INVALID",
         // README, API: ListAuditEvents
         "PAGE_TOKEN_INVALID",
+        // README, "Refusals"
+        "DEADLINE_TOO_SHORT",
     ];
 
     /// Reasons the gateway answers with that the documentation does not name (yet). A new reason

@@ -415,10 +415,10 @@ impl GatewayProcess {
     /// data at rest). Returns once the case is certainly being processed by that call.
     ///
     /// The probe is a duplicate with a short deadline, answered `IN_PROGRESS` while the case is
-    /// processing. A probe that reaches the gateway before the call begins the case itself; its short
-    /// deadline then decides the case within it (review), so the probe after it sees the case
-    /// decided, never `IN_PROGRESS`: that round is spoiled and a new one starts under a fresh request
-    /// id. A probe waits on a processing case for its whole deadline before it answers
+    /// processing. A probe that reaches the gateway before the call has begun the case starts nothing
+    /// (its deadline leaves no provider time: `DEADLINE_TOO_SHORT`) and the next probe looks again; a
+    /// round whose probes never see the case in progress is spoiled and a new one starts under a fresh
+    /// request id. A probe waits on a processing case for its whole deadline before it answers
     /// `IN_PROGRESS`, so that answer proves a case alive longer than any probe's deadline: the call's.
     pub async fn call_in_flight(
         &self,
@@ -449,9 +449,10 @@ impl GatewayProcess {
                 attempt.set_timeout(std::time::Duration::from_millis(300));
                 match probe.verify(attempt).await {
                     Err(status) if reason(&status).as_deref() == Some("IN_PROGRESS") => return call,
-                    // Decided: a probe began this case and its deadline ended it.
+                    // Decided already (the call did not hang): a spoiled round.
                     Ok(_) => break,
-                    // The probe's own deadline (it may have begun the case): look again.
+                    // Too early (`DEADLINE_TOO_SHORT`, nothing started) or the probe's own deadline:
+                    // look again.
                     Err(_) => {}
                 }
             }
@@ -506,4 +507,13 @@ pub async fn registered_reviewer(
         .await
         .unwrap();
     (client, key)
+}
+
+/// The gateway's current sealing key, as a client fetches it before sealing a request.
+pub async fn sealing_key(client: &mut VerificationServiceClient<Channel>) -> pb::GetSealingKeyResponse {
+    client
+        .get_sealing_key(pb::GetSealingKeyRequest {})
+        .await
+        .expect("sealing key")
+        .into_inner()
 }
