@@ -70,7 +70,8 @@
 //!
 //! Receive, store or log plaintext personal data (it only ever gets sealed bytes); log or put in an
 //! error any stored value (errors name the operation and the Redis error kind only); panic on what
-//! Redis returns (a malformed value is [`StoreError::Unavailable`] with a warning naming the field);
+//! Redis returns (a malformed value is [`StoreError::Unavailable`] with a warning naming the field;
+//! the sweep and erasure skip such a case record instead, see `retention.rs`);
 //! wait on a dead Redis longer than the response timeout.
 
 mod access;

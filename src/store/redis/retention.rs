@@ -42,7 +42,7 @@ enum Stored {
     /// Not in the store (not created yet, or forgotten).
     Missing,
     /// The record, checked, and its stored tag.
-    Readable(CaseRecord, String),
+    Readable(Box<CaseRecord>, String),
     /// The record fails its integrity check or cannot be decoded: not to be rewritten.
     Unreadable,
 }
@@ -69,7 +69,7 @@ impl RedisStore {
             return Ok(Stored::Missing);
         }
         match decode_record_tagged(&self.inner.record_keys.load(), op, id, pairs) {
-            Ok((record, mac)) => Ok(Stored::Readable(record, mac)),
+            Ok((record, mac)) => Ok(Stored::Readable(Box::new(record), mac)),
             Err(_) => {
                 tracing::warn!(op, verification_id = %id, "case record cannot be read; skipped");
                 Ok(Stored::Unreadable)
@@ -338,7 +338,7 @@ impl RetentionStore for RedisStore {
                 }
             }
             let (record, old_mac) = match stored {
-                Stored::Readable(record, mac) => (record, mac),
+                Stored::Readable(record, mac) => (*record, mac),
                 Stored::Missing => continue,
                 Stored::Unreadable => {
                     // Its status cannot be trusted, but erasure must be complete: its sealed data
