@@ -5,11 +5,16 @@
 //! - [`WithdrawalScope::All`] is an erasure ([`Erasure`], reused): the pending material is destroyed
 //!   and the cases end `ERASED`; a case still being processed ends `ERASED` instead of being stored.
 //! - [`WithdrawalScope::BiometricOnly`] destroys the faces of the pending cases (the face's wrapped
-//!   data key and body, in one store step per case) and turns those cases to the document-review
-//!   path (review reason `DOCUMENT_REVIEW_REQUESTED`): reviewers decide from the ID card and
-//!   handheld photos; approvals and a live lease given while the face was there are void. A face
-//!   already sent to a provider (a case still being processed) is not recalled; that case is marked
-//!   so that, should it go to review, it keeps no face and is a document-review case.
+//!   data key and body, in one store step per case) and turns the cases whose purpose compares a
+//!   face (anchor) to the document-review path (review reason `DOCUMENT_REVIEW_REQUESTED`):
+//!   reviewers decide from the ID card and handheld photos; approvals and a live lease given while
+//!   the face was there are void. A case of another purpose (short video, radio) never needed a
+//!   face nor ID-card photos: it keeps its review path. A face already sent to a provider (an anchor
+//!   case still being processed, or begun while the withdrawal ran) is not recalled; that case is
+//!   marked so that, should it go to review, it keeps no face and is a document-review case.
+//!
+//! Both leave a tombstone on the account (see `store::RetentionStore`): a case whose `begin` was
+//! under way when the withdrawal came is treated as if it had been there.
 //!
 //! Each withdrawal is one audit event (`consent_withdrawn`) with ids and counts only. Must never
 //! touch another client's case, record personal data, or fail a case that can still be decided from

@@ -1,5 +1,9 @@
 //! Erasure on request (privacy policy §6): every pending case of an account loses its sealed data
-//! and becomes `ERASED`; a case still being processed ends `ERASED` instead of being stored.
+//! and becomes `ERASED`; a case still being processed ends `ERASED` instead of being stored, and so
+//! does one whose start was under way when the erasure came (the store keeps a tombstone on the
+//! account for that: a case of the account begun within its processing lease after the erasure ends
+//! `ERASED`). A case record the store cannot read never makes the erasure fail: its sealed data is
+//! destroyed all the same.
 //!
 //! An onboarding client erases only the cases it created; an operator erases any case of the
 //! account. Every erasure is audited with ids and counts only. It must never touch another client's

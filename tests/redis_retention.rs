@@ -332,3 +332,64 @@ async fn a_dead_redis_fails_fast_and_the_store_recovers_by_itself() {
     };
     assert_eq!(kept.unwrap().status, CaseStatus::Processing);
 }
+
+/// A case record this version cannot decode — a review reason a newer version writes, a garbage
+/// field — stops neither the sweep nor an erasure: the sweep skips it and goes on with the other
+/// cases; the erasure of its account succeeds, erases the account's other cases and destroys the
+/// undecodable case's sealed data by key name.
+#[tokio::test]
+async fn an_undecodable_record_stops_neither_the_sweep_nor_erasure() {
+    if !redis_tests_enabled() {
+        return;
+    }
+    let server = RedisServer::start().await;
+    let options = test_options();
+    let prefix = options.key_prefix.clone();
+    let store: Arc<dyn Store> = Arc::new(RedisStore::standalone(&server.url(), options).await.unwrap());
+    let ring = ring();
+    // All due at NOW + RETAIN but `vf_kept`, due later.
+    for (id, account, due) in [
+        ("vf_newer", "acct-1", NOW + RETAIN),
+        ("vf_garbage", "acct-1", NOW + RETAIN),
+        ("vf_kept", "acct-1", NOW + 2 * RETAIN),
+        ("vf_due", "acct-2", NOW + RETAIN),
+    ] {
+        store.begin(record(id, account, &format!("r-{id}")), NOW).await.unwrap();
+        let mut pending = finish(CaseStatus::PendingReview, sealed(&ring, id));
+        pending.pii = pending.pii.map(|(pii, _)| (pii, due));
+        store.finish(id, pending, NOW + 1).await.unwrap();
+    }
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    for (id, field, value) in [
+        ("vf_newer", "why", "A_REASON_OF_A_LATER_VERSION"),
+        ("vf_garbage", "created", "not a number"),
+    ] {
+        let _: i64 = redis::cmd("HSET")
+            .arg(format!("{prefix}:{{{id}}}:case"))
+            .arg(field)
+            .arg(value)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert!(store.get(id).await.is_err(), "{id} cannot be read");
+    }
+
+    assert_eq!(store.sweep(NOW + RETAIN, 0).await.unwrap(), 1, "the sweep goes on");
+    assert_eq!(store.get("vf_due").await.unwrap().unwrap().status, CaseStatus::Expired);
+
+    assert_eq!(
+        store.erase_account("acct-1", None, NOW + RETAIN + 1).await.unwrap(),
+        ["vf_kept"]
+    );
+    assert_eq!(store.get("vf_kept").await.unwrap().unwrap().status, CaseStatus::Erased);
+    for id in ["vf_newer", "vf_garbage", "vf_kept"] {
+        for part in ["pii:key", "pii:body", "face:key", "face:body", "review"] {
+            let key = format!("{prefix}:{{{id}}}:{part}");
+            let exists: i64 = redis::cmd("EXISTS").arg(&key).query_async(&mut con).await.unwrap();
+            assert_eq!(exists, 0, "{key} is destroyed");
+        }
+    }
+    // Later sweeps still pass the undecodable records by.
+    assert_eq!(store.sweep(NOW + 3 * RETAIN, 0).await.unwrap(), 0);
+}

@@ -1,9 +1,11 @@
 //! Cases, sealed data and anchor claims shared by the storage suites (the review suite has its own:
 //! its clock and its material differ).
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 
 use idgate::domain::{AccountId, Purpose, RequestId};
+use idgate::store::redis::RedisStore;
 use idgate::store::{AnchorClaim, CaseRecord, CaseStatus, CaseStore, Finish, SealedPii};
 
 use crate::support;
@@ -67,3 +69,51 @@ pub async fn verify_anchor<S: CaseStore + ?Sized>(
     };
     store.finish(id, finish, NOW + 1).await.unwrap()
 }
+
+/// `store` with a step hook that, the first time the store reaches step `at` (see
+/// `RedisStore::with_step_hook`), runs `rival` to its end right there: the hooked call waits at that
+/// step meanwhile, as if it were that slow. Needs the multi-threaded runtime (the conformance tests
+/// run on it).
+pub fn paused_at<F, Fut>(store: &RedisStore, at: &'static str, rival: F) -> RedisStore
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    let rival = Mutex::new(Some(rival));
+    store.with_step_hook(Arc::new(move |step| {
+        if step != at {
+            return;
+        }
+        let Some(rival) = rival.lock().unwrap().take() else {
+            return;
+        };
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(rival()));
+    }))
+}
+
+/// Runs each listed test on the Redis backends only (standalone, Cluster, locked-down): tests that
+/// need the Redis store itself (its step hook) to interleave two calls at a given step. Each test
+/// function takes the [`RedisStore`].
+macro_rules! on_every_redis {
+    ($($test:ident),* $(,)?) => {
+        /// Redis only: the tests that pause a call at a step of the Redis store.
+        mod paused {
+            super::on_every_redis!(@one redis_standalone standalone_redis $($test),*);
+            super::on_every_redis!(@one redis_cluster cluster_redis $($test),*);
+            super::on_every_redis!(@one redis_locked_down locked_down_redis $($test),*);
+        }
+    };
+    (@one $backend:ident $connect:ident $($test:ident),*) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    if let Some(store) = crate::support::redis::$connect().await {
+                        crate::bounded(super::super::$test(store)).await
+                    }
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_every_redis;

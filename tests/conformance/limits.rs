@@ -1,12 +1,13 @@
 //! [`LimitStore`](idgate::store::LimitStore): rate windows count and restart; anchor bindings are
 //! limited per ID in the step that verifies a case, and a step that fails leaves none.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use idgate::domain::CaseRefusal;
-use idgate::store::{CaseStatus, CaseStore, Finish, LimitStore, StoreError};
+use idgate::domain::{AccountId, CaseRefusal};
+use idgate::store::redis::RedisStore;
+use idgate::store::{CaseRecord, CaseStatus, CaseStore, Finish, LimitStore, ReviewQueue, ReviewVerdict, StoreError};
 
-use super::fixtures::{NOW, claim, finish, record, verify_anchor};
+use super::fixtures::{NOW, claim, finish, on_every_redis, paused_at, record, verify_anchor};
 
 async fn window_counters_count_and_restart(store: Arc<dyn LimitStore>) {
     let start = NOW - NOW.rem_euclid(60);
@@ -92,4 +93,89 @@ on_every_backend!(
     peeking_a_window_counts_nothing,
     anchor_bindings_are_limited_per_id_in_the_verifying_step,
     a_step_that_fails_leaves_no_binding,
+);
+
+/// Queues anchor case `id` of `account` for review, and has `reviewer` claim the oldest ready case;
+/// returns the id claimed.
+async fn queue_and_claim(store: &RedisStore, id: &str, account: &str, reviewer: &str) -> String {
+    let mut r = record(id, &format!("r-{id}"));
+    r.account_id = AccountId::parse(account).unwrap();
+    store.begin(r, NOW).await.unwrap();
+    store
+        .finish(id, finish(CaseStatus::PendingReview, true), NOW)
+        .await
+        .unwrap();
+    let claim = store
+        .claim_next(reviewer, NOW + 1, NOW + 61, false, false)
+        .await
+        .unwrap()
+        .expect("a case to review");
+    claim.case.id
+}
+
+/// A reviewer's final approval of anchor case A waits just before its verifying step (its
+/// candidate binding written, the case still `pending_review`), while case B of another account
+/// with the same ID number is verified — by a provider (`finish`), or by another reviewer's
+/// approval. With one account per ID, only one of them may end verified, and that one is bound.
+async fn a_race_with_a_paused_approval(store: RedisStore, rival_is_a_review: bool) {
+    let store = Arc::new(store);
+    let one = || claim("bi:race", &["bi:race"], 1);
+    let paused = queue_and_claim(&store, "vf_a", "acct-1", "rev-1").await;
+    let other = if rival_is_a_review {
+        Some(queue_and_claim(&store, "vf_b", "acct-2", "rev-2").await)
+    } else {
+        None
+    };
+    let rival_result: Arc<Mutex<Option<CaseRecord>>> = Arc::default();
+    let hooked = {
+        let (store, result) = (store.clone(), rival_result.clone());
+        paused_at(&store.clone(), "decide:before-script", move || async move {
+            let record = match other {
+                Some(id) => store
+                    .decide(&id, "rev-2", ReviewVerdict::Approve, 1, Some(one()), NOW + 3)
+                    .await
+                    .unwrap(),
+                None => verify_anchor(&store, "vf_b", "acct-2", one()).await,
+            };
+            *result.lock().unwrap() = Some(record);
+        })
+    };
+    let approved = hooked
+        .decide(&paused, "rev-1", ReviewVerdict::Approve, 1, Some(one()), NOW + 2)
+        .await
+        .unwrap();
+    let rival = rival_result
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the rival ran while the approval waited");
+    let verified: Vec<&CaseRecord> = [&approved, &rival]
+        .into_iter()
+        .filter(|r| r.status == CaseStatus::Verified)
+        .collect();
+    assert_eq!(verified.len(), 1, "one ID, one anchor account: {approved:?} {rival:?}");
+    let loser = if approved.status == CaseStatus::Verified {
+        &rival
+    } else {
+        &approved
+    };
+    assert_eq!(loser.refusal, Some(CaseRefusal::IdAccountLimit));
+    assert_eq!(
+        store.anchor_accounts(&["bi:race".into()], NOW + 4).await.unwrap(),
+        [verified[0].account_id.as_str()],
+        "the verified account is bound"
+    );
+}
+
+async fn a_provider_verdict_during_a_paused_approval_counts_its_candidate(store: RedisStore) {
+    a_race_with_a_paused_approval(store, false).await;
+}
+
+async fn a_second_approval_during_a_paused_approval_counts_its_candidate(store: RedisStore) {
+    a_race_with_a_paused_approval(store, true).await;
+}
+
+on_every_redis!(
+    a_provider_verdict_during_a_paused_approval_counts_its_candidate,
+    a_second_approval_during_a_paused_approval_counts_its_candidate,
 );

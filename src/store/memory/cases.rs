@@ -6,6 +6,7 @@ use tokio::sync::watch;
 
 use super::limits::verify_or_limit;
 use super::{Entry, MemoryStore, publish};
+use crate::store::retention::Tombstone;
 use crate::store::{Begin, CaseRecord, CaseStatus, CaseStore, Finish, ReviewState, SealedPii, StoreError};
 
 #[async_trait::async_trait]
@@ -30,6 +31,21 @@ impl CaseStore for MemoryStore {
             }
             return Ok(Begin::Existing(entry.record.clone()));
         }
+        // An erasure or withdrawal just before (within this case's lease) marks it, as it would have
+        // if the case had been there already.
+        let mut record = record;
+        let left = |kind: Tombstone| {
+            let tombstones = state.tombstones.get(record.account_id.as_str())?;
+            [kind.field(None), kind.field(Some(&record.principal))]
+                .iter()
+                .filter_map(|field| tombstones.get(field))
+                .copied()
+                .max()
+        };
+        let applies = |at: Option<i64>| at.is_some_and(|at| Tombstone::applies(at, now_unix, record.lease_until_unix));
+        let erase = applies(left(Tombstone::Erase));
+        let face_withdrawn = record.purpose.requires_face() && applies(left(Tombstone::NoBiometrics));
+        record.erase_requested |= erase;
         let (changes, _) = watch::channel(record.clone());
         state.idempotency.insert(key, record.id.clone());
         state.cases.insert(
@@ -40,7 +56,7 @@ impl CaseStore for MemoryStore {
                 review: None,
                 queue_order: 0,
                 changes,
-                face_withdrawn: false,
+                face_withdrawn,
             },
         );
         Ok(Begin::Started(record))

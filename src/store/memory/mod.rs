@@ -53,6 +53,8 @@ struct State {
     reviewer_keys: HashMap<String, [u8; 32]>,
     /// Counts arrivals in the review queue.
     queue_arrivals: u64,
+    /// account → tombstone field (`store::retention::Tombstone::field`) → when it was left.
+    tombstones: HashMap<String, HashMap<String, i64>>,
 }
 
 /// The in-process store.

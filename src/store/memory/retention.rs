@@ -1,10 +1,23 @@
-//! [`RetentionStore`] of the embedded store: the sweep (which also drops audit events, rate windows
-//! and bindings past their time, as Redis does by TTL) and erasure.
+//! [`RetentionStore`] of the embedded store: the sweep (which also drops audit events, rate windows,
+//! bindings and tombstones past their time, as Redis does by TTL), erasure and withdrawal of the
+//! biometric consent (each leaving its tombstone, honoured by `begin`).
 
 use super::limits::WINDOW_KEEP_SECONDS;
-use super::{MemoryStore, end_pending};
+use super::{MemoryStore, State, end_pending};
 use crate::domain::ReviewReason;
+use crate::store::retention::{TOMBSTONE_SECONDS, Tombstone};
 use crate::store::{CaseStatus, RetentionStore, StoreError};
+
+/// Leaves tombstone `field` on `account_id` at `now_unix`, for cases begun meanwhile.
+fn leave_tombstone(state: &mut State, account_id: &str, field: String, now_unix: i64) {
+    let at = state
+        .tombstones
+        .entry(account_id.to_owned())
+        .or_default()
+        .entry(field)
+        .or_insert(now_unix);
+    *at = (*at).max(now_unix);
+}
 
 #[async_trait::async_trait]
 impl RetentionStore for MemoryStore {
@@ -37,6 +50,11 @@ impl RetentionStore for MemoryStore {
         state
             .windows
             .retain(|_, (start, _)| *start + WINDOW_KEEP_SECONDS > now_unix);
+        let kept_after = now_unix.saturating_sub(TOMBSTONE_SECONDS as i64);
+        state.tombstones.retain(|_, fields| {
+            fields.retain(|_, at| *at > kept_after);
+            !fields.is_empty()
+        });
         Ok(expired)
     }
 
@@ -48,6 +66,7 @@ impl RetentionStore for MemoryStore {
     ) -> Result<Vec<String>, StoreError> {
         let mut guard = self.lock()?;
         let state = &mut *guard;
+        leave_tombstone(state, account_id, Tombstone::Erase.field(principal), now_unix);
         let mut erased = Vec::new();
         let mut bindings = Vec::new();
         for entry in state.cases.values_mut() {
@@ -86,10 +105,27 @@ impl RetentionStore for MemoryStore {
         now_unix: i64,
     ) -> Result<Vec<String>, StoreError> {
         let mut state = self.lock()?;
+        leave_tombstone(
+            &mut state,
+            account_id,
+            Tombstone::NoBiometrics.field(principal),
+            now_unix,
+        );
         let mut changed = Vec::new();
         for entry in state.cases.values_mut() {
             let record = &mut entry.record;
             if record.account_id.as_str() != account_id || principal.is_some_and(|p| p != record.principal) {
+                continue;
+            }
+            if !record.purpose.requires_face() {
+                // It never needed a face: it keeps its path, and loses a face it should not hold.
+                if record.status == CaseStatus::PendingReview
+                    && entry.pii.as_mut().is_some_and(|pii| pii.face.take().is_some())
+                {
+                    record.updated_at_unix = now_unix;
+                    changed.push(record.id.clone());
+                    super::publish(entry);
+                }
                 continue;
             }
             if record.status == CaseStatus::Processing && !record.erase_requested {

@@ -1,8 +1,13 @@
-//! [`CaseStore`] on Redis: `begin` claims the idempotency key, then creates or takes over the case in
-//! one script on the case's slot; `finish` ends the provider phase in one script (applying an
-//! anchor claim judged just before it, see `limits.rs`); `watch` polls.
+//! [`CaseStore`] on Redis: `begin` claims the idempotency key, lists the case in its account's index
+//! (reading the account's tombstones in the same step), then creates or takes over the case in one
+//! script on the case's slot; `finish` ends the provider phase in one script (applying an anchor
+//! claim judged just before it, see `limits.rs`); `watch` polls.
 //!
-//! Scripts: `cases_claim.lua`, `cases_finish.lua`, `cases_add_to_set.lua`.
+//! An erasure or withdrawal that comes between `begin`'s steps is not missed (see
+//! `retention.rs`): it either lists the case — and marks it, or leaves a mark on its slot that the
+//! claim honours — or leaves a tombstone the listing step reads.
+//!
+//! Scripts: `cases_claim.lua`, `cases_finish.lua`, `cases_index.lua`.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -14,6 +19,7 @@ use redis::Script;
 use super::record::{decode_sealed_value, encode_record, encode_sealed_value, encode_wrapped_key, mac_after};
 use super::{RedisStore, Reply, corrupt};
 use crate::domain::{CaseRefusal, ReviewReason};
+use crate::store::retention::Tombstone;
 use crate::store::{Begin, CaseRecord, CaseStatus, CaseStore, Finish, SealedPii, StoreError};
 
 /// How often `watch` reloads a case.
@@ -26,16 +32,52 @@ const WATCH_MAX_FAILURES: u32 = 20;
 static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("cases_claim.lua")));
 /// Ends the provider phase of a case (`cases_finish.lua`).
 static FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("cases_finish.lua")));
-/// Adds a member to a set and renews its TTL (`cases_add_to_set.lua`).
-static ADD_TO_SET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("cases_add_to_set.lua")));
+/// Lists a case in its account's index and reads the account's tombstones (`cases_index.lua`).
+static INDEX: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("cases_index.lua")));
+
+/// The tombstone fields that concern a case of `principal`, in the order the scripts take them: erase
+/// for any principal, erase for this one, no-biometrics for any, for this one.
+fn tombstone_fields(principal: &str) -> [String; 4] {
+    [
+        Tombstone::Erase.field(None),
+        Tombstone::Erase.field(Some(principal)),
+        Tombstone::NoBiometrics.field(None),
+        Tombstone::NoBiometrics.field(Some(principal)),
+    ]
+}
 
 impl RedisStore {
-    /// Adds `member` to the set `key` (the account index) and renews the set's TTL to the record TTL.
-    async fn add_to_set(&self, op: &'static str, key: String, member: &str) -> Result<(), StoreError> {
-        let mut invocation = ADD_TO_SET.prepare_invoke();
-        invocation.key(key).arg(member).arg(self.inner.record_ttl_seconds);
-        let _: i64 = self.eval(op, &invocation).await?;
-        Ok(())
+    /// Lists case `id` of `record`'s account in the account's index (renewing the index's TTL to the
+    /// record TTL) and, in the same step, reads the account's tombstones: marks `record` as they
+    /// say (see [`Tombstone::applies`]): `erase_requested`, and the answer whether a new case must
+    /// keep no face (field `nobio`).
+    async fn list_case(
+        &self,
+        op: &'static str,
+        record: &mut CaseRecord,
+        id: &str,
+        now_unix: i64,
+    ) -> Result<bool, StoreError> {
+        let keys = &self.inner.keys;
+        let account = record.account_id.as_str();
+        let mut invocation = INDEX.prepare_invoke();
+        invocation
+            .key(keys.account(account))
+            .key(keys.tombstones(account))
+            .arg(id)
+            .arg(self.inner.record_ttl_seconds);
+        for field in tombstone_fields(&record.principal) {
+            invocation.arg(field);
+        }
+        let times: Vec<Option<String>> = self.eval(op, &invocation).await?;
+        let left = |at: Option<&Option<String>>| {
+            at.and_then(|at| at.as_deref()?.parse::<i64>().ok())
+                .is_some_and(|at| Tombstone::applies(at, now_unix, record.lease_until_unix))
+        };
+        let erase = left(times.first()) || left(times.get(1));
+        let no_face = left(times.get(2)) || left(times.get(3));
+        record.erase_requested |= erase;
+        Ok(no_face && record.purpose.requires_face())
     }
 }
 
@@ -75,13 +117,17 @@ impl CaseStore for RedisStore {
             tracing::warn!(op = OP, "idempotency key kept vanishing");
             return Err(StoreError::Unavailable);
         };
-        // Index first, so that erasure can never miss the case (a stale entry is harmless).
-        self.add_to_set(OP, keys.account(record.account_id.as_str()), &id)
-            .await?;
-        // Step 2 (case slot), one script whoever gets here: creates the case if absent (we won step
-        // 1, or the winner died before creating it), takes over a Processing case whose lease ran
-        // out, or reports the case. Exactly one concurrent caller sees it absent or expired.
         let mut fresh = record;
+        // Step 2 (account slot): index first, so that erasure can never miss the case (a stale entry
+        // is harmless); an erasure or withdrawal that listed the account's cases before this left
+        // its tombstone, read here.
+        self.step("begin:before-index");
+        let no_face = self.list_case(OP, &mut fresh, &id, now_unix).await?;
+        // Step 3 (case slot), one script whoever gets here: creates the case if absent (we won step
+        // 1, or the winner died before creating it) honouring any mark an erasure or withdrawal left
+        // on it meanwhile, takes over a Processing case whose lease ran out, or reports the case.
+        // Exactly one concurrent caller sees it absent or expired.
+        self.step("begin:before-claim");
         fresh.id.clone_from(&id);
         let lease = fresh.lease_until_unix.to_string();
         let now = now_unix.to_string();
@@ -89,12 +135,21 @@ impl CaseStore for RedisStore {
         let mut invocation = CLAIM.prepare_invoke();
         invocation
             .key(keys.case(&id))
+            .key(keys.case_mark(&id))
             .arg(&now)
             .arg(&lease)
             .arg(&ttl)
-            .arg(&fresh.fingerprint);
+            .arg(&fresh.fingerprint)
+            .arg(fresh.account_id.as_str())
+            .arg(if fresh.purpose.requires_face() { "1" } else { "0" });
+        for field in tombstone_fields(&fresh.principal) {
+            invocation.arg(field);
+        }
         for (field, value) in encode_record(&self.inner.record_keys.load(), &fresh) {
             invocation.arg(field).arg(value);
+        }
+        if no_face {
+            invocation.arg("nobio").arg("1");
         }
         let raw: Vec<Vec<u8>> = self.eval(OP, &invocation).await?;
         let reply = Reply::parse(OP, raw)?;

@@ -4,8 +4,10 @@
 //! A binding lives on the ID's slot, its case on another, so they cannot change in one script. The
 //! step that would verify an anchor case is therefore preceded by a *candidate* entry
 //! (`c:<case>:<until>`) and followed by its confirmation (`v:<case>`); a reader counts a candidate
-//! only while its case is verified (confirming it on the way) or still in flight, and drops it
-//! otherwise (see `bound_accounts`). So a binding exists only together with a verified case.
+//! only while its case is verified (confirming it on the way) or still in flight — `processing`
+//! (the provider path) or `pending_review` (a reviewer's approval on its way) before `<until>` —
+//! and drops it otherwise (see `bound_accounts`). So a binding exists only together with a verified
+//! case, and two steps verifying one ID at the same time each see the other's candidate.
 //!
 //! Scripts: `limits_count.lua`, `limits_bind_candidate.lua`, `limits_confirm_binding.lua`,
 //! `limits_drop_binding.lua`.
@@ -32,9 +34,10 @@ static DROP_BINDING: LazyLock<Script> = LazyLock::new(|| Script::new(include_str
 
 impl RedisStore {
     /// Accounts other than `account_id` bound under `indexes` (see [`BIND_CANDIDATE`]): a confirmed
-    /// entry; a candidate whose case is `verified` (confirmed on the way); a candidate whose case is
-    /// still `processing` under a live lease (in flight: counted, to stay on the safe side). Any other
-    /// candidate is stale and removed.
+    /// entry; a candidate whose case is `verified` (confirmed on the way); a live candidate (before
+    /// its `<until>`) whose case is still `processing` (a provider's verdict on its way) or
+    /// `pending_review` (a reviewer's approval on its way): in flight, counted to stay on the safe
+    /// side. Any other candidate is stale and removed.
     async fn bound_accounts(
         &self,
         op: &'static str,
@@ -76,7 +79,8 @@ impl RedisStore {
                             .await?;
                         bound.push(account);
                     }
-                    Some("processing") if until > now_unix => bound.push(account),
+                    // In flight: the step that may verify it has not run yet (or is running).
+                    Some("processing" | "pending_review") if until > now_unix => bound.push(account),
                     _ => {
                         self.binding_script(op, &DROP_BINDING, &key, &account, case, ttl_seconds)
                             .await?;

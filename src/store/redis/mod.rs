@@ -18,6 +18,8 @@
 //! | `P:{<case>}:face:body` | string | the sealed face image | as `face:key` |
 //! | `P:idem:{<account>}:<request>` | string | the case id holding this request | record TTL, refreshed at a final status |
 //! | `P:acct:{<account>}` | set | ids of the account's cases (erasure index) | record TTL, refreshed on each new case |
+//! | `P:gone:{<account>}` | hash | the account's tombstones (`store::retention::Tombstone`): `erase` / `nobio` (any principal) or `erase:<principal>` / `nobio:<principal>` → unix time of the erasure / withdrawal; read by `begin` in the step that lists a case | `TOMBSTONE_SECONDS` after the last one |
+//! | `P:{<case>}:gone` | hash | tombstones (same fields) → account, left by an erasure or withdrawal that found the case listed but not created yet; its creation honours them and deletes the hash | record TTL |
 //! | `P:expiry` | zset | case id → `pii_expires_at_unix` (sweep index, re-wrapping index) | — (entries removed by `sweep`) |
 //! | `P:records` | zset | final case id → `updated_at_unix` (index for forgetting old records) | — (entries removed by `sweep`) |
 //! | `P:audit` | stream | audit events; the event id is the stream id | trimmed with `MINID ~` on append |
@@ -68,7 +70,8 @@
 //!
 //! Receive, store or log plaintext personal data (it only ever gets sealed bytes); log or put in an
 //! error any stored value (errors name the operation and the Redis error kind only); panic on what
-//! Redis returns (a malformed value is [`StoreError::Unavailable`] with a warning naming the field);
+//! Redis returns (a malformed value is [`StoreError::Unavailable`] with a warning naming the field;
+//! the sweep and erasure skip such a case record instead, see `retention.rs`);
 //! wait on a dead Redis longer than the response timeout.
 
 mod access;
@@ -231,6 +234,14 @@ impl Keys {
     }
     fn reviewer(&self, principal: &str) -> String {
         format!("{}:reviewer:{{{principal}}}", self.prefix)
+    }
+    /// An account's tombstones (same slot as its erasure index).
+    fn tombstones(&self, account_id: &str) -> String {
+        format!("{}:gone:{{{account_id}}}", self.prefix)
+    }
+    /// The tombstones an erasure or withdrawal left on a listed case not created yet.
+    fn case_mark(&self, id: &str) -> String {
+        format!("{}:{{{id}}}:gone", self.prefix)
     }
 }
 
