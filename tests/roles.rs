@@ -1,4 +1,5 @@
-//! Every RPC × every role, and no certificate at all: the authorization table of API.md §1/§3 holds.
+//! Every RPC × every role, and no certificate at all: the authorization table of API.md §1/§3 holds,
+//! and no certificate acts under the gateway's own audit name.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
@@ -119,6 +120,37 @@ async fn a_certificate_of_no_known_role_is_refused_with_a_reason() {
         assert_eq!(status.message(), "the client certificate names no known role");
         assert_eq!(reason(&status).as_deref(), Some("CERTIFICATE_UNRECOGNIZED"), "{rpc:?}");
     }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_certificate_named_like_the_gateway_is_refused_on_every_call() {
+    let gw = TestGateway::start().await;
+    // The gateway writes its own audit events (retention, key rotation, integrity alarms) as
+    // `idgate`: a client certificate of any role and any letter case of that name is no caller.
+    for (stem, ou, cn) in [
+        ("as-idgate", "onboarding", "idgate"),
+        ("as-idgate-admin", "admin", "IDGATE"),
+        ("as-idgate-reviewer", "reviewer", "IdGate"),
+    ] {
+        issue_client_certificate(&gw.certs(), stem, ou, cn);
+        let channel = gw.channel(stem).await;
+        for rpc in Rpc::ALL {
+            let status = call(rpc, channel.clone()).await.expect_err("a reserved name, no call");
+            assert_eq!(status.code(), Code::PermissionDenied, "{rpc:?} as {cn}: {status:?}");
+            assert_eq!(
+                reason(&status).as_deref(),
+                Some("PRINCIPAL_RESERVED"),
+                "{rpc:?} as {cn}"
+            );
+        }
+    }
+    // A name that only starts like it is a principal like any other.
+    issue_client_certificate(&gw.certs(), "idgate-ops", "admin", "idgate-ops");
+    pb::audit_service_client::AuditServiceClient::new(gw.channel("idgate-ops").await)
+        .list_audit_events(pb::ListAuditEventsRequest::default())
+        .await
+        .expect("served");
     gw.stop().await;
 }
 

@@ -92,6 +92,9 @@ error_reasons! {
     ConsentScopeInvalid => "CONSENT_SCOPE_INVALID",
     /// A `page_token` that no listing handed out (`INVALID_ARGUMENT`).
     PageTokenInvalid => "PAGE_TOKEN_INVALID",
+    /// The client certificate's CN is a name the gateway writes in the audit trail as itself
+    /// (`PERMISSION_DENIED`).
+    PrincipalReserved => "PRINCIPAL_RESERVED",
 }
 
 impl ErrorReason {
@@ -171,6 +174,8 @@ mod tests {
         "CONSENT_SCOPE_INVALID",
         // README, API: ListAuditEvents
         "PAGE_TOKEN_INVALID",
+        // README, "Security operations" (reserved principal)
+        "PRINCIPAL_RESERVED",
     ];
 
     /// Reasons the gateway answers with that the documentation does not name (yet). A new reason
