@@ -8,18 +8,12 @@
 //!
 //! Must never let a certificate act under a name the gateway writes as its own.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use rustls_pki_types::CertificateDer;
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::{Code, Request, Status};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::errors;
 use super::reasons::ErrorReason;
-use super::revocation::Revocation;
 use crate::domain::GATEWAY_ACTOR;
 
 /// A caller's role.
@@ -228,71 +222,6 @@ pub fn authorize_certificates(certs: Option<&[CertificateDer<'_>]>, rpc: Rpc) ->
 pub fn authorize<T>(request: &Request<T>, rpc: Rpc) -> Result<Caller, Status> {
     let certs = request.peer_certs();
     authorize_certificates(certs.as_deref().map(Vec::as_slice), rpc)
-}
-
-/// Wraps every service in [`Revoked`]: a certificate put on the deny list after its connection was
-/// opened is refused at its next call (`UNAUTHENTICATED`, reason `CERTIFICATE_REVOKED`).
-#[derive(Clone)]
-pub struct RevocationLayer {
-    revocation: Revocation,
-}
-
-impl RevocationLayer {
-    pub fn new(revocation: Revocation) -> Self {
-        Self { revocation }
-    }
-}
-
-impl<S> tower_layer::Layer<S> for RevocationLayer {
-    type Service = Revoked<S>;
-    fn layer(&self, inner: S) -> Revoked<S> {
-        Revoked {
-            inner,
-            revocation: self.revocation.clone(),
-        }
-    }
-}
-
-/// Checks the connection's client certificate against the current deny list before the call runs.
-#[derive(Clone)]
-pub struct Revoked<S> {
-    inner: S,
-    revocation: Revocation,
-}
-
-impl<S, ReqBody, ResBody> tower_service::Service<http::Request<ReqBody>> for Revoked<S>
-where
-    S: tower_service::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ResBody: Default + Send + 'static,
-{
-    type Response = http::Response<ResBody>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<http::Response<ResBody>, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        let certs = request
-            .extensions()
-            .get::<TlsConnectInfo<TcpConnectInfo>>()
-            .and_then(|info| info.peer_certs());
-        if let Some(certs) = certs
-            && let Err(denied) = self.revocation.check(&certs)
-        {
-            tracing::warn!(
-                serial = %denied.serial,
-                fingerprint = %denied.fingerprint,
-                "call refused: the connection's client certificate is on the deny list"
-            );
-            let response = errors::certificate_revoked().into_http();
-            return Box::pin(async move { Ok(response) });
-        }
-        Box::pin(self.inner.call(request))
-    }
 }
 
 #[cfg(test)]
