@@ -69,8 +69,9 @@ fn peer_certs<B>(request: &http::Request<B>) -> Option<Arc<Vec<CertificateDer<'s
 }
 
 impl<S> Admission<S> {
-    /// The refusal of the module doc's first two checks, if any.
-    fn refusal(&self, request: &http::Request<Body>) -> Option<Status> {
+    /// The refusal of the module doc's first two checks, if any; `rpc` is the method the request's
+    /// path names.
+    fn refusal(&self, request: &http::Request<Body>, rpc: Option<Rpc>) -> Option<Status> {
         let certs = peer_certs(request);
         if let Some(certs) = &certs
             && let Err(denied) = self.revocation.check(certs)
@@ -82,8 +83,7 @@ impl<S> Admission<S> {
             );
             return Some(errors::certificate_revoked());
         }
-        let rpc = Rpc::from_path(request.uri().path())?;
-        authorize_certificates(certs.as_deref().map(Vec::as_slice), rpc).err()
+        authorize_certificates(certs.as_deref().map(Vec::as_slice), rpc?).err()
     }
 }
 
@@ -103,11 +103,12 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        if let Some(status) = self.refusal(&request) {
+        let rpc = Rpc::from_path(request.uri().path());
+        if let Some(status) = self.refusal(&request, rpc) {
             let response = status.into_http();
             return Box::pin(async move { Ok(response) });
         }
-        let request = match Rpc::from_path(request.uri().path()) {
+        let request = match rpc {
             Some(rpc) => {
                 let limit = self.limits.max_request_bytes(rpc);
                 request.map(|body| Body::new(SizeLimited::new(body, rpc, limit)))
