@@ -159,6 +159,9 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     /// `Verify` calls in flight at once; past it, calls are shed with `RESOURCE_EXHAUSTED` (0: no limit).
     pub max_in_flight_verify: usize,
+    /// `SubmitSupplement` calls in flight at once (each opens up to three 4 MiB images); past it,
+    /// calls are shed like `Verify`'s, with slots of their own (0: no limit).
+    pub max_in_flight_supplement: usize,
     /// The retry delay a shed call is told (`google.rpc.RetryInfo`) when shedding starts.
     pub shed_retry_after_ms: u64,
     /// The longest retry delay it is raised to while shedding lasts (steering to about one shed call
@@ -171,9 +174,10 @@ pub struct ServerConfig {
     pub http2_stream_window_bytes: u32,
     /// HTTP/2 window of a whole connection.
     pub http2_connection_window_bytes: u32,
-    /// Largest request of the verification service, in bytes.
+    /// Largest request of the verification service, in bytes: `Verify`'s limit, and a cap on the
+    /// service's other methods (a supplement takes at most three images' worth, the others 128 KiB).
     pub max_verification_message_bytes: usize,
-    /// Largest request of the review and audit services, in bytes.
+    /// Largest request of the review and audit services, in bytes: a cap on their methods' 128 KiB.
     pub max_review_message_bytes: usize,
     /// How often readiness (the store answers) is probed for `grpc.health.v1`.
     pub health_probe_interval_ms: u64,
@@ -189,6 +193,7 @@ impl ServerConfig {
     pub fn limits(&self) -> crate::transport::server::Limits {
         crate::transport::server::Limits {
             max_in_flight_verify: self.max_in_flight_verify,
+            max_in_flight_supplement: self.max_in_flight_supplement,
             shed_retry_after: std::time::Duration::from_millis(self.shed_retry_after_ms),
             shed_retry_after_max: std::time::Duration::from_millis(self.shed_retry_after_max_ms),
             max_concurrent_streams: self.max_concurrent_streams,
@@ -217,6 +222,7 @@ impl Default for ServerConfig {
             min_provider_budget_ms: crate::providers::router::DEFAULT_MIN_PROVIDER_BUDGET.as_millis() as u64,
             shutdown_grace_ms: 15_000,
             max_in_flight_verify: limits.max_in_flight_verify,
+            max_in_flight_supplement: limits.max_in_flight_supplement,
             shed_retry_after_ms: limits.shed_retry_after.as_millis() as u64,
             shed_retry_after_max_ms: limits.shed_retry_after_max.as_millis() as u64,
             max_concurrent_streams: limits.max_concurrent_streams,

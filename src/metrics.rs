@@ -36,7 +36,8 @@ pub mod names {
     pub const KEK_WRAPS_FOR: &str = "idgate.keys.kek.wraps_for";
     /// Gauge: each provider's circuit breaker, 0 closed, 1 half-open, 2 open (attribute: provider).
     pub const PROVIDER_BREAKER_STATE: &str = "idgate.provider.breaker.state";
-    /// Counter: Verify calls shed because too many were in flight (`RESOURCE_EXHAUSTED` / `OVERLOADED`).
+    /// Counter: calls shed because too many of their method were in flight (`RESOURCE_EXHAUSTED` /
+    /// `OVERLOADED`), by `rpc.method` (`Verify` or `SubmitSupplement`, as `package.Service/Method`).
     pub const LOAD_SHED: &str = "idgate.load_shed";
     pub const REVIEW_QUEUE_PENDING: &str = "idgate.review.queue.pending";
     pub const REVIEW_QUEUE_CLAIMED: &str = "idgate.review.queue.claimed";
@@ -106,7 +107,7 @@ impl Instruments {
                 .build(),
             load_shed: meter
                 .u64_counter(names::LOAD_SHED)
-                .with_description("Verify calls shed because too many were in flight")
+                .with_description("Calls shed because too many of their method were in flight")
                 .with_unit("{call}")
                 .build(),
         }
@@ -148,9 +149,10 @@ impl Instruments {
         }
     }
 
-    /// One Verify call shed by the in-flight limit.
-    pub fn shed(&self) {
-        self.load_shed.add(1, &[]);
+    /// One call of `method` (`package.Service/Method`) shed by its in-flight limit.
+    pub fn shed(&self, method: &str) {
+        self.load_shed
+            .add(1, &[KeyValue::new(names::ATTR_RPC_METHOD, method.to_owned())]);
     }
 
     pub fn retention_expired(&self, cases: u64) {

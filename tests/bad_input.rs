@@ -1084,3 +1084,35 @@ async fn memory_stays_flat() {
     );
     assert!(after < before + 64 * 1024, "RSS grew from {before} KiB to {after} KiB");
 }
+
+/// Each method takes a request of its own size, refused on the message's header before the body is
+/// read: a request one byte over the limit, of which only the header and 1 KiB are sent, is answered
+/// `OUT_OF_RANGE` while the rest is held (before, every method of the verification service waited for
+/// 18 MiB, and the review service's for 1 MiB).
+#[tokio::test]
+async fn every_method_refuses_a_request_over_its_own_size_before_reading_it() {
+    use idgate::transport::auth::{Role, Rpc, allowed_roles};
+    let gw = common::TestGateway::start().await;
+    let limits = common::TestGateway::config().server.limits();
+    for rpc in Rpc::ALL {
+        let role = allowed_roles(rpc)[0];
+        let stem = match role {
+            Role::Onboarding => "onboarding",
+            Role::Reviewer => "reviewer-1",
+            Role::Admin => "admin",
+        };
+        let limit = limits.max_request_bytes(rpc);
+        let expected = match rpc {
+            Rpc::Verify => 18 << 20,
+            Rpc::SubmitSupplement => 12 * 1024 * 1024 + 64 * 1024,
+            _ => 128 * 1024,
+        };
+        assert_eq!(limit, expected, "{rpc:?}");
+        let (call, release) = common::call_with_held_body(gw.channel(stem).await, rpc.path(), (limit + 1) as u32, 1024);
+        let status = common::answered_while_held(call, &format!("{rpc:?}")).await;
+        assert_eq!(status.code(), Code::OutOfRange, "{rpc:?}: {status:?}");
+        assert!(!common_leak(&status));
+        drop(release);
+    }
+    gw.stop().await;
+}

@@ -1,11 +1,13 @@
-//! Every RPC × every role, and no certificate at all: the authorization table of API.md §1/§3 holds.
+//! Every RPC × every role, and no certificate at all: the authorization table of API.md §1/§3 holds,
+//! on the call's headers (a refused caller's request body is never read), and no certificate acts
+//! under the gateway's own audit name.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 
 use std::path::Path;
 
-use common::{TestGateway, reason};
+use common::{TestGateway, answered_while_held, call_with_held_body, reason};
 use idgate::pb;
 use idgate::pb::review_service_client::ReviewServiceClient;
 use idgate::pb::verification_service_client::VerificationServiceClient;
@@ -121,6 +123,75 @@ async fn a_certificate_of_no_known_role_is_refused_with_a_reason() {
         assert_eq!(status.message(), "the client certificate names no known role");
         assert_eq!(reason(&status).as_deref(), Some("CERTIFICATE_UNRECOGNIZED"), "{rpc:?}");
     }
+    gw.stop().await;
+}
+
+/// Calls every RPC with a request body that declares an 8 MiB message and sends 1 KiB of it, the rest
+/// held: the answer comes while the body is incomplete, so the refusal did not read it.
+async fn refused_before_the_body(channel: &Channel, rpcs: &[Rpc], code: Code, want_reason: &str) {
+    for rpc in rpcs {
+        let (call, release) = call_with_held_body(channel.clone(), rpc.path(), 8 << 20, 1024);
+        let status = answered_while_held(call, &format!("{rpc:?}")).await;
+        assert_eq!(status.code(), code, "{rpc:?}: {status:?}");
+        assert_eq!(reason(&status).as_deref(), Some(want_reason), "{rpc:?}");
+        drop(release);
+    }
+}
+
+#[tokio::test]
+async fn a_caller_the_table_refuses_is_answered_before_its_request_body_is_read() {
+    let gw = TestGateway::start().await;
+    issue_client_certificate(&gw.certs(), "auditor", "auditor", "auditor-1");
+    refused_before_the_body(
+        &gw.channel("auditor").await,
+        &Rpc::ALL,
+        Code::PermissionDenied,
+        "CERTIFICATE_UNRECOGNIZED",
+    )
+    .await;
+    // A known role, on a method the table does not allow it.
+    let not_for_reviewers: Vec<Rpc> = Rpc::ALL
+        .into_iter()
+        .filter(|rpc| !allowed_roles(*rpc).contains(&Role::Reviewer))
+        .collect();
+    refused_before_the_body(
+        &gw.channel("reviewer-1").await,
+        &not_for_reviewers,
+        Code::PermissionDenied,
+        "ROLE_NOT_ALLOWED",
+    )
+    .await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_certificate_named_like_the_gateway_is_refused_on_every_call() {
+    let gw = TestGateway::start().await;
+    // The gateway writes its own audit events (retention, key rotation, integrity alarms) as
+    // `idgate`: a client certificate of any role and any letter case of that name is no caller.
+    for (stem, ou, cn) in [
+        ("as-idgate", "onboarding", "idgate"),
+        ("as-idgate-admin", "admin", "IDGATE"),
+        ("as-idgate-reviewer", "reviewer", "IdGate"),
+    ] {
+        issue_client_certificate(&gw.certs(), stem, ou, cn);
+        let channel = gw.channel(stem).await;
+        for rpc in Rpc::ALL {
+            let status = call(rpc, channel.clone()).await.expect_err("a reserved name, no call");
+            assert_eq!(status.code(), Code::PermissionDenied, "{rpc:?} as {cn}: {status:?}");
+            assert_eq!(
+                reason(&status).as_deref(),
+                Some("PRINCIPAL_RESERVED"),
+                "{rpc:?} as {cn}"
+            );
+        }
+    }
+    // A name that only starts like it is a principal like any other.
+    issue_client_certificate(&gw.certs(), "idgate-ops", "admin", "idgate-ops");
+    pb::audit_service_client::AuditServiceClient::new(gw.channel("idgate-ops").await)
+        .list_audit_events(pb::ListAuditEventsRequest::default())
+        .await
+        .expect("served");
     gw.stop().await;
 }
 

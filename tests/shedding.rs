@@ -1,11 +1,12 @@
 //! Load shedding through the real server: with `server.max_in_flight_verify = 1`, a Verify that waits on
 //! a hanging provider (the simulator's sequence codes 990–999) holds the only slot, and another Verify
-//! is answered at once with RESOURCE_EXHAUSTED / OVERLOADED and a RetryInfo, not queued.
+//! is answered at once with RESOURCE_EXHAUSTED / OVERLOADED and a RetryInfo, not queued. The same for
+//! `SubmitSupplement` past `server.max_in_flight_supplement`, with slots of its own.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 
-use common::{Person, TestGateway, reason, verify};
+use common::{Person, TestGateway, call_with_held_body, reason, verify};
 use idgate::pb;
 use tonic_types::StatusExt as _;
 
@@ -76,5 +77,65 @@ async fn a_verify_past_the_in_flight_limit_is_shed_with_retry_info() {
     assert_eq!(answer.status, pb::Status::PendingReview as i32);
     let after = verify(&mut client, pb::Purpose::ShortVideo, "req-after", &Person::adult("002")).await;
     assert_eq!(after.expect("admitted again").status, pb::Status::Verified as i32);
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supplement_past_its_in_flight_limit_is_shed_and_verify_is_not_affected() {
+    let mut config = TestGateway::config();
+    config.server.max_in_flight_supplement = 1;
+    config.server.shed_retry_after_ms = 3_000;
+    config.server.shed_retry_after_max_ms = 3_000;
+    let gateway = TestGateway::start_with(config, None).await;
+
+    // A supplement that holds the only slot: its request is never complete, so it stays in flight.
+    let (held, release) = call_with_held_body(
+        gateway.channel("onboarding").await,
+        idgate::transport::auth::Rpc::SubmitSupplement.path(),
+        4096,
+        16,
+    );
+    let mut client = gateway.onboarding().await;
+    let supplement = || pb::SubmitSupplementRequest::default();
+    // Until the held call has taken the slot, other supplements are answered by the handler (an
+    // empty request is INVALID_ARGUMENT); then they are shed (bounded).
+    let mut shed = None;
+    for _ in 0..200 {
+        match client.submit_supplement(supplement()).await {
+            Err(status) if status.code() == tonic::Code::ResourceExhausted => {
+                shed = Some(status);
+                break;
+            }
+            Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let shed = shed.expect("a supplement past the limit was shed");
+    assert_eq!(reason(&shed).as_deref(), Some("OVERLOADED"));
+    assert_eq!(
+        shed.get_details_retry_info().and_then(|r| r.retry_delay),
+        Some(std::time::Duration::from_secs(3))
+    );
+    assert!(!held.is_finished(), "the held supplement is still in flight");
+    // Verify has its own slots.
+    let answer = verify(
+        &mut client,
+        pb::Purpose::ShortVideo,
+        "req-beside",
+        &Person::adult("001"),
+    )
+    .await;
+    assert_eq!(answer.expect("verify admitted").status, pb::Status::Verified as i32);
+
+    // The held call ends (its body ends incomplete) and gives its slot back.
+    drop(release);
+    let _ = held.await.expect("held call");
+    let after = client
+        .submit_supplement(supplement())
+        .await
+        .expect_err("an empty supplement is refused");
+    assert_eq!(after.code(), tonic::Code::InvalidArgument, "admitted again: {after:?}");
     gateway.stop().await;
 }

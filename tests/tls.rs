@@ -1,7 +1,8 @@
 //! The transport's promises, checked below gRPC with a raw rustls client: TLS 1.3 only, a client
 //! certificate required (the server itself refuses a client without one), and the standard services
 //! (health, reflection) served to a client that has one. Revocation: a certificate put on the deny
-//! list is refused at the handshake and on connections already open, and served again once removed.
+//! list is refused at the handshake and on connections already open, and served again once removed;
+//! a listed intermediate of the client CA file refuses its clients whether they present it or not.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
@@ -14,8 +15,10 @@ use std::time::Duration;
 use common::{GatewayProcess, TestGateway};
 use idgate::pb;
 use idgate::pb::review_service_client::ReviewServiceClient;
+use idgate::pb::verification_service_client::VerificationServiceClient;
 use idgate::transport::tls::{crypto_provider, load_certs, load_key};
 use rustls::pki_types::ServerName;
+use sha2::Digest as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 
@@ -130,7 +133,6 @@ async fn reflection_lists_the_idgate_services() {
 /// `certs/<stem>.pem`'s SHA-256 fingerprint (colon-separated, as `openssl x509 -fingerprint` prints
 /// it) and its serial (hex).
 fn fingerprint_and_serial(certs: &Path, stem: &str) -> (String, String) {
-    use sha2::Digest as _;
     use x509_parser::prelude::FromDer as _;
     let der = load_certs("cert", &certs.join(format!("{stem}.pem")))
         .unwrap()
@@ -250,4 +252,84 @@ async fn sighup_reloads_the_deny_list_and_a_malformed_list_is_refused_keeping_th
     assert!(stderr.contains("line 1"), "the bad line is named: {stderr}");
     assert_eq!(connects(gateway.addr, &dev, "reviewer-1").await, Err(()));
     assert!(!stderr.contains("reviewer-1"), "refusals name no subject: {stderr}");
+}
+
+/// A CA certificate named `name`, self-signed or issued by `parent` (an rcgen-built PKI beside the
+/// dev one).
+fn authority(
+    name: &str,
+    parent: Option<&rcgen::Issuer<'_, rcgen::KeyPair>>,
+) -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    let key = rcgen::KeyPair::generate().unwrap();
+    match parent {
+        None => rcgen::CertifiedIssuer::self_signed(params, key).unwrap(),
+        Some(parent) => rcgen::CertifiedIssuer::signed_by(params, key, parent).unwrap(),
+    }
+}
+
+/// Writes `<stem>.pem` (the client certificate alone, no intermediate) and `<stem>.key` into `dir`:
+/// an onboarding client issued by `issuer`.
+fn issue_onboarding_client(dir: &Path, stem: &str, issuer: &rcgen::Issuer<'_, rcgen::KeyPair>) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationalUnitName, "onboarding");
+    params.distinguished_name.push(rcgen::DnType::CommonName, stem);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, issuer).unwrap();
+    std::fs::write(dir.join(format!("{stem}.pem")), cert.pem()).unwrap();
+    std::fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).unwrap();
+}
+
+/// Root → two intermediates → clients, with the root and both intermediates in `client_ca` (as an
+/// operator's CA bundle holds them). Listing one intermediate refuses its clients although they
+/// present only their own certificate (the verifier completes the chain from `client_ca`): new
+/// handshakes and the calls of a connection already open. The other intermediate's clients stay.
+#[tokio::test]
+async fn a_listed_intermediate_in_the_client_ca_is_enforced_though_clients_do_not_present_it() {
+    let pki = tempfile::tempdir().unwrap();
+    let root = authority("idgate test root", None);
+    let listed = authority("idgate test intermediate 1", Some(&root));
+    let other = authority("idgate test intermediate 2", Some(&root));
+    let bundle = pki.path().join("client-ca.pem");
+    std::fs::write(&bundle, [&root, &listed, &other].map(|ca| ca.pem()).concat()).unwrap();
+    let deny = pki.path().join("deny.list");
+    std::fs::write(&deny, "# nobody is revoked\n").unwrap();
+    let mut config = TestGateway::config();
+    config.server.client_ca = Some(bundle);
+    config.server.client_deny_list = Some(deny.clone());
+    config.server.client_deny_list_poll_ms = 20;
+    let gw = TestGateway::start_with(config, None).await;
+    let certs = gw.certs();
+    issue_onboarding_client(&certs, "under-listed", &listed);
+    issue_onboarding_client(&certs, "under-other", &other);
+
+    // Served while nothing is listed, with the client's own certificate alone.
+    let mut open = VerificationServiceClient::new(gw.channel("under-listed").await);
+    open.get_sealing_key(pb::GetSealingKeyRequest {}).await.expect("served");
+    connects(gw.addr, &certs, "under-listed").await.expect("served");
+
+    let fingerprint = hex::encode(sha2::Sha256::digest(listed.der().as_ref()));
+    std::fs::write(&deny, format!("# compromised intermediate\nsha256:{fingerprint}\n")).unwrap();
+    until_connects(gw.addr, &certs, "under-listed", Err(())).await;
+    let refused = open
+        .get_sealing_key(pb::GetSealingKeyRequest {})
+        .await
+        .expect_err("revoked on the open connection");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+    assert_eq!(common::reason(&refused).as_deref(), Some("CERTIFICATE_REVOKED"));
+    connects(gw.addr, &certs, "under-other")
+        .await
+        .expect("the other intermediate's clients stay");
+    let mut other_client = VerificationServiceClient::new(gw.channel("under-other").await);
+    other_client
+        .get_sealing_key(pb::GetSealingKeyRequest {})
+        .await
+        .expect("served");
+    gw.stop().await;
 }

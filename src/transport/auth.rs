@@ -1,21 +1,20 @@
 //! Who is calling, and what they may call: the one place where roles are checked.
 //!
-//! The client certificate's subject OU is the role, its CN the principal (API.md §3). [`authorize`]
-//! is called first by every RPC handler with the RPC's name; [`allowed_roles`] is the single table.
-//! Before any handler, [`RevocationLayer`] refuses every call (health and reflection included) whose
-//! connection's certificate is now on the deny list.
+//! The client certificate's subject OU is the role, its CN the principal (API.md §3); a CN the
+//! gateway uses for itself in the audit trail ([`RESERVED_PRINCIPALS`]) is no principal.
+//! [`allowed_roles`] is the single table. It is applied twice: by [`super::admission`] before a
+//! call's body is read (a certificate of no role, or of a role the method does not allow, costs the
+//! gateway no body), and by [`authorize`], which every RPC handler calls first for its caller.
+//!
+//! Must never let a certificate act under a name the gateway writes as its own.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use rustls_pki_types::CertificateDer;
 use tonic::{Code, Request, Status};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::errors;
 use super::reasons::ErrorReason;
-use super::revocation::Revocation;
+use crate::domain::GATEWAY_ACTOR;
 
 /// A caller's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,6 +72,30 @@ pub enum Rpc {
 }
 
 impl Rpc {
+    /// The HTTP/2 path of the method (`/package.Service/Method`).
+    pub const fn path(self) -> &'static str {
+        match self {
+            Rpc::GetSealingKey => "/idgate.v1.VerificationService/GetSealingKey",
+            Rpc::Verify => "/idgate.v1.VerificationService/Verify",
+            Rpc::GetVerification => "/idgate.v1.VerificationService/GetVerification",
+            Rpc::WatchVerification => "/idgate.v1.VerificationService/WatchVerification",
+            Rpc::SubmitSupplement => "/idgate.v1.VerificationService/SubmitSupplement",
+            Rpc::EraseSubject => "/idgate.v1.VerificationService/EraseSubject",
+            Rpc::WithdrawConsent => "/idgate.v1.VerificationService/WithdrawConsent",
+            Rpc::RegisterReviewerKey => "/idgate.v1.ReviewService/RegisterReviewerKey",
+            Rpc::ClaimNext => "/idgate.v1.ReviewService/ClaimNext",
+            Rpc::SubmitDecision => "/idgate.v1.ReviewService/SubmitDecision",
+            Rpc::ReleaseCase => "/idgate.v1.ReviewService/ReleaseCase",
+            Rpc::GetQueueStats => "/idgate.v1.ReviewService/GetQueueStats",
+            Rpc::ListAuditEvents => "/idgate.v1.AuditService/ListAuditEvents",
+        }
+    }
+
+    /// The RPC a request path names; `None` for health, reflection and unknown paths.
+    pub fn from_path(path: &str) -> Option<Rpc> {
+        Self::ALL.into_iter().find(|rpc| rpc.path() == path)
+    }
+
     pub const ALL: [Rpc; 13] = [
         Rpc::GetSealingKey,
         Rpc::Verify,
@@ -109,49 +132,80 @@ pub fn allowed_roles(rpc: Rpc) -> &'static [Role] {
     }
 }
 
+/// Principals the gateway writes in the audit trail as itself (retention, key rotation, integrity
+/// alarms): no client certificate may carry one as its CN, in any letter case.
+pub const RESERVED_PRINCIPALS: [&str; 1] = [GATEWAY_ACTOR];
+
+/// Why a client certificate names no caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unidentified {
+    /// Not exactly one known role (OU) and one usable CN.
+    Unrecognized,
+    /// The CN is one of [`RESERVED_PRINCIPALS`].
+    Reserved,
+}
+
+/// The one value of `values`, if there is exactly one and it is text.
+fn only<'a>(mut values: impl Iterator<Item = Option<&'a str>>) -> Option<&'a str> {
+    let first = values.next()??;
+    values.next().is_none().then_some(first)
+}
+
 /// Reads the caller from the client certificate. The TLS layer has already verified the chain.
-pub fn caller_from_certificate(der: &[u8]) -> Option<Caller> {
-    let (_, cert) = X509Certificate::from_der(der).ok()?;
+pub fn identify(der: &[u8]) -> Result<Caller, Unidentified> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|_| Unidentified::Unrecognized)?;
     let subject = cert.subject();
     // Exactly one OU and one CN: an ambiguous certificate gets no role.
-    let mut ous = subject.iter_organizational_unit();
-    let ou = ous.next()?.as_str().ok()?;
-    if ous.next().is_some() {
-        return None;
+    let ou = only(subject.iter_organizational_unit().map(|ou| ou.as_str().ok())).ok_or(Unidentified::Unrecognized)?;
+    let cn = only(subject.iter_common_name().map(|cn| cn.as_str().ok()))
+        .filter(|cn| !cn.is_empty() && cn.len() <= 128 && cn.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or(Unidentified::Unrecognized)?;
+    let role = Role::parse(ou).ok_or(Unidentified::Unrecognized)?;
+    if RESERVED_PRINCIPALS
+        .iter()
+        .any(|reserved| cn.eq_ignore_ascii_case(reserved))
+    {
+        return Err(Unidentified::Reserved);
     }
-    let mut cns = subject.iter_common_name();
-    let cn = cns.next()?.as_str().ok()?;
-    if cns.next().is_some() || cn.is_empty() || cn.len() > 128 || !cn.bytes().all(|b| b.is_ascii_graphic()) {
-        return None;
-    }
-    Some(Caller {
-        role: Role::parse(ou)?,
+    Ok(Caller {
+        role,
         principal: cn.to_owned(),
     })
 }
 
-/// The check every handler runs first. Its refusals carry an `ErrorInfo` like every other:
-/// `UNAUTHENTICATED` / `CERTIFICATE_REQUIRED` without a client certificate, `PERMISSION_DENIED` /
-/// `CERTIFICATE_UNRECOGNIZED` for one that names no known role or no usable principal, and
+/// The caller a client certificate names, if any (see [`identify`] for why not).
+pub fn caller_from_certificate(der: &[u8]) -> Option<Caller> {
+    identify(der).ok()
+}
+
+/// The check of the connection's client certificate chain (`certs`, end entity first) against
+/// `rpc`. Its refusals carry an `ErrorInfo` like every other: `UNAUTHENTICATED` /
+/// `CERTIFICATE_REQUIRED` without a client certificate, `PERMISSION_DENIED` /
+/// `CERTIFICATE_UNRECOGNIZED` for one that names no known role or no usable principal,
+/// `PERMISSION_DENIED` / `PRINCIPAL_RESERVED` for a CN the gateway reserves, and
 /// `PERMISSION_DENIED` / `ROLE_NOT_ALLOWED` for a role the table does not allow.
-pub fn authorize<T>(request: &Request<T>, rpc: Rpc) -> Result<Caller, Status> {
-    let required = || {
-        errors::status_with_reason(
+pub fn authorize_certificates(certs: Option<&[CertificateDer<'_>]>, rpc: Rpc) -> Result<Caller, Status> {
+    let Some(leaf) = certs.and_then(<[_]>::first) else {
+        return Err(errors::status_with_reason(
             Code::Unauthenticated,
             "a client certificate is required",
             ErrorReason::CertificateRequired,
             &[],
-        )
+        ));
     };
-    let certs = request.peer_certs().ok_or_else(required)?;
-    let leaf = certs.first().ok_or_else(required)?;
-    let caller = caller_from_certificate(leaf.as_ref()).ok_or_else(|| {
-        errors::status_with_reason(
+    let caller = identify(leaf.as_ref()).map_err(|why| match why {
+        Unidentified::Unrecognized => errors::status_with_reason(
             Code::PermissionDenied,
             "the client certificate names no known role",
             ErrorReason::CertificateUnrecognized,
             &[],
-        )
+        ),
+        Unidentified::Reserved => errors::status_with_reason(
+            Code::PermissionDenied,
+            "the client certificate's CN is a name the gateway reserves for itself",
+            ErrorReason::PrincipalReserved,
+            &[],
+        ),
     })?;
     if !allowed_roles(rpc).contains(&caller.role) {
         return Err(errors::status_with_reason(
@@ -164,69 +218,10 @@ pub fn authorize<T>(request: &Request<T>, rpc: Rpc) -> Result<Caller, Status> {
     Ok(caller)
 }
 
-/// Wraps every service in [`Revoked`]: a certificate put on the deny list after its connection was
-/// opened is refused at its next call (`UNAUTHENTICATED`, reason `CERTIFICATE_REVOKED`).
-#[derive(Clone)]
-pub struct RevocationLayer {
-    revocation: Revocation,
-}
-
-impl RevocationLayer {
-    pub fn new(revocation: Revocation) -> Self {
-        Self { revocation }
-    }
-}
-
-impl<S> tower_layer::Layer<S> for RevocationLayer {
-    type Service = Revoked<S>;
-    fn layer(&self, inner: S) -> Revoked<S> {
-        Revoked {
-            inner,
-            revocation: self.revocation.clone(),
-        }
-    }
-}
-
-/// Checks the connection's client certificate against the current deny list before the call runs.
-#[derive(Clone)]
-pub struct Revoked<S> {
-    inner: S,
-    revocation: Revocation,
-}
-
-impl<S, ReqBody, ResBody> tower_service::Service<http::Request<ReqBody>> for Revoked<S>
-where
-    S: tower_service::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ResBody: Default + Send + 'static,
-{
-    type Response = http::Response<ResBody>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<http::Response<ResBody>, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        let certs = request
-            .extensions()
-            .get::<TlsConnectInfo<TcpConnectInfo>>()
-            .and_then(|info| info.peer_certs());
-        if let Some(certs) = certs
-            && let Err(denied) = self.revocation.check(&certs)
-        {
-            tracing::warn!(
-                serial = %denied.serial,
-                fingerprint = %denied.fingerprint,
-                "call refused: the connection's client certificate is on the deny list"
-            );
-            let response = errors::certificate_revoked().into_http();
-            return Box::pin(async move { Ok(response) });
-        }
-        Box::pin(self.inner.call(request))
-    }
+/// The check every handler runs first ([`authorize_certificates`] on the request's connection).
+pub fn authorize<T>(request: &Request<T>, rpc: Rpc) -> Result<Caller, Status> {
+    let certs = request.peer_certs();
+    authorize_certificates(certs.as_deref().map(Vec::as_slice), rpc)
 }
 
 #[cfg(test)]
@@ -244,5 +239,70 @@ mod tests {
         assert_eq!(status.code(), Code::Unauthenticated);
         assert_eq!(status.message(), "a client certificate is required");
         assert_eq!(reason(&status).as_deref(), Some("CERTIFICATE_REQUIRED"));
+    }
+
+    #[test]
+    fn every_rpc_has_a_path_and_is_found_by_it() {
+        for rpc in Rpc::ALL {
+            assert_eq!(Rpc::from_path(rpc.path()), Some(rpc));
+            assert!(rpc.path().ends_with(&format!("/{rpc:?}")), "{rpc:?}");
+        }
+        for other in [
+            "/grpc.health.v1.Health/Check",
+            "/idgate.v1.VerificationService/verify",
+            "",
+        ] {
+            assert_eq!(Rpc::from_path(other), None);
+        }
+    }
+
+    /// A certificate with these OUs and CNs (rcgen keeps one value per attribute type: the last).
+    fn certificate(ous: &[&str], cns: &[&str]) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        for ou in ous {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::OrganizationalUnitName, *ou);
+        }
+        for cn in cns {
+            params.distinguished_name.push(rcgen::DnType::CommonName, *cn);
+        }
+        let key = rcgen::KeyPair::generate().expect("key");
+        params.self_signed(&key).expect("certificate").der().to_vec()
+    }
+
+    #[test]
+    fn a_certificate_names_one_role_and_one_principal_that_is_not_the_gateways() {
+        let caller = identify(&certificate(&["reviewer"], &["reviewer-7"]));
+        assert_eq!(
+            caller,
+            Ok(Caller {
+                role: Role::Reviewer,
+                principal: "reviewer-7".into()
+            })
+        );
+        for (ous, cns) in [
+            (&["auditor"][..], &["a"][..]),
+            (&["admin"][..], &[""][..]),
+            (&["admin"][..], &["with space"][..]),
+            (&[][..], &["a"][..]),
+        ] {
+            assert_eq!(
+                identify(&certificate(ous, cns)),
+                Err(Unidentified::Unrecognized),
+                "{ous:?} {cns:?}"
+            );
+        }
+        for cn in ["idgate", "IDGATE", "IdGate"] {
+            for role in Role::ALL {
+                assert_eq!(
+                    identify(&certificate(&[role.as_str()], &[cn])),
+                    Err(Unidentified::Reserved),
+                    "{cn} as {role:?}"
+                );
+            }
+        }
+        assert!(identify(&certificate(&["admin"], &["idgate-ops"])).is_ok());
+        assert_eq!(identify(b"not DER"), Err(Unidentified::Unrecognized));
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! Must never log a request message, put input into a status message, or hold business rules.
 
+pub mod admission;
 pub mod auth;
 pub mod codec;
 pub mod errors;

@@ -4,8 +4,8 @@
 //!
 //! Small payloads (a SHORT_VIDEO name + ID number, a few hundred bytes) are opened inline: handing
 //! them to another thread would cost more than the open. The blocking pool needs no bound of its own:
-//! `Verify` calls are already bounded by load shedding ([`super::shedding`]) and the other calls
-//! that open payloads (`SubmitSupplement`) are bounded by the server's stream limits.
+//! the calls that open payloads (`Verify`, `SubmitSupplement`) are each bounded by load shedding
+//! ([`super::shedding`]).
 //!
 //! The caller's deadline still holds: past it the call is answered `DEADLINE_EXCEEDED` at once. The
 //! blocking work cannot be cancelled; it finishes on its own thread and its result (a plaintext, wiped

@@ -95,6 +95,9 @@ error_reasons! {
     /// The `Verify` deadline leaves the providers less than `server.min_provider_budget_ms`: nothing
     /// was started (`DEADLINE_EXCEEDED`; retry with a longer deadline).
     DeadlineTooShort => "DEADLINE_TOO_SHORT",
+    /// The client certificate's CN is a name the gateway writes in the audit trail as itself
+    /// (`PERMISSION_DENIED`).
+    PrincipalReserved => "PRINCIPAL_RESERVED",
 }
 
 impl ErrorReason {
@@ -176,6 +179,8 @@ mod tests {
         "PAGE_TOKEN_INVALID",
         // README, "Refusals"
         "DEADLINE_TOO_SHORT",
+        // README, "Security operations" (reserved principal)
+        "PRINCIPAL_RESERVED",
     ];
 
     /// Reasons the gateway answers with that the documentation does not name (yet). A new reason

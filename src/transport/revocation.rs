@@ -3,9 +3,9 @@
 //! on SIGHUP.
 //!
 //! The list is consulted twice: by the TLS handshake (see [`super::tls`]), so a denied certificate
-//! opens no new connection, and by every call (see [`super::auth::RevocationLayer`]), because a
-//! connection opened before the certificate was listed stays open. A list that does not parse is
-//! refused as a whole with one log line and the list in use stays, as with key reloads.
+//! opens no new connection, and by every call (see [`super::admission`]), because a connection
+//! opened before the certificate was listed stays open. A list that does not parse is refused as a
+//! whole with one log line and the list in use stays, as with key reloads.
 //!
 //! File format, one entry a line, `#` starts a comment:
 //!
@@ -18,7 +18,13 @@
 //!
 //! Hex is case-insensitive, colons are ignored. A serial names an end-entity certificate of the client
 //! CA (serials are unique per issuer only); a fingerprint, of the DER certificate, names any
-//! certificate of the presented chain, intermediates included.
+//! certificate of the presented chain, intermediates included, and any certificate of
+//! `server.client_ca` the presented chain leads to (one that signed a presented certificate, or
+//! signed a `client_ca` certificate that did, and so on). A client need not present an intermediate
+//! that `client_ca` holds, so listing that intermediate must not depend on the client sending it:
+//! every client certificate it vouches for is refused. Such a listing is enforced, not refused at
+//! start (the list is reloaded while serving, and a restart that failed on it would take the
+//! gateway down); it is logged, so that the operator also takes the certificate out of `client_ca`.
 //!
 //! Must never log anything of a certificate but its serial and fingerprint (a subject can name a
 //! person), and never let a list that failed to parse replace one that did.
@@ -148,13 +154,93 @@ impl DenyList {
                 .unwrap_or_default();
             let serial_listed = position == 0 && !serial.is_empty() && self.serials.contains(&serial);
             if serial_listed || self.fingerprints.contains(&fingerprint) {
-                return Err(Denied {
-                    serial: hex::encode(serial),
-                    fingerprint: hex::encode(fingerprint),
-                });
+                return Err(denied(cert, &fingerprint));
             }
         }
         Ok(())
+    }
+
+    /// The listed certificates of `authorities` (the client CA file).
+    fn listed<'a>(&'a self, authorities: &'a [Authority]) -> impl Iterator<Item = &'a Authority> + 'a {
+        authorities
+            .iter()
+            .filter(|authority| self.fingerprints.contains(&authority.fingerprint))
+    }
+
+    /// [`Self::check`], and whether the chain leads to a listed certificate of `authorities`: one
+    /// whose subject is the issuer of a presented certificate (or of an authority reached so) and
+    /// whose key verifies that certificate's signature. Conservative: a chain that could be
+    /// completed through a listed authority is denied even if another completion avoids it. Costs a
+    /// signature check or two per handshake and call only while a `client_ca` certificate is listed.
+    fn check_path(&self, chain: &[CertificateDer<'_>], authorities: &[Authority]) -> Result<(), Denied> {
+        fn parse(der: &[u8]) -> Option<X509Certificate<'_>> {
+            X509Certificate::from_der(der).ok().map(|(_, cert)| cert)
+        }
+        self.check(chain)?;
+        if self.listed(authorities).next().is_none() {
+            return Ok(());
+        }
+        let Some(leaf) = chain.first().and_then(|der| parse(der.as_ref())) else {
+            return Ok(());
+        };
+        // The certificates a path may go through: presented intermediates, then the client CA's.
+        let candidates: Vec<(X509Certificate<'_>, Option<&Authority>)> = chain
+            .iter()
+            .skip(1)
+            .filter_map(|der| Some((parse(der.as_ref())?, None)))
+            .chain(
+                authorities
+                    .iter()
+                    .filter_map(|authority| Some((parse(authority.der.as_ref())?, Some(authority)))),
+            )
+            .collect();
+        let mut reached = vec![false; candidates.len()];
+        let mut to_visit = vec![&leaf];
+        while let Some(cert) = to_visit.pop() {
+            for (index, (issuer, authority)) in candidates.iter().enumerate() {
+                if reached[index]
+                    || issuer.subject().as_raw() != cert.issuer().as_raw()
+                    || cert.verify_signature(Some(issuer.public_key())).is_err()
+                {
+                    continue;
+                }
+                reached[index] = true;
+                if let Some(authority) = authority
+                    && self.fingerprints.contains(&authority.fingerprint)
+                {
+                    return Err(denied(&authority.der, &authority.fingerprint));
+                }
+                to_visit.push(issuer);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A certificate of `server.client_ca`, which the deny list may name by fingerprint.
+#[derive(Debug, Clone)]
+struct Authority {
+    der: CertificateDer<'static>,
+    fingerprint: [u8; 32],
+}
+
+impl Authority {
+    fn new(der: &CertificateDer<'_>) -> Self {
+        Self {
+            fingerprint: Sha256::digest(der.as_ref()).into(),
+            der: der.clone().into_owned(),
+        }
+    }
+}
+
+/// Why `cert` is refused: its serial and fingerprint.
+fn denied(cert: &CertificateDer<'_>, fingerprint: &[u8; 32]) -> Denied {
+    let serial = X509Certificate::from_der(cert.as_ref())
+        .map(|(_, parsed)| normalized_serial(parsed.raw_serial()))
+        .unwrap_or_default();
+    Denied {
+        serial: hex::encode(serial),
+        fingerprint: hex::encode(fingerprint),
     }
 }
 
@@ -175,6 +261,9 @@ pub struct Revocation {
     current: Live<Loaded>,
     /// How often the file is looked at for changes.
     poll_every: Duration,
+    /// The certificates of `server.client_ca` ([`Self::trust`]): a chain that leads to one the list
+    /// names is denied whether or not the client presents it.
+    authorities: Live<Vec<Authority>>,
 }
 
 fn read_limited(path: &Path) -> Result<Vec<u8>, DenyListError> {
@@ -206,6 +295,7 @@ impl Revocation {
             source: None,
             current: Live::new(Loaded::default()),
             poll_every: Duration::from_secs(3600),
+            authorities: Live::new(Vec::new()),
         }
     }
 
@@ -223,12 +313,36 @@ impl Revocation {
                 source_digest: Sha256::digest(&bytes).into(),
             }),
             poll_every,
+            authorities: Live::new(Vec::new()),
         })
     }
 
-    /// The list in force now.
+    /// Takes the certificates of `server.client_ca` into account (for this value and its clones):
+    /// from now on a chain that leads to one the list names is denied, presented or not. Logs each
+    /// listed one: it belongs out of `client_ca`.
+    pub fn trust(&self, client_ca: &[CertificateDer<'_>]) {
+        self.authorities.replace(client_ca.iter().map(Authority::new).collect());
+        self.warn_listed_authorities();
+    }
+
+    /// One warning per `client_ca` certificate the list in force names.
+    fn warn_listed_authorities(&self) {
+        let authorities = self.authorities.load();
+        for authority in self.current.load().list.listed(&authorities) {
+            let denied = denied(&authority.der, &authority.fingerprint);
+            tracing::warn!(
+                serial = %denied.serial,
+                fingerprint = %denied.fingerprint,
+                "the deny list names a certificate of server.client_ca: every client certificate it \
+                 vouches for is refused; take it out of client_ca"
+            );
+        }
+    }
+
+    /// The list in force now, applied to `chain` (end entity first) and to the `client_ca`
+    /// certificates it leads to.
     pub fn check(&self, chain: &[CertificateDer<'_>]) -> Result<(), Denied> {
-        self.current.load().list.check(chain)
+        self.current.load().list.check_path(chain, &self.authorities.load())
     }
 
     /// Reads the file again and, if it parses, makes it current. `Ok(None)` when no list is
@@ -244,6 +358,7 @@ impl Revocation {
             list,
             source_digest: Sha256::digest(&bytes).into(),
         });
+        self.warn_listed_authorities();
         Ok(Some(described))
     }
 
@@ -272,6 +387,7 @@ impl Revocation {
                     list,
                     source_digest: digest,
                 });
+                self.warn_listed_authorities();
                 *last_refused = None;
                 Polled::Reloaded(described)
             }
@@ -410,6 +526,97 @@ mod tests {
         // A listed intermediate denies by fingerprint; a serial names the end entity only.
         assert!(list.check(&[other.clone(), listed_by_fingerprint]).is_err());
         assert_eq!(list.check(&[other, listed_by_serial]), Ok(()));
+    }
+
+    /// A CA certificate named `name`, self-signed or issued by `parent`.
+    fn authority(
+        name: &str,
+        parent: Option<&rcgen::Issuer<'_, rcgen::KeyPair>>,
+    ) -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        match parent {
+            None => rcgen::CertifiedIssuer::self_signed(params, key).unwrap(),
+            Some(parent) => rcgen::CertifiedIssuer::signed_by(params, key, parent).unwrap(),
+        }
+    }
+
+    fn leaf(issuer: &rcgen::Issuer<'_, rcgen::KeyPair>) -> CertificateDer<'static> {
+        let params = rcgen::CertificateParams::new(vec!["client".into()]).unwrap();
+        params
+            .signed_by(&rcgen::KeyPair::generate().unwrap(), issuer)
+            .unwrap()
+            .der()
+            .clone()
+    }
+
+    #[test]
+    fn a_listed_client_ca_certificate_denies_the_chains_that_lead_to_it_presented_or_not() {
+        let root = authority("root", None);
+        let listed = authority("intermediate", Some(&root));
+        // The same name under a new key, as after re-keying the listed one: not listed.
+        let rekeyed = authority("intermediate", Some(&root));
+        let (under_listed, under_rekeyed) = (leaf(&listed), leaf(&rekeyed));
+        let authorities: Vec<Authority> = [&root, &listed, &rekeyed].map(|ca| Authority::new(ca.der())).to_vec();
+        let list = DenyList::parse(&fingerprint_of(listed.der())).unwrap();
+        // The client presents only its own certificate: the intermediate comes from client_ca.
+        let denied = list
+            .check_path(std::slice::from_ref(&under_listed), &authorities)
+            .unwrap_err();
+        assert_eq!(denied.fingerprint, fingerprint_of(listed.der()));
+        assert_eq!(
+            list.check(std::slice::from_ref(&under_listed)),
+            Ok(()),
+            "what the presented chain alone says"
+        );
+        assert_eq!(
+            list.check_path(std::slice::from_ref(&under_rekeyed), &authorities),
+            Ok(())
+        );
+        // Presented or not, the same answer.
+        assert!(
+            list.check_path(&[under_listed.clone(), listed.der().clone()], &authorities)
+                .is_err()
+        );
+        assert!(
+            list.check_path(&[under_listed.clone(), listed.der().clone()], &[])
+                .is_err()
+        );
+
+        // A listed root denies what it vouches for through client_ca's intermediates, too.
+        let list = DenyList::parse(&fingerprint_of(root.der())).unwrap();
+        assert!(
+            list.check_path(std::slice::from_ref(&under_rekeyed), &authorities)
+                .is_err()
+        );
+        // Nothing of client_ca listed: only the presented chain counts.
+        let other = certificate(&[0x01]);
+        let list = DenyList::parse(&fingerprint_of(&other)).unwrap();
+        assert_eq!(
+            list.check_path(std::slice::from_ref(&under_listed), &authorities),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn trusting_the_client_ca_reaches_every_clone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deny");
+        let root = authority("root", None);
+        let intermediate = authority("intermediate", Some(&root));
+        let client = leaf(&intermediate);
+        std::fs::write(&path, format!("sha256:{}\n", fingerprint_of(intermediate.der()))).unwrap();
+        let revocation = Revocation::load(Some(&path), Duration::from_secs(1)).unwrap();
+        let per_call = revocation.clone();
+        assert_eq!(
+            per_call.check(std::slice::from_ref(&client)),
+            Ok(()),
+            "client_ca not known yet"
+        );
+        revocation.trust(&[root.der().clone(), intermediate.der().clone()]);
+        assert!(per_call.check(std::slice::from_ref(&client)).is_err());
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Serving: the gRPC services, health and reflection on a TLS listener, until `shutdown` resolves.
 //!
 //! A library function so that tests start the real server on `127.0.0.1:0` with any shutdown trigger.
-//! In-flight work is bounded here ([`Limits`]): `Verify` past its limit is shed (see
-//! [`super::shedding`]), HTTP/2 streams per connection and request sizes per service are capped.
+//! In-flight work is bounded here ([`Limits`]): `Verify` and `SubmitSupplement` past their limits are
+//! shed (see [`super::shedding`]), HTTP/2 streams per connection are capped, and every method's
+//! request size ([`Limits::max_request_bytes`], enforced by [`super::admission`] once the caller's
+//! role allows the method, before the body is read).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,16 +12,27 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use super::auth::RevocationLayer;
+use super::admission::AdmissionLayer;
+use super::auth::Rpc;
 use super::readiness::Readiness;
 use super::rpc_layer::RpcLayer;
 use super::services::{App, AuditService, ReviewService, VerificationService};
-use super::shedding::Shed;
+use super::shedding::{SUPPLEMENT_PATH, Shed};
 use super::tls;
+use crate::domain::MAX_IMAGE_BYTES;
 use crate::pb;
 
 /// Largest request accepted: four 4 MiB images sealed, plus text and framing.
 pub const MAX_MESSAGE_BYTES: usize = 18 * 1024 * 1024;
+
+/// Largest `SubmitSupplement` request: three sealed images (ID card front, back, handheld photo) of
+/// at most [`MAX_IMAGE_BYTES`] each, plus ids, the encapsulated key, the seal's tag and framing.
+pub const MAX_SUPPLEMENT_MESSAGE_BYTES: usize = 3 * MAX_IMAGE_BYTES + 64 * 1024;
+
+/// Largest request of every method that carries no image: ids (at most 128 bytes), a reviewer's
+/// 32-byte key, a reason code, a page token. Room to spare for fields a newer client adds, far below
+/// what an image costs.
+pub const MAX_SMALL_MESSAGE_BYTES: usize = 128 * 1024;
 
 /// hyper's default stream window. A 64 KiB window (HTTP/2's own default) was measured under overload
 /// and gave no gain in admitted throughput on loopback, while on a WAN it would cap a stream at one
@@ -34,6 +47,9 @@ pub struct Limits {
     /// `Verify` calls in flight at once across all connections; past it, calls are shed with
     /// `RESOURCE_EXHAUSTED` / `OVERLOADED` (0: no limit).
     pub max_in_flight_verify: usize,
+    /// The same for `SubmitSupplement` (each opens up to three 4 MiB images), with its own slots and
+    /// retry delay.
+    pub max_in_flight_supplement: usize,
     /// The delay a shed call's `RetryInfo` suggests when shedding starts.
     pub shed_retry_after: Duration,
     /// The longest delay it is raised to while shedding lasts (`shedding::Pushback`).
@@ -47,10 +63,39 @@ pub struct Limits {
     /// HTTP/2 flow-control window of a whole connection: request body bytes in flight over all its
     /// streams.
     pub http2_connection_window_bytes: u32,
-    /// Largest request of the verification service (it carries sealed images).
+    /// Largest request of the verification service (it carries sealed images): the limit of
+    /// `Verify`, and a cap on the service's other methods.
     pub max_verification_message_bytes: usize,
-    /// Largest request of the review and audit services (ids and keys only).
+    /// Largest request of the review and audit services (ids and keys only): a cap on their methods.
     pub max_review_message_bytes: usize,
+}
+
+impl Limits {
+    /// The largest request `rpc` accepts: what its message needs ([`MAX_SUPPLEMENT_MESSAGE_BYTES`],
+    /// [`MAX_SMALL_MESSAGE_BYTES`]; `Verify`'s is the setting), within its service's setting.
+    pub fn max_request_bytes(&self, rpc: Rpc) -> usize {
+        let fits = match rpc {
+            Rpc::Verify => self.max_verification_message_bytes,
+            Rpc::SubmitSupplement => MAX_SUPPLEMENT_MESSAGE_BYTES,
+            _ => MAX_SMALL_MESSAGE_BYTES,
+        };
+        let service = match rpc {
+            Rpc::GetSealingKey
+            | Rpc::Verify
+            | Rpc::GetVerification
+            | Rpc::WatchVerification
+            | Rpc::SubmitSupplement
+            | Rpc::EraseSubject
+            | Rpc::WithdrawConsent => self.max_verification_message_bytes,
+            Rpc::RegisterReviewerKey
+            | Rpc::ClaimNext
+            | Rpc::SubmitDecision
+            | Rpc::ReleaseCase
+            | Rpc::GetQueueStats
+            | Rpc::ListAuditEvents => self.max_review_message_bytes,
+        };
+        fits.min(service)
+    }
 }
 
 impl Default for Limits {
@@ -59,6 +104,9 @@ impl Default for Limits {
             // Measured (README, performance): on 2 cores 32 admits as much as 128 under overload,
             // with a quarter of the queueing and no call past its deadline.
             max_in_flight_verify: 32,
+            // A supplement holds several copies of up to 12 MiB while it is decoded, opened and
+            // checked: 8 bound that to a few hundred MiB; supplements are rare.
+            max_in_flight_supplement: 8,
             shed_retry_after: Duration::from_secs(1),
             shed_retry_after_max: Duration::from_secs(30),
             max_concurrent_streams: 256,
@@ -118,7 +166,7 @@ pub async fn run(
         .max_decoding_message_size(limits.max_review_message_bytes);
     let call_deadline = app.call_deadline;
     let rpc_layer = RpcLayer::new(app.instruments.clone());
-    let revocation_layer = RevocationLayer::new(app.revocation.clone());
+    let admission_layer = AdmissionLayer::new(app.revocation.clone(), limits);
     let instruments = app.instruments.clone();
     let verification = Shed::new(
         pb::verification_service_server::VerificationServiceServer::new(VerificationService::new(app))
@@ -127,6 +175,7 @@ pub async fn run(
         limits.shed_retry_after,
         limits.shed_retry_after_max,
     )
+    .limit(SUPPLEMENT_PATH, limits.max_in_flight_supplement)
     .with_instruments(instruments);
 
     let incoming = tls::incoming(listener, tls_config, handshake_timeout);
@@ -135,8 +184,10 @@ pub async fn run(
         .timeout(call_deadline)
         // Outermost: a span and a duration for every call, deadline answers included.
         .layer(rpc_layer)
-        // Then: a connection whose certificate was revoked after it opened gets no further call.
-        .layer(revocation_layer)
+        // Then, before any body is read: a connection whose certificate was revoked after it opened
+        // gets no further call, a certificate whose role may not call the method gets no body read,
+        // and each method's body is held to its size.
+        .layer(admission_layer)
         .add_service(health_service)
         .add_service(verification)
         .add_service(review)

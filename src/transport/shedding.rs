@@ -1,7 +1,8 @@
-//! Load shedding for `Verify`: at most a fixed number of calls in flight across all connections. A call
-//! past the limit is answered at once with `RESOURCE_EXHAUSTED` (reason `OVERLOADED`, with a
-//! `RetryInfo`) instead of queueing, so an overloaded gateway keeps its latency and memory bounded and
-//! clients back off.
+//! Load shedding for `Verify` and `SubmitSupplement`: at most a fixed number of calls of each in flight
+//! across all connections. A call past its method's limit is answered at once with
+//! `RESOURCE_EXHAUSTED` (reason `OVERLOADED`, with a `RetryInfo`) instead of queueing, so an
+//! overloaded gateway keeps its latency and memory bounded and clients back off. Each method has its
+//! own slots and its own [`Pushback`]: a burst of supplements does not crowd out verifications.
 //!
 //! The delay a shed call is told adapts to the overload ([`Pushback`]): while calls are being shed,
 //! it is raised once a second until about one call is shed for every two admitted, and it falls
@@ -26,8 +27,10 @@ use tonic_types::{ErrorDetails, StatusExt};
 use super::errors::ERROR_DOMAIN;
 use super::reasons::ErrorReason;
 
-/// The path of the method that is shed.
-pub const VERIFY_PATH: &str = "/idgate.v1.VerificationService/Verify";
+/// The path of `Verify`, shed past `server.max_in_flight_verify`.
+pub const VERIFY_PATH: &str = super::auth::Rpc::Verify.path();
+/// The path of `SubmitSupplement`, shed past `server.max_in_flight_supplement`.
+pub const SUPPLEMENT_PATH: &str = super::auth::Rpc::SubmitSupplement.path();
 
 /// The answer to a call past the limit.
 pub fn overloaded(retry_after: Duration) -> tonic::Status {
@@ -123,26 +126,51 @@ impl Pushback {
     }
 }
 
-/// Wraps a service; sheds [`VERIFY_PATH`] calls past `limit` in flight. A limit of 0 sheds nothing.
+/// Wraps a service; sheds [`VERIFY_PATH`] calls past `limit` in flight, and the calls of each path
+/// given to [`Shed::limit`] past theirs. A limit of 0 sheds nothing.
 #[derive(Clone)]
 pub struct Shed<S> {
     inner: S,
-    permits: Option<Arc<Semaphore>>,
-    pushback: Arc<Pushback>,
+    gates: Vec<Gate>,
+    retry_after: Duration,
+    retry_after_max: Duration,
     /// Counts shed calls (`idgate.load_shed`), when set.
     instruments: Option<crate::metrics::Instruments>,
 }
 
+/// The in-flight slots of one method, and the retry delay its shed calls are told.
+#[derive(Clone)]
+struct Gate {
+    path: &'static str,
+    permits: Arc<Semaphore>,
+    pushback: Arc<Pushback>,
+}
+
 impl<S> Shed<S> {
-    /// Sheds past `limit`, telling shed calls to retry after `retry_after`, raised up to
+    /// Sheds `Verify` past `limit`, telling shed calls to retry after `retry_after`, raised up to
     /// `retry_after_max` while shedding lasts ([`Pushback`]).
     pub fn new(inner: S, limit: usize, retry_after: Duration, retry_after_max: Duration) -> Self {
         Self {
             inner,
-            permits: (limit > 0).then(|| Arc::new(Semaphore::new(limit))),
-            pushback: Arc::new(Pushback::new(retry_after, retry_after_max, Instant::now())),
+            gates: Vec::new(),
+            retry_after,
+            retry_after_max,
             instruments: None,
         }
+        .limit(VERIFY_PATH, limit)
+    }
+
+    /// Also sheds the calls of `path` past `limit` in flight (0: no limit), with slots and a retry
+    /// delay of their own.
+    pub fn limit(mut self, path: &'static str, limit: usize) -> Self {
+        if limit > 0 {
+            self.gates.push(Gate {
+                path,
+                permits: Arc::new(Semaphore::new(limit)),
+                pushback: Arc::new(Pushback::new(self.retry_after, self.retry_after_max, Instant::now())),
+            });
+        }
+        self
     }
 
     /// Counts every shed call on `instruments`.
@@ -172,21 +200,22 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let permit = match &self.permits {
-            Some(permits) if request.uri().path() == VERIFY_PATH => match permits.clone().try_acquire_owned() {
+        let gate = self.gates.iter().find(|gate| gate.path == request.uri().path());
+        let permit = match gate {
+            Some(gate) => match gate.permits.clone().try_acquire_owned() {
                 Ok(permit) => {
-                    self.pushback.admitted(Instant::now());
+                    gate.pushback.admitted(Instant::now());
                     Some(permit)
                 }
                 Err(_) => {
                     if let Some(instruments) = &self.instruments {
-                        instruments.shed();
+                        instruments.shed(&gate.path[1..]);
                     }
-                    let response = overloaded(self.pushback.shed(Instant::now())).into_http();
+                    let response = overloaded(gate.pushback.shed(Instant::now())).into_http();
                     return Box::pin(async move { Ok(response) });
                 }
             },
-            _ => None,
+            None => None,
         };
         let answer = self.inner.call(request);
         Box::pin(async move {
@@ -365,6 +394,28 @@ mod tests {
             huge.admitted(at(i as f64 + 0.3));
         }
         assert!(huge.shed(at(400.5)) > base);
+    }
+
+    #[tokio::test]
+    async fn each_limited_method_has_slots_of_its_own() {
+        let (tx, mut held) = mpsc::unbounded_channel();
+        let mut shed =
+            Shed::new(Held(tx), 1, Duration::from_secs(1), Duration::from_secs(30)).limit(SUPPLEMENT_PATH, 1);
+        let verify = tokio::spawn(shed.call(request(VERIFY_PATH)));
+        let release_verify = held.recv().await.unwrap();
+        // Verify's slot is taken; a supplement still gets its own.
+        let supplement = tokio::spawn(shed.call(request(SUPPLEMENT_PATH)));
+        let release_supplement = held.recv().await.unwrap();
+        let refused = shed.call(request(SUPPLEMENT_PATH)).await.unwrap();
+        assert_eq!(status_of(&refused).code(), tonic::Code::ResourceExhausted);
+        assert!(held.try_recv().is_err(), "a shed call never reaches the service");
+        release_supplement.send(()).unwrap();
+        assert_eq!(status_of(&supplement.await.unwrap().unwrap()).code(), tonic::Code::Ok);
+        let again = tokio::spawn(shed.call(request(SUPPLEMENT_PATH)));
+        held.recv().await.unwrap().send(()).unwrap();
+        assert_eq!(status_of(&again.await.unwrap().unwrap()).code(), tonic::Code::Ok);
+        release_verify.send(()).unwrap();
+        assert_eq!(status_of(&verify.await.unwrap().unwrap()).code(), tonic::Code::Ok);
     }
 
     #[tokio::test]

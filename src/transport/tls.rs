@@ -1,7 +1,9 @@
 //! TLS 1.3 with required client certificates (rustls), and the accept loop feeding tonic.
 //!
 //! Only TLS 1.3 is offered; a client must present a certificate chaining to the configured client CA
-//! and not on the deny list ([`super::revocation`]). Each handshake runs in its own task with a
+//! and not on the deny list ([`super::revocation`]), which also applies to the certificates of the
+//! client CA file the chain leads to (a listed intermediate there is enforced whether or not the
+//! client presents it). Each handshake runs in its own task with a
 //! timeout, so a client that stalls cannot hold up others.
 
 use std::path::Path;
@@ -135,9 +137,14 @@ pub fn server_config(
 ) -> Result<rustls::ServerConfig, TlsSetupError> {
     let provider = crypto_provider();
     let mut roots = RootCertStore::empty();
-    for ca in load_certs("client CA", client_ca)? {
-        roots.add(ca).map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
+    let authorities = load_certs("client CA", client_ca)?;
+    for ca in &authorities {
+        roots
+            .add(ca.clone())
+            .map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
     }
+    // Every trust anchor can end a verified path: the deny list must see them all.
+    revocation.trust(&authorities);
     let chain = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| TlsSetupError::Rustls(e.to_string()))?;

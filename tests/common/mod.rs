@@ -517,3 +517,84 @@ pub async fn sealing_key(client: &mut VerificationServiceClient<Channel>) -> pb:
         .expect("sealing key")
         .into_inner()
 }
+
+/// A request body that sends `first` at once and then holds the rest: it ends (incomplete) only when
+/// the paired sender fires or is dropped. A call made with it shows whether the server answers before
+/// it has read the whole request.
+pub struct HeldBody {
+    first: Option<bytes::Bytes>,
+    release: Option<oneshot::Receiver<()>>,
+}
+
+impl http_body::Body for HeldBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        use std::future::Future as _;
+        if let Some(first) = self.first.take() {
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(first))));
+        }
+        if let Some(release) = &mut self.release {
+            let _ = std::task::ready!(std::pin::Pin::new(release).poll(cx));
+            self.release = None;
+        }
+        std::task::Poll::Ready(None)
+    }
+}
+
+/// Starts a gRPC call of `path` (`/package.Service/Method`) on `channel` whose body is the header of
+/// a message of `declared` bytes and only `sent` bytes of that message; the rest never comes. Returns
+/// the call (its answer's status, from the response headers: a refusal comes trailers-only, and
+/// `None` means the call was taken) and the sender that ends the body.
+pub fn call_with_held_body(
+    mut channel: Channel,
+    path: &str,
+    declared: u32,
+    sent: usize,
+) -> (
+    tokio::task::JoinHandle<Result<Option<tonic::Status>, tonic::transport::Error>>,
+    oneshot::Sender<()>,
+) {
+    use tower_service::Service as _;
+    let mut first = vec![0u8];
+    first.extend_from_slice(&declared.to_be_bytes());
+    first.resize(5 + sent, 0);
+    let (release, held) = oneshot::channel();
+    let body = HeldBody {
+        first: Some(first.into()),
+        release: Some(held),
+    };
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(tonic::body::Body::new(body))
+        .expect("request");
+    let call = tokio::spawn(async move {
+        std::future::poll_fn(|cx| channel.poll_ready(cx)).await?;
+        let response = channel.call(request).await?;
+        Ok(tonic::Status::from_header_map(response.headers()))
+    });
+    (call, release)
+}
+
+/// Waits (bounded by 10 s) for a call started by [`call_with_held_body`] to be answered while its
+/// body is still held, and returns the answer's status; panics if it is only answered once the body
+/// is complete (never, as the body never completes while held) or if the call was taken.
+pub async fn answered_while_held(
+    call: tokio::task::JoinHandle<Result<Option<tonic::Status>, tonic::transport::Error>>,
+    what: &str,
+) -> tonic::Status {
+    match tokio::time::timeout(std::time::Duration::from_secs(10), call).await {
+        Err(_) => panic!("{what}: not answered while the request body was incomplete (it waited for the body)"),
+        Ok(joined) => joined
+            .expect("call task")
+            .expect("transport")
+            .unwrap_or_else(|| panic!("{what}: taken, not refused")),
+    }
+}
