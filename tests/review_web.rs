@@ -555,6 +555,17 @@ async fn a_reviewer_approves_a_case_in_chromium_and_it_reads_verified() {
     assert_eq!(bare.status(), 403, "no launch token");
     let used = http.get(&console.used_url).send().await.unwrap();
     assert_eq!(used.status(), 403, "a launch URL opens one page, once");
+    let prefetch = http
+        .get(&console.url)
+        .header("sec-purpose", "prefetch")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        prefetch.status(),
+        403,
+        "a prefetch neither opens the page nor uses the URL up"
+    );
     assert_eq!(status_with(&[]).await, 403, "no session");
     assert_eq!(
         status_with(&[("x-idgate-session", "0".repeat(64))]).await,
@@ -574,7 +585,7 @@ async fn a_reviewer_approves_a_case_in_chromium_and_it_reads_verified() {
         );
     }
     let session = ("x-idgate-session", console.session.clone());
-    assert_eq!(status_with(&[session.clone()]).await, 200);
+    assert_eq!(status_with(std::slice::from_ref(&session)).await, 200);
     // A read from a page on another port of this host, even one that had the secret: refused.
     let other_port = format!("http://127.0.0.1:{}", free_port());
     assert_eq!(

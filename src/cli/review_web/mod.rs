@@ -543,10 +543,10 @@ async fn check(console: &Console, request: Request, next: Next) -> Response {
     }
     // What a browser says of who asks, on reads as on writes: our own page (`same-origin`) or the
     // address bar (`none`); a page on another port of this host is `same-site`, and refused.
-    if let Some(site) = headers.get("sec-fetch-site") {
-        if !matches!(site.as_bytes(), b"same-origin" | b"none") {
-            return forbidden();
-        }
+    if let Some(site) = headers.get("sec-fetch-site")
+        && !matches!(site.as_bytes(), b"same-origin" | b"none")
+    {
+        return forbidden();
     }
     let path = request.uri().path();
     let open = request.method() == Method::GET && (path == "/" || path.starts_with("/assets/"));
@@ -565,7 +565,9 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
 
 /// The page, for a launch URL not used before: with a new session secret in it.
 async fn index(State(console): State<Arc<Console>>, request: Request) -> Response {
-    let token = query_param(request.uri().query(), "token");
+    // A browser's speculative load (prefetch, prerender) must not use up the launch URL.
+    let speculative = request.headers().contains_key("sec-purpose");
+    let token = query_param(request.uri().query(), "token").filter(|_| !speculative);
     let Some(session) = token.and_then(|t| exchange(&console, &Zeroizing::new(t))) else {
         return (
             StatusCode::FORBIDDEN,
