@@ -30,6 +30,11 @@ pub const DEV_CLIENTS: [(&str, &str, &str); 4] = [
     ("admin", "admin", "admin-dev"),
 ];
 
+/// The development CA's subject (O, CN). Client tools read a gateway certificate issued under it as
+/// a development gateway's (`loadtest` runs against no other unless told): no other CA may take it.
+pub const DEV_CA_ORGANIZATION: &str = "idgate development";
+pub const DEV_CA_NAME: &str = "idgate development CA";
+
 /// Files of a development PKI directory.
 #[derive(Debug, Clone)]
 pub struct DevPki {
@@ -68,7 +73,7 @@ impl DevPki {
 
 fn name(cn: &str, ou: Option<&str>) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, "idgate development");
+    dn.push(DnType::OrganizationName, DEV_CA_ORGANIZATION);
     if let Some(ou) = ou {
         dn.push(DnType::OrganizationalUnitName, ou);
     }
@@ -105,7 +110,7 @@ pub fn generate_dev_pki(dir: &Path, force: bool) -> Result<DevPki, PkiError> {
 
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.distinguished_name = name("idgate development CA", None);
+    ca_params.distinguished_name = name(DEV_CA_NAME, None);
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca_params.self_signed(&ca_key)?;

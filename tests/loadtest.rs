@@ -82,6 +82,8 @@ async fn a_short_closed_loop_run_counts_every_answer() {
     let gateway = TestGateway::start().await;
     let options = idgate::loadtest::Options {
         target: gateway.addr.to_string(),
+        tls_name: None,
+        production_i_know: false,
         certs: gateway.certs(),
         purpose: idgate::pb::Purpose::ShortVideo,
         image_bytes: 0,
@@ -113,5 +115,87 @@ async fn a_short_closed_loop_run_counts_every_answer() {
         "the mix asked for no review"
     );
     assert_eq!(target.timeline.iter().map(|s| s.ok).sum::<u64>(), target.ok);
+    gateway.stop().await;
+}
+
+/// The flags of a short, light run against `target` with `certs`, plus `extra`.
+fn short_run(target: &str, certs: &std::path::Path, extra: &[&str]) -> idgate::cli::Cli {
+    let certs = certs.to_str().expect("utf-8 path");
+    let mut args = vec![
+        "idgate",
+        "loadtest",
+        "--target",
+        target,
+        "--certs",
+        certs,
+        "--purpose",
+        "short-video",
+        "--concurrency",
+        "1",
+        "--warmup",
+        "0",
+        "--duration",
+        "0.3",
+        "--connections",
+        "1",
+        "--mix",
+        "1:0:0",
+    ];
+    args.extend_from_slice(extra);
+    idgate::cli::Cli::try_parse_from(args).expect("flags parse")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_the_development_ca_did_not_certify_gets_no_load_unless_told() {
+    // The gateway presents a certificate of another CA (as a production one would); the tool trusts it.
+    let server_dir = tempfile::tempdir().expect("tempdir");
+    let mut config = TestGateway::config();
+    common::serve_foreign_certificate(
+        &mut config,
+        server_dir.path(),
+        "Example Corp Issuing CA",
+        &["127.0.0.1"],
+    );
+    let gateway = TestGateway::start_with(config, None).await;
+    let certs = common::client_certs_for(&gateway, server_dir.path(), &["onboarding"]);
+    let target = gateway.addr.to_string();
+
+    let refused = idgate::cli::run(short_run(&target, certs.path(), &[]))
+        .await
+        .expect_err("refused without --production-i-know");
+    assert_eq!(refused.exit_code(), 64, "{refused}");
+    assert!(refused.to_string().contains("--production-i-know"), "{refused}");
+
+    let json = certs.path().join("run.json");
+    let told = short_run(
+        &target,
+        certs.path(),
+        &["--production-i-know", "--json", json.to_str().expect("utf-8 path")],
+    );
+    idgate::cli::run(told).await.expect("runs when told");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("json written")).expect("json");
+    assert!(v["requests"].as_u64().expect("requests") > 0);
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn the_development_mark_is_the_dev_ca_as_issuer() {
+    let gateway = TestGateway::start().await;
+    use rustls_pki_types::pem::PemObject as _;
+    let der = |path: &std::path::Path| {
+        let pem = std::fs::read(path).expect("read");
+        let cert = rustls_pki_types::CertificateDer::from_pem_slice(&pem).expect("pem");
+        cert.to_vec()
+    };
+    assert!(idgate::loadtest::issued_by_dev_ca(&der(&gateway
+        .certs()
+        .join("server.pem"))));
+    // A CA of the same common name under another organisation does not.
+    let other = tempfile::tempdir().expect("tempdir");
+    let mut config = TestGateway::config();
+    common::serve_foreign_certificate(&mut config, other.path(), "idgate development CA", &["localhost"]);
+    assert!(!idgate::loadtest::issued_by_dev_ca(&der(&other
+        .path()
+        .join("server.pem"))));
     gateway.stop().await;
 }

@@ -137,11 +137,27 @@ async fn pending_case_of(
 
 struct ConsoleProcess {
     _child: Kill,
+    /// Launch URLs as the console prints them (one when started, the next each time one is used).
+    printed: std::sync::mpsc::Receiver<String>,
+    /// A launch URL not used yet: for the browser.
     url: String,
-    token: String,
+    /// The first launch URL, used up by the harness to open a session for itself (as a script would).
+    used_url: String,
+    /// That session's secret.
+    session: String,
     port: u16,
     work: tempfile::TempDir,
     tmp: tempfile::TempDir,
+}
+
+/// The session secret a console's page carries.
+fn session_of(page: &str) -> String {
+    let (_, rest) = page
+        .split_once(r#"<meta name="idgate-session" content=""#)
+        .unwrap_or_else(|| panic!("no session in the page: {page}"));
+    let session = rest.split('"').next().unwrap().to_owned();
+    assert_eq!(session.len(), 64, "a 256-bit session secret");
+    session
 }
 
 impl ConsoleProcess {
@@ -166,40 +182,94 @@ impl ConsoleProcess {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let child = Kill(child);
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("review console: ")
-            .unwrap_or_else(|| panic!("the console prints its URL, got {line:?}"))
-            .to_owned();
-        let token = url.split_once("?token=").unwrap().1.to_owned();
-        assert_eq!(token.len(), 64, "a 256-bit token");
-        let port: u16 = url
+        let (tx, printed) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let url = line
+                    .trim()
+                    .strip_prefix("review console: ")
+                    .unwrap_or_else(|| panic!("the console prints only launch URLs, got {line:?}"))
+                    .to_owned();
+                if tx.send(url).is_err() {
+                    return;
+                }
+            }
+        });
+        let next = |printed: &std::sync::mpsc::Receiver<String>| {
+            let url = printed
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the console prints a launch URL");
+            let token = url.split_once("?token=").unwrap().1;
+            assert_eq!(token.len(), 64, "a 256-bit token");
+            url
+        };
+        let used_url = next(&printed);
+        let port: u16 = used_url
             .strip_prefix("http://127.0.0.1:")
             .and_then(|rest| rest.split('/').next())
             .unwrap()
             .parse()
             .unwrap();
+        // The harness opens its own page first, as a script would, and keeps its session.
+        let page = std::thread::spawn({
+            let used_url = used_url.clone();
+            move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    let answer = http().get(&used_url).send().await.unwrap();
+                    assert_eq!(answer.status(), 200, "a launch URL opens the page");
+                    answer.text().await.unwrap()
+                })
+            }
+        })
+        .join()
+        .unwrap();
+        let session = session_of(&page);
+        let url = next(&printed);
         Self {
             _child: child,
+            printed,
             url,
-            token,
+            used_url,
+            session,
             port,
             work,
             tmp,
         }
     }
 
+    /// The next launch URL the console prints (after `url` was used).
+    fn next_url(&self) -> String {
+        self.printed
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the console prints the next launch URL")
+    }
+
+    /// The path of image `slot` (0–3) of the case this console holds, as its state lists it.
+    async fn image_path(&self, slot: usize) -> String {
+        let state: Value = self
+            .get(&format!("{}/api/state", self.base()))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let path = state["case"]["images"][slot].as_str().unwrap();
+        format!("{}{path}", self.base())
+    }
+
     fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// GETs `url` with the token header (as a script would), and returns the answer.
+    /// GETs `url` with the harness's session header (as a script would), and returns the answer.
     async fn get(&self, url: &str) -> reqwest::Response {
         http()
             .get(url)
-            .header("x-idgate-token", &self.token)
+            .header("x-idgate-session", &self.session)
             .send()
             .await
             .unwrap()
@@ -379,16 +449,6 @@ impl Browser {
         .await;
     }
 
-    /// The absolute URL of the image with `alt`, as the page loads it.
-    async fn image_url(&self, console: &ConsoleProcess, alt: &str) -> String {
-        let src = self
-            .script(&format!(
-                "return document.querySelector('img[alt=\"{alt}\"]').getAttribute('src')"
-            ))
-            .await;
-        format!("{}{}", console.base(), src.as_str().unwrap())
-    }
-
     /// Presses and releases `key` on the page, as a person at the keyboard would.
     async fn press(&self, key: &str) {
         let actions = json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
@@ -433,6 +493,26 @@ impl Browser {
         }
     }
 
+    /// Every cookie the browser would send to the page on screen.
+    async fn cookies(&self) -> Value {
+        self.command(reqwest::Method::GET, "/cookie", None).await
+    }
+
+    /// Opens a new tab, switches to it and returns the handle of the tab it left.
+    async fn new_tab(&self) -> String {
+        let left = self.command(reqwest::Method::GET, "/window", None).await;
+        let tab = self
+            .command(reqwest::Method::POST, "/window/new", Some(json!({"type": "tab"})))
+            .await;
+        self.switch_to(tab["handle"].as_str().unwrap()).await;
+        left.as_str().unwrap().to_owned()
+    }
+
+    async fn switch_to(&self, handle: &str) {
+        self.command(reqwest::Method::POST, "/window", Some(json!({"handle": handle})))
+            .await;
+    }
+
     async fn screenshot(&self) -> Vec<u8> {
         let b64 = self.command(reqwest::Method::GET, "/screenshot", None).await;
         base64::engine::general_purpose::STANDARD
@@ -461,45 +541,97 @@ async fn a_reviewer_approves_a_case_in_chromium_and_it_reads_verified() {
     let console = ConsoleProcess::start(&gw, "reviewer-1", keys.path());
     let http = http();
 
-    // The token is enforced, and so are Host and Origin.
+    // Only a live session secret, sent as a header, opens the API; Host, Origin and Sec-Fetch-Site are
+    // checked on reads as on writes.
+    let state_url = format!("{}/api/state", console.base());
+    let status_with = |headers: &[(&str, String)]| {
+        let mut request = http.get(&state_url);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        async move { request.send().await.unwrap().status() }
+    };
     let bare = http.get(format!("{}/", console.base())).send().await.unwrap();
-    assert_eq!(bare.status(), 403, "no token");
-    let wrong = http
-        .get(format!("{}/api/state", console.base()))
-        .header("x-idgate-token", "0".repeat(64))
+    assert_eq!(bare.status(), 403, "no launch token");
+    let used = http.get(&console.used_url).send().await.unwrap();
+    assert_eq!(used.status(), 403, "a launch URL opens one page, once");
+    let prefetch = http
+        .get(&console.url)
+        .header("sec-purpose", "prefetch")
         .send()
         .await
         .unwrap();
-    assert_eq!(wrong.status(), 403, "a wrong token");
-    let asset = http
-        .get(format!("{}/assets/review.js", console.base()))
+    assert_eq!(
+        prefetch.status(),
+        403,
+        "a prefetch neither opens the page nor uses the URL up"
+    );
+    assert_eq!(status_with(&[]).await, 403, "no session");
+    assert_eq!(
+        status_with(&[("x-idgate-session", "0".repeat(64))]).await,
+        403,
+        "a wrong session"
+    );
+    // What a browser would send to this port if a cookie had been set for the host: refused, whatever
+    // it holds (the session, or a launch token as the cookie of old carried).
+    for secret in [
+        &console.session,
+        &console.url.split_once("?token=").unwrap().1.to_owned(),
+    ] {
+        assert_eq!(
+            status_with(&[("cookie", format!("idgate_console={secret}"))]).await,
+            403,
+            "a cookie opens nothing"
+        );
+    }
+    let session = ("x-idgate-session", console.session.clone());
+    assert_eq!(status_with(std::slice::from_ref(&session)).await, 200);
+    // A read from a page on another port of this host, even one that had the secret: refused.
+    let other_port = format!("http://127.0.0.1:{}", free_port());
+    assert_eq!(
+        status_with(&[session.clone(), ("sec-fetch-site", "same-site".into())]).await,
+        403,
+        "Sec-Fetch-Site: same-site"
+    );
+    assert_eq!(
+        status_with(&[session.clone(), ("origin", other_port)]).await,
+        403,
+        "an Origin on another port"
+    );
+    assert_eq!(
+        status_with(&[session.clone(), ("sec-fetch-site", "same-origin".into())]).await,
+        200
+    );
+    // The static assets (public code, no data) need no session, but other sites may not load them.
+    let asset_url = format!("{}/assets/review.js", console.base());
+    assert_eq!(http.get(&asset_url).send().await.unwrap().status(), 200);
+    let embedded = http
+        .get(&asset_url)
+        .header("sec-fetch-site", "cross-site")
         .send()
         .await
         .unwrap();
-    assert_eq!(asset.status(), 403, "even assets need the token");
-    let good = console.get(&format!("{}/api/state", console.base())).await;
+    assert_eq!(embedded.status(), 403, "an asset for another site");
+    let good = console.get(&state_url).await;
     assert_eq!(good.status(), 200);
     let h = good.headers();
     assert_eq!(h["cache-control"], "no-store");
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["referrer-policy"], "no-referrer");
+    assert!(h.get("set-cookie").is_none());
     let csp = h["content-security-policy"].to_str().unwrap();
     assert!(csp.starts_with("default-src 'self'") && csp.contains("img-src 'self' blob:"));
     assert!(!csp.contains("unsafe-inline"));
     let foreign_host = format!(
-        "GET /api/state HTTP/1.1\r\nHost: evil.example:{}\r\nx-idgate-token: {}\r\nConnection: close\r\n\r\n",
-        console.port, console.token
+        "GET /api/state HTTP/1.1\r\nHost: evil.example:{}\r\nx-idgate-session: {}\r\nConnection: close\r\n\r\n",
+        console.port, console.session
     );
     assert_eq!(raw_status(console.port, &foreign_host).await, 403, "a wrong Host");
     let foreign_origin = format!(
-        "GET /api/state HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nOrigin: http://evil.example\r\nx-idgate-token: {}\r\nConnection: close\r\n\r\n",
-        console.port, console.token
+        "GET /api/state HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nOrigin: http://evil.example\r\nx-idgate-session: {}\r\nConnection: close\r\n\r\n",
+        console.port, console.session
     );
     assert_eq!(raw_status(console.port, &foreign_origin).await, 403, "a wrong Origin");
-    let tokened = http.get(&console.url).send().await.unwrap();
-    assert_eq!(tokened.status(), 303, "the tokened URL trades the token for a cookie");
-    let cookie = tokened.headers()["set-cookie"].to_str().unwrap();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
 
     // The reviewer's screen in a real browser.
     let browser = Browser::start().await;
@@ -515,6 +647,11 @@ async fn a_reviewer_approves_a_case_in_chromium_and_it_reads_verified() {
         Value::String(String::new()),
         "the token left the address bar"
     );
+    // The browser holds no cookie for the console.
+    assert_eq!(browser.cookies().await, json!([]));
+    // Opening the page printed the next launch URL (for a reload); the one used opens nothing more.
+    assert_ne!(console.next_url(), console.url);
+    assert_eq!(http.get(&console.url).send().await.unwrap().status(), 403);
     browser.click("#claim").await;
     browser.wait_for(IMAGES_RENDERED, "all four images decoded").await;
     let shown = browser
@@ -559,7 +696,7 @@ async fn a_reviewer_approves_a_case_in_chromium_and_it_reads_verified() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, png).unwrap();
     }
-    let image_url = browser.image_url(&console, "face photo").await;
+    let image_url = console.image_path(0).await;
     let image = console.get(&image_url).await;
     assert_eq!(image.status(), 200);
     assert_eq!(image.headers()["cache-control"], "no-store");
@@ -599,6 +736,120 @@ async fn a_reviewer_approves_a_case_in_chromium_and_it_reads_verified() {
     browser.quit().await;
 
     assert_eq!(console.files(), Vec::<PathBuf>::new(), "the console wrote no file");
+    gw.stop().await;
+}
+
+/// Another HTTP service on this host (a port of its own), as a reviewer's browser may talk to: it
+/// answers every request and keeps its headers.
+struct Bystander {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _served: tokio::task::JoinHandle<()>,
+}
+
+impl Bystander {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let served = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    log.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
+                    let body = "<!doctype html><title>another service</title>";
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        Self {
+            port,
+            seen,
+            _served: served,
+        }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_consoles_in_one_browser_keep_their_own_sessions_and_another_port_receives_neither() {
+    let gw = TestGateway::start().await;
+    let mut onboarding = gw.onboarding().await;
+    let (first_case, _) = pending_case_of(&mut onboarding, "acct-two-1", "two-1").await;
+    let keys = tempfile::tempdir().unwrap();
+    let first = ConsoleProcess::start(&gw, "reviewer-1", keys.path());
+    let second = ConsoleProcess::start(&gw, "reviewer-2", keys.path());
+
+    // One console's session opens nothing on the other.
+    let state = |console: &ConsoleProcess, session: &str| {
+        let request = http()
+            .get(format!("{}/api/state", console.base()))
+            .header("x-idgate-session", session);
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(state(&first, &first.session).await, 200);
+    assert_eq!(state(&second, &first.session).await, 403);
+    assert_eq!(state(&first, &second.session).await, 403);
+
+    // Both open in one browser, one tab each; opening the second leaves the first working.
+    let browser = Browser::start().await;
+    browser.goto(&first.url).await;
+    browser.claim_ready().await;
+    let first_tab = browser.new_tab().await;
+    browser.goto(&second.url).await;
+    browser.claim_ready().await;
+    browser.switch_to(&first_tab).await;
+    browser.click("#claim").await;
+    browser.wait_for(IMAGES_RENDERED, "the case in the first console").await;
+    assert_eq!(browser.script(&text_of("f-case")).await, json!(first_case));
+    browser
+        .script("document.getElementById('reason-FACE_MISMATCH').checked = true; return true")
+        .await;
+    browser.click("#reject").await;
+    browser
+        .wait_for(
+            "return document.getElementById('notice').textContent.includes('NOT_VERIFIED')",
+            "the decision in the first console",
+        )
+        .await;
+    assert_eq!(browser.cookies().await, json!([]), "no cookie on the console's host");
+
+    // Another service on this host, visited by the same browser, receives no secret of either.
+    let bystander = Bystander::start().await;
+    browser.goto(&format!("http://127.0.0.1:{}/", bystander.port)).await;
+    let requests = bystander.requests();
+    assert!(!requests.is_empty(), "the browser reached the other service");
+    for request in &requests {
+        let lower = request.to_ascii_lowercase();
+        assert!(
+            !lower.contains("\r\ncookie:"),
+            "a cookie reached another port: {request}"
+        );
+        for console in [&first, &second] {
+            assert!(!request.contains(&console.session));
+            assert!(!request.contains(console.url.split_once("?token=").unwrap().1));
+        }
+    }
+    browser.quit().await;
     gw.stop().await;
 }
 
@@ -673,7 +924,7 @@ async fn the_console_is_honest_about_an_ended_lease_a_refused_decision_and_a_gat
     // 1. The lease runs out while the page is open: the material goes, and the page says why.
     browser.click("#claim").await;
     browser.wait_for(IMAGES_RENDERED, "the case").await;
-    let image_url = browser.image_url(&console, "ID card front").await;
+    let image_url = console.image_path(1).await;
     browser
         .wait_for(
             "return document.getElementById('case').hidden && \
@@ -765,7 +1016,7 @@ async fn an_admin_sees_queue_figures_and_the_audit_trail_without_personal_data()
     let http = http();
     let claimed = http
         .post(format!("{}/api/claim", reviewer.base()))
-        .header("x-idgate-token", &reviewer.token)
+        .header("x-idgate-session", &reviewer.session)
         .send()
         .await
         .unwrap();
@@ -777,7 +1028,7 @@ async fn an_admin_sees_queue_figures_and_the_audit_trail_without_personal_data()
     // The admin console offers no case material.
     let claim = http
         .post(format!("{}/api/claim", admin.base()))
-        .header("x-idgate-token", &admin.token)
+        .header("x-idgate-session", &admin.session)
         .send()
         .await
         .unwrap();

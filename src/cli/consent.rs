@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use super::CliError;
-use super::client::{connect, refused};
+use super::client::{connect_named, refused};
 use crate::pb;
 use crate::pb::verification_service_client::VerificationServiceClient;
 
@@ -25,6 +25,8 @@ pub enum ConsentAction {
         /// Gateway address.
         #[arg(long, default_value = "127.0.0.1:50051")]
         target: String,
+        #[command(flatten)]
+        tls: super::client::TlsNameArg,
         /// A directory laid out like `dev-certs` output; the onboarding certificate is used.
         #[arg(long, default_value = "certs/dev")]
         certs: PathBuf,
@@ -40,11 +42,12 @@ pub enum ConsentAction {
 pub async fn run(args: ConsentArgs) -> Result<(), CliError> {
     let ConsentAction::Withdraw {
         target,
+        tls,
         certs,
         account,
         biometric_only,
     } = args.action;
-    let channel = connect(&target, &certs, "onboarding").await?;
+    let channel = connect_named(&target, tls.tls_name.as_deref(), &certs, "onboarding").await?;
     let scope = if biometric_only {
         pb::ConsentScope::BiometricOnly
     } else {

@@ -25,6 +25,12 @@ pub struct LoadtestArgs {
     /// Gateway address.
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub target: String,
+    #[command(flatten)]
+    pub tls: super::client::TlsNameArg,
+    /// Run against a gateway whose certificate the idgate development CA did not issue (by default the
+    /// tool refuses: its synthetic identities would reach real providers and the review queue).
+    #[arg(long)]
+    pub production_i_know: bool,
     /// A directory laid out like `dev-certs` output; the onboarding certificate is used (and, with
     /// --baseline, server.pem / server.key serve the echo).
     #[arg(long, default_value = "certs/dev")]
@@ -101,6 +107,8 @@ impl LoadtestArgs {
         };
         Ok(Options {
             target: self.target.clone(),
+            tls_name: self.tls.tls_name.clone(),
+            production_i_know: self.production_i_know,
             certs: self.certs.clone(),
             purpose,
             image_bytes: self.image_kb.unwrap_or(default_kb) * 1024,
@@ -123,7 +131,12 @@ impl LoadtestArgs {
 
 pub async fn run(args: LoadtestArgs) -> Result<(), CliError> {
     let options = args.options()?;
-    let report = loadtest::run(&options).await?;
+    let report = loadtest::run(&options)
+        .await
+        .map_err(|e| match e.downcast::<loadtest::NotDevelopment>() {
+            Ok(refusal) => CliError::Usage(refusal.to_string()),
+            Err(e) => CliError::Other(e),
+        })?;
     print!("{}", report.text());
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&report).context("encoding the JSON report")?;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use super::CliError;
-use super::client::{connect, refused, sealed_verify_request};
+use super::client::{connect_named, refused, sealed_verify_request};
 use crate::domain::IdentityFields;
 use crate::material;
 use crate::pb;
@@ -36,6 +36,8 @@ pub struct VerifyArgs {
     /// Gateway address.
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub target: String,
+    #[command(flatten)]
+    pub tls: super::client::TlsNameArg,
     /// A directory laid out like `dev-certs` output; the onboarding certificate is used.
     #[arg(long, default_value = "certs/dev")]
     pub certs: PathBuf,
@@ -95,7 +97,7 @@ fn read_image(path: &Option<PathBuf>) -> anyhow::Result<Vec<u8>> {
 }
 
 pub async fn run(args: VerifyArgs) -> Result<(), CliError> {
-    let channel = connect(&args.target, &args.certs, "onboarding").await?;
+    let channel = connect_named(&args.target, args.tls.tls_name.as_deref(), &args.certs, "onboarding").await?;
     let mut client = VerificationServiceClient::new(channel).max_decoding_message_size(1 << 20);
     let key = client
         .get_sealing_key(pb::GetSealingKeyRequest {})

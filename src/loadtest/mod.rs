@@ -16,6 +16,10 @@
 //! callers do not come back together, as gRPC clients honour retry pushback; `--ignore-retry-info`
 //! resends at once instead, to see what callers that ignore the hint do to the gateway.
 //!
+//! Runs only against a development gateway (one whose certificate the development CA of `dev-certs` /
+//! `serve --dev` issued), unless `production_i_know` says otherwise: synthetic identities sent to a
+//! production gateway reach real providers and fill its review queue.
+//!
 //! Only ever aims at the target it is given and at its own loopback echo. Never prints, logs or puts in
 //! an error the synthetic identities it sends, nor any status message the target returns.
 
@@ -41,7 +45,7 @@ use self::echo::pb::echo_service_client::EchoServiceClient;
 use self::payload::{Factory, Identities, Mix};
 use self::report::{CallResult, Report, RunSummary, ScheduleSummary, Settings, Stats};
 use self::schedule::{Lag, Schedule};
-use crate::cli::client::connect;
+use crate::cli::client::{connect_inspected, connect_named, server_name};
 use crate::pb;
 use crate::pb::verification_service_client::VerificationServiceClient;
 
@@ -58,6 +62,10 @@ pub enum Load {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub target: String,
+    /// The name the gateway's certificate must carry (default: the host of `target`).
+    pub tls_name: Option<String>,
+    /// Run against a gateway whose certificate the development CA did not issue.
+    pub production_i_know: bool,
     pub certs: PathBuf,
     pub purpose: pb::Purpose,
     /// Size of the face JPEG each request carries (0: none).
@@ -98,7 +106,20 @@ const RECENT_IDS: usize = 4096;
 /// Runs the baseline (if asked) and then the target; returns both phases' figures.
 pub async fn run(options: &Options) -> anyhow::Result<Report> {
     check(options)?;
-    let channels = connect_all(&options.target, options).await?;
+    let (gateway, presented) = connect_inspected(
+        &options.target,
+        options.tls_name.as_deref(),
+        &options.certs,
+        "onboarding",
+    )
+    .await?;
+    if !options.production_i_know && !issued_by_dev_ca(&presented) {
+        return Err(NotDevelopment.into());
+    }
+    // The echo serves the same server certificate: it is checked against the same name.
+    let tls_name = server_name(&options.target, options.tls_name.as_deref())?;
+    let mut channels = vec![gateway];
+    channels.extend(connect_all(&options.target, &tls_name, options.connections - 1, options).await?);
     let key = VerificationServiceClient::new(channels[0].clone())
         .get_sealing_key(pb::GetSealingKeyRequest {})
         .await
@@ -122,7 +143,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
 
     let baseline = if options.baseline {
         let server = echo::EchoServer::start(&options.certs).await?;
-        let echo_channels = connect_all(&server.addr.to_string(), options).await?;
+        let echo_channels = connect_all(&server.addr.to_string(), &tls_name, options.connections, options).await?;
         let clients = echo_channels
             .into_iter()
             .map(|c| Client::Echo(EchoServiceClient::new(c).max_decoding_message_size(1 << 20)))
@@ -161,12 +182,39 @@ fn check(options: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn connect_all(target: &str, options: &Options) -> anyhow::Result<Vec<Channel>> {
-    let mut channels = Vec::with_capacity(options.connections);
-    for _ in 0..options.connections {
-        channels.push(connect(target, &options.certs, "onboarding").await?);
+async fn connect_all(target: &str, tls_name: &str, n: usize, options: &Options) -> anyhow::Result<Vec<Channel>> {
+    let mut channels = Vec::with_capacity(n);
+    for _ in 0..n {
+        channels.push(connect_named(target, Some(tls_name), &options.certs, "onboarding").await?);
     }
     Ok(channels)
+}
+
+/// The target's certificate was not issued by the development CA, and the run was not told it may go on.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the target's certificate was not issued by the idgate development CA, so it may be a production gateway: \
+     load from this tool would reach real providers and fill its review queue. Pass --production-i-know to run anyway"
+)]
+pub struct NotDevelopment;
+
+/// Whether the development CA (`dev-certs`, `serve --dev`) issued this certificate (DER), read from its
+/// issuer name (the handshake has verified the signature against `ca.pem`).
+pub fn issued_by_dev_ca(der: &[u8]) -> bool {
+    use x509_parser::prelude::{FromDer as _, X509Certificate};
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return false;
+    };
+    let issuer = cert.issuer();
+    exactly(
+        issuer.iter_organization().map(|a| a.as_str()),
+        crate::pki::DEV_CA_ORGANIZATION,
+    ) && exactly(issuer.iter_common_name().map(|a| a.as_str()), crate::pki::DEV_CA_NAME)
+}
+
+/// Whether `values` holds one value, `wanted`, and no other.
+fn exactly<'a, E>(mut values: impl Iterator<Item = Result<&'a str, E>>, wanted: &str) -> bool {
+    matches!((values.next(), values.next()), (Some(Ok(v)), None) if v == wanted)
 }
 
 /// One HTTP/2 connection's client, to the gateway or to the echo.

@@ -598,3 +598,43 @@ pub async fn answered_while_held(
             .unwrap_or_else(|| panic!("{what}: taken, not refused")),
     }
 }
+
+/// Sets `config` to serve a server certificate for `names` issued by a fresh CA called `ca_name` (not
+/// the dev CA), written into `dir` (`ca.pem`, `server.pem`, `server.key`). Clients still authenticate
+/// with the dev PKI's certificates; see [`client_certs_for`].
+pub fn serve_foreign_certificate(config: &mut Config, dir: &Path, ca_name: &str, names: &[&str]) {
+    use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    let mut ca_dn = DistinguishedName::new();
+    ca_dn.push(DnType::OrganizationName, "Example Corp");
+    ca_dn.push(DnType::CommonName, ca_name);
+    ca.distinguished_name = ca_dn;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let ca_cert = ca.self_signed(&ca_key).expect("CA");
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("key");
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let server = CertificateParams::new(names).expect("params");
+    let cert = server.signed_by(&key, &issuer).expect("server certificate");
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("write");
+    std::fs::write(dir.join("server.pem"), cert.pem()).expect("write");
+    let key_path = dir.join("server.key");
+    idgate::crypto::keyfile::write_private_file(&key_path, key.serialize_pem().as_bytes()).expect("write");
+    config.server.tls_cert = Some(dir.join("server.pem"));
+    config.server.tls_key = Some(key_path);
+}
+
+/// A `--certs` directory for a gateway started with [`serve_foreign_certificate`]: that CA
+/// (`ca.pem` of `server_dir`) to trust, and the gateway's dev client certificates `stems`.
+pub fn client_certs_for(gw: &TestGateway, server_dir: &Path, stems: &[&str]) -> tempfile::TempDir {
+    let out = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(server_dir.join("ca.pem"), out.path().join("ca.pem")).expect("copy");
+    for stem in stems {
+        for ext in ["pem", "key"] {
+            let name = format!("{stem}.{ext}");
+            std::fs::copy(gw.certs().join(&name), out.path().join(&name)).expect("copy");
+        }
+    }
+    out
+}

@@ -6,11 +6,21 @@
 //! dropped when the decision is sent, the case is released, the lease ends or the console exits.
 //! With an admin certificate it serves a read-only view of the queue figures and the audit trail.
 //!
+//! Access: the console prints a launch URL holding a random token. The token opens one page, once: the
+//! page comes with its own random session secret, which its script keeps in memory and sends as the
+//! `X-Idgate-Session` header on every API and image request (images are fetched into `blob:` URLs).
+//! No cookie is ever set: cookies are not kept apart by port, so one would reach every other HTTP
+//! service on the same host, and two consoles on one machine would overwrite each other's. Each use of
+//! a launch URL prints the next one (to reopen the console after a reload).
+//!
 //! It must never: write case material to disk, log it (it logs nothing about requests at all), let the
 //! browser cache it (`Cache-Control: no-store` on every answer), fetch anything from the network for
-//! the page (every asset is embedded, under a strict Content-Security-Policy), or answer a request
-//! that lacks the per-launch token or comes with a foreign `Host` or `Origin` (those get 403).
+//! the page (every asset is embedded, under a strict Content-Security-Policy), set a cookie, or answer
+//! a request that comes with a foreign `Host` or `Origin`, or from another site or origin by its
+//! `Sec-Fetch-Site` (reads too), or that lacks a live session secret; only the launch URL and the
+//! static assets (public code, no data) are served without one. Each of those gets 403.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -29,8 +39,8 @@ use tonic::transport::Channel;
 use zeroize::Zeroizing;
 
 use super::CliError;
-use super::client::connect;
-use super::review::{ReviewArgs, key_path, open_claim, own_caller, reviewer_key};
+use super::client::connect_named;
+use super::review::{Interrupts, ReviewArgs, key_path, open_claim, own_caller, reviewer_key};
 use crate::clock::{Clock as _, SystemClock};
 use crate::crypto::sealing::OpeningKey;
 use crate::domain::{IdNumber, IdentityFields};
@@ -46,10 +56,12 @@ const CONSOLE_CSS: &str = include_str!("assets/console.css");
 const REVIEW_JS: &str = include_str!("assets/review.js");
 const ADMIN_JS: &str = include_str!("assets/admin.js");
 
-/// The cookie that carries the launch token after the first (tokened) visit.
-const COOKIE: &str = "idgate_console";
-/// The header that may carry the launch token instead (scripts, tests).
-pub const TOKEN_HEADER: &str = "x-idgate-token";
+/// The header that carries a page's session secret.
+pub const SESSION_HEADER: &str = "x-idgate-session";
+/// Where the page finds its session secret (an empty `content` in the embedded HTML).
+const SESSION_META: &str = r#"<meta name="idgate-session" content="">"#;
+/// Pages with a live session at once (a reload opens a new one); past it the oldest ends.
+const MAX_SESSIONS: usize = 8;
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; \
                    connect-src 'self'; font-src 'none'; object-src 'none'; frame-ancestors 'none'; \
@@ -172,7 +184,10 @@ struct Held {
 struct Console {
     mode: Mode,
     principal: String,
-    token: Zeroizing<String>,
+    /// The token of the launch URL printed last: it opens one page, once.
+    launch: std::sync::Mutex<Zeroizing<String>>,
+    /// The session secrets of the pages opened, newest last.
+    sessions: std::sync::Mutex<std::collections::VecDeque<Zeroizing<String>>>,
     /// `Host` values the browser may use to reach us.
     hosts: Vec<String>,
     held: Mutex<Held>,
@@ -233,22 +248,6 @@ async fn bounded<T>(call: impl Future<Output = Result<T, tonic::Status>>) -> Res
         .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("the gateway did not answer in time")))
 }
 
-/// Ctrl-C, or (on Unix) SIGTERM: either ends the console, releasing and wiping a held case.
-async fn exit_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
 fn gateway_down(status: &tonic::Status) -> bool {
     matches!(
         status.code(),
@@ -299,6 +298,8 @@ pub async fn run(args: ReviewArgs) -> Result<(), CliError> {
             ));
         }
     }
+    // Ctrl-C, SIGTERM or SIGHUP ends the console, releasing and dropping a held case.
+    let mut interrupts = Interrupts::listen()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -309,11 +310,11 @@ pub async fn run(args: ReviewArgs) -> Result<(), CliError> {
              network without TLS, and anyone who learns the URL can use this console"
         );
     }
-    let url = format!("http://{}/?token={}", console.hosts[0], console.token.as_str());
-    println!("review console: {url}");
+    print_launch_url(&console);
+    eprintln!("each URL opens one page once; opening it prints the next (for a reload or a new tab)");
     let app = router(console.clone());
     axum::serve(listener, app)
-        .with_graceful_shutdown(exit_signal())
+        .with_graceful_shutdown(async move { interrupts.recv().await })
         .await
         .context("serving the review console")?;
     finish(&console).await;
@@ -323,7 +324,7 @@ pub async fn run(args: ReviewArgs) -> Result<(), CliError> {
 /// Connects to the gateway, loads the reviewer key (registering it) and works out the allowed hosts.
 async fn prepare(args: &ReviewArgs, listener: &tokio::net::TcpListener) -> anyhow::Result<Console> {
     let caller = own_caller(&args.certs.join(format!("{}.pem", args.identity)))?;
-    let channel = connect(&args.target, &args.certs, &args.identity).await?;
+    let channel = connect_named(&args.target, args.tls.tls_name.as_deref(), &args.certs, &args.identity).await?;
     let review = ReviewServiceClient::new(channel.clone()).max_decoding_message_size(32 << 20);
     let mode = match caller.role {
         Role::Reviewer => {
@@ -349,14 +350,39 @@ async fn prepare(args: &ReviewArgs, listener: &tokio::net::TcpListener) -> anyho
     } else {
         vec![local.to_string()]
     };
-    let token = Zeroizing::new(hex::encode(crate::crypto::random::bytes::<32>().context("randomness")?));
     Ok(Console {
         mode,
         principal: caller.principal,
-        token,
+        launch: std::sync::Mutex::new(secret()?),
+        sessions: std::sync::Mutex::new(std::collections::VecDeque::new()),
         hosts,
         held: Mutex::new(Held::default()),
     })
+}
+
+/// 256 random bits, hex.
+fn secret() -> anyhow::Result<Zeroizing<String>> {
+    Ok(Zeroizing::new(hex::encode(
+        crate::crypto::random::bytes::<32>().context("randomness")?,
+    )))
+}
+
+/// Prints the URL that opens a page now (the only output on stdout).
+fn print_launch_url(console: &Console) {
+    let launch = lock(&console.launch);
+    // A terminal that went away is no reason to stop serving the page that is open.
+    let _ = writeln!(
+        std::io::stdout(),
+        "review console: http://{}/?token={}",
+        console.hosts[0],
+        launch.as_str()
+    );
+}
+
+/// A plain mutex (held for a comparison or a swap, never across an await); a poisoned one is used
+/// as it is: its data is a token or a list of them, valid whatever panicked.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn register(review: &mut ReviewServiceClient<Channel>, key: &OpeningKey) -> Result<(), tonic::Status> {
@@ -423,17 +449,37 @@ fn forbidden() -> Response {
     (StatusCode::FORBIDDEN, "forbidden\n").into_response()
 }
 
-fn token_matches(console: &Console, candidate: &str) -> bool {
-    bool::from(candidate.as_bytes().ct_eq(console.token.as_bytes()))
+/// Whether `candidate` is the live launch token; if so it is used up (a new one is made and printed)
+/// and a new session secret is returned for the page it opens.
+fn exchange(console: &Console, candidate: &str) -> Option<Zeroizing<String>> {
+    {
+        let mut launch = lock(&console.launch);
+        if !bool::from(candidate.as_bytes().ct_eq(launch.as_bytes())) {
+            return None;
+        }
+        *launch = secret().ok()?;
+    }
+    let session = secret().ok()?;
+    {
+        let mut sessions = lock(&console.sessions);
+        if sessions.len() == MAX_SESSIONS {
+            sessions.pop_front();
+        }
+        sessions.push_back(session.clone());
+    }
+    print_launch_url(console);
+    Some(session)
 }
 
-fn cookie_token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
+/// Whether `candidate` is a live session secret (each compared in constant time).
+fn session_matches(console: &Console, candidate: &[u8]) -> bool {
+    let sessions = lock(&console.sessions);
+    sessions
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .fold(subtle::Choice::from(0), |found, s| {
+            found | candidate.ct_eq(s.as_bytes())
+        })
+        .into()
 }
 
 /// The value of `name` in a query string (percent-decoded).
@@ -485,8 +531,8 @@ async fn check(console: &Console, request: Request, next: Next) -> Response {
     if !host_ok {
         return forbidden();
     }
-    let origin = headers.get(header::ORIGIN).map(|o| o.to_str().unwrap_or(""));
-    if let Some(origin) = origin {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
         let ok = console
             .hosts
             .iter()
@@ -495,30 +541,20 @@ async fn check(console: &Console, request: Request, next: Next) -> Response {
             return forbidden();
         }
     }
-    // A state-changing request must come from our own page (which always sends Origin) or a script
-    // holding the token header.
-    if request.method() == Method::POST && origin.is_none() && headers.get(TOKEN_HEADER).is_none() {
+    // What a browser says of who asks, on reads as on writes: our own page (`same-origin`) or the
+    // address bar (`none`); a page on another port of this host is `same-site`, and refused.
+    if let Some(site) = headers.get("sec-fetch-site")
+        && !matches!(site.as_bytes(), b"same-origin" | b"none")
+    {
         return forbidden();
     }
-    let by_cookie = cookie_token(headers).is_some_and(|t| token_matches(console, t));
-    let by_header = headers
-        .get(TOKEN_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| token_matches(console, t));
-    if by_cookie || by_header {
+    let path = request.uri().path();
+    let open = request.method() == Method::GET && (path == "/" || path.starts_with("/assets/"));
+    let by_session = headers
+        .get(SESSION_HEADER)
+        .is_some_and(|v| session_matches(console, v.as_bytes()));
+    if open || by_session {
         return next.run(request).await;
-    }
-    // The first visit: the URL carries the token; trade it for a cookie and drop it from the address bar.
-    if request.method() == Method::GET && request.uri().path() == "/" {
-        let by_query = query_param(request.uri().query(), "token").is_some_and(|t| token_matches(console, &t));
-        if by_query {
-            let cookie = format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", console.token.as_str());
-            let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
-            if let Ok(value) = HeaderValue::from_str(&cookie) {
-                response.headers_mut().insert(header::SET_COOKIE, value);
-            }
-            return response;
-        }
     }
     forbidden()
 }
@@ -527,12 +563,27 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, content_type)], body)
 }
 
-async fn index(State(console): State<Arc<Console>>) -> Response {
+/// The page, for a launch URL not used before: with a new session secret in it.
+async fn index(State(console): State<Arc<Console>>, request: Request) -> Response {
+    // A browser's speculative load (prefetch, prerender) must not use up the launch URL.
+    let speculative = request.headers().contains_key("sec-purpose");
+    let token = query_param(request.uri().query(), "token").filter(|_| !speculative);
+    let Some(session) = token.and_then(|t| exchange(&console, &Zeroizing::new(t))) else {
+        return (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "This page needs a launch URL that has not been used: each opens one page once. Open the \
+             newest URL the review console printed.\n",
+        )
+            .into_response();
+    };
     let page = match console.mode {
         Mode::Reviewer { .. } => INDEX_HTML,
         Mode::Admin { .. } => ADMIN_HTML,
     };
-    asset("text/html; charset=utf-8", page).into_response()
+    let filled = format!(r#"<meta name="idgate-session" content="{}">"#, session.as_str());
+    let page = Zeroizing::new(page.replacen(SESSION_META, &filled, 1).into_bytes());
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], private_body(page)).into_response()
 }
 
 /// A JSON answer that may hold personal data: serialized into a buffer that is wiped once sent.
@@ -883,7 +934,7 @@ async fn image(
     let Some(index) = SLOTS.iter().position(|(s, _)| *s == slot) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    // The nonce keeps image URLs unguessable: compared in constant time, like the token.
+    // The nonce keeps image URLs unguessable: compared in constant time, like the session.
     let nonce_matches = nonce.is_some_and(|n| bool::from(n.as_bytes().ct_eq(case.nonce.as_bytes())));
     if case.case_id != case_id || !nonce_matches {
         return StatusCode::NOT_FOUND.into_response();
@@ -982,11 +1033,9 @@ mod tests {
     }
 
     #[test]
-    fn the_token_cookie_is_found_among_others() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_static("a=b; idgate_console=abc; c=d"));
-        assert_eq!(cookie_token(&headers), Some("abc"));
-        headers.insert(header::COOKIE, HeaderValue::from_static("idgate_consolex=abc"));
-        assert_eq!(cookie_token(&headers), None);
+    fn both_pages_have_one_place_for_their_session() {
+        for page in [INDEX_HTML, ADMIN_HTML] {
+            assert_eq!(page.matches(SESSION_META).count(), 1);
+        }
     }
 }

@@ -1,12 +1,21 @@
-// The operator view: queue figures and the audit trail, read-only. Keeps nothing in browser storage.
+// The operator view: queue figures and the audit trail, read-only. Keeps nothing in browser storage
+// and sends no cookie.
 'use strict';
 (function () {
+  // This page's session secret, from the page itself: kept in memory only and sent as a header (never
+  // a cookie, which every other port of this host would receive too) with every request.
+  const meta = document.querySelector('meta[name="idgate-session"]');
+  const session = meta ? meta.content : '';
+  if (meta) meta.remove();
+  history.replaceState(null, '', '/'); // the launch URL is used up: out of the address bar
+  const REFUSED = 'This console refused the request (403): this page is no longer open there. ' +
+    'Open the newest URL the review console printed.';
   const $ = (id) => document.getElementById(id);
   let next = '';
 
   async function get(path) {
-    const r = await fetch(path, { cache: 'no-store', credentials: 'same-origin' });
-    if (r.status === 403) throw new Error('This console refused the request (403). Open the URL the console printed.');
+    const r = await fetch(path, { cache: 'no-store', credentials: 'omit', headers: { 'X-Idgate-Session': session } });
+    if (r.status === 403) throw new Error(REFUSED);
     return r.json();
   }
 

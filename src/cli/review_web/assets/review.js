@@ -1,7 +1,15 @@
 // The reviewer's screen. Talks only to the console that served it; keeps nothing in any browser
-// storage; every request asks for no caching.
+// storage and sends no cookie; every request asks for no caching.
 'use strict';
 (function () {
+  // This page's session secret, from the page itself: kept in memory only and sent as a header (never
+  // a cookie, which every other port of this host would receive too) with every request.
+  const meta = document.querySelector('meta[name="idgate-session"]');
+  const session = meta ? meta.content : '';
+  if (meta) meta.remove();
+  history.replaceState(null, '', '/'); // the launch URL is used up: out of the address bar
+  const REFUSED = 'This console refused the request (403): this page is no longer open there. ' +
+    'Open the newest URL the review console printed.';
   const $ = (id) => document.getElementById(id);
   const figures = Array.from(document.querySelectorAll('.images figure'));
   const view = figures.map(() => ({ zoom: 1, rot: 0 }));
@@ -11,9 +19,10 @@
   let expired = false;
   let busy = false;
   let selected = 0;
+  let blobs = [];          // object URLs of the images on screen, revoked when they leave it
 
   async function call(method, path, body) {
-    const init = { method, cache: 'no-store', credentials: 'same-origin', headers: {} };
+    const init = { method, cache: 'no-store', credentials: 'omit', headers: { 'X-Idgate-Session': session } };
     if (body !== undefined) {
       init.headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
@@ -21,7 +30,7 @@
     const r = await fetch(path, init);
     let data = null;
     try { data = await r.json(); } catch (_) { /* not JSON */ }
-    if (r.status === 403) throw new Error('This console refused the request (403). Open the URL the console printed.');
+    if (r.status === 403) throw new Error(REFUSED);
     return data || { ok: false, message: 'Unexpected answer from the console (HTTP ' + r.status + ').' };
   }
 
@@ -45,6 +54,23 @@
   }
 
   function now() { return Date.now() / 1000 + clockOffset; }
+
+  // An image is fetched with the session header (an <img src> could only send a cookie) and shown
+  // from a blob: URL; one that arrives after its case left the screen is dropped.
+  async function loadImage(img, path, forCase) {
+    const r = await fetch(path, { cache: 'no-store', credentials: 'omit', headers: { 'X-Idgate-Session': session } });
+    if (!r.ok) return;
+    const blob = await r.blob();
+    if (caseId !== forCase) return;
+    const url = URL.createObjectURL(blob);
+    blobs.push(url);
+    img.src = url;
+  }
+
+  function dropImages() {
+    blobs.forEach((url) => URL.revokeObjectURL(url));
+    blobs = [];
+  }
 
   function applyView(i) {
     const img = figures[i].querySelector('img');
@@ -143,6 +169,7 @@
       $('f-approvals').textContent = c.approved_by.length + ' of ' + c.approvals_required + ' approvals' +
         (c.approved_by.length ? ' (by ' + c.approved_by.join(', ') + ')' : '');
       $('f-case').textContent = c.id;
+      dropImages();
       figures.forEach((f, i) => {
         const img = f.querySelector('img');
         const url = c.images[i];
@@ -150,7 +177,8 @@
         missing.hidden = !!url;
         if (i === 0) missing.textContent = c.face_note || '(not supplied)';
         img.hidden = !url;
-        if (url) img.src = url; else img.removeAttribute('src');
+        img.removeAttribute('src');
+        if (url) loadImage(img, url, c.id).catch(() => { /* the frame stays empty; the facts stay readable */ });
       });
     }
     tick();
@@ -158,6 +186,7 @@
 
   function clearCase() {
     caseId = null;
+    dropImages();
     figures.forEach((f) => {
       const img = f.querySelector('img');
       img.removeAttribute('src');
