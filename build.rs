@@ -22,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // plaintext fields of `IdentityPayload` stay `Vec`/`String`, wiped on drop (see
         // `transport::payload` for why they must not become `Bytes`).
         .bytes(".idgate.v1.SealedPayload.ciphertext")
-        // A message that does not decode is INVALID_ARGUMENT / MESSAGE_MALFORMED (API.md §4), not INTERNAL.
+        // A message that does not decode is INVALID_ARGUMENT / MESSAGE_MALFORMED (docs/api.md §4), not INTERNAL.
         .codec_path("crate::transport::codec::WireCodec")
         .compile_with_config(config()?, &["proto/idgate/v1/idgate.proto"], &["proto"])?;
     tonic_prost_build::configure().compile_with_config(

@@ -1,5 +1,5 @@
 //! Side-channel check of the sealed-payload opener: "unknown sealing key id" and "bad ciphertext" must
-//! cost the same work (both are answered `PAYLOAD_UNOPENABLE`; API.md §2). Times N opens of each kind
+//! cost the same work (both are answered `PAYLOAD_UNOPENABLE`; docs/api.md §2). Times N opens of each kind
 //! of the same ciphertext, interleaved in random order so that machine noise falls on all kinds
 //! alike, and prints the distributions side by side. A measurement to read, not an assertion
 //! (shared, noisy machines).

@@ -1,5 +1,5 @@
 //! The typed configuration, layered: defaults, then a TOML file, then `IDGATE_<SECTION>__<KEY>`
-//! environment variables (API.md §6). Secrets may come from files (`secret_key_file`).
+//! environment variables (docs/api.md §6). Secrets may come from files (`secret_key_file`).
 //!
 //! Nothing here prints a secret: secret values are [`Secret`], whose `Debug` is `***SECRET***` and
 //! whose refusal of a value of another type names the key and the type, never the value; a TOML

@@ -1,7 +1,7 @@
 //! The decision policy: what a provider's outcome means for the case, and the abuse limits that
 //! bound how often and for how many accounts a person is verified. Knows no provider by name.
 //!
-//! Thresholds are configuration (`[decision]`); the defaults are those of API.md §5: similarity >= 80
+//! Thresholds are configuration (`[decision]`); the defaults are those of docs/api.md §5: similarity >= 80
 //! verified, 50–80 manual review, below 50 not verified. Limits are configuration (`[limits]`); the
 //! anchor rule applies on the provider path (verification) and on the review path alike.
 

@@ -24,6 +24,7 @@
 //! | [`loadtest`] | the load tool: sealed synthetic payloads, schedules, HDR reports, echo baseline | depend on the gateway's internals |
 //! | [`gateway`] | assembling a gateway from configuration, one step per room: plan and dev defaults, keys, store, providers, use cases, readiness and gauges, background upkeep, server | hold a business rule, guess a setting outside `--dev` |
 //! | [`privacy_report`] | the data map for the privacy office: recipients, protection and lifetimes of personal data, derived from the configuration | print a secret or a figure typed in by hand |
+//! | `fuzz_api` | entry points for the stable-toolchain fuzz harness (`tests/fuzz.rs`) into parsers of untrusted bytes private to their modules; hidden from the docs, not an API | add behaviour, print what it is given |
 //! | [`config`], [`pki`], [`telemetry`] | typed layered configuration; the dev PKI; logging and OTLP set-up | print a secret |
 //! | [`cli`] | one file per subcommand (`serve`, `verify`, `review` and `review --web`, `loadtest`, `provider-sim`, `keys`, `dev-certs`, `config`, `privacy report`, `consent withdraw`) | hold logic the library should |
 //!

@@ -1,4 +1,4 @@
-//! The development PKI of API.md §3: a CA, a server certificate, and one client certificate per role.
+//! The development PKI of docs/api.md §3: a CA, a server certificate, and one client certificate per role.
 //!
 //! For development and tests only: `idgate dev-certs --out DIR` and `serve --dev` write it; it is
 //! never committed. Keys are PKCS#8 PEM files readable by the owner only.

@@ -3,7 +3,7 @@
 //!
 //! The gateway never hands a reviewer plaintext: a claimed case's material is opened from its at-rest
 //! envelope only to be re-sealed at once to the reviewer's registered X25519 key, bound to the case id
-//! and the reviewer's principal (API.md §2). Every claim, hand-out, decision and release is an audit
+//! and the reviewer's principal (docs/api.md §2). Every claim, hand-out, decision and release is an audit
 //! event (ids, principals, actions, times; no personal data). Knows no gRPC, protobuf or Redis.
 
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! The bad-input matrix (issue 14 item 2): every field of every RPC with empty, oversized,
 //! wrong-type, wrong-encoding, boundary and malicious values, against a real gateway over mutual
-//! TLS. Each row names the field, the value class, and the expected code and reason (API.md §2 and
+//! TLS. Each row names the field, the value class, and the expected code and reason (docs/api.md §2 and
 //! §4); a row that should be accepted says so. No answer may be a panic, a hang (every call has a
 //! deadline) or a status that echoes the input.
 //!
@@ -390,7 +390,7 @@ fn rows(ctx: &Ctx, round: usize) -> Vec<Row> {
         m.consent.as_mut().expect("consent").granted_at_unix = i64::MIN
     });
     row("consent.granted_at_unix", "i64::MIN", bad("CONSENT_INVALID"), call);
-    // VerifyRequest.payload (API.md §2: one answer whatever the cause)
+    // VerifyRequest.payload (docs/api.md §2: one answer whatever the cause)
     let call = r.verify(ShortVideo, &adult(), |m| m.payload = None);
     row("payload", "missing", bad("PAYLOAD_MISSING"), call);
     type Edit = (&'static str, &'static str, fn(&mut pb::SealedPayload));
@@ -614,7 +614,7 @@ fn rows(ctx: &Ctx, round: usize) -> Vec<Row> {
         bad("IMAGE_TOO_LARGE"),
         r.with(Anchor, |f| f.face_image = png_of_len(4 * MIB + 1)),
     );
-    // Within API.md's 4 MiB, but over Tencent FaceID's 3 MiB of base64: the adapter refuses it
+    // Within docs/api.md's 4 MiB, but over Tencent FaceID's 3 MiB of base64: the adapter refuses it
     // without a (billed) call, and the caller is told to take a new photo.
     row(
         face,

@@ -62,8 +62,9 @@ async fn bounded(test: impl Future<Output = ()>) {
 }
 
 /// Runs each listed test of a suite on every backend: it declares, in the suite's module, the
-/// modules `embedded`, `redis_standalone` and `redis_cluster`, each with one `#[tokio::test]` per
-/// listed function, bounded by [`TEST_BOUND`]. A test function takes the backend's store, coerced
+/// modules `embedded`, `redis_standalone`, `redis_cluster` and `redis_locked_down` (the four
+/// constructors of `backends`), each with one `#[tokio::test]` per listed function, bounded by
+/// [`TEST_BOUND`]. A test function takes the backend's store, coerced
 /// to the interface it is written against; with `adapt f;` first, it takes `f(store)` instead (`f` a
 /// path in the suite's module).
 macro_rules! on_every_backend {

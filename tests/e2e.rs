@@ -18,7 +18,7 @@ fn status_of(r: &pb::VerifyResponse) -> pb::Status {
 async fn every_simulator_path_reaches_its_documented_outcome() {
     let gw = TestGateway::start().await;
     let mut client = gw.onboarding().await;
-    // (purpose, sequence code, expected status) — API.md §5.
+    // (purpose, sequence code, expected status) — docs/api.md §5.
     let table = [
         (ShortVideo, "123", Verified),
         (ShortVideo, "905", NotVerified),

@@ -1,6 +1,6 @@
 //! Kill drills (issue 14, item 3): the gateway SIGKILLed under load, Redis restarted under load, a
 //! provider dying mid-response, the clock jumping past a retention limit and back. Each drill names
-//! above it the invariant it keeps (the invariants of `../shared/DESIGN.md` and the common rules:
+//! above it the invariant it keeps (the invariants of `docs/design.md` and the common rules:
 //! 1 a VERIFIED answer is a decision about exactly the sealed data, 2 state that belongs together
 //! commits in one step, 3 no personal data past its need, 4 every call answered within its deadline).
 //!
@@ -40,7 +40,7 @@ const CALL_DEADLINE: Duration = Duration::from_secs(3);
 /// How long past its deadline a call may take before the drill calls it a hang (transport slack).
 const HANG_GUARD: Duration = Duration::from_secs(10);
 
-/// The sequence codes the load cycles through (API.md §5) and the status each must end in.
+/// The sequence codes the load cycles through (docs/api.md §5) and the status each must end in.
 const MIX: [(&str, pb::Status); 4] = [
     ("001", pb::Status::Verified),
     ("905", pb::Status::NotVerified),
@@ -458,7 +458,7 @@ async fn gateway_sigkilled_under_load_loses_nothing_acknowledged_and_leaves_noth
 /// and every call that failed settles on retry. The harness runs Redis with `appendfsync always`:
 /// a reply is sent only after its write reached the append-only file, so a SIGKILLed Redis loses no
 /// acknowledged write — with the default `everysec`, up to a second of acknowledged cases could be
-/// lost, which is the operator's choice the README documents, not the gateway's bug.
+/// lost, which is the operator's choice docs/operations.md documents, not the gateway's bug.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarted_under_load_answers_unavailable_in_time_and_loses_nothing_acknowledged() {
     if !redis_tests_enabled() {

@@ -1,6 +1,6 @@
 //! `idgate loadtest` end to end: a short, low-rate run against a real gateway started in-process (the
 //! built-in simulator, the embedded store), with the echo baseline, through the command line, and the
-//! JSON it writes read back for the fields API.md §6 fixes. No timing assertions.
+//! JSON it writes read back for the fields docs/api.md §6 fixes. No timing assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;

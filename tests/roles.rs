@@ -1,4 +1,4 @@
-//! Every RPC × every role, and no certificate at all: the authorization table of API.md §1/§3 holds,
+//! Every RPC × every role, and no certificate at all: the authorization table of docs/api.md §1/§3 holds,
 //! on the call's headers (a refused caller's request body is never read), and no certificate acts
 //! under the gateway's own audit name.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design

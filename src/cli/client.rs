@@ -1,5 +1,5 @@
 //! Connecting to a gateway as one of the dev PKI's identities, and sealing a `VerifyRequest` exactly as
-//! API.md §2 says (used by `verify`, `review`, `consent`, `loadtest`, and by tests).
+//! docs/api.md §2 says (used by `verify`, `review`, `consent`, `loadtest`, and by tests).
 //!
 //! The gateway's certificate must name the host of `--target` (a DNS name, or an IP address in an IP
 //! SAN), or the name `--tls-name` gives: never a fixed name whatever the target says.
@@ -172,7 +172,7 @@ pub fn refused(status: tonic::Status) -> super::CliError {
 }
 
 /// A `VerifyRequest` whose `plaintext` (an encoded `IdentityPayload`) is sealed to the gateway's `key`,
-/// bound to `purpose`, `account_id` and `request_id` (API.md §2).
+/// bound to `purpose`, `account_id` and `request_id` (docs/api.md §2).
 pub fn sealed_verify_request(
     key: &pb::GetSealingKeyResponse,
     purpose: pb::Purpose,

@@ -1,4 +1,4 @@
-//! `idgate dev-certs`: writes the development PKI of API.md §3.
+//! `idgate dev-certs`: writes the development PKI of docs/api.md §3.
 
 use std::path::PathBuf;
 

@@ -1,4 +1,4 @@
-//! `idgate loadtest`: parses the flags of API.md §6 (and a few more) and runs [`crate::loadtest`].
+//! `idgate loadtest`: parses the flags of docs/api.md §6 (and a few more) and runs [`crate::loadtest`].
 //!
 //! Prints the report to stdout, writes `--json` / `--html` if asked. Never prints a synthetic identity.
 

@@ -1,5 +1,5 @@
 //! `idgate provider-sim`: the provider simulator (Tencent FaceID or Alibaba Cloud ID Verification
-//! protocol, API.md §5) as its own process, with fault injection. Faults can also be changed while
+//! protocol, docs/api.md §5) as its own process, with fault injection. Faults can also be changed while
 //! it runs: `POST /_sim/faults` with a JSON body of the same names (loopback only), and
 //! `GET /_sim/stats` counts requests.
 

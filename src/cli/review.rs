@@ -176,7 +176,7 @@ pub(super) fn key_path(args: &ReviewArgs) -> PathBuf {
 }
 
 /// Opens a claimed case's material with the reviewer's key: sealed to `principal` and bound to the
-/// case id (API.md §2). The plaintext buffer is wiped; the fields wipe themselves when dropped.
+/// case id (docs/api.md §2). The plaintext buffer is wiped; the fields wipe themselves when dropped.
 pub(super) fn open_claim(
     key: &OpeningKey,
     principal: &str,

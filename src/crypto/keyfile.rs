@@ -518,7 +518,7 @@ pub fn maintain_keks(
 
 /// Destroys a key file: its bytes overwritten with zeros and synced, then unlinked, then the
 /// directory synced. (On copy-on-write or wear-levelled storage an overwrite may not reach the old
-/// blocks; the README says where KEK files should live.)
+/// blocks; docs/keys-and-retention.md says where KEK files should live.)
 fn destroy_key_file(path: &Path) -> Result<(), KeyFileError> {
     let len = fs::metadata(path).map_err(io(path))?.len();
     let mut file = fs::OpenOptions::new().write(true).open(path).map_err(io(path))?;

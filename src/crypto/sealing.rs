@@ -1,7 +1,7 @@
 //! End-to-end sealing of identity payloads: HPKE (RFC 9180), mode Base,
 //! DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / ChaCha20-Poly1305, one single-shot seal per message.
 //!
-//! The `info` and `aad` strings are part of the public contract (API.md §2); [`Context`] builds them so
+//! The `info` and `aad` strings are part of the public contract (docs/api.md §2); [`Context`] builds them so
 //! that no caller assembles them by hand. Opening fails with one error, [`OpenError`], whatever the
 //! cause (unknown key id, retired key, bad `enc`, wrong bound fields, tampering): a caller learns
 //! nothing about which check failed — not from the time it takes either: a key id that names no usable
@@ -47,7 +47,7 @@ pub struct OpenError;
 #[error("could not seal to the given public key")]
 pub struct SealError;
 
-/// What a message is bound to: the `info` and `aad` of API.md §2.
+/// What a message is bound to: the `info` and `aad` of docs/api.md §2.
 pub struct Context {
     info: &'static [u8],
     aad: Vec<u8>,

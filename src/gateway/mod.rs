@@ -2,7 +2,7 @@
 //! (`crate::store::setup`), providers (`crate::providers::setup`, or the simulator `--dev` starts in
 //! `crate::providers::sim::dev`), use cases (`use_cases`), what operators watch (`observe`),
 //! background upkeep (`maintenance`) and the TLS server. `idgate serve` and the end-to-end tests
-//! both start here; `plan` fills in the dev-mode defaults (API.md §6).
+//! both start here; `plan` fills in the dev-mode defaults (docs/api.md §6).
 //!
 //! It must never hold a business rule, nor start with a setting it had to guess outside `--dev`.
 

@@ -1,4 +1,4 @@
-//! What a gateway is started from: the configuration with dev-mode defaults filled in (API.md §6),
+//! What a gateway is started from: the configuration with dev-mode defaults filled in (docs/api.md §6),
 //! and the one error type of assembly. `--dev` supplies only what the configuration leaves out — a
 //! dev PKI, dev keys, the built-in provider simulator, the embedded store.
 //!

@@ -1,6 +1,6 @@
 //! `idgate loadtest`: drives `Verify` (optionally mixed with `GetVerification`) over mutual TLS at a
 //! target rate (open loop) or concurrency (closed loop), optionally after a bare echo baseline of the
-//! same message size on the same TLS and server stack, and reports both (API.md §6).
+//! same message size on the same TLS and server stack, and reports both (docs/api.md §6).
 //!
 //! Payloads are prepared by a pool that fills before the timed phase and keeps refilling in the
 //! background; a call that finds it empty is counted (`pool_waits`) so that a run limited by the tool
@@ -10,7 +10,7 @@
 //! again as its next call, as a real client retries a refused call with its idempotency key: the shed
 //! call did no work, so its request id is unused. Each attempt is counted as a call. Besides being what
 //! clients do, it keeps the tool from sealing a fresh 200 KB payload for every shed call, which on a
-//! shared machine took the CPU the gateway needed (see the README's performance section); the resend
+//! shared machine took the CPU the gateway needed (see docs/performance.md); the resend
 //! is a cheap clone, the ciphertext being a shared `Bytes`. Before resending, the caller waits the
 //! delay the gateway's `RetryInfo` suggests, jittered (half to one and a half times it) so that shed
 //! callers do not come back together, as gRPC clients honour retry pushback; `--ignore-retry-info`

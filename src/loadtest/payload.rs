@@ -2,7 +2,7 @@
 //!
 //! Every request gets its own account and its own valid GB 11643 ID number, so that the gateway's abuse
 //! limits are not what a run measures; the ID number's sequence code (characters 15–17) picks the
-//! simulator's answer (API.md §5) according to the `--mix`. Faces are JPEGs whose header the gateway
+//! simulator's answer (docs/api.md §5) according to the `--mix`. Faces are JPEGs whose header the gateway
 //! reads for real (SOI, JFIF, SOF0 with the dimensions), padded with comment segments to the size asked.
 //!
 //! The identities are synthetic but look real: they must never be logged, printed or put in an error.
@@ -14,7 +14,7 @@ use crate::cli::client::sealed_verify_request;
 use crate::crypto::sealing::SealError;
 use crate::pb;
 
-/// The simulator outcome a request is built to get (API.md §5).
+/// The simulator outcome a request is built to get (docs/api.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Verified,
@@ -284,7 +284,7 @@ mod tests {
 
     #[test]
     fn check_character_matches_a_known_number() {
-        // The example of API.md / the README's quickstart.
+        // The example of docs/api.md / the README's quickstart.
         assert_eq!(check_character("11010519491231002"), Some('X'));
         assert_eq!(check_character("1101051949123100"), None);
     }

@@ -1,6 +1,6 @@
 //! What a load run measured: per-worker [`Stats`] (an HDR histogram of latencies, answers by status,
 //! errors by gRPC code, a per-second timeline), merged at the end into a [`RunSummary`]; the JSON of
-//! API.md §6 ([`Report`]), the text report, and the self-contained HTML report.
+//! docs/api.md §6 ([`Report`]), the text report, and the self-contained HTML report.
 //!
 //! Holds counts and times only: never a request, an identity or a status message.
 
@@ -126,7 +126,7 @@ impl Stats {
     }
 }
 
-/// Latency percentiles in milliseconds (API.md §6).
+/// Latency percentiles in milliseconds (docs/api.md §6).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
     pub p50: f64,
@@ -280,7 +280,7 @@ impl RunSummary {
     }
 }
 
-/// The whole run: the target's figures at the top level (API.md §6), the baseline's beside them.
+/// The whole run: the target's figures at the top level (docs/api.md §6), the baseline's beside them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     #[serde(flatten)]

@@ -2,7 +2,7 @@
 //!
 //! A 200 KB face is about 270 KB of base64, encoded once per provider call and decoded once again by
 //! the simulator, which checks it like the vendor: with the scalar `base64` crate that was about an
-//! eighth of an ANCHOR `Verify`'s CPU (README, performance). Output is byte for byte the `base64`
+//! eighth of an ANCHOR `Verify`'s CPU (docs/performance.md). Output is byte for byte the `base64`
 //! crate's `STANDARD` engine's (tests compare). Small values (signatures, keys) keep `base64`.
 //!
 //! Never logs, and its errors say nothing about the bytes.

@@ -12,7 +12,7 @@ use crate::crypto::envelope::{Body, WrappedKey};
 use crate::domain::{AccountId, CaseRefusal, Purpose, RequestId, ReviewReason};
 
 /// The life of a case. `Processing` is internal (a provider call is under way); the others are the
-/// public statuses of API.md §1.
+/// public statuses of docs/api.md §1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum CaseStatus {
     #[default]

@@ -16,7 +16,7 @@
 //! [`memory`] (embedded) and [`redis`] (standalone and Cluster); [`setup`] builds the one `[store]`
 //! names.
 //!
-//! What is stored (DESIGN.md §3):
+//! What is stored (docs/design.md §3):
 //! - a [`CaseRecord`] per verification: ids, purpose, status, timestamps, which provider answered — no
 //!   personal data;
 //! - the idempotency index `(account_id, request_id) → case`, so a retried request gets the same answer

@@ -1,6 +1,6 @@
 //! Who is calling, and what they may call: the one place where roles are checked.
 //!
-//! The client certificate's subject OU is the role, its CN the principal (API.md §3); a CN the
+//! The client certificate's subject OU is the role, its CN the principal (docs/api.md §3); a CN the
 //! gateway uses for itself in the audit trail ([`RESERVED_PRINCIPALS`]) is no principal.
 //! [`allowed_roles`] is the single table. It is applied twice: by [`super::admission`] before a
 //! call's body is read (a certificate of no role, or of a role the method does not allow, costs the

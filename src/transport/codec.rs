@@ -1,6 +1,6 @@
 //! The protobuf codec of the `idgate.v1` services: prost's, except that a message that does not
 //! decode (bad UTF-8 in a string field, a wrong wire type, a truncated field) is answered
-//! `INVALID_ARGUMENT` with reason `MESSAGE_MALFORMED`, as API.md §4 wants of malformed input, and
+//! `INVALID_ARGUMENT` with reason `MESSAGE_MALFORMED`, as docs/api.md §4 wants of malformed input, and
 //! not tonic's `INTERNAL`. Wired in by `build.rs` (`codec_path`).
 //!
 //! Must never put any of the message's bytes, or prost's description of them, in the status.

@@ -43,7 +43,7 @@ pub fn refusal(refusal: &Refusal) -> Status {
     }
 }
 
-/// The one answer to a payload that does not open, whatever the cause (API.md §2).
+/// The one answer to a payload that does not open, whatever the cause (docs/api.md §2).
 pub fn unopenable_payload() -> Status {
     status_with_reason(
         Code::InvalidArgument,

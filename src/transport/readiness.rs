@@ -1,7 +1,7 @@
 //! Readiness: whether the idgate services can do useful work right now, reported through
 //! `grpc.health.v1`.
 //!
-//! Two different questions are answered by the health service (see the README, "Health"):
+//! Two different questions are answered by the health service (see docs/operations.md, "Health"):
 //! - **liveness** — the overall `""` entry: `SERVING` while the process answers at all. It never
 //!   follows the store, so an orchestrator does not restart a healthy gateway because Redis is down.
 //! - **readiness** — the entries of the idgate services: `SERVING` only while every

@@ -43,7 +43,7 @@ error_reasons! {
     MessageMalformed => "MESSAGE_MALFORMED",
     /// No sealed payload (`INVALID_ARGUMENT`).
     PayloadMissing => "PAYLOAD_MISSING",
-    /// The sealed payload does not open, whatever the cause (`INVALID_ARGUMENT`, API.md §2).
+    /// The sealed payload does not open, whatever the cause (`INVALID_ARGUMENT`, docs/api.md §2).
     PayloadUnopenable => "PAYLOAD_UNOPENABLE",
     /// The call came without a client certificate (`UNAUTHENTICATED`).
     CertificateRequired => "CERTIFICATE_REQUIRED",
@@ -137,11 +137,11 @@ mod tests {
 
     use super::*;
 
-    /// The reasons the public documentation names, copied here as the contract. `API.md` (the
-    /// shared contract) names no reason code; the README's "Refusals" paragraph and its sections on
-    /// load shedding and revocation do. Each must exist, spelt the same.
+    /// The reasons the public documentation names, copied here as the contract: `docs/api.md` §10
+    /// lists them (and §3, §9, §11 of it, `docs/operations.md` and `docs/keys-and-retention.md` the
+    /// sections they come from). Each must exist, spelt the same.
     const DOCUMENTED: &[&str] = &[
-        // README, "Refusals"
+        // docs/api.md §10, "Refusals"
         "ID_NUMBER_CHECKSUM",
         "ID_NUMBER_BIRTH_DATE",
         "UNDERAGE",
@@ -164,22 +164,22 @@ mod tests {
         "ID_ACCOUNT_LIMIT",
         "ROLE_NOT_ALLOWED",
         "CERTIFICATE_UNRECOGNIZED",
-        // README, `server.max_in_flight_verify`
+        // docs/api.md §11, `server.max_in_flight_verify`
         "OVERLOADED",
-        // README, "Security operations" (deny list)
+        // docs/operations.md, "Revoking a client certificate" (deny list)
         "CERTIFICATE_REVOKED",
-        // README, API additions (separate biometric consent)
+        // docs/api.md §9 (separate biometric consent)
         "BIOMETRIC_CONSENT_MISSING",
         "BIOMETRIC_CONSENT_INVALID",
-        // README, "Key epochs and destruction"
+        // docs/keys-and-retention.md, "Key epochs and destruction"
         "KEK_UNAVAILABLE",
-        // README, API additions (consent withdrawal)
+        // docs/api.md §9 (consent withdrawal)
         "CONSENT_SCOPE_INVALID",
-        // README, API: ListAuditEvents
+        // docs/api.md §9, ListAuditEvents
         "PAGE_TOKEN_INVALID",
-        // README, "Refusals"
+        // docs/api.md §10, "Refusals"
         "DEADLINE_TOO_SHORT",
-        // README, "Security operations" (reserved principal)
+        // docs/api.md §3 (reserved principal)
         "PRINCIPAL_RESERVED",
     ];
 

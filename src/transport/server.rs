@@ -58,7 +58,7 @@ pub struct Limits {
     pub max_concurrent_streams: u32,
     /// HTTP/2 initial flow-control window of each stream: how much of a request body a client may
     /// send before the server has read any of it (a smaller one bounds what a `Verify` shed on its
-    /// headers has already pulled over TLS; see the README's performance section).
+    /// headers has already pulled over TLS; see docs/performance.md).
     pub http2_stream_window_bytes: u32,
     /// HTTP/2 flow-control window of a whole connection: request body bytes in flight over all its
     /// streams.
@@ -101,7 +101,7 @@ impl Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            // Measured (README, performance): on 2 cores 32 admits as much as 128 under overload,
+            // Measured (docs/performance.md): on 2 cores 32 admits as much as 128 under overload,
             // with a quarter of the queueing and no call past its deadline.
             max_in_flight_verify: 32,
             // A supplement holds several copies of up to 12 MiB while it is decoded, opened and

@@ -56,7 +56,7 @@ pub struct App {
 }
 
 /// Opens a client-sealed `IdentityPayload` bound to `context` with `keyring` at `now_unix`; every
-/// failure is the one `PAYLOAD_UNOPENABLE` answer of API.md §2. The plaintext buffer is wiped before
+/// failure is the one `PAYLOAD_UNOPENABLE` answer of docs/api.md §2. The plaintext buffer is wiped before
 /// returning.
 fn open_payload(
     keyring: &SealingKeyring,

@@ -8,7 +8,7 @@
 //! it is raised once a second until about one call is shed for every two admitted, and it falls
 //! back towards `server.shed_retry_after_ms` (halving each second) once nothing is shed. A fixed
 //! delay lets 2 000 callers return 2 000 times a second, each sending its 200 KB body for nothing;
-//! on a 2-core machine that took half the CPU the admitted calls needed (README, performance).
+//! on a 2-core machine that took half the CPU the admitted calls needed (docs/performance.md).
 //!
 //! A tower wrapper around the generated service: it looks only at the request path, never at the body.
 

@@ -211,7 +211,7 @@ impl Person {
     }
 }
 
-/// A `VerifyRequest` sealed to `key` exactly as API.md §2 says; `bound` overrides what the seal binds
+/// A `VerifyRequest` sealed to `key` exactly as docs/api.md §2 says; `bound` overrides what the seal binds
 /// (purpose, account_id, request_id) to test that a mismatch is refused.
 pub fn sealed_request(
     key: &pb::GetSealingKeyResponse,

@@ -9,7 +9,7 @@
 //! that panics is written to `target/fuzz-crashes/<target>/` and the test fails naming the file
 //! (copy it into the corpus as a regression seed once fixed). It never prints a case's bytes.
 //!
-//! The longer run (README "Fuzzing"):
+//! The longer run (docs/testing.md, "Fuzzing"):
 //! `IDGATE_FUZZ_SECONDS=60 IDGATE_FUZZ_SEED=$RANDOM cargo test --test fuzz -- --nocapture`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -381,7 +381,7 @@ impl RedisCluster {
 
 /// The commands the gateway's ACL user needs, and no more: the storage conformance suites pass
 /// against a server whose gateway user has exactly these (backend `redis_locked_down` in
-/// `tests/conformance.rs`; the README lists them for operators). Scripts run with `EVALSHA`, loaded
+/// `tests/conformance.rs`; docs/operations.md lists them for operators). Scripts run with `EVALSHA`, loaded
 /// by `SCRIPT LOAD` on `NOSCRIPT` (`EVAL` is the client's fallback); The client's greeting `CLIENT SETINFO`
 /// (Redis 7.2+) may be refused: the client ignores that.
 pub const GATEWAY_COMMANDS: &str = "-@all +ping +evalsha +eval +script|load \

@@ -1,6 +1,6 @@
 //! The simulator's Alibaba Cloud ID Verification protocol (cloudauth 2019-03-07): the OpenAPI
 //! gateway's checks (V3 signature, `x-acs-date` window, nonce replay) and the two actions the
-//! adapter uses, answering by the ID number's sequence code (characters 15–17) like API.md §5:
+//! adapter uses, answering by the ID number's sequence code (characters 15–17) like docs/api.md §5:
 //!
 //! | seq     | `Id2MetaVerify`          | `ContrastFaceVerify`          | gateway outcome           |
 //! |---------|--------------------------|-------------------------------|---------------------------|

@@ -68,7 +68,7 @@ pub const ID_CARD_RESULTS: &[Entry] = &[
     // with a middle dot or rare characters are legitimate and are what trips format checks, so a
     // human decides instead of the applicant being rejected outright.
     e("-3", CannotDecide),
-    // 证件库服务异常: the ID-card database service failed. The contract (API.md §5) routes this to the
+    // 证件库服务异常: the ID-card database service failed. The contract (docs/api.md §5) routes this to the
     // next provider first ("failover, then PENDING_REVIEW"): another provider may reach the authority
     // through a working path; when none does, the router sends the case to review anyway.
     e("-4", Unavailable),
