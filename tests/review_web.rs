@@ -93,8 +93,8 @@ fn card_png(tint: [u8; 3]) -> Vec<u8> {
 
 // ---- the case ----
 
-/// A SHORT_VIDEO verification the simulator cannot decide (sequence 985), so it goes to review, with
-/// all four images.
+/// An ANCHOR verification (its face is compared, so the reviewer gets it) the simulator cannot decide
+/// (sequence 985), so it goes to review, with all four images.
 async fn pending_case(gw: &TestGateway) -> (String, Person) {
     pending_case_of(&mut gw.onboarding().await, "acct-web", "web-1").await
 }
@@ -123,7 +123,7 @@ async fn pending_case_of(
         .await
         .unwrap()
         .into_inner();
-    let request = sealed_request(&key, pb::Purpose::ShortVideo, account_id, request_id, &fields, None);
+    let request = sealed_request(&key, pb::Purpose::Anchor, account_id, request_id, &fields, None);
     let answer = onboarding.verify(request).await.unwrap().into_inner();
     assert_eq!(
         answer.status,

@@ -283,7 +283,8 @@ fn issue_onboarding_client(dir: &Path, stem: &str, issuer: &rcgen::Issuer<'_, rc
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = params.signed_by(&key, issuer).unwrap();
     std::fs::write(dir.join(format!("{stem}.pem")), cert.pem()).unwrap();
-    std::fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).unwrap();
+    idgate::crypto::keyfile::write_private_file(&dir.join(format!("{stem}.key")), key.serialize_pem().as_bytes())
+        .unwrap();
 }
 
 /// Root → two intermediates → clients, with the root and both intermediates in `client_ca` (as an

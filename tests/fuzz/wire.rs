@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use idgate::crypto::SecretKey32;
 use idgate::crypto::sealing::{self, Context, IdentifiedKey, OpeningKey, SealingKeyring};
-use idgate::domain::{Applicant, Consent, IdentityFields, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE, Purpose};
+use idgate::domain::{
+    Applicant, Consent, FaceUse, IdentityFields, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE, Purpose, reads_face,
+};
 use idgate::pb;
 use idgate::transport::errors;
 use idgate::transport::services::{purpose_from_pb, supplement_input, verify_input};
@@ -111,8 +113,14 @@ fn assert_clean(status: &tonic::Status, sent: &[&str]) {
 /// rules. Accepted values are what was sent (normalized) and within limits; refusals are clean.
 fn check_applicant(purpose: Purpose, consent: &pb::Consent, fields: IdentityFields) {
     let sent = [fields.name.clone(), fields.id_number.clone(), fields.phone.clone()];
+    // A face only a purpose that compares one reads; on any other it is dropped unread.
+    let face_len = if reads_face(purpose, &FaceUse::NotCompared) {
+        fields.face_image.len()
+    } else {
+        0
+    };
     let images = [
-        fields.face_image.len(),
+        face_len,
         fields.id_card_front.len(),
         fields.id_card_back.len(),
         fields.handheld_id_photo.len(),
