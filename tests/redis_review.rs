@@ -12,7 +12,9 @@ mod support;
 use idgate::crypto::envelope::{Body, WrappedKey};
 use idgate::domain::{AccountId, Purpose, RequestId};
 use idgate::store::redis::RedisStore;
-use idgate::store::{CaseRecord, CaseStatus, CaseStore, Finish, RetentionStore, ReviewQueue, ReviewVerdict, SealedPii};
+use idgate::store::{
+    AnchorClaim, CaseRecord, CaseStatus, CaseStore, Finish, RetentionStore, ReviewQueue, ReviewVerdict, SealedPii,
+};
 use redis::aio::MultiplexedConnection;
 use support::redis::{RedisServer, redis_tests_enabled, test_options};
 
@@ -24,6 +26,7 @@ struct Fixture {
     store: RedisStore,
     con: MultiplexedConnection,
     prefix: String,
+    url: String,
     _server: RedisServer,
 }
 
@@ -45,6 +48,7 @@ impl Fixture {
             store,
             con,
             prefix,
+            url: server.url(),
             _server: server,
         })
     }
@@ -58,17 +62,26 @@ impl Fixture {
     }
 
     async fn queue_case(&self, id: &str, account: &str, at: i64) {
+        self.queue_case_of(id, account, Purpose::Radio, at).await
+    }
+
+    /// A case being processed (created at `at`).
+    async fn begin_case(&self, id: &str, account: &str, purpose: Purpose, at: i64) {
         let record = CaseRecord::processing(
             id,
             AccountId::parse(account).unwrap(),
             RequestId::parse(&format!("req-{id}")).unwrap(),
             "onboarding-dev",
-            Purpose::Radio,
+            purpose,
             "fp",
             at,
             at + 30,
         );
         self.store.begin(record, at).await.unwrap();
+    }
+
+    async fn queue_case_of(&self, id: &str, account: &str, purpose: Purpose, at: i64) {
+        self.begin_case(id, account, purpose, at).await;
         let pii = SealedPii {
             wrapped_key: WrappedKey {
                 kek_id: "kek-1".into(),
@@ -373,4 +386,221 @@ async fn a_record_written_as_one_envelope_is_still_reviewed_embedded() {
 async fn a_record_written_as_one_envelope_is_still_reviewed_on_redis() {
     let Some(fixture) = Fixture::start().await else { return };
     a_record_written_as_one_envelope_is_still_reviewed(std::sync::Arc::new(fixture.store.clone())).await;
+}
+
+impl Fixture {
+    /// What `action` returns, and every argument shaped like a record tag (`<key id>:<hex digest>`)
+    /// of the commands Redis received meanwhile, as anyone allowed `MONITOR` (or `SLOWLOG GET`, or
+    /// on the path of a plain `redis://` link) sees them.
+    async fn tags_sent_during<T>(&self, action: impl std::future::Future<Output = T>) -> (T, Vec<String>) {
+        use futures_util::StreamExt;
+        let client = redis::Client::open(self.url.as_str()).unwrap();
+        // Returns once Redis confirmed MONITOR: every later command is seen.
+        let monitor = client.get_async_monitor().await.unwrap();
+        let mut lines = monitor.into_on_message::<String>();
+        let out = action.await;
+        let sentinel = "end-of-capture-d41d8cd9";
+        let _: String = redis::cmd("ECHO")
+            .arg(sentinel)
+            .query_async(&mut self.con.clone())
+            .await
+            .unwrap();
+        let mut tags = Vec::new();
+        let read = async {
+            while let Some(line) = lines.next().await {
+                if line.contains(sentinel) {
+                    return;
+                }
+                // MONITOR quotes each argument; a tag needs no escaping.
+                for token in line.split('"') {
+                    if let Some((key_id, digest)) = token.rsplit_once(':')
+                        && !key_id.is_empty()
+                        && digest.len() >= 32
+                        && digest.bytes().all(|b| b.is_ascii_hexdigit())
+                    {
+                        tags.push(token.to_owned());
+                    }
+                }
+            }
+            panic!("the monitor connection ended");
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), read)
+            .await
+            .expect("the capture ends with its sentinel");
+        (out, tags)
+    }
+
+    /// The states a captured tag makes case `id` read as, other than the one stored: each status
+    /// (and refusal) with its status time `at` is written into the case hash with each tag — what
+    /// someone who can write one hash does — and read back through the store's integrity check.
+    /// The case hash is put back afterwards.
+    async fn forgeable_states(&self, id: &str, tags: &[String], at: i64) -> Vec<String> {
+        let key = format!("{}:{{{id}}}:case", self.prefix);
+        let mut con = self.con.clone();
+        let original: Vec<Vec<u8>> = redis::cmd("HGETALL").arg(&key).query_async(&mut con).await.unwrap();
+        let stored = self.store.get(id).await.unwrap().unwrap();
+        let stored = (stored.status.as_str(), stored.refusal.map(|r| r.code()));
+        let states = [
+            ("verified", None),
+            ("not_verified", None),
+            ("not_verified", Some("ID_ACCOUNT_LIMIT")),
+            ("pending_review", None),
+            ("erased", None),
+            ("expired", None),
+        ];
+        let mut forgeable = Vec::new();
+        for (status, refusal) in states {
+            if (status, refusal) == stored {
+                continue;
+            }
+            for tag in tags {
+                let mut edit = redis::pipe();
+                edit.cmd("HSET")
+                    .arg(&key)
+                    .arg("status")
+                    .arg(status)
+                    .arg("status_at")
+                    .arg(at)
+                    .arg("mac")
+                    .arg(tag)
+                    .ignore();
+                match refusal {
+                    Some(code) => edit.cmd("HSET").arg(&key).arg("refusal").arg(code).ignore(),
+                    None => edit.cmd("HDEL").arg(&key).arg("refusal").ignore(),
+                };
+                let () = edit.query_async(&mut con).await.unwrap();
+                if let Ok(Some(record)) = self.store.get(id).await {
+                    forgeable.push(format!("{:?} {:?} at {at}", record.status, record.refusal));
+                }
+            }
+        }
+        let mut restore = redis::pipe();
+        restore.cmd("DEL").arg(&key).ignore();
+        restore.cmd("HSET").arg(&key).arg(original).ignore();
+        let () = restore.query_async(&mut con).await.unwrap();
+        forgeable
+    }
+
+    /// The tag stored in case `id`'s hash.
+    async fn stored_tag(&self, id: &str) -> String {
+        redis::cmd("HGET")
+            .arg(format!("{}:{{{id}}}:case", self.prefix))
+            .arg("mac")
+            .query_async(&mut self.con.clone())
+            .await
+            .unwrap()
+    }
+
+    /// No tag in `tags` (captured during a step at `at`) verifies for any state of case `id` but
+    /// the stored one; and the capture saw the step's own tag (so it could see the others).
+    async fn assert_no_forgeable_state(&self, id: &str, tags: &[String], at: i64) {
+        let own = self.stored_tag(id).await;
+        assert!(tags.contains(&own), "the capture saw the step's tags: {tags:?}");
+        let forgeable = self.forgeable_states(id, tags, at).await;
+        assert!(forgeable.is_empty(), "{id}: tags sent to Redis forge {forgeable:?}");
+        assert!(self.store.get(id).await.is_ok(), "put back");
+    }
+
+    async fn claim_four_eyes(&self, reviewer: &str, now: i64) -> Option<String> {
+        self.store
+            .claim_next(reviewer, now, now + LEASE, true, false)
+            .await
+            .unwrap()
+            .map(|c| c.case.id)
+    }
+}
+
+/// A decision hands Redis the tag of the outcome it decided and of no other: not the `verified` tag
+/// beside a rejection, a first approval of two, or an approval refused by the anchor limit. (Before,
+/// every outcome's tag went along as a script argument: anyone seeing `MONITOR` or `SLOWLOG` who
+/// could write one hash turned such a case into `verified`.)
+#[tokio::test]
+async fn a_decision_sends_redis_no_tag_of_an_outcome_it_did_not_decide() {
+    let Some(f) = Fixture::start().await else { return };
+
+    f.queue_case("vf_rejected", "acct-1", NOW).await;
+    assert_eq!(f.claim("rev-1", NOW + 1).await.as_deref(), Some("vf_rejected"));
+    let decide = f
+        .store
+        .decide("vf_rejected", "rev-1", ReviewVerdict::Reject, 1, None, NOW + 2);
+    let (record, tags) = f.tags_sent_during(decide).await;
+    assert_eq!(record.unwrap().status, CaseStatus::NotVerified);
+    f.assert_no_forgeable_state("vf_rejected", &tags, NOW + 2).await;
+
+    // Four-eyes: the first approval changes no status, so it needs no new tag at all.
+    f.queue_case("vf_two", "acct-2", NOW).await;
+    assert_eq!(f.claim_four_eyes("rev-1", NOW + 3).await.as_deref(), Some("vf_two"));
+    let decide = f
+        .store
+        .decide("vf_two", "rev-1", ReviewVerdict::Approve, 2, None, NOW + 4);
+    let (record, tags) = f.tags_sent_during(decide).await;
+    assert_eq!(record.unwrap().status, CaseStatus::PendingReview);
+    f.assert_no_forgeable_state("vf_two", &tags, NOW + 4).await;
+    // The second approval still verifies it.
+    assert_eq!(f.claim_four_eyes("rev-2", NOW + 5).await.as_deref(), Some("vf_two"));
+    let record = f
+        .store
+        .decide("vf_two", "rev-2", ReviewVerdict::Approve, 2, None, NOW + 6)
+        .await
+        .unwrap();
+    assert_eq!(record.status, CaseStatus::Verified);
+
+    // An approval refused by the anchor-accounts-per-ID limit.
+    let anchor = AnchorClaim {
+        index: "bi:one-id".into(),
+        consult: vec!["bi:one-id".into()],
+        max_accounts: 1,
+        ttl_seconds: 3_600,
+    };
+    f.queue_case_of("vf_first", "acct-3", Purpose::Anchor, NOW).await;
+    f.queue_case_of("vf_limited", "acct-4", Purpose::Anchor, NOW).await;
+    assert_eq!(f.claim("rev-1", NOW + 7).await.as_deref(), Some("vf_first"));
+    let record = f
+        .store
+        .decide(
+            "vf_first",
+            "rev-1",
+            ReviewVerdict::Approve,
+            1,
+            Some(anchor.clone()),
+            NOW + 8,
+        )
+        .await
+        .unwrap();
+    assert_eq!(record.status, CaseStatus::Verified);
+    assert_eq!(f.claim("rev-1", NOW + 9).await.as_deref(), Some("vf_limited"));
+    let decide = f
+        .store
+        .decide("vf_limited", "rev-1", ReviewVerdict::Approve, 1, Some(anchor), NOW + 10);
+    let (record, tags) = f.tags_sent_during(decide).await;
+    let record = record.unwrap();
+    assert_eq!(
+        (record.status, record.refusal),
+        (
+            CaseStatus::NotVerified,
+            Some(idgate::domain::CaseRefusal::IdAccountLimit)
+        )
+    );
+    f.assert_no_forgeable_state("vf_limited", &tags, NOW + 10).await;
+}
+
+/// A case whose erasure arrived while its provider answered ends `erased`; the step that ends it
+/// hands Redis the erased record's tag only, never one of the provider's verdict.
+#[tokio::test]
+async fn finishing_an_erased_case_sends_redis_no_tag_of_the_verdict() {
+    let Some(f) = Fixture::start().await else { return };
+    f.begin_case("vf_gone", "acct-1", Purpose::Radio, NOW).await;
+    assert_eq!(
+        f.store.erase_account("acct-1", None, NOW + 1).await.unwrap(),
+        ["vf_gone"],
+        "marked while processing"
+    );
+    let finish = Finish {
+        status: CaseStatus::Verified,
+        provider: Some("p".into()),
+        ..Finish::default()
+    };
+    let (record, tags) = f.tags_sent_during(f.store.finish("vf_gone", finish, NOW + 2)).await;
+    assert_eq!(record.unwrap().status, CaseStatus::Erased);
+    f.assert_no_forgeable_state("vf_gone", &tags, NOW + 2).await;
 }

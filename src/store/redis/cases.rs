@@ -192,47 +192,62 @@ impl CaseStore for RedisStore {
                 .await?;
         }
         let keys = &self.inner.record_keys.load();
-        let new_mac = mac_after(keys, &current, status, refusal, now_unix);
-        let erased_mac = mac_after(keys, &current, CaseStatus::Erased, None, now_unix);
         let anchor_index = anchor.as_ref().map(|c| c.index.as_str()).unwrap_or("");
         let review_reason = match status {
             CaseStatus::PendingReview => finish.review_reason.map_or("", ReviewReason::code),
             _ => "",
         };
-        let reply = self
-            .case_script(
-                OP,
-                &FINISH,
-                id,
-                &[
-                    status.as_str().as_bytes(),
-                    now_unix.to_string().as_bytes(),
-                    self.inner.record_ttl_seconds.to_string().as_bytes(),
-                    if status.is_final() { b"1" } else { b"0" },
-                    finish.provider.as_deref().unwrap_or("").as_bytes(),
-                    refusal.map_or("", CaseRefusal::code).as_bytes(),
-                    expires_at.as_bytes(),
-                    ttl_ms.as_bytes(),
-                    &key,
-                    &body,
-                    old_mac.as_bytes(),
-                    new_mac.as_bytes(),
-                    erased_mac.as_bytes(),
-                    anchor_index.as_bytes(),
-                    review_reason.as_bytes(),
-                    &face_key,
-                    &face_body,
-                    ReviewReason::DocumentReviewRequested.code().as_bytes(),
-                    if finish.documents_complete { b"1" } else { b"0" },
-                ],
-            )
-            .await?;
-        match reply.status.as_str() {
-            "not_found" => return Err(StoreError::NotFound),
-            "conflict" => return Err(StoreError::Conflict),
-            "ok" | "erased" => {}
-            _ => return Err(corrupt(OP, "reply")),
-        }
+        // Only the tag of the record this step writes is sent: the provider's verdict, or `erased`
+        // when erasure arrived meanwhile (never both: a `verified` tag beside an erased record would
+        // let anyone who sees script arguments forge a verified case). The erasure mark is not
+        // covered by the tag, so the script checks it is what was read here (`changed`: it appeared
+        // meanwhile, and the next try sends the other tag).
+        let mut erasing = current.erase_requested;
+        let mut tries = 0;
+        let reply = loop {
+            tries += 1;
+            let tag = if erasing {
+                mac_after(keys, &current, CaseStatus::Erased, None, now_unix)
+            } else {
+                mac_after(keys, &current, status, refusal, now_unix)
+            };
+            let reply = self
+                .case_script(
+                    OP,
+                    &FINISH,
+                    id,
+                    &[
+                        status.as_str().as_bytes(),
+                        now_unix.to_string().as_bytes(),
+                        self.inner.record_ttl_seconds.to_string().as_bytes(),
+                        if status.is_final() { b"1" } else { b"0" },
+                        finish.provider.as_deref().unwrap_or("").as_bytes(),
+                        refusal.map_or("", CaseRefusal::code).as_bytes(),
+                        expires_at.as_bytes(),
+                        ttl_ms.as_bytes(),
+                        &key,
+                        &body,
+                        old_mac.as_bytes(),
+                        tag.as_bytes(),
+                        if erasing { b"1" } else { b"0" },
+                        anchor_index.as_bytes(),
+                        review_reason.as_bytes(),
+                        &face_key,
+                        &face_body,
+                        ReviewReason::DocumentReviewRequested.code().as_bytes(),
+                        if finish.documents_complete { b"1" } else { b"0" },
+                    ],
+                )
+                .await?;
+            match reply.status.as_str() {
+                "changed" if tries < 3 => erasing = !erasing,
+                "changed" => return Err(StoreError::Conflict),
+                "not_found" => return Err(StoreError::NotFound),
+                "conflict" => return Err(StoreError::Conflict),
+                "ok" | "erased" => break reply,
+                _ => return Err(corrupt(OP, "reply")),
+            }
+        };
         let record = reply.record(keys, OP, id)?;
         self.step("finish:after-script");
         if let Some(claim) = &anchor

@@ -133,6 +133,41 @@ static SCRIPTS: LazyLock<ReviewScripts> = LazyLock::new(|| {
     }
 });
 
+/// What one decision step does, decided by the gateway before the step (see `decide`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// An approval that is not the last one needed: back to the queue, status unchanged.
+    Requeue,
+    /// The last approval: `verified`.
+    Verify,
+    /// The last approval, refused by the anchor-accounts-per-ID limit.
+    Limit,
+    /// A rejection.
+    Reject,
+}
+
+impl Outcome {
+    /// The word `review_decide.lua` takes.
+    fn word(self) -> &'static str {
+        match self {
+            Self::Requeue => "requeue",
+            Self::Verify => "verify",
+            Self::Limit => "limit",
+            Self::Reject => "reject",
+        }
+    }
+
+    /// The status and refusal the step writes (`None`: the status stays as it is, no new tag).
+    fn written(self) -> Option<(CaseStatus, Option<CaseRefusal>)> {
+        match self {
+            Self::Requeue => None,
+            Self::Verify => Some((CaseStatus::Verified, None)),
+            Self::Limit => Some((CaseStatus::NotVerified, Some(CaseRefusal::IdAccountLimit))),
+            Self::Reject => Some((CaseStatus::NotVerified, None)),
+        }
+    }
+}
+
 /// A queue entry as delivered: its id, and the case it names (`None`: deleted or malformed).
 pub(crate) struct Entry {
     id: String,
@@ -607,10 +642,29 @@ impl ReviewQueue for RedisStore {
     ) -> Result<CaseRecord, ReviewError> {
         const OP: &str = "decide";
         let (current, old_mac) = self.read_tagged(OP, case_id).await?.ok_or(ReviewError::NotPending)?;
-        // A verifying approval of an anchor case needs its binding, judged before the step that
-        // would verify the case; the binding counts only once that step made the case `verified`.
+        // What this step will do is decided here, from the approvals given so far, and only that
+        // outcome's tag is computed and sent: a tag for an outcome the gateway has not decided (a
+        // `verified` one beside a rejection, or beside a first approval of two) would let anyone who
+        // sees script arguments and can write the case hash forge that outcome. The script refuses
+        // (`changed`) when the case or its approvals are not what this was decided from.
+        let given: Option<Vec<u8>> = self
+            .query(
+                OP,
+                redis::cmd("HGET").arg(self.inner.keys.review(case_id)).arg("approvals"),
+            )
+            .await?;
+        let required = approvals_required.max(1);
+        let last_approval = {
+            let mut approvals = decode_list(OP, "approvals", given.as_ref())?;
+            if !approvals.iter().any(|r| r == reviewer) {
+                approvals.push(reviewer.to_owned());
+            }
+            approvals.len() >= usize::from(required)
+        };
+        // The last approval of an anchor case needs its binding, judged before the step that would
+        // verify the case; the binding counts only once that step made the case `verified`.
         let anchor = match (verdict, anchor) {
-            (ReviewVerdict::Approve, Some(claim)) if current.status == CaseStatus::PendingReview => {
+            (ReviewVerdict::Approve, Some(claim)) if last_approval && current.status == CaseStatus::PendingReview => {
                 // The candidate is in flight while the reviewer's lease lasts at most.
                 let allowed = self
                     .anchor_allows(OP, &current, &claim, now_unix + 60, now_unix)
@@ -619,58 +673,55 @@ impl ReviewQueue for RedisStore {
             }
             _ => None,
         };
-        let limited = anchor.as_ref().is_some_and(|(_, allowed)| !allowed);
+        let outcome = match (verdict, last_approval, &anchor) {
+            (ReviewVerdict::Reject, _, _) => Outcome::Reject,
+            (ReviewVerdict::Approve, false, _) => Outcome::Requeue,
+            (ReviewVerdict::Approve, true, Some((_, false))) => Outcome::Limit,
+            (ReviewVerdict::Approve, true, _) => Outcome::Verify,
+        };
         let anchor_index = match &anchor {
             Some((claim, true)) => claim.index.as_str(),
             _ => "",
         };
         let keys = &self.inner.record_keys.load();
-        let verified_mac = mac_after(keys, &current, CaseStatus::Verified, None, now_unix);
-        let rejected_mac = mac_after(keys, &current, CaseStatus::NotVerified, None, now_unix);
-        let limited_mac = mac_after(
-            keys,
-            &current,
-            CaseStatus::NotVerified,
-            Some(CaseRefusal::IdAccountLimit),
-            now_unix,
-        );
-        let verdict_word = match verdict {
-            ReviewVerdict::Approve => "approve",
-            ReviewVerdict::Reject => "reject",
-        };
-        let required = approvals_required.max(1).to_string();
+        let tag = outcome
+            .written()
+            .map(|(status, refusal)| mac_after(keys, &current, status, refusal, now_unix))
+            .unwrap_or_default();
+        let required = required.to_string();
         let now = now_unix.to_string();
         let ttl = self.inner.record_ttl_seconds.to_string();
         self.step("decide:before-script");
-        let mut reply = self
+        let reply = self
             .leased_script(
                 OP,
                 &SCRIPTS.decide,
                 case_id,
                 &[
                     reviewer.as_bytes(),
-                    verdict_word.as_bytes(),
+                    outcome.word().as_bytes(),
                     required.as_bytes(),
                     now.as_bytes(),
                     ttl.as_bytes(),
                     old_mac.as_bytes(),
-                    verified_mac.as_bytes(),
-                    rejected_mac.as_bytes(),
-                    limited_mac.as_bytes(),
-                    if limited {
-                        CaseRefusal::IdAccountLimit.code()
-                    } else {
-                        ""
-                    }
-                    .as_bytes(),
+                    tag.as_bytes(),
+                    CaseRefusal::IdAccountLimit.code().as_bytes(),
                     anchor_index.as_bytes(),
+                    given.as_deref().unwrap_or_default(),
                 ],
             )
-            .await?;
+            .await;
+        let mut reply = match reply {
+            Ok(reply) if reply.status != "changed" => reply,
+            other => {
+                // Nothing was decided: a candidate binding written for this step binds nothing.
+                if let Some((claim, true)) = &anchor {
+                    self.drop_candidate(OP, &current, claim).await?;
+                }
+                return Err(other.err().unwrap_or_else(|| StoreError::Conflict.into()));
+            }
+        };
         let status = std::mem::take(&mut reply.status);
-        if status == "changed" {
-            return Err(StoreError::Conflict.into());
-        }
         if reply.rest.is_empty() {
             return Err(corrupt(OP, "reply").into());
         }
