@@ -251,24 +251,11 @@ async fn a_second_entry_of_a_case_is_dropped() {
 /// holding everything, face included, and no face values. The review use case still opens it, hands
 /// the reviewer the face with the rest, and decides it — on the embedded store and on Redis.
 async fn a_record_written_as_one_envelope_is_still_reviewed(store: std::sync::Arc<dyn FullStoreForOldShape>) {
-    use idgate::audit::AuditTrail;
-    use idgate::clock::ManualClock;
-    use idgate::crypto::SecretKey32;
-    use idgate::crypto::blind_index::BlindIndexer;
-    use idgate::crypto::envelope::{Kek, KekRing};
     use idgate::crypto::sealing::{Context, OpeningKey};
     use idgate::domain::{IdentityFields, VerificationId};
-    use idgate::review::{ReasonCode, ReviewDesk, ReviewSettings};
-    use std::sync::Arc;
+    use idgate::review::ReasonCode;
 
-    let keks = Arc::new(
-        KekRing::new(vec![Kek {
-            id: "kek-1".into(),
-            created_at_unix: 1,
-            key: SecretKey32::random().unwrap(),
-        }])
-        .unwrap(),
-    );
+    let keks = test_keks();
     let id = idgate::crypto::random::id("vf_").unwrap();
     let mut fields = IdentityFields::default();
     fields.name = "张三丰".into();
@@ -308,26 +295,7 @@ async fn a_record_written_as_one_envelope_is_still_reviewed(store: std::sync::Ar
     };
     store.finish(&id, finish, NOW).await.unwrap();
 
-    let clock = Arc::new(ManualClock::new(NOW + 1));
-    let audit = AuditTrail::new(
-        store.clone().as_store(),
-        clock.clone(),
-        std::time::Duration::from_secs(86_400),
-    );
-    let review = ReviewDesk::new(
-        store.clone().as_queue(),
-        store.clone().as_store(),
-        keks,
-        Arc::new(BlindIndexer::new("bk".into(), &SecretKey32::random().unwrap())),
-        audit,
-        clock,
-        ReviewSettings {
-            lease: std::time::Duration::from_secs(LEASE as u64),
-            approvals_required: 1,
-            anchor_needs_supplement: false,
-            anchor_limits: idgate::decision::Limits::default(),
-        },
-    );
+    let review = review_desk(store.clone(), keks);
     let key = OpeningKey::generate().unwrap();
     review.register_key("rev-1", key.public_key()).await.unwrap();
     let claimed = review
@@ -359,6 +327,52 @@ async fn a_record_written_as_one_envelope_is_still_reviewed(store: std::sync::Ar
         .unwrap();
     assert_eq!(status, CaseStatus::Verified);
     assert!(store.sealed_pii(&id).await.unwrap().is_none(), "shredded as before");
+}
+
+fn test_keks() -> std::sync::Arc<idgate::crypto::envelope::KekRing> {
+    use idgate::crypto::envelope::{Kek, KekRing};
+    std::sync::Arc::new(
+        KekRing::new(vec![Kek {
+            id: "kek-1".into(),
+            created_at_unix: 1,
+            key: idgate::crypto::SecretKey32::random().unwrap(),
+        }])
+        .unwrap(),
+    )
+}
+
+/// The review use case over `store` at `NOW + 1`: one approval needed, anchors offered without a
+/// supplement, one anchor account per ID.
+fn review_desk(
+    store: std::sync::Arc<dyn FullStoreForOldShape>,
+    keks: std::sync::Arc<idgate::crypto::envelope::KekRing>,
+) -> idgate::review::ReviewDesk {
+    use idgate::clock::ManualClock;
+    use idgate::crypto::blind_index::BlindIndexer;
+    use std::sync::Arc;
+    let clock = Arc::new(ManualClock::new(NOW + 1));
+    let audit = idgate::audit::AuditTrail::new(
+        store.clone().as_store(),
+        clock.clone(),
+        std::time::Duration::from_secs(86_400),
+    );
+    idgate::review::ReviewDesk::new(
+        store.clone().as_queue(),
+        store.as_store(),
+        keks,
+        Arc::new(BlindIndexer::new(
+            "bk".into(),
+            &idgate::crypto::SecretKey32::random().unwrap(),
+        )),
+        audit,
+        clock,
+        idgate::review::ReviewSettings {
+            lease: std::time::Duration::from_secs(LEASE as u64),
+            approvals_required: 1,
+            anchor_needs_supplement: false,
+            anchor_limits: idgate::decision::Limits::default(),
+        },
+    )
 }
 
 /// A store seen as both interfaces the review use case takes.
@@ -603,4 +617,107 @@ async fn finishing_an_erased_case_sends_redis_no_tag_of_the_verdict() {
     let (record, tags) = f.tags_sent_during(f.store.finish("vf_gone", finish, NOW + 2)).await;
     assert_eq!(record.unwrap().status, CaseStatus::Erased);
     f.assert_no_forgeable_state("vf_gone", &tags, NOW + 2).await;
+}
+
+/// A pending anchor case whose sealed data is gone (evicted by a Redis that is not `noeviction`) is
+/// not approved: its anchor-accounts-per-ID limit reads the ID number from that data, and approving
+/// without it would verify an account the limit may refuse. A rejection still ends it.
+#[tokio::test]
+async fn a_pending_anchor_case_whose_data_was_evicted_is_not_approved() {
+    use idgate::domain::{IdentityFields, VerificationId};
+    use idgate::review::{ReasonCode, ReviewUseError};
+    use idgate::store::ReviewError;
+
+    let Some(f) = Fixture::start().await else { return };
+    let keks = test_keks();
+    let id = idgate::crypto::random::id("vf_").unwrap();
+    let mut fields = IdentityFields::default();
+    fields.name = "张三丰".into();
+    fields.id_number = "11010519491231002X".into();
+    let (wrapped_key, body) = keks
+        .seal(
+            &id,
+            idgate::material::PII_FIELD_IDENTITY,
+            &idgate::material::encode_fields(&fields),
+        )
+        .unwrap();
+    f.begin_case(&id, "acct-evicted", Purpose::Anchor, NOW).await;
+    let finish = Finish {
+        status: CaseStatus::PendingReview,
+        pii: Some((
+            SealedPii {
+                wrapped_key,
+                body,
+                face: None,
+            },
+            NOW + 3_600,
+        )),
+        ..Finish::default()
+    };
+    f.store.finish(&id, finish, NOW).await.unwrap();
+    let review = review_desk(std::sync::Arc::new(f.store.clone()), keks);
+    let key = idgate::crypto::sealing::OpeningKey::generate().unwrap();
+    review.register_key("rev-1", key.public_key()).await.unwrap();
+    let claimed = review.claim_next("rev-1").await.unwrap().expect("offered");
+    assert_eq!(claimed.case_id, id);
+
+    // Evicted under memory pressure.
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{}:{{{id}}}:pii:key", f.prefix))
+        .arg(format!("{}:{{{id}}}:pii:body", f.prefix))
+        .query_async(&mut f.con.clone())
+        .await
+        .unwrap();
+    let case = VerificationId::parse(&id).unwrap();
+    let reason = ReasonCode::parse("DOCS_MATCH").unwrap();
+    let approval = review.decide("rev-1", &case, ReviewVerdict::Approve, &reason).await;
+    assert!(
+        matches!(approval, Err(ReviewUseError::Queue(ReviewError::NotPending))),
+        "refused, not verified without its limit"
+    );
+    let record = f.store.get(&id).await.unwrap().unwrap();
+    assert_eq!(record.status, CaseStatus::PendingReview);
+    assert_eq!(
+        review
+            .decide("rev-1", &case, ReviewVerdict::Reject, &reason)
+            .await
+            .unwrap(),
+        CaseStatus::NotVerified
+    );
+}
+
+/// A Redis that may evict keys is refused at connect; `noeviction` (the default) is accepted.
+#[tokio::test]
+async fn an_evicting_redis_is_refused_at_connect() {
+    let Some(f) = Fixture::start().await else { return };
+    let set = |policy: &'static str| {
+        let mut con = f.con.clone();
+        async move {
+            let () = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("maxmemory-policy")
+                .arg(policy)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+        }
+    };
+    for policy in ["allkeys-lru", "volatile-ttl"] {
+        set(policy).await;
+        let refused = RedisStore::standalone(&f.url, test_options()).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("maxmemory-policy must be noeviction"),
+            "{policy}: {refused}"
+        );
+    }
+    set("noeviction").await;
+    assert!(RedisStore::standalone(&f.url, test_options()).await.is_ok());
+}
+
+/// A gateway ACL user without `CONFIG` cannot read the policy: the store warns and connects.
+#[tokio::test]
+async fn an_acl_user_without_config_still_connects() {
+    if support::redis::locked_down_redis().await.is_none() {
+        assert!(!redis_tests_enabled());
+    }
 }
