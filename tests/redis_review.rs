@@ -10,7 +10,7 @@
 mod support;
 
 use idgate::crypto::envelope::{Body, WrappedKey};
-use idgate::domain::{AccountId, Purpose, RequestId};
+use idgate::domain::{AccountId, Purpose, RequestId, ReviewReason};
 use idgate::store::redis::RedisStore;
 use idgate::store::{
     AnchorClaim, CaseRecord, CaseStatus, CaseStore, Finish, RetentionStore, ReviewQueue, ReviewVerdict, SealedPii,
@@ -81,6 +81,11 @@ impl Fixture {
     }
 
     async fn queue_case_of(&self, id: &str, account: &str, purpose: Purpose, at: i64) {
+        self.queue_case_why(id, account, purpose, at, None).await
+    }
+
+    /// A case queued for `why` (its documents not in yet).
+    async fn queue_case_why(&self, id: &str, account: &str, purpose: Purpose, at: i64, why: Option<ReviewReason>) {
         self.begin_case(id, account, purpose, at).await;
         let pii = SealedPii {
             wrapped_key: WrappedKey {
@@ -101,7 +106,7 @@ impl Fixture {
             refusal: None,
             pii: Some((pii, at + 3_600)),
             anchor: None,
-            review_reason: None,
+            review_reason: why,
             documents_complete: false,
         };
         self.store.finish(id, finish, at).await.unwrap();
@@ -403,10 +408,9 @@ async fn a_record_written_as_one_envelope_is_still_reviewed_on_redis() {
 }
 
 impl Fixture {
-    /// What `action` returns, and every argument shaped like a record tag (`<key id>:<hex digest>`)
-    /// of the commands Redis received meanwhile, as anyone allowed `MONITOR` (or `SLOWLOG GET`, or
-    /// on the path of a plain `redis://` link) sees them.
-    async fn tags_sent_during<T>(&self, action: impl std::future::Future<Output = T>) -> (T, Vec<String>) {
+    /// What `action` returns, and the commands Redis received meanwhile as `MONITOR` shows them
+    /// (one line each; commands a script ran are marked `lua`).
+    async fn monitored<T>(&self, action: impl std::future::Future<Output = T>) -> (T, Vec<String>) {
         use futures_util::StreamExt;
         let client = redis::Client::open(self.url.as_str()).unwrap();
         // Returns once Redis confirmed MONITOR: every later command is seen.
@@ -419,28 +423,44 @@ impl Fixture {
             .query_async(&mut self.con.clone())
             .await
             .unwrap();
-        let mut tags = Vec::new();
+        let mut seen = Vec::new();
         let read = async {
             while let Some(line) = lines.next().await {
                 if line.contains(sentinel) {
                     return;
                 }
-                // MONITOR quotes each argument; a tag needs no escaping.
-                for token in line.split('"') {
-                    if let Some((key_id, digest)) = token.rsplit_once(':')
-                        && !key_id.is_empty()
-                        && digest.len() >= 32
-                        && digest.bytes().all(|b| b.is_ascii_hexdigit())
-                    {
-                        tags.push(token.to_owned());
-                    }
-                }
+                seen.push(line);
             }
             panic!("the monitor connection ended");
         };
         tokio::time::timeout(std::time::Duration::from_secs(10), read)
             .await
             .expect("the capture ends with its sentinel");
+        (out, seen)
+    }
+
+    /// The round trips (commands a client sent, not those its scripts ran) while `action` ran.
+    async fn round_trips<T>(&self, action: impl std::future::Future<Output = T>) -> (T, usize) {
+        let (out, lines) = self.monitored(action).await;
+        (out, lines.iter().filter(|line| !line.contains(" lua] ")).count())
+    }
+
+    /// What `action` returns, and every argument shaped like a record tag (`<key id>:<hex digest>`)
+    /// of the commands Redis received meanwhile, as anyone allowed `MONITOR` (or `SLOWLOG GET`, or
+    /// on the path of a plain `redis://` link) sees them.
+    async fn tags_sent_during<T>(&self, action: impl std::future::Future<Output = T>) -> (T, Vec<String>) {
+        let (out, lines) = self.monitored(action).await;
+        // MONITOR quotes each argument; a tag needs no escaping.
+        let tags = lines
+            .iter()
+            .flat_map(|line| line.split('"'))
+            .filter(|token| {
+                token.rsplit_once(':').is_some_and(|(key_id, digest)| {
+                    !key_id.is_empty() && digest.len() >= 32 && digest.bytes().all(|b| b.is_ascii_hexdigit())
+                })
+            })
+            .map(str::to_owned)
+            .collect();
         (out, tags)
     }
 
@@ -720,4 +740,116 @@ async fn an_acl_user_without_config_still_connects() {
     if support::redis::locked_down_redis().await.is_none() {
         assert!(!redis_tests_enabled());
     }
+}
+
+/// Cases waiting for their documents stay out of the queue's walk: with more than 10 000 of them
+/// (document-review cases without their ID card photos) a ready case is claimed in a handful of
+/// round trips (before, every claim walked them and gave up after 10 000, answering "queue empty"),
+/// `queue_stats` counts them in a handful too, four-eyes still hands a case one reviewer approved
+/// to the next at once, and a supplement that completes a waiting case queues it again.
+#[tokio::test]
+async fn ten_thousand_cases_waiting_for_documents_never_starve_the_queue() {
+    use futures_util::future::join_all;
+    let Some(f) = Fixture::start().await else { return };
+    const WAITING: usize = 10_001;
+    let ids: Vec<String> = (0..WAITING).map(|i| format!("vf_w{i:05}")).collect();
+    for chunk in ids.chunks(500) {
+        join_all(chunk.iter().map(|id| {
+            f.queue_case_why(
+                id,
+                "acct-w",
+                Purpose::Radio,
+                NOW,
+                Some(ReviewReason::DocumentReviewRequested),
+            )
+        }))
+        .await;
+    }
+    f.queue_case("vf_ready", "acct-r", NOW + 1).await;
+    const BOUND: usize = 16;
+
+    let claim = f.store.claim_next("rev-1", NOW + 2, NOW + 2 + LEASE, true, true);
+    let (claim, trips) = f.round_trips(claim).await;
+    assert_eq!(claim.unwrap().map(|c| c.case.id).as_deref(), Some("vf_ready"));
+    assert!(trips <= BOUND, "a claim took {trips} round trips");
+
+    let (stats, trips) = f.round_trips(f.store.queue_stats(NOW + 3)).await;
+    let stats = stats.unwrap();
+    assert_eq!((stats.pending, stats.claimed), (WAITING as u64, 1));
+    assert_eq!(stats.oldest_pending_age_seconds, 3);
+    assert!(trips <= BOUND, "queue_stats took {trips} round trips");
+
+    // Four-eyes: one approval, and the next reviewer gets the case at once.
+    f.store
+        .decide("vf_ready", "rev-1", ReviewVerdict::Approve, 2, None, NOW + 4)
+        .await
+        .unwrap();
+    let claim = f.store.claim_next("rev-1", NOW + 5, NOW + 5 + LEASE, true, true);
+    let (claim, trips) = f.round_trips(claim).await;
+    assert!(claim.unwrap().is_none(), "not the same reviewer twice");
+    assert!(trips <= BOUND, "a claim took {trips} round trips");
+    let claim = f.store.claim_next("rev-2", NOW + 5, NOW + 5 + LEASE, true, true);
+    let (claim, trips) = f.round_trips(claim).await;
+    assert_eq!(claim.unwrap().map(|c| c.case.id).as_deref(), Some("vf_ready"));
+    assert!(trips <= BOUND, "a claim took {trips} round trips");
+
+    // Its documents come: queued again, and claimed.
+    let held = f.store.sealed_pii("vf_w00000").await.unwrap().unwrap();
+    assert!(
+        f.store
+            .apply_supplement("vf_w00000", "s-1", &held.wrapped_key, held.clone(), true)
+            .await
+            .unwrap()
+    );
+    let claim = f.store.claim_next("rev-3", NOW + 6, NOW + 6 + LEASE, true, true);
+    let (claim, trips) = f.round_trips(claim).await;
+    assert_eq!(claim.unwrap().map(|c| c.case.id).as_deref(), Some("vf_w00000"));
+    assert!(trips <= BOUND, "a claim took {trips} round trips");
+    // The others still wait, and the sweep leaves them where they are.
+    f.store.sweep(NOW + 61, 0).await.unwrap();
+    assert_eq!(f.claim("rev-4", NOW + 61).await, None);
+    assert_eq!(
+        f.entries().await.len(),
+        2,
+        "only the two claimed cases are in the stream"
+    );
+}
+
+/// An anchor case that waits for its supplement leaves the queue the first time a claimer with
+/// supplement gating meets it: later claims do not walk it again, and its supplement queues it
+/// again. A claimer without gating takes such cases back.
+#[tokio::test]
+async fn anchor_cases_waiting_for_their_supplement_leave_the_walk() {
+    let Some(f) = Fixture::start().await else { return };
+    for i in 0..50 {
+        f.queue_case_of(&format!("vf_a{i:02}"), "acct-a", Purpose::Anchor, NOW)
+            .await;
+    }
+    f.queue_case("vf_ready", "acct-r", NOW + 1).await;
+    let gated = |reviewer: &'static str, now: i64| f.store.claim_next(reviewer, now, now + LEASE, false, true);
+    let (claim, _) = f.round_trips(gated("rev-1", NOW + 2)).await;
+    assert_eq!(claim.unwrap().map(|c| c.case.id).as_deref(), Some("vf_ready"));
+    f.queue_case("vf_next", "acct-r", NOW + 3).await;
+    let (claim, trips) = f.round_trips(gated("rev-2", NOW + 4)).await;
+    assert_eq!(claim.unwrap().map(|c| c.case.id).as_deref(), Some("vf_next"));
+    assert!(
+        trips <= 16,
+        "the waiting anchors were walked again: {trips} round trips"
+    );
+    assert_eq!(f.entries().await.len(), 2);
+    // A supplement completes one.
+    let held = f.store.sealed_pii("vf_a07").await.unwrap().unwrap();
+    f.store
+        .apply_supplement("vf_a07", "s-1", &held.wrapped_key, held.clone(), true)
+        .await
+        .unwrap();
+    let claim = gated("rev-3", NOW + 5).await.unwrap();
+    assert_eq!(claim.map(|c| c.case.id).as_deref(), Some("vf_a07"));
+    // Without gating they are ready: taken back and claimed, oldest first.
+    let claim = f
+        .store
+        .claim_next("rev-4", NOW + 6, NOW + 6 + LEASE, false, false)
+        .await
+        .unwrap();
+    assert_eq!(claim.map(|c| c.case.id).as_deref(), Some("vf_a00"));
 }

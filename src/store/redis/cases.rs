@@ -2,6 +2,10 @@
 //! one script on the case's slot; `finish` ends the provider phase in one script (applying an
 //! anchor claim judged just before it, see `limits.rs`); `watch` polls.
 //!
+//! `finish` sends Redis the integrity tag of the one record it writes (the provider's verdict, or
+//! `erased` when erasure was marked meanwhile), never another; a document-review case finished
+//! without its documents waits for them out of the review queue (see `review.rs`).
+//!
 //! Scripts: `cases_claim.lua`, `cases_finish.lua`, `cases_add_to_set.lua`.
 
 use std::sync::LazyLock;
@@ -244,10 +248,12 @@ impl CaseStore for RedisStore {
                 "changed" => return Err(StoreError::Conflict),
                 "not_found" => return Err(StoreError::NotFound),
                 "conflict" => return Err(StoreError::Conflict),
-                "ok" | "erased" => break reply,
+                "ok" | "erased" | "waiting" => break reply,
                 _ => return Err(corrupt(OP, "reply")),
             }
         };
+        // A document-review case without its documents waits for them out of the queue.
+        let waiting = reply.status == "waiting";
         let record = reply.record(keys, OP, id)?;
         self.step("finish:after-script");
         if let Some(claim) = &anchor
@@ -256,7 +262,7 @@ impl CaseStore for RedisStore {
             self.confirm_anchor(OP, &record, claim).await?;
         }
         // Only a case whose data is held gets a review hash (see FINISH) and so a queue entry.
-        if record.status == CaseStatus::PendingReview && !ttl_ms.is_empty() {
+        if record.status == CaseStatus::PendingReview && !ttl_ms.is_empty() && !waiting {
             self.enqueue_review(OP, id).await?;
         }
         if record.status.is_final() {

@@ -9,7 +9,9 @@
 -- 15 review reason?, 16 the face's wrapped key?, 17 the face's body?, 18 the document-review reason code, 19 the documents (ID card front,
 -- back, handheld photo) are all in the sealed material (`1`/`0`) — `?` = empty string for none.
 -- A case whose biometric consent was withdrawn while processing (`nobio`) keeps no face and, if
--- pending, is a document-review case.
+-- pending, is a document-review case. Replies: `not_found` | `conflict` | `changed` | `erased`, case |
+-- `ok`, case | `waiting`, case (pending, a document-review case without its documents: it waits for
+-- them out of the queue, see `review.rs`).
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
 if redis.call('HGET', KEYS[1], 'status') ~= 'processing' then return {'conflict'} end
 if redis.call('HGET', KEYS[1], 'mac') ~= ARGV[11] then return {'conflict'} end
@@ -42,6 +44,11 @@ if ARGV[7] ~= '' then
     redis.call('HSET', KEYS[4], 'queued', ARGV[2])
     if ARGV[19] == '1' then redis.call('HSET', KEYS[4], 'supplement', '1') end
     redis.call('PEXPIRE', KEYS[4], ARGV[8])
+    if redis.call('HGET', KEYS[1], 'why') == ARGV[18] and ARGV[19] ~= '1' then
+      -- A document-review case without its documents waits for them out of the queue.
+      redis.call('HSET', KEYS[4], 'waiting', 'docs')
+      return {'waiting', unpack(redis.call('HGETALL', KEYS[1]))}
+    end
   end
 end
 if ARGV[4] == '1' then redis.call('EXPIRE', KEYS[1], ARGV[3]) end

@@ -25,6 +25,8 @@
 //! | `P:bind:{<id index>}` | hash | account → `v:<case>` (bound by that verified case) or `c:<case>:<until>` (a candidate written just before the step that would verify the case; it binds only once that case is `verified`, counts while the case is in flight, and is dropped otherwise) | `ttl_seconds` after the last change |
 //! | `P:{<case>}:review` | hash | a case in the review queue (fields below); the truth about its lease | with the personal data; deleted when the case ends |
 //! | `P:review:queue` | stream + group `reviewers` | one entry `case=<id>` per queued case; the group's pending entries are the leases (see `review.rs`) | entries deleted when their case ends (or by the next claim that meets them) |
+//! | `P:review:waiting` | zset | anchor case id → `pii_expires_at_unix`: pending anchor cases waiting out of the queue for their supplement (so that a claimer without supplement gating can take them back; see `review.rs`) | — (entries removed when queued again, and by `sweep` once due) |
+//! | `P:review:leases` | zset | case id → lease end: the cases handed to reviewers (an index for `queue_stats`; the review hash is the truth) | — (entries removed on release and decision, and by `queue_stats` once ended) |
 //! | `P:reviewer:{<principal>}` | string | a reviewer's X25519 public key (32 bytes) | — (replaced on registration) |
 //!
 //! Case hash fields: `v` (encoding version, `2`), `id`, `account`, `request`, `principal`, `purpose`
@@ -38,7 +40,8 @@
 //!
 //! Review hash fields: `queued` (unix seconds, caller's clock), `entry` (its queue stream id), `holder`,
 //! `until`, `leased` (the lease: reviewer, end, start), `claimed`, `approvals`, `supplements` (JSON arrays of
-//! principals / supplement request ids), `supplement` (`1` once the supplement is complete). No personal data.
+//! principals / supplement request ids), `supplement` (`1` once the supplement is complete), `waiting`
+//! (`docs` or `anchor`: out of the queue until the supplement completes it). No personal data.
 //!
 //! The indexes live on other slots than the cases they point to, so they are updated in separate
 //! commands and may be stale: every reader of an index re-checks the case inside the case's script.
@@ -236,6 +239,12 @@ impl Keys {
     }
     fn review_queue(&self) -> String {
         format!("{}:review:queue", self.prefix)
+    }
+    fn review_waiting(&self) -> String {
+        format!("{}:review:waiting", self.prefix)
+    }
+    fn review_leases(&self) -> String {
+        format!("{}:review:leases", self.prefix)
     }
     fn reviewer(&self, principal: &str) -> String {
         format!("{}:reviewer:{{{principal}}}", self.prefix)

@@ -47,16 +47,35 @@
 //! place; only a case re-queued by the sweep's orphan repair (a gateway died between the case
 //! script and `XADD`) joins at the tail.
 //!
+//! # Cases waiting for their documents
+//!
+//! A case nobody may take before its ID card front, back and handheld photo are in (a
+//! document-review case always; an anchor case where the claimer gates anchors on their supplement)
+//! is not kept in the walk: its review hash is marked `waiting` (`docs` or `anchor`) and it has no
+//! queue entry. A document-review case finished without its documents is marked so by `finish` and
+//! never queued; any other is taken out by the first claim that meets it (the grant script marks
+//! it, the claimer drops the entry), an anchor case listed in `P:review:waiting` so that a claimer
+//! without supplement gating can take it back (a bounded batch per claim). The supplement that
+//! completes a waiting case queues it again (at the tail). The sweep's orphan repair leaves waiting
+//! cases alone.
+//!
 //! # Costs
 //!
 //! A claim walks the PEL from its start: live leases are skipped by Redis itself, but every parked
-//! entry (not ready for somebody) costs one script round trip. With many anchor cases waiting for a
-//! supplement that is linear in their number per claim. `queue_stats` reads every queued case's
-//! hash: correct, linear in the queue.
+//! entry (not ready for this reviewer: four-eyes leftovers they approved or claimed) costs one
+//! script round trip; cases waiting for documents are not in it. `queue_stats` counts the queued
+//! cases in the expiry index (`ZCOUNT`, one round trip), checks the leases of the lease index
+//! (about one per reviewer at work) against their review hashes, and reads the oldest queued cases
+//! in due order until one nobody holds: a few round trips whatever the queue's length. Its figures
+//! are those of the review hashes, except that a case expired or erased and not yet swept can count
+//! as pending until the sweep, and the oldest is taken in due order (arrival order while the
+//! retention setting is unchanged).
 //!
 //! # What it must never do
 //!
-//! Trust a stream entry or a PEL owner over the case script; use Redis's clock to decide a lease;
+//! Trust a stream entry or a PEL owner over the case script; compute or send the integrity tag of an
+//! outcome the gateway has not decided (a decision sends the tag of the one status it writes, a
+//! first approval of two none); use Redis's clock to decide a lease;
 //! log or put in an error any stored value (case ids and principals are logged by the use case, not
 //! here); panic on what Redis returns.
 
@@ -85,8 +104,14 @@ const UNASSIGNED: &str = "idgate unassigned";
 const PARKED_TIME_MS: i64 = 1;
 /// Round trips one claim may spend walking the queue before giving up for this call.
 const CLAIM_ROUNDS: usize = 10_000;
-/// Stream entries read per page by `queue_stats`.
-const STATS_PAGE: usize = 256;
+/// Cases of the expiry index read per page by `queue_stats` looking for the oldest one nobody holds.
+const STATS_PAGE: usize = 16;
+/// How far `queue_stats` looks for the oldest case nobody holds (past the held ones).
+const STATS_OLDEST_SCAN: usize = 4 * STATS_PAGE;
+/// Leases `queue_stats` reads at most (live ones: about one per reviewer at work).
+const STATS_LEASES: usize = 1_000;
+/// Waiting anchor cases one claim without supplement gating puts back into the queue.
+const REQUEUE_BATCH: isize = 64;
 /// A pending case without a queue entry is re-queued by the sweep only this long after it was
 /// queued, so that a `finish` still on its way to `XADD` is not raced.
 const ORPHAN_GRACE_SECONDS: i64 = 60;
@@ -352,10 +377,68 @@ impl RedisStore {
                 }
             }
             if ids.len() < super::BATCH as usize {
-                return Ok(());
+                break;
             }
             offset += super::BATCH;
         }
+        // Waiting anchor cases now due are expired by this sweep: nothing left to take back.
+        loop {
+            let due: Vec<String> = self
+                .query(
+                    OP,
+                    redis::cmd("ZRANGE")
+                        .arg(self.inner.keys.review_waiting())
+                        .arg("-inf")
+                        .arg(now_unix)
+                        .arg("BYSCORE")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(super::BATCH),
+                )
+                .await?;
+            self.zrem(OP, self.inner.keys.review_waiting(), &due).await?;
+            if due.len() < super::BATCH as usize {
+                return Ok(());
+            }
+        }
+    }
+
+    /// When case `case` was queued and until when it is leased, from its review hash (`None`: not
+    /// queued any more).
+    async fn queue_state(&self, op: &'static str, case: &str) -> Result<Option<(i64, Option<i64>)>, StoreError> {
+        let fields: Vec<Option<Vec<u8>>> = self
+            .query(
+                op,
+                redis::cmd("HMGET")
+                    .arg(self.inner.keys.review(case))
+                    .arg("queued")
+                    .arg("until"),
+            )
+            .await?;
+        let [queued, until] = <[Option<Vec<u8>>; 2]>::try_from(fields).map_err(|_| corrupt(op, "review"))?;
+        let Some(queued) = queued else { return Ok(None) };
+        let until = until.map(|u| decode_number(op, "until", &u)).transpose()?;
+        Ok(Some((decode_number(op, "queued", &queued)?, until)))
+    }
+
+    /// Puts anchor cases that wait out of the queue for a supplement only a claimer with supplement
+    /// gating needs back into the queue (a bounded batch per claim).
+    async fn requeue_waiting_anchors(&self, op: &'static str) -> Result<(), StoreError> {
+        let waiting: Vec<String> = self
+            .query(
+                op,
+                redis::cmd("ZRANGE")
+                    .arg(self.inner.keys.review_waiting())
+                    .arg(0)
+                    .arg(REQUEUE_BATCH - 1),
+            )
+            .await?;
+        for case in &waiting {
+            self.zrem(op, self.inner.keys.review_waiting(), std::slice::from_ref(case))
+                .await?;
+            self.enqueue_review(op, case).await?;
+        }
+        Ok(())
     }
 
     /// Takes an entry out of the queue for good.
@@ -471,6 +554,15 @@ impl RedisStore {
                 };
                 let case = reply.record(&self.inner.record_keys.load(), OP, &case_id)?;
                 self.hide_entry(OP, &entry.id, reviewer, reviewer, now_unix).await?;
+                let _: i64 = self
+                    .query(
+                        OP,
+                        redis::cmd("ZADD")
+                            .arg(self.inner.keys.review_leases())
+                            .arg(lease_until_unix)
+                            .arg(&case_id),
+                    )
+                    .await?;
                 Ok(Some(Claim {
                     case,
                     pii,
@@ -484,6 +576,24 @@ impl RedisStore {
                 let holder = reply.word(OP, 0)?;
                 let since: i64 = reply.word(OP, 1)?.parse().map_err(|_| corrupt(OP, "leased"))?;
                 self.hide_entry(OP, &entry.id, reviewer, &holder, since).await?;
+                Ok(None)
+            }
+            "waiting" => {
+                // Out of the queue until its documents are in (the supplement queues it again); an
+                // anchor case waiting only for the supplement gating is listed for claimers without it.
+                self.remove_entry(OP, &entry.id).await?;
+                if reply.word(OP, 0)? == "anchor" {
+                    let due: i64 = reply.word(OP, 1)?.parse().map_err(|_| corrupt(OP, "pii_exp"))?;
+                    let _: i64 = self
+                        .query(
+                            OP,
+                            redis::cmd("ZADD")
+                                .arg(self.inner.keys.review_waiting())
+                                .arg(due)
+                                .arg(&case_id),
+                        )
+                        .await?;
+                }
                 Ok(None)
             }
             "not_ready" => {
@@ -561,6 +671,11 @@ impl ReviewQueue for RedisStore {
                 anchor_needs_supplement,
             )
         };
+
+        if !anchor_needs_supplement {
+            // Anchor cases a claimer with supplement gating took out of the queue are ready for us.
+            self.requeue_waiting_anchors(OP).await?;
+        }
 
         // 1. The PEL, oldest first: parked entries and leases that may have run out.
         let mut cursor = "0-0".to_owned();
@@ -736,6 +851,8 @@ impl ReviewQueue for RedisStore {
                 self.drop_candidate(OP, &record, claim).await?;
             }
         }
+        self.zrem(OP, self.inner.keys.review_leases(), &[case_id.to_owned()])
+            .await?;
         match status.as_str() {
             "ended" => {
                 // The case script already ended it; these only tidy the indexes and the queue.
@@ -758,69 +875,91 @@ impl ReviewQueue for RedisStore {
         if reply.status != "released" {
             return Err(corrupt(OP, "reply").into());
         }
+        self.zrem(OP, self.inner.keys.review_leases(), &[case_id.to_owned()])
+            .await?;
         self.park_entry(OP, &reply.word(OP, 0)?).await?;
         Ok(())
     }
 
     async fn queue_stats(&self, now_unix: i64) -> Result<QueueStats, StoreError> {
         const OP: &str = "queue_stats";
-        let queue = self.inner.keys.review_queue();
-        let mut stats = QueueStats::default();
-        let mut oldest: Option<i64> = None;
-        let mut start = "-".to_owned();
-        loop {
-            let page: Value = self
+        let keys = &self.inner.keys;
+        let after_now = format!("({now_unix}");
+        // Every case pending review with its data held is in the expiry index until it is due.
+        let queued: u64 = self
+            .query(OP, redis::cmd("ZCOUNT").arg(keys.expiry()).arg(&after_now).arg("+inf"))
+            .await?;
+        // Leases that may be live (a handful: one per reviewer at work); each case's hash says
+        // whether it still is. Ended ones leave the index here.
+        let leased: Vec<String> = self
+            .query(
+                OP,
+                redis::cmd("ZRANGE")
+                    .arg(keys.review_leases())
+                    .arg(&after_now)
+                    .arg("+inf")
+                    .arg("BYSCORE")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(STATS_LEASES),
+            )
+            .await?;
+        let ended: Vec<String> = self
+            .query(
+                OP,
+                redis::cmd("ZRANGE")
+                    .arg(keys.review_leases())
+                    .arg("-inf")
+                    .arg(now_unix)
+                    .arg("BYSCORE")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(STATS_LEASES),
+            )
+            .await?;
+        self.zrem(OP, keys.review_leases(), &ended).await?;
+        let states = try_join_all(leased.iter().map(|case| self.queue_state(OP, case))).await?;
+        let held: std::collections::HashSet<&str> = leased
+            .iter()
+            .zip(&states)
+            .filter(|(_, state)| state.is_some_and(|(_, until)| until.is_some_and(|u| u > now_unix)))
+            .map(|(case, _)| case.as_str())
+            .collect();
+        let claimed = held.len() as u64;
+        // The oldest case nobody holds: the queue in due order (arrival order for one retention
+        // setting), skipping the held ones and any without a review hash.
+        let mut oldest = None;
+        let mut offset = 0;
+        while oldest.is_none() && offset < STATS_OLDEST_SCAN {
+            let page: Vec<String> = self
                 .query(
                     OP,
-                    redis::cmd("XRANGE")
-                        .arg(&queue)
-                        .arg(&start)
-                        .arg("+")
-                        .arg("COUNT")
+                    redis::cmd("ZRANGE")
+                        .arg(keys.expiry())
+                        .arg(&after_now)
+                        .arg("+inf")
+                        .arg("BYSCORE")
+                        .arg("LIMIT")
+                        .arg(offset)
                         .arg(STATS_PAGE),
                 )
                 .await?;
-            let entries = decode_entries(OP, &page)?;
-            // The entries are hints: each case's own hash says whether it is queued and leased.
-            let states = try_join_all(entries.iter().map(|entry| async move {
-                let Some(case) = &entry.case else { return Ok(None) };
-                let fields: Vec<Option<Vec<u8>>> = self
-                    .query(
-                        OP,
-                        redis::cmd("HMGET")
-                            .arg(self.inner.keys.review(case))
-                            .arg("queued")
-                            .arg("until")
-                            .arg("entry"),
-                    )
-                    .await?;
-                let [queued, until, recorded] =
-                    <[Option<Vec<u8>>; 3]>::try_from(fields).map_err(|_| corrupt(OP, "review"))?;
-                let Some(queued) = queued else { return Ok(None) };
-                // A duplicate entry of a case counts once, by the entry the case recorded.
-                if recorded.is_some_and(|r| r != entry.id.as_bytes()) {
-                    return Ok(None);
-                }
-                let queued = decode_number(OP, "queued", &queued)?;
-                let until = until.map(|u| decode_number(OP, "until", &u)).transpose()?;
-                Ok::<_, StoreError>(Some((queued, until)))
-            }))
-            .await?;
-            for (queued, until) in states.into_iter().flatten() {
-                if until.is_some_and(|u| u > now_unix) {
-                    stats.claimed += 1;
-                } else {
-                    stats.pending += 1;
-                    oldest = Some(oldest.map_or(queued, |o| o.min(queued)));
+            for case in page.iter().filter(|case| !held.contains(case.as_str())) {
+                if let Some((queued, _)) = self.queue_state(OP, case).await? {
+                    oldest = Some(queued);
+                    break;
                 }
             }
-            match entries.last() {
-                Some(last) if entries.len() == STATS_PAGE => start = format!("({}", last.id),
-                _ => break,
+            if page.len() < STATS_PAGE {
+                break;
             }
+            offset += STATS_PAGE;
         }
-        stats.oldest_pending_age_seconds = oldest.map_or(0, |at| (now_unix - at).max(0));
-        Ok(stats)
+        Ok(QueueStats {
+            pending: queued.saturating_sub(claimed),
+            claimed,
+            oldest_pending_age_seconds: oldest.map_or(0, |at: i64| (now_unix - at).max(0)),
+        })
     }
 
     async fn review_state(&self, case_id: &str) -> Result<Option<ReviewState>, StoreError> {
@@ -864,7 +1003,15 @@ impl ReviewQueue for RedisStore {
             )
             .await?;
         match reply.status.as_str() {
-            "applied" => Ok(true),
+            "applied" => {
+                if reply.rest.first().map(Vec::as_slice) == Some(b"requeue") {
+                    // It waited out of the queue for these documents.
+                    self.zrem(OP, self.inner.keys.review_waiting(), &[case_id.to_owned()])
+                        .await?;
+                    self.enqueue_review(OP, case_id).await?;
+                }
+                Ok(true)
+            }
             "duplicate" => Ok(false),
             "conflict" => Err(StoreError::Conflict.into()),
             "not_pending" => Err(ReviewError::NotPending),
