@@ -268,37 +268,7 @@ async fn a_record_written_as_one_envelope_is_still_reviewed(store: std::sync::Ar
     fields.phone = "13800138000".into();
     fields.face_image = vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 4];
     // Exactly what the previous version stored: the whole payload under one data key.
-    let (wrapped_key, body) = keks
-        .seal(
-            &id,
-            idgate::material::PII_FIELD_IDENTITY,
-            &idgate::material::encode_fields(&fields),
-        )
-        .unwrap();
-    let record = CaseRecord::processing(
-        id.as_str(),
-        AccountId::parse("acct-old").unwrap(),
-        RequestId::parse("req-old").unwrap(),
-        "onboarding-dev",
-        Purpose::Radio,
-        "fp",
-        NOW,
-        NOW + 30,
-    );
-    store.begin(record, NOW).await.unwrap();
-    let finish = Finish {
-        status: CaseStatus::PendingReview,
-        pii: Some((
-            SealedPii {
-                wrapped_key,
-                body,
-                face: None,
-            },
-            NOW + 3_600,
-        )),
-        ..Finish::default()
-    };
-    store.finish(&id, finish, NOW).await.unwrap();
+    queue_sealed(&*store, &keks, &id, "acct-old", Purpose::Radio, &fields).await;
 
     let review = review_desk(store.clone(), keks);
     let key = OpeningKey::generate().unwrap();
@@ -332,6 +302,49 @@ async fn a_record_written_as_one_envelope_is_still_reviewed(store: std::sync::Ar
         .unwrap();
     assert_eq!(status, CaseStatus::Verified);
     assert!(store.sealed_pii(&id).await.unwrap().is_none(), "shredded as before");
+}
+
+/// Queues case `id` of `purpose` for review at `NOW` with `fields` sealed as its identity material in
+/// one envelope (no face apart).
+async fn queue_sealed(
+    store: &dyn FullStoreForOldShape,
+    keks: &idgate::crypto::envelope::KekRing,
+    id: &str,
+    account: &str,
+    purpose: Purpose,
+    fields: &idgate::domain::IdentityFields,
+) {
+    let (wrapped_key, body) = keks
+        .seal(
+            id,
+            idgate::material::PII_FIELD_IDENTITY,
+            &idgate::material::encode_fields(fields),
+        )
+        .unwrap();
+    let record = CaseRecord::processing(
+        id,
+        AccountId::parse(account).unwrap(),
+        RequestId::parse(&format!("req-{id}")).unwrap(),
+        "onboarding-dev",
+        purpose,
+        "fp",
+        NOW,
+        NOW + 30,
+    );
+    store.begin(record, NOW).await.unwrap();
+    let finish = Finish {
+        status: CaseStatus::PendingReview,
+        pii: Some((
+            SealedPii {
+                wrapped_key,
+                body,
+                face: None,
+            },
+            NOW + 3_600,
+        )),
+        ..Finish::default()
+    };
+    store.finish(id, finish, NOW).await.unwrap();
 }
 
 fn test_keks() -> std::sync::Arc<idgate::crypto::envelope::KekRing> {
@@ -654,27 +667,7 @@ async fn a_pending_anchor_case_whose_data_was_evicted_is_not_approved() {
     let mut fields = IdentityFields::default();
     fields.name = "张三丰".into();
     fields.id_number = "11010519491231002X".into();
-    let (wrapped_key, body) = keks
-        .seal(
-            &id,
-            idgate::material::PII_FIELD_IDENTITY,
-            &idgate::material::encode_fields(&fields),
-        )
-        .unwrap();
-    f.begin_case(&id, "acct-evicted", Purpose::Anchor, NOW).await;
-    let finish = Finish {
-        status: CaseStatus::PendingReview,
-        pii: Some((
-            SealedPii {
-                wrapped_key,
-                body,
-                face: None,
-            },
-            NOW + 3_600,
-        )),
-        ..Finish::default()
-    };
-    f.store.finish(&id, finish, NOW).await.unwrap();
+    queue_sealed(&f.store, &keks, &id, "acct-evicted", Purpose::Anchor, &fields).await;
     let review = review_desk(std::sync::Arc::new(f.store.clone()), keks);
     let key = idgate::crypto::sealing::OpeningKey::generate().unwrap();
     review.register_key("rev-1", key.public_key()).await.unwrap();

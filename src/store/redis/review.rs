@@ -382,22 +382,14 @@ impl RedisStore {
             offset += super::BATCH;
         }
         // Waiting anchor cases now due are expired by this sweep: nothing left to take back.
+        const BATCH: usize = super::BATCH as usize;
+        let now = now_unix.to_string();
         loop {
             let due: Vec<String> = self
-                .query(
-                    OP,
-                    redis::cmd("ZRANGE")
-                        .arg(self.inner.keys.review_waiting())
-                        .arg("-inf")
-                        .arg(now_unix)
-                        .arg("BYSCORE")
-                        .arg("LIMIT")
-                        .arg(0)
-                        .arg(super::BATCH),
-                )
+                .by_score(OP, self.inner.keys.review_waiting(), "-inf", &now, 0, BATCH)
                 .await?;
             self.zrem(OP, self.inner.keys.review_waiting(), &due).await?;
-            if due.len() < super::BATCH as usize {
+            if due.len() < BATCH {
                 return Ok(());
             }
         }
@@ -439,6 +431,39 @@ impl RedisStore {
             self.enqueue_review(op, case).await?;
         }
         Ok(())
+    }
+
+    /// Adds (or re-scores) `member` in zset `key`.
+    async fn zadd(&self, op: &'static str, key: String, score: i64, member: &str) -> Result<(), StoreError> {
+        let _: i64 = self
+            .query(op, redis::cmd("ZADD").arg(key).arg(score).arg(member))
+            .await?;
+        Ok(())
+    }
+
+    /// Members of zset `key` with scores in `min..=max` (Redis score bounds, `(` for exclusive), in
+    /// score order, from `offset`, at most `count`.
+    async fn by_score(
+        &self,
+        op: &'static str,
+        key: String,
+        min: &str,
+        max: &str,
+        offset: usize,
+        count: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.query(
+            op,
+            redis::cmd("ZRANGE")
+                .arg(key)
+                .arg(min)
+                .arg(max)
+                .arg("BYSCORE")
+                .arg("LIMIT")
+                .arg(offset)
+                .arg(count),
+        )
+        .await
     }
 
     /// Takes an entry out of the queue for good.
@@ -554,14 +579,7 @@ impl RedisStore {
                 };
                 let case = reply.record(&self.inner.record_keys.load(), OP, &case_id)?;
                 self.hide_entry(OP, &entry.id, reviewer, reviewer, now_unix).await?;
-                let _: i64 = self
-                    .query(
-                        OP,
-                        redis::cmd("ZADD")
-                            .arg(self.inner.keys.review_leases())
-                            .arg(lease_until_unix)
-                            .arg(&case_id),
-                    )
+                self.zadd(OP, self.inner.keys.review_leases(), lease_until_unix, &case_id)
                     .await?;
                 Ok(Some(Claim {
                     case,
@@ -584,15 +602,7 @@ impl RedisStore {
                 self.remove_entry(OP, &entry.id).await?;
                 if reply.word(OP, 0)? == "anchor" {
                     let due: i64 = reply.word(OP, 1)?.parse().map_err(|_| corrupt(OP, "pii_exp"))?;
-                    let _: i64 = self
-                        .query(
-                            OP,
-                            redis::cmd("ZADD")
-                                .arg(self.inner.keys.review_waiting())
-                                .arg(due)
-                                .arg(&case_id),
-                        )
-                        .await?;
+                    self.zadd(OP, self.inner.keys.review_waiting(), due, &case_id).await?;
                 }
                 Ok(None)
             }
@@ -892,30 +902,10 @@ impl ReviewQueue for RedisStore {
         // Leases that may be live (a handful: one per reviewer at work); each case's hash says
         // whether it still is. Ended ones leave the index here.
         let leased: Vec<String> = self
-            .query(
-                OP,
-                redis::cmd("ZRANGE")
-                    .arg(keys.review_leases())
-                    .arg(&after_now)
-                    .arg("+inf")
-                    .arg("BYSCORE")
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(STATS_LEASES),
-            )
+            .by_score(OP, keys.review_leases(), &after_now, "+inf", 0, STATS_LEASES)
             .await?;
         let ended: Vec<String> = self
-            .query(
-                OP,
-                redis::cmd("ZRANGE")
-                    .arg(keys.review_leases())
-                    .arg("-inf")
-                    .arg(now_unix)
-                    .arg("BYSCORE")
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(STATS_LEASES),
-            )
+            .by_score(OP, keys.review_leases(), "-inf", &now_unix.to_string(), 0, STATS_LEASES)
             .await?;
         self.zrem(OP, keys.review_leases(), &ended).await?;
         let states = try_join_all(leased.iter().map(|case| self.queue_state(OP, case))).await?;
@@ -932,17 +922,7 @@ impl ReviewQueue for RedisStore {
         let mut offset = 0;
         while oldest.is_none() && offset < STATS_OLDEST_SCAN {
             let page: Vec<String> = self
-                .query(
-                    OP,
-                    redis::cmd("ZRANGE")
-                        .arg(keys.expiry())
-                        .arg(&after_now)
-                        .arg("+inf")
-                        .arg("BYSCORE")
-                        .arg("LIMIT")
-                        .arg(offset)
-                        .arg(STATS_PAGE),
-                )
+                .by_score(OP, keys.expiry(), &after_now, "+inf", offset, STATS_PAGE)
                 .await?;
             for case in page.iter().filter(|case| !held.contains(case.as_str())) {
                 if let Some((queued, _)) = self.queue_state(OP, case).await? {
