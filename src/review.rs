@@ -262,8 +262,11 @@ impl ReviewDesk {
         Ok(record.status)
     }
 
-    /// The anchor claim for approving `case_id` (`None` unless it is a pending anchor case whose data
-    /// is still held): the ID number is read from the case's sealed material, in memory only.
+    /// The anchor claim for approving `case_id` (`None` unless it is a pending anchor case): the ID
+    /// number is read from the case's sealed material, in memory only. A pending anchor case whose
+    /// sealed data is gone (evicted by a Redis that is not `noeviction`, or due and not yet swept) is
+    /// refused as no longer pending: approving it without the anchor-accounts-per-ID limit would
+    /// verify an account the limit may refuse.
     async fn anchor_claim_for(&self, case_id: &str, now: i64) -> Result<Option<AnchorClaim>, ReviewUseError> {
         let Some(record) = self.store.get(case_id).await? else {
             return Ok(None);
@@ -272,7 +275,8 @@ impl ReviewDesk {
             return Ok(None);
         }
         let Some(pii) = self.store.sealed_pii(case_id).await? else {
-            return Ok(None);
+            tracing::warn!(verification_id = %case_id, "approval refused: the pending anchor case holds no sealed data (evicted or due); the anchor limit cannot be applied");
+            return Err(ReviewError::NotPending.into());
         };
         let fields = material::open_identity(&self.keks.load(), case_id, &pii)
             .map_err(|_| ReviewUseError::Internal("opening review material"))?;

@@ -10,9 +10,11 @@
 mod support;
 
 use idgate::crypto::envelope::{Body, WrappedKey};
-use idgate::domain::{AccountId, Purpose, RequestId};
+use idgate::domain::{AccountId, Purpose, RequestId, ReviewReason};
 use idgate::store::redis::RedisStore;
-use idgate::store::{CaseRecord, CaseStatus, CaseStore, Finish, RetentionStore, ReviewQueue, ReviewVerdict, SealedPii};
+use idgate::store::{
+    AnchorClaim, CaseRecord, CaseStatus, CaseStore, Finish, RetentionStore, ReviewQueue, ReviewVerdict, SealedPii,
+};
 use redis::aio::MultiplexedConnection;
 use support::redis::{RedisServer, redis_tests_enabled, test_options};
 
@@ -24,6 +26,7 @@ struct Fixture {
     store: RedisStore,
     con: MultiplexedConnection,
     prefix: String,
+    url: String,
     _server: RedisServer,
 }
 
@@ -45,6 +48,7 @@ impl Fixture {
             store,
             con,
             prefix,
+            url: server.url(),
             _server: server,
         })
     }
@@ -58,17 +62,31 @@ impl Fixture {
     }
 
     async fn queue_case(&self, id: &str, account: &str, at: i64) {
+        self.queue_case_of(id, account, Purpose::Radio, at).await
+    }
+
+    /// A case being processed (created at `at`).
+    async fn begin_case(&self, id: &str, account: &str, purpose: Purpose, at: i64) {
         let record = CaseRecord::processing(
             id,
             AccountId::parse(account).unwrap(),
             RequestId::parse(&format!("req-{id}")).unwrap(),
             "onboarding-dev",
-            Purpose::Radio,
+            purpose,
             "fp",
             at,
             at + 30,
         );
         self.store.begin(record, at).await.unwrap();
+    }
+
+    async fn queue_case_of(&self, id: &str, account: &str, purpose: Purpose, at: i64) {
+        self.queue_case_why(id, account, purpose, at, None).await
+    }
+
+    /// A case queued for `why` (its documents not in yet).
+    async fn queue_case_why(&self, id: &str, account: &str, purpose: Purpose, at: i64, why: Option<ReviewReason>) {
+        self.begin_case(id, account, purpose, at).await;
         let pii = SealedPii {
             wrapped_key: WrappedKey {
                 kek_id: "kek-1".into(),
@@ -88,7 +106,7 @@ impl Fixture {
             refusal: None,
             pii: Some((pii, at + 3_600)),
             anchor: None,
-            review_reason: None,
+            review_reason: why,
             documents_complete: false,
         };
         self.store.finish(id, finish, at).await.unwrap();
@@ -238,24 +256,11 @@ async fn a_second_entry_of_a_case_is_dropped() {
 /// holding everything, face included, and no face values. The review use case still opens it, hands
 /// the reviewer the face with the rest, and decides it — on the embedded store and on Redis.
 async fn a_record_written_as_one_envelope_is_still_reviewed(store: std::sync::Arc<dyn FullStoreForOldShape>) {
-    use idgate::audit::AuditTrail;
-    use idgate::clock::ManualClock;
-    use idgate::crypto::SecretKey32;
-    use idgate::crypto::blind_index::BlindIndexer;
-    use idgate::crypto::envelope::{Kek, KekRing};
     use idgate::crypto::sealing::{Context, OpeningKey};
     use idgate::domain::{IdentityFields, VerificationId};
-    use idgate::review::{ReasonCode, ReviewDesk, ReviewSettings};
-    use std::sync::Arc;
+    use idgate::review::ReasonCode;
 
-    let keks = Arc::new(
-        KekRing::new(vec![Kek {
-            id: "kek-1".into(),
-            created_at_unix: 1,
-            key: SecretKey32::random().unwrap(),
-        }])
-        .unwrap(),
-    );
+    let keks = test_keks();
     let id = idgate::crypto::random::id("vf_").unwrap();
     let mut fields = IdentityFields::default();
     fields.name = "张三丰".into();
@@ -263,58 +268,9 @@ async fn a_record_written_as_one_envelope_is_still_reviewed(store: std::sync::Ar
     fields.phone = "13800138000".into();
     fields.face_image = vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 4];
     // Exactly what the previous version stored: the whole payload under one data key.
-    let (wrapped_key, body) = keks
-        .seal(
-            &id,
-            idgate::material::PII_FIELD_IDENTITY,
-            &idgate::material::encode_fields(&fields),
-        )
-        .unwrap();
-    let record = CaseRecord::processing(
-        id.as_str(),
-        AccountId::parse("acct-old").unwrap(),
-        RequestId::parse("req-old").unwrap(),
-        "onboarding-dev",
-        Purpose::Radio,
-        "fp",
-        NOW,
-        NOW + 30,
-    );
-    store.begin(record, NOW).await.unwrap();
-    let finish = Finish {
-        status: CaseStatus::PendingReview,
-        pii: Some((
-            SealedPii {
-                wrapped_key,
-                body,
-                face: None,
-            },
-            NOW + 3_600,
-        )),
-        ..Finish::default()
-    };
-    store.finish(&id, finish, NOW).await.unwrap();
+    queue_sealed(&*store, &keks, &id, "acct-old", Purpose::Radio, &fields).await;
 
-    let clock = Arc::new(ManualClock::new(NOW + 1));
-    let audit = AuditTrail::new(
-        store.clone().as_store(),
-        clock.clone(),
-        std::time::Duration::from_secs(86_400),
-    );
-    let review = ReviewDesk::new(
-        store.clone().as_queue(),
-        store.clone().as_store(),
-        keks,
-        Arc::new(BlindIndexer::new("bk".into(), &SecretKey32::random().unwrap())),
-        audit,
-        clock,
-        ReviewSettings {
-            lease: std::time::Duration::from_secs(LEASE as u64),
-            approvals_required: 1,
-            anchor_needs_supplement: false,
-            anchor_limits: idgate::decision::Limits::default(),
-        },
-    );
+    let review = review_desk(store.clone(), keks);
     let key = OpeningKey::generate().unwrap();
     review.register_key("rev-1", key.public_key()).await.unwrap();
     let claimed = review
@@ -348,6 +304,95 @@ async fn a_record_written_as_one_envelope_is_still_reviewed(store: std::sync::Ar
     assert!(store.sealed_pii(&id).await.unwrap().is_none(), "shredded as before");
 }
 
+/// Queues case `id` of `purpose` for review at `NOW` with `fields` sealed as its identity material in
+/// one envelope (no face apart).
+async fn queue_sealed(
+    store: &dyn FullStoreForOldShape,
+    keks: &idgate::crypto::envelope::KekRing,
+    id: &str,
+    account: &str,
+    purpose: Purpose,
+    fields: &idgate::domain::IdentityFields,
+) {
+    let (wrapped_key, body) = keks
+        .seal(
+            id,
+            idgate::material::PII_FIELD_IDENTITY,
+            &idgate::material::encode_fields(fields),
+        )
+        .unwrap();
+    let record = CaseRecord::processing(
+        id,
+        AccountId::parse(account).unwrap(),
+        RequestId::parse(&format!("req-{id}")).unwrap(),
+        "onboarding-dev",
+        purpose,
+        "fp",
+        NOW,
+        NOW + 30,
+    );
+    store.begin(record, NOW).await.unwrap();
+    let finish = Finish {
+        status: CaseStatus::PendingReview,
+        pii: Some((
+            SealedPii {
+                wrapped_key,
+                body,
+                face: None,
+            },
+            NOW + 3_600,
+        )),
+        ..Finish::default()
+    };
+    store.finish(id, finish, NOW).await.unwrap();
+}
+
+fn test_keks() -> std::sync::Arc<idgate::crypto::envelope::KekRing> {
+    use idgate::crypto::envelope::{Kek, KekRing};
+    std::sync::Arc::new(
+        KekRing::new(vec![Kek {
+            id: "kek-1".into(),
+            created_at_unix: 1,
+            key: idgate::crypto::SecretKey32::random().unwrap(),
+        }])
+        .unwrap(),
+    )
+}
+
+/// The review use case over `store` at `NOW + 1`: one approval needed, anchors offered without a
+/// supplement, one anchor account per ID.
+fn review_desk(
+    store: std::sync::Arc<dyn FullStoreForOldShape>,
+    keks: std::sync::Arc<idgate::crypto::envelope::KekRing>,
+) -> idgate::review::ReviewDesk {
+    use idgate::clock::ManualClock;
+    use idgate::crypto::blind_index::BlindIndexer;
+    use std::sync::Arc;
+    let clock = Arc::new(ManualClock::new(NOW + 1));
+    let audit = idgate::audit::AuditTrail::new(
+        store.clone().as_store(),
+        clock.clone(),
+        std::time::Duration::from_secs(86_400),
+    );
+    idgate::review::ReviewDesk::new(
+        store.clone().as_queue(),
+        store.as_store(),
+        keks,
+        Arc::new(BlindIndexer::new(
+            "bk".into(),
+            &idgate::crypto::SecretKey32::random().unwrap(),
+        )),
+        audit,
+        clock,
+        idgate::review::ReviewSettings {
+            lease: std::time::Duration::from_secs(LEASE as u64),
+            approvals_required: 1,
+            anchor_needs_supplement: false,
+            anchor_limits: idgate::decision::Limits::default(),
+        },
+    )
+}
+
 /// A store seen as both interfaces the review use case takes.
 trait FullStoreForOldShape: idgate::store::Store + ReviewQueue {
     fn as_store(self: std::sync::Arc<Self>) -> std::sync::Arc<dyn idgate::store::Store>;
@@ -373,4 +418,431 @@ async fn a_record_written_as_one_envelope_is_still_reviewed_embedded() {
 async fn a_record_written_as_one_envelope_is_still_reviewed_on_redis() {
     let Some(fixture) = Fixture::start().await else { return };
     a_record_written_as_one_envelope_is_still_reviewed(std::sync::Arc::new(fixture.store.clone())).await;
+}
+
+impl Fixture {
+    /// What `action` returns, and the commands Redis received meanwhile as `MONITOR` shows them
+    /// (one line each; commands a script ran are marked `lua`).
+    async fn monitored<T>(&self, action: impl std::future::Future<Output = T>) -> (T, Vec<String>) {
+        use futures_util::StreamExt;
+        let client = redis::Client::open(self.url.as_str()).unwrap();
+        // Returns once Redis confirmed MONITOR: every later command is seen.
+        let monitor = client.get_async_monitor().await.unwrap();
+        let mut lines = monitor.into_on_message::<String>();
+        let out = action.await;
+        let sentinel = "end-of-capture-d41d8cd9";
+        let _: String = redis::cmd("ECHO")
+            .arg(sentinel)
+            .query_async(&mut self.con.clone())
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let read = async {
+            while let Some(line) = lines.next().await {
+                if line.contains(sentinel) {
+                    return;
+                }
+                seen.push(line);
+            }
+            panic!("the monitor connection ended");
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), read)
+            .await
+            .expect("the capture ends with its sentinel");
+        (out, seen)
+    }
+
+    /// The round trips (commands a client sent, not those its scripts ran) while `action` ran.
+    async fn round_trips<T>(&self, action: impl std::future::Future<Output = T>) -> (T, usize) {
+        let (out, lines) = self.monitored(action).await;
+        (out, lines.iter().filter(|line| !line.contains(" lua] ")).count())
+    }
+
+    /// What `action` returns, and every argument shaped like a record tag (`<key id>:<hex digest>`)
+    /// of the commands Redis received meanwhile, as anyone allowed `MONITOR` (or `SLOWLOG GET`, or
+    /// on the path of a plain `redis://` link) sees them.
+    async fn tags_sent_during<T>(&self, action: impl std::future::Future<Output = T>) -> (T, Vec<String>) {
+        let (out, lines) = self.monitored(action).await;
+        // MONITOR quotes each argument; a tag needs no escaping.
+        let tags = lines
+            .iter()
+            .flat_map(|line| line.split('"'))
+            .filter(|token| {
+                token.rsplit_once(':').is_some_and(|(key_id, digest)| {
+                    !key_id.is_empty() && digest.len() >= 32 && digest.bytes().all(|b| b.is_ascii_hexdigit())
+                })
+            })
+            .map(str::to_owned)
+            .collect();
+        (out, tags)
+    }
+
+    /// The states a captured tag makes case `id` read as, other than the one stored: each status
+    /// (and refusal) with its status time `at` is written into the case hash with each tag — what
+    /// someone who can write one hash does — and read back through the store's integrity check.
+    /// The case hash is put back afterwards.
+    async fn forgeable_states(&self, id: &str, tags: &[String], at: i64) -> Vec<String> {
+        let key = format!("{}:{{{id}}}:case", self.prefix);
+        let mut con = self.con.clone();
+        let original: Vec<Vec<u8>> = redis::cmd("HGETALL").arg(&key).query_async(&mut con).await.unwrap();
+        let stored = self.store.get(id).await.unwrap().unwrap();
+        let stored = (stored.status.as_str(), stored.refusal.map(|r| r.code()));
+        let states = [
+            ("verified", None),
+            ("not_verified", None),
+            ("not_verified", Some("ID_ACCOUNT_LIMIT")),
+            ("pending_review", None),
+            ("erased", None),
+            ("expired", None),
+        ];
+        let mut forgeable = Vec::new();
+        for (status, refusal) in states {
+            if (status, refusal) == stored {
+                continue;
+            }
+            for tag in tags {
+                let mut edit = redis::pipe();
+                edit.cmd("HSET")
+                    .arg(&key)
+                    .arg("status")
+                    .arg(status)
+                    .arg("status_at")
+                    .arg(at)
+                    .arg("mac")
+                    .arg(tag)
+                    .ignore();
+                match refusal {
+                    Some(code) => edit.cmd("HSET").arg(&key).arg("refusal").arg(code).ignore(),
+                    None => edit.cmd("HDEL").arg(&key).arg("refusal").ignore(),
+                };
+                let () = edit.query_async(&mut con).await.unwrap();
+                if let Ok(Some(record)) = self.store.get(id).await {
+                    forgeable.push(format!("{:?} {:?} at {at}", record.status, record.refusal));
+                }
+            }
+        }
+        let mut restore = redis::pipe();
+        restore.cmd("DEL").arg(&key).ignore();
+        restore.cmd("HSET").arg(&key).arg(original).ignore();
+        let () = restore.query_async(&mut con).await.unwrap();
+        forgeable
+    }
+
+    /// The tag stored in case `id`'s hash.
+    async fn stored_tag(&self, id: &str) -> String {
+        redis::cmd("HGET")
+            .arg(format!("{}:{{{id}}}:case", self.prefix))
+            .arg("mac")
+            .query_async(&mut self.con.clone())
+            .await
+            .unwrap()
+    }
+
+    /// No tag in `tags` (captured during a step at `at`) verifies for any state of case `id` but
+    /// the stored one; and the capture saw the step's own tag (so it could see the others).
+    async fn assert_no_forgeable_state(&self, id: &str, tags: &[String], at: i64) {
+        let own = self.stored_tag(id).await;
+        assert!(tags.contains(&own), "the capture saw the step's tags: {tags:?}");
+        let forgeable = self.forgeable_states(id, tags, at).await;
+        assert!(forgeable.is_empty(), "{id}: tags sent to Redis forge {forgeable:?}");
+        assert!(self.store.get(id).await.is_ok(), "put back");
+    }
+
+    async fn claim_four_eyes(&self, reviewer: &str, now: i64) -> Option<String> {
+        self.store
+            .claim_next(reviewer, now, now + LEASE, true, false)
+            .await
+            .unwrap()
+            .map(|c| c.case.id)
+    }
+}
+
+/// A decision hands Redis the tag of the outcome it decided and of no other: not the `verified` tag
+/// beside a rejection, a first approval of two, or an approval refused by the anchor limit. (Before,
+/// every outcome's tag went along as a script argument: anyone seeing `MONITOR` or `SLOWLOG` who
+/// could write one hash turned such a case into `verified`.)
+#[tokio::test]
+async fn a_decision_sends_redis_no_tag_of_an_outcome_it_did_not_decide() {
+    let Some(f) = Fixture::start().await else { return };
+
+    f.queue_case("vf_rejected", "acct-1", NOW).await;
+    assert_eq!(f.claim("rev-1", NOW + 1).await.as_deref(), Some("vf_rejected"));
+    let decide = f
+        .store
+        .decide("vf_rejected", "rev-1", ReviewVerdict::Reject, 1, None, NOW + 2);
+    let (record, tags) = f.tags_sent_during(decide).await;
+    assert_eq!(record.unwrap().status, CaseStatus::NotVerified);
+    f.assert_no_forgeable_state("vf_rejected", &tags, NOW + 2).await;
+
+    // Four-eyes: the first approval changes no status, so it needs no new tag at all.
+    f.queue_case("vf_two", "acct-2", NOW).await;
+    assert_eq!(f.claim_four_eyes("rev-1", NOW + 3).await.as_deref(), Some("vf_two"));
+    let decide = f
+        .store
+        .decide("vf_two", "rev-1", ReviewVerdict::Approve, 2, None, NOW + 4);
+    let (record, tags) = f.tags_sent_during(decide).await;
+    assert_eq!(record.unwrap().status, CaseStatus::PendingReview);
+    f.assert_no_forgeable_state("vf_two", &tags, NOW + 4).await;
+    // The second approval still verifies it.
+    assert_eq!(f.claim_four_eyes("rev-2", NOW + 5).await.as_deref(), Some("vf_two"));
+    let record = f
+        .store
+        .decide("vf_two", "rev-2", ReviewVerdict::Approve, 2, None, NOW + 6)
+        .await
+        .unwrap();
+    assert_eq!(record.status, CaseStatus::Verified);
+
+    // An approval refused by the anchor-accounts-per-ID limit.
+    let anchor = AnchorClaim {
+        index: "bi:one-id".into(),
+        consult: vec!["bi:one-id".into()],
+        max_accounts: 1,
+        ttl_seconds: 3_600,
+    };
+    f.queue_case_of("vf_first", "acct-3", Purpose::Anchor, NOW).await;
+    f.queue_case_of("vf_limited", "acct-4", Purpose::Anchor, NOW).await;
+    assert_eq!(f.claim("rev-1", NOW + 7).await.as_deref(), Some("vf_first"));
+    let record = f
+        .store
+        .decide(
+            "vf_first",
+            "rev-1",
+            ReviewVerdict::Approve,
+            1,
+            Some(anchor.clone()),
+            NOW + 8,
+        )
+        .await
+        .unwrap();
+    assert_eq!(record.status, CaseStatus::Verified);
+    assert_eq!(f.claim("rev-1", NOW + 9).await.as_deref(), Some("vf_limited"));
+    let decide = f
+        .store
+        .decide("vf_limited", "rev-1", ReviewVerdict::Approve, 1, Some(anchor), NOW + 10);
+    let (record, tags) = f.tags_sent_during(decide).await;
+    let record = record.unwrap();
+    assert_eq!(
+        (record.status, record.refusal),
+        (
+            CaseStatus::NotVerified,
+            Some(idgate::domain::CaseRefusal::IdAccountLimit)
+        )
+    );
+    f.assert_no_forgeable_state("vf_limited", &tags, NOW + 10).await;
+}
+
+/// A case whose erasure arrived while its provider answered ends `erased`; the step that ends it
+/// hands Redis the erased record's tag only, never one of the provider's verdict.
+#[tokio::test]
+async fn finishing_an_erased_case_sends_redis_no_tag_of_the_verdict() {
+    let Some(f) = Fixture::start().await else { return };
+    f.begin_case("vf_gone", "acct-1", Purpose::Radio, NOW).await;
+    assert_eq!(
+        f.store.erase_account("acct-1", None, NOW + 1).await.unwrap(),
+        ["vf_gone"],
+        "marked while processing"
+    );
+    let finish = Finish {
+        status: CaseStatus::Verified,
+        provider: Some("p".into()),
+        ..Finish::default()
+    };
+    let (record, tags) = f.tags_sent_during(f.store.finish("vf_gone", finish, NOW + 2)).await;
+    assert_eq!(record.unwrap().status, CaseStatus::Erased);
+    f.assert_no_forgeable_state("vf_gone", &tags, NOW + 2).await;
+}
+
+/// A pending anchor case whose sealed data is gone (evicted by a Redis that is not `noeviction`) is
+/// not approved: its anchor-accounts-per-ID limit reads the ID number from that data, and approving
+/// without it would verify an account the limit may refuse. A rejection still ends it.
+#[tokio::test]
+async fn a_pending_anchor_case_whose_data_was_evicted_is_not_approved() {
+    use idgate::domain::{IdentityFields, VerificationId};
+    use idgate::review::{ReasonCode, ReviewUseError};
+    use idgate::store::ReviewError;
+
+    let Some(f) = Fixture::start().await else { return };
+    let keks = test_keks();
+    let id = idgate::crypto::random::id("vf_").unwrap();
+    let mut fields = IdentityFields::default();
+    fields.name = "张三丰".into();
+    fields.id_number = "11010519491231002X".into();
+    queue_sealed(&f.store, &keks, &id, "acct-evicted", Purpose::Anchor, &fields).await;
+    let review = review_desk(std::sync::Arc::new(f.store.clone()), keks);
+    let key = idgate::crypto::sealing::OpeningKey::generate().unwrap();
+    review.register_key("rev-1", key.public_key()).await.unwrap();
+    let claimed = review.claim_next("rev-1").await.unwrap().expect("offered");
+    assert_eq!(claimed.case_id, id);
+
+    // Evicted under memory pressure.
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{}:{{{id}}}:pii:key", f.prefix))
+        .arg(format!("{}:{{{id}}}:pii:body", f.prefix))
+        .query_async(&mut f.con.clone())
+        .await
+        .unwrap();
+    let case = VerificationId::parse(&id).unwrap();
+    let reason = ReasonCode::parse("DOCS_MATCH").unwrap();
+    let approval = review.decide("rev-1", &case, ReviewVerdict::Approve, &reason).await;
+    assert!(
+        matches!(approval, Err(ReviewUseError::Queue(ReviewError::NotPending))),
+        "refused, not verified without its limit"
+    );
+    let record = f.store.get(&id).await.unwrap().unwrap();
+    assert_eq!(record.status, CaseStatus::PendingReview);
+    assert_eq!(
+        review
+            .decide("rev-1", &case, ReviewVerdict::Reject, &reason)
+            .await
+            .unwrap(),
+        CaseStatus::NotVerified
+    );
+}
+
+/// A Redis that may evict keys is refused at connect; `noeviction` (the default) is accepted.
+#[tokio::test]
+async fn an_evicting_redis_is_refused_at_connect() {
+    let Some(f) = Fixture::start().await else { return };
+    let set = |policy: &'static str| {
+        let mut con = f.con.clone();
+        async move {
+            let () = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("maxmemory-policy")
+                .arg(policy)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+        }
+    };
+    for policy in ["allkeys-lru", "volatile-ttl"] {
+        set(policy).await;
+        let refused = RedisStore::standalone(&f.url, test_options()).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("maxmemory-policy must be noeviction"),
+            "{policy}: {refused}"
+        );
+    }
+    set("noeviction").await;
+    assert!(RedisStore::standalone(&f.url, test_options()).await.is_ok());
+}
+
+/// A gateway ACL user without `CONFIG` cannot read the policy: the store warns and connects.
+#[tokio::test]
+async fn an_acl_user_without_config_still_connects() {
+    if support::redis::locked_down_redis().await.is_none() {
+        assert!(!redis_tests_enabled());
+    }
+}
+
+/// Cases waiting for their documents stay out of the queue's walk: with more than 10 000 of them
+/// (document-review cases without their ID card photos) a ready case is claimed in a handful of
+/// round trips (before, every claim walked them and gave up after 10 000, answering "queue empty"),
+/// `queue_stats` counts them in a handful too, four-eyes still hands a case one reviewer approved
+/// to the next at once, and a supplement that completes a waiting case queues it again.
+#[tokio::test]
+async fn ten_thousand_cases_waiting_for_documents_never_starve_the_queue() {
+    use futures_util::future::join_all;
+    let Some(f) = Fixture::start().await else { return };
+    const WAITING: usize = 10_001;
+    let ids: Vec<String> = (0..WAITING).map(|i| format!("vf_w{i:05}")).collect();
+    for chunk in ids.chunks(500) {
+        join_all(chunk.iter().map(|id| {
+            f.queue_case_why(
+                id,
+                "acct-w",
+                Purpose::Radio,
+                NOW,
+                Some(ReviewReason::DocumentReviewRequested),
+            )
+        }))
+        .await;
+    }
+    f.queue_case("vf_ready", "acct-r", NOW + 1).await;
+    const BOUND: usize = 16;
+
+    let claim = f.store.claim_next("rev-1", NOW + 2, NOW + 2 + LEASE, true, true);
+    let (claim, trips) = f.round_trips(claim).await;
+    assert_eq!(claim.unwrap().map(|c| c.case.id).as_deref(), Some("vf_ready"));
+    assert!(trips <= BOUND, "a claim took {trips} round trips");
+
+    let (stats, trips) = f.round_trips(f.store.queue_stats(NOW + 3)).await;
+    let stats = stats.unwrap();
+    assert_eq!((stats.pending, stats.claimed), (WAITING as u64, 1));
+    assert_eq!(stats.oldest_pending_age_seconds, 3);
+    assert!(trips <= BOUND, "queue_stats took {trips} round trips");
+
+    // Four-eyes: one approval, and the next reviewer gets the case at once.
+    f.store
+        .decide("vf_ready", "rev-1", ReviewVerdict::Approve, 2, None, NOW + 4)
+        .await
+        .unwrap();
+    let claim = f.store.claim_next("rev-1", NOW + 5, NOW + 5 + LEASE, true, true);
+    let (claim, trips) = f.round_trips(claim).await;
+    assert!(claim.unwrap().is_none(), "not the same reviewer twice");
+    assert!(trips <= BOUND, "a claim took {trips} round trips");
+    let claim = f.store.claim_next("rev-2", NOW + 5, NOW + 5 + LEASE, true, true);
+    let (claim, trips) = f.round_trips(claim).await;
+    assert_eq!(claim.unwrap().map(|c| c.case.id).as_deref(), Some("vf_ready"));
+    assert!(trips <= BOUND, "a claim took {trips} round trips");
+
+    // Its documents come: queued again, and claimed.
+    let held = f.store.sealed_pii("vf_w00000").await.unwrap().unwrap();
+    assert!(
+        f.store
+            .apply_supplement("vf_w00000", "s-1", &held.wrapped_key, held.clone(), true)
+            .await
+            .unwrap()
+    );
+    let claim = f.store.claim_next("rev-3", NOW + 6, NOW + 6 + LEASE, true, true);
+    let (claim, trips) = f.round_trips(claim).await;
+    assert_eq!(claim.unwrap().map(|c| c.case.id).as_deref(), Some("vf_w00000"));
+    assert!(trips <= BOUND, "a claim took {trips} round trips");
+    // The others still wait, and the sweep leaves them where they are.
+    f.store.sweep(NOW + 61, 0).await.unwrap();
+    assert_eq!(f.claim("rev-4", NOW + 61).await, None);
+    assert_eq!(
+        f.entries().await.len(),
+        2,
+        "only the two claimed cases are in the stream"
+    );
+}
+
+/// An anchor case that waits for its supplement leaves the queue the first time a claimer with
+/// supplement gating meets it: later claims do not walk it again, and its supplement queues it
+/// again. A claimer without gating takes such cases back.
+#[tokio::test]
+async fn anchor_cases_waiting_for_their_supplement_leave_the_walk() {
+    let Some(f) = Fixture::start().await else { return };
+    for i in 0..50 {
+        f.queue_case_of(&format!("vf_a{i:02}"), "acct-a", Purpose::Anchor, NOW)
+            .await;
+    }
+    f.queue_case("vf_ready", "acct-r", NOW + 1).await;
+    let gated = |reviewer: &'static str, now: i64| f.store.claim_next(reviewer, now, now + LEASE, false, true);
+    let (claim, _) = f.round_trips(gated("rev-1", NOW + 2)).await;
+    assert_eq!(claim.unwrap().map(|c| c.case.id).as_deref(), Some("vf_ready"));
+    f.queue_case("vf_next", "acct-r", NOW + 3).await;
+    let (claim, trips) = f.round_trips(gated("rev-2", NOW + 4)).await;
+    assert_eq!(claim.unwrap().map(|c| c.case.id).as_deref(), Some("vf_next"));
+    assert!(
+        trips <= 16,
+        "the waiting anchors were walked again: {trips} round trips"
+    );
+    assert_eq!(f.entries().await.len(), 2);
+    // A supplement completes one.
+    let held = f.store.sealed_pii("vf_a07").await.unwrap().unwrap();
+    f.store
+        .apply_supplement("vf_a07", "s-1", &held.wrapped_key, held.clone(), true)
+        .await
+        .unwrap();
+    let claim = gated("rev-3", NOW + 5).await.unwrap();
+    assert_eq!(claim.map(|c| c.case.id).as_deref(), Some("vf_a07"));
+    // Without gating they are ready: taken back and claimed, oldest first.
+    let claim = f
+        .store
+        .claim_next("rev-4", NOW + 6, NOW + 6 + LEASE, false, false)
+        .await
+        .unwrap();
+    assert_eq!(claim.map(|c| c.case.id).as_deref(), Some("vf_a00"));
 }

@@ -980,3 +980,55 @@ async fn the_consent_command_withdraws_biometric_consent_then_all() {
     assert_eq!(status, pb::Status::Erased as i32);
     gw.stop().await;
 }
+
+/// Four-eyes with a supplement between the two approvals (an anchor case, offered once its first
+/// supplement is in; a second one comes after the first approval): the first approval stands (it was
+/// given on the material then present; only withdrawing biometric consent voids approvals), the
+/// second reviewer sees the supplemented material, and their approval verifies the case.
+async fn a_supplement_between_two_approvals_keeps_the_first(gw: TestGateway) {
+    let mut onboarding = gw.onboarding().await;
+    let pending = verify(&mut onboarding, pb::Purpose::Anchor, "fe-supp", &Person::adult("975"))
+        .await
+        .unwrap();
+    assert_eq!(pending.status, pb::Status::PendingReview as i32);
+    supplement(&gw, &pending.verification_id, "fe-supp-1").await;
+    let mut r1 = ReviewerConsole::open(&gw, "reviewer-1").await;
+    let mut r2 = ReviewerConsole::open(&gw, "reviewer-2").await;
+    let claim = r1.claim().await.unwrap();
+    assert_eq!(claim.case_id, pending.verification_id);
+    assert_eq!(
+        r1.decide(&claim.case_id, pb::Decision::Approve).await.unwrap(),
+        pb::Status::PendingReview
+    );
+    supplement(&gw, &pending.verification_id, "fe-supp-2").await;
+    let claim = r2.claim().await.expect("offered to the second reviewer");
+    assert_eq!(claim.case_id, pending.verification_id);
+    assert_eq!(claim.approved_by, ["reviewer-1"], "the first approval stands");
+    assert!(claim.supplement_complete);
+    assert!(!r2.read(&claim).id_card_front.is_empty(), "the supplemented material");
+    assert_eq!(
+        r2.decide(&claim.case_id, pb::Decision::Approve).await.unwrap(),
+        pb::Status::Verified
+    );
+    assert!(r1.claim().await.is_none() && r2.claim().await.is_none());
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_supplement_between_two_approvals_keeps_the_first_embedded() {
+    let mut config = TestGateway::config();
+    config.review.approvals_required = 2;
+    a_supplement_between_two_approvals_keeps_the_first(TestGateway::start_with(config, None).await).await;
+}
+
+#[tokio::test]
+async fn a_supplement_between_two_approvals_keeps_the_first_on_redis() {
+    if !support::redis::redis_tests_enabled() {
+        return;
+    }
+    let redis = support::redis::RedisServer::start().await;
+    let mut config = TestGateway::config();
+    config.review.approvals_required = 2;
+    config.store.url = Some(redis.url());
+    a_supplement_between_two_approvals_keeps_the_first(TestGateway::start_with(config, None).await).await;
+}

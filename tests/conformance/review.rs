@@ -879,8 +879,53 @@ async fn withdrawing_biometric_consent_destroys_only_the_faces(b: Backend) {
     );
 }
 
+/// A supplement does not void a first four-eyes approval: that approval was given on the material
+/// then present, and the second reviewer decides on the supplemented material. Only withdrawing
+/// biometric consent voids approvals (see above).
+async fn a_supplement_keeps_a_first_four_eyes_approval(b: Backend) {
+    b.queue_case("vf_a", "acct-1", Purpose::Radio, NOW).await;
+    assert_eq!(
+        b.claim_with("rev-1", NOW + 1, true, false).await.as_deref(),
+        Some("vf_a")
+    );
+    assert_eq!(
+        b.decide("vf_a", "rev-1", ReviewVerdict::Approve, 2, NOW + 2).await,
+        CaseStatus::PendingReview
+    );
+    assert!(
+        b.queue
+            .apply_supplement("vf_a", "s-1", &pii(1).wrapped_key, pii(2), true)
+            .await
+            .unwrap()
+    );
+    let state = b.queue.review_state("vf_a").await.unwrap().unwrap();
+    assert_eq!(state.approvals, ["rev-1"], "the first approval stands");
+    assert_eq!(
+        b.claim_with("rev-1", NOW + 3, true, false).await,
+        None,
+        "still never the same reviewer twice"
+    );
+    let claim = b
+        .queue
+        .claim_next("rev-2", NOW + 3, NOW + 3 + LEASE, true, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (claim.case.id.as_str(), claim.pii.wrapped_key.clone()),
+        ("vf_a", pii(2).wrapped_key),
+        "the second reviewer sees the supplemented material"
+    );
+    assert_eq!(
+        b.decide("vf_a", "rev-2", ReviewVerdict::Approve, 2, NOW + 4).await,
+        CaseStatus::Verified,
+        "the second approval is the last one needed"
+    );
+}
+
 on_every_backend!(
     adapt Backend::of;
+    a_supplement_keeps_a_first_four_eyes_approval,
     the_deciding_step_destroys_the_face_with_the_status,
     withdrawing_biometric_consent_destroys_only_the_faces,
     oldest_first,

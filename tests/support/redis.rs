@@ -386,7 +386,7 @@ impl RedisCluster {
 /// (Redis 7.2+) may be refused: the client ignores that.
 pub const GATEWAY_COMMANDS: &str = "-@all +ping +evalsha +eval +script|load \
      +get +set +del +mget +expire +pexpire +pttl +exists +incr \
-     +hgetall +hget +hmget +hset +hdel +hexists +sadd +srem +smembers +zadd +zrange +zrem \
+     +hgetall +hget +hmget +hset +hdel +hexists +sadd +srem +smembers +zadd +zrange +zrem +zcount \
      +xadd +xack +xautoclaim +xclaim +xdel +xgroup|create +xrange +xreadgroup +xpending";
 
 /// The harness's own login to a locked-down server: TLS with a client certificate, as the `admin`

@@ -7,6 +7,10 @@
 //! `retention.rs`): it either lists the case — and marks it, or leaves a mark on its slot that the
 //! claim honours — or leaves a tombstone the listing step reads.
 //!
+//! `finish` sends Redis the integrity tag of the one record it writes (the provider's verdict, or
+//! `erased` when erasure was marked meanwhile), never another; a document-review case finished
+//! without its documents waits for them out of the review queue (see `review.rs`).
+//!
 //! Scripts: `cases_claim.lua`, `cases_finish.lua`, `cases_index.lua`.
 
 use std::sync::LazyLock;
@@ -247,47 +251,64 @@ impl CaseStore for RedisStore {
                 .await?;
         }
         let keys = &self.inner.record_keys.load();
-        let new_mac = mac_after(keys, &current, status, refusal, now_unix);
-        let erased_mac = mac_after(keys, &current, CaseStatus::Erased, None, now_unix);
         let anchor_index = anchor.as_ref().map(|c| c.index.as_str()).unwrap_or("");
         let review_reason = match status {
             CaseStatus::PendingReview => finish.review_reason.map_or("", ReviewReason::code),
             _ => "",
         };
-        let reply = self
-            .case_script(
-                OP,
-                &FINISH,
-                id,
-                &[
-                    status.as_str().as_bytes(),
-                    now_unix.to_string().as_bytes(),
-                    self.inner.record_ttl_seconds.to_string().as_bytes(),
-                    if status.is_final() { b"1" } else { b"0" },
-                    finish.provider.as_deref().unwrap_or("").as_bytes(),
-                    refusal.map_or("", CaseRefusal::code).as_bytes(),
-                    expires_at.as_bytes(),
-                    ttl_ms.as_bytes(),
-                    &key,
-                    &body,
-                    old_mac.as_bytes(),
-                    new_mac.as_bytes(),
-                    erased_mac.as_bytes(),
-                    anchor_index.as_bytes(),
-                    review_reason.as_bytes(),
-                    &face_key,
-                    &face_body,
-                    ReviewReason::DocumentReviewRequested.code().as_bytes(),
-                    if finish.documents_complete { b"1" } else { b"0" },
-                ],
-            )
-            .await?;
-        match reply.status.as_str() {
-            "not_found" => return Err(StoreError::NotFound),
-            "conflict" => return Err(StoreError::Conflict),
-            "ok" | "erased" => {}
-            _ => return Err(corrupt(OP, "reply")),
-        }
+        // Only the tag of the record this step writes is sent: the provider's verdict, or `erased`
+        // when erasure arrived meanwhile (never both: a `verified` tag beside an erased record would
+        // let anyone who sees script arguments forge a verified case). The erasure mark is not
+        // covered by the tag, so the script checks it is what was read here (`changed`: it appeared
+        // meanwhile, and the next try sends the other tag).
+        let mut erasing = current.erase_requested;
+        let mut tries = 0;
+        let reply = loop {
+            tries += 1;
+            let tag = if erasing {
+                mac_after(keys, &current, CaseStatus::Erased, None, now_unix)
+            } else {
+                mac_after(keys, &current, status, refusal, now_unix)
+            };
+            let reply = self
+                .case_script(
+                    OP,
+                    &FINISH,
+                    id,
+                    &[
+                        status.as_str().as_bytes(),
+                        now_unix.to_string().as_bytes(),
+                        self.inner.record_ttl_seconds.to_string().as_bytes(),
+                        if status.is_final() { b"1" } else { b"0" },
+                        finish.provider.as_deref().unwrap_or("").as_bytes(),
+                        refusal.map_or("", CaseRefusal::code).as_bytes(),
+                        expires_at.as_bytes(),
+                        ttl_ms.as_bytes(),
+                        &key,
+                        &body,
+                        old_mac.as_bytes(),
+                        tag.as_bytes(),
+                        if erasing { b"1" } else { b"0" },
+                        anchor_index.as_bytes(),
+                        review_reason.as_bytes(),
+                        &face_key,
+                        &face_body,
+                        ReviewReason::DocumentReviewRequested.code().as_bytes(),
+                        if finish.documents_complete { b"1" } else { b"0" },
+                    ],
+                )
+                .await?;
+            match reply.status.as_str() {
+                "changed" if tries < 3 => erasing = !erasing,
+                "changed" => return Err(StoreError::Conflict),
+                "not_found" => return Err(StoreError::NotFound),
+                "conflict" => return Err(StoreError::Conflict),
+                "ok" | "erased" | "waiting" => break reply,
+                _ => return Err(corrupt(OP, "reply")),
+            }
+        };
+        // A document-review case without its documents waits for them out of the queue.
+        let waiting = reply.status == "waiting";
         let record = reply.record(keys, OP, id)?;
         self.step("finish:after-script");
         if let Some(claim) = &anchor
@@ -296,7 +317,7 @@ impl CaseStore for RedisStore {
             self.confirm_anchor(OP, &record, claim).await?;
         }
         // Only a case whose data is held gets a review hash (see FINISH) and so a queue entry.
-        if record.status == CaseStatus::PendingReview && !ttl_ms.is_empty() {
+        if record.status == CaseStatus::PendingReview && !ttl_ms.is_empty() && !waiting {
             self.enqueue_review(OP, id).await?;
         }
         if record.status.is_final() {

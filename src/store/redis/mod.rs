@@ -27,6 +27,8 @@
 //! | `P:bind:{<id index>}` | hash | account → `v:<case>` (bound by that verified case) or `c:<case>:<until>` (a candidate written just before the step that would verify the case; it binds only once that case is `verified`, counts while the case is in flight, and is dropped otherwise) | `ttl_seconds` after the last change |
 //! | `P:{<case>}:review` | hash | a case in the review queue (fields below); the truth about its lease | with the personal data; deleted when the case ends |
 //! | `P:review:queue` | stream + group `reviewers` | one entry `case=<id>` per queued case; the group's pending entries are the leases (see `review.rs`) | entries deleted when their case ends (or by the next claim that meets them) |
+//! | `P:review:waiting` | zset | anchor case id → `pii_expires_at_unix`: pending anchor cases waiting out of the queue for their supplement (so that a claimer without supplement gating can take them back; see `review.rs`) | — (entries removed when queued again, and by `sweep` once due) |
+//! | `P:review:leases` | zset | case id → lease end: the cases handed to reviewers (an index for `queue_stats`; the review hash is the truth) | — (entries removed on release and decision, and by `queue_stats` once ended) |
 //! | `P:reviewer:{<principal>}` | string | a reviewer's X25519 public key (32 bytes) | — (replaced on registration) |
 //!
 //! Case hash fields: `v` (encoding version, `2`), `id`, `account`, `request`, `principal`, `purpose`
@@ -40,7 +42,8 @@
 //!
 //! Review hash fields: `queued` (unix seconds, caller's clock), `entry` (its queue stream id), `holder`,
 //! `until`, `leased` (the lease: reviewer, end, start), `claimed`, `approvals`, `supplements` (JSON arrays of
-//! principals / supplement request ids), `supplement` (`1` once the supplement is complete). No personal data.
+//! principals / supplement request ids), `supplement` (`1` once the supplement is complete), `waiting`
+//! (`docs` or `anchor`: out of the queue until the supplement completes it). No personal data.
 //!
 //! The indexes live on other slots than the cases they point to, so they are updated in separate
 //! commands and may be stale: every reader of an index re-checks the case inside the case's script.
@@ -59,6 +62,14 @@
 //! `ARGV` and replies). Each script touches the keys of one case (or one other key) only, so it runs
 //! on one Cluster slot and is atomic; its reply starts with a status word, and a case script then
 //! appends the case hash (`HGETALL`). The case hash and wrapped-key encodings are in `record.rs`.
+//!
+//! # Eviction
+//!
+//! Redis must run with `maxmemory-policy noeviction`: with any other policy it may drop keys under
+//! memory pressure (a pending case's sealed data, a binding), and the rules above no longer hold.
+//! Connecting reads the policy and refuses any other; where it cannot be read (`CONFIG` not allowed
+//! to the gateway's ACL user) it warns and goes on. A pending anchor case found without its sealed
+//! data is never approved (the review use case refuses: its anchor limit could not be applied).
 //!
 //! # Time
 //!
@@ -232,6 +243,12 @@ impl Keys {
     fn review_queue(&self) -> String {
         format!("{}:review:queue", self.prefix)
     }
+    fn review_waiting(&self) -> String {
+        format!("{}:review:waiting", self.prefix)
+    }
+    fn review_leases(&self) -> String {
+        format!("{}:review:leases", self.prefix)
+    }
     fn reviewer(&self, principal: &str) -> String {
         format!("{}:reviewer:{{{principal}}}", self.prefix)
     }
@@ -331,6 +348,70 @@ async fn connect_within<T>(
         .map_err(|e| connect_failed(&e))
 }
 
+/// The only eviction policy the store can live with is `noeviction`: any other lets Redis drop keys
+/// under memory pressure (every `volatile-*` policy the sealed data, which has a TTL), and a pending
+/// anchor case whose data went could no longer be checked against its limit, a binding could vanish.
+/// A policy that can be read and is not `noeviction` stops the start; one that cannot be read (an ACL
+/// user without `CONFIG`, a managed Redis that renamed it) is warned about and the start goes on.
+async fn check_eviction(connection: &mut Connection, options: &RedisOptions) -> Result<(), ConnectError> {
+    let get = async {
+        redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query_async::<Value>(connection)
+            .await
+    };
+    let reply = match tokio::time::timeout(options.connect_timeout * 2, get).await {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(error)) => {
+            tracing::warn!(op = "connect", kind = ?error.kind(), "could not read Redis's maxmemory-policy (CONFIG not allowed?); it must be noeviction");
+            return Ok(());
+        }
+        Err(_) => {
+            tracing::warn!(
+                op = "connect",
+                "Redis did not answer CONFIG GET maxmemory-policy; it must be noeviction"
+            );
+            return Ok(());
+        }
+    };
+    let policies = eviction_policies(&reply);
+    if policies.is_empty() {
+        tracing::warn!(
+            op = "connect",
+            "Redis did not tell its maxmemory-policy; it must be noeviction"
+        );
+        return Ok(());
+    }
+    if policies.iter().any(|p| !p.eq_ignore_ascii_case("noeviction")) {
+        return Err(ConnectError(
+            "Redis maxmemory-policy must be noeviction (an evicting Redis can drop sealed data and anchor bindings)",
+        ));
+    }
+    Ok(())
+}
+
+/// The policy values in a `CONFIG GET maxmemory-policy` reply: a `[name, value]` array or a map
+/// (RESP3), or on Cluster one such reply per node.
+fn eviction_policies(reply: &Value) -> Vec<String> {
+    fn walk(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::BulkString(bytes) => out.push(String::from_utf8_lossy(bytes).into_owned()),
+            Value::SimpleString(s) => out.push(s.clone()),
+            Value::Array(items) | Value::Set(items) => items.iter().for_each(|item| walk(item, out)),
+            Value::Map(pairs) => pairs.iter().for_each(|(k, v)| {
+                walk(k, out);
+                walk(v, out);
+            }),
+            _ => {}
+        }
+    }
+    let mut words = Vec::new();
+    walk(reply, &mut words);
+    words.retain(|w| !w.eq_ignore_ascii_case("maxmemory-policy") && !w.contains(':'));
+    words
+}
+
 impl RedisStore {
     /// Connects to a standalone Redis (`redis://host:port/db`, or `rediss://` for TLS) with the login
     /// and TLS material of [`RedisOptions::access`]. The connection reconnects by itself after Redis
@@ -374,6 +455,7 @@ impl RedisStore {
     async fn connected(mut connection: Connection, options: RedisOptions) -> Result<Self, ConnectError> {
         let ping = async { redis::cmd("PING").query_async::<String>(&mut connection).await };
         connect_within(&options, ping).await?;
+        check_eviction(&mut connection, &options).await?;
         Self::with_connection(connection, options).map_err(|_| ConnectError("no randomness for a record key"))
     }
 

@@ -47,16 +47,35 @@
 //! place; only a case re-queued by the sweep's orphan repair (a gateway died between the case
 //! script and `XADD`) joins at the tail.
 //!
+//! # Cases waiting for their documents
+//!
+//! A case nobody may take before its ID card front, back and handheld photo are in (a
+//! document-review case always; an anchor case where the claimer gates anchors on their supplement)
+//! is not kept in the walk: its review hash is marked `waiting` (`docs` or `anchor`) and it has no
+//! queue entry. A document-review case finished without its documents is marked so by `finish` and
+//! never queued; any other is taken out by the first claim that meets it (the grant script marks
+//! it, the claimer drops the entry), an anchor case listed in `P:review:waiting` so that a claimer
+//! without supplement gating can take it back (a bounded batch per claim). The supplement that
+//! completes a waiting case queues it again (at the tail). The sweep's orphan repair leaves waiting
+//! cases alone.
+//!
 //! # Costs
 //!
 //! A claim walks the PEL from its start: live leases are skipped by Redis itself, but every parked
-//! entry (not ready for somebody) costs one script round trip. With many anchor cases waiting for a
-//! supplement that is linear in their number per claim. `queue_stats` reads every queued case's
-//! hash: correct, linear in the queue.
+//! entry (not ready for this reviewer: four-eyes leftovers they approved or claimed) costs one
+//! script round trip; cases waiting for documents are not in it. `queue_stats` counts the queued
+//! cases in the expiry index (`ZCOUNT`, one round trip), checks the leases of the lease index
+//! (about one per reviewer at work) against their review hashes, and reads the oldest queued cases
+//! in due order until one nobody holds: a few round trips whatever the queue's length. Its figures
+//! are those of the review hashes, except that a case expired or erased and not yet swept can count
+//! as pending until the sweep, and the oldest is taken in due order (arrival order while the
+//! retention setting is unchanged).
 //!
 //! # What it must never do
 //!
-//! Trust a stream entry or a PEL owner over the case script; use Redis's clock to decide a lease;
+//! Trust a stream entry or a PEL owner over the case script; compute or send the integrity tag of an
+//! outcome the gateway has not decided (a decision sends the tag of the one status it writes, a
+//! first approval of two none); use Redis's clock to decide a lease;
 //! log or put in an error any stored value (case ids and principals are logged by the use case, not
 //! here); panic on what Redis returns.
 
@@ -85,8 +104,14 @@ const UNASSIGNED: &str = "idgate unassigned";
 const PARKED_TIME_MS: i64 = 1;
 /// Round trips one claim may spend walking the queue before giving up for this call.
 const CLAIM_ROUNDS: usize = 10_000;
-/// Stream entries read per page by `queue_stats`.
-const STATS_PAGE: usize = 256;
+/// Cases of the expiry index read per page by `queue_stats` looking for the oldest one nobody holds.
+const STATS_PAGE: usize = 16;
+/// How far `queue_stats` looks for the oldest case nobody holds (past the held ones).
+const STATS_OLDEST_SCAN: usize = 4 * STATS_PAGE;
+/// Leases `queue_stats` reads at most (live ones: about one per reviewer at work).
+const STATS_LEASES: usize = 1_000;
+/// Waiting anchor cases one claim without supplement gating puts back into the queue.
+const REQUEUE_BATCH: isize = 64;
 /// A pending case without a queue entry is re-queued by the sweep only this long after it was
 /// queued, so that a `finish` still on its way to `XADD` is not raced.
 const ORPHAN_GRACE_SECONDS: i64 = 60;
@@ -132,6 +157,41 @@ static SCRIPTS: LazyLock<ReviewScripts> = LazyLock::new(|| {
         move_if_owner: Script::new(MOVE_IF_OWNER),
     }
 });
+
+/// What one decision step does, decided by the gateway before the step (see `decide`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// An approval that is not the last one needed: back to the queue, status unchanged.
+    Requeue,
+    /// The last approval: `verified`.
+    Verify,
+    /// The last approval, refused by the anchor-accounts-per-ID limit.
+    Limit,
+    /// A rejection.
+    Reject,
+}
+
+impl Outcome {
+    /// The word `review_decide.lua` takes.
+    fn word(self) -> &'static str {
+        match self {
+            Self::Requeue => "requeue",
+            Self::Verify => "verify",
+            Self::Limit => "limit",
+            Self::Reject => "reject",
+        }
+    }
+
+    /// The status and refusal the step writes (`None`: the status stays as it is, no new tag).
+    fn written(self) -> Option<(CaseStatus, Option<CaseRefusal>)> {
+        match self {
+            Self::Requeue => None,
+            Self::Verify => Some((CaseStatus::Verified, None)),
+            Self::Limit => Some((CaseStatus::NotVerified, Some(CaseRefusal::IdAccountLimit))),
+            Self::Reject => Some((CaseStatus::NotVerified, None)),
+        }
+    }
+}
 
 /// A queue entry as delivered: its id, and the case it names (`None`: deleted or malformed).
 pub(crate) struct Entry {
@@ -317,10 +377,93 @@ impl RedisStore {
                 }
             }
             if ids.len() < super::BATCH as usize {
-                return Ok(());
+                break;
             }
             offset += super::BATCH;
         }
+        // Waiting anchor cases now due are expired by this sweep: nothing left to take back.
+        const BATCH: usize = super::BATCH as usize;
+        let now = now_unix.to_string();
+        loop {
+            let due: Vec<String> = self
+                .by_score(OP, self.inner.keys.review_waiting(), "-inf", &now, 0, BATCH)
+                .await?;
+            self.zrem(OP, self.inner.keys.review_waiting(), &due).await?;
+            if due.len() < BATCH {
+                return Ok(());
+            }
+        }
+    }
+
+    /// When case `case` was queued and until when it is leased, from its review hash (`None`: not
+    /// queued any more).
+    async fn queue_state(&self, op: &'static str, case: &str) -> Result<Option<(i64, Option<i64>)>, StoreError> {
+        let fields: Vec<Option<Vec<u8>>> = self
+            .query(
+                op,
+                redis::cmd("HMGET")
+                    .arg(self.inner.keys.review(case))
+                    .arg("queued")
+                    .arg("until"),
+            )
+            .await?;
+        let [queued, until] = <[Option<Vec<u8>>; 2]>::try_from(fields).map_err(|_| corrupt(op, "review"))?;
+        let Some(queued) = queued else { return Ok(None) };
+        let until = until.map(|u| decode_number(op, "until", &u)).transpose()?;
+        Ok(Some((decode_number(op, "queued", &queued)?, until)))
+    }
+
+    /// Puts anchor cases that wait out of the queue for a supplement only a claimer with supplement
+    /// gating needs back into the queue (a bounded batch per claim).
+    async fn requeue_waiting_anchors(&self, op: &'static str) -> Result<(), StoreError> {
+        let waiting: Vec<String> = self
+            .query(
+                op,
+                redis::cmd("ZRANGE")
+                    .arg(self.inner.keys.review_waiting())
+                    .arg(0)
+                    .arg(REQUEUE_BATCH - 1),
+            )
+            .await?;
+        for case in &waiting {
+            self.zrem(op, self.inner.keys.review_waiting(), std::slice::from_ref(case))
+                .await?;
+            self.enqueue_review(op, case).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds (or re-scores) `member` in zset `key`.
+    async fn zadd(&self, op: &'static str, key: String, score: i64, member: &str) -> Result<(), StoreError> {
+        let _: i64 = self
+            .query(op, redis::cmd("ZADD").arg(key).arg(score).arg(member))
+            .await?;
+        Ok(())
+    }
+
+    /// Members of zset `key` with scores in `min..=max` (Redis score bounds, `(` for exclusive), in
+    /// score order, from `offset`, at most `count`.
+    async fn by_score(
+        &self,
+        op: &'static str,
+        key: String,
+        min: &str,
+        max: &str,
+        offset: usize,
+        count: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.query(
+            op,
+            redis::cmd("ZRANGE")
+                .arg(key)
+                .arg(min)
+                .arg(max)
+                .arg("BYSCORE")
+                .arg("LIMIT")
+                .arg(offset)
+                .arg(count),
+        )
+        .await
     }
 
     /// Takes an entry out of the queue for good.
@@ -436,6 +579,8 @@ impl RedisStore {
                 };
                 let case = reply.record(&self.inner.record_keys.load(), OP, &case_id)?;
                 self.hide_entry(OP, &entry.id, reviewer, reviewer, now_unix).await?;
+                self.zadd(OP, self.inner.keys.review_leases(), lease_until_unix, &case_id)
+                    .await?;
                 Ok(Some(Claim {
                     case,
                     pii,
@@ -449,6 +594,16 @@ impl RedisStore {
                 let holder = reply.word(OP, 0)?;
                 let since: i64 = reply.word(OP, 1)?.parse().map_err(|_| corrupt(OP, "leased"))?;
                 self.hide_entry(OP, &entry.id, reviewer, &holder, since).await?;
+                Ok(None)
+            }
+            "waiting" => {
+                // Out of the queue until its documents are in (the supplement queues it again); an
+                // anchor case waiting only for the supplement gating is listed for claimers without it.
+                self.remove_entry(OP, &entry.id).await?;
+                if reply.word(OP, 0)? == "anchor" {
+                    let due: i64 = reply.word(OP, 1)?.parse().map_err(|_| corrupt(OP, "pii_exp"))?;
+                    self.zadd(OP, self.inner.keys.review_waiting(), due, &case_id).await?;
+                }
                 Ok(None)
             }
             "not_ready" => {
@@ -526,6 +681,11 @@ impl ReviewQueue for RedisStore {
                 anchor_needs_supplement,
             )
         };
+
+        if !anchor_needs_supplement {
+            // Anchor cases a claimer with supplement gating took out of the queue are ready for us.
+            self.requeue_waiting_anchors(OP).await?;
+        }
 
         // 1. The PEL, oldest first: parked entries and leases that may have run out.
         let mut cursor = "0-0".to_owned();
@@ -607,10 +767,29 @@ impl ReviewQueue for RedisStore {
     ) -> Result<CaseRecord, ReviewError> {
         const OP: &str = "decide";
         let (current, old_mac) = self.read_tagged(OP, case_id).await?.ok_or(ReviewError::NotPending)?;
-        // A verifying approval of an anchor case needs its binding, judged before the step that
-        // would verify the case; the binding counts only once that step made the case `verified`.
+        // What this step will do is decided here, from the approvals given so far, and only that
+        // outcome's tag is computed and sent: a tag for an outcome the gateway has not decided (a
+        // `verified` one beside a rejection, or beside a first approval of two) would let anyone who
+        // sees script arguments and can write the case hash forge that outcome. The script refuses
+        // (`changed`) when the case or its approvals are not what this was decided from.
+        let given: Option<Vec<u8>> = self
+            .query(
+                OP,
+                redis::cmd("HGET").arg(self.inner.keys.review(case_id)).arg("approvals"),
+            )
+            .await?;
+        let required = approvals_required.max(1);
+        let last_approval = {
+            let mut approvals = decode_list(OP, "approvals", given.as_ref())?;
+            if !approvals.iter().any(|r| r == reviewer) {
+                approvals.push(reviewer.to_owned());
+            }
+            approvals.len() >= usize::from(required)
+        };
+        // The last approval of an anchor case needs its binding, judged before the step that would
+        // verify the case; the binding counts only once that step made the case `verified`.
         let anchor = match (verdict, anchor) {
-            (ReviewVerdict::Approve, Some(claim)) if current.status == CaseStatus::PendingReview => {
+            (ReviewVerdict::Approve, Some(claim)) if last_approval && current.status == CaseStatus::PendingReview => {
                 // The candidate is in flight while the reviewer's lease lasts at most.
                 let allowed = self
                     .anchor_allows(OP, &current, &claim, now_unix + 60, now_unix)
@@ -619,58 +798,55 @@ impl ReviewQueue for RedisStore {
             }
             _ => None,
         };
-        let limited = anchor.as_ref().is_some_and(|(_, allowed)| !allowed);
+        let outcome = match (verdict, last_approval, &anchor) {
+            (ReviewVerdict::Reject, _, _) => Outcome::Reject,
+            (ReviewVerdict::Approve, false, _) => Outcome::Requeue,
+            (ReviewVerdict::Approve, true, Some((_, false))) => Outcome::Limit,
+            (ReviewVerdict::Approve, true, _) => Outcome::Verify,
+        };
         let anchor_index = match &anchor {
             Some((claim, true)) => claim.index.as_str(),
             _ => "",
         };
         let keys = &self.inner.record_keys.load();
-        let verified_mac = mac_after(keys, &current, CaseStatus::Verified, None, now_unix);
-        let rejected_mac = mac_after(keys, &current, CaseStatus::NotVerified, None, now_unix);
-        let limited_mac = mac_after(
-            keys,
-            &current,
-            CaseStatus::NotVerified,
-            Some(CaseRefusal::IdAccountLimit),
-            now_unix,
-        );
-        let verdict_word = match verdict {
-            ReviewVerdict::Approve => "approve",
-            ReviewVerdict::Reject => "reject",
-        };
-        let required = approvals_required.max(1).to_string();
+        let tag = outcome
+            .written()
+            .map(|(status, refusal)| mac_after(keys, &current, status, refusal, now_unix))
+            .unwrap_or_default();
+        let required = required.to_string();
         let now = now_unix.to_string();
         let ttl = self.inner.record_ttl_seconds.to_string();
         self.step("decide:before-script");
-        let mut reply = self
+        let reply = self
             .leased_script(
                 OP,
                 &SCRIPTS.decide,
                 case_id,
                 &[
                     reviewer.as_bytes(),
-                    verdict_word.as_bytes(),
+                    outcome.word().as_bytes(),
                     required.as_bytes(),
                     now.as_bytes(),
                     ttl.as_bytes(),
                     old_mac.as_bytes(),
-                    verified_mac.as_bytes(),
-                    rejected_mac.as_bytes(),
-                    limited_mac.as_bytes(),
-                    if limited {
-                        CaseRefusal::IdAccountLimit.code()
-                    } else {
-                        ""
-                    }
-                    .as_bytes(),
+                    tag.as_bytes(),
+                    CaseRefusal::IdAccountLimit.code().as_bytes(),
                     anchor_index.as_bytes(),
+                    given.as_deref().unwrap_or_default(),
                 ],
             )
-            .await?;
+            .await;
+        let mut reply = match reply {
+            Ok(reply) if reply.status != "changed" => reply,
+            other => {
+                // Nothing was decided: a candidate binding written for this step binds nothing.
+                if let Some((claim, true)) = &anchor {
+                    self.drop_candidate(OP, &current, claim).await?;
+                }
+                return Err(other.err().unwrap_or_else(|| StoreError::Conflict.into()));
+            }
+        };
         let status = std::mem::take(&mut reply.status);
-        if status == "changed" {
-            return Err(StoreError::Conflict.into());
-        }
         if reply.rest.is_empty() {
             return Err(corrupt(OP, "reply").into());
         }
@@ -685,6 +861,8 @@ impl ReviewQueue for RedisStore {
                 self.drop_candidate(OP, &record, claim).await?;
             }
         }
+        self.zrem(OP, self.inner.keys.review_leases(), &[case_id.to_owned()])
+            .await?;
         match status.as_str() {
             "ended" => {
                 // The case script already ended it; these only tidy the indexes and the queue.
@@ -707,69 +885,61 @@ impl ReviewQueue for RedisStore {
         if reply.status != "released" {
             return Err(corrupt(OP, "reply").into());
         }
+        self.zrem(OP, self.inner.keys.review_leases(), &[case_id.to_owned()])
+            .await?;
         self.park_entry(OP, &reply.word(OP, 0)?).await?;
         Ok(())
     }
 
     async fn queue_stats(&self, now_unix: i64) -> Result<QueueStats, StoreError> {
         const OP: &str = "queue_stats";
-        let queue = self.inner.keys.review_queue();
-        let mut stats = QueueStats::default();
-        let mut oldest: Option<i64> = None;
-        let mut start = "-".to_owned();
-        loop {
-            let page: Value = self
-                .query(
-                    OP,
-                    redis::cmd("XRANGE")
-                        .arg(&queue)
-                        .arg(&start)
-                        .arg("+")
-                        .arg("COUNT")
-                        .arg(STATS_PAGE),
-                )
-                .await?;
-            let entries = decode_entries(OP, &page)?;
-            // The entries are hints: each case's own hash says whether it is queued and leased.
-            let states = try_join_all(entries.iter().map(|entry| async move {
-                let Some(case) = &entry.case else { return Ok(None) };
-                let fields: Vec<Option<Vec<u8>>> = self
-                    .query(
-                        OP,
-                        redis::cmd("HMGET")
-                            .arg(self.inner.keys.review(case))
-                            .arg("queued")
-                            .arg("until")
-                            .arg("entry"),
-                    )
-                    .await?;
-                let [queued, until, recorded] =
-                    <[Option<Vec<u8>>; 3]>::try_from(fields).map_err(|_| corrupt(OP, "review"))?;
-                let Some(queued) = queued else { return Ok(None) };
-                // A duplicate entry of a case counts once, by the entry the case recorded.
-                if recorded.is_some_and(|r| r != entry.id.as_bytes()) {
-                    return Ok(None);
-                }
-                let queued = decode_number(OP, "queued", &queued)?;
-                let until = until.map(|u| decode_number(OP, "until", &u)).transpose()?;
-                Ok::<_, StoreError>(Some((queued, until)))
-            }))
+        let keys = &self.inner.keys;
+        let after_now = format!("({now_unix}");
+        // Every case pending review with its data held is in the expiry index until it is due.
+        let queued: u64 = self
+            .query(OP, redis::cmd("ZCOUNT").arg(keys.expiry()).arg(&after_now).arg("+inf"))
             .await?;
-            for (queued, until) in states.into_iter().flatten() {
-                if until.is_some_and(|u| u > now_unix) {
-                    stats.claimed += 1;
-                } else {
-                    stats.pending += 1;
-                    oldest = Some(oldest.map_or(queued, |o| o.min(queued)));
+        // Leases that may be live (a handful: one per reviewer at work); each case's hash says
+        // whether it still is. Ended ones leave the index here.
+        let leased: Vec<String> = self
+            .by_score(OP, keys.review_leases(), &after_now, "+inf", 0, STATS_LEASES)
+            .await?;
+        let ended: Vec<String> = self
+            .by_score(OP, keys.review_leases(), "-inf", &now_unix.to_string(), 0, STATS_LEASES)
+            .await?;
+        self.zrem(OP, keys.review_leases(), &ended).await?;
+        let states = try_join_all(leased.iter().map(|case| self.queue_state(OP, case))).await?;
+        let held: std::collections::HashSet<&str> = leased
+            .iter()
+            .zip(&states)
+            .filter(|(_, state)| state.is_some_and(|(_, until)| until.is_some_and(|u| u > now_unix)))
+            .map(|(case, _)| case.as_str())
+            .collect();
+        let claimed = held.len() as u64;
+        // The oldest case nobody holds: the queue in due order (arrival order for one retention
+        // setting), skipping the held ones and any without a review hash.
+        let mut oldest = None;
+        let mut offset = 0;
+        while oldest.is_none() && offset < STATS_OLDEST_SCAN {
+            let page: Vec<String> = self
+                .by_score(OP, keys.expiry(), &after_now, "+inf", offset, STATS_PAGE)
+                .await?;
+            for case in page.iter().filter(|case| !held.contains(case.as_str())) {
+                if let Some((queued, _)) = self.queue_state(OP, case).await? {
+                    oldest = Some(queued);
+                    break;
                 }
             }
-            match entries.last() {
-                Some(last) if entries.len() == STATS_PAGE => start = format!("({}", last.id),
-                _ => break,
+            if page.len() < STATS_PAGE {
+                break;
             }
+            offset += STATS_PAGE;
         }
-        stats.oldest_pending_age_seconds = oldest.map_or(0, |at| (now_unix - at).max(0));
-        Ok(stats)
+        Ok(QueueStats {
+            pending: queued.saturating_sub(claimed),
+            claimed,
+            oldest_pending_age_seconds: oldest.map_or(0, |at: i64| (now_unix - at).max(0)),
+        })
     }
 
     async fn review_state(&self, case_id: &str) -> Result<Option<ReviewState>, StoreError> {
@@ -813,7 +983,15 @@ impl ReviewQueue for RedisStore {
             )
             .await?;
         match reply.status.as_str() {
-            "applied" => Ok(true),
+            "applied" => {
+                if reply.rest.first().map(Vec::as_slice) == Some(b"requeue") {
+                    // It waited out of the queue for these documents.
+                    self.zrem(OP, self.inner.keys.review_waiting(), &[case_id.to_owned()])
+                        .await?;
+                    self.enqueue_review(OP, case_id).await?;
+                }
+                Ok(true)
+            }
             "duplicate" => Ok(false),
             "conflict" => Err(StoreError::Conflict.into()),
             "not_pending" => Err(ReviewError::NotPending),

@@ -5,4 +5,6 @@ if not pending() then return {'gone'} end
 local entry = redis.call('HGET', KEYS[4], 'entry')
 if entry then return {'has', entry} end
 redis.call('HSET', KEYS[4], 'entry', ARGV[1])
+-- Queued again (its documents came, or a claimer without supplement gating took it back).
+redis.call('HDEL', KEYS[4], 'waiting')
 return {'ok'}

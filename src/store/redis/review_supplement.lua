@@ -2,7 +2,8 @@
 -- idempotent by request id; TTLs kept). KEYS: case, pii key, pii body, review, face key, face body.
 -- ARGV: request id, expected wrapped key, new wrapped key, new body, complete (`1`/`0`), the face's
 -- wrapped key and body (empty: keep the face as it is).
--- Replies: `not_pending` | `duplicate` | `conflict` | `applied`.
+-- Replies: `not_pending` | `duplicate` | `conflict` | `applied` [, `requeue`: it waited for these
+-- documents out of the queue and must be queued again].
 -- Runs after `review_lists.lua` (its helpers, e.g. `pending()`).
 if not pending() then return {'not_pending'} end
 local current = redis.call('GET', KEYS[2])
@@ -22,5 +23,12 @@ if ARGV[6] ~= '' then
 end
 table.insert(requests, ARGV[1])
 redis.call('HSET', KEYS[4], 'supplements', enc(requests))
-if ARGV[5] == '1' then redis.call('HSET', KEYS[4], 'supplement', '1') end
+if ARGV[5] == '1' then
+  redis.call('HSET', KEYS[4], 'supplement', '1')
+  if redis.call('HEXISTS', KEYS[4], 'waiting') == 1 then
+    -- It waited out of the queue for these documents: the caller queues it again.
+    redis.call('HDEL', KEYS[4], 'waiting')
+    return {'applied', 'requeue'}
+  end
+end
 return {'applied'}
