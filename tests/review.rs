@@ -982,10 +982,10 @@ async fn the_consent_command_withdraws_biometric_consent_then_all() {
 }
 
 /// Four-eyes with a supplement between the two approvals (an anchor case, offered once its first
-/// supplement is in; a second one comes after the first approval): the first approval stands (it was
-/// given on the material then present; only withdrawing biometric consent voids approvals), the
-/// second reviewer sees the supplemented material, and their approval verifies the case.
-async fn a_supplement_between_two_approvals_keeps_the_first(gw: TestGateway) {
+/// supplement is in; a second one comes after the first approval): the first approval was given on
+/// material the supplement replaced, so it is void; two approvals on the supplemented material
+/// verify the case, the first reviewer's again among them.
+async fn a_supplement_between_two_approvals_voids_the_first(gw: TestGateway) {
     let mut onboarding = gw.onboarding().await;
     let pending = verify(&mut onboarding, pb::Purpose::Anchor, "fe-supp", &Person::adult("975"))
         .await
@@ -1003,11 +1003,21 @@ async fn a_supplement_between_two_approvals_keeps_the_first(gw: TestGateway) {
     supplement(&gw, &pending.verification_id, "fe-supp-2").await;
     let claim = r2.claim().await.expect("offered to the second reviewer");
     assert_eq!(claim.case_id, pending.verification_id);
-    assert_eq!(claim.approved_by, ["reviewer-1"], "the first approval stands");
+    assert!(
+        claim.approved_by.is_empty(),
+        "the first approval was given on other material"
+    );
     assert!(claim.supplement_complete);
     assert!(!r2.read(&claim).id_card_front.is_empty(), "the supplemented material");
     assert_eq!(
         r2.decide(&claim.case_id, pb::Decision::Approve).await.unwrap(),
+        pb::Status::PendingReview,
+        "one approval on this material"
+    );
+    let claim = r1.claim().await.expect("offered to the first reviewer again");
+    assert_eq!(claim.approved_by, ["reviewer-2"]);
+    assert_eq!(
+        r1.decide(&claim.case_id, pb::Decision::Approve).await.unwrap(),
         pb::Status::Verified
     );
     assert!(r1.claim().await.is_none() && r2.claim().await.is_none());
@@ -1015,14 +1025,14 @@ async fn a_supplement_between_two_approvals_keeps_the_first(gw: TestGateway) {
 }
 
 #[tokio::test]
-async fn a_supplement_between_two_approvals_keeps_the_first_embedded() {
+async fn a_supplement_between_two_approvals_voids_the_first_embedded() {
     let mut config = TestGateway::config();
     config.review.approvals_required = 2;
-    a_supplement_between_two_approvals_keeps_the_first(TestGateway::start_with(config, None).await).await;
+    a_supplement_between_two_approvals_voids_the_first(TestGateway::start_with(config, None).await).await;
 }
 
 #[tokio::test]
-async fn a_supplement_between_two_approvals_keeps_the_first_on_redis() {
+async fn a_supplement_between_two_approvals_voids_the_first_on_redis() {
     if !support::redis::redis_tests_enabled() {
         return;
     }
@@ -1030,5 +1040,5 @@ async fn a_supplement_between_two_approvals_keeps_the_first_on_redis() {
     let mut config = TestGateway::config();
     config.review.approvals_required = 2;
     config.store.url = Some(redis.url());
-    a_supplement_between_two_approvals_keeps_the_first(TestGateway::start_with(config, None).await).await;
+    a_supplement_between_two_approvals_voids_the_first(TestGateway::start_with(config, None).await).await;
 }

@@ -879,10 +879,10 @@ async fn withdrawing_biometric_consent_destroys_only_the_faces(b: Backend) {
     );
 }
 
-/// A supplement does not void a first four-eyes approval: that approval was given on the material
-/// then present, and the second reviewer decides on the supplemented material. Only withdrawing
-/// biometric consent voids approvals (see above).
-async fn a_supplement_keeps_a_first_four_eyes_approval(b: Backend) {
+/// A supplement replaces the material reviewers decide from: approvals and a live lease given on the
+/// material it replaced are void, so every approval that verifies a case was given on the material
+/// the case holds (four-eyes cannot be split across two sets of documents).
+async fn a_supplement_voids_the_approvals_and_the_lease_given_before_it(b: Backend) {
     b.queue_case("vf_a", "acct-1", Purpose::Radio, NOW).await;
     assert_eq!(
         b.claim_with("rev-1", NOW + 1, true, false).await.as_deref(),
@@ -892,6 +892,11 @@ async fn a_supplement_keeps_a_first_four_eyes_approval(b: Backend) {
         b.decide("vf_a", "rev-1", ReviewVerdict::Approve, 2, NOW + 2).await,
         CaseStatus::PendingReview
     );
+    // rev-2 holds a lease on the first material when the supplement arrives.
+    assert_eq!(
+        b.claim_with("rev-2", NOW + 3, true, false).await.as_deref(),
+        Some("vf_a")
+    );
     assert!(
         b.queue
             .apply_supplement("vf_a", "s-1", &pii(1).wrapped_key, pii(2), true)
@@ -899,33 +904,49 @@ async fn a_supplement_keeps_a_first_four_eyes_approval(b: Backend) {
             .unwrap()
     );
     let state = b.queue.review_state("vf_a").await.unwrap().unwrap();
-    assert_eq!(state.approvals, ["rev-1"], "the first approval stands");
-    assert_eq!(
-        b.claim_with("rev-1", NOW + 3, true, false).await,
-        None,
-        "still never the same reviewer twice"
+    assert!(
+        state.approvals.is_empty(),
+        "the first approval was given on other material"
     );
+    assert!(state.lease.is_none(), "the live lease was given on other material");
+    assert!(
+        b.queue
+            .decide("vf_a", "rev-2", ReviewVerdict::Approve, 2, None, NOW + 4)
+            .await
+            .is_err(),
+        "a decision under the voided lease is refused"
+    );
+    assert_eq!(b.status("vf_a").await, CaseStatus::PendingReview);
+    // Two approvals on the supplemented material verify it, the first reviewer's again among them.
     let claim = b
         .queue
-        .claim_next("rev-2", NOW + 3, NOW + 3 + LEASE, true, false)
+        .claim_next("rev-1", NOW + 5, NOW + 5 + LEASE, true, false)
         .await
         .unwrap()
-        .unwrap();
+        .expect("the case is back in the queue for every reviewer");
     assert_eq!(
         (claim.case.id.as_str(), claim.pii.wrapped_key.clone()),
         ("vf_a", pii(2).wrapped_key),
-        "the second reviewer sees the supplemented material"
+        "the reviewer sees the supplemented material"
     );
     assert_eq!(
-        b.decide("vf_a", "rev-2", ReviewVerdict::Approve, 2, NOW + 4).await,
-        CaseStatus::Verified,
-        "the second approval is the last one needed"
+        b.decide("vf_a", "rev-1", ReviewVerdict::Approve, 2, NOW + 6).await,
+        CaseStatus::PendingReview,
+        "one approval on this material"
+    );
+    assert_eq!(
+        b.claim_with("rev-2", NOW + 7, true, false).await.as_deref(),
+        Some("vf_a")
+    );
+    assert_eq!(
+        b.decide("vf_a", "rev-2", ReviewVerdict::Approve, 2, NOW + 8).await,
+        CaseStatus::Verified
     );
 }
 
 on_every_backend!(
     adapt Backend::of;
-    a_supplement_keeps_a_first_four_eyes_approval,
+    a_supplement_voids_the_approvals_and_the_lease_given_before_it,
     the_deciding_step_destroys_the_face_with_the_status,
     withdrawing_biometric_consent_destroys_only_the_faces,
     oldest_first,

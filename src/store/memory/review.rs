@@ -184,6 +184,12 @@ impl ReviewQueue for MemoryStore {
         }
         review.supplement_requests.push(request_id.to_owned());
         review.supplement_complete |= complete;
+        // Approvals and a live lease were given on the material this supplement replaced: void, so
+        // that every approval that verifies the case was given on the material it holds. A new round
+        // of review starts: whoever saw the old material may review the new.
+        review.approvals.clear();
+        review.claimed_by.clear();
+        review.lease = None;
         entry.record.updated_at_unix = entry.record.updated_at_unix.max(review.queued_at_unix);
         Ok(true)
     }

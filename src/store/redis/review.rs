@@ -990,6 +990,11 @@ impl ReviewQueue for RedisStore {
                         .await?;
                     self.enqueue_review(OP, case_id).await?;
                 }
+                // A lease given on the replaced material was voided: its entry goes back.
+                if let Some(entry) = reply.rest.get(1).filter(|entry| !entry.is_empty()) {
+                    let entry = std::str::from_utf8(entry).map_err(|_| corrupt(OP, "reply"))?;
+                    self.park_entry(OP, entry).await?;
+                }
                 Ok(true)
             }
             "duplicate" => Ok(false),

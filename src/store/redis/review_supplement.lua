@@ -2,8 +2,12 @@
 -- idempotent by request id; TTLs kept). KEYS: case, pii key, pii body, review, face key, face body.
 -- ARGV: request id, expected wrapped key, new wrapped key, new body, complete (`1`/`0`), the face's
 -- wrapped key and body (empty: keep the face as it is).
--- Replies: `not_pending` | `duplicate` | `conflict` | `applied` [, `requeue`: it waited for these
--- documents out of the queue and must be queued again].
+-- Approvals and a live lease given on the material it replaces are void (every approval that
+-- verifies the case is given on the material it holds), in this same step; a new round of review
+-- starts (whoever claimed it may review the new material).
+-- Replies: `not_pending` | `duplicate` | `conflict` | `applied`, `requeue` (it waited for these
+-- documents out of the queue and must be queued again) or '', the queue entry of a voided lease
+-- (to park; empty: none).
 -- Runs after `review_lists.lua` (its helpers, e.g. `pending()`).
 if not pending() then return {'not_pending'} end
 local current = redis.call('GET', KEYS[2])
@@ -22,13 +26,18 @@ if ARGV[6] ~= '' then
   end
 end
 table.insert(requests, ARGV[1])
-redis.call('HSET', KEYS[4], 'supplements', enc(requests))
+redis.call('HSET', KEYS[4], 'supplements', enc(requests), 'approvals', '[]', 'claimed', '[]')
+local voided = ''
+if redis.call('HEXISTS', KEYS[4], 'holder') == 1 then
+  redis.call('HDEL', KEYS[4], 'holder', 'until', 'leased')
+  voided = redis.call('HGET', KEYS[4], 'entry') or ''
+end
 if ARGV[5] == '1' then
   redis.call('HSET', KEYS[4], 'supplement', '1')
   if redis.call('HEXISTS', KEYS[4], 'waiting') == 1 then
     -- It waited out of the queue for these documents: the caller queues it again.
     redis.call('HDEL', KEYS[4], 'waiting')
-    return {'applied', 'requeue'}
+    return {'applied', 'requeue', voided}
   end
 end
-return {'applied'}
+return {'applied', '', voided}
