@@ -1,6 +1,8 @@
-//! The `idgate` command line: one file per subcommand. Each parses its flags and calls the library.
+//! The `idgate` command line: one file per subcommand. Each parses its flags and calls the library
+//! (the client tools connect through [`crate::client`]).
+//!
+//! Nothing outside this folder and `main.rs` imports it.
 
-pub mod client;
 pub mod config_cmd;
 pub mod consent;
 pub mod dev_certs;
@@ -67,6 +69,27 @@ impl CliError {
             CliError::Other(_) => 1,
         }
     }
+}
+
+/// `--tls-name`, shared by every client tool.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsNameArg {
+    /// The name the gateway's certificate must carry. Default: the host of --target (a name, or an IP
+    /// address, which the certificate must then list as an IP address).
+    #[arg(long, value_name = "NAME")]
+    pub tls_name: Option<String>,
+}
+
+/// A refused call as a command-line error: its code, message and reason (never input: answers carry
+/// none).
+pub fn refused(status: tonic::Status) -> CliError {
+    let reason = tonic_types::StatusExt::get_details_error_info(&status).map(|i| i.reason);
+    CliError::Other(anyhow::anyhow!(
+        "{:?}: {} (reason {})",
+        status.code(),
+        status.message(),
+        reason.as_deref().unwrap_or("-")
+    ))
 }
 
 /// Runs the parsed command line.

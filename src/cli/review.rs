@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use super::CliError;
-use super::client::connect_named;
+use crate::client::connect_named;
 use crate::crypto::SecretKey32;
 use crate::crypto::keyfile::{create_private_dir, write_private_file};
 use crate::crypto::sealing::{Context, OpeningKey};
@@ -36,7 +36,7 @@ pub struct ReviewArgs {
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub target: String,
     #[command(flatten)]
-    pub tls: super::client::TlsNameArg,
+    pub tls: super::TlsNameArg,
     /// A directory laid out like `dev-certs` output.
     #[arg(long, default_value = "certs/dev")]
     pub certs: PathBuf,

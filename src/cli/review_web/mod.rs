@@ -39,8 +39,8 @@ use tonic::transport::Channel;
 use zeroize::Zeroizing;
 
 use super::CliError;
-use super::client::connect_named;
 use super::review::{Interrupts, ReviewArgs, key_path, open_claim, own_caller, reviewer_key};
+use crate::client::connect_named;
 use crate::clock::{Clock as _, SystemClock};
 use crate::crypto::sealing::OpeningKey;
 use crate::domain::{IdNumber, IdentityFields};
