@@ -11,7 +11,6 @@ pub mod loadtest;
 pub mod privacy;
 pub mod provider_sim;
 pub mod review;
-pub mod review_web;
 pub mod serve;
 pub mod verify;
 
