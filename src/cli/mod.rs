@@ -1,15 +1,20 @@
 //! The `idgate` command line: one file per subcommand. Each parses its flags and calls the library
 //! (the client tools connect through [`crate::client`]).
 //!
-//! Nothing outside this folder and `main.rs` imports it.
+//! Nothing outside this folder and `main.rs` imports it. The tools beside the gateway (`review`,
+//! `loadtest`, `provider-sim`, `dev-certs`) are built with the `tools` feature (on by default).
 
 pub mod config_cmd;
 pub mod consent;
+#[cfg(feature = "tools")]
 pub mod dev_certs;
 pub mod keys;
+#[cfg(feature = "tools")]
 pub mod loadtest;
 pub mod privacy;
+#[cfg(feature = "tools")]
 pub mod provider_sim;
+#[cfg(feature = "tools")]
 pub mod review;
 pub mod serve;
 pub mod verify;
@@ -32,19 +37,24 @@ pub enum Command {
     /// Run the gateway (`--dev`: embedded store, built-in provider simulator, dev certificates and keys).
     Serve(serve::ServeArgs),
     /// Write a development PKI: CA, server and role client certificates.
+    #[cfg(feature = "tools")]
     DevCerts(dev_certs::DevCertsArgs),
     /// Generate and rotate sealing keys and key-encryption keys.
     Keys(keys::KeysArgs),
     /// Seal and send one verification (a client for trying the gateway out).
     Verify(verify::VerifyArgs),
     /// The review console: claim the next case, see it (decrypted with your own key), decide.
+    #[cfg(feature = "tools")]
     Review(review::ReviewArgs),
-    /// Run the Tencent FaceID protocol simulator.
+    /// Run the provider simulator: the Tencent FaceID or the Alibaba Cloud ID Verification protocol
+    /// (`--protocol`), with fault injection.
+    #[cfg(feature = "tools")]
     ProviderSim(provider_sim::ProviderSimArgs),
     /// Check a configuration file without starting, or print a commented example.
     Config(config_cmd::ConfigArgs),
     /// Drive Verify at a rate or concurrency with sealed synthetic payloads; optionally against a bare
     /// echo baseline in the same run.
+    #[cfg(feature = "tools")]
     Loadtest(loadtest::LoadtestArgs),
     /// The data map for the privacy office: what the configuration does with personal data.
     Privacy(privacy::PrivacyArgs),
@@ -95,12 +105,16 @@ pub fn refused(status: tonic::Status) -> CliError {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
+        #[cfg(feature = "tools")]
         Command::DevCerts(args) => dev_certs::run(args),
         Command::Keys(args) => keys::run(args),
         Command::Verify(args) => verify::run(args).await,
+        #[cfg(feature = "tools")]
         Command::ProviderSim(args) => provider_sim::run(args).await,
+        #[cfg(feature = "tools")]
         Command::Review(args) => review::run(args).await,
         Command::Config(args) => config_cmd::run(args),
+        #[cfg(feature = "tools")]
         Command::Loadtest(args) => loadtest::run(args).await,
         Command::Privacy(args) => privacy::run(args),
         Command::Consent(args) => consent::run(args).await,
