@@ -32,6 +32,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// One value per process: its size does not matter (and which variant is largest depends on `tools`).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway (`--dev`: embedded store, built-in provider simulator, dev certificates and keys).
