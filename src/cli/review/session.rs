@@ -9,12 +9,15 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use tonic::transport::Channel;
 
-use super::ReviewArgs;
+use super::args::ReviewArgs;
 use crate::crypto::SecretKey32;
 use crate::crypto::keyfile::write_private_file;
 use crate::crypto::sealing::{Context, OpeningKey};
 use crate::pb;
 use crate::pb::review_service_client::ReviewServiceClient;
+
+/// What a console says where the face would be when the case holds none.
+pub const NO_FACE_NOTE: &str = "(no face: document review; decide from the ID card and handheld photos)";
 
 /// Loads the reviewer key, creating it (0600) on first use.
 pub fn reviewer_key(path: &Path) -> anyhow::Result<OpeningKey> {

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use super::session::{Interrupts, key_path, open_claim, own_caller, register, reviewer_key};
-use super::{DecisionArg, NO_FACE_NOTE, ReviewArgs};
+use super::args::{DecisionArg, ReviewArgs};
+use super::session::{Interrupts, NO_FACE_NOTE, key_path, open_claim, own_caller, register, reviewer_key};
 use crate::cli::CliError;
 use crate::client::connect_named;
 use crate::crypto::keyfile::{create_private_dir, write_private_file};

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
-use super::Console;
+use super::state::Console;
 
 /// The header that carries a page's session secret.
 pub const SESSION_HEADER: &str = "x-idgate-session";

@@ -17,11 +17,11 @@ use zeroize::Zeroizing;
 
 use super::assets::{ADMIN_HTML, INDEX_HTML, SESSION_META};
 use super::guard::{exchange, forbidden, query_param};
+use super::state::{ArcSecret, Console, Mode, OpenCase};
 use super::views::{
-    ArcSecret, AuditRow, AuditView, Gateway, REASONS, SLOTS, StateView, Stats, case_view, message, private_body,
-    private_json, status_words, words,
+    AuditRow, AuditView, Gateway, REASONS, SLOTS, StateView, Stats, case_view, message, private_body, private_json,
+    status_words, words,
 };
-use super::{Console, Mode, OpenCase};
 use crate::cli::review::session::{open_claim, register};
 use crate::pb;
 use crate::transport::reasons::ErrorReason;

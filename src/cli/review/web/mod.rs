@@ -20,13 +20,16 @@
 //! `Sec-Fetch-Site` (reads too), or that lacks a live session secret; only the launch URL and the
 //! static assets (public code, no data) are served without one. Each of those gets 403.
 //!
-//! The rooms: [`guard`] (launch token, session secrets, the Host/Origin/Sec-Fetch checks and the
-//! headers on every answer), [`handlers`] (one function per route), [`views`] (what the page is sent,
-//! wiped once sent), [`assets`] (the embedded page, script and style).
+//! The rooms, arrows pointing one way (this file starts the console and routes; each room leans only
+//! on those after it): [`handlers`] (one function per route), [`guard`] (launch token, session
+//! secrets, the Host/Origin/Sec-Fetch checks and the headers on every answer), [`views`] (what the
+//! page is sent, wiped once sent), [`state`] (what the console holds: mode, secrets, the open case),
+//! [`assets`] (the embedded page, script and style).
 
 mod assets;
 mod guard;
 mod handlers;
+mod state;
 mod views;
 
 use std::net::SocketAddr;
@@ -36,20 +39,15 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::routing::{get, post};
 use tokio::sync::Mutex;
-use tonic::transport::Channel;
-use zeroize::Zeroizing;
 
 use self::assets::{ADMIN_JS, CONSOLE_CSS, REVIEW_JS, asset};
 use self::guard::{guard, print_launch_url, secret};
 use self::handlers::{audit, bounded, claim, decide, image, index, release, state};
-use self::views::Secret;
-use super::ReviewArgs;
+use self::state::{Console, Held, Mode};
+use super::args::ReviewArgs;
 use super::session::{Interrupts, key_path, own_caller, register, reviewer_key};
 use crate::cli::CliError;
 use crate::client::connect_named;
-use crate::clock::{Clock as _, SystemClock};
-use crate::crypto::sealing::OpeningKey;
-use crate::domain::IdentityFields;
 use crate::pb;
 use crate::pb::audit_service_client::AuditServiceClient;
 use crate::pb::review_service_client::ReviewServiceClient;
@@ -57,124 +55,6 @@ use crate::transport::auth::Role;
 
 pub use self::guard::SESSION_HEADER;
 pub use self::views::REASONS;
-
-/// Flags of `idgate review --web`.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct WebArgs {
-    /// Serve the review console to a browser instead of the terminal.
-    #[arg(long)]
-    pub web: bool,
-    /// Where the web console listens. Default: a free port on 127.0.0.1.
-    #[arg(long, requires = "web")]
-    pub listen: Option<SocketAddr>,
-    /// Allow --listen on a non-loopback address (case material then crosses the network in the clear).
-    #[arg(long, requires = "web")]
-    pub allow_remote: bool,
-}
-
-/// The case this console holds a lease on, opened. No `Debug`: it holds personal data.
-struct OpenCase {
-    case_id: String,
-    purpose: i32,
-    lease_expires_unix: i64,
-    submitted_at_unix: i64,
-    provider: String,
-    /// Why the case went to review, in words.
-    why: &'static str,
-    supplement_complete: bool,
-    approved_by: Vec<String>,
-    approvals_required: u32,
-    /// Name, ID number, phone (the images are taken out into `images`); wiped on drop.
-    fields: IdentityFields,
-    /// In [`SLOTS`] order; `None`: not supplied.
-    images: [Option<Arc<Secret>>; 4],
-    /// Random per claim, part of the image URLs.
-    nonce: String,
-}
-
-impl OpenCase {
-    fn open(mut fields: IdentityFields, claim: pb::ClaimNextResponse) -> anyhow::Result<Self> {
-        let take = |v: &mut Vec<u8>| {
-            let bytes = Zeroizing::new(std::mem::take(v));
-            (!bytes.is_empty()).then(|| Arc::new(Secret(bytes)))
-        };
-        let images = [
-            take(&mut fields.face_image),
-            take(&mut fields.id_card_front),
-            take(&mut fields.id_card_back),
-            take(&mut fields.handheld_id_photo),
-        ];
-        Ok(Self {
-            case_id: claim.case_id,
-            purpose: claim.purpose,
-            lease_expires_unix: claim.lease_expires_unix,
-            submitted_at_unix: claim.submitted_at_unix,
-            provider: claim.provider,
-            why: crate::decision::ReviewReason::from_code(&claim.review_reason)
-                .map_or("not known", crate::decision::ReviewReason::words),
-            supplement_complete: claim.supplement_complete,
-            approved_by: claim.approved_by,
-            approvals_required: claim.approvals_required,
-            fields,
-            images,
-            nonce: crate::crypto::random::id("").context("randomness")?,
-        })
-    }
-}
-
-enum Mode {
-    Reviewer {
-        key: OpeningKey,
-        review: ReviewServiceClient<Channel>,
-    },
-    Admin {
-        review: ReviewServiceClient<Channel>,
-        audit: AuditServiceClient<Channel>,
-    },
-}
-
-/// Why the console lost its case (shown once on the page).
-#[derive(Default)]
-struct Held {
-    case: Option<OpenCase>,
-    notice: Option<String>,
-}
-
-struct Console {
-    mode: Mode,
-    principal: String,
-    /// The token of the launch URL printed last: it opens one page, once.
-    launch: std::sync::Mutex<Zeroizing<String>>,
-    /// The session secrets of the pages opened, newest last.
-    sessions: std::sync::Mutex<std::collections::VecDeque<Zeroizing<String>>>,
-    /// `Host` values the browser may use to reach us.
-    hosts: Vec<String>,
-    held: Mutex<Held>,
-}
-
-impl Console {
-    fn review_client(&self) -> ReviewServiceClient<Channel> {
-        match &self.mode {
-            Mode::Reviewer { review, .. } | Mode::Admin { review, .. } => review.clone(),
-        }
-    }
-
-    fn now() -> i64 {
-        SystemClock.now_unix()
-    }
-
-    /// Drops the held case if its lease has ended.
-    fn expire(held: &mut Held) {
-        if held.case.as_ref().is_some_and(|c| c.lease_expires_unix <= Self::now()) {
-            held.case = None;
-            held.notice = Some(
-                "The lease on the case ended before a decision: the case went back to the queue and its \
-                 material was dropped from this console. Claim again to continue."
-                    .into(),
-            );
-        }
-    }
-}
 
 /// Starts the web console and serves until Ctrl-C or SIGTERM.
 pub async fn run(args: ReviewArgs) -> Result<(), CliError> {

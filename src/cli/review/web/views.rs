@@ -3,8 +3,6 @@
 //!
 //! It must never keep a copy of case material beyond the response that carries it.
 
-use std::sync::Arc;
-
 use axum::body::{Body, Bytes};
 use axum::http::StatusCode;
 use axum::http::header;
@@ -12,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use super::OpenCase;
-use crate::cli::review::NO_FACE_NOTE;
+use super::state::{OpenCase, Secret};
+use crate::cli::review::session::NO_FACE_NOTE;
 use crate::clock::{Clock as _, SystemClock};
 use crate::domain::IdNumber;
 use crate::pb;
@@ -36,27 +34,9 @@ pub(super) const SLOTS: [(&str, &str); 4] = [
     ("handheld_id_photo", "handheld ID photo"),
 ];
 
-/// An image held in memory, wiped when the last holder (the open case, or a response being sent) drops it.
-pub(super) struct Secret(pub(super) Zeroizing<Vec<u8>>);
-
-impl AsRef<[u8]> for Secret {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
 /// A body that wipes itself once sent.
 pub(super) fn private_body(bytes: Zeroizing<Vec<u8>>) -> Body {
     Body::from(Bytes::from_owner(Secret(bytes)))
-}
-
-/// A shared image as a response body; the last holder wipes it.
-pub(super) struct ArcSecret(pub(super) Arc<Secret>);
-
-impl AsRef<[u8]> for ArcSecret {
-    fn as_ref(&self) -> &[u8] {
-        self.0.as_ref().as_ref()
-    }
 }
 
 /// A gateway answer in words for the page (gateway messages carry no personal data).
