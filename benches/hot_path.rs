@@ -266,7 +266,7 @@ fn full_verify(c: &mut Criterion) {
         tokio::spawn(gateway.serve(listener, async {
             let _ = stopped.await;
         }));
-        let channel = idgate::cli::client::connect(&addr.to_string(), &dir.path().join("dev"), "onboarding")
+        let channel = idgate::client::connect(&addr.to_string(), &dir.path().join("dev"), "onboarding")
             .await
             .unwrap();
         let mut client = pb::verification_service_client::VerificationServiceClient::new(channel);

@@ -21,17 +21,19 @@
 //! | [`material`] | the at-rest encoding of review material: identity material and face sealed apart, each under its own field name and data key; records of one envelope still read; decoding an opened payload with one copy per field | keep unknown fields a client sent, or a face in the identity material |
 //! | [`transport`] | TLS 1.3 + mTLS, caller roles, gRPC services (ids parsed at the edge), load shedding, large payloads opened off the async runtime, error → status and the one list of reason codes | hold business rules |
 //! | [`metrics`] | OpenTelemetry instruments | carry PII in a name or label |
-//! | [`loadtest`] | the load tool: sealed synthetic payloads, schedules, HDR reports, echo baseline | depend on the gateway's internals |
+//! | [`loadtest`] | the load tool (with the `tools` feature, on by default): sealed synthetic payloads, schedules, HDR reports, echo baseline | depend on the gateway's internals |
+//! | [`client`] | the client side of the gateway for the tools (CLI, load tool, tests): an mTLS channel as one of the dev PKI's identities, the gateway's certificate checked against the target's name, a sealed `VerifyRequest` | log or format the identity it seals, trust a certificate for a name the target does not give |
 //! | [`gateway`] | assembling a gateway from configuration, one step per room: plan and dev defaults, keys, store, providers, use cases, readiness and gauges, background upkeep, server | hold a business rule, guess a setting outside `--dev` |
 //! | [`privacy_report`] | the data map for the privacy office: recipients, protection and lifetimes of personal data, derived from the configuration | print a secret or a figure typed in by hand |
 //! | `fuzz_api` | entry points for the stable-toolchain fuzz harness (`tests/fuzz.rs`) into parsers of untrusted bytes private to their modules; hidden from the docs, not an API | add behaviour, print what it is given |
 //! | [`config`], [`pki`], [`telemetry`] | typed layered configuration; the dev PKI; logging and OTLP set-up | print a secret |
-//! | [`cli`] | one file per subcommand (`serve`, `verify`, `review` and `review --web`, `loadtest`, `provider-sim`, `keys`, `dev-certs`, `config`, `privacy report`, `consent withdraw`) | hold logic the library should |
+//! | [`cli`] | one file per subcommand (`serve`, `verify`, `review` and `review --web`, `loadtest`, `provider-sim`, `keys`, `dev-certs`, `config`, `privacy report`, `consent withdraw`; the review consoles, `loadtest`, `provider-sim` and `dev-certs` with the `tools` feature) | hold logic the library should, be imported by the library |
 //!
 //! Personal data never appears in logs, traces, errors or `Debug` output.
 
 pub mod audit;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod consent;
@@ -43,6 +45,7 @@ pub mod erasure;
 pub mod fuzz_api;
 pub mod gateway;
 pub mod key_rotation;
+#[cfg(feature = "tools")]
 pub mod loadtest;
 pub mod material;
 pub mod metrics;

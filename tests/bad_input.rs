@@ -98,7 +98,7 @@ const MIB: usize = 1024 * 1024;
 
 impl Ctx {
     async fn new(addr: &str, certs: &std::path::Path) -> Self {
-        let connect = |stem: &'static str| idgate::cli::client::connect(addr, certs, stem);
+        let connect = |stem: &'static str| idgate::client::connect(addr, certs, stem);
         let channel = connect("onboarding").await.expect("onboarding");
         let mut onboarding = VerificationServiceClient::new(channel.clone())
             .max_decoding_message_size(MIB)

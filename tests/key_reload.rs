@@ -221,7 +221,7 @@ async fn sighup_during_start_up_does_not_end_the_gateway() {
         if let Some(status) = gateway.child.try_wait().unwrap() {
             panic!("the gateway ended ({status}): {}", gateway.stderr());
         }
-        if let Ok(channel) = idgate::cli::client::connect(&addr.to_string(), &dev, "onboarding").await {
+        if let Ok(channel) = idgate::client::connect(&addr.to_string(), &dev, "onboarding").await {
             let mut client = pb::verification_service_client::VerificationServiceClient::new(channel);
             if client.get_sealing_key(pb::GetSealingKeyRequest {}).await.is_ok() {
                 break;

@@ -442,7 +442,7 @@ async fn gateway_sigkilled_under_load_loses_nothing_acknowledged_and_leaves_noth
         sent.iter().filter(|c| c.answer.is_err()).count(),
         pending.len()
     );
-    let channel = idgate::cli::client::connect(&gateway.addr.to_string(), &dev, "reviewer-1")
+    let channel = idgate::client::connect(&gateway.addr.to_string(), &dev, "reviewer-1")
         .await
         .unwrap();
     let queue_check = Instant::now();

@@ -908,7 +908,7 @@ async fn the_console_is_honest_about_an_ended_lease_a_refused_decision_and_a_gat
     let gateway = FixedGateway::start(config.clone(), &dev, addr).await;
     let onboard = || async {
         VerificationServiceClient::new(
-            idgate::cli::client::connect(&addr.to_string(), &dev, "onboarding")
+            idgate::client::connect(&addr.to_string(), &dev, "onboarding")
                 .await
                 .unwrap(),
         )

@@ -7,7 +7,8 @@
 use std::path::PathBuf;
 
 use super::CliError;
-use super::client::{connect_named, refused};
+use super::refused;
+use crate::client::connect_named;
 use crate::pb;
 use crate::pb::verification_service_client::VerificationServiceClient;
 
@@ -26,7 +27,7 @@ pub enum ConsentAction {
         #[arg(long, default_value = "127.0.0.1:50051")]
         target: String,
         #[command(flatten)]
-        tls: super::client::TlsNameArg,
+        tls: super::TlsNameArg,
         /// A directory laid out like `dev-certs` output; the onboarding certificate is used.
         #[arg(long, default_value = "certs/dev")]
         certs: PathBuf,

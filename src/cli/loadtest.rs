@@ -26,7 +26,7 @@ pub struct LoadtestArgs {
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub target: String,
     #[command(flatten)]
-    pub tls: super::client::TlsNameArg,
+    pub tls: super::TlsNameArg,
     /// Run against a gateway whose certificate the idgate development CA did not issue (by default the
     /// tool refuses: its synthetic identities would reach real providers and the review queue).
     #[arg(long)]

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use super::CliError;
-use super::client::{connect_named, refused, sealed_verify_request};
+use super::refused;
+use crate::client::{connect_named, sealed_verify_request};
 use crate::domain::IdentityFields;
 use crate::material;
 use crate::pb;
@@ -37,7 +38,7 @@ pub struct VerifyArgs {
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub target: String,
     #[command(flatten)]
-    pub tls: super::client::TlsNameArg,
+    pub tls: super::TlsNameArg,
     /// A directory laid out like `dev-certs` output; the onboarding certificate is used.
     #[arg(long, default_value = "certs/dev")]
     pub certs: PathBuf,

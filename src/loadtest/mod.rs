@@ -45,7 +45,7 @@ use self::echo::pb::echo_service_client::EchoServiceClient;
 use self::payload::{Factory, Identities, Mix};
 use self::report::{CallResult, Report, RunSummary, ScheduleSummary, Settings, Stats};
 use self::schedule::{Lag, Schedule};
-use crate::cli::client::{connect_inspected, connect_named, server_name};
+use crate::client::{connect_inspected, connect_named, server_name};
 use crate::pb;
 use crate::pb::verification_service_client::VerificationServiceClient;
 

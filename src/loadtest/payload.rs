@@ -10,7 +10,7 @@
 
 use prost::Message as _;
 
-use crate::cli::client::sealed_verify_request;
+use crate::client::sealed_verify_request;
 use crate::crypto::sealing::SealError;
 use crate::pb;
 

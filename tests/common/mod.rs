@@ -76,7 +76,7 @@ impl TestGateway {
     }
 
     pub async fn channel(&self, stem: &str) -> Channel {
-        idgate::cli::client::connect(&self.addr.to_string(), &self.certs(), stem)
+        idgate::client::connect(&self.addr.to_string(), &self.certs(), stem)
             .await
             .expect("connect")
     }
@@ -347,7 +347,7 @@ impl GatewayProcess {
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // exited (port taken?): try another port
                 }
-                if let Ok(channel) = idgate::cli::client::connect(&addr.to_string(), dev_dir, "onboarding").await {
+                if let Ok(channel) = idgate::client::connect(&addr.to_string(), dev_dir, "onboarding").await {
                     let mut client = VerificationServiceClient::new(channel);
                     if client.get_sealing_key(pb::GetSealingKeyRequest {}).await.is_ok() {
                         return Self {
@@ -404,7 +404,7 @@ impl GatewayProcess {
     }
 
     pub async fn onboarding(&self) -> VerificationServiceClient<Channel> {
-        let channel = idgate::cli::client::connect(&self.addr.to_string(), &self.dev_dir, "onboarding")
+        let channel = idgate::client::connect(&self.addr.to_string(), &self.dev_dir, "onboarding")
             .await
             .expect("connect");
         VerificationServiceClient::new(channel)

@@ -1,87 +1,26 @@
 //! `idgate review`: the reference review console, for a human at a terminal (or a script).
 //!
-//! The reviewer's X25519 key lives in a file created on first use (mode 0600) and never leaves this
-//! machine; the gateway only ever sends case material sealed to it. Decrypted images are written to
-//! a private temporary directory (0700, files 0600) for an image viewer, and overwritten and removed
-//! after the decision, on Ctrl-C, SIGTERM or SIGHUP (the terminal closed), on the end of stdin, or on
-//! any error; in each of those cases but a decision the case is released to the queue at once. Nothing
-//! personal is logged. `--web` serves the same console to a browser instead (`review_web`), with the
-//! material in memory only.
+//! Decrypted images are written to a private temporary directory (0700, files 0600) for an image
+//! viewer, and overwritten and removed after the decision, on Ctrl-C, SIGTERM or SIGHUP (the terminal
+//! closed), on the end of stdin, or on any error; in each of those cases but a decision the case is
+//! released to the queue at once. Nothing personal is logged. `--web` serves the same console to a
+//! browser instead ([`super::web`]), with the material in memory only.
 //!
 //! It must never leave decrypted images behind when it ends by any of those ways, nor spin on a closed
 //! stdin.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use super::CliError;
-use super::client::connect_named;
-use crate::crypto::SecretKey32;
+use super::args::{DecisionArg, ReviewArgs};
+use super::session::{Interrupts, NO_FACE_NOTE, key_path, open_claim, own_caller, register, reviewer_key};
+use crate::cli::CliError;
+use crate::client::connect_named;
 use crate::crypto::keyfile::{create_private_dir, write_private_file};
-use crate::crypto::sealing::{Context, OpeningKey};
 use crate::pb;
 use crate::pb::review_service_client::ReviewServiceClient;
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum DecisionArg {
-    Approve,
-    Reject,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct ReviewArgs {
-    /// Gateway address.
-    #[arg(long, default_value = "127.0.0.1:50051")]
-    pub target: String,
-    #[command(flatten)]
-    pub tls: super::client::TlsNameArg,
-    /// A directory laid out like `dev-certs` output.
-    #[arg(long, default_value = "certs/dev")]
-    pub certs: PathBuf,
-    /// Which certificate in --certs to use (its CN is your principal).
-    #[arg(long = "as", default_value = "reviewer-1")]
-    pub identity: String,
-    /// The reviewer's X25519 key file (created on first use, mode 0600). Default: <certs>/<as>.review-key
-    #[arg(long)]
-    pub key_file: Option<PathBuf>,
-    /// Decide without asking (for scripts).
-    #[arg(long, value_enum, requires = "reason")]
-    pub decide: Option<DecisionArg>,
-    /// Reason code for --decide (A-Z, 0-9, _).
-    #[arg(long)]
-    pub reason: Option<String>,
-    /// Only print the queue figures.
-    #[arg(long)]
-    pub stats: bool,
-    #[command(flatten)]
-    pub web_args: super::review_web::WebArgs,
-}
-
-/// Loads the reviewer key, creating it (0600) on first use.
-pub(super) fn reviewer_key(path: &Path) -> anyhow::Result<OpeningKey> {
-    if !path.exists() {
-        let secret = SecretKey32::random().context("randomness")?;
-        let text = zeroize::Zeroizing::new(hex::encode(secret.expose()));
-        write_private_file(path, text.as_bytes()).context("creating the reviewer key file")?;
-        eprintln!("created reviewer key {}", path.display());
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)?.permissions().mode();
-        anyhow::ensure!(
-            mode & 0o077 == 0,
-            "{} can be read by other users; chmod 600 it",
-            path.display()
-        );
-    }
-    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).context("reading the reviewer key")?);
-    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(text.trim(), bytes.as_mut()).map_err(|_| anyhow::anyhow!("malformed reviewer key file"))?;
-    Ok(OpeningKey::from_secret(&SecretKey32::from_bytes(*bytes)))
-}
 
 /// A private directory whose files are overwritten and removed (with it) when dropped.
 struct PrivateDir(PathBuf);
@@ -114,84 +53,6 @@ impl Drop for PrivateDir {
     }
 }
 
-/// Ctrl-C, SIGTERM and SIGHUP (the terminal closed): each ends the console as Ctrl-C does. Listening
-/// starts when this is made, so that a signal that comes before it is awaited is kept, not fatal.
-pub(super) struct Interrupts {
-    #[cfg(unix)]
-    signals: [tokio::signal::unix::Signal; 3],
-}
-
-impl Interrupts {
-    pub(super) fn listen() -> anyhow::Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let listen = |kind| signal(kind).context("listening for signals");
-            Ok(Self {
-                signals: [
-                    listen(SignalKind::interrupt())?,
-                    listen(SignalKind::terminate())?,
-                    listen(SignalKind::hangup())?,
-                ],
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Self {})
-    }
-
-    /// Waits for the next of them.
-    pub(super) async fn recv(&mut self) {
-        #[cfg(unix)]
-        {
-            let [int, term, hup] = &mut self.signals;
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-                _ = hup.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-/// The role and principal (CN) of our own client certificate.
-pub(super) fn own_caller(cert: &Path) -> anyhow::Result<crate::transport::auth::Caller> {
-    let certs = crate::transport::tls::load_certs("client certificate", cert)?;
-    let leaf = certs
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("no certificate in {}", cert.display()))?;
-    let caller = crate::transport::auth::caller_from_certificate(leaf.as_ref())
-        .ok_or_else(|| anyhow::anyhow!("{} names no role and principal", cert.display()))?;
-    Ok(caller)
-}
-
-/// The reviewer key file: `--key-file`, or `<certs>/<as>.review-key`.
-pub(super) fn key_path(args: &ReviewArgs) -> PathBuf {
-    args.key_file
-        .clone()
-        .unwrap_or_else(|| args.certs.join(format!("{}.review-key", args.identity)))
-}
-
-/// Opens a claimed case's material with the reviewer's key: sealed to `principal` and bound to the
-/// case id (docs/api.md §2). The plaintext buffer is wiped; the fields wipe themselves when dropped.
-pub(super) fn open_claim(
-    key: &OpeningKey,
-    principal: &str,
-    claim: &pb::ClaimNextResponse,
-) -> anyhow::Result<crate::domain::IdentityFields> {
-    let plaintext = key
-        .open(
-            &Context::review(&claim.case_id, principal),
-            &claim.enc,
-            &claim.ciphertext,
-        )
-        .map_err(|_| anyhow::anyhow!("the case material does not open with this reviewer key"))?;
-    crate::material::decode(&plaintext).ok_or_else(|| anyhow::anyhow!("malformed case material"))
-}
-
 fn extension(bytes: &[u8]) -> &'static str {
     if bytes.starts_with(b"\x89PNG") { "png" } else { "jpg" }
 }
@@ -222,10 +83,8 @@ enum Outcome {
     Failed(anyhow::Error),
 }
 
+/// The console on the terminal: one case, claimed, shown, decided or released.
 pub async fn run(args: ReviewArgs) -> Result<(), CliError> {
-    if args.web_args.web {
-        return super::review_web::run(args).await;
-    }
     let mut interrupts = Interrupts::listen()?;
     let channel = connect_named(&args.target, args.tls.tls_name.as_deref(), &args.certs, &args.identity).await?;
     let mut client = ReviewServiceClient::new(channel).max_decoding_message_size(32 << 20);
@@ -242,12 +101,7 @@ pub async fn run(args: ReviewArgs) -> Result<(), CliError> {
         return Ok(());
     }
     let key = reviewer_key(&key_path(&args))?;
-    client
-        .register_reviewer_key(pb::RegisterReviewerKeyRequest {
-            public_key: key.public_key().to_vec(),
-        })
-        .await
-        .context("RegisterReviewerKey")?;
+    register(&mut client, &key).await.context("RegisterReviewerKey")?;
 
     let claim = client
         .claim_next(pb::ClaimNextRequest {})
@@ -328,7 +182,7 @@ fn show(
         ("handheld_id_photo", &fields.handheld_id_photo),
     ] {
         if bytes.is_empty() && label == "face" {
-            writeln!(out, "  {label:<18} {}", crate::cli::review_web::NO_FACE_NOTE)?;
+            writeln!(out, "  {label:<18} {}", NO_FACE_NOTE)?;
         }
         if !bytes.is_empty() {
             let path = dir.0.join(format!("{label}.{}", extension(bytes)));

@@ -1,5 +1,7 @@
-//! Connecting to a gateway as one of the dev PKI's identities, and sealing a `VerifyRequest` exactly as
-//! docs/api.md §2 says (used by `verify`, `review`, `consent`, `loadtest`, and by tests).
+//! The client side of the gateway, for the tools: connecting as one of the dev PKI's identities, and
+//! sealing a `VerifyRequest` exactly as docs/api.md §2 says (used by the CLI's `verify`, `review` and
+//! `consent`, by the load tool, and by tests). A library module, not part of the CLI: the load tool
+//! and the CLI both lean on it, neither on the other.
 //!
 //! The gateway's certificate must name the host of `--target` (a DNS name, or an IP address in an IP
 //! SAN), or the name `--tls-name` gives: never a fixed name whatever the target says.
@@ -16,15 +18,6 @@ use tonic::transport::{Channel, ClientTlsConfig, Identity};
 
 use crate::crypto::sealing::{self, Context, SealError};
 use crate::pb;
-
-/// `--tls-name`, shared by every client tool.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct TlsNameArg {
-    /// The name the gateway's certificate must carry. Default: the host of --target (a name, or an IP
-    /// address, which the certificate must then list as an IP address).
-    #[arg(long, value_name = "NAME")]
-    pub tls_name: Option<String>,
-}
 
 /// The name the gateway's certificate is checked against: `tls_name` if given, else the host of
 /// `target` (`HOST:PORT`, `[IPv6]:PORT`).
@@ -157,18 +150,6 @@ impl ServerCertVerifier for Recording {
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.inner.supported_verify_schemes()
     }
-}
-
-/// A refused call as a command-line error: its code, message and reason (never input: answers carry
-/// none).
-pub fn refused(status: tonic::Status) -> super::CliError {
-    let reason = tonic_types::StatusExt::get_details_error_info(&status).map(|i| i.reason);
-    super::CliError::Other(anyhow::anyhow!(
-        "{:?}: {} (reason {})",
-        status.code(),
-        status.message(),
-        reason.as_deref().unwrap_or("-")
-    ))
 }
 
 /// A `VerifyRequest` whose `plaintext` (an encoded `IdentityPayload`) is sealed to the gateway's `key`,
