@@ -285,4 +285,52 @@ mod tests {
         );
         assert!(!gone.tag_matches(IndexUse::RequestFingerprint, "garbage", &parts));
     }
+
+    /// The derived keys, ID-number indexes and keyed tags against fixed vectors computed without this
+    /// code (`tests/vectors/at_rest.py`, checked by openssl too). Indexes and tags stay in the store
+    /// across versions (limits, bindings, fingerprints, record tags): a failure here is a change of
+    /// what they are, which needs a migration, not new vectors.
+    #[test]
+    fn indexes_and_tags_match_the_independent_vectors() {
+        use crate::crypto::vectors::{at_rest, bytes32, list, text};
+        let all = at_rest();
+        let v = &all["blind_index"];
+        let key_id = text(v, "key_id");
+        let root = SecretKey32::from_bytes(bytes32(v, "root"));
+        let indexer = BlindIndexer::new(key_id.into(), &root);
+        let by_label = |label: &str| {
+            IndexUse::ALL
+                .into_iter()
+                .find(|u| u.label() == label)
+                .unwrap_or_else(|| panic!("no use labelled {label:?}"))
+        };
+        for use_ in IndexUse::ALL {
+            assert_eq!(
+                hex::encode(indexer.current().key(use_).expose()),
+                text(&v["derived"], use_.label()),
+                "{use_:?}"
+            );
+        }
+        let indexes = list(v, "indexes");
+        assert_eq!(indexes.len(), 2);
+        for ix in indexes {
+            let use_ = by_label(text(ix, "use"));
+            let expected = text(ix, "expected");
+            assert_eq!(indexer.index(use_, text(ix, "normalized")), expected);
+            assert_eq!(indexer.indexes_within(use_, text(ix, "normalized"), 0, 1), [expected]);
+        }
+        let tags = list(v, "tags");
+        assert_eq!(tags.len(), 2);
+        for tag in tags {
+            let use_ = by_label(text(tag, "use"));
+            let parts: Vec<Vec<u8>> = list(tag, "parts")
+                .iter()
+                .map(|p| hex::decode(p.as_str().unwrap()).unwrap())
+                .collect();
+            let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+            let expected = text(tag, "expected");
+            assert_eq!(indexer.tag(use_, &parts), expected);
+            assert!(indexer.tag_matches(use_, expected, &parts));
+        }
+    }
 }

@@ -314,29 +314,12 @@ impl KekRing {
     /// Fails with [`EnvelopeError::NoWrappingKek`] (nothing sealed) when no KEK may wrap now.
     pub fn seal(&self, case_id: &str, field: &str, plaintext: &[u8]) -> Result<(WrappedKey, Body), EnvelopeError> {
         let kek = self.wrapping_kek()?;
-        let data_key = SecretKey32::random()?;
-
-        let body_nonce: [u8; NONCE_LEN] = random::bytes()?;
-        let body_ad = associated_data("body", None, case_id, field);
-        let ciphertext = cipher(&data_key)
-            .encrypt(
-                &XNonce::from(body_nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &body_ad,
-                },
-            )
-            .map_err(|_| EnvelopeError::Open)?;
-
-        Ok((
-            wrap(kek, case_id, field, &data_key)?,
-            Body {
-                version: FORMAT_VERSION,
-                commitment: commitment(&data_key)?,
-                nonce: body_nonce,
-                ciphertext,
-            },
-        ))
+        let fresh = Fresh {
+            data_key: SecretKey32::random()?,
+            body_nonce: random::bytes()?,
+            wrap_nonce: random::bytes()?,
+        };
+        seal_with(kek, case_id, field, plaintext, &fresh)
     }
 
     fn unwrap_key(&self, case_id: &str, field: &str, wrapped: &WrappedKey) -> Result<SecretKey32, EnvelopeError> {
@@ -390,9 +373,56 @@ impl KekRing {
     }
 }
 
-/// `data_key` wrapped by `kek` for `case_id` / `field`: nonce (24) || ciphertext || tag.
+/// What a seal draws at random: the data key and the two nonces. Given, not drawn, only by the fixed
+/// vectors' test (`tests/vectors/at_rest.json`), which pins the stored bytes.
+struct Fresh {
+    data_key: SecretKey32,
+    body_nonce: [u8; NONCE_LEN],
+    wrap_nonce: [u8; NONCE_LEN],
+}
+
+/// `plaintext` sealed for `case_id` / `field` under `fresh.data_key`, wrapped by `kek`.
+fn seal_with(
+    kek: &Kek,
+    case_id: &str,
+    field: &str,
+    plaintext: &[u8],
+    fresh: &Fresh,
+) -> Result<(WrappedKey, Body), EnvelopeError> {
+    let body_ad = associated_data("body", None, case_id, field);
+    let ciphertext = cipher(&fresh.data_key)
+        .encrypt(
+            &XNonce::from(fresh.body_nonce),
+            Payload {
+                msg: plaintext,
+                aad: &body_ad,
+            },
+        )
+        .map_err(|_| EnvelopeError::Open)?;
+    Ok((
+        wrap_with(kek, case_id, field, &fresh.data_key, fresh.wrap_nonce)?,
+        Body {
+            version: FORMAT_VERSION,
+            commitment: commitment(&fresh.data_key)?,
+            nonce: fresh.body_nonce,
+            ciphertext,
+        },
+    ))
+}
+
+/// `data_key` wrapped by `kek` for `case_id` / `field` under a fresh nonce.
 fn wrap(kek: &Kek, case_id: &str, field: &str, data_key: &SecretKey32) -> Result<WrappedKey, EnvelopeError> {
-    let wrap_nonce: [u8; NONCE_LEN] = random::bytes()?;
+    wrap_with(kek, case_id, field, data_key, random::bytes()?)
+}
+
+/// `data_key` wrapped by `kek` for `case_id` / `field`: nonce (24) || ciphertext || tag.
+fn wrap_with(
+    kek: &Kek,
+    case_id: &str,
+    field: &str,
+    data_key: &SecretKey32,
+    wrap_nonce: [u8; NONCE_LEN],
+) -> Result<WrappedKey, EnvelopeError> {
     let wrap_ad = associated_data("wrap", Some(&kek.id), case_id, field);
     let ct = cipher(&kek.key)
         .encrypt(
@@ -528,5 +558,65 @@ mod tests {
         let text = format!("{ring:?} {w:?} {b:?}");
         assert!(!text.contains(&secret_hex));
         assert!(!text.contains(&hex::encode(&w.bytes)));
+    }
+
+    /// The stored bytes against fixed vectors computed without this code (`tests/vectors/at_rest.py`):
+    /// sealing with their data key and nonces gives their bytes, and their checked-in blobs open. A
+    /// failure here is a change of the stored format, which needs a migration, not new vectors.
+    #[test]
+    fn stored_envelopes_match_the_independent_vectors_both_ways() {
+        use crate::crypto::vectors::{at_rest, bytes, bytes32, list, text};
+        let all = at_rest();
+        let vectors = list(&all, "envelope");
+        assert_eq!(vectors.len(), 3);
+        for v in vectors {
+            let name = text(v, "name");
+            let (case_id, field, kek_id) = (text(v, "case_id"), text(v, "field"), text(v, "kek_id"));
+            let kek = Kek {
+                id: kek_id.into(),
+                created_at_unix: 1,
+                key: SecretKey32::from_bytes(bytes32(v, "kek")),
+            };
+            let plaintext = bytes(v, "plaintext");
+            assert_eq!(
+                associated_data("body", None, case_id, field),
+                bytes(v, "body_ad"),
+                "{name}"
+            );
+            assert_eq!(
+                associated_data("wrap", Some(kek_id), case_id, field),
+                bytes(v, "wrap_ad"),
+                "{name}"
+            );
+
+            // Seal: byte for byte.
+            let fresh = Fresh {
+                data_key: SecretKey32::from_bytes(bytes32(v, "data_key")),
+                body_nonce: bytes(v, "body_nonce").try_into().unwrap(),
+                wrap_nonce: bytes(v, "wrap_nonce").try_into().unwrap(),
+            };
+            let (wrapped, body) = seal_with(&kek, case_id, field, &plaintext, &fresh).unwrap();
+            assert_eq!(hex::encode(body.commitment), text(v, "commitment"), "{name}");
+            assert_eq!(hex::encode(body.to_bytes()), text(v, "body"), "{name}");
+            assert_eq!(hex::encode(&wrapped.bytes), text(v, "wrapped_key"), "{name}");
+            assert_eq!(wrapped.kek_id, kek_id);
+
+            // Open: the checked-in blob, through the ring as the gateway holds it.
+            let ring = KekRing::new(vec![kek]).unwrap();
+            let stored_body = Body::from_bytes(&bytes(v, "body")).unwrap();
+            let stored_key = WrappedKey {
+                kek_id: kek_id.into(),
+                bytes: bytes(v, "wrapped_key"),
+            };
+            assert_eq!(
+                ring.open(case_id, field, &stored_key, &stored_body).unwrap().as_slice(),
+                plaintext.as_slice(),
+                "{name}"
+            );
+            assert!(
+                ring.open(case_id, "other", &stored_key, &stored_body).is_err(),
+                "{name}"
+            );
+        }
     }
 }

@@ -9,6 +9,8 @@
 //! - [`blind_index`]: keyed HMACs of ID numbers, so limits can count without storing the number.
 //! - [`live`]: key rings that a reload replaces while calls keep the keys they started with.
 //! - [`random`]: the one place randomness comes from.
+//! - `vectors` (tests only): the fixed known-answer vectors of what stays in storage, and RFC 9180's for
+//!   sealing (`tests/vectors/`).
 //!
 //! This module must never log, print or `Debug`-format key material or plaintext, and knows nothing of
 //! gRPC, protobuf or Redis.
@@ -19,6 +21,8 @@ pub mod keyfile;
 pub mod live;
 pub mod random;
 pub mod sealing;
+#[cfg(test)]
+pub(crate) mod vectors;
 
 /// 32 bytes of key material that wipe themselves on drop and never print.
 #[derive(Clone, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]

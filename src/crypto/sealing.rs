@@ -401,4 +401,85 @@ mod tests {
             Err(OpenError)
         );
     }
+
+    /// RFC 9180's own test-vector file, the entry of this suite (mode Base, DHKEM(X25519,
+    /// HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305; `tests/vectors/README.md` says where it comes
+    /// from): the key a key file holds (`ikmR`) and the one the RFC prints (`skRm`) are the same key
+    /// pair; encryption 0, the only one a single-shot seal makes, opens through [`OpeningKey`] and
+    /// [`SealingKeyring`]; every one of the 257 encryptions opens, in sequence, through the `hpke`
+    /// receiver context this module relies on, as do the 3 exported values (the wrapper exposes no
+    /// export).
+    #[test]
+    fn rfc9180_test_vector_file_every_encryption_and_export_of_our_suite() {
+        use crate::crypto::vectors::{bytes, bytes32, hpke_rfc9180, list};
+        let v = hpke_rfc9180();
+        let suite = ["mode", "kem_id", "kdf_id", "aead_id"].map(|k| v[k].as_u64().unwrap());
+        assert_eq!(suite, [0, 0x20, 1, 3], "the entry of the suite we use");
+        let pk_rm = bytes(&v, "pkRm");
+        let enc = bytes(&v, "enc");
+        let info: &'static [u8] = Box::leak(bytes(&v, "info").into_boxed_slice());
+
+        // The key-file path: the stored secret is DeriveKeyPair's input.
+        let from_file = OpeningKey::from_secret(&SecretKey32::from_bytes(bytes32(&v, "ikmR")));
+        assert_eq!(from_file.public_key().as_slice(), pk_rm.as_slice());
+        // The RFC's serialized private key.
+        let sk_rm = <Kem as hpke::Kem>::PrivateKey::from_bytes(&bytes(&v, "skRm")).unwrap();
+        let mut public = [0u8; PUBLIC_KEY_LEN];
+        public.copy_from_slice(&Kem::sk_to_pk(&sk_rm).to_bytes());
+        assert_eq!(public.as_slice(), pk_rm.as_slice());
+        let printed = OpeningKey {
+            private: sk_rm.clone(),
+            public,
+        };
+
+        let encryptions = list(&v, "encryptions");
+        assert_eq!(encryptions.len(), 257);
+        let first = &encryptions[0];
+        let context = |e: &serde_json::Value| Context {
+            info,
+            aad: bytes(e, "aad"),
+        };
+        let pt0 = bytes(first, "pt");
+        for key in [&from_file, &printed] {
+            assert_eq!(
+                key.open(&context(first), &enc, &bytes(first, "ct")).unwrap().as_slice(),
+                pt0.as_slice()
+            );
+            // A single-shot open is sequence number 0 only: encryption 1 does not open that way.
+            let second = &encryptions[1];
+            assert_eq!(key.open(&context(second), &enc, &bytes(second, "ct")), Err(OpenError));
+        }
+        let keyring = SealingKeyring::new(
+            vec![IdentifiedKey {
+                id: "rfc9180".into(),
+                created_at_unix: 0,
+                key: from_file,
+            }],
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            keyring
+                .open("rfc9180", &context(first), &enc, &bytes(first, "ct"), 0)
+                .unwrap()
+                .as_slice(),
+            pt0.as_slice()
+        );
+
+        let encapped = <Kem as hpke::Kem>::EncappedKey::from_bytes(&enc).unwrap();
+        let mut receiver = hpke::setup_receiver::<Aead, Kdf, Kem>(&OpModeR::Base, &sk_rm, &encapped, info).unwrap();
+        for (seq, e) in encryptions.iter().enumerate() {
+            let opened = receiver.open(&bytes(e, "ct"), &bytes(e, "aad"));
+            assert_eq!(opened.ok(), Some(bytes(e, "pt")), "encryption {seq}");
+        }
+        let exports = list(&v, "exports");
+        assert_eq!(exports.len(), 3);
+        for (i, x) in exports.iter().enumerate() {
+            let expected = bytes(x, "exported_value");
+            assert_eq!(x["L"].as_u64(), Some(expected.len() as u64));
+            let mut out = vec![0u8; expected.len()];
+            receiver.export(&bytes(x, "exporter_context"), &mut out).unwrap();
+            assert_eq!(out, expected, "export {i}");
+        }
+    }
 }

@@ -572,3 +572,6 @@ mod tests {
         assert!(decode_wrapped_key("t", &[2, 0, 0]).is_err());
     }
 }
+
+#[cfg(test)]
+mod vectors;
