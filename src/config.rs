@@ -188,26 +188,11 @@ pub struct ServerConfig {
 /// The longest retry delay a shed call may be told (5 minutes): longer is no longer "retry later".
 pub const MAX_SHED_RETRY_AFTER_MS: u64 = 300_000;
 
-impl ServerConfig {
-    /// The transport's bounds from these settings.
-    pub fn limits(&self) -> crate::transport::server::Limits {
-        crate::transport::server::Limits {
-            max_in_flight_verify: self.max_in_flight_verify,
-            max_in_flight_supplement: self.max_in_flight_supplement,
-            shed_retry_after: std::time::Duration::from_millis(self.shed_retry_after_ms),
-            shed_retry_after_max: std::time::Duration::from_millis(self.shed_retry_after_max_ms),
-            max_concurrent_streams: self.max_concurrent_streams,
-            http2_stream_window_bytes: self.http2_stream_window_bytes,
-            http2_connection_window_bytes: self.http2_connection_window_bytes,
-            max_verification_message_bytes: self.max_verification_message_bytes,
-            max_review_message_bytes: self.max_review_message_bytes,
-        }
-    }
-}
-
+/// The defaults are the transport's and the router's own (`transport::server::Limits::default()`,
+/// `providers::router::DEFAULT_MIN_PROVIDER_BUDGET`), written out here so that configuration holds
+/// plain settings; the gateway converts them, and its tests check the two agree.
 impl Default for ServerConfig {
     fn default() -> Self {
-        let limits = crate::transport::server::Limits::default();
         Self {
             listen: None,
             tls_cert: None,
@@ -219,17 +204,17 @@ impl Default for ServerConfig {
             verify_deadline_ms: 10_000,
             call_deadline_ms: 15_000,
             decide_reserve_ms: 100,
-            min_provider_budget_ms: crate::providers::router::DEFAULT_MIN_PROVIDER_BUDGET.as_millis() as u64,
+            min_provider_budget_ms: 200,
             shutdown_grace_ms: 15_000,
-            max_in_flight_verify: limits.max_in_flight_verify,
-            max_in_flight_supplement: limits.max_in_flight_supplement,
-            shed_retry_after_ms: limits.shed_retry_after.as_millis() as u64,
-            shed_retry_after_max_ms: limits.shed_retry_after_max.as_millis() as u64,
-            max_concurrent_streams: limits.max_concurrent_streams,
-            http2_stream_window_bytes: limits.http2_stream_window_bytes,
-            http2_connection_window_bytes: limits.http2_connection_window_bytes,
-            max_verification_message_bytes: limits.max_verification_message_bytes,
-            max_review_message_bytes: limits.max_review_message_bytes,
+            max_in_flight_verify: 32,
+            max_in_flight_supplement: 8,
+            shed_retry_after_ms: 1_000,
+            shed_retry_after_max_ms: 30_000,
+            max_concurrent_streams: 256,
+            http2_stream_window_bytes: 1024 * 1024,
+            http2_connection_window_bytes: 1024 * 1024,
+            max_verification_message_bytes: 18 * 1024 * 1024,
+            max_review_message_bytes: 1024 * 1024,
             health_probe_interval_ms: 2_000,
             health_probe_timeout_ms: 1_000,
         }
@@ -503,7 +488,82 @@ pub struct ProviderConfig {
     pub rate_limit_backoff_ms: u64,
     /// Circuit-breaker thresholds (`[providers.breaker]` after the provider's `[[providers]]`).
     #[serde(default)]
-    pub breaker: crate::providers::breaker::BreakerConfig,
+    pub breaker: BreakerSettings,
+}
+
+/// Thresholds of one provider's circuit breaker (see `providers::breaker` for what each does).
+/// Defaults suit a provider with a 1.5 s timeout and a few calls a second.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerSettings {
+    /// Calls remembered in the sliding window (count-based).
+    pub window: usize,
+    /// Rates are only judged once the window holds this many calls.
+    pub min_calls: usize,
+    /// Opens when failed calls / calls in the window reach this (0 < rate <= 1).
+    pub failure_rate: f64,
+    /// Opens after this many failures in a row, whatever the window says (0 = off).
+    pub consecutive_failures: u32,
+    /// A successful call that took at least this long is "slow" (0 = off).
+    pub slow_call_ms: u64,
+    /// Opens when slow calls / calls in the window reach this (0 < rate <= 1).
+    pub slow_call_rate: f64,
+    /// How long it stays open before letting probes through.
+    pub open_ms: u64,
+    /// Probe calls let through while half-open; all must succeed to close.
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            window: 20,
+            min_calls: 10,
+            failure_rate: 0.5,
+            consecutive_failures: 5,
+            slow_call_ms: 1_000,
+            slow_call_rate: 0.8,
+            open_ms: 30_000,
+            half_open_probes: 2,
+        }
+    }
+}
+
+/// [`BreakerSettings`] with which a breaker cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BreakerSettingsError {
+    #[error("breaker window must hold at least one call")]
+    EmptyWindow,
+    #[error("breaker min_calls must be between 1 and the window size")]
+    MinCalls,
+    #[error("breaker rates must be in (0, 1]")]
+    Rate,
+    #[error("breaker open_ms must be greater than zero")]
+    ZeroOpen,
+    #[error("breaker half_open_probes must be at least 1")]
+    NoProbes,
+}
+
+impl BreakerSettings {
+    pub fn validate(&self) -> Result<(), BreakerSettingsError> {
+        if self.window == 0 {
+            return Err(BreakerSettingsError::EmptyWindow);
+        }
+        if self.min_calls == 0 || self.min_calls > self.window {
+            return Err(BreakerSettingsError::MinCalls);
+        }
+        let rate_ok = |r: f64| r > 0.0 && r <= 1.0;
+        if !rate_ok(self.failure_rate) || !rate_ok(self.slow_call_rate) {
+            return Err(BreakerSettingsError::Rate);
+        }
+        if self.open_ms == 0 {
+            return Err(BreakerSettingsError::ZeroOpen);
+        }
+        if self.half_open_probes == 0 {
+            return Err(BreakerSettingsError::NoProbes);
+        }
+        Ok(())
+    }
 }
 
 fn default_provider_timeout() -> u64 {
@@ -916,6 +976,24 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_config_is_valid_and_bad_ones_are_refused() {
+        assert_eq!(BreakerSettings::default().validate(), Ok(()));
+        let bad = |f: fn(&mut BreakerSettings)| {
+            let mut c = BreakerSettings::default();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        assert_eq!(bad(|c| c.window = 0), BreakerSettingsError::EmptyWindow);
+        assert_eq!(bad(|c| c.min_calls = 0), BreakerSettingsError::MinCalls);
+        assert_eq!(bad(|c| c.min_calls = 21), BreakerSettingsError::MinCalls);
+        assert_eq!(bad(|c| c.failure_rate = 0.0), BreakerSettingsError::Rate);
+        assert_eq!(bad(|c| c.slow_call_rate = 1.5), BreakerSettingsError::Rate);
+        assert_eq!(bad(|c| c.failure_rate = f64::NAN), BreakerSettingsError::Rate);
+        assert_eq!(bad(|c| c.open_ms = 0), BreakerSettingsError::ZeroOpen);
+        assert_eq!(bad(|c| c.half_open_probes = 0), BreakerSettingsError::NoProbes);
+    }
 
     #[test]
     #[allow(clippy::result_large_err)] // figment's Jail API

@@ -563,7 +563,7 @@ fn tencent(name: &str, endpoint: String) -> ProviderConfig {
         max_concurrency: 8,
         scene_id: None,
         rate_limit_backoff_ms: 1_000,
-        breaker: idgate::providers::breaker::BreakerConfig::default(),
+        breaker: idgate::config::BreakerSettings::default(),
     }
 }
 
@@ -574,7 +574,7 @@ async fn tencent_sim() -> (String, tokio::sync::oneshot::Sender<()>) {
     let addr = listener.local_addr().unwrap();
     let config = SimConfig::new(
         SIM_KEY_ID,
-        idgate::providers::tencent::SecretKey::new(SIM_SECRET.into()),
+        idgate::providers::credentials::SecretKey::new(SIM_SECRET.into()),
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(sim::serve(listener, config, Arc::new(SystemClock), async move {

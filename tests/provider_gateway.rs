@@ -13,9 +13,8 @@ use idgate::clock::SystemClock;
 use idgate::config::{ProviderConfig, ProviderKind, Secret};
 use idgate::pb;
 use idgate::pb::Purpose::{Anchor, ShortVideo};
-use idgate::providers::breaker::BreakerConfig;
+use idgate::providers::credentials::SecretKey;
 use idgate::providers::sim::{self, Faults, SimConfig, SimControl};
-use idgate::providers::tencent::SecretKey;
 use tokio::sync::oneshot;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
@@ -53,7 +52,7 @@ fn provider(name: &str, kind: ProviderKind, endpoint: String, timeout_ms: u64) -
         max_concurrency: 8,
         scene_id: Some("1000000006".into()),
         rate_limit_backoff_ms: 1_000,
-        breaker: BreakerConfig::default(),
+        breaker: idgate::config::BreakerSettings::default(),
     }
 }
 

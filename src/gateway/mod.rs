@@ -25,6 +25,7 @@ use observe::Gauges;
 pub use plan::{DEV_LISTEN, Plan, ProviderPlan, StartError};
 
 use crate::clock::Clock;
+use crate::config::ServerConfig;
 use crate::metrics::{Instruments, QueueFigures};
 use crate::transport::readiness::Readiness;
 use crate::transport::revocation::Revocation;
@@ -72,10 +73,25 @@ impl Serving {
                 revocation,
             )?),
             handshake_timeout: Duration::from_millis(server.handshake_timeout_ms),
-            limits: server.limits(),
+            limits: server_limits(server),
             shutdown_grace: Duration::from_millis(server.shutdown_grace_ms),
             readiness,
         })
+    }
+}
+
+/// The transport's bounds from the `[server]` settings.
+pub fn server_limits(server: &ServerConfig) -> server::Limits {
+    server::Limits {
+        max_in_flight_verify: server.max_in_flight_verify,
+        max_in_flight_supplement: server.max_in_flight_supplement,
+        shed_retry_after: Duration::from_millis(server.shed_retry_after_ms),
+        shed_retry_after_max: Duration::from_millis(server.shed_retry_after_max_ms),
+        max_concurrent_streams: server.max_concurrent_streams,
+        http2_stream_window_bytes: server.http2_stream_window_bytes,
+        http2_connection_window_bytes: server.http2_connection_window_bytes,
+        max_verification_message_bytes: server.max_verification_message_bytes,
+        max_review_message_bytes: server.max_review_message_bytes,
     }
 }
 
@@ -167,5 +183,22 @@ impl Gateway {
         let _ = stop.send(true);
         let _ = sweeper.await;
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Configuration writes the transport's and the router's defaults out as plain settings: they
+    /// must stay the same values.
+    #[test]
+    fn the_configured_server_defaults_are_the_transports_and_routers_own() {
+        let settings = ServerConfig::default();
+        assert_eq!(server_limits(&settings), server::Limits::default());
+        assert_eq!(
+            Duration::from_millis(settings.min_provider_budget_ms),
+            crate::providers::router::DEFAULT_MIN_PROVIDER_BUDGET
+        );
     }
 }

@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::config::{ConfigError, ProviderConfig, ProviderKind};
+use crate::config::{BreakerSettings, ConfigError, ProviderConfig, ProviderKind};
 use crate::metrics::Instruments;
 use crate::providers::Provider;
 use crate::providers::aliyun::{AliyunCloudAuth, AliyunConfig};
+use crate::providers::breaker::BreakerConfig;
+use crate::providers::credentials::SecretKey;
 use crate::providers::router::Route;
-use crate::providers::tencent::{SecretKey, TencentConfig, TencentFaceId};
+use crate::providers::tencent::{TencentConfig, TencentFaceId};
 use crate::providers::traced::Traced;
 
 /// Why the provider chain could not be built. The gateway reports each kind as it reports its own.
@@ -76,7 +78,7 @@ pub fn configured(
                 Duration::from_millis(p.timeout_ms),
                 p.max_concurrency,
             )
-            .with_breaker(p.breaker.clone())
+            .with_breaker(breaker_config(&p.breaker))
             .with_rate_limit_backoff(Duration::from_millis(p.rate_limit_backoff_ms)),
         );
     }
@@ -85,6 +87,30 @@ pub fn configured(
         routes,
         note: format!("providers, in order: {}", names.join(", ")),
     })
+}
+
+/// A breaker's thresholds from its `[providers.breaker]` settings.
+fn breaker_config(settings: &BreakerSettings) -> BreakerConfig {
+    let BreakerSettings {
+        window,
+        min_calls,
+        failure_rate,
+        consecutive_failures,
+        slow_call_ms,
+        slow_call_rate,
+        open_ms,
+        half_open_probes,
+    } = *settings;
+    BreakerConfig {
+        window,
+        min_calls,
+        failure_rate,
+        consecutive_failures,
+        slow_call_ms,
+        slow_call_rate,
+        open_ms,
+        half_open_probes,
+    }
 }
 
 fn build_provider(
@@ -129,5 +155,15 @@ fn build_provider(
                 .map_err(|e| SetupError::Unsupported(format!("provider {}: {e}", p.name)))?,
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_configured_breaker_defaults_are_the_breakers_own() {
+        assert_eq!(breaker_config(&BreakerSettings::default()), BreakerConfig::default());
     }
 }
