@@ -68,18 +68,22 @@ pub fn configured(
     clock: &Arc<dyn Clock>,
     instruments: &Instruments,
 ) -> Result<Chain, SetupError> {
-    let longest = list.iter().map(|p| p.timeout_ms).max().unwrap_or(1_500);
-    let http = http_client(Duration::from_millis(longest), true)?;
+    let longest = list
+        .iter()
+        .map(|p| p.timeout_ms)
+        .max()
+        .unwrap_or(Duration::from_millis(1_500));
+    let http = http_client(longest, true)?;
     let mut routes = Vec::new();
     for p in list {
         routes.push(
             Route::new(
                 traced(build_provider(p, &http, clock)?, instruments),
-                Duration::from_millis(p.timeout_ms),
+                p.timeout_ms,
                 p.max_concurrency,
             )
             .with_breaker(breaker_config(&p.breaker))
-            .with_rate_limit_backoff(Duration::from_millis(p.rate_limit_backoff_ms)),
+            .with_rate_limit_backoff(p.rate_limit_backoff_ms),
         );
     }
     let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
@@ -101,14 +105,15 @@ fn breaker_config(settings: &BreakerSettings) -> BreakerConfig {
         open_ms,
         half_open_probes,
     } = *settings;
+    let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     BreakerConfig {
         window,
         min_calls,
         failure_rate,
         consecutive_failures,
-        slow_call_ms,
+        slow_call_ms: millis(slow_call_ms),
         slow_call_rate,
-        open_ms,
+        open_ms: millis(open_ms),
         half_open_probes,
     }
 }
@@ -129,7 +134,7 @@ fn build_provider(
                         secret_id: p.secret_id.clone(),
                         secret_key: SecretKey::new(secret.expose().to_owned()),
                         region: p.region.clone(),
-                        timeout: Duration::from_millis(p.timeout_ms),
+                        timeout: p.timeout_ms,
                     },
                     http.clone(),
                     clock.clone(),
@@ -147,7 +152,7 @@ fn build_provider(
                         access_key_id: p.secret_id.clone(),
                         access_key_secret: SecretKey::new(secret.expose().to_owned()),
                         scene_id: p.scene_id.clone(),
-                        timeout: Duration::from_millis(p.timeout_ms),
+                        timeout: p.timeout_ms,
                     },
                     http.clone(),
                     clock.clone(),
