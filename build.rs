@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The sealed ciphertext (up to 17 MiB) is decoded as a `Bytes` slice of tonic's decode buffer
         // instead of being copied into a fresh `Vec`. It is ciphertext, so nothing needs wiping; the
         // plaintext fields of `IdentityPayload` stay `Vec`/`String`, wiped on drop (see
-        // `transport::payload` for why they must not become `Bytes`).
+        // `material::wire` for why they must not become `Bytes`).
         .bytes(".idgate.v1.SealedPayload.ciphertext")
         // A message that does not decode is INVALID_ARGUMENT / MESSAGE_MALFORMED (docs/api.md §4), not INTERNAL.
         .codec_path("crate::transport::codec::WireCodec")

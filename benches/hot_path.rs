@@ -21,8 +21,9 @@ use idgate::crypto::sealing::{self, Context, OpeningKey};
 use idgate::domain::{Applicant, IdNumber, IdentityFields, Image, Purpose};
 use idgate::providers::ProviderRequest;
 use idgate::providers::aliyun::signing as acs3;
+use idgate::providers::credentials::SecretKey;
 use idgate::providers::tencent;
-use idgate::providers::tencent::signing::{self, SecretKey};
+use idgate::providers::tencent::signing;
 
 fn id_number(seq: &str) -> String {
     let body = format!("11010519900307{seq}");

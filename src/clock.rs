@@ -1,8 +1,12 @@
 //! Time as an input. Domain logic asks a [`Clock`] instead of reading the system time, so tests can pin
-//! "today" (ages, birth dates) and "now" (request signing, leases, retention).
+//! "today" (ages, birth dates) and "now" (request signing, leases, retention); circuit breakers and
+//! back-offs ask a [`Monotonic`] clock, so tests can move it by hand.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// Where the current time comes from.
 pub trait Clock: Send + Sync + 'static {
@@ -51,5 +55,47 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now_unix(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Monotonic time: where circuit breakers and the router's back-off read the time.
+pub trait Monotonic: Send + Sync + 'static {
+    fn now(&self) -> Instant;
+}
+
+/// tokio's clock (follows `tokio::time::pause()` / `advance()` in tests that enable them).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioClock;
+
+impl Monotonic for TokioClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// A clock that moves only when told to, for tests.
+#[derive(Debug)]
+pub struct ManualMonotonic {
+    base: Instant,
+    offset: Mutex<Duration>,
+}
+
+impl ManualMonotonic {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            base: Instant::now(),
+            offset: Mutex::new(Duration::ZERO),
+        })
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut offset = self.offset.lock().unwrap_or_else(|p| p.into_inner());
+        *offset += by;
+    }
+}
+
+impl Monotonic for ManualMonotonic {
+    fn now(&self) -> Instant {
+        self.base + *self.offset.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -6,9 +6,15 @@
 //! syntax error is reported without the line it quotes. Secret files must be their owner's only
 //! ([`ensure_private`]). Values that would break the gateway (a 0 deadline, TTL or limit, a case
 //! record outlived by its sealed data) are refused at load, each by key with the rule it breaks.
+//!
+//! Configuration holds plain settings: durations are [`Duration`]s (the key names their unit, `_ms`
+//! or `_seconds`, and the file holds a whole number of it), and nothing here builds another module's
+//! type — the gateway turns `[server]` into the transport's limits, `providers::setup` turns
+//! `[providers.breaker]` into a breaker's thresholds.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -103,6 +109,38 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
 }
 
+/// A duration key whose name ends in `_ms`: a whole number of milliseconds in the file and the
+/// environment, a [`Duration`] in the typed configuration.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+}
+
+/// A duration key whose name ends in `_seconds`: a whole number of seconds in the file and the
+/// environment, a [`Duration`] in the typed configuration.
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(value.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_secs)
+    }
+}
+
 /// Abuse limits. Counters are keyed by account id and by a blind index of the ID number (never the
 /// number itself) and expire with their window.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -115,7 +153,8 @@ pub struct LimitsConfig {
     /// How many different accounts one ID number may verify as ANCHOR.
     pub max_anchor_accounts_per_id: u32,
     /// How long an ID number's anchor accounts are remembered after the last one was added.
-    pub anchor_binding_ttl_seconds: u64,
+    #[serde(with = "seconds")]
+    pub anchor_binding_ttl_seconds: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -124,7 +163,7 @@ impl Default for LimitsConfig {
             verifications_per_account_per_hour: 20,
             verifications_per_id_per_day: 10,
             max_anchor_accounts_per_id: 1,
-            anchor_binding_ttl_seconds: 365 * 86_400,
+            anchor_binding_ttl_seconds: Duration::from_secs(365 * 86_400),
         }
     }
 }
@@ -144,30 +183,39 @@ pub struct ServerConfig {
     /// `transport::revocation`). Re-read when it changes and on SIGHUP.
     pub client_deny_list: Option<PathBuf>,
     /// How often the deny list is looked at for changes.
-    pub client_deny_list_poll_ms: u64,
-    pub handshake_timeout_ms: u64,
+    #[serde(with = "millis")]
+    pub client_deny_list_poll_ms: Duration,
+    #[serde(with = "millis")]
+    pub handshake_timeout_ms: Duration,
     /// Longest a `Verify` call may take when the client sets no shorter deadline.
-    pub verify_deadline_ms: u64,
+    #[serde(with = "millis")]
+    pub verify_deadline_ms: Duration,
     /// The deadline of any call that sets none, and the longest any call may take.
-    pub call_deadline_ms: u64,
+    #[serde(with = "millis")]
+    pub call_deadline_ms: Duration,
     /// Kept back from a `Verify` deadline to decide and store: provider calls get the rest.
-    pub decide_reserve_ms: u64,
+    #[serde(with = "millis")]
+    pub decide_reserve_ms: Duration,
     /// A `Verify` whose deadline leaves providers less than this (after `decide_reserve_ms`) starts
     /// nothing and is answered `DEADLINE_EXCEEDED` / `DEADLINE_TOO_SHORT` (0: any deadline starts).
-    pub min_provider_budget_ms: u64,
+    #[serde(with = "millis")]
+    pub min_provider_budget_ms: Duration,
     /// How long shutdown waits for in-flight calls.
-    pub shutdown_grace_ms: u64,
+    #[serde(with = "millis")]
+    pub shutdown_grace_ms: Duration,
     /// `Verify` calls in flight at once; past it, calls are shed with `RESOURCE_EXHAUSTED` (0: no limit).
     pub max_in_flight_verify: usize,
     /// `SubmitSupplement` calls in flight at once (each opens up to three 4 MiB images); past it,
     /// calls are shed like `Verify`'s, with slots of their own (0: no limit).
     pub max_in_flight_supplement: usize,
     /// The retry delay a shed call is told (`google.rpc.RetryInfo`) when shedding starts.
-    pub shed_retry_after_ms: u64,
+    #[serde(with = "millis")]
+    pub shed_retry_after_ms: Duration,
     /// The longest retry delay it is raised to while shedding lasts (steering to about one shed call
     /// for every two admitted). It may exceed a caller's deadline: under that much overload, such a
     /// caller gives up rather than waits. At most [`MAX_SHED_RETRY_AFTER_MS`].
-    pub shed_retry_after_max_ms: u64,
+    #[serde(with = "millis")]
+    pub shed_retry_after_max_ms: Duration,
     /// HTTP/2 streams one connection may have open at once.
     pub max_concurrent_streams: u32,
     /// HTTP/2 initial window of each stream: request body bytes a client may send unread.
@@ -180,58 +228,45 @@ pub struct ServerConfig {
     /// Largest request of the review and audit services, in bytes: a cap on their methods' 128 KiB.
     pub max_review_message_bytes: usize,
     /// How often readiness (the store answers) is probed for `grpc.health.v1`.
-    pub health_probe_interval_ms: u64,
+    #[serde(with = "millis")]
+    pub health_probe_interval_ms: Duration,
     /// A readiness probe that takes longer counts as a failure.
-    pub health_probe_timeout_ms: u64,
+    #[serde(with = "millis")]
+    pub health_probe_timeout_ms: Duration,
 }
 
 /// The longest retry delay a shed call may be told (5 minutes): longer is no longer "retry later".
 pub const MAX_SHED_RETRY_AFTER_MS: u64 = 300_000;
 
-impl ServerConfig {
-    /// The transport's bounds from these settings.
-    pub fn limits(&self) -> crate::transport::server::Limits {
-        crate::transport::server::Limits {
-            max_in_flight_verify: self.max_in_flight_verify,
-            max_in_flight_supplement: self.max_in_flight_supplement,
-            shed_retry_after: std::time::Duration::from_millis(self.shed_retry_after_ms),
-            shed_retry_after_max: std::time::Duration::from_millis(self.shed_retry_after_max_ms),
-            max_concurrent_streams: self.max_concurrent_streams,
-            http2_stream_window_bytes: self.http2_stream_window_bytes,
-            http2_connection_window_bytes: self.http2_connection_window_bytes,
-            max_verification_message_bytes: self.max_verification_message_bytes,
-            max_review_message_bytes: self.max_review_message_bytes,
-        }
-    }
-}
-
+/// The defaults are the transport's and the router's own (`transport::server::Limits::default()`,
+/// `providers::router::DEFAULT_MIN_PROVIDER_BUDGET`), written out here so that configuration holds
+/// plain settings; the gateway converts them, and its tests check the two agree.
 impl Default for ServerConfig {
     fn default() -> Self {
-        let limits = crate::transport::server::Limits::default();
         Self {
             listen: None,
             tls_cert: None,
             tls_key: None,
             client_ca: None,
             client_deny_list: None,
-            client_deny_list_poll_ms: 5_000,
-            handshake_timeout_ms: 5_000,
-            verify_deadline_ms: 10_000,
-            call_deadline_ms: 15_000,
-            decide_reserve_ms: 100,
-            min_provider_budget_ms: crate::providers::router::DEFAULT_MIN_PROVIDER_BUDGET.as_millis() as u64,
-            shutdown_grace_ms: 15_000,
-            max_in_flight_verify: limits.max_in_flight_verify,
-            max_in_flight_supplement: limits.max_in_flight_supplement,
-            shed_retry_after_ms: limits.shed_retry_after.as_millis() as u64,
-            shed_retry_after_max_ms: limits.shed_retry_after_max.as_millis() as u64,
-            max_concurrent_streams: limits.max_concurrent_streams,
-            http2_stream_window_bytes: limits.http2_stream_window_bytes,
-            http2_connection_window_bytes: limits.http2_connection_window_bytes,
-            max_verification_message_bytes: limits.max_verification_message_bytes,
-            max_review_message_bytes: limits.max_review_message_bytes,
-            health_probe_interval_ms: 2_000,
-            health_probe_timeout_ms: 1_000,
+            client_deny_list_poll_ms: Duration::from_millis(5_000),
+            handshake_timeout_ms: Duration::from_millis(5_000),
+            verify_deadline_ms: Duration::from_millis(10_000),
+            call_deadline_ms: Duration::from_millis(15_000),
+            decide_reserve_ms: Duration::from_millis(100),
+            min_provider_budget_ms: Duration::from_millis(200),
+            shutdown_grace_ms: Duration::from_millis(15_000),
+            max_in_flight_verify: 32,
+            max_in_flight_supplement: 8,
+            shed_retry_after_ms: Duration::from_millis(1_000),
+            shed_retry_after_max_ms: Duration::from_millis(30_000),
+            max_concurrent_streams: 256,
+            http2_stream_window_bytes: 1024 * 1024,
+            http2_connection_window_bytes: 1024 * 1024,
+            max_verification_message_bytes: 18 * 1024 * 1024,
+            max_review_message_bytes: 1024 * 1024,
+            health_probe_interval_ms: Duration::from_millis(2_000),
+            health_probe_timeout_ms: Duration::from_millis(1_000),
         }
     }
 }
@@ -247,7 +282,8 @@ pub struct KeysConfig {
     /// moved every pending record to a newer KEK.
     pub kek_min_version: u32,
     /// How often the background pass re-wraps data keys still under an older KEK.
-    pub rewrap_interval_seconds: u64,
+    #[serde(with = "seconds")]
+    pub rewrap_interval_seconds: Duration,
     /// KEKs given outside key files, e.g. from a secret manager through the environment
     /// (`IDGATE_KEYS__KEKS`): entries `<id>:<version>:<64 hex>` separated by commas.
     pub keks: Option<Secret>,
@@ -255,10 +291,12 @@ pub struct KeysConfig {
     pub keks_file: Option<PathBuf>,
     /// How long a new KEK wraps data keys (its epoch). Past it the KEK only opens; a gateway with no
     /// KEK in its epoch refuses to seal (`idgate keys maintain` rotates ahead of time). Default 7 days.
-    pub kek_epoch_seconds: u64,
+    #[serde(with = "seconds")]
+    pub kek_epoch_seconds: Duration,
     /// Added to a KEK's destruction date (end of epoch + longest retention) for clock skew and late
     /// sweeps. Default 1 day.
-    pub kek_destroy_grace_seconds: u64,
+    #[serde(with = "seconds")]
+    pub kek_destroy_grace_seconds: Duration,
 }
 
 impl KeysConfig {
@@ -282,11 +320,11 @@ impl Default for KeysConfig {
             dir: None,
             sealing_grace_seconds: 86_400,
             kek_min_version: 0,
-            rewrap_interval_seconds: 300,
+            rewrap_interval_seconds: Duration::from_secs(300),
             keks: None,
             keks_file: None,
-            kek_epoch_seconds: 7 * 86_400,
-            kek_destroy_grace_seconds: 86_400,
+            kek_epoch_seconds: Duration::from_secs(7 * 86_400),
+            kek_destroy_grace_seconds: Duration::from_secs(86_400),
         }
     }
 }
@@ -359,22 +397,26 @@ fn list_or_comma_separated<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
     /// How long a case pending review keeps its (sealed) personal data. Default 72 h.
-    pub pending_review_ttl_seconds: u64,
+    #[serde(with = "seconds")]
+    pub pending_review_ttl_seconds: Duration,
     /// How long a finished case record (no personal data) is kept. Default 90 days.
-    pub case_record_ttl_seconds: u64,
+    #[serde(with = "seconds")]
+    pub case_record_ttl_seconds: Duration,
     /// How often retention runs.
-    pub sweep_interval_seconds: u64,
+    #[serde(with = "seconds")]
+    pub sweep_interval_seconds: Duration,
     /// How long audit events (no personal data) are kept. Default 3 years.
-    pub audit_ttl_seconds: u64,
+    #[serde(with = "seconds")]
+    pub audit_ttl_seconds: Duration,
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
         Self {
-            pending_review_ttl_seconds: 259_200,
-            case_record_ttl_seconds: 90 * 86_400,
-            sweep_interval_seconds: 30,
-            audit_ttl_seconds: 3 * 365 * 86_400,
+            pending_review_ttl_seconds: Duration::from_secs(259_200),
+            case_record_ttl_seconds: Duration::from_secs(90 * 86_400),
+            sweep_interval_seconds: Duration::from_secs(30),
+            audit_ttl_seconds: Duration::from_secs(3 * 365 * 86_400),
         }
     }
 }
@@ -382,7 +424,8 @@ impl Default for RetentionConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReviewConfig {
-    pub lease_seconds: u64,
+    #[serde(with = "seconds")]
+    pub lease_seconds: Duration,
     /// 1, or 2 for four-eyes.
     pub approvals_required: u8,
     /// An ANCHOR case is offered to reviewers only once its documents (ID card front, back,
@@ -394,7 +437,7 @@ pub struct ReviewConfig {
 impl Default for ReviewConfig {
     fn default() -> Self {
         Self {
-            lease_seconds: 300,
+            lease_seconds: Duration::from_secs(300),
             approvals_required: 1,
             anchor_requires_supplement: true,
         }
@@ -492,7 +535,8 @@ pub struct ProviderConfig {
     #[serde(default)]
     pub region: Option<String>,
     #[serde(default = "default_provider_timeout")]
-    pub timeout_ms: u64,
+    #[serde(with = "millis")]
+    pub timeout_ms: Duration,
     #[serde(default = "default_provider_concurrency")]
     pub max_concurrency: usize,
     /// Alibaba Cloud ID Verification scene (`SceneId`); unused by Tencent.
@@ -500,20 +544,98 @@ pub struct ProviderConfig {
     pub scene_id: Option<String>,
     /// How long the provider is left alone after a rate-limit answer that names no time.
     #[serde(default = "default_rate_limit_backoff")]
-    pub rate_limit_backoff_ms: u64,
+    #[serde(with = "millis")]
+    pub rate_limit_backoff_ms: Duration,
     /// Circuit-breaker thresholds (`[providers.breaker]` after the provider's `[[providers]]`).
     #[serde(default)]
-    pub breaker: crate::providers::breaker::BreakerConfig,
+    pub breaker: BreakerSettings,
 }
 
-fn default_provider_timeout() -> u64 {
-    1_500
+/// Thresholds of one provider's circuit breaker (see `providers::breaker` for what each does).
+/// Defaults suit a provider with a 1.5 s timeout and a few calls a second.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerSettings {
+    /// Calls remembered in the sliding window (count-based).
+    pub window: usize,
+    /// Rates are only judged once the window holds this many calls.
+    pub min_calls: usize,
+    /// Opens when failed calls / calls in the window reach this (0 < rate <= 1).
+    pub failure_rate: f64,
+    /// Opens after this many failures in a row, whatever the window says (0 = off).
+    pub consecutive_failures: u32,
+    /// A successful call that took at least this long is "slow" (0 = off).
+    #[serde(with = "millis")]
+    pub slow_call_ms: Duration,
+    /// Opens when slow calls / calls in the window reach this (0 < rate <= 1).
+    pub slow_call_rate: f64,
+    /// How long it stays open before letting probes through.
+    #[serde(with = "millis")]
+    pub open_ms: Duration,
+    /// Probe calls let through while half-open; all must succeed to close.
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            window: 20,
+            min_calls: 10,
+            failure_rate: 0.5,
+            consecutive_failures: 5,
+            slow_call_ms: Duration::from_millis(1_000),
+            slow_call_rate: 0.8,
+            open_ms: Duration::from_millis(30_000),
+            half_open_probes: 2,
+        }
+    }
+}
+
+/// [`BreakerSettings`] with which a breaker cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BreakerSettingsError {
+    #[error("breaker window must hold at least one call")]
+    EmptyWindow,
+    #[error("breaker min_calls must be between 1 and the window size")]
+    MinCalls,
+    #[error("breaker rates must be in (0, 1]")]
+    Rate,
+    #[error("breaker open_ms must be greater than zero")]
+    ZeroOpen,
+    #[error("breaker half_open_probes must be at least 1")]
+    NoProbes,
+}
+
+impl BreakerSettings {
+    pub fn validate(&self) -> Result<(), BreakerSettingsError> {
+        if self.window == 0 {
+            return Err(BreakerSettingsError::EmptyWindow);
+        }
+        if self.min_calls == 0 || self.min_calls > self.window {
+            return Err(BreakerSettingsError::MinCalls);
+        }
+        let rate_ok = |r: f64| r > 0.0 && r <= 1.0;
+        if !rate_ok(self.failure_rate) || !rate_ok(self.slow_call_rate) {
+            return Err(BreakerSettingsError::Rate);
+        }
+        if self.open_ms.is_zero() {
+            return Err(BreakerSettingsError::ZeroOpen);
+        }
+        if self.half_open_probes == 0 {
+            return Err(BreakerSettingsError::NoProbes);
+        }
+        Ok(())
+    }
+}
+
+fn default_provider_timeout() -> Duration {
+    Duration::from_millis(1_500)
 }
 fn default_provider_concurrency() -> usize {
     64
 }
-fn default_rate_limit_backoff() -> u64 {
-    1_000
+fn default_rate_limit_backoff() -> Duration {
+    Duration::from_millis(1_000)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -647,7 +769,7 @@ impl Config {
     /// by which the embedded store may remove data late — the only retention that keeps wrapped
     /// keys: decided, expired and erased cases keep none), and the grace.
     pub fn kek_schedule(&self) -> crate::crypto::keyfile::KekSchedule {
-        let seconds = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+        let seconds = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
         crate::crypto::keyfile::KekSchedule {
             epoch_seconds: seconds(self.keys.kek_epoch_seconds),
             longest_retention_seconds: seconds(self.retention.pending_review_ttl_seconds)
@@ -692,7 +814,7 @@ impl Config {
             ));
         }
         let (base, max) = (self.server.shed_retry_after_ms, self.server.shed_retry_after_max_ms);
-        if base == 0 || base > max || max > MAX_SHED_RETRY_AFTER_MS {
+        if base.is_zero() || base > max || max > Duration::from_millis(MAX_SHED_RETRY_AFTER_MS) {
             return Err(ConfigError::Invalid(format!(
                 "server.shed_retry_after_ms must be positive and at most server.shed_retry_after_max_ms, \
                  which is at most {MAX_SHED_RETRY_AFTER_MS}"
@@ -742,10 +864,14 @@ impl Rules {
             self.0.push(format!("{key} must be positive ({zero})"));
         }
     }
+    /// A duration `key` is not 0: `zero` says what 0 would do.
+    fn lasts(&mut self, key: &str, value: Duration, zero: &str) {
+        self.require(!value.is_zero(), || format!("{key} must be positive ({zero})"));
+    }
     /// A period in seconds: positive, and at most [`MAX_PERIOD_SECONDS`].
-    fn period(&mut self, key: &str, value: u64, zero: &str) {
-        self.positive(key, value, zero);
-        if value > MAX_PERIOD_SECONDS {
+    fn period(&mut self, key: &str, value: Duration, zero: &str) {
+        self.lasts(key, value, zero);
+        if value.as_secs() > MAX_PERIOD_SECONDS {
             self.0
                 .push(format!("{key} must be at most {MAX_PERIOD_SECONDS} (100 years)"));
         }
@@ -772,27 +898,27 @@ impl Config {
     fn breaking_values(&self) -> Vec<String> {
         let mut rules = Rules(Vec::new());
         let server = &self.server;
-        rules.positive(
+        rules.lasts(
             "server.client_deny_list_poll_ms",
             server.client_deny_list_poll_ms,
             "the deny list would be re-read without pause",
         );
-        rules.positive(
+        rules.lasts(
             "server.handshake_timeout_ms",
             server.handshake_timeout_ms,
             "every TLS handshake would time out",
         );
-        rules.positive(
+        rules.lasts(
             "server.verify_deadline_ms",
             server.verify_deadline_ms,
             "every Verify call would run out of time",
         );
-        rules.positive(
+        rules.lasts(
             "server.call_deadline_ms",
             server.call_deadline_ms,
             "every call would run out of time",
         );
-        rules.positive(
+        rules.lasts(
             "server.decide_reserve_ms",
             server.decide_reserve_ms,
             "providers would use the whole deadline, leaving none to decide and store",
@@ -816,12 +942,12 @@ impl Config {
         ] {
             rules.positive(key, value as u64, "every request would be too large");
         }
-        rules.positive(
+        rules.lasts(
             "server.health_probe_interval_ms",
             server.health_probe_interval_ms,
             "the store would be probed without pause",
         );
-        rules.positive(
+        rules.lasts(
             "server.health_probe_timeout_ms",
             server.health_probe_timeout_ms,
             "every readiness probe would fail",
@@ -841,7 +967,7 @@ impl Config {
             keys.kek_epoch_seconds,
             "a new KEK would never wrap",
         );
-        rules.require(keys.kek_destroy_grace_seconds <= MAX_PERIOD_SECONDS, || {
+        rules.require(keys.kek_destroy_grace_seconds.as_secs() <= MAX_PERIOD_SECONDS, || {
             format!("keys.kek_destroy_grace_seconds must be at most {MAX_PERIOD_SECONDS} (100 years)")
         });
 
@@ -874,9 +1000,10 @@ impl Config {
         rules.require(retention.case_record_ttl_seconds >= sealed_data_lives, || {
             format!(
                 "retention.case_record_ttl_seconds ({}) must be at least retention.pending_review_ttl_seconds \
-                 + retention.sweep_interval_seconds ({sealed_data_lives}): a case record that expires before \
+                 + retention.sweep_interval_seconds ({}): a case record that expires before \
                  its sealed data leaves that data where erasure does not find it",
-                retention.case_record_ttl_seconds
+                retention.case_record_ttl_seconds.as_secs(),
+                sealed_data_lives.as_secs()
             )
         });
 
@@ -898,7 +1025,7 @@ impl Config {
         );
 
         for p in &self.providers {
-            rules.positive(
+            rules.lasts(
                 &format!("providers.{}.timeout_ms", p.name),
                 p.timeout_ms,
                 "every call to it would time out",
@@ -916,6 +1043,48 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_written_and_read_in_the_unit_their_key_names() {
+        let written = toml::to_string(&Config::default()).expect("serialize");
+        for line in [
+            "verify_deadline_ms = 10000",
+            "shed_retry_after_max_ms = 30000",
+            "pending_review_ttl_seconds = 259200",
+            "lease_seconds = 300",
+            "kek_epoch_seconds = 604800",
+        ] {
+            assert!(written.contains(line), "{line} in {written}");
+        }
+        let config = Config::from_toml(
+            "[server]\nverify_deadline_ms = 2500\n[review]\nlease_seconds = 90\n[[providers]]\nname = \"p\"\n\
+             kind = \"tencent-faceid\"\nendpoint = \"https://x\"\nsecret_id = \"a\"\ntimeout_ms = 700\n\
+             [providers.breaker]\nopen_ms = 1500\n",
+        )
+        .expect("loads");
+        assert_eq!(config.server.verify_deadline_ms, Duration::from_millis(2_500));
+        assert_eq!(config.review.lease_seconds, Duration::from_secs(90));
+        assert_eq!(config.providers[0].timeout_ms, Duration::from_millis(700));
+        assert_eq!(config.providers[0].breaker.open_ms, Duration::from_millis(1_500));
+    }
+
+    #[test]
+    fn default_config_is_valid_and_bad_ones_are_refused() {
+        assert_eq!(BreakerSettings::default().validate(), Ok(()));
+        let bad = |f: fn(&mut BreakerSettings)| {
+            let mut c = BreakerSettings::default();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        assert_eq!(bad(|c| c.window = 0), BreakerSettingsError::EmptyWindow);
+        assert_eq!(bad(|c| c.min_calls = 0), BreakerSettingsError::MinCalls);
+        assert_eq!(bad(|c| c.min_calls = 21), BreakerSettingsError::MinCalls);
+        assert_eq!(bad(|c| c.failure_rate = 0.0), BreakerSettingsError::Rate);
+        assert_eq!(bad(|c| c.slow_call_rate = 1.5), BreakerSettingsError::Rate);
+        assert_eq!(bad(|c| c.failure_rate = f64::NAN), BreakerSettingsError::Rate);
+        assert_eq!(bad(|c| c.open_ms = Duration::ZERO), BreakerSettingsError::ZeroOpen);
+        assert_eq!(bad(|c| c.half_open_probes = 0), BreakerSettingsError::NoProbes);
+    }
 
     #[test]
     #[allow(clippy::result_large_err)] // figment's Jail API
@@ -944,16 +1113,16 @@ consecutive_failures = 3
             jail.set_env("IDGATE_RETENTION__PENDING_REVIEW_TTL_SECONDS", "200");
             jail.set_env("IDGATE_STORE__CLUSTER_NODES", "redis://a:1, redis://b:2");
             let config = Config::load(Some(&file)).unwrap();
-            assert_eq!(config.retention.pending_review_ttl_seconds, 200);
+            assert_eq!(config.retention.pending_review_ttl_seconds, Duration::from_secs(200));
             assert_eq!(config.store.url.as_deref(), Some("redis://127.0.0.1:6379"));
             assert_eq!(
                 config.store.cluster_nodes,
                 Some(vec!["redis://a:1".into(), "redis://b:2".into()])
             );
-            assert_eq!(config.providers[0].timeout_ms, 1_500);
+            assert_eq!(config.providers[0].timeout_ms, Duration::from_millis(1_500));
             assert_eq!(config.providers[0].breaker.consecutive_failures, 3);
             assert_eq!(config.providers[0].breaker.window, 20, "defaults fill the rest");
-            assert_eq!(config.providers[0].rate_limit_backoff_ms, 1_000);
+            assert_eq!(config.providers[0].rate_limit_backoff_ms, Duration::from_millis(1_000));
             assert!(!format!("{config:?}").contains("do-not-print-me"));
             Ok(())
         });
@@ -971,7 +1140,7 @@ consecutive_failures = 3
             jail.set_env("IDGATE_PORT_50051_TCP_ADDR", "10.0.0.7");
             jail.set_env("IDGATE_RETENTION__PENDING_REVIEW_TTL_SECONDS", "300");
             let config = Config::load(None).expect("loads beside foreign variables");
-            assert_eq!(config.retention.pending_review_ttl_seconds, 300);
+            assert_eq!(config.retention.pending_review_ttl_seconds, Duration::from_secs(300));
             // An unknown key under a real section is still refused, by name.
             jail.set_env("IDGATE_RETENTION__PENDING_REVIEW_TTL", "1");
             let error = Config::load(None).expect_err("refused").to_string();
@@ -1362,7 +1531,10 @@ consecutive_failures = 3
     #[test]
     fn a_minimum_provider_budget_that_no_verify_deadline_leaves_is_refused() {
         let load = |text: &str| Config::from_toml(text).map_err(|e| e.to_string());
-        assert_eq!(load("").expect("defaults").server.min_provider_budget_ms, 200);
+        assert_eq!(
+            load("").expect("defaults").server.min_provider_budget_ms,
+            Duration::from_millis(200)
+        );
         assert!(
             load("[server]\nmin_provider_budget_ms = 0\n").is_ok(),
             "0: any deadline starts"

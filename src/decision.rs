@@ -1,5 +1,7 @@
-//! The decision policy: what a provider's outcome means for the case, and the abuse limits that
-//! bound how often and for how many accounts a person is verified. Knows no provider by name.
+//! The decision policy: what a provider's outcome means for the case (the [`Outcome`] type is the
+//! policy's own; adapters produce it), and the abuse limits that bound how often and for how many
+//! accounts a person is verified ([`AnchorClaim`] is the anchor rule's claim, which the store applies). Knows
+//! no provider by name and does no storage.
 //!
 //! Thresholds are configuration (`[decision]`); the defaults are those of docs/api.md §5: similarity >= 80
 //! verified, 50–80 manual review, below 50 not verified. Limits are configuration (`[limits]`); the
@@ -9,8 +11,6 @@ use std::time::Duration;
 
 use crate::crypto::blind_index::{BlindIndexer, IndexUse};
 use crate::domain::Purpose;
-use crate::providers::Outcome;
-use crate::store::AnchorClaim;
 
 /// Similarity thresholds (0–100).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -38,6 +38,37 @@ impl Thresholds {
             && (0.0..=100.0).contains(&self.verified_at)
             && self.review_at <= self.verified_at;
         ok.then_some(self)
+    }
+}
+
+/// What a provider found, in the terms this policy judges: adapters produce it (from a vendor's
+/// answer), [`judge`] says what it means. Carries no personal data.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome {
+    /// Two-factor check: name and ID number belong together.
+    Match,
+    /// Face check: the face was compared against the authority photo with this similarity (0–100).
+    /// The decision policy, not the adapter, says what a similarity means.
+    FaceCompared { similarity: f32 },
+    /// Name and ID number do not belong together (or the ID is invalid at the authority): a hard "no".
+    Mismatch,
+    /// The face photo cannot be used (no face, several faces, too blurry, too dark, bad format...):
+    /// the applicant should take a new one. Not a decision about the person.
+    PhotoUnusable,
+    /// The provider could not decide: no record, no photo on file, authority source down. A human must.
+    CannotDecide,
+}
+
+impl Outcome {
+    /// The kind of outcome, without any score (safe at info level and as a metric label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Match => "match",
+            Outcome::FaceCompared { .. } => "face_compared",
+            Outcome::Mismatch => "mismatch",
+            Outcome::PhotoUnusable => "photo_unusable",
+            Outcome::CannotDecide => "cannot_decide",
+        }
     }
 }
 
@@ -115,6 +146,24 @@ impl Default for Limits {
             anchor_binding_ttl: Duration::from_secs(365 * 86_400),
         }
     }
+}
+
+/// The "one ID number, a limited number of anchor accounts" rule, applied by the store in the same
+/// atomic step that would make an anchor case `Verified` (the provider path's `finish` and the
+/// review path's final approval). The binding exists only together with a `Verified` case: a step
+/// that fails leaves none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnchorClaim {
+    /// The blind index (current key) under which the case's account is bound.
+    pub index: String,
+    /// Every blind index of the same ID number to count bound accounts in (the current one and
+    /// those of older blind-index keys still within the binding's lifetime), so that a key
+    /// rotation never resets the limit.
+    pub consult: Vec<String>,
+    /// Accounts one ID number may bind.
+    pub max_accounts: u32,
+    /// How long a binding is kept after its last change.
+    pub ttl_seconds: u64,
 }
 
 /// The "accounts per ID number" rule for anchors, shared by the provider path and the review path:

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use crate::audit::AuditTrail;
 use crate::crypto::envelope::KekRing;
-use crate::crypto::live::Live;
 use crate::domain::GATEWAY_ACTOR;
+use crate::live::Live;
 use crate::material;
 use crate::store::{AuditAction, Store, StoreError};
 

@@ -6,9 +6,10 @@
 //! |---|---|---|
 //! | [`domain`] | parsed values that cannot be invalid (ID number, name, phone, image, consent, ids, refusal reasons, the codes stored with a case) | do I/O, read the clock, print PII |
 //! | [`crypto`] | HPKE sealing, at-rest envelopes, key files, time-boxed KEKs (epochs, destruction dates, scheduled upkeep), blind indexes and keyed tags (fingerprints, record MACs), randomness | know gRPC or Redis, print key material, wrap with a KEK past its epoch or use one past its destruction date |
-//! | [`clock`] | time as an input (system and manual clocks) | — |
-//! | [`decision`] | what a provider outcome means (thresholds, review reasons); the abuse limits and the anchor-accounts-per-ID claim both paths apply | know a provider by name |
-//! | [`providers`] | the provider trait; Tencent FaceID and Alibaba Cloud adapters; images as SIMD base64 in vendor bodies ([`providers::image_base64`]); circuit breakers and routing; the chain built from configuration ([`providers::setup`]); the simulator of both protocols and the one `--dev` starts ([`providers::sim::dev`]) | retry a billed call blindly, put PII in an error |
+//! | [`clock`] | time as an input (system and manual clocks; the monotonic clock of breakers and back-offs) | — |
+//! | [`live`] | a value a reload replaces while calls keep the one they started with (key rings, deny list) | print what it holds |
+//! | [`decision`] | what a provider outcome means (the [`decision::Outcome`] type adapters produce, thresholds, review reasons); the abuse limits and the anchor-accounts-per-ID claim both paths apply | know a provider by name |
+//! | [`providers`] | the provider trait; Tencent FaceID and Alibaba Cloud adapters, and what they share (the API secret, [`providers::credentials`]; redaction of vendor codes, [`providers::sanitize`]); images as SIMD base64 in vendor bodies ([`providers::image_base64`]); circuit breakers and routing; the chain built from configuration ([`providers::setup`]); the simulator of both protocols and the one `--dev` starts ([`providers::sim::dev`]) | retry a billed call blindly, put PII in an error |
 //! | [`store`] | the storage interfaces, one per concern (cases, retention, audit log, limits, key maintenance, review queue; [`store::Store`] is the first five together; the one rule for leases, [`store::lease_holds`]); [`store::memory`] (embedded) and [`store::redis`] (standalone and Cluster), each a folder with one file per interface and, for Redis, its Lua scripts beside it; [`store::setup`] connects the one `[store]` names | see plaintext, decide anything |
 //! | [`verify`] | the verification use case: checks, idempotency bound to content, rate limits, providers, decision, store; reading and watching a case | know gRPC, protobuf or Redis |
 //! | [`review`] | the manual-review use case: reviewer keys, leases, four-eyes, re-sealing to the reviewer | hand out plaintext |
@@ -45,6 +46,7 @@ pub mod erasure;
 pub mod fuzz_api;
 pub mod gateway;
 pub mod key_rotation;
+pub mod live;
 #[cfg(feature = "tools")]
 pub mod loadtest;
 pub mod material;

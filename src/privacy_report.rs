@@ -14,8 +14,6 @@ mod markdown;
 
 pub use markdown::duration;
 
-use std::time::Duration;
-
 use serde::Serialize;
 
 use crate::config::{Config, ProviderConfig, ProviderKind};
@@ -405,7 +403,7 @@ impl DataMap {
             receives: Category::ALL.to_vec(),
             sealed_with_info: info(&sealing::Context::review("", "")),
             approvals_required: config.review.approvals_required,
-            lease_seconds: config.review.lease_seconds,
+            lease_seconds: config.review.lease_seconds.as_secs(),
         };
         let document_review_for: Vec<&'static str> = PURPOSES
             .into_iter()
@@ -446,7 +444,7 @@ impl DataMap {
             telemetry,
             protection: protection(config, dev),
             lifetimes,
-            retention_sweep_seconds: config.retention.sweep_interval_seconds,
+            retention_sweep_seconds: config.retention.sweep_interval_seconds.as_secs(),
         })
     }
 }
@@ -575,7 +573,7 @@ fn protection(config: &Config, dev: bool) -> Protection {
         },
         key_rotation: KeyRotation {
             sealing_grace_seconds: config.keys.sealing_grace_seconds,
-            rewrap_interval_seconds: config.keys.rewrap_interval_seconds,
+            rewrap_interval_seconds: config.keys.rewrap_interval_seconds.as_secs(),
             kek_min_version: config.keys.kek_min_version,
             kek_epoch_seconds: schedule.epoch_seconds,
             kek_destroyed_after_epoch_seconds: schedule
@@ -604,13 +602,13 @@ fn lifetimes(config: &Config, store: &StoreMap) -> Vec<Lifetime> {
     let counter = |window: u64, limit: u64| {
         (limit > 0).then(|| {
             if embedded {
-                memory::WINDOW_KEEP_SECONDS.unsigned_abs() + retention.sweep_interval_seconds
+                memory::WINDOW_KEEP_SECONDS.unsigned_abs() + retention.sweep_interval_seconds.as_secs()
             } else {
                 window + redis_store::WINDOW_MARGIN_SECONDS
             }
         })
     };
-    let call = Duration::from_millis(config.server.verify_deadline_ms);
+    let call = config.server.verify_deadline_ms;
     vec![
         Lifetime {
             data: "plaintext",
@@ -628,7 +626,7 @@ fn lifetimes(config: &Config, store: &StoreMap) -> Vec<Lifetime> {
                  case waiting for manual review",
                 material::PII_FIELD_IDENTITY
             ),
-            seconds: Some(retention.pending_review_ttl_seconds),
+            seconds: Some(retention.pending_review_ttl_seconds.as_secs()),
             ends_earlier: "the review decision or an erasure (the data key is destroyed)",
             source: "retention.pending_review_ttl_seconds",
         },
@@ -638,7 +636,7 @@ fn lifetimes(config: &Config, store: &StoreMap) -> Vec<Lifetime> {
                 "sealed face of a case waiting for manual review, under a data key of its own (envelope field `{}`)",
                 material::PII_FIELD_FACE
             ),
-            seconds: Some(retention.pending_review_ttl_seconds),
+            seconds: Some(retention.pending_review_ttl_seconds.as_secs()),
             ends_earlier: "the last review decision the case needs, a withdrawal of the biometric consent \
                            (the case goes on to document review) or an erasure (its data key is destroyed)",
             source: "retention.pending_review_ttl_seconds",
@@ -648,14 +646,14 @@ fn lifetimes(config: &Config, store: &StoreMap) -> Vec<Lifetime> {
             what: "case record: ids, purpose, status, times, provider, reviewers, and the request \
                    fingerprint (keyed HMAC of the sealed content, for idempotency); no personal data"
                 .to_owned(),
-            seconds: Some(retention.case_record_ttl_seconds),
+            seconds: Some(retention.case_record_ttl_seconds.as_secs()),
             ends_earlier: "",
             source: "retention.case_record_ttl_seconds",
         },
         Lifetime {
             data: "audit_event",
             what: "audit events: who claimed, viewed, decided, erased what and when; no personal data".to_owned(),
-            seconds: Some(retention.audit_ttl_seconds),
+            seconds: Some(retention.audit_ttl_seconds.as_secs()),
             ends_earlier: "",
             source: "retention.audit_ttl_seconds",
         },
@@ -685,7 +683,7 @@ fn lifetimes(config: &Config, store: &StoreMap) -> Vec<Lifetime> {
                 "anchor accounts bound to a blind-index tag of the ID number (at most {})",
                 limits.max_anchor_accounts_per_id
             ),
-            seconds: Some(limits.anchor_binding_ttl_seconds),
+            seconds: Some(limits.anchor_binding_ttl_seconds.as_secs()),
             ends_earlier: "",
             source: "limits.anchor_binding_ttl_seconds",
         },
@@ -694,6 +692,8 @@ fn lifetimes(config: &Config, store: &StoreMap) -> Vec<Lifetime> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     const PROVIDER_SECRET: &str = "tc-secret-do-not-print-7f3a";
@@ -767,7 +767,7 @@ mod tests {
         assert_eq!(face.seconds, row(&map, "pending_review_material").seconds);
         assert!(face.ends_earlier.contains("biometric consent"));
         let mut shorter = config();
-        shorter.retention.pending_review_ttl_seconds = 1_800;
+        shorter.retention.pending_review_ttl_seconds = Duration::from_secs(1_800);
         let shorter = DataMap::new(&shorter, false).unwrap();
         assert_eq!(row(&shorter, "pending_review_face").seconds, Some(1_800));
         let md = map.to_markdown();
@@ -789,9 +789,9 @@ mod tests {
     fn retention_settings_change_the_report() {
         let before = DataMap::new(&config(), false).unwrap();
         let mut changed = config();
-        changed.retention.pending_review_ttl_seconds = 7_200;
-        changed.retention.case_record_ttl_seconds = 30 * 86_400;
-        changed.retention.audit_ttl_seconds = 400 * 86_400;
+        changed.retention.pending_review_ttl_seconds = Duration::from_secs(7_200);
+        changed.retention.case_record_ttl_seconds = Duration::from_secs(30 * 86_400);
+        changed.retention.audit_ttl_seconds = Duration::from_secs(400 * 86_400);
         changed.limits.verifications_per_account_per_hour = 0;
         let after = DataMap::new(&changed, false).unwrap();
         for (data, was, now) in [
@@ -810,7 +810,7 @@ mod tests {
     #[test]
     fn rate_windows_follow_the_verify_constants_and_the_store() {
         let embedded = DataMap::new(&config(), false).unwrap();
-        let keep = memory::WINDOW_KEEP_SECONDS.unsigned_abs() + config().retention.sweep_interval_seconds;
+        let keep = memory::WINDOW_KEEP_SECONDS.unsigned_abs() + config().retention.sweep_interval_seconds.as_secs();
         assert_eq!(row(&embedded, "rate_limit_id_number").seconds, Some(keep));
         let mut on_redis = config();
         on_redis.store.url = Some("redis://cache.internal:6379/0".into());
@@ -934,12 +934,12 @@ mod tests {
     #[test]
     fn json_and_markdown_agree_on_the_figures() {
         let mut config = config();
-        config.retention.pending_review_ttl_seconds = 5_400;
-        config.review.lease_seconds = 420;
-        config.keys.rewrap_interval_seconds = 123;
-        config.keys.kek_epoch_seconds = 7_200;
-        config.keys.kek_destroy_grace_seconds = 60;
-        config.server.verify_deadline_ms = 7_500;
+        config.retention.pending_review_ttl_seconds = Duration::from_secs(5_400);
+        config.review.lease_seconds = Duration::from_secs(420);
+        config.keys.rewrap_interval_seconds = Duration::from_secs(123);
+        config.keys.kek_epoch_seconds = Duration::from_secs(7_200);
+        config.keys.kek_destroy_grace_seconds = Duration::from_secs(60);
+        config.server.verify_deadline_ms = Duration::from_millis(7_500);
         let map = DataMap::new(&config, false).unwrap();
         let json: serde_json::Value = serde_json::to_value(&map).unwrap();
         let markdown = map.to_markdown();
@@ -954,7 +954,7 @@ mod tests {
             assert!(markdown.contains(&format!("`{source}`")), "{source}");
         }
         assert_eq!(row(&map, "plaintext").seconds, Some(8), "7.5 s rounds up");
-        config.retention.sweep_interval_seconds = 45;
+        config.retention.sweep_interval_seconds = Duration::from_secs(45);
         let swept = DataMap::new(&config, false).unwrap();
         assert_eq!(serde_json::to_value(&swept).unwrap()["retention_sweep_seconds"], 45);
         assert!(swept.to_markdown().contains("Retention runs every 45 s"));

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use crate::audit::AuditTrail;
 use crate::clock::Clock;
 use crate::crypto::envelope::KekRing;
-use crate::crypto::live::Live;
 use crate::domain::{Applicant, FaceUse, IdentityFields, Refusal, RequestId, ReviewReason, VerificationId};
+use crate::live::Live;
 use crate::material;
 use crate::store::{AuditAction, CaseRecord, CaseStatus, ReviewError, ReviewQueue, Store, StoreError};
 

@@ -21,13 +21,13 @@ use crate::audit::AuditTrail;
 use crate::clock::Clock;
 use crate::crypto::blind_index::{BlindIndexer, IndexUse};
 use crate::crypto::envelope::KekRing;
-use crate::crypto::live::Live;
 use crate::crypto::random;
 use crate::decision::{self, ACCOUNT_WINDOW_SECONDS, ID_WINDOW_SECONDS, Limits, ReviewReason, Thresholds, Verdict};
 use crate::domain::{
     AccountId, Applicant, CaseRefusal, Consent, FaceUse, GATEWAY_ACTOR, IdentityFields, Purpose, Refusal, RequestId,
     VerificationId,
 };
+use crate::live::Live;
 use crate::material;
 use crate::providers::ProviderRequest;
 use crate::providers::router::{Routed, Router};

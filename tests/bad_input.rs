@@ -1093,7 +1093,7 @@ async fn memory_stays_flat() {
 async fn every_method_refuses_a_request_over_its_own_size_before_reading_it() {
     use idgate::transport::auth::{Role, Rpc, allowed_roles};
     let gw = common::TestGateway::start().await;
-    let limits = common::TestGateway::config().server.limits();
+    let limits = idgate::gateway::server_limits(&common::TestGateway::config().server);
     for rpc in Rpc::ALL {
         let role = allowed_roles(rpc)[0];
         let stem = match role {

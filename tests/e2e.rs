@@ -191,8 +191,8 @@ async fn get_and_watch_follow_a_case_to_its_final_status() {
     // A manual clock lets the retention limit pass without waiting 72 hours.
     let clock = idgate::clock::ManualClock::new(idgate::clock::Clock::now_unix(&idgate::clock::SystemClock));
     let mut config = TestGateway::config();
-    config.retention.pending_review_ttl_seconds = 600;
-    config.retention.sweep_interval_seconds = 1;
+    config.retention.pending_review_ttl_seconds = std::time::Duration::from_secs(600);
+    config.retention.sweep_interval_seconds = std::time::Duration::from_secs(1);
     let gw = TestGateway::start_with(config, Some(clock.clone())).await;
     let mut client = gw.onboarding().await;
 

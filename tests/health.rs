@@ -64,8 +64,8 @@ async fn services_are_not_serving_while_redis_is_down_and_serving_when_it_return
     let mut redis = RedisServer::start().await;
     let mut config = TestGateway::config();
     config.store.url = Some(redis.url());
-    config.server.health_probe_interval_ms = 100;
-    config.server.health_probe_timeout_ms = 500;
+    config.server.health_probe_interval_ms = Duration::from_millis(100);
+    config.server.health_probe_timeout_ms = Duration::from_millis(500);
     let gateway = TestGateway::start_with(config, None).await;
     let mut health = HealthClient::new(gateway.channel("onboarding").await);
 

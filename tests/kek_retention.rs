@@ -130,10 +130,10 @@ fn openings(dir: &Path, clock: &ManualClock, case_id: &str, pii: &SealedPii) -> 
 
 fn config_for_schedule() -> idgate::config::Config {
     let mut config = TestGateway::config();
-    config.retention.pending_review_ttl_seconds = PENDING_TTL;
-    config.retention.sweep_interval_seconds = 1;
-    config.keys.kek_epoch_seconds = EPOCH;
-    config.keys.kek_destroy_grace_seconds = GRACE;
+    config.retention.pending_review_ttl_seconds = Duration::from_secs(PENDING_TTL);
+    config.retention.sweep_interval_seconds = Duration::from_secs(1);
+    config.keys.kek_epoch_seconds = Duration::from_secs(EPOCH);
+    config.keys.kek_destroy_grace_seconds = Duration::from_secs(GRACE);
     config
 }
 

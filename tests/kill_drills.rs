@@ -476,8 +476,8 @@ async fn redis_restarted_under_load_answers_unavailable_in_time_and_loses_nothin
     let mut redis = RedisServer::start().await;
     let mut config = TestGateway::config();
     config.store.url = Some(redis.url());
-    config.server.verify_deadline_ms = CALL_DEADLINE.as_millis() as u64;
-    config.server.call_deadline_ms = CALL_DEADLINE.as_millis() as u64;
+    config.server.verify_deadline_ms = CALL_DEADLINE;
+    config.server.call_deadline_ms = CALL_DEADLINE;
     let gw = TestGateway::start_with(config, None).await;
     let mut client = gw.onboarding().await;
     let key = sealing_key(&mut client).await;
@@ -568,11 +568,11 @@ fn tencent(name: &str, endpoint: String) -> ProviderConfig {
         secret_key: Some(Secret::new(SIM_SECRET.into())),
         secret_key_file: None,
         region: None,
-        timeout_ms: 1_000,
+        timeout_ms: Duration::from_millis(1_000),
         max_concurrency: 8,
         scene_id: None,
-        rate_limit_backoff_ms: 1_000,
-        breaker: idgate::providers::breaker::BreakerConfig::default(),
+        rate_limit_backoff_ms: Duration::from_millis(1_000),
+        breaker: idgate::config::BreakerSettings::default(),
     }
 }
 
@@ -583,7 +583,7 @@ async fn tencent_sim() -> (String, tokio::sync::oneshot::Sender<()>) {
     let addr = listener.local_addr().unwrap();
     let config = SimConfig::new(
         SIM_KEY_ID,
-        idgate::providers::tencent::SecretKey::new(SIM_SECRET.into()),
+        idgate::providers::credentials::SecretKey::new(SIM_SECRET.into()),
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(sim::serve(listener, config, Arc::new(SystemClock), async move {
@@ -595,7 +595,7 @@ async fn tencent_sim() -> (String, tokio::sync::oneshot::Sender<()>) {
 /// One Verify through a gateway whose providers are `providers`, answered within its deadline.
 async fn verify_through(providers: Vec<ProviderConfig>, seq: &str) -> pb::VerifyResponse {
     let mut config = TestGateway::config();
-    config.server.verify_deadline_ms = CALL_DEADLINE.as_millis() as u64;
+    config.server.verify_deadline_ms = CALL_DEADLINE;
     config.providers = providers;
     let gw = TestGateway::start_with(config, None).await;
     let mut client = gw.onboarding().await;
@@ -726,9 +726,9 @@ async fn clock_jumps(redis_url: Option<String>) {
     let clock = ManualClock::new(t0);
     let mut config: Config = TestGateway::config();
     config.store.url.clone_from(&redis_url);
-    config.retention.pending_review_ttl_seconds = 3_600;
-    config.retention.sweep_interval_seconds = 1;
-    config.review.lease_seconds = 2;
+    config.retention.pending_review_ttl_seconds = Duration::from_secs(3_600);
+    config.retention.sweep_interval_seconds = Duration::from_secs(1);
+    config.review.lease_seconds = Duration::from_secs(2);
     config.limits.verifications_per_account_per_hour = 3;
     let gw = TestGateway::start_with(config, Some(clock.clone())).await;
     let mut client = gw.onboarding().await;

@@ -13,9 +13,8 @@ use idgate::clock::SystemClock;
 use idgate::config::{ProviderConfig, ProviderKind, Secret};
 use idgate::pb;
 use idgate::pb::Purpose::{Anchor, ShortVideo};
-use idgate::providers::breaker::BreakerConfig;
+use idgate::providers::credentials::SecretKey;
 use idgate::providers::sim::{self, Faults, SimConfig, SimControl};
-use idgate::providers::tencent::SecretKey;
 use tokio::sync::oneshot;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
@@ -49,11 +48,11 @@ fn provider(name: &str, kind: ProviderKind, endpoint: String, timeout_ms: u64) -
         secret_key: Some(Secret::new(SECRET.into())),
         secret_key_file: None,
         region: None,
-        timeout_ms,
+        timeout_ms: Duration::from_millis(timeout_ms),
         max_concurrency: 8,
         scene_id: Some("1000000006".into()),
-        rate_limit_backoff_ms: 1_000,
-        breaker: BreakerConfig::default(),
+        rate_limit_backoff_ms: Duration::from_millis(1_000),
+        breaker: idgate::config::BreakerSettings::default(),
     }
 }
 
@@ -70,7 +69,7 @@ fn status_of(r: &pb::VerifyResponse) -> pb::Status {
 async fn aliyun_answers_behind_a_dead_tencent_and_all_down_means_review() {
     let (addr, control, _stop) = aliyun_sim(Faults::default()).await;
     let mut config = TestGateway::config();
-    config.server.verify_deadline_ms = 3_000;
+    config.server.verify_deadline_ms = Duration::from_millis(3_000);
     config.providers = vec![
         provider(
             "tencent-primary",
@@ -127,7 +126,7 @@ async fn callers_in_a_hurry_open_no_breaker_and_send_nothing_to_review() {
     })
     .await;
     let mut config = TestGateway::config();
-    config.server.health_probe_interval_ms = 50;
+    config.server.health_probe_interval_ms = Duration::from_millis(50);
     config.providers = vec![provider(
         "aliyun",
         ProviderKind::AliyunCloudAuth,

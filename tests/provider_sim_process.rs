@@ -12,7 +12,7 @@ use support::sim_admin::{requests, set_faults};
 
 use idgate::clock::SystemClock;
 use idgate::providers::aliyun::{AliyunCloudAuth, AliyunConfig};
-use idgate::providers::tencent::SecretKey;
+use idgate::providers::credentials::SecretKey;
 use idgate::providers::{Outcome, Provider, ProviderError, ProviderRequest};
 
 const KEY_ID: &str = "LTAIprocess";

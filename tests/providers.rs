@@ -13,12 +13,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use idgate::clock::ManualMonotonic;
 use idgate::clock::{Clock, ManualClock, SystemClock};
 use idgate::providers::aliyun::{AliyunCloudAuth, AliyunConfig};
-use idgate::providers::breaker::{BreakerConfig, BreakerState, ManualMonotonic};
+use idgate::providers::breaker::{BreakerConfig, BreakerState};
+use idgate::providers::credentials::SecretKey;
 use idgate::providers::router::{Route, Routed, Router};
 use idgate::providers::sim::{self, Faults, SimConfig, SimControl};
-use idgate::providers::tencent::{SecretKey, TencentConfig, TencentFaceId};
+use idgate::providers::tencent::{TencentConfig, TencentFaceId};
 use idgate::providers::{Outcome, Provider, ProviderError, ProviderRequest};
 use support::sim_admin::{requests, set_faults};
 use tokio::sync::oneshot;

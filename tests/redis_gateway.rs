@@ -144,8 +144,8 @@ async fn every_flow_through_the_gateway_leaves_no_plaintext_at_rest() {
     let redis = RedisServer::start().await;
     let clock = idgate::clock::ManualClock::new(idgate::clock::Clock::now_unix(&idgate::clock::SystemClock));
     let mut config = redis_config(&redis.url());
-    config.retention.pending_review_ttl_seconds = 600;
-    config.retention.sweep_interval_seconds = 1;
+    config.retention.pending_review_ttl_seconds = Duration::from_secs(600);
+    config.retention.sweep_interval_seconds = Duration::from_secs(1);
     config.limits.max_anchor_accounts_per_id = 1;
     let gw = TestGateway::start_with(config, Some(clock.clone())).await;
     let mut client = gw.onboarding().await;

@@ -102,7 +102,7 @@ async fn a_hung_redis_never_holds_a_call_past_its_deadline() {
     let redis = RedisServer::start().await;
     let mut config = redis_config(&redis.url());
     // The server's own deadline for calls that set none.
-    config.server.call_deadline_ms = 1_500;
+    config.server.call_deadline_ms = Duration::from_millis(1_500);
     let gw = TestGateway::start_with(config, None).await;
     let mut client = gw.onboarding().await;
     verify(&mut client, ShortVideo, "hang-0", &Person::adult("123"))

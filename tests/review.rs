@@ -273,7 +273,7 @@ async fn four_eyes_flow(gw: TestGateway) {
 async fn leases_are_exclusive_expire_and_return_cases_to_the_queue() {
     let clock = ManualClock::new(SystemClock.now_unix());
     let mut config = TestGateway::config();
-    config.review.lease_seconds = 60;
+    config.review.lease_seconds = std::time::Duration::from_secs(60);
     let gw = TestGateway::start_with(config, Some(clock.clone())).await;
     let mut onboarding = gw.onboarding().await;
     let pending = verify(&mut onboarding, pb::Purpose::Radio, "lease-1", &Person::adult("950"))
@@ -341,9 +341,9 @@ async fn leases_are_exclusive_expire_and_return_cases_to_the_queue() {
 async fn retention_expiry_while_claimed_ends_the_case() {
     let clock = ManualClock::new(SystemClock.now_unix());
     let mut config = TestGateway::config();
-    config.retention.pending_review_ttl_seconds = 600;
-    config.retention.sweep_interval_seconds = 1;
-    config.review.lease_seconds = 3_600;
+    config.retention.pending_review_ttl_seconds = std::time::Duration::from_secs(600);
+    config.retention.sweep_interval_seconds = std::time::Duration::from_secs(1);
+    config.review.lease_seconds = std::time::Duration::from_secs(3_600);
     let gw = TestGateway::start_with(config, Some(clock.clone())).await;
     let mut onboarding = gw.onboarding().await;
     let pending = verify(&mut onboarding, pb::Purpose::ShortVideo, "exp-1", &Person::adult("955"))
@@ -478,7 +478,7 @@ async fn the_review_console_decides_a_case_and_leaves_nothing_behind() {
 #[tokio::test]
 async fn the_queue_figures_behind_the_metrics_follow_the_queue() {
     let mut config = TestGateway::config();
-    config.retention.sweep_interval_seconds = 1;
+    config.retention.sweep_interval_seconds = std::time::Duration::from_secs(1);
     let gw = TestGateway::start_with(config, None).await;
     let mut onboarding = gw.onboarding().await;
     for i in 0..2 {

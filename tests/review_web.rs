@@ -904,7 +904,7 @@ async fn the_console_is_honest_about_an_ended_lease_a_refused_decision_and_a_gat
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mut config = TestGateway::config();
     // Long enough that claiming and rendering fit inside it on a loaded machine; the test then waits for its end.
-    config.review.lease_seconds = 20;
+    config.review.lease_seconds = Duration::from_secs(20);
     let gateway = FixedGateway::start(config.clone(), &dev, addr).await;
     let onboard = || async {
         VerificationServiceClient::new(

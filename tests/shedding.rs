@@ -14,9 +14,9 @@ use tonic_types::StatusExt as _;
 async fn a_verify_past_the_in_flight_limit_is_shed_with_retry_info() {
     let mut config = TestGateway::config();
     config.server.max_in_flight_verify = 1;
-    config.server.shed_retry_after_ms = 2_000;
+    config.server.shed_retry_after_ms = std::time::Duration::from_millis(2_000);
     // Held at the base: how the delay adapts is `shedding::Pushback`'s unit test.
-    config.server.shed_retry_after_max_ms = 2_000;
+    config.server.shed_retry_after_max_ms = std::time::Duration::from_millis(2_000);
     let gateway = TestGateway::start_with(config, None).await;
 
     let mut slow_client = gateway.onboarding().await;
@@ -84,8 +84,8 @@ async fn a_verify_past_the_in_flight_limit_is_shed_with_retry_info() {
 async fn a_supplement_past_its_in_flight_limit_is_shed_and_verify_is_not_affected() {
     let mut config = TestGateway::config();
     config.server.max_in_flight_supplement = 1;
-    config.server.shed_retry_after_ms = 3_000;
-    config.server.shed_retry_after_max_ms = 3_000;
+    config.server.shed_retry_after_ms = std::time::Duration::from_millis(3_000);
+    config.server.shed_retry_after_max_ms = std::time::Duration::from_millis(3_000);
     let gateway = TestGateway::start_with(config, None).await;
 
     // A supplement that holds the only slot: its request is never complete, so it stays in flight.

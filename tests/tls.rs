@@ -170,7 +170,7 @@ async fn a_certificate_on_the_deny_list_is_shut_out_at_once_and_let_in_again_whe
     std::fs::write(&deny, "# nobody is revoked\n").unwrap();
     let mut config = TestGateway::config();
     config.server.client_deny_list = Some(deny.clone());
-    config.server.client_deny_list_poll_ms = 20;
+    config.server.client_deny_list_poll_ms = Duration::from_millis(20);
     let gw = TestGateway::start_with(config, None).await;
     let certs = gw.certs();
 
@@ -304,7 +304,7 @@ async fn a_listed_intermediate_in_the_client_ca_is_enforced_though_clients_do_no
     let mut config = TestGateway::config();
     config.server.client_ca = Some(bundle);
     config.server.client_deny_list = Some(deny.clone());
-    config.server.client_deny_list_poll_ms = 20;
+    config.server.client_deny_list_poll_ms = Duration::from_millis(20);
     let gw = TestGateway::start_with(config, None).await;
     let certs = gw.certs();
     issue_onboarding_client(&certs, "under-listed", &listed);

@@ -11,8 +11,8 @@ use anyhow::Context as _;
 
 use super::CliError;
 use crate::clock::SystemClock;
+use crate::providers::credentials::SecretKey;
 use crate::providers::sim;
-use crate::providers::tencent::SecretKey;
 
 #[derive(Debug, clap::Args)]
 pub struct ProviderSimArgs {
@@ -26,8 +26,8 @@ pub struct ProviderSimArgs {
     #[arg(long)]
     pub secret_key_file: Option<PathBuf>,
     /// Which vendor protocol to speak: tencent or aliyun.
-    #[arg(long, default_value = "tencent", value_parser = ["tencent", "aliyun"])]
-    pub protocol: String,
+    #[arg(long, value_enum, default_value_t = sim::Protocol::Tencent)]
+    pub protocol: sim::Protocol,
     /// Added latency per answer, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
@@ -90,7 +90,7 @@ pub async fn run(args: ProviderSimArgs) -> Result<(), CliError> {
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
     let secret = SecretKey::new(secret);
-    let (config, vendor) = if args.protocol == "aliyun" {
+    let (config, vendor) = if args.protocol == sim::Protocol::Aliyun {
         (
             sim::SimConfig::aliyun(args.secret_id.clone(), secret),
             "Alibaba Cloud ID Verification",

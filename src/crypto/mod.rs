@@ -7,7 +7,6 @@
 //! - [`keyfile`]: the on-disk form of sealing keys and key-encryption keys, their ids and rotation;
 //!   KEK epochs and destruction dates, and the scheduled upkeep that rotates and destroys KEKs.
 //! - [`blind_index`]: keyed HMACs of ID numbers, so limits can count without storing the number.
-//! - [`live`]: key rings that a reload replaces while calls keep the keys they started with.
 //! - [`random`]: the one place randomness comes from.
 //! - `vectors` (tests only): the fixed known-answer vectors of what stays in storage, and RFC 9180's for
 //!   sealing (`tests/vectors/`).
@@ -18,7 +17,6 @@
 pub mod blind_index;
 pub mod envelope;
 pub mod keyfile;
-pub mod live;
 pub mod random;
 pub mod sealing;
 #[cfg(test)]

@@ -25,8 +25,8 @@ use crate::config::{Config, KeysConfig};
 use crate::crypto::blind_index::BlindIndexer;
 use crate::crypto::envelope::KekRing;
 use crate::crypto::keyfile::{self, KekSchedule};
-use crate::crypto::live::Live;
 use crate::crypto::sealing::SealingKeyring;
+use crate::live::Live;
 
 /// The gateway's keys, loaded together.
 struct LoadedKeys {

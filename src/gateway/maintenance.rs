@@ -43,9 +43,9 @@ impl Maintenance {
     ) -> Self {
         Self {
             retention: use_cases.retention.clone(),
-            sweep_every: Duration::from_secs(config.retention.sweep_interval_seconds),
+            sweep_every: config.retention.sweep_interval_seconds,
             key_rotation: use_cases.key_rotation.clone(),
-            rewrap_every: Duration::from_secs(config.keys.rewrap_interval_seconds),
+            rewrap_every: config.keys.rewrap_interval_seconds,
             review: use_cases.review.clone(),
             queue_figures: queue_figures.clone(),
             instruments: instruments.clone(),

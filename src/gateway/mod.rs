@@ -25,6 +25,7 @@ use observe::Gauges;
 pub use plan::{DEV_LISTEN, Plan, ProviderPlan, StartError};
 
 use crate::clock::Clock;
+use crate::config::ServerConfig;
 use crate::metrics::{Instruments, QueueFigures};
 use crate::transport::readiness::Readiness;
 use crate::transport::revocation::Revocation;
@@ -71,11 +72,26 @@ impl Serving {
                 &plan.client_ca,
                 revocation,
             )?),
-            handshake_timeout: Duration::from_millis(server.handshake_timeout_ms),
-            limits: server.limits(),
-            shutdown_grace: Duration::from_millis(server.shutdown_grace_ms),
+            handshake_timeout: server.handshake_timeout_ms,
+            limits: server_limits(server),
+            shutdown_grace: server.shutdown_grace_ms,
             readiness,
         })
+    }
+}
+
+/// The transport's bounds from the `[server]` settings.
+pub fn server_limits(server: &ServerConfig) -> server::Limits {
+    server::Limits {
+        max_in_flight_verify: server.max_in_flight_verify,
+        max_in_flight_supplement: server.max_in_flight_supplement,
+        shed_retry_after: server.shed_retry_after_ms,
+        shed_retry_after_max: server.shed_retry_after_max_ms,
+        max_concurrent_streams: server.max_concurrent_streams,
+        http2_stream_window_bytes: server.http2_stream_window_bytes,
+        http2_connection_window_bytes: server.http2_connection_window_bytes,
+        max_verification_message_bytes: server.max_verification_message_bytes,
+        max_review_message_bytes: server.max_review_message_bytes,
     }
 }
 
@@ -91,7 +107,7 @@ impl Gateway {
         let (stop, _) = watch::channel(false);
         let mut notes = Vec::new();
         let keys = keys::load(&plan.keys_dir, config, &clock, &mut notes)?;
-        let record_ttl = Duration::from_secs(config.retention.case_record_ttl_seconds);
+        let record_ttl = config.retention.case_record_ttl_seconds;
         let stores = crate::store::setup::connect(&config.store, record_ttl, &keys.indexer, &mut notes).await?;
         // On the process-wide meter: `serve` installs an OTLP provider there when one is configured;
         // without one the instruments cost nothing.
@@ -108,7 +124,7 @@ impl Gateway {
         let readiness = observe::readiness(&config.server, &stores.store, &use_cases.verifier);
         let revocation = Revocation::load(
             config.server.client_deny_list.as_deref(),
-            Duration::from_millis(config.server.client_deny_list_poll_ms),
+            config.server.client_deny_list_poll_ms,
         )?;
         let serving = Serving::new(&plan, readiness, revocation.clone())?;
         Ok(Self {
@@ -167,5 +183,22 @@ impl Gateway {
         let _ = stop.send(true);
         let _ = sweeper.await;
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Configuration writes the transport's and the router's defaults out as plain settings: they
+    /// must stay the same values.
+    #[test]
+    fn the_configured_server_defaults_are_the_transports_and_routers_own() {
+        let settings = ServerConfig::default();
+        assert_eq!(server_limits(&settings), server::Limits::default());
+        assert_eq!(
+            settings.min_provider_budget_ms,
+            crate::providers::router::DEFAULT_MIN_PROVIDER_BUDGET
+        );
     }
 }

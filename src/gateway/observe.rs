@@ -4,7 +4,6 @@
 //! It must never put personal data or key material into a check's message or a metric.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use opentelemetry::metrics::Meter;
 
@@ -26,13 +25,13 @@ pub(super) fn readiness(server: &ServerConfig, store: &Arc<dyn Store>, verifier:
         checks: vec![
             Arc::new(StoreCheck {
                 store: store.clone(),
-                timeout: Duration::from_millis(server.health_probe_timeout_ms),
+                timeout: server.health_probe_timeout_ms,
             }),
             Arc::new(ProvidersCheck {
                 states: Arc::new(move || verifier.breaker_states()),
             }),
         ],
-        every: Duration::from_millis(server.health_probe_interval_ms),
+        every: server.health_probe_interval_ms,
     }
 }
 

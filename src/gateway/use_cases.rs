@@ -5,7 +5,6 @@
 //! they are (what they mean is the use cases' and the decision policy's business).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::keys::Keys;
 use crate::audit::AuditTrail;
@@ -51,30 +50,25 @@ pub(super) fn assemble(
         per_account_per_hour: config.limits.verifications_per_account_per_hour,
         per_id_per_day: config.limits.verifications_per_id_per_day,
         max_anchor_accounts_per_id: config.limits.max_anchor_accounts_per_id,
-        anchor_binding_ttl: Duration::from_secs(config.limits.anchor_binding_ttl_seconds),
+        anchor_binding_ttl: config.limits.anchor_binding_ttl_seconds,
     };
-    let audit = AuditTrail::new(
-        store.clone(),
-        clock.clone(),
-        Duration::from_secs(config.retention.audit_ttl_seconds),
-    );
+    let audit = AuditTrail::new(store.clone(), clock.clone(), config.retention.audit_ttl_seconds);
     let verify_settings = VerifySettings {
         thresholds: config.decision,
-        pending_review_ttl: Duration::from_secs(config.retention.pending_review_ttl_seconds),
+        pending_review_ttl: config.retention.pending_review_ttl_seconds,
         // Long enough that a live gateway is never overtaken by one retrying the same request.
-        processing_lease: Duration::from_millis(config.server.verify_deadline_ms.max(config.server.call_deadline_ms))
-            * 3,
+        processing_lease: config.server.verify_deadline_ms.max(config.server.call_deadline_ms) * 3,
         limits,
     };
     let review_settings = ReviewSettings {
-        lease: Duration::from_secs(config.review.lease_seconds),
+        lease: config.review.lease_seconds,
         approvals_required: config.review.approvals_required,
         anchor_needs_supplement: config.review.anchor_requires_supplement,
         anchor_limits: limits,
     };
     let router = Router::new(routes)
-        .with_reserve(Duration::from_millis(config.server.decide_reserve_ms))
-        .with_min_budget(Duration::from_millis(config.server.min_provider_budget_ms));
+        .with_reserve(config.server.decide_reserve_ms)
+        .with_min_budget(config.server.min_provider_budget_ms);
     let keks = &keys.keks;
     let erasure = Arc::new(Erasure::new(store.clone(), audit.clone(), clock.clone()));
     UseCases {
@@ -114,7 +108,7 @@ pub(super) fn assemble(
             store.clone(),
             audit.clone(),
             clock.clone(),
-            Duration::from_secs(config.retention.case_record_ttl_seconds),
+            config.retention.case_record_ttl_seconds,
         )),
         key_rotation: Arc::new(KeyRotation::new(store.clone(), keks.clone(), audit.clone())),
         audit,
@@ -140,8 +134,8 @@ impl UseCases {
             audit: self.audit.clone(),
             sealing: keys.sealing.clone(),
             clock: clock.clone(),
-            verify_deadline: Duration::from_millis(config.server.verify_deadline_ms),
-            call_deadline: Duration::from_millis(config.server.call_deadline_ms),
+            verify_deadline: config.server.verify_deadline_ms,
+            call_deadline: config.server.call_deadline_ms,
             instruments: instruments.clone(),
             revocation,
         }

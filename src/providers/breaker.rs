@@ -16,8 +16,8 @@
 //! left, before the provider's own timeout, is *abandoned*: no failure (the provider was not given its
 //! time), only a slow call when it had already run `slow_call_ms`.
 //!
-//! Time comes in through [`Monotonic`] (normally tokio's clock, so `tokio::time::pause()` drives
-//! it too), so that tests can move it by hand.
+//! Time comes in through [`Monotonic`](crate::clock::Monotonic) (normally tokio's clock, so
+//! `tokio::time::pause()` drives it too), so that tests can move it by hand.
 //!
 //! This module must never see a request: it knows a provider name and call results, nothing else,
 //! and it logs only state changes (provider name, from, to, reason).
@@ -26,54 +26,14 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-/// Where the breaker (and the router's back-off) read the time.
-pub trait Monotonic: Send + Sync + 'static {
-    fn now(&self) -> Instant;
-}
-
-/// tokio's clock (follows `tokio::time::pause()` / `advance()` in tests that enable them).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TokioClock;
-
-impl Monotonic for TokioClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-}
-
-/// A clock that moves only when told to, for tests.
-#[derive(Debug)]
-pub struct ManualMonotonic {
-    base: Instant,
-    offset: Mutex<Duration>,
-}
-
-impl ManualMonotonic {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self {
-            base: Instant::now(),
-            offset: Mutex::new(Duration::ZERO),
-        })
-    }
-
-    pub fn advance(&self, by: Duration) {
-        let mut offset = self.offset.lock().unwrap_or_else(|p| p.into_inner());
-        *offset += by;
-    }
-}
-
-impl Monotonic for ManualMonotonic {
-    fn now(&self) -> Instant {
-        self.base + *self.offset.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+use crate::clock::Monotonic;
 
 /// Thresholds of one breaker. Defaults suit a provider with a 1.5 s timeout and a few calls a second.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+/// (Configuration's `[providers.breaker]` is `config::BreakerSettings`, checked at load and converted
+/// by `providers::setup`.)
+#[derive(Debug, Clone, PartialEq)]
 pub struct BreakerConfig {
     /// Calls remembered in the sliding window (count-based).
     pub window: usize,
@@ -105,43 +65,6 @@ impl Default for BreakerConfig {
             open_ms: 30_000,
             half_open_probes: 2,
         }
-    }
-}
-
-/// A [`BreakerConfig`] that cannot work.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BreakerError {
-    #[error("breaker window must hold at least one call")]
-    EmptyWindow,
-    #[error("breaker min_calls must be between 1 and the window size")]
-    MinCalls,
-    #[error("breaker rates must be in (0, 1]")]
-    Rate,
-    #[error("breaker open_ms must be greater than zero")]
-    ZeroOpen,
-    #[error("breaker half_open_probes must be at least 1")]
-    NoProbes,
-}
-
-impl BreakerConfig {
-    pub fn validate(&self) -> Result<(), BreakerError> {
-        if self.window == 0 {
-            return Err(BreakerError::EmptyWindow);
-        }
-        if self.min_calls == 0 || self.min_calls > self.window {
-            return Err(BreakerError::MinCalls);
-        }
-        let rate_ok = |r: f64| r > 0.0 && r <= 1.0;
-        if !rate_ok(self.failure_rate) || !rate_ok(self.slow_call_rate) {
-            return Err(BreakerError::Rate);
-        }
-        if self.open_ms == 0 {
-            return Err(BreakerError::ZeroOpen);
-        }
-        if self.half_open_probes == 0 {
-            return Err(BreakerError::NoProbes);
-        }
-        Ok(())
     }
 }
 
@@ -239,8 +162,8 @@ impl Drop for Ticket {
 }
 
 impl Breaker {
-    /// A closed breaker. `config` should have passed [`BreakerConfig::validate`]; out-of-range
-    /// values are clamped rather than trusted.
+    /// A closed breaker. `config` should come from settings that passed
+    /// `config::BreakerSettings::validate`; out-of-range values are clamped rather than trusted.
     pub fn new(provider: impl Into<String>, config: BreakerConfig, clock: Arc<dyn Monotonic>) -> Arc<Self> {
         let mut config = config;
         let opened_at = clock.now();
@@ -419,6 +342,7 @@ impl Breaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualMonotonic;
 
     fn config() -> BreakerConfig {
         BreakerConfig {
@@ -450,24 +374,6 @@ mod tests {
     }
 
     use CallResult::{Failure, Ignored, Success};
-
-    #[test]
-    fn default_config_is_valid_and_bad_ones_are_refused() {
-        assert_eq!(BreakerConfig::default().validate(), Ok(()));
-        let bad = |f: fn(&mut BreakerConfig)| {
-            let mut c = BreakerConfig::default();
-            f(&mut c);
-            c.validate().unwrap_err()
-        };
-        assert_eq!(bad(|c| c.window = 0), BreakerError::EmptyWindow);
-        assert_eq!(bad(|c| c.min_calls = 0), BreakerError::MinCalls);
-        assert_eq!(bad(|c| c.min_calls = 21), BreakerError::MinCalls);
-        assert_eq!(bad(|c| c.failure_rate = 0.0), BreakerError::Rate);
-        assert_eq!(bad(|c| c.slow_call_rate = 1.5), BreakerError::Rate);
-        assert_eq!(bad(|c| c.failure_rate = f64::NAN), BreakerError::Rate);
-        assert_eq!(bad(|c| c.open_ms = 0), BreakerError::ZeroOpen);
-        assert_eq!(bad(|c| c.half_open_probes = 0), BreakerError::NoProbes);
-    }
 
     #[test]
     fn opens_on_consecutive_failures() {

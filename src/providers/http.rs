@@ -260,17 +260,6 @@ pub(crate) fn is_jpeg_or_png(image: &[u8]) -> bool {
     image.starts_with(JPEG) || image.starts_with(PNG)
 }
 
-/// A vendor request id fit for a log line: short, letters, digits and '-' only, and no run of 11 or
-/// more digits (the shape of a phone or an ID number; vendors' ids are UUIDs); else nothing.
-pub(crate) fn sanitize_request_id(id: &str) -> Option<String> {
-    let longest_digit_run = id.split(|c: char| !c.is_ascii_digit()).map(str::len).max().unwrap_or(0);
-    (!id.is_empty()
-        && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && longest_digit_run < 11)
-        .then(|| id.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

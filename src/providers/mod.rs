@@ -1,4 +1,5 @@
-//! Identity providers: who can answer "is this the person". One trait, one small outcome type.
+//! Identity providers: who can answer "is this the person". One trait; what it answers is the
+//! decision policy's [`Outcome`] type.
 //!
 //! Adapters ([`tencent`], [`aliyun`]) speak a vendor's wire protocol and map every documented answer to an
 //! [`Outcome`] or a [`ProviderError`]. They never decide what the gateway answers (that is
@@ -21,35 +22,9 @@ pub struct ProviderRequest<'a> {
     pub face_image: Option<&'a [u8]>,
 }
 
-/// What a provider found. Carries no personal data.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Outcome {
-    /// Two-factor check: name and ID number belong together.
-    Match,
-    /// Face check: the face was compared against the authority photo with this similarity (0–100).
-    /// The decision policy, not the adapter, says what a similarity means.
-    FaceCompared { similarity: f32 },
-    /// Name and ID number do not belong together (or the ID is invalid at the authority): a hard "no".
-    Mismatch,
-    /// The face photo cannot be used (no face, several faces, too blurry, too dark, bad format...):
-    /// the applicant should take a new one. Not a decision about the person.
-    PhotoUnusable,
-    /// The provider could not decide: no record, no photo on file, authority source down. A human must.
-    CannotDecide,
-}
-
-impl Outcome {
-    /// The kind of outcome, without any score (safe at info level and as a metric label).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Outcome::Match => "match",
-            Outcome::FaceCompared { .. } => "face_compared",
-            Outcome::Mismatch => "mismatch",
-            Outcome::PhotoUnusable => "photo_unusable",
-            Outcome::CannotDecide => "cannot_decide",
-        }
-    }
-}
+/// What a provider found: the decision policy's type ([`crate::decision::Outcome`]), which adapters
+/// produce and the policy judges.
+pub use crate::decision::Outcome;
 
 /// Why a provider gave no outcome. Any of these makes the router try the next provider.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,9 +70,11 @@ pub trait Provider: Send + Sync + 'static {
 
 pub mod aliyun;
 pub mod breaker;
+pub mod credentials;
 pub mod http;
 pub mod image_base64;
 pub mod router;
+pub mod sanitize;
 pub mod setup;
 pub mod sim;
 pub mod tencent;

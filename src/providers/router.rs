@@ -19,8 +19,9 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::breaker::{Breaker, BreakerConfig, BreakerState, CallResult, Monotonic, TokioClock};
+use super::breaker::{Breaker, BreakerConfig, BreakerState, CallResult};
 use super::{Outcome, Provider, ProviderError, ProviderRequest};
+use crate::clock::{Monotonic, TokioClock};
 
 /// How long a provider that answered "rate limited" without saying for how long is left alone.
 pub const DEFAULT_RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(1);
@@ -243,8 +244,8 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualMonotonic;
     use crate::providers::CheckFuture;
-    use crate::providers::breaker::ManualMonotonic;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A scripted provider: answers from a shared, switchable script and counts its calls.

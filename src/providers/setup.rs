@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::config::{ConfigError, ProviderConfig, ProviderKind};
+use crate::config::{BreakerSettings, ConfigError, ProviderConfig, ProviderKind};
 use crate::metrics::Instruments;
 use crate::providers::Provider;
 use crate::providers::aliyun::{AliyunCloudAuth, AliyunConfig};
+use crate::providers::breaker::BreakerConfig;
+use crate::providers::credentials::SecretKey;
 use crate::providers::router::Route;
-use crate::providers::tencent::{SecretKey, TencentConfig, TencentFaceId};
+use crate::providers::tencent::{TencentConfig, TencentFaceId};
 use crate::providers::traced::Traced;
 
 /// Why the provider chain could not be built. The gateway reports each kind as it reports its own.
@@ -66,18 +68,22 @@ pub fn configured(
     clock: &Arc<dyn Clock>,
     instruments: &Instruments,
 ) -> Result<Chain, SetupError> {
-    let longest = list.iter().map(|p| p.timeout_ms).max().unwrap_or(1_500);
-    let http = http_client(Duration::from_millis(longest), true)?;
+    let longest = list
+        .iter()
+        .map(|p| p.timeout_ms)
+        .max()
+        .unwrap_or(Duration::from_millis(1_500));
+    let http = http_client(longest, true)?;
     let mut routes = Vec::new();
     for p in list {
         routes.push(
             Route::new(
                 traced(build_provider(p, &http, clock)?, instruments),
-                Duration::from_millis(p.timeout_ms),
+                p.timeout_ms,
                 p.max_concurrency,
             )
-            .with_breaker(p.breaker.clone())
-            .with_rate_limit_backoff(Duration::from_millis(p.rate_limit_backoff_ms)),
+            .with_breaker(breaker_config(&p.breaker))
+            .with_rate_limit_backoff(p.rate_limit_backoff_ms),
         );
     }
     let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
@@ -85,6 +91,31 @@ pub fn configured(
         routes,
         note: format!("providers, in order: {}", names.join(", ")),
     })
+}
+
+/// A breaker's thresholds from its `[providers.breaker]` settings.
+fn breaker_config(settings: &BreakerSettings) -> BreakerConfig {
+    let BreakerSettings {
+        window,
+        min_calls,
+        failure_rate,
+        consecutive_failures,
+        slow_call_ms,
+        slow_call_rate,
+        open_ms,
+        half_open_probes,
+    } = *settings;
+    let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    BreakerConfig {
+        window,
+        min_calls,
+        failure_rate,
+        consecutive_failures,
+        slow_call_ms: millis(slow_call_ms),
+        slow_call_rate,
+        open_ms: millis(open_ms),
+        half_open_probes,
+    }
 }
 
 fn build_provider(
@@ -103,7 +134,7 @@ fn build_provider(
                         secret_id: p.secret_id.clone(),
                         secret_key: SecretKey::new(secret.expose().to_owned()),
                         region: p.region.clone(),
-                        timeout: Duration::from_millis(p.timeout_ms),
+                        timeout: p.timeout_ms,
                     },
                     http.clone(),
                     clock.clone(),
@@ -121,7 +152,7 @@ fn build_provider(
                         access_key_id: p.secret_id.clone(),
                         access_key_secret: SecretKey::new(secret.expose().to_owned()),
                         scene_id: p.scene_id.clone(),
-                        timeout: Duration::from_millis(p.timeout_ms),
+                        timeout: p.timeout_ms,
                     },
                     http.clone(),
                     clock.clone(),
@@ -129,5 +160,15 @@ fn build_provider(
                 .map_err(|e| SetupError::Unsupported(format!("provider {}: {e}", p.name)))?,
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_configured_breaker_defaults_are_the_breakers_own() {
+        assert_eq!(breaker_config(&BreakerSettings::default()), BreakerConfig::default());
     }
 }

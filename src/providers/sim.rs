@@ -51,15 +51,14 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
-use crate::providers::tencent::{
-    ACTION_FACE, ACTION_ID_CARD, API_VERSION, MAX_IMAGE_BASE64_BYTES, SERVICE, SecretKey, signing,
-};
+use crate::providers::credentials::SecretKey;
+use crate::providers::tencent::{ACTION_FACE, ACTION_ID_CARD, API_VERSION, MAX_IMAGE_BASE64_BYTES, SERVICE, signing};
 
 /// Largest request body accepted; larger ones get `RequestSizeLimitExceeded`.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
-/// Which vendor the simulator speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which vendor the simulator speaks (`idgate provider-sim --protocol tencent|aliyun`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Protocol {
     /// Tencent Cloud FaceID 2018-03-01, TC3-HMAC-SHA256.
     #[default]
@@ -585,14 +584,14 @@ impl Sim {
         }
         match verified {
             Ok(()) => {}
-            Err(signing::VerifyError::Malformed) => {
+            Err(signing::Tc3SignatureError::Malformed) => {
                 return Error("AuthFailure.InvalidAuthorization");
             }
-            Err(signing::VerifyError::UnknownSecretId) => {
+            Err(signing::Tc3SignatureError::UnknownSecretId) => {
                 return Error("AuthFailure.SecretIdNotFound");
             }
-            Err(signing::VerifyError::Expired) => return Error("AuthFailure.SignatureExpire"),
-            Err(signing::VerifyError::ScopeMismatch | signing::VerifyError::SignatureMismatch) => {
+            Err(signing::Tc3SignatureError::Expired) => return Error("AuthFailure.SignatureExpire"),
+            Err(signing::Tc3SignatureError::ScopeMismatch | signing::Tc3SignatureError::SignatureMismatch) => {
                 return Error("AuthFailure.SignatureFailure");
             }
         }

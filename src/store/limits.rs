@@ -8,23 +8,8 @@
 
 use super::StoreError;
 
-/// The "one ID number, a limited number of anchor accounts" rule, applied by the store in the same
-/// atomic step that would make an anchor case `Verified` (the provider path's `finish` and the
-/// review path's final approval). The binding exists only together with a `Verified` case: a step
-/// that fails leaves none.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AnchorClaim {
-    /// The blind index (current key) under which the case's account is bound.
-    pub index: String,
-    /// Every blind index of the same ID number to count bound accounts in (the current one and
-    /// those of older blind-index keys still within the binding's lifetime), so that a key
-    /// rotation never resets the limit.
-    pub consult: Vec<String>,
-    /// Accounts one ID number may bind.
-    pub max_accounts: u32,
-    /// How long a binding is kept after its last change.
-    pub ttl_seconds: u64,
-}
+/// The rule's claim is the policy's (`decision`); the store applies it.
+pub use crate::decision::AnchorClaim;
 
 /// Rate windows and anchor bindings.
 #[async_trait::async_trait]

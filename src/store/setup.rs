@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::config::{ConfigError, StoreConfig};
 use crate::crypto::blind_index::BlindIndexer;
-use crate::crypto::live::Live;
+use crate::live::Live;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisAccess, RedisOptions, RedisStore, RedisTls};
 use crate::store::{ReviewQueue, Store};

@@ -38,7 +38,7 @@ use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::crypto::live::Live;
+use crate::live::Live;
 
 /// A deny-list file larger than this is refused (about 30 000 fingerprint lines).
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;

@@ -30,7 +30,7 @@
 //! It must never: guess (an unknown code is [`ProviderError::Protocol`], never an outcome), or
 //! handle `Message` text (it may echo input).
 
-use crate::providers::{Outcome, ProviderError};
+use crate::providers::{Outcome, ProviderError, sanitize};
 
 pub const ACTION_ID2: &str = "Id2MetaVerify";
 pub const ACTION_FACE: &str = "ContrastFaceVerify";
@@ -135,17 +135,12 @@ pub const TABLE: &[Row] = &[
     r(SubCode, "206", CannotDecide), // 业务策略限制
 ];
 
-/// Makes a provider-supplied code safe for an error or a log line (same rule as Tencent's).
-pub fn sanitize(code: &str) -> String {
-    crate::providers::tencent::codes::sanitize(code)
-}
-
 fn lookup(field: Field, code: &str) -> Option<&'static Row> {
     TABLE.iter().find(|row| row.field == field && row.code == code)
 }
 
 fn unknown(code: &str) -> ProviderError {
-    ProviderError::Protocol(format!("unknown code {}", sanitize(code)))
+    ProviderError::Protocol(format!("unknown code {}", sanitize::code(code)))
 }
 
 fn error_of(meaning: Meaning, code: &'static str) -> Result<Outcome, ProviderError> {

@@ -35,9 +35,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::clock::Clock;
-use crate::providers::http;
-use crate::providers::tencent::SecretKey;
+use crate::providers::credentials::SecretKey;
 use crate::providers::{CheckFuture, Outcome, Provider, ProviderError, ProviderRequest};
+use crate::providers::{http, sanitize};
 
 pub use codes::{ACTION_FACE, ACTION_ID2};
 
@@ -68,7 +68,7 @@ pub struct AliyunConfig {
 
 /// An [`AliyunConfig`] that cannot work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
+pub enum AliyunConfigError {
     #[error("provider name is empty")]
     EmptyName,
     #[error(transparent)]
@@ -108,25 +108,25 @@ impl std::fmt::Debug for AliyunCloudAuth {
 
 impl AliyunCloudAuth {
     /// Validates the configuration. `http` should come from [`http::http_client`].
-    pub fn new(config: AliyunConfig, http: reqwest::Client, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
+    pub fn new(config: AliyunConfig, http: reqwest::Client, clock: Arc<dyn Clock>) -> Result<Self, AliyunConfigError> {
         if config.name.trim().is_empty() {
-            return Err(ConfigError::EmptyName);
+            return Err(AliyunConfigError::EmptyName);
         }
         // It goes into the Authorization header between '=' and ','.
         let id = &config.access_key_id;
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(ConfigError::BadAccessKeyId);
+            return Err(AliyunConfigError::BadAccessKeyId);
         }
         if config.access_key_secret.is_empty() {
-            return Err(ConfigError::EmptySecret);
+            return Err(AliyunConfigError::EmptySecret);
         }
         if let Some(scene) = &config.scene_id
             && (scene.is_empty() || !scene.bytes().all(|b| b.is_ascii_digit()))
         {
-            return Err(ConfigError::BadSceneId);
+            return Err(AliyunConfigError::BadSceneId);
         }
         if config.timeout.is_zero() {
-            return Err(ConfigError::ZeroTimeout);
+            return Err(AliyunConfigError::ZeroTimeout);
         }
         let (url, host) = http::endpoint(&config.endpoint)?;
         Ok(Self {
@@ -275,7 +275,7 @@ pub(crate) fn interpret(action: &str, status: u16, body: &[u8]) -> (Result<Outco
     let request_id = envelope
         .as_ref()
         .and_then(|e| e.request_id.as_deref())
-        .and_then(http::sanitize_request_id);
+        .and_then(sanitize::request_id);
     let code = envelope.as_ref().and_then(|e| e.code.as_ref()).and_then(code_text);
     let result = match (status, code) {
         (429, _) => Err(ProviderError::RateLimited {
@@ -394,15 +394,15 @@ mod tests {
         assert_eq!(make(config("http://127.0.0.1:9", "LTAI5t", None)), Ok(()));
         assert_eq!(
             make(config("http://example.com", "LTAI5t", None)),
-            Err(ConfigError::Endpoint(http::EndpointError::NotHttps))
+            Err(AliyunConfigError::Endpoint(http::EndpointError::NotHttps))
         );
         assert_eq!(
             make(config(DEFAULT_ENDPOINT, "a,b", None)),
-            Err(ConfigError::BadAccessKeyId)
+            Err(AliyunConfigError::BadAccessKeyId)
         );
         assert_eq!(
             make(config(DEFAULT_ENDPOINT, "LTAI5t", Some("12a"))),
-            Err(ConfigError::BadSceneId)
+            Err(AliyunConfigError::BadSceneId)
         );
         let dbg = format!("{:?}", config(DEFAULT_ENDPOINT, "LTAI5t", None));
         assert!(!dbg.contains("\"s\""), "{dbg}");

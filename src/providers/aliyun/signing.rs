@@ -28,8 +28,8 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::providers::credentials::SecretKey;
 use crate::providers::image_base64;
-use crate::providers::tencent::SecretKey;
 
 pub const ALGORITHM: &str = "ACS3-HMAC-SHA256";
 pub const CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
@@ -265,7 +265,7 @@ pub fn parse_form(body: &[u8]) -> Option<Vec<(String, String)>> {
 
 /// Why a request's signature is not accepted; the simulator answers each with the gateway's code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum VerifyError {
+pub enum Acs3SignatureError {
     /// Not an `ACS3-HMAC-SHA256` header, or a required header is missing.
     #[error("malformed or missing signature headers")]
     Malformed,
@@ -299,43 +299,43 @@ pub fn verify(
     secret: &SecretKey,
     now: i64,
     max_skew_seconds: i64,
-) -> Result<(), VerifyError> {
+) -> Result<(), Acs3SignatureError> {
     let rest = received
         .authorization
         .strip_prefix(ALGORITHM)
         .and_then(|r| r.strip_prefix(' '))
-        .ok_or(VerifyError::Malformed)?;
+        .ok_or(Acs3SignatureError::Malformed)?;
     let (mut credential, mut signed_headers, mut sig) = (None, None, None);
     for part in rest.split(',') {
         match part.trim().split_once('=') {
             Some(("Credential", v)) => credential = Some(v),
             Some(("SignedHeaders", v)) => signed_headers = Some(v),
             Some(("Signature", v)) => sig = Some(v),
-            _ => return Err(VerifyError::Malformed),
+            _ => return Err(Acs3SignatureError::Malformed),
         }
     }
     let (Some(credential), Some(signed_headers), Some(sig)) = (credential, signed_headers, sig) else {
-        return Err(VerifyError::Malformed);
+        return Err(Acs3SignatureError::Malformed);
     };
     if !bool::from(credential.as_bytes().ct_eq(access_key_id.as_bytes())) {
-        return Err(VerifyError::UnknownAccessKey);
+        return Err(Acs3SignatureError::UnknownAccessKey);
     }
-    let date = parse_date(received.signed.date).ok_or(VerifyError::BadDate)?;
+    let date = parse_date(received.signed.date).ok_or(Acs3SignatureError::BadDate)?;
     if now.abs_diff(date) > max_skew_seconds.unsigned_abs() {
-        return Err(VerifyError::Expired);
+        return Err(Acs3SignatureError::Expired);
     }
     // This verifier knows one header set (the one the adapter signs); anything else cannot match.
     if signed_headers != SIGNED_HEADERS || received.content_sha256 != sha256_hex(received.signed.body) {
-        return Err(VerifyError::Mismatch);
+        return Err(Acs3SignatureError::Mismatch);
     }
     let Ok(given) = hex::decode(sig) else {
-        return Err(VerifyError::Mismatch);
+        return Err(Acs3SignatureError::Mismatch);
     };
     let expected = signature_bytes(secret, &received.signed);
     if bool::from(given.ct_eq(&expected)) {
         Ok(())
     } else {
-        Err(VerifyError::Mismatch)
+        Err(Acs3SignatureError::Mismatch)
     }
 }
 
@@ -420,24 +420,24 @@ mod tests {
         assert_eq!(check(&auth, &sha, body.as_bytes(), key, "AK", now + 900), Ok(()));
         assert_eq!(
             check(&auth, &sha, body.as_bytes(), key, "AK", now + 901),
-            Err(VerifyError::Expired)
+            Err(Acs3SignatureError::Expired)
         );
         assert_eq!(
             check(&auth, &sha, body.as_bytes(), "other", "AK", now),
-            Err(VerifyError::Mismatch)
+            Err(Acs3SignatureError::Mismatch)
         );
         assert_eq!(
             check(&auth, &sha, b"ak=2", key, "AK", now),
-            Err(VerifyError::Mismatch),
+            Err(Acs3SignatureError::Mismatch),
             "body changed"
         );
         assert_eq!(
             check(&auth, &sha, body.as_bytes(), key, "AK2", now),
-            Err(VerifyError::UnknownAccessKey)
+            Err(Acs3SignatureError::UnknownAccessKey)
         );
         assert_eq!(
             check("TC3-HMAC-SHA256 x", &sha, body.as_bytes(), key, "AK", now),
-            Err(VerifyError::Malformed)
+            Err(Acs3SignatureError::Malformed)
         );
     }
 

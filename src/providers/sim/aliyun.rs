@@ -174,11 +174,11 @@ fn decide(
     }
     match verified {
         Ok(()) => {}
-        Err(signing::VerifyError::Malformed) => return gateway("IncompleteSignature"),
-        Err(signing::VerifyError::UnknownAccessKey) => return gateway("InvalidAccessKeyId.NotFound"),
-        Err(signing::VerifyError::BadDate) => return gateway("InvalidTimeStamp.Format"),
-        Err(signing::VerifyError::Expired) => return gateway("InvalidTimeStamp.Expired"),
-        Err(signing::VerifyError::Mismatch) => return gateway("SignatureDoesNotMatch"),
+        Err(signing::Acs3SignatureError::Malformed) => return gateway("IncompleteSignature"),
+        Err(signing::Acs3SignatureError::UnknownAccessKey) => return gateway("InvalidAccessKeyId.NotFound"),
+        Err(signing::Acs3SignatureError::BadDate) => return gateway("InvalidTimeStamp.Format"),
+        Err(signing::Acs3SignatureError::Expired) => return gateway("InvalidTimeStamp.Expired"),
+        Err(signing::Acs3SignatureError::Mismatch) => return gateway("SignatureDoesNotMatch"),
     }
     {
         let mut seen = sim.nonces.lock().unwrap_or_else(|p| p.into_inner());

@@ -13,9 +13,10 @@ use tokio::net::TcpListener;
 use crate::clock::Clock;
 use crate::crypto::random;
 use crate::metrics::Instruments;
+use crate::providers::credentials::SecretKey;
 use crate::providers::router::Route;
 use crate::providers::setup::{Chain, SetupError, http_client, traced};
-use crate::providers::tencent::{SecretKey, TencentConfig, TencentFaceId};
+use crate::providers::tencent::{TencentConfig, TencentFaceId};
 
 /// The per-call timeout of the simulator's route.
 const TIMEOUT: Duration = Duration::from_millis(1_500);

@@ -9,7 +9,7 @@
 //! match; a face comparison without a valid `Sim` is a protocol error, never a match. And it never
 //! sees or returns message text: Tencent's `Message` / `Description` may echo the input, so the
 //! adapter does not even deserialize them, and a code that looks like it might carry personal data
-//! is redacted by [`sanitize`] before it goes into an error.
+//! is redacted by [`sanitize::code`] before it goes into an error.
 //!
 //! Sources (fetched for this table): the response models and per-action "error codes that may be
 //! returned" lists of Tencent's own SDKs for `faceid` 2018-03-01 (tencentcloud-sdk-go
@@ -18,11 +18,11 @@
 //! Explorer examples in tencentcloud-cli (`examples/faceid/v20180301/*.md`), and the API 3.0
 //! "Common Error Codes" page.
 
-use crate::providers::{Outcome, ProviderError};
+use crate::providers::{Outcome, ProviderError, sanitize};
 
 /// What a code means, before any `Sim` is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum CodeMeaning {
     /// Two-factor check passed.
     Match,
     /// A face comparison happened; the similarity is in `Sim`.
@@ -45,14 +45,14 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
     pub code: &'static str,
-    pub verdict: Verdict,
+    pub meaning: CodeMeaning,
 }
 
-const fn e(code: &'static str, verdict: Verdict) -> Entry {
-    Entry { code, verdict }
+const fn e(code: &'static str, meaning: CodeMeaning) -> Entry {
+    Entry { code, meaning }
 }
 
-use Verdict::{CannotDecide, Compared, Match, Mismatch, PhotoUnusable, RateLimited, Refused, Unavailable};
+use CodeMeaning::{CannotDecide, Compared, Match, Mismatch, PhotoUnusable, RateLimited, Refused, Unavailable};
 
 /// `IdCardVerification` `Response.Result`. Documented: "0" and "-1" are billed results; "-2"..."-7"
 /// are not billed.
@@ -192,29 +192,6 @@ fn lookup(table: &'static [Entry], code: &str) -> Option<&'static Entry> {
     table.iter().find(|entry| entry.code == code)
 }
 
-/// Makes a provider-supplied code safe to put into an error or a log line.
-///
-/// Codes are short ASCII identifiers. Anything else, or anything with a run of six or more digits
-/// (an ID number, a phone number), is replaced: a misbehaving provider must not be able to route
-/// personal data into our logs through the code field.
-pub fn sanitize(code: &str) -> String {
-    let shape_ok = !code.is_empty()
-        && code.len() <= 80
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
-    let longest_digit_run = code
-        .split(|c: char| !c.is_ascii_digit())
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
-    if shape_ok && longest_digit_run < 6 {
-        code.to_owned()
-    } else {
-        "<redacted>".to_owned()
-    }
-}
-
 fn similarity(sim: Option<f64>) -> Result<Outcome, ProviderError> {
     match sim {
         Some(s) if s.is_finite() && (0.0..=100.0).contains(&s) => Ok(Outcome::FaceCompared { similarity: s as f32 }),
@@ -224,7 +201,7 @@ fn similarity(sim: Option<f64>) -> Result<Outcome, ProviderError> {
 }
 
 fn apply(entry: &'static Entry, sim: Option<f64>) -> Result<Outcome, ProviderError> {
-    match entry.verdict {
+    match entry.meaning {
         Match => Ok(Outcome::Match),
         Compared => similarity(sim),
         Mismatch => Ok(Outcome::Mismatch),
@@ -241,7 +218,7 @@ fn apply(entry: &'static Entry, sim: Option<f64>) -> Result<Outcome, ProviderErr
 }
 
 fn unknown(code: &str) -> ProviderError {
-    ProviderError::Protocol(format!("unknown code {}", sanitize(code)))
+    ProviderError::Protocol(format!("unknown code {}", sanitize::code(code)))
 }
 
 /// Maps `IdCardVerification`'s `Response.Result`.
@@ -262,7 +239,7 @@ pub fn face_result(result: &str, sim: Option<f64>) -> Result<Outcome, ProviderEr
 /// "compared" code arriving here is a protocol error, and a success code is nonsense.
 pub fn error_code(code: &str) -> Result<Outcome, ProviderError> {
     let entry = lookup(CODES, code).ok_or_else(|| unknown(code))?;
-    match entry.verdict {
+    match entry.meaning {
         Match | Compared => Err(ProviderError::Protocol(format!("{} returned as an error", entry.code))),
         _ => apply(entry, None),
     }
@@ -366,7 +343,7 @@ mod tests {
             // The same code as Response.Error.Code: identical, except that a comparison code cannot
             // be an error.
             let as_error = error_code(entry.code);
-            match entry.verdict {
+            match entry.meaning {
                 Match | Compared => {
                     assert!(matches!(as_error, Err(ProviderError::Protocol(_))), "{}", entry.code)
                 }
@@ -455,21 +432,7 @@ mod tests {
     }
 
     #[test]
-    fn sanitize_keeps_codes_and_redacts_anything_personal() {
-        assert_eq!(sanitize("FailedOperation.New_Code-2"), "FailedOperation.New_Code-2");
-        assert_eq!(sanitize("-7"), "-7");
-        for bad in [
-            "110105194912310021",
-            "code 11010519491231002X",
-            "张三",
-            "FailedOperation.张三",
-            "13800138000",
-            "a b",
-            "",
-            &"x".repeat(81),
-        ] {
-            assert_eq!(sanitize(bad), "<redacted>", "{bad:?}");
-        }
+    fn an_unknown_code_that_looks_personal_is_redacted_in_the_error() {
         let err = face_result("110105194912310021", Some(1.0));
         assert_eq!(err, Err(ProviderError::Protocol("unknown code <redacted>".into())));
     }

@@ -18,8 +18,6 @@
 pub mod codes;
 pub mod signing;
 
-pub use signing::SecretKey;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,9 +25,10 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 
 use crate::clock::Clock;
+use crate::providers::credentials::SecretKey;
 pub use crate::providers::http::{HttpClientError, http_client};
 use crate::providers::{CheckFuture, Outcome, Provider, ProviderError, ProviderRequest};
-use crate::providers::{http, image_base64};
+use crate::providers::{http, image_base64, sanitize};
 
 /// Tencent's public FaceID endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://faceid.tencentcloudapi.com";
@@ -62,7 +61,7 @@ pub struct TencentConfig {
 
 /// A [`TencentConfig`] that cannot work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
+pub enum TencentConfigError {
     #[error("provider name is empty")]
     EmptyName,
     #[error("endpoint is not a URL with a host")]
@@ -112,29 +111,33 @@ fn is_token(s: &str, extra: &[u8]) -> bool {
 impl TencentFaceId {
     /// Validates the configuration. `http` should come from [`http_client`] (no redirects: a
     /// followed 307 would re-send the personal data to wherever it points).
-    pub fn new(config: TencentConfig, http: reqwest::Client, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
+    pub fn new(
+        config: TencentConfig,
+        http: reqwest::Client,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, TencentConfigError> {
         if config.name.trim().is_empty() {
-            return Err(ConfigError::EmptyName);
+            return Err(TencentConfigError::EmptyName);
         }
         // The SecretId is embedded in the Authorization header between '=' and '/'.
         if !is_token(&config.secret_id, b"-_") {
-            return Err(ConfigError::BadSecretId);
+            return Err(TencentConfigError::BadSecretId);
         }
         if config.secret_key.is_empty() {
-            return Err(ConfigError::EmptySecretKey);
+            return Err(TencentConfigError::EmptySecretKey);
         }
         if let Some(region) = &config.region
             && !is_token(region, b"-")
         {
-            return Err(ConfigError::BadRegion);
+            return Err(TencentConfigError::BadRegion);
         }
         if config.timeout.is_zero() {
-            return Err(ConfigError::ZeroTimeout);
+            return Err(TencentConfigError::ZeroTimeout);
         }
         let (url, host) = http::endpoint(&config.endpoint).map_err(|e| match e {
-            http::EndpointError::NotUrl => ConfigError::EndpointNotUrl,
-            http::EndpointError::NotHttps => ConfigError::EndpointNotHttps,
-            http::EndpointError::NotBare => ConfigError::EndpointNotBare,
+            http::EndpointError::NotUrl => TencentConfigError::EndpointNotUrl,
+            http::EndpointError::NotHttps => TencentConfigError::EndpointNotHttps,
+            http::EndpointError::NotBare => TencentConfigError::EndpointNotBare,
         })?;
         Ok(Self {
             name: config.name,
@@ -289,7 +292,7 @@ pub(crate) fn interpret(action: &str, status: u16, body: &[u8]) -> (Result<Outco
         return (Err(ProviderError::Protocol("malformed response".into())), None);
     };
     let answer = envelope.response;
-    let request_id = answer.request_id.as_deref().and_then(http::sanitize_request_id);
+    let request_id = answer.request_id.as_deref().and_then(sanitize::request_id);
     let result = match (answer.error, answer.result) {
         // An Error object means the call failed, whatever else is present.
         (Some(error), _) => codes::error_code(&error.code),
@@ -695,22 +698,37 @@ mod tests {
         assert_eq!(build("http://[::1]:8080", "AKID1", None), Ok("[::1]:8080".into()));
         assert_eq!(build("http://localhost:81", "AKID1", None), Ok("localhost:81".into()));
         for (endpoint, expected) in [
-            ("http://faceid.tencentcloudapi.com", ConfigError::EndpointNotHttps),
-            ("http://10.0.0.1:80", ConfigError::EndpointNotHttps),
-            ("ftp://127.0.0.1", ConfigError::EndpointNotHttps),
-            ("https://faceid.tencentcloudapi.com/v1", ConfigError::EndpointNotBare),
-            ("https://faceid.tencentcloudapi.com/?a=b", ConfigError::EndpointNotBare),
-            ("https://u:p@faceid.tencentcloudapi.com", ConfigError::EndpointNotBare),
-            ("faceid.tencentcloudapi.com", ConfigError::EndpointNotUrl),
+            (
+                "http://faceid.tencentcloudapi.com",
+                TencentConfigError::EndpointNotHttps,
+            ),
+            ("http://10.0.0.1:80", TencentConfigError::EndpointNotHttps),
+            ("ftp://127.0.0.1", TencentConfigError::EndpointNotHttps),
+            (
+                "https://faceid.tencentcloudapi.com/v1",
+                TencentConfigError::EndpointNotBare,
+            ),
+            (
+                "https://faceid.tencentcloudapi.com/?a=b",
+                TencentConfigError::EndpointNotBare,
+            ),
+            (
+                "https://u:p@faceid.tencentcloudapi.com",
+                TencentConfigError::EndpointNotBare,
+            ),
+            ("faceid.tencentcloudapi.com", TencentConfigError::EndpointNotUrl),
         ] {
             assert_eq!(build(endpoint, "AKID1", None), Err(expected), "{endpoint}");
         }
         for bad_id in ["", "AKID 1", "AKID/1", "AKID,1", "密钥"] {
-            assert_eq!(build(DEFAULT_ENDPOINT, bad_id, None), Err(ConfigError::BadSecretId));
+            assert_eq!(
+                build(DEFAULT_ENDPOINT, bad_id, None),
+                Err(TencentConfigError::BadSecretId)
+            );
         }
         assert_eq!(
             build(DEFAULT_ENDPOINT, "AKID1", Some("ap guangzhou")),
-            Err(ConfigError::BadRegion)
+            Err(TencentConfigError::BadRegion)
         );
     }
 

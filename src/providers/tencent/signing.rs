@@ -4,7 +4,7 @@
 //! logging. The adapter signs with it and the simulator verifies with it, so a mistake here shows up
 //! as a test failure against Tencent's published worked example, not as a production outage.
 //!
-//! It must never: log or format the secret key (its `Debug` prints `SecretKey(***)`), keep
+//! It must never: log or format the secret key (see [`SecretKey`]), keep
 //! key-derived material alive longer than one call (intermediate keys are zeroized), compare
 //! signatures in variable time, or derive the credential-scope date from anything but the UTC date
 //! of the request timestamp (using local time breaks every call made between 00:00 and 08:00 CST).
@@ -12,7 +12,9 @@
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::Zeroizing;
+
+use crate::providers::credentials::SecretKey;
 
 /// The only algorithm TC3 defines.
 pub const ALGORITHM: &str = "TC3-HMAC-SHA256";
@@ -25,41 +27,6 @@ pub const SIGNED_HEADERS: &str = "content-type;host";
 pub const TERMINATOR: &str = "tc3_request";
 
 type HmacSha256 = Hmac<Sha256>;
-
-/// A Tencent Cloud SecretKey. Zeroized on drop; never printed.
-///
-/// Deliberately not `Clone`: every copy of a key is one more place it can leak from. Build a second
-/// one from configuration if two owners really need it.
-#[derive(Zeroize, ZeroizeOnDrop)]
-pub struct SecretKey(String);
-
-impl SecretKey {
-    /// Takes ownership of the key material.
-    pub fn new(key: String) -> Self {
-        Self(key)
-    }
-
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-
-    /// Whether the key is empty (a configuration error the adapter rejects up front).
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl From<String> for SecretKey {
-    fn from(key: String) -> Self {
-        Self::new(key)
-    }
-}
-
-impl std::fmt::Debug for SecretKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretKey(***)")
-    }
-}
 
 /// Lower-case hex SHA-256, the `HashedRequestPayload` / `HashedCanonicalRequest` of the spec.
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -231,7 +198,7 @@ pub struct VerifyRequest<'a> {
 
 /// Why a signature was not accepted. Each maps to one documented `AuthFailure.*` code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum VerifyError {
+pub enum Tc3SignatureError {
     /// The header is not a TC3 `Authorization` (`AuthFailure.InvalidAuthorization`).
     #[error("malformed Authorization header")]
     Malformed,
@@ -251,22 +218,22 @@ pub enum VerifyError {
 }
 
 /// Checks a received request's signature, in constant time for the secret-dependent comparison.
-pub fn verify(req: &VerifyRequest<'_>) -> Result<(), VerifyError> {
-    let parsed = parse_authorization(req.authorization).ok_or(VerifyError::Malformed)?;
+pub fn verify(req: &VerifyRequest<'_>) -> Result<(), Tc3SignatureError> {
+    let parsed = parse_authorization(req.authorization).ok_or(Tc3SignatureError::Malformed)?;
     // The SecretId is an identifier, not a secret, but comparing it in constant time costs nothing.
     if !bool::from(parsed.secret_id.as_bytes().ct_eq(req.secret_id.as_bytes())) {
-        return Err(VerifyError::UnknownSecretId);
+        return Err(Tc3SignatureError::UnknownSecretId);
     }
     if req.now.abs_diff(req.timestamp) > req.max_skew_seconds.unsigned_abs() {
-        return Err(VerifyError::Expired);
+        return Err(Tc3SignatureError::Expired);
     }
-    let expected_date = utc_date(req.timestamp).ok_or(VerifyError::Expired)?;
+    let expected_date = utc_date(req.timestamp).ok_or(Tc3SignatureError::Expired)?;
     if parsed.date != expected_date
         || parsed.service != req.service
         || parsed.terminator != TERMINATOR
         || parsed.signed_headers != SIGNED_HEADERS
     {
-        return Err(VerifyError::ScopeMismatch);
+        return Err(Tc3SignatureError::ScopeMismatch);
     }
     let scope = credential_scope(&expected_date, req.service);
     let canonical = canonical_request(req.content_type, req.host, req.payload);
@@ -275,7 +242,7 @@ pub fn verify(req: &VerifyRequest<'_>) -> Result<(), VerifyError> {
     if bool::from(expected.as_bytes().ct_eq(parsed.signature.as_bytes())) {
         Ok(())
     } else {
-        Err(VerifyError::SignatureMismatch)
+        Err(Tc3SignatureError::SignatureMismatch)
     }
 }
 
@@ -353,19 +320,12 @@ mod tests {
         assert_eq!(utc_date(-100_000_000_000), None);
     }
 
-    #[test]
-    fn secret_key_debug_is_masked() {
-        let key = SecretKey::new("super-secret".to_owned());
-        assert_eq!(format!("{key:?}"), "SecretKey(***)");
-        assert!(!format!("{key:#?}").contains("super"));
-    }
-
     const ID: &str = "AKIDtest";
     const HOST: &str = "127.0.0.1:9000";
     const BODY: &[u8] = br#"{"IdCard":"x","Name":"y"}"#;
     const NOW: i64 = 1_700_000_000;
 
-    fn check(auth: &str, key: &SecretKey, body: &[u8], timestamp: i64) -> Result<(), VerifyError> {
+    fn check(auth: &str, key: &SecretKey, body: &[u8], timestamp: i64) -> Result<(), Tc3SignatureError> {
         verify(&VerifyRequest {
             authorization: auth,
             secret_id: ID,
@@ -411,7 +371,7 @@ mod tests {
         let changed = br#"{"IdCard":"x","Name":"z"}"#;
         assert_eq!(
             check(&signed("k", NOW), &key, changed, NOW),
-            Err(VerifyError::SignatureMismatch)
+            Err(Tc3SignatureError::SignatureMismatch)
         );
     }
 
@@ -420,7 +380,7 @@ mod tests {
         let key = SecretKey::new("k".to_owned());
         assert_eq!(
             check(&signed("other", NOW), &key, BODY, NOW),
-            Err(VerifyError::SignatureMismatch)
+            Err(Tc3SignatureError::SignatureMismatch)
         );
     }
 
@@ -436,20 +396,26 @@ mod tests {
         let canonical = canonical_request(CONTENT_TYPE, HOST, BODY);
         let sig = signature(&key, local, "faceid", &string_to_sign(NOW, &scope, &canonical));
         let auth = authorization(ID, &scope, &sig);
-        assert_eq!(check(&auth, &key, BODY, NOW), Err(VerifyError::ScopeMismatch));
+        assert_eq!(check(&auth, &key, BODY, NOW), Err(Tc3SignatureError::ScopeMismatch));
     }
 
     #[test]
     fn verify_rejects_wrong_service_id_skew_and_garbage() {
         let key = SecretKey::new("k".to_owned());
         let cvm = sign(ID, &key, "cvm", HOST, NOW, BODY).unwrap_or_default();
-        assert_eq!(check(&cvm, &key, BODY, NOW), Err(VerifyError::ScopeMismatch));
+        assert_eq!(check(&cvm, &key, BODY, NOW), Err(Tc3SignatureError::ScopeMismatch));
 
         let other_id = sign("AKIDother", &key, "faceid", HOST, NOW, BODY).unwrap_or_default();
-        assert_eq!(check(&other_id, &key, BODY, NOW), Err(VerifyError::UnknownSecretId));
+        assert_eq!(
+            check(&other_id, &key, BODY, NOW),
+            Err(Tc3SignatureError::UnknownSecretId)
+        );
 
         let old = NOW - 301;
-        assert_eq!(check(&signed("k", old), &key, BODY, old), Err(VerifyError::Expired));
+        assert_eq!(
+            check(&signed("k", old), &key, BODY, old),
+            Err(Tc3SignatureError::Expired)
+        );
         let at_edge = NOW + 300;
         assert_eq!(check(&signed("k", at_edge), &key, BODY, at_edge), Ok(()));
 
@@ -465,13 +431,13 @@ mod tests {
         ] {
             assert_eq!(
                 check(garbage, &key, BODY, NOW),
-                Err(VerifyError::Malformed),
+                Err(Tc3SignatureError::Malformed),
                 "{garbage}"
             );
         }
 
         // Signing more headers than the verifier expects is a scope problem, not a pass.
         let extra = signed("k", NOW).replace("content-type;host", "content-type;host;x-tc-action");
-        assert_eq!(check(&extra, &key, BODY, NOW), Err(VerifyError::ScopeMismatch));
+        assert_eq!(check(&extra, &key, BODY, NOW), Err(Tc3SignatureError::ScopeMismatch));
     }
 }

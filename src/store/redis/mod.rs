@@ -108,7 +108,7 @@ use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Script, ScriptInvocation
 use self::record::{decode_record, decode_record_tagged};
 use super::{CaseRecord, PiiPart, StoreError};
 use crate::crypto::blind_index::BlindIndexer;
-use crate::crypto::live::Live;
+use crate::live::Live;
 
 /// Connection settings of the Redis store.
 #[derive(Debug, Clone)]

@@ -1,4 +1,5 @@
-//! Key material that can be replaced while the process runs (SIGHUP reload).
+//! A value that can be replaced while the process runs (SIGHUP reload): key rings, the blind-index
+//! keys, the client-certificate deny list. Not cryptography itself: any shared value a reload swaps.
 //!
 //! [`Live`] holds an `Arc` of the current value; [`Live::load`] hands out that `Arc`, so a call that
 //! took it keeps the keys it started with to its end, while calls that start after a
