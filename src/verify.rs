@@ -359,6 +359,25 @@ impl Verifier {
         };
         tracing::Span::current().record("verification_id", case.id.as_str());
         tracing::debug!(verification_id = %case.id, purpose = purpose.as_str(), "case started");
+        if case.erase_requested {
+            // The account was erased (or its consent withdrawn) as this case began: it ends `ERASED`
+            // without its data going to any provider.
+            drop(applicant);
+            tracing::info!(verification_id = %case.id, "erasure requested as the case began; no provider asked");
+            let record = self
+                .store
+                .finish(
+                    &case.id,
+                    Finish {
+                        status: CaseStatus::Erased,
+                        ..Finish::default()
+                    },
+                    self.clock.now_unix(),
+                )
+                .instrument(tracing::info_span!("store.finish", status = "erased"))
+                .await?;
+            return answer_or_refusal(record);
+        }
 
         let request = ProviderRequest {
             name: applicant.name().as_str(),
@@ -928,7 +947,7 @@ mod tests {
         assert_eq!(p.calls.load(Ordering::SeqCst), 1);
     }
 
-    /// Kill drill (issue 14): the clock went back an hour after a gateway took the case and died. Its
+    /// Kill drill: the clock went back an hour after a gateway took the case and died. Its
     /// lease, now more than twice a lease length away, does not hold the case for that hour: a retry
     /// takes it over at once, and the provider is still called once.
     #[tokio::test]
@@ -1016,7 +1035,29 @@ mod tests {
         assert!(v.verify(short).await.is_ok());
     }
 
-    // ---- Issue 20: the caller's deadline decides whether a case starts, never how it ends ----
+    #[tokio::test]
+    async fn a_case_begun_after_an_erasure_asks_no_provider_and_ends_erased() {
+        use crate::store::RetentionStore;
+        let clock = ManualClock::new(NOW);
+        let p = fake("p", Ok(Outcome::Mismatch));
+        let store = Arc::new(MemoryStore::new());
+        let (v, _) = verifier_on(
+            store.clone(),
+            std::slice::from_ref(&p),
+            &clock,
+            settings(Duration::from_secs(60)),
+        );
+        store.erase_account("acct-1", None, NOW).await.unwrap();
+        let answer = v.verify(command("r-1", Purpose::ShortVideo)).await.unwrap();
+        assert_eq!(answer.status, CaseStatus::Erased);
+        assert_eq!(
+            p.calls.load(Ordering::SeqCst),
+            0,
+            "the erased applicant's data went to no provider"
+        );
+    }
+
+    // ---- The caller's deadline decides whether a case starts, never how it ends ----
 
     #[tokio::test]
     async fn a_deadline_without_time_for_a_provider_starts_nothing() {
@@ -1127,7 +1168,7 @@ mod tests {
         }
     }
 
-    // ---- Issue 7: the verified flag means a decision about exactly what was sealed ----
+    // ---- The verified flag means a decision about exactly what was sealed ----
 
     #[tokio::test]
     async fn a_reused_request_id_with_other_content_is_refused_not_answered() {
