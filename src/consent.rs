@@ -1,4 +1,4 @@
-//! Withdrawal of consent (issue 13 item 4; PIPL Art. 15, face-recognition measures Art. 6): an
+//! Withdrawal of consent (PIPL Art. 15, face-recognition measures Art. 6): an
 //! applicant takes back all their consent, or only the separate consent to face processing, for the
 //! cases an onboarding client holds for their account.
 //!

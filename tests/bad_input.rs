@@ -1,4 +1,4 @@
-//! The bad-input matrix (issue 14 item 2): every field of every RPC with empty, oversized,
+//! The bad-input matrix: every field of every RPC with empty, oversized,
 //! wrong-type, wrong-encoding, boundary and malicious values, against a real gateway over mutual
 //! TLS. Each row names the field, the value class, and the expected code and reason (docs/api.md §2 and
 //! §4); a row that should be accepted says so. No answer may be a panic, a hang (every call has a

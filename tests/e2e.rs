@@ -452,7 +452,7 @@ async fn a_replay_of_a_request_in_progress_names_the_case_to_watch() {
     gw.stop().await;
 }
 
-/// Issue 20: a face sealed with a purpose that compares none (SHORT_VIDEO, RADIO: no biometric
+/// A face sealed with a purpose that compares none (SHORT_VIDEO, RADIO: no biometric
 /// consent needed) is dropped unread. A broken one is not refused; a case that goes to review holds
 /// none, so the reviewer sees none; and it is no part of the request's content (a replay without it
 /// is the same request).

@@ -1,4 +1,4 @@
-//! Retention that holds for copies (issue 14 item 4): a backup of Redis taken while a case was
+//! Retention that holds for copies: a backup of Redis taken while a case was
 //! pending opens nothing once its KEK has been destroyed on schedule.
 //!
 //! The gateway runs on a real `redis-server` with a manual clock. A case goes to review; every

@@ -1,4 +1,4 @@
-//! Kill drills (issue 14, item 3): the gateway SIGKILLed under load, Redis restarted under load, a
+//! Kill drills: the gateway SIGKILLed under load, Redis restarted under load, a
 //! provider dying mid-response, the clock jumping past a retention limit and back. Each drill names
 //! above it the invariant it keeps (the invariants of `docs/design.md` and the common rules:
 //! 1 a VERIFIED answer is a decision about exactly the sealed data, 2 state that belongs together

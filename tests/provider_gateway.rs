@@ -114,7 +114,7 @@ async fn aliyun_answers_behind_a_dead_tencent_and_all_down_means_review() {
     gw.stop().await;
 }
 
-/// Issue 20: a caller's short deadline is not the provider's failure. A provider answering in 600 ms
+/// A caller's short deadline is not the provider's failure. A provider answering in 600 ms
 /// (its timeout: 1.5 s) and callers that stop waiting after 500 ms: each caller is answered
 /// DEADLINE_EXCEEDED while its case is still decided by the provider; no breaker opens, readiness
 /// stays SERVING, and every retry gets the provider's decision, never a review.

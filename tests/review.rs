@@ -634,7 +634,7 @@ async fn document_review_instead_of_face_recognition_end_to_end() {
     gw.stop().await;
 }
 
-/// Item 3 of issue 13 on Redis, seen from inside Redis: a pending case's face and identity material
+/// Faces kept apart on Redis, seen from inside Redis: a pending case's face and identity material
 /// are separate stored values under separate data keys; both reviewers of a four-eyes case get the
 /// face (a first approval does not end the need for it); the deciding step deletes the face's
 /// wrapped key and body, and nothing written after it — no stored value, no AOF write — holds that
@@ -762,7 +762,7 @@ async fn the_face_is_stored_apart_and_gone_with_the_decision_on_redis() {
     gw.stop().await;
 }
 
-/// Issue 13 item 4 end to end over gRPC on Redis: withdrawing the biometric consent destroys the
+/// Biometric withdrawal end to end over gRPC on Redis: withdrawing the biometric consent destroys the
 /// pending case's face in the store and turns the case to document review, where a reviewer still
 /// decides it; withdrawing all consent erases the material. A reviewer may not withdraw, a missing
 /// scope is refused with its reason, an unknown account is OK with 0, and the audit trail records

@@ -11,7 +11,7 @@
 //! them under separate keys: deleting the wrapped key destroys the record everywhere, including in
 //! replicas and backups that still hold the body.
 //!
-//! KEKs are time-boxed (issue 14 item 4). A ring loaded for a gateway knows each KEK's dates
+//! KEKs are time-boxed. A ring loaded for a gateway knows each KEK's dates
 //! ([`KekDates`]) and a clock: the current KEK wraps new data keys (and re-wraps old ones) only
 //! before its `wraps_until` (the end of its epoch), and no KEK opens anything from its
 //! `destroy_after` on, even if it is still in memory. A ring with no dates ([`KekRing::new`] alone:
