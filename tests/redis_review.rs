@@ -846,3 +846,159 @@ async fn anchor_cases_waiting_for_their_supplement_leave_the_walk() {
         .unwrap();
     assert_eq!(claim.map(|c| c.case.id).as_deref(), Some("vf_a00"));
 }
+
+/// Behind 10 001 four-eyes leftovers one reviewer approved (each parked in the stream's pending
+/// list, waiting for a second reviewer), that reviewer's claim still reaches a ready case in a
+/// bounded number of round trips (before, every claim walked them one script each and gave up after
+/// 10 000, answering "queue empty"), and another reviewer still gets the oldest leftover first.
+#[tokio::test]
+async fn ten_thousand_four_eyes_leftovers_never_starve_their_reviewer() {
+    use futures_util::future::join_all;
+    let Some(f) = Fixture::start().await else { return };
+    const LEFTOVERS: usize = 10_001;
+    let ids: Vec<String> = (0..LEFTOVERS).map(|i| format!("vf_l{i:05}")).collect();
+    for chunk in ids.chunks(500) {
+        join_all(chunk.iter().map(|id| f.queue_case(id, "acct-l", NOW))).await;
+    }
+    // What a claim by rev-1 and its first approval of two leave, written in bulk: the entry
+    // delivered, the approval in the review hash, the entry parked and in rev-1's skip set.
+    let mut con = f.con.clone();
+    let _: redis::RedisResult<()> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(f.queue_key())
+        .arg("reviewers")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut con)
+        .await;
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("reviewers")
+        .arg("rev-1")
+        .arg("COUNT")
+        .arg(LEFTOVERS + 1)
+        .arg("STREAMS")
+        .arg(f.queue_key())
+        .arg(">")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let entries = f.entries().await;
+    assert_eq!(entries.len(), LEFTOVERS);
+    let skip_key = format!("{}:review:skip:{{rev-1}}", f.prefix);
+    for chunk in entries.chunks(1_000) {
+        let mut pipe = redis::pipe();
+        for (entry, case) in chunk {
+            pipe.cmd("HSET")
+                .arg(f.review_key(case))
+                .arg("entry")
+                .arg(entry)
+                .arg("claimed")
+                .arg(r#"["rev-1"]"#)
+                .arg("approvals")
+                .arg(r#"["rev-1"]"#)
+                .ignore()
+                .cmd("XCLAIM")
+                .arg(f.queue_key())
+                .arg("reviewers")
+                .arg("idgate unassigned")
+                .arg(0)
+                .arg(entry)
+                .arg("TIME")
+                .arg(1)
+                .arg("JUSTID")
+                .ignore()
+                .cmd("SADD")
+                .arg(&skip_key)
+                .arg(format!("a:{entry}"))
+                .ignore();
+        }
+        let () = pipe.query_async(&mut con).await.unwrap();
+    }
+    f.queue_case("vf_ready", "acct-r", NOW + 1).await;
+    const BOUND: usize = 40;
+
+    let claim = f.store.claim_next("rev-1", NOW + 2, NOW + 2 + LEASE, true, true);
+    let (claim, trips) = f.round_trips(claim).await;
+    assert_eq!(claim.unwrap().map(|c| c.case.id).as_deref(), Some("vf_ready"));
+    assert!(trips <= BOUND, "a claim took {trips} round trips");
+    // Again, with the ready case leased: nothing for rev-1, still within the bound.
+    let claim = f.store.claim_next("rev-1", NOW + 3, NOW + 3 + LEASE, true, true);
+    let (claim, trips) = f.round_trips(claim).await;
+    assert!(claim.unwrap().is_none());
+    assert!(trips <= BOUND, "a claim took {trips} round trips");
+
+    // The oldest leftover in arrival order (they were queued concurrently).
+    let oldest = entries[0].1.as_str();
+    let claim = f.store.claim_next("rev-2", NOW + 3, NOW + 3 + LEASE, true, true);
+    let (claim, trips) = f.round_trips(claim).await;
+    assert_eq!(claim.unwrap().map(|c| c.case.id).as_deref(), Some(oldest));
+    assert!(trips <= BOUND, "a claim took {trips} round trips");
+}
+
+/// A reviewer's skip set follows the cases: a supplement that voids their claim puts the case back
+/// within their reach, and members whose case ended are pruned by their next claim.
+#[tokio::test]
+async fn skip_sets_follow_voided_claims_and_ended_cases() {
+    let Some(f) = Fixture::start().await else { return };
+    let skip_key = format!("{}:review:skip:{{rev-1}}", f.prefix);
+    let members = || async {
+        let mut members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(&skip_key)
+            .query_async(&mut f.con.clone())
+            .await
+            .unwrap();
+        members.sort();
+        members
+    };
+    let four_eyes = |reviewer: &'static str, now: i64| f.store.claim_next(reviewer, now, now + LEASE, true, false);
+    f.queue_case("vf_1", "acct-1", NOW).await;
+    f.queue_case("vf_2", "acct-2", NOW).await;
+    // rev-1 approves vf_1 once and releases vf_2.
+    assert_eq!(four_eyes("rev-1", NOW + 1).await.unwrap().unwrap().case.id, "vf_1");
+    f.store
+        .decide("vf_1", "rev-1", ReviewVerdict::Approve, 2, None, NOW + 2)
+        .await
+        .unwrap();
+    assert_eq!(four_eyes("rev-1", NOW + 3).await.unwrap().unwrap().case.id, "vf_2");
+    f.store.release("vf_2", "rev-1", NOW + 4).await.unwrap();
+    let entries = f.entries().await;
+    let entry = |case: &str| entries.iter().find(|(_, c)| c == case).unwrap().0.clone();
+    let (one, two) = (entry("vf_1"), entry("vf_2"));
+    assert_eq!(members().await, [format!("a:{one}"), format!("c:{two}")]);
+    assert!(four_eyes("rev-1", NOW + 5).await.unwrap().is_none());
+    // Without four-eyes, the released case is rev-1's again; the approved one is not.
+    let claim = f.store.claim_next("rev-1", NOW + 6, NOW + 6 + LEASE, false, false);
+    assert_eq!(claim.await.unwrap().unwrap().case.id, "vf_2");
+    f.store.release("vf_2", "rev-1", NOW + 7).await.unwrap();
+    // A supplement voids rev-1's approval of vf_1: theirs again.
+    let held = f.store.sealed_pii("vf_1").await.unwrap().unwrap();
+    assert!(
+        f.store
+            .apply_supplement("vf_1", "s-1", &held.wrapped_key, held.clone(), true)
+            .await
+            .unwrap()
+    );
+    assert_eq!(members().await, [format!("c:{two}")]);
+    assert_eq!(four_eyes("rev-1", NOW + 8).await.unwrap().unwrap().case.id, "vf_1");
+    // vf_2 ends (rejected by rev-2): rev-1's next claim prunes its member.
+    assert_eq!(four_eyes("rev-2", NOW + 9).await.unwrap().unwrap().case.id, "vf_2");
+    f.store
+        .decide("vf_2", "rev-2", ReviewVerdict::Reject, 2, None, NOW + 10)
+        .await
+        .unwrap();
+    assert!(four_eyes("rev-1", NOW + 11).await.unwrap().is_none());
+    assert!(members().await.is_empty());
+    // A withdrawal of biometric consent voids rev-1's approval of an anchor case: out of the set.
+    f.queue_case_of("vf_a", "acct-a", Purpose::Anchor, NOW + 12).await;
+    let claim = f.store.claim_next("rev-1", NOW + 13, NOW + 13 + LEASE, false, false);
+    assert_eq!(claim.await.unwrap().unwrap().case.id, "vf_a");
+    f.store
+        .decide("vf_a", "rev-1", ReviewVerdict::Approve, 2, None, NOW + 14)
+        .await
+        .unwrap();
+    assert_eq!(members().await.len(), 1);
+    let changed = f.store.withdraw_biometrics("acct-a", None, NOW + 15).await.unwrap();
+    assert_eq!(changed, ["vf_a"]);
+    assert!(members().await.is_empty());
+}

@@ -29,6 +29,7 @@
 //! | `P:review:queue` | stream + group `reviewers` | one entry `case=<id>` per queued case; the group's pending entries are the leases (see `review.rs`) | entries deleted when their case ends (or by the next claim that meets them) |
 //! | `P:review:waiting` | zset | anchor case id → `pii_expires_at_unix`: pending anchor cases waiting out of the queue for their supplement (so that a claimer without supplement gating can take them back; see `review.rs`) | — (entries removed when queued again, and by `sweep` once due) |
 //! | `P:review:leases` | zset | case id → lease end: the cases handed to reviewers (an index for `queue_stats`; the review hash is the truth) | — (entries removed on release and decision, and by `queue_stats` once ended) |
+//! | `P:review:skip:{<principal>}` | set | `a:<entry>` (the reviewer approved that queue entry's case) and `c:<entry>` (they claimed it: not theirs again under four-eyes): entries their claims pass over without a script (see `review.rs`) | record TTL, refreshed on each addition (members are also removed when approvals are voided, and by claims once their entry left the queue) |
 //! | `P:reviewer:{<principal>}` | string | a reviewer's X25519 public key (32 bytes) | — (replaced on registration) |
 //!
 //! Case hash fields: `v` (encoding version, `2`), `id`, `account`, `request`, `principal`, `purpose`
@@ -248,6 +249,10 @@ impl Keys {
     }
     fn review_leases(&self) -> String {
         format!("{}:review:leases", self.prefix)
+    }
+    /// The queue entries a claim by `principal` passes over (see `review.rs`).
+    fn review_skip(&self, principal: &str) -> String {
+        format!("{}:review:skip:{{{principal}}}", self.prefix)
     }
     fn reviewer(&self, principal: &str) -> String {
         format!("{}:reviewer:{{{principal}}}", self.prefix)

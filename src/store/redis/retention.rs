@@ -437,7 +437,10 @@ impl RetentionStore for RedisStore {
             match reply.status.as_str() {
                 "withdrawn" => {
                     // A lease given while the face was there is gone: the entry is free for a claim.
-                    self.park_entry(OP, &reply.word(OP, 0)?).await?;
+                    let entry = reply.word(OP, 0)?;
+                    self.park_entry(OP, &entry).await?;
+                    // Its approvers may take it again (a crash before this only delays them).
+                    self.unskip_voided(OP, &entry, &[reply.rest.get(1)]).await?;
                     changed.push(id);
                 }
                 "marked" => changed.push(id),

@@ -20,14 +20,17 @@
 //!
 //! A pending entry's consumer is the reviewer holding the case, and its delivery time is the lease
 //! start **on the caller's clock** (`XCLAIM … TIME`; Redis clamps a time in its future to its own
-//! now), so its idle time is the lease's age and `XAUTOCLAIM` with `min-idle` = the lease length
-//! returns exactly the entries whose lease may have run out. An entry nobody holds (released,
+//! now), so its idle time is the lease's age and an idle time of at least the lease length marks
+//! exactly the entries whose lease may have run out. An entry nobody holds (released,
 //! awaiting a second approval, or not ready for the reviewer who last looked: four-eyes, a
 //! missing supplement) is parked on the consumer [`UNASSIGNED`] with delivery time 1 ms, i.e.
-//! idle for decades: every `XAUTOCLAIM` sees it at once. `claim_next` is then:
+//! idle for decades: every claim sees it at once. `claim_next` is then:
 //!
-//! 1. `XAUTOCLAIM <reviewer> <lease length> <cursor> COUNT 1`, walking the PEL in id order (the
-//!    oldest first). Each entry taken is now ours and hidden from other claimers while the case
+//! 1. The PEL in id order (the oldest first), listed read-only by `XPENDING` in pages: every entry
+//!    idle for at least the lease length (its lease may have run out) that the reviewer's skip set
+//!    (below) does not pass over is taken with `XCLAIM <reviewer> <lease length> <id>`, which moves
+//!    it only if it is still idle enough (a concurrent claimer may have taken it). Each entry taken
+//!    is now ours and hidden from other claimers while the case
 //!    script decides: *granted* — stamp it with our lease start and return; *held* (the lease is
 //!    still live on the caller's clock: clocks disagree, or several gateways) — hand it back to its
 //!    holder with its lease start; *not ready for us* — park it on [`UNASSIGNED`] so the next
@@ -47,6 +50,21 @@
 //! place; only a case re-queued by the sweep's orphan repair (a gateway died between the case
 //! script and `XADD`) joins at the tail.
 //!
+//! # Skip sets
+//!
+//! A four-eyes leftover (a case the reviewer approved, or claimed under four-eyes) stays parked in
+//! the PEL while it waits for another reviewer; walking it again costs its reviewer a script each
+//! claim. So each reviewer has a skip set `P:review:skip:{<principal>}` of the entries that are not
+//! ready for them: `a:<entry>` added after their approval (`decide`) or a `not_ready` grant without
+//! four-eyes, `c:<entry>` after their release or a `not_ready` grant under four-eyes (passed over
+//! under four-eyes only). A claim reads it once and passes over its entries client-side. It is a
+//! hint like the stream: a member missing only costs a script; a member wrongly present keeps that
+//! one reviewer (never another) from that case. So what voids approvals and claims (a supplement, a
+//! withdrawal of biometric consent) takes the entry out of the old approvers' and claimers' sets
+//! right after its script (a crash in between delays only them until the set expires or the case
+//! ends). A claim prunes members whose entry it found no longer pending, and the set expires one
+//! record TTL after its last addition.
+//!
 //! # Cases waiting for their documents
 //!
 //! A case nobody may take before its ID card front, back and handheld photo are in (a
@@ -61,9 +79,10 @@
 //!
 //! # Costs
 //!
-//! A claim walks the PEL from its start: live leases are skipped by Redis itself, but every parked
-//! entry (not ready for this reviewer: four-eyes leftovers they approved or claimed) costs one
-//! script round trip; cases waiting for documents are not in it. `queue_stats` counts the queued
+//! A claim walks the PEL from its start: one `XPENDING` round trip per page of 500 entries and one
+//! `SMEMBERS`; live leases and the entries of the skip set cost nothing more, every other entry
+//! not ready for this reviewer (one not yet in their set) a few round trips, once; cases waiting
+//! for documents are not in it. `queue_stats` counts the queued
 //! cases in the expiry index (`ZCOUNT`, one round trip), checks the leases of the lease index
 //! (about one per reviewer at work) against their review hashes, and reads the oldest queued cases
 //! in due order until one nobody holds: a few round trips whatever the queue's length. Its figures
@@ -100,10 +119,12 @@ const GROUP: &str = "reviewers";
 /// The consumer that holds entries nobody has a lease on. Principals are certificate CNs of
 /// printable ASCII without spaces, so no reviewer can have this name.
 const UNASSIGNED: &str = "idgate unassigned";
-/// Delivery time (ms) of a parked entry: idle for decades, so any `XAUTOCLAIM` takes it.
+/// Delivery time (ms) of a parked entry: idle for decades, so any claim may take it.
 const PARKED_TIME_MS: i64 = 1;
 /// Round trips one claim may spend walking the queue before giving up for this call.
 const CLAIM_ROUNDS: usize = 10_000;
+/// Pending entries one `XPENDING` page of a claim's walk lists.
+const PEL_PAGE: usize = 500;
 /// Cases of the expiry index read per page by `queue_stats` looking for the oldest one nobody holds.
 const STATS_PAGE: usize = 16;
 /// How far `queue_stats` looks for the oldest case nobody holds (past the held ones).
@@ -193,6 +214,40 @@ impl Outcome {
     }
 }
 
+/// Why a queue entry is in a reviewer's skip set (`P:review:skip:{<principal>}`), as the member's
+/// prefix: `a:<entry>` / `c:<entry>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Skip {
+    /// They approved the case: not theirs again, four-eyes or not.
+    Approved,
+    /// They claimed it: not theirs again under four-eyes.
+    Claimed,
+}
+
+impl Skip {
+    fn member(self, entry: &str) -> String {
+        match self {
+            Self::Approved => format!("a:{entry}"),
+            Self::Claimed => format!("c:{entry}"),
+        }
+    }
+
+    /// The entry a skip-set member names, and whether a claim with `four_eyes` passes over it.
+    fn parse(member: &str, four_eyes: bool) -> Option<(&str, bool)> {
+        match member.split_once(':')? {
+            ("a", entry) => Some((entry, true)),
+            ("c", entry) => Some((entry, four_eyes)),
+            _ => None,
+        }
+    }
+}
+
+/// A stream id `<ms>-<seq>` as a number pair (stream order).
+fn stream_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
 /// A queue entry as delivered: its id, and the case it names (`None`: deleted or malformed).
 pub(crate) struct Entry {
     id: String,
@@ -207,7 +262,7 @@ fn text(value: &Value) -> Option<String> {
     }
 }
 
-/// `[[id, [field, value, …] | nil], …]` as returned by `XAUTOCLAIM`, `XREADGROUP` and `XRANGE`.
+/// `[[id, [field, value, …] | nil], …]` as returned by `XCLAIM`, `XREADGROUP` and `XRANGE`.
 fn decode_entries(op: &'static str, value: &Value) -> Result<Vec<Entry>, StoreError> {
     let Value::Array(items) = value else {
         return Err(corrupt(op, "queue"));
@@ -502,8 +557,57 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Notes in `reviewer`'s skip set that `entry` is not ready for them, so that their claims pass
+    /// over it without a script. The set's TTL (the record TTL, refreshed here) bounds a set nobody
+    /// adds to any more; claims prune members whose entry left the queue.
+    async fn skip_entry(&self, op: &'static str, reviewer: &str, why: Skip, entry: &str) -> Result<(), StoreError> {
+        if entry.is_empty() {
+            return Ok(());
+        }
+        let key = self.inner.keys.review_skip(reviewer);
+        let _: i64 = self
+            .query(op, redis::cmd("SADD").arg(&key).arg(why.member(entry)))
+            .await?;
+        let _: i64 = self
+            .query(op, redis::cmd("EXPIRE").arg(&key).arg(self.inner.record_ttl_seconds))
+            .await?;
+        Ok(())
+    }
+
+    /// Takes `entry` out of the skip sets of the reviewers in `lists` (raw `claimed` / `approvals`
+    /// fields a case script just voided): the case may be theirs again. Runs after that script; a
+    /// crash in between leaves a stale member that only keeps those reviewers from the case until
+    /// their set expires or the case ends (other reviewers still see it).
+    pub(super) async fn unskip_voided(
+        &self,
+        op: &'static str,
+        entry: &str,
+        lists: &[Option<&Vec<u8>>],
+    ) -> Result<(), StoreError> {
+        if entry.is_empty() {
+            return Ok(());
+        }
+        let mut reviewers = std::collections::BTreeSet::new();
+        for list in lists {
+            let list = list.filter(|raw| !raw.is_empty());
+            reviewers.extend(decode_list(op, "reviewers", list)?);
+        }
+        for reviewer in reviewers {
+            let _: i64 = self
+                .query(
+                    op,
+                    redis::cmd("SREM")
+                        .arg(self.inner.keys.review_skip(&reviewer))
+                        .arg(Skip::Approved.member(entry))
+                        .arg(Skip::Claimed.member(entry)),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Gives an entry we own to `owner`, delivered at `since_unix` on the caller's clock (the lease
-    /// start), so that it stays out of `XAUTOCLAIM`'s way until that lease may have run out.
+    /// start), so that it stays out of the claims' way until that lease may have run out.
     async fn hide_entry(
         &self,
         op: &'static str,
@@ -608,6 +712,9 @@ impl RedisStore {
             }
             "not_ready" => {
                 self.park_entry(OP, &entry.id).await?;
+                // Under four-eyes they claimed it (an approval needs a claim); otherwise approved it.
+                let why = if four_eyes { Skip::Claimed } else { Skip::Approved };
+                self.skip_entry(OP, reviewer, why, &entry.id).await?;
                 Ok(None)
             }
             "gone" => {
@@ -687,42 +794,100 @@ impl ReviewQueue for RedisStore {
             self.requeue_waiting_anchors(OP).await?;
         }
 
-        // 1. The PEL, oldest first: parked entries and leases that may have run out.
-        let mut cursor = "0-0".to_owned();
-        let mut rounds = 0;
-        loop {
+        // 1. The PEL, oldest first: parked entries and leases that may have run out, less those
+        // this reviewer's skip set passes over. The set is read before the pages: each of its
+        // entries was pending then and stays pending until its case ends.
+        let skip_key = self.inner.keys.review_skip(reviewer);
+        let members: Vec<String> = self.query(OP, redis::cmd("SMEMBERS").arg(&skip_key)).await?;
+        let parsed: Vec<(&str, bool)> = members
+            .iter()
+            .filter_map(|member| Skip::parse(member, four_eyes))
+            .collect();
+        let known: std::collections::HashSet<&str> = parsed.iter().map(|(entry, _)| *entry).collect();
+        let skip: std::collections::HashSet<&str> = parsed
+            .iter()
+            .filter(|(_, passes)| *passes)
+            .map(|(entry, _)| *entry)
+            .collect();
+        let mut met = std::collections::HashSet::new();
+        let mut start = "-".to_owned();
+        let mut walked_to = None;
+        let mut exhausted = false;
+        let mut rounds = 1;
+        let mut found = None;
+        'walk: while rounds < CLAIM_ROUNDS {
             rounds += 1;
-            let reply: Value = self
+            let page: Vec<(String, String, i64, i64)> = self
                 .group_query(
                     OP,
-                    redis::cmd("XAUTOCLAIM")
+                    redis::cmd("XPENDING")
                         .arg(&queue)
                         .arg(GROUP)
-                        .arg(reviewer)
-                        .arg(min_idle_ms)
-                        .arg(&cursor)
-                        .arg("COUNT")
-                        .arg(1),
+                        .arg(&start)
+                        .arg("+")
+                        .arg(PEL_PAGE),
                 )
                 .await?;
-            let Value::Array(parts) = &reply else {
-                return Err(corrupt(OP, "queue").into());
-            };
-            let next = parts.first().and_then(text).ok_or_else(|| corrupt(OP, "queue"))?;
-            let claimed = parts.get(1).ok_or_else(|| corrupt(OP, "queue"))?;
-            for entry in decode_entries(OP, claimed)? {
-                if let Some(claim) = attempt(entry).await? {
-                    return Ok(Some(claim));
+            exhausted = page.len() < PEL_PAGE;
+            if let Some((last, ..)) = page.last() {
+                walked_to = stream_id(last);
+                start = format!("({last}");
+            }
+            let mut candidates = Vec::new();
+            for (id, _, idle_ms, _) in page {
+                if known.contains(id.as_str()) {
+                    met.insert(id.clone());
+                }
+                if !skip.contains(id.as_str()) && idle_ms >= min_idle_ms {
+                    candidates.push(id);
                 }
             }
-            if next == "0-0" {
+            for id in candidates {
+                if rounds >= CLAIM_ROUNDS {
+                    break 'walk;
+                }
+                rounds += 1;
+                // Ours only if still idle enough: a concurrent claimer may have taken it meanwhile.
+                let reply: Value = self
+                    .group_query(
+                        OP,
+                        redis::cmd("XCLAIM")
+                            .arg(&queue)
+                            .arg(GROUP)
+                            .arg(reviewer)
+                            .arg(min_idle_ms)
+                            .arg(&id),
+                    )
+                    .await?;
+                for entry in decode_entries(OP, &reply)? {
+                    if let Some(claim) = attempt(entry).await? {
+                        found = Some(claim);
+                        break 'walk;
+                    }
+                }
+            }
+            if exhausted {
                 break;
             }
-            if rounds >= CLAIM_ROUNDS {
-                tracing::warn!(op = OP, "review queue walk stopped at its bound");
-                return Ok(None);
-            }
-            cursor = next;
+        }
+        // Members whose entry was not pending where the walk looked have left the queue.
+        let stale: Vec<&String> = members
+            .iter()
+            .filter(|member| match member.split_once(':') {
+                Some((_, entry)) if met.contains(entry) => false,
+                Some((_, entry)) => exhausted || stream_id(entry).is_none_or(|id| Some(id) <= walked_to),
+                None => true,
+            })
+            .collect();
+        if !stale.is_empty() {
+            let _: i64 = self.query(OP, redis::cmd("SREM").arg(&skip_key).arg(stale)).await?;
+        }
+        if found.is_some() {
+            return Ok(found);
+        }
+        if !exhausted {
+            tracing::warn!(op = OP, "review queue walk stopped at its bound");
+            return Ok(None);
         }
 
         // 2. New arrivals, each handed to exactly one claimer; all younger than the PEL.
@@ -870,7 +1035,10 @@ impl ReviewQueue for RedisStore {
                 self.zrem(OP, self.inner.keys.expiry(), &[case_id.to_owned()]).await?;
                 self.remove_entry(OP, &entry).await?;
             }
-            "requeued" => self.park_entry(OP, &entry).await?,
+            "requeued" => {
+                self.park_entry(OP, &entry).await?;
+                self.skip_entry(OP, reviewer, Skip::Approved, &entry).await?;
+            }
             _ => return Err(corrupt(OP, "reply").into()),
         }
         Ok(record)
@@ -887,7 +1055,9 @@ impl ReviewQueue for RedisStore {
         }
         self.zrem(OP, self.inner.keys.review_leases(), &[case_id.to_owned()])
             .await?;
-        self.park_entry(OP, &reply.word(OP, 0)?).await?;
+        let entry = reply.word(OP, 0)?;
+        self.park_entry(OP, &entry).await?;
+        self.skip_entry(OP, reviewer, Skip::Claimed, &entry).await?;
         Ok(())
     }
 
@@ -995,6 +1165,10 @@ impl ReviewQueue for RedisStore {
                     let entry = std::str::from_utf8(entry).map_err(|_| corrupt(OP, "reply"))?;
                     self.park_entry(OP, entry).await?;
                 }
+                // Whoever claimed or approved it may review the new material.
+                let entry = reply.word(OP, 2)?;
+                self.unskip_voided(OP, &entry, &[reply.rest.get(3), reply.rest.get(4)])
+                    .await?;
                 Ok(true)
             }
             "duplicate" => Ok(false),

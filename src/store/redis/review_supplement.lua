@@ -7,7 +7,8 @@
 -- starts (whoever claimed it may review the new material).
 -- Replies: `not_pending` | `duplicate` | `conflict` | `applied`, `requeue` (it waited for these
 -- documents out of the queue and must be queued again) or '', the queue entry of a voided lease
--- (to park; empty: none).
+-- (to park; empty: none), the case's queue entry (empty: none), the voided `claimed` and `approvals`
+-- fields (empty: none; the caller takes the entry out of those reviewers' skip sets).
 -- Runs after `review_lists.lua` (its helpers, e.g. `pending()`).
 if not pending() then return {'not_pending'} end
 local current = redis.call('GET', KEYS[2])
@@ -26,6 +27,9 @@ if ARGV[6] ~= '' then
   end
 end
 table.insert(requests, ARGV[1])
+local entry = redis.call('HGET', KEYS[4], 'entry') or ''
+local old_claimed = redis.call('HGET', KEYS[4], 'claimed') or ''
+local old_approvals = redis.call('HGET', KEYS[4], 'approvals') or ''
 redis.call('HSET', KEYS[4], 'supplements', enc(requests), 'approvals', '[]', 'claimed', '[]')
 local voided = ''
 if redis.call('HEXISTS', KEYS[4], 'holder') == 1 then
@@ -37,7 +41,7 @@ if ARGV[5] == '1' then
   if redis.call('HEXISTS', KEYS[4], 'waiting') == 1 then
     -- It waited out of the queue for these documents: the caller queues it again.
     redis.call('HDEL', KEYS[4], 'waiting')
-    return {'applied', 'requeue', voided}
+    return {'applied', 'requeue', voided, entry, old_claimed, old_approvals}
   end
 end
-return {'applied', '', voided}
+return {'applied', '', voided, entry, old_claimed, old_approvals}
