@@ -101,37 +101,12 @@ pub(super) fn session_matches(console: &Console, candidate: &[u8]) -> bool {
         .into()
 }
 
-/// The value of `name` in a query string (percent-decoded).
+/// The value of `name` in a query string, decoded as a form (`+` a space, `%XX` an escape) by the
+/// `form_urlencoded` crate. A malformed escape stays as written, so it never matches a token or id.
 pub(super) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| *k == name)
-        .and_then(|(_, v)| percent_decode(v))
-}
-
-pub(super) fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
 }
 
 /// Host, Origin and token checks, then the security headers on whatever answers.
@@ -189,6 +164,6 @@ mod tests {
             Some("vf_Ab c")
         );
         assert_eq!(query_param(Some("a=1"), "case_id"), None);
-        assert_eq!(query_param(Some("x=%4"), "x"), None);
+        assert_eq!(query_param(Some("x=%4"), "x").as_deref(), Some("%4"), "kept as written");
     }
 }
