@@ -27,18 +27,7 @@ struct TerminalConsole {
 impl TerminalConsole {
     fn start(gw: &TestGateway) -> Self {
         let tmp = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_idgate"))
-            .args([
-                "review",
-                "--target",
-                &gw.addr.to_string(),
-                "--as",
-                "reviewer-2",
-                "--certs",
-            ])
-            .arg(gw.certs())
-            .arg("--key-file")
-            .arg(gw.dir.path().join("reviewer-2.review-key"))
+        let mut child = common::review_console_command(gw, "reviewer-2")
             .env("TMPDIR", tmp.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

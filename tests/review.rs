@@ -420,19 +420,8 @@ async fn the_review_console_decides_a_case_and_leaves_nothing_behind() {
     .await
     .unwrap();
     let key_file = gw.dir.path().join("reviewer-2.review-key");
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_idgate"));
+    let mut command = common::review_console_command(&gw, "reviewer-2");
     command
-        .args([
-            "review",
-            "--target",
-            &gw.addr.to_string(),
-            "--as",
-            "reviewer-2",
-            "--certs",
-        ])
-        .arg(gw.certs())
-        .arg("--key-file")
-        .arg(&key_file)
         .args(["--decide", "reject", "--reason", "FACE_MISMATCH"])
         .env("TMPDIR", gw.dir.path());
     let output = tokio::task::spawn_blocking(move || command.output())

@@ -638,3 +638,16 @@ pub fn client_certs_for(gw: &TestGateway, server_dir: &Path, stems: &[&str]) -> 
     }
     out
 }
+
+/// `idgate review` as `reviewer` against `gw`, with the reviewer key file the test gateway keeps for
+/// it (`<dir>/<reviewer>.review-key`); callers add their own flags, environment and pipes.
+#[allow(dead_code)] // not every test binary drives the console
+pub fn review_console_command(gw: &TestGateway, reviewer: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_idgate"));
+    command
+        .args(["review", "--target", &gw.addr.to_string(), "--as", reviewer, "--certs"])
+        .arg(gw.certs())
+        .arg("--key-file")
+        .arg(gw.dir.path().join(format!("{reviewer}.review-key")));
+    command
+}
